@@ -1,0 +1,57 @@
+"""The bridge from a Cluster row to kubeadm's configuration objects (kubeadm/ holds the rules)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kubeadm import config as kubeadm_config
+from kubeadm.errors import ConfigError
+
+# kubeadm's field path -> our form/model field, so kubeadm's messages land on the right input.
+FIELD_FOR_CONFIG_PATH = {
+    "clusterName": "name",
+    "kubernetesVersion": "kubernetes_version",
+    "controlPlaneEndpoint": "control_plane_endpoint",
+    "networking.podSubnet": "pod_subnet",
+    "networking.serviceSubnet": "service_subnet",
+    "networking.dnsDomain": "dns_domain",
+    "imageRepository": "image_repository",
+    "encryptionAlgorithm": "encryption_algorithm",
+}
+
+
+def cluster_configuration(values: Mapping[str, Any]) -> kubeadm_config.ClusterConfiguration:
+    """kubeadm's defaults, overridden by what the user chose (keys are our model field names)."""
+    config = kubeadm_config.default_cluster_configuration()
+    config.cluster_name = values["name"]
+    config.kubernetes_version = values["kubernetes_version"]
+    config.control_plane_endpoint = values["control_plane_endpoint"]
+    config.networking.pod_subnet = values.get("pod_subnet") or ""
+    config.networking.service_subnet = values.get("service_subnet") or kubeadm_config.DEFAULT_SERVICE_SUBNET
+    config.networking.dns_domain = values.get("dns_domain") or kubeadm_config.DEFAULT_DNS_DOMAIN
+    config.image_repository = values.get("image_repository") or kubeadm_config.DEFAULT_IMAGE_REPOSITORY
+    config.encryption_algorithm = values.get("encryption_algorithm") or kubeadm_config.DEFAULT_ENCRYPTION_ALGORITHM
+    return config
+
+
+def cluster_values(cluster) -> dict[str, Any]:
+    return {field: getattr(cluster, field) for field in FIELD_FOR_CONFIG_PATH.values()}
+
+
+def configuration_errors(values: Mapping[str, Any]) -> list[ConfigError]:
+    return kubeadm_config.validate_cluster_configuration(cluster_configuration(values))
+
+
+def init_configuration() -> kubeadm_config.InitConfiguration:
+    """Node-specific fields are left for kubeadm to fill on the node (or for the join step)."""
+    init = kubeadm_config.default_init_configuration()
+    # Kubeboard creates and rotates bootstrap tokens itself; kubeadm must not invent one.
+    init.bootstrap_tokens = []
+    init.local_api_endpoint.advertise_address = ""
+    init.node_registration.name = ""
+    return init
+
+
+def render(cluster) -> str:
+    return kubeadm_config.render_init_config(init_configuration(), cluster_configuration(cluster_values(cluster)))

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.validators import RegexValidator
+from django.db import models
+from django.urls import reverse
+
+from core.encryption import EncryptedTextField
+
+
+class ClusterQuerySet(models.QuerySet):
+    def visible_to(self, user) -> ClusterQuerySet:
+        """Superusers see every cluster; everyone else sees the clusters of their teams."""
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        if user.is_superuser:
+            return self
+        return self.filter(team__in=user.groups.all())
+
+
+class Cluster(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        PREPARING = "preparing", "Preparing identity"
+        READY = "ready", "Identity ready"
+        FAILED = "failed", "Failed"
+
+    class EncryptionAlgorithm(models.TextChoices):
+        RSA_2048 = "RSA-2048"
+        RSA_3072 = "RSA-3072"
+        RSA_4096 = "RSA-4096"
+        ECDSA_P256 = "ECDSA-P256"
+        ECDSA_P384 = "ECDSA-P384"
+
+    name = models.CharField(
+        max_length=63,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                "Use lower-case letters, digits and '-', starting and ending with a letter or digit (a DNS label).",
+            )
+        ],
+    )
+    kubernetes_version = models.CharField(max_length=32)
+    control_plane_endpoint = models.CharField(max_length=255)
+    pod_subnet = models.CharField(max_length=200, blank=True)
+    service_subnet = models.CharField(max_length=200, default="10.96.0.0/12")
+    dns_domain = models.CharField(max_length=253, default="cluster.local")
+    image_repository = models.CharField(max_length=255, default="registry.k8s.io")
+    encryption_algorithm = models.CharField(
+        max_length=16, choices=EncryptionAlgorithm.choices, default=EncryptionAlgorithm.RSA_2048
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.PROTECT, related_name="clusters")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Derived identity, filled by the "prepare identity" operation.
+    ca_pin_hash = models.CharField(max_length=80, blank=True)
+    kubeadm_config = models.TextField(blank=True)
+
+    objects = ClusterQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("clusters:detail", args=[self.name])
+
+
+class CertificateAuthority(models.Model):
+    """A key pair the cluster trusts, held by Kubeboard (CAPI-style custody).
+
+    ``name`` is kubeadm's base name ("ca", "front-proxy-ca", "etcd/ca", "sa"); the service
+    account signing key has no certificate.
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="authorities")
+    name = models.CharField(max_length=32)
+    certificate_pem = models.TextField(blank=True)
+    public_key_pem = models.TextField()
+    private_key = EncryptedTextField()
+    subject = models.CharField(max_length=255, blank=True)
+    fingerprint_sha256 = models.CharField(max_length=100, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    not_after = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster", "name"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "name"], name="unique_authority_per_cluster")]
+        verbose_name_plural = "certificate authorities"
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name}/{self.name}"

@@ -1,0 +1,37 @@
+"""Cluster life-cycle services: each one owns its transaction and its audit record."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from audit.services import record
+from clusters.models import Cluster
+from operations.models import Operation
+from operations.services import start_operation
+
+AUDITED_FIELDS = (
+    "kubernetes_version",
+    "control_plane_endpoint",
+    "pod_subnet",
+    "service_subnet",
+    "dns_domain",
+    "image_repository",
+    "encryption_algorithm",
+)
+
+
+def create_cluster(cluster: Cluster, *, user) -> Operation:
+    """Save a validated cluster and queue the operation that prepares its identity."""
+    with transaction.atomic():
+        cluster.created_by = user if getattr(user, "pk", None) else None
+        cluster.status = Cluster.Status.PREPARING
+        cluster.save()
+        record(
+            "cluster.created",
+            actor=user,
+            obj=cluster,
+            cluster=cluster,
+            details={name: getattr(cluster, name) for name in AUDITED_FIELDS}
+            | {"team": cluster.team.name if cluster.team else None},
+        )
+        return start_operation(cluster, Operation.Kind.PREPARE_IDENTITY, user=user)

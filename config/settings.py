@@ -1,0 +1,200 @@
+"""Kubeboard settings.
+
+Everything comes from the environment, with embedded defaults that need no other server:
+SQLite in ``KUBEBOARD_DATA_DIR`` (default ``./var``), the django-q2 ORM broker, and a live
+feed read from the database. Set ``DATABASE_URL`` (PostgreSQL) and ``REDIS_URL`` for the
+distributed setup; the code is the same.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from core.keyfiles import load_or_create_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("KUBEBOARD_DATA_DIR", BASE_DIR / "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = env_bool("KUBEBOARD_DEBUG", False)
+SECRET_KEY = os.environ.get("KUBEBOARD_SECRET_KEY") or load_or_create_secret_key(DATA_DIR / "secret_key")
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("KUBEBOARD_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("KUBEBOARD_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_q",
+    "django_htmx",
+    "core",
+    "audit",
+    "clusters",
+    "nodes",
+    "tokens",
+    "operations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def database_from_url(url: str) -> dict:
+    """Only PostgreSQL URLs are accepted: SQLite is configured by KUBEBOARD_DATA_DIR."""
+    parsed = urlparse(url)
+    if parsed.scheme not in {"postgres", "postgresql"}:
+        raise ValueError(f"DATABASE_URL must start with postgres:// or postgresql://, got {parsed.scheme!r}")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parsed.path.lstrip("/")),
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": unquote(parsed.hostname or ""),
+        "PORT": str(parsed.port or ""),
+        "CONN_MAX_AGE": 0,
+    }
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": database_from_url(DATABASE_URL)}
+else:
+    SQLITE_PATH = Path(os.environ.get("KUBEBOARD_SQLITE_PATH", DATA_DIR / "kubeboard.sqlite3"))
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": SQLITE_PATH,
+            # WAL lets the web process read while a worker writes; IMMEDIATE takes the write
+            # lock at BEGIN so two writers queue instead of failing with "database is locked".
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+            # Tests that start real worker and server processes need a file both can open.
+            "TEST": {"NAME": os.environ.get("KUBEBOARD_TEST_SQLITE_PATH", str(DATA_DIR / "test.sqlite3"))},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "clusters:list"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- secrets at rest -----------------------------------------------------------------------
+# A comma-separated list of Fernet keys; the first encrypts, all decrypt (rotation).
+# Without it the embedded default keeps a generated key file beside the database.
+ENCRYPTION_KEYS = os.environ.get("KUBEBOARD_ENCRYPTION_KEYS", "")
+ENCRYPTION_KEY_FILE = Path(os.environ.get("KUBEBOARD_ENCRYPTION_KEY_FILE", DATA_DIR / "encryption.key"))
+
+# --- background work and live events -------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+Q_CLUSTER = {
+    "name": "kubeboard",
+    "workers": int(os.environ.get("KUBEBOARD_WORKERS", "2")),
+    "timeout": int(os.environ.get("KUBEBOARD_TASK_TIMEOUT", "7200")),
+    "retry": int(os.environ.get("KUBEBOARD_TASK_TIMEOUT", "7200")) + 60,
+    # An operation is never re-run by the queue behind the user's back: resuming is explicit.
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": float(os.environ.get("KUBEBOARD_QUEUE_POLL", "0.1")),
+    "label": "Background tasks",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py 8 defaults to a 5 s socket timeout that kills idle consumers.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "capacity": 10000,
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    # No cross-process layer in the embedded default: the live feed reads the database.
+    CHANNEL_LAYERS = {}
+
+# How long a worker may go silent before its running operation counts as interrupted.
+OPERATION_LEASE_SECONDS = int(os.environ.get("KUBEBOARD_OPERATION_LEASE_SECONDS", "30"))
+OPERATION_HEARTBEAT_SECONDS = max(1, OPERATION_LEASE_SECONDS // 6)
+# Event batching in the runner: flush at this many events or after this many seconds.
+EVENT_FLUSH_COUNT = int(os.environ.get("KUBEBOARD_EVENT_FLUSH_COUNT", "200"))
+EVENT_FLUSH_SECONDS = float(os.environ.get("KUBEBOARD_EVENT_FLUSH_SECONDS", "0.05"))
+# Embedded live feed: how often a websocket consumer looks for new events in the database.
+EVENT_POLL_SECONDS = float(os.environ.get("KUBEBOARD_EVENT_POLL_SECONDS", "0.1"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("KUBEBOARD_LOG_LEVEL", "INFO")},
+    "loggers": {"django_q": {"level": "WARNING"}},
+}

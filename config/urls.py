@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "Kubeboard administration"
+admin.site.site_title = "Kubeboard"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="clusters:list", permanent=False)),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("clusters/", include("clusters.urls")),
+    path("operations/", include("operations.urls")),
+    path("admin/", admin.site.urls),
+]

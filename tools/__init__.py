@@ -1,0 +1,1 @@
+"""Developer tooling for Kubeboard (test bed, build scripts)."""

@@ -1,0 +1,90 @@
+"""CLI: python -m tools.testbed up|down|status|ssh|runner.
+
+Examples (as root, from the repository root)::
+
+    python -m tools.testbed up --nodes 2           # sandbox "kbtb" on 10.213.0.0/24
+    python -m tools.testbed status
+    python -m tools.testbed ssh 1 -- hostname      # guarded SSH to node1
+    python -m tools.testbed runner 1               # start the static-pod runner on node1
+    python -m tools.testbed down                   # remove everything
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from tools.testbed.binaries import BinariesMissing, find_binaries
+from tools.testbed.guard import NotRoutedViaBridge
+from tools.testbed.sandbox import Sandbox, SandboxError, known_sandboxes, load
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.testbed", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", default="kbtb", help="sandbox name (default kbtb)")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", parents=[common], help="create a sandbox (cleans a leftover of the same name)")
+    up.add_argument("--nodes", type=int, default=1)
+    up.add_argument("--subnet", default="10.213.0.0/24")
+    up.add_argument("--runner", action="store_true",
+                    help="also start the static-pod runner on every node")
+    sub.add_parser("down", parents=[common], help="remove the sandbox completely")
+    st = sub.add_parser("status", parents=[common], help="show sandboxes and leftovers")
+    st.add_argument("--json", action="store_true")
+    ssh = sub.add_parser("ssh", parents=[common], help="run a command on a node over guarded SSH")
+    ssh.add_argument("node", type=int)
+    ssh.add_argument("command", nargs=argparse.REMAINDER)
+    rn = sub.add_parser("runner", parents=[common], help="start the static-pod runner on a node")
+    rn.add_argument("node", type=int)
+    args = parser.parse_args(argv)
+
+    try:
+        if args.cmd == "up":
+            sb = Sandbox(name=args.name, subnet=args.subnet, size=args.nodes).up()
+            if args.runner:
+                bins = find_binaries()
+                for node in sb.nodes:
+                    print(f"testbed: runner on {node.name} pid {node.start_runner(bins)}")
+            print(f"key: {sb.key}\nknown_hosts: {sb.known_hosts}")
+            for node in sb.nodes:
+                print(f"{node.name}: ssh -i {sb.key} -o UserKnownHostsFile={sb.known_hosts} "
+                      f"root@{node.address}")
+            return 0
+        if args.cmd == "down":
+            return 1 if load(args.name).down() else 0
+        if args.cmd == "status":
+            names = known_sandboxes()
+            report = [load(n).status() for n in names]
+            if args.json:
+                print(json.dumps(report, indent=2))
+            elif not report:
+                print("no sandboxes")
+            for r in report if not args.json else []:
+                print(f"{r['name']}: subnet {r['subnet']} bridge {r['bridge']} state {r['state_dir']}")
+                for n in r["nodes"]:  # type: ignore[union-attr]
+                    print(f"  {n['name']} {n['address']} netns {n['netns']} "
+                          f"{'up' if n['present'] else 'MISSING'}")
+                print(f"  present: {'; '.join(r['leftovers']) or 'nothing'}")  # type: ignore[arg-type]
+            return 0
+        if args.cmd == "ssh":
+            sb = load(args.name)
+            if not 1 <= args.node <= len(sb.nodes):
+                raise SandboxError(f"sandbox {args.name} has nodes 1..{len(sb.nodes)}")
+            cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+            os.execvp("ssh", sb.node(args.node).ssh_command(" ".join(cmd)))
+        if args.cmd == "runner":
+            sb = load(args.name)
+            print(sb.node(args.node).start_runner(find_binaries()))
+            return 0
+    except (SandboxError, NotRoutedViaBridge, BinariesMissing) as exc:
+        print(f"testbed: error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

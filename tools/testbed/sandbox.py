@@ -1,0 +1,566 @@
+"""Node sandboxes: several "hosts" on this machine, made of Linux namespaces.
+
+Layout of a sandbox called NAME with subnet 10.213.0.0/24 and N nodes:
+
+* root network namespace: bridge ``NAME-br`` holding 10.213.0.1/24; one veth
+  pair per node, the host end ``NAME-vI`` enslaved to the bridge;
+* node I: network namespace ``NAME-nI`` (``/run/netns``) whose ``eth0`` has
+  10.213.0.(10+I)/24 and whose loopback is up; no default route, so nothing
+  a node sends can leave the sandbox subnet;
+* node I: a persistent mount namespace and UTS namespace (hostname ``nodeI``)
+  whose /etc/kubernetes, /var/lib/kubelet, /var/lib/etcd and /run are bind
+  mounts of per-node directories under the sandbox state directory;
+* node I: an OpenSSH sshd on 10.213.0.(10+I):22 accepting only the sandbox
+  key pair (``STATE/id_ed25519``), with per-node host keys pinned in
+  ``STATE/known_hosts``.
+
+State lives in ``$KUBEBOARD_TESTBED_STATE/NAME`` (default
+/var/lib/kubeboard-testbed/NAME). Teardown finds everything by name, so it
+also cleans a sandbox whose state file was lost in a crash.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tools.testbed.guard import assert_routed_via_bridge
+
+STATE_ROOT = Path(os.environ.get("KUBEBOARD_TESTBED_STATE", "/var/lib/kubeboard-testbed"))
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Paths made private per node, in mount order (/run last: its source path is
+# under the state dir, which stays visible inside the node).
+PRIVATE_DIRS = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/run")
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # interface names are <= 15 chars
+
+
+class SandboxError(Exception):
+    """A sandbox could not be created or used; the message says what to do."""
+
+
+def run(cmd: list[str], check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run a command, raising SandboxError with its output on failure."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
+    if check and proc.returncode != 0:
+        raise SandboxError(
+            f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
+        )
+    return proc
+
+
+def _mountpoints() -> list[str]:
+    """Mount points of the calling process's mount namespace."""
+    points = []
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            points.append(line.split()[4].replace("\\040", " "))
+    return points
+
+
+def _ns_inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def _pids_in_namespaces(inodes: dict[str, set[int]]) -> list[int]:
+    """PIDs whose ns/<kind> inode is in ``inodes[kind]`` (kind: net, mnt, uts)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        for kind, wanted in inodes.items():
+            if not wanted:
+                continue
+            try:
+                ino = os.stat(f"/proc/{entry}/ns/{kind}").st_ino
+            except OSError:
+                continue
+            if ino in wanted:
+                found.append(int(entry))
+                break
+    return found
+
+
+def check_host_tools() -> list[str]:
+    """Return what is missing on this machine to run sandboxes (empty if fine)."""
+    missing = []
+    if os.geteuid() != 0:
+        missing.append("root privileges (namespaces, bridges and mounts need root)")
+    for tool in ("ip", "nsenter", "unshare", "mount", "umount", "ssh", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            missing.append(tool)
+    if not Path("/usr/sbin/sshd").exists():
+        missing.append("/usr/sbin/sshd (Debian package openssh-server)")
+    return missing
+
+
+@dataclass
+class Node:
+    """One sandbox node. Reach it over SSH like a real machine, or via nsenter."""
+
+    sandbox: Sandbox
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"node{self.index}"
+
+    @property
+    def address(self) -> str:
+        return str(self.sandbox.network.network_address + 10 + self.index)
+
+    @property
+    def netns(self) -> str:
+        return f"{self.sandbox.name}-n{self.index}"
+
+    @property
+    def veth(self) -> str:
+        return f"{self.sandbox.name}-v{self.index}"
+
+    @property
+    def dir(self) -> Path:
+        return self.sandbox.state_dir / self.name
+
+    def host_path(self, node_path: str) -> Path:
+        """Where a node-private path (under PRIVATE_DIRS) lives on the host."""
+        for private in PRIVATE_DIRS:
+            if node_path == private or node_path.startswith(private + "/"):
+                rest = node_path[len(private):].lstrip("/")
+                return self.dir / "root" / private.strip("/").replace("/", "-") / rest
+        raise ValueError(f"{node_path} is not a node-private path ({', '.join(PRIVATE_DIRS)})")
+
+    @property
+    def mnt_ns(self) -> Path:
+        return self.sandbox.state_dir / "ns" / f"{self.name}-mnt"
+
+    @property
+    def uts_ns(self) -> Path:
+        return self.sandbox.state_dir / "ns" / f"{self.name}-uts"
+
+    def nsenter_prefix(self) -> list[str]:
+        return [
+            "nsenter",
+            f"--net=/run/netns/{self.netns}",
+            f"--mount={self.mnt_ns}",
+            f"--uts={self.uts_ns}",
+            "--wd=/",
+            "--",
+        ]
+
+    def exec(self, cmd: list[str], check: bool = True, timeout: float | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` inside the node's namespaces (no network hop)."""
+        return run(self.nsenter_prefix() + cmd, check=check, timeout=timeout, env=env)
+
+    def popen(self, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a long-running process inside the node, output to ``log``."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            return subprocess.Popen(
+                self.nsenter_prefix() + cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives Ctrl-C of the caller; teardown kills it
+                env=env,
+            )
+
+    def ssh_command(self, command: str) -> list[str]:
+        """The ssh argv for ``command`` on this node (after the route guard)."""
+        assert_routed_via_bridge(self.address, self.sandbox.bridge)
+        return [
+            "ssh",
+            "-F", "/dev/null",
+            "-i", str(self.sandbox.key),
+            "-o", "IdentitiesOnly=yes",
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={self.sandbox.known_hosts}",
+            "-o", "ConnectTimeout=5",
+            f"root@{self.address}",
+            command,
+        ]
+
+    def ssh(self, command: str, check: bool = True, timeout: float | None = 300) -> subprocess.CompletedProcess[str]:
+        """Run a shell command on the node over SSH, as Kubeboard would."""
+        return run(self.ssh_command(command), check=check, timeout=timeout)
+
+    def start_runner(self, bin_dir: Path) -> int:
+        """Start the static-pod runner for this node; returns its PID."""
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+        proc = self.popen(
+            [sys.executable, "-m", "tools.testbed.runner", "--bin-dir", str(bin_dir),
+             "--log-dir", str(self.dir / "logs")],
+            self.dir / "logs" / "runner.log",
+            env=env,
+        )
+        (self.dir / "runner.pid").write_text(str(proc.pid))
+        return proc.pid
+
+
+@dataclass
+class Sandbox:
+    """A set of nodes on one private bridge. Use ``up()`` / ``down()``."""
+
+    name: str = "kbtb"
+    subnet: str = "10.213.0.0/24"
+    size: int = 1
+    nodes: list[Node] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not NAME_RE.match(self.name):
+            raise SandboxError(f"sandbox name {self.name!r} must match {NAME_RE.pattern}")
+        self.network = ipaddress.ip_network(self.subnet)
+        if not self.network.is_private or self.network.prefixlen > 28:
+            raise SandboxError(f"subnet {self.subnet} must be a private /28 or larger")
+        if self.size < 1 or self.size > min(50, self.network.num_addresses - 12):
+            raise SandboxError(f"node count {self.size} does not fit {self.subnet}")
+        self.nodes = [Node(self, i) for i in range(1, self.size + 1)]
+
+    # -- names and paths -------------------------------------------------
+    @property
+    def bridge(self) -> str:
+        return f"{self.name}-br"
+
+    @property
+    def gateway(self) -> str:
+        return str(self.network.network_address + 1)
+
+    @property
+    def state_dir(self) -> Path:
+        return STATE_ROOT / self.name
+
+    @property
+    def key(self) -> Path:
+        return self.state_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state_dir / "known_hosts"
+
+    def node(self, index: int) -> Node:
+        return self.nodes[index - 1]
+
+    # -- lifecycle ---------------------------------------------------------
+    def up(self, log: object = print) -> Sandbox:
+        """Create the sandbox. A leftover of the same name is cleaned first."""
+        missing = check_host_tools()
+        if missing:
+            raise SandboxError(
+                "cannot create sandboxes, missing: " + ", ".join(missing)
+                + ". Run tools/setup-testbed.sh as root."
+            )
+        left = self.leftovers()
+        if left:
+            log(  # type: ignore[operator]
+                f"testbed: leftover sandbox {self.name!r} from a crashed run found "
+                f"({'; '.join(left)}); cleaning it up before starting a new one"
+            )
+            self.down(log=log)
+        self._check_subnet_free()
+        try:
+            self._create(log)
+        except BaseException:
+            # Half-built sandboxes are never left behind nor reused.
+            self.down(log=lambda *_a, **_k: None)
+            raise
+        return self
+
+    def _check_subnet_free(self) -> None:
+        proc = run(["ip", "-j", "route", "show", "table", "all"])
+        for route in json.loads(proc.stdout or "[]"):
+            dst = route.get("dst", "")
+            if dst in ("default", "") or route.get("type") in ("local", "broadcast", "multicast"):
+                continue
+            try:
+                net = ipaddress.ip_network(dst, strict=False)
+            except ValueError:
+                continue
+            if net.version == 4 and net.overlaps(self.network):
+                raise SandboxError(
+                    f"subnet {self.subnet} is already routed ({dst} dev {route.get('dev')}); "
+                    "another sandbox or a real network uses it. Pick another --subnet, or "
+                    "remove the other sandbox with `python -m tools.testbed down --name NAME`."
+                )
+
+    def _create(self, log: object) -> None:
+        say = log  # type: ignore[assignment]
+        state = self.state_dir
+        (state / "ns").mkdir(parents=True, exist_ok=True)
+        (state / "meta.json").write_text(json.dumps(
+            {"name": self.name, "subnet": self.subnet, "size": self.size, "pid": os.getpid(),
+             "created": time.time()}))
+        self._record_created_mountpoints()
+        # Namespace files must live on a private mount, or the kernel refuses
+        # to bind a mount namespace there (and it would propagate into nodes).
+        run(["mount", "--bind", str(state / "ns"), str(state / "ns")])
+        run(["mount", "--make-private", str(state / "ns")])
+
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"kubeboard-testbed-{self.name}",
+             "-f", str(self.key)])
+        (state / "authorized_keys").write_text(Path(f"{self.key}.pub").read_text())
+
+        run(["ip", "link", "add", self.bridge, "type", "bridge"])
+        run(["ip", "addr", "add", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge])
+        run(["ip", "link", "set", self.bridge, "up"])
+        known = []
+        for node in self.nodes:
+            say(f"testbed: creating {node.name} ({node.address}) in sandbox {self.name}")  # type: ignore[operator]
+            self._create_node(node)
+            pub = Path(f"{node.dir}/ssh_host_ed25519_key.pub").read_text().split()
+            known.append(f"{node.address} {pub[0]} {pub[1]}\n")
+        self.known_hosts.write_text("".join(known))
+        for node in self.nodes:
+            self._wait_ssh(node)
+        say(f"testbed: sandbox {self.name} up: " + ", ".join(  # type: ignore[operator]
+            f"{n.name}={n.address}" for n in self.nodes))
+
+    def _record_created_mountpoints(self) -> None:
+        # The private dirs need a mount point on the host's filesystem; create
+        # missing ones and remember that we did, so teardown removes them.
+        created = []
+        for path in PRIVATE_DIRS:
+            if not os.path.isdir(path):
+                os.makedirs(path, exist_ok=True)
+                created.append(path)
+        (self.state_dir / "created-mountpoints.json").write_text(json.dumps(created))
+
+    def _create_node(self, node: Node) -> None:
+        node.dir.mkdir(parents=True, exist_ok=True)
+        for private in PRIVATE_DIRS:
+            node.host_path(private).mkdir(parents=True, exist_ok=True)
+        os.chmod(node.host_path("/var/lib/etcd"), 0o700)
+        sshd_run = node.host_path("/run/sshd")
+        sshd_run.mkdir(parents=True, exist_ok=True)
+        os.chmod(sshd_run, 0o755)
+
+        # Network: a namespace with its own eth0 on the bridge and lo up.
+        run(["ip", "netns", "add", node.netns])
+        run(["ip", "link", "add", node.veth, "type", "veth", "peer", "name", "eth0",
+             "netns", node.netns])
+        run(["ip", "link", "set", node.veth, "master", self.bridge])
+        run(["ip", "link", "set", node.veth, "up"])
+        ns = ["ip", "-n", node.netns]
+        run(ns + ["addr", "add", f"{node.address}/{self.network.prefixlen}", "dev", "eth0"])
+        run(ns + ["link", "set", "lo", "up"])
+        run(ns + ["link", "set", "eth0", "up"])
+        # Deliberately no default route: a node can reach only the sandbox subnet.
+
+        # Mount + UTS namespaces, persisted as files so no holder process is needed.
+        node.mnt_ns.touch()
+        node.uts_ns.touch()
+        run(["unshare", f"--mount={node.mnt_ns}", f"--uts={node.uts_ns}",
+             "--propagation", "private", "true"])
+        binds = " && ".join(
+            f"mount --bind {node.host_path(p)} {p}" for p in PRIVATE_DIRS
+        )
+        run(["nsenter", f"--mount={node.mnt_ns}", f"--uts={node.uts_ns}", "--",
+             "sh", "-c", f"{binds} && hostname {node.name}"])
+
+        # sshd inside the node, key-only.
+        hostkey = node.dir / "ssh_host_ed25519_key"
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", node.name, "-f", str(hostkey)])
+        cfg = node.dir / "sshd_config"
+        cfg.write_text(
+            f"ListenAddress {node.address}:22\n"
+            f"HostKey {hostkey}\n"
+            "PidFile /run/sshd.pid\n"
+            f"AuthorizedKeysFile {self.state_dir / 'authorized_keys'}\n"
+            "PermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "PubkeyAuthentication yes\n"
+            "UsePAM no\n"
+            "StrictModes no\n"
+            "PrintMotd no\n"
+            "UseDNS no\n"
+            "Subsystem sftp internal-sftp\n"
+        )
+        node.exec(["/usr/sbin/sshd", "-t", "-f", str(cfg)])
+        node.exec(["/usr/sbin/sshd", "-f", str(cfg), "-E", str(node.dir / "sshd.log")])
+
+    def _wait_ssh(self, node: Node, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = node.ssh("true", check=False, timeout=10)
+            if proc.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"sshd on {node.name} ({node.address}) did not accept the sandbox key: "
+                    f"{proc.stderr.strip()} (see {node.dir / 'sshd.log'})"
+                )
+            time.sleep(0.3)
+
+    # -- inspection --------------------------------------------------------
+    def _netns_names(self) -> list[str]:
+        proc = run(["ip", "-j", "netns", "list"], check=False)
+        names = [n["name"] for n in json.loads(proc.stdout or "[]")] if proc.returncode == 0 else []
+        return [n for n in names if re.fullmatch(rf"{re.escape(self.name)}-n\d+", n)]
+
+    def _links(self) -> list[str]:
+        proc = run(["ip", "-j", "link", "show"], check=False)
+        names = [link["ifname"] for link in json.loads(proc.stdout or "[]")]
+        return [n for n in names if n == self.bridge or re.fullmatch(rf"{re.escape(self.name)}-v\d+", n)]
+
+    def _ns_inodes(self) -> dict[str, set[int]]:
+        inodes: dict[str, set[int]] = {"net": set(), "mnt": set(), "uts": set()}
+        for ns in self._netns_names():
+            ino = _ns_inode(f"/run/netns/{ns}")
+            if ino:
+                inodes["net"].add(ino)
+        nsdir = self.state_dir / "ns"
+        if nsdir.is_dir():
+            mounted = set(_mountpoints())
+            for f in nsdir.iterdir():
+                if str(f) in mounted:
+                    ino = _ns_inode(str(f))
+                    if ino:
+                        inodes["mnt" if f.name.endswith("-mnt") else "uts"].add(ino)
+        return inodes
+
+    def processes(self) -> list[int]:
+        """PIDs running inside any of this sandbox's node namespaces."""
+        return _pids_in_namespaces(self._ns_inodes())
+
+    def leftovers(self) -> list[str]:
+        """Everything of this sandbox still present on the machine (empty = gone)."""
+        found = []
+        pids = self.processes()
+        if pids:
+            found.append(f"processes {pids}")
+        mounts = [m for m in _mountpoints() if m.startswith(str(self.state_dir) + "/")
+                  or m == str(self.state_dir)]
+        if mounts:
+            found.append(f"mounts {mounts}")
+        if self._netns_names():
+            found.append(f"network namespaces {self._netns_names()}")
+        if self._links():
+            found.append(f"links {self._links()}")
+        if self.state_dir.exists():
+            found.append(f"state dir {self.state_dir}")
+        return found
+
+    def status(self) -> dict[str, object]:
+        """A summary for humans and the CLI."""
+        nodes = []
+        for node in self.nodes:
+            nodes.append({
+                "name": node.name,
+                "address": node.address,
+                "netns": node.netns,
+                "present": node.netns in self._netns_names(),
+            })
+        return {
+            "name": self.name,
+            "subnet": self.subnet,
+            "bridge": self.bridge,
+            "state_dir": str(self.state_dir),
+            "key": str(self.key),
+            "nodes": nodes,
+            "leftovers": self.leftovers(),
+        }
+
+    # -- teardown ----------------------------------------------------------
+    def down(self, log: object = print) -> list[str]:
+        """Remove every trace of the sandbox. Returns what is still left (empty if clean)."""
+        say = log  # type: ignore[assignment]
+        # 1. processes in any node namespace (sshd, runner, control plane, sessions)
+        self._kill_all()
+        # 2. namespaces files (mount/UTS namespaces die with their last reference)
+        nsdir = self.state_dir / "ns"
+        mounted = _mountpoints()
+        for point in sorted((m for m in mounted if m.startswith(str(nsdir) + "/")), reverse=True):
+            run(["umount", point], check=False)
+        if str(nsdir) in _mountpoints():
+            run(["umount", str(nsdir)], check=False)
+        # 3. network: netns (takes the node veth ends along) then host links
+        for ns in self._netns_names():
+            run(["ip", "netns", "del", ns], check=False)
+        for link in self._links():
+            if link != self.bridge:
+                run(["ip", "link", "del", link], check=False)
+        if self.bridge in self._links():
+            run(["ip", "link", "del", self.bridge], check=False)
+        # 4. files, but never across a mount point
+        created_file = self.state_dir / "created-mountpoints.json"
+        created: list[str] = []
+        if created_file.exists():
+            created = json.loads(created_file.read_text())
+        if not any(m.startswith(str(self.state_dir) + "/") for m in _mountpoints()):
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+        others = [p for p in STATE_ROOT.glob("*") if p.name != self.name] if STATE_ROOT.exists() else []
+        if not others:  # another sandbox may still mount over these dirs
+            for path in created:
+                try:
+                    os.rmdir(path)  # only if still empty
+                except OSError:
+                    pass
+        if STATE_ROOT.exists() and not any(STATE_ROOT.iterdir()):
+            STATE_ROOT.rmdir()
+        left = self.leftovers()
+        if left:
+            say(f"testbed: WARNING: sandbox {self.name} not fully removed: {'; '.join(left)}")  # type: ignore[operator]
+        else:
+            say(f"testbed: sandbox {self.name} removed")  # type: ignore[operator]
+        return left
+
+    def _kill_all(self, grace: float = 5.0) -> None:
+        pids = self.processes()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pids = self.processes()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 5
+        while self.processes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Reap any of our own children that just died so they do not linger as zombies.
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+
+
+def known_sandboxes() -> list[str]:
+    """Names of sandboxes present on this machine (state dirs or bridges)."""
+    names = set()
+    if STATE_ROOT.is_dir():
+        names.update(p.name for p in STATE_ROOT.iterdir() if p.is_dir())
+    proc = run(["ip", "-j", "link", "show", "type", "bridge"], check=False)
+    for link in json.loads(proc.stdout or "[]") if proc.returncode == 0 else []:
+        m = re.fullmatch(r"([a-z][a-z0-9]{0,9})-br", link["ifname"])
+        if m:
+            names.add(m.group(1))
+    return sorted(names)
+
+
+def load(name: str) -> Sandbox:
+    """A Sandbox object for an existing sandbox (size and subnet from its state)."""
+    meta = STATE_ROOT / name / "meta.json"
+    if meta.exists():
+        data = json.loads(meta.read_text())
+        return Sandbox(name=name, subnet=data["subnet"], size=data["size"])
+    return Sandbox(name=name)

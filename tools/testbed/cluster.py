@@ -1,0 +1,157 @@
+"""Bring up a real control plane on a sandbox node with real kubeadm phases.
+
+The kubelet is replaced by the static-pod runner (tools.testbed.runner); the
+phases that need a kubelet (kubelet-start, wait-control-plane,
+mark-control-plane, kubelet-finalize, addon) are not run here: see
+tools/README.md, "The kubelet".
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.testbed.guard import assert_routed_via_bridge
+from tools.testbed.sandbox import Node, SandboxError, run
+
+KUBEADM_CONFIG = "/etc/kubernetes/kubeadm-testbed.yaml"
+_ALNUM = string.ascii_lowercase + string.digits
+
+
+def new_bootstrap_token() -> str:
+    """A random token in kubeadm's format [a-z0-9]{6}.[a-z0-9]{16}."""
+    pick = secrets.choice
+    return "".join(pick(_ALNUM) for _ in range(6)) + "." + "".join(pick(_ALNUM) for _ in range(16))
+
+
+def kubeadm_config(node: Node, version: str, token: str) -> str:
+    """A kubeadm v1beta4 config for a single control-plane node at node.address.
+
+    kubernetesVersion is explicit: without it kubeadm would ask the internet
+    for the latest stable release.
+    """
+    return f"""\
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+bootstrapTokens:
+- token: "{token}"
+  description: kubeboard testbed
+  ttl: 2h0m0s
+  groups:
+  - system:bootstrappers:kubeadm:default-node-token
+  usages:
+  - signing
+  - authentication
+localAPIEndpoint:
+  advertiseAddress: {node.address}
+  bindPort: 6443
+nodeRegistration:
+  name: {node.name}
+  criSocket: unix:///run/containerd/containerd.sock
+  imagePullPolicy: IfNotPresent
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: {version}
+clusterName: kubeboard-testbed
+controlPlaneEndpoint: {node.address}:6443
+networking:
+  serviceSubnet: 10.96.0.0/12
+  podSubnet: 10.244.0.0/16
+  dnsDomain: cluster.local
+"""
+
+
+@dataclass
+class ControlPlane:
+    node: Node
+    bin_dir: Path
+    version: str
+    token: str
+
+    @property
+    def kubeadm(self) -> str:
+        return str(self.bin_dir / "kubeadm")
+
+    @property
+    def admin_conf(self) -> Path:
+        """admin.conf as seen from the host (the node's private /etc/kubernetes)."""
+        return self.node.host_path("/etc/kubernetes/admin.conf")
+
+    @property
+    def ca_crt(self) -> Path:
+        return self.node.host_path("/etc/kubernetes/pki/ca.crt")
+
+    def kubeadm_phase(self, phase: str, *extra: str, timeout: float = 300) -> str:
+        """Run ``kubeadm init phase <phase> --config ...`` on the node over SSH."""
+        cmd = f"{self.kubeadm} init phase {phase} --config {KUBEADM_CONFIG} {' '.join(extra)}"
+        proc = self.node.ssh(cmd + " 2>&1", check=False, timeout=timeout)
+        if proc.returncode != 0:
+            raise SandboxError(f"`{cmd}` on {self.node.name} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+        return proc.stdout
+
+    def kubectl(self, *args: str, kubeconfig: Path | None = None, check: bool = True,
+                timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """kubectl on the host against the node's API server (route-guarded)."""
+        assert_routed_via_bridge(self.node.address, self.node.sandbox.bridge)
+        cmd = [str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig or self.admin_conf}",
+               "--request-timeout=10s", *args]
+        return run(cmd, check=check, timeout=timeout)
+
+    def write_files(self) -> None:
+        cfg = self.node.host_path(KUBEADM_CONFIG)
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        cfg.write_text(kubeadm_config(self.node, self.version, self.token))
+
+    def init_static_pods(self, log: object = print) -> None:
+        """certs, kubeconfig, etcd and control-plane phases (files only)."""
+        self.write_files()
+        for phase in ("certs all", "kubeconfig all", "etcd local", "control-plane all"):
+            log(f"testbed: kubeadm init phase {phase}")  # type: ignore[operator]
+            self.kubeadm_phase(phase)
+
+    def wait_ready(self, timeout: float = 240, log: object = print) -> None:
+        """Wait until /readyz answers ok, else raise with the component logs' tails."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            proc = self.kubectl("get", "--raw", "/readyz", check=False, timeout=20)
+            if proc.returncode == 0 and proc.stdout.strip() == "ok":
+                return
+            last = (proc.stdout + proc.stderr).strip()[-300:]
+            time.sleep(2)
+        raise SandboxError(
+            f"API server on {self.node.name} not ready after {timeout:.0f}s: {last}\n"
+            + self.log_tails()
+        )
+
+    def log_tails(self, lines: int = 15) -> str:
+        out = []
+        for f in sorted((self.node.dir / "logs").glob("*.log")):
+            tail = f.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {f.name}\n" + "\n".join(tail))
+        return "\n".join(out)
+
+    def finish_init(self, log: object = print) -> dict[str, str]:
+        """upload-config, upload-certs and bootstrap-token phases against the live API."""
+        outputs = {}
+        for phase, extra in (("upload-config all", ()), ("upload-certs", ("--upload-certs",)),
+                             ("bootstrap-token", ())):
+            log(f"testbed: kubeadm init phase {phase} {' '.join(extra)}")  # type: ignore[operator]
+            outputs[phase] = self.kubeadm_phase(phase, *extra)
+        return outputs
+
+
+def start_control_plane(node: Node, bin_dir: Path, version: str, token: str | None = None,
+                        log: object = print) -> ControlPlane:
+    """Full bring-up on ``node``: phases, runner, readiness, uploads, token."""
+    cp = ControlPlane(node=node, bin_dir=bin_dir, version=version, token=token or new_bootstrap_token())
+    cp.init_static_pods(log=log)
+    log(f"testbed: static-pod runner on {node.name}, pid {node.start_runner(bin_dir)}")  # type: ignore[operator]
+    cp.wait_ready(log=log)
+    cp.finish_init(log=log)
+    return cp

@@ -1,0 +1,277 @@
+"""A stand-in for the kubelet's static pods on a sandbox node.
+
+Runs *inside* a node's namespaces (started by ``Node.start_runner``). It polls
+the node's /etc/kubernetes/manifests once a second and, for every Pod
+manifest there, runs each container's command + args as a plain process:
+
+* the binary comes from the build cache, chosen by the image name
+  (``registry.k8s.io/kube-apiserver:v1.37.2`` -> ``<cache>/v1.37.2/bin/kube-apiserver``
+  when that version is cached, else ``--bin-dir``; ``.../etcd:3.7.0-0`` -> ``--bin-dir/etcd``);
+* hostPath volumes: the process already sees the node's private
+  /etc/kubernetes, /var/lib/etcd, ...; a volumeMount whose mountPath differs
+  from its hostPath is bind-mounted in a private mount namespace for that
+  process only;
+* a changed manifest (content hash) restarts its processes, a removed one
+  stops them (SIGTERM, then SIGKILL after the grace period, at most 10 s);
+* an exited process is restarted with back-off (restartPolicy Always).
+
+What it does NOT emulate (see tools/README.md): images and image pulls,
+container root filesystems, cgroups/resources, probes (only logged), init
+containers, non-hostNetwork pods (everything shares the node's network),
+mirror pods in the API server, pod status, user/security contexts,
+seccomp, env valueFrom, and any kubelet API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PRIVATE_PREFIXES = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/run")
+MAX_GRACE = 10.0
+BACKOFF_MAX = 30.0
+
+
+def log(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} runner: {msg}", flush=True)
+
+
+def _under_private(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in PRIVATE_PREFIXES)
+
+
+@dataclass
+class Container:
+    pod: str
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    workdir: str
+    log_path: Path
+    grace: float
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = 0.0
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            out.write(f"\n==== {time.ctime()} start #{self.restarts}: {shlex.join(self.argv)}\n".encode())
+            out.flush()
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.workdir,
+                start_new_session=True,  # own process group: stop kills its children too
+            )
+        self.started_at = time.monotonic()
+        log(f"started {self.pod}/{self.name} pid {self.proc.pid}: {shlex.join(self.argv)} "
+            f"(log {self.log_path})")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pid = self.proc.pid
+        log(f"stopping {self.pod}/{self.name} pid {pid}")
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            self.proc.wait(timeout=self.grace)
+        except subprocess.TimeoutExpired:
+            log(f"{self.pod}/{self.name} ignored SIGTERM for {self.grace}s; SIGKILL")
+            os.killpg(pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+
+    def check(self) -> None:
+        """Restart with back-off if the process exited (restartPolicy Always)."""
+        now = time.monotonic()
+        if self.proc is not None and self.proc.poll() is not None:
+            code = self.proc.returncode
+            ran = now - self.started_at
+            self.proc = None
+            self.restarts += 1
+            if ran > 60:
+                self.restarts = 1  # it ran a while: reset the back-off like the kubelet
+            delay = min(BACKOFF_MAX, 2.0 ** min(self.restarts - 1, 5))
+            self.next_start = now + delay
+            log(f"{self.pod}/{self.name} exited with {code} after {ran:.1f}s; "
+                f"restarting in {delay:.0f}s (see {self.log_path})")
+        if self.proc is None and now >= self.next_start:
+            self.start()
+
+
+@dataclass
+class StaticPod:
+    path: Path
+    digest: str
+    name: str
+    containers: list[Container] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for c in self.containers:
+            c.stop()
+
+
+class Runner:
+    def __init__(self, manifests: Path, bin_dir: Path, cache_root: Path, log_dir: Path) -> None:
+        self.manifests = manifests
+        self.bin_dir = bin_dir
+        self.cache_root = cache_root
+        self.log_dir = log_dir
+        self.pods: dict[Path, StaticPod] = {}
+        self.stopping = False
+
+    def resolve_binary(self, image: str) -> Path:
+        """Map a container image to a cached binary (images themselves are not used)."""
+        ref = image.split("@", 1)[0]
+        last = ref.rsplit("/", 1)[-1]
+        component, _, tag = last.partition(":")
+        candidates = []
+        if tag.startswith("v"):
+            candidates.append(self.cache_root / tag / "bin" / component)
+        candidates.append(self.bin_dir / component)
+        for path in candidates:
+            if os.access(path, os.X_OK):
+                return path
+        raise FileNotFoundError(
+            f"no binary for image {image!r} (looked for {', '.join(map(str, candidates))}); "
+            "build it with tools/build-k8s.sh"
+        )
+
+    def load(self, path: Path, digest: str) -> StaticPod:
+        doc = yaml.safe_load(path.read_text())
+        if not isinstance(doc, dict) or doc.get("kind") != "Pod":
+            raise ValueError(f"{path} is not a Pod manifest")
+        meta = doc.get("metadata") or {}
+        spec = doc.get("spec") or {}
+        pod_name = str(meta.get("name") or path.stem)
+        if not spec.get("hostNetwork"):
+            log(f"{pod_name}: hostNetwork is not true; runner runs it in the node's network anyway")
+        if spec.get("initContainers"):
+            log(f"{pod_name}: initContainers are not run by this runner")
+        volumes = {v["name"]: v["hostPath"] for v in spec.get("volumes") or [] if "hostPath" in v}
+        grace = min(float(spec.get("terminationGracePeriodSeconds", 30)), MAX_GRACE)
+        pod = StaticPod(path=path, digest=digest, name=pod_name)
+        for c in spec.get("containers") or []:
+            binary = self.resolve_binary(c.get("image", ""))
+            command = list(c.get("command") or [])
+            args = [str(a) for a in c.get("args") or []]
+            # command[0] names the program inside the image; run the cached binary instead.
+            argv = [str(binary)] + [str(a) for a in command[1:]] + args if command else [str(binary)] + args
+            binds = []
+            for m in c.get("volumeMounts") or []:
+                hp = volumes.get(m.get("name"))
+                if hp is None:
+                    log(f"{pod_name}/{c['name']}: volume {m.get('name')} is not hostPath; ignored")
+                    continue
+                src, dst = hp["path"], m["mountPath"]
+                if not os.path.exists(src):
+                    if hp.get("type") == "DirectoryOrCreate" and _under_private(src):
+                        os.makedirs(src, mode=0o755, exist_ok=True)
+                    else:
+                        log(f"{pod_name}/{c['name']}: hostPath {src} ({hp.get('type', '')}) missing; "
+                            "not created on the shared host filesystem, mount skipped")
+                        continue
+                if os.path.realpath(src) != os.path.realpath(dst):
+                    binds.append((src, dst))
+            if binds:
+                # Bind the differing paths in a mount namespace of this process only.
+                script = " && ".join(f"mount --bind {shlex.quote(s)} {shlex.quote(d)}" for s, d in binds)
+                argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                        f'{script} && exec "$@"', "sh"] + argv
+            env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+            for e in c.get("env") or []:
+                if "value" in e:
+                    env[e["name"]] = str(e["value"])
+                else:
+                    log(f"{pod_name}/{c['name']}: env {e.get('name')} uses valueFrom; not emulated")
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                if probe in c:
+                    log(f"{pod_name}/{c['name']}: {probe} not run: {c[probe]}")
+            pod.containers.append(Container(
+                pod=pod_name, name=c["name"], argv=argv, env=env,
+                workdir=c.get("workingDir") or "/",
+                log_path=self.log_dir / f"{pod_name}_{c['name']}.log", grace=grace,
+            ))
+        return pod
+
+    def scan(self) -> None:
+        seen: dict[Path, str] = {}
+        if self.manifests.is_dir():
+            for p in sorted(self.manifests.iterdir()):
+                # Like the kubelet: skip dotfiles and other extensions.
+                if p.name.startswith(".") or p.suffix not in (".yaml", ".yml", ".json") or not p.is_file():
+                    continue
+                try:
+                    seen[p] = hashlib.sha256(p.read_bytes()).hexdigest()
+                except OSError:
+                    continue
+        for path in list(self.pods):
+            if path not in seen:
+                log(f"manifest {path} removed: stopping {self.pods[path].name}")
+                self.pods.pop(path).stop()
+        for path, digest in seen.items():
+            current = self.pods.get(path)
+            if current is not None and current.digest == digest:
+                continue
+            if current is not None:
+                log(f"manifest {path} changed: restarting {current.name}")
+                current.stop()
+                del self.pods[path]
+            try:
+                pod = self.load(path, digest)
+            except Exception as exc:  # a bad manifest must not stop the others
+                log(f"cannot run {path}: {exc}")
+                self.pods[path] = StaticPod(path=path, digest=digest, name=path.stem)
+                continue
+            log(f"manifest {path}: pod {pod.name}, {len(pod.containers)} container(s)")
+            self.pods[path] = pod
+        for pod in self.pods.values():
+            for c in pod.containers:
+                c.check()
+
+    def run(self) -> None:
+        def _term(signum: int, _frame: object) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, _term)
+        signal.signal(signal.SIGINT, _term)
+        log(f"watching {self.manifests} (bin dir {self.bin_dir}, logs {self.log_dir}, pid {os.getpid()})")
+        while not self.stopping:
+            self.scan()
+            time.sleep(1.0)
+        log("stopping all static pods")
+        for pod in self.pods.values():
+            pod.stop()
+        log("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="static-pod runner for a sandbox node")
+    parser.add_argument("--manifests", type=Path, default=Path("/etc/kubernetes/manifests"))
+    parser.add_argument("--bin-dir", type=Path, required=True)
+    parser.add_argument("--cache-root", type=Path,
+                        default=Path(os.environ.get("KUBEBOARD_K8S_CACHE", "/var/cache/kubeboard/k8s")))
+    parser.add_argument("--log-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    Runner(args.manifests, args.bin_dir, args.cache_root, args.log_dir).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

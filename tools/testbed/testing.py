@@ -1,0 +1,74 @@
+"""pytest helpers for test-bed tests (no Django, no database).
+
+Prerequisites missing (binaries, root, sshd...) make a test *skip* with the
+reason, unless KUBEBOARD_REQUIRE_TESTBED=1 (CI), where they make it *fail*.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tools.testbed.binaries import BinariesMissing, find_binaries
+from tools.testbed.sandbox import STATE_ROOT, Sandbox, _mountpoints, check_host_tools
+
+
+def testbed_required() -> bool:
+    return os.environ.get("KUBEBOARD_REQUIRE_TESTBED", "") not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> None:
+    """Skip (developer machine) or fail (KUBEBOARD_REQUIRE_TESTBED=1) with ``reason``."""
+    if testbed_required():
+        pytest.fail(f"test bed required (KUBEBOARD_REQUIRE_TESTBED=1) but unavailable: {reason}")
+    pytest.skip(f"test bed unavailable: {reason} (run `bash tools/setup-testbed.sh` as root)")
+
+
+def require_host() -> None:
+    missing = check_host_tools()
+    if missing:
+        unavailable("missing " + ", ".join(missing))
+
+
+def require_binaries(version: str | None = None) -> Path:
+    require_host()
+    try:
+        return find_binaries(version)
+    except BinariesMissing as exc:
+        unavailable(str(exc))
+    raise AssertionError("unreachable")
+
+
+def assert_no_traces(sb: Sandbox) -> None:
+    """Fail if anything of ``sb`` is still running, mounted or on disk."""
+    left = sb.leftovers()
+    assert not left, f"sandbox {sb.name} left traces: {left}"
+    state = str(sb.state_dir)
+    mounts = [m for m in _mountpoints() if m.startswith(state)]
+    assert not mounts, f"mounts left: {mounts}"
+    stray = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if state.encode() in cmdline:
+                stray.append(f"{entry}: {cmdline[:200]!r}")
+    assert not stray, f"processes still referencing {state}: {stray}"
+    assert not (STATE_ROOT / sb.name).exists()
+
+
+@contextmanager
+def sandbox(name: str, subnet: str, size: int = 1) -> Iterator[Sandbox]:
+    """A sandbox that is torn down (and checked) even when the test fails."""
+    sb = Sandbox(name=name, subnet=subnet, size=size)
+    try:
+        yield sb.up()
+    finally:
+        sb.down()
+    assert_no_traces(sb)

@@ -1,0 +1,64 @@
+"""Kubernetes versions Kubeboard can drive, and version parsing.
+
+Why this window: kubeadm v1.N deploys control planes of v1.(N-1) and v1.N
+and upgrades one minor at a time (``MaximumAllowedMinorVersionUpgradeSkew = 1``,
+phases/upgrade/policy.go); upstream maintains the three newest minors. The
+test bed builds v1.37.2 and v1.36.3 (tools/build-k8s.sh), so the window is
+the maintained minors at v1.37: 1.35, 1.36, 1.37. Every kubeadm in it reads
+and writes kubeadm.k8s.io/v1beta4 (the v1 API exists in the source tree but
+its release is still "TODO" in v1/doc.go). Widen the tuple once a new minor's
+`kubeadm config print init-defaults` and `kubeadm init --dry-run` output has
+been compared with what this package renders.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kubeadm.errors import UnsupportedVersionError
+
+SUPPORTED_VERSIONS: tuple[str, ...] = ("1.35", "1.36", "1.37")
+
+# The release the test bed builds; one constant so it is easily changed.
+DEFAULT_KUBERNETES_VERSION = "v1.37.2"
+
+# ECDSA-P384 became a valid encryptionAlgorithm in v1.34 (kubernetes#131677).
+ECDSA_P384_MINIMUM_MINOR = 34
+
+# Same shape as the semver kubeadm accepts for kubernetesVersion: optional
+# "v", MAJOR.MINOR.PATCH, optional pre-release / build metadata.
+_VERSION_RE = re.compile(
+    r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-([0-9A-Za-z.-]+))?(?:\+([0-9A-Za-z.-]+))?$"
+)
+
+
+def parse_version(s: str, *, field: str = "kubernetesVersion",
+                  check_supported: bool = True) -> tuple[int, int, int]:
+    """Parse "1.34.2" or "v1.34.2" into (1, 34, 2).
+
+    Raises UnsupportedVersionError when the text is not a version, or (with
+    check_supported) when its minor is not in SUPPORTED_VERSIONS.
+    """
+    if not isinstance(s, str):
+        raise UnsupportedVersionError(field, "a version string like v1.34.2", s)
+    match = _VERSION_RE.match(s.strip())
+    if match is None:
+        raise UnsupportedVersionError(field, "a version like v1.34.2 (MAJOR.MINOR.PATCH, optional leading v)", s)
+    major, minor, patch = (int(match.group(i)) for i in (1, 2, 3))
+    if check_supported and f"{major}.{minor}" not in SUPPORTED_VERSIONS:
+        raise UnsupportedVersionError(
+            field, "a Kubernetes minor in " + ", ".join(SUPPORTED_VERSIONS), s,
+            hint="this Kubeboard release drives only those minors")
+    return major, minor, patch
+
+
+def minor_of(s: str) -> str:
+    """Return "1.34" for "v1.34.2"; raises UnsupportedVersionError on bad input."""
+    major, minor, _ = parse_version(s, check_supported=False)
+    return f"{major}.{minor}"
+
+
+def with_v(s: str) -> str:
+    """Return the version with a leading "v", as image tags use it."""
+    return s if s.startswith("v") else "v" + s

@@ -102,6 +102,16 @@ class ControlPlane:
                "--request-timeout=10s", *args]
         return run(cmd, check=check, timeout=timeout)
 
+    def whoami_with_token(self, token: str) -> subprocess.CompletedProcess[str]:
+        """``kubectl auth whoami`` authenticating with only ``token`` (no client cert)."""
+        return self.kubectl(
+            f"--server=https://{self.node.address}:6443",
+            f"--certificate-authority={self.ca_crt}",
+            f"--token={token}",
+            "auth", "whoami", "-o", "json",
+            kubeconfig=Path("/dev/null"), check=False,
+        )
+
     def write_files(self) -> None:
         cfg = self.node.host_path(KUBEADM_CONFIG)
         cfg.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from kubeadm import config as kubeadm_config
 from kubeadm.errors import ConfigError
+from kubeadm.validation import validate_cluster_configuration
 
 # kubeadm's field path -> our form/model field, so kubeadm's messages land on the right input.
 FIELD_FOR_CONFIG_PATH = {
@@ -40,13 +41,13 @@ def cluster_values(cluster) -> dict[str, Any]:
 
 
 def configuration_errors(values: Mapping[str, Any]) -> list[ConfigError]:
-    return kubeadm_config.validate_cluster_configuration(cluster_configuration(values))
+    return validate_cluster_configuration(cluster_configuration(values))
 
 
 def init_configuration() -> kubeadm_config.InitConfiguration:
     """Node-specific fields are left for kubeadm to fill on the node (or for the join step)."""
     init = kubeadm_config.default_init_configuration()
-    # Kubeboard creates and rotates bootstrap tokens itself; kubeadm must not invent one.
+    # Never hand a node kubeadm's published placeholder token; Kubeboard issues real ones.
     init.bootstrap_tokens = []
     init.local_api_endpoint.advertise_address = ""
     init.node_registration.name = ""

@@ -134,6 +134,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
+SERVE_STATIC = env_bool("KUBEBOARD_SERVE_STATIC", True)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "clusters:list"

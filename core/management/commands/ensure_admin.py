@@ -1,0 +1,32 @@
+"""Create the first administrator if there is none, printing its generated password once."""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Create an 'admin' superuser with a random password unless a superuser exists."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--username", default="admin")
+
+    def handle(self, *args, username: str, **options) -> None:
+        users = get_user_model()
+        if users.objects.filter(is_superuser=True).exists():
+            self.stdout.write("An administrator already exists; no password printed.")
+            return
+        password = secrets.token_urlsafe(12)
+        users.objects.create_superuser(username=username, email="", password=password)
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    "  First administrator created. This password is shown only once:",
+                    f"    username: {username}",
+                    f"    password: {password}",
+                    "",
+                ]
+            )
+        )

@@ -1,0 +1,104 @@
+"""Fixtures shared by every test: users, real services, and Kubeboard's own processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import processes
+from tests.support.services import ServiceUnavailable, start_postgres, start_redis
+
+
+def require_or_skip(reason: str) -> None:
+    """Skip when a service cannot run here, unless the run demands every service (bin/test does)."""
+    if os.environ.get("KUBEBOARD_REQUIRE_SERVICES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def make_user(db):
+    from django.contrib.auth.models import Group, Permission, User
+
+    def make(username: str = "alice", *, team: str | None = "platform", perms: tuple[str, ...] = (), superuser: bool = False):
+        if superuser:
+            user = User.objects.create_superuser(username=username, email="", password="pw-" + username)
+        else:
+            user = User.objects.create_user(username=username, password="pw-" + username)
+        if team:
+            group, _ = Group.objects.get_or_create(name=team)
+            user.groups.add(group)
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        return User.objects.get(pk=user.pk)
+
+    return make
+
+
+@pytest.fixture
+def operator(make_user):
+    """A team member who may create clusters."""
+    return make_user("olivia", perms=("clusters.add_cluster", "operations.change_operation"))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[str]:
+    try:
+        service = start_redis(tmp_path_factory.mktemp("redis"))
+    except ServiceUnavailable as exc:
+        require_or_skip(str(exc))
+    yield service.url
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory) -> Iterator[str]:
+    try:
+        service = start_postgres(tmp_path_factory.mktemp("postgres"))
+    except ServiceUnavailable as exc:
+        require_or_skip(str(exc))
+    yield service.url
+    service.stop()
+
+
+def test_database_env() -> dict:
+    """Environment for child processes so they open the test database this test uses."""
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return {"sqlite_path": str(settings_dict["NAME"])}
+    url = "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**settings_dict)
+    return {"database_url": url}
+
+
+@pytest.fixture
+def stack_factory(transactional_db, tmp_path: Path):
+    """Start daphne and django-q2 workers against this test's database, like bin/run does."""
+    started: list[processes.Stack] = []
+
+    def start(*, redis_url: str = "", workers: int = 1, **extra_env: str) -> processes.Stack:
+        env = processes.kubeboard_env(redis_url=redis_url, **test_database_env(), **extra_env)
+        web, address = processes.start_web(env, tmp_path / "logs")
+        stack = processes.Stack(address=address, web=web)
+        started.append(stack)
+        for index in range(workers):
+            stack.workers.append(processes.start_worker(env, tmp_path / "logs", name=f"worker{index}"))
+        return stack
+
+    yield start
+    for stack in started:
+        stack.stop()
+
+
+def session_cookie(user) -> str:
+    """A real session for ``user`` stored in the database, as the login view would create."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value

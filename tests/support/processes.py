@@ -1,0 +1,120 @@
+"""Kubeboard's own processes (daphne web server, django-q2 worker) started as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.services import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kubeboard_env(*, sqlite_path: str | None = None, database_url: str = "", redis_url: str = "", **extra: str) -> dict:
+    env = dict(os.environ)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    env["PYTHONPATH"] = str(ROOT)
+    if sqlite_path:
+        env["KUBEBOARD_SQLITE_PATH"] = str(sqlite_path)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    else:
+        env.pop("DATABASE_URL", None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    else:
+        env.pop("REDIS_URL", None)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if self.popen.poll() is not None:
+            return
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def start(name: str, args: list[str], env: dict, log_dir: Path) -> Process:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    handle = open(log_path, "ab")
+    popen = subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    handle.close()
+    return Process(name, popen, log_path)
+
+
+def start_worker(env: dict, log_dir: Path, name: str = "worker") -> Process:
+    return start(name, ["manage.py", "qcluster"], env, log_dir)
+
+
+def start_web(env: dict, log_dir: Path, port: int | None = None) -> tuple[Process, str]:
+    port = port or free_port()
+    process = start("daphne", ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"], env, log_dir)
+    try:
+        wait_for_port(port, timeout=30)
+    except TimeoutError:
+        process.stop()
+        raise RuntimeError(f"daphne did not start:\n{process.log()}") from None
+    return process, f"127.0.0.1:{port}"
+
+
+@dataclass
+class Stack:
+    """A running web server and worker sharing one database (and Redis, if given)."""
+
+    address: str
+    web: Process
+    workers: list[Process] = field(default_factory=list)
+
+    @property
+    def http(self) -> str:
+        return f"http://{self.address}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://{self.address}"
+
+    def stop(self) -> None:
+        for process in [self.web, *self.workers]:
+            process.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.log()}" for p in [self.web, *self.workers])
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {message}")

@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.server
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,8 +131,99 @@ class StaticPod:
             c.stop()
 
 
+KUBELET_CONF = Path("/etc/kubernetes/kubelet.conf")
+BOOTSTRAP_CONF = Path("/etc/kubernetes/bootstrap-kubelet.conf")
+KUBELET_CONFIG = Path("/var/lib/kubelet/config.yaml")
+KUBELET_FLAGS = Path("/var/lib/kubelet/kubeadm-flags.env")
+
+
+class _HealthzProxy(http.server.BaseHTTPRequestHandler):
+    """127.0.0.1:10248/healthz, answered from the hollow kubelet's read-only port.
+
+    kubeadm waits on the kubelet's healthz port (10248); kubemark's hollow
+    kubelet does not start that server, but serves /healthz on 10255.
+    """
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:10255/healthz", timeout=5) as resp:
+                body, code = resp.read(), resp.status
+        except Exception as exc:  # kubelet not (yet) up
+            body, code = f"hollow kubelet not healthy: {exc}".encode(), 503
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+
+class HollowKubelet:
+    """Supervises kubemark's hollow kubelet as the node's "kubelet service".
+
+    Like systemd's kubelet unit under kubeadm it waits until kubeadm has
+    written /var/lib/kubelet/config.yaml and a kubeconfig (kubelet.conf, or
+    bootstrap-kubelet.conf for TLS bootstrap), and restarts the kubelet when
+    kubeadm rewrites config.yaml or kubeadm-flags.env. The hollow kubelet
+    uses a fake container runtime: pods it is given are not really run.
+    """
+
+    def __init__(self, kubemark: Path, log_dir: Path) -> None:
+        self.kubemark = kubemark
+        self.log_dir = log_dir
+        self.container: Container | None = None
+        self.digest = ""
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 10248), _HealthzProxy)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def node_name(self) -> str:
+        if KUBELET_FLAGS.exists():
+            m = re.search(r"--hostname-override=(\S+?)[\"\s]", KUBELET_FLAGS.read_text())
+            if m:
+                return m.group(1)
+        return os.uname().nodename
+
+    def check(self) -> None:
+        ready = KUBELET_CONFIG.exists() and (KUBELET_CONF.exists() or BOOTSTRAP_CONF.exists())
+        if not ready:
+            if self.container is not None:
+                self.container.stop()
+                self.container = None
+                log("kubelet config removed: hollow kubelet stopped")
+            return
+        digest = hashlib.sha256(
+            b"".join(p.read_bytes() for p in (KUBELET_CONFIG, KUBELET_FLAGS) if p.exists())
+        ).hexdigest()
+        if self.container is not None and digest != self.digest:
+            log("kubelet configuration changed: restarting hollow kubelet")
+            self.container.stop()
+            self.container = None
+        if self.container is None:
+            self.digest = digest
+            tmp = Path("/var/lib/kubelet/hollow-tmp")  # its temp dirs stay node-private
+            tmp.mkdir(parents=True, exist_ok=True)
+            argv = [str(self.kubemark), "--morph=kubelet", f"--name={self.node_name()}",
+                    f"--kubeconfig={KUBELET_CONF}", "--cert-dir=/var/lib/kubelet/pki",
+                    "--use-host-image-service=false", "--v=2"]
+            if not KUBELET_CONF.exists() and BOOTSTRAP_CONF.exists():
+                argv.append(f"--bootstrap-kubeconfig={BOOTSTRAP_CONF}")
+            self.container = Container(
+                pod="kubelet", name="hollow-kubelet", argv=argv,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR": str(tmp)},
+                workdir="/", log_path=self.log_dir / "kubelet.log", grace=MAX_GRACE,
+            )
+        self.container.check()
+
+    def stop(self) -> None:
+        if self.container is not None:
+            self.container.stop()
+
+
 class Runner:
-    def __init__(self, manifests: Path, bin_dir: Path, cache_root: Path, log_dir: Path) -> None:
+    def __init__(self, manifests: Path, bin_dir: Path, cache_root: Path, log_dir: Path,
+                 kubelet: HollowKubelet | None = None) -> None:
+        self.kubelet = kubelet
         self.manifests = manifests
         self.bin_dir = bin_dir
         self.cache_root = cache_root
@@ -200,9 +295,10 @@ class Runner:
                     env[e["name"]] = str(e["value"])
                 else:
                     log(f"{pod_name}/{c['name']}: env {e.get('name')} uses valueFrom; not emulated")
-            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-                if probe in c:
-                    log(f"{pod_name}/{c['name']}: {probe} not run: {c[probe]}")
+            probes = [f"{k}={(c[k].get('httpGet') or {}).get('path', '?')}"
+                      for k in ("startupProbe", "livenessProbe", "readinessProbe") if k in c]
+            if probes:
+                log(f"{pod_name}/{c['name']}: probes not run: {', '.join(probes)}")
             pod.containers.append(Container(
                 pod=pod_name, name=c["name"], argv=argv, env=env,
                 workdir=c.get("workingDir") or "/",
@@ -244,6 +340,8 @@ class Runner:
         for pod in self.pods.values():
             for c in pod.containers:
                 c.check()
+        if self.kubelet is not None:
+            self.kubelet.check()
 
     def run(self) -> None:
         def _term(signum: int, _frame: object) -> None:
@@ -256,6 +354,8 @@ class Runner:
             self.scan()
             time.sleep(1.0)
         log("stopping all static pods")
+        if self.kubelet is not None:
+            self.kubelet.stop()
         for pod in self.pods.values():
             pod.stop()
         log("stopped")
@@ -268,8 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-root", type=Path,
                         default=Path(os.environ.get("KUBEBOARD_K8S_CACHE", "/var/cache/kubeboard/k8s")))
     parser.add_argument("--log-dir", type=Path, required=True)
+    parser.add_argument("--kubelet", action="store_true",
+                        help="also act as the kubelet service with kubemark's hollow kubelet")
     args = parser.parse_args(argv)
-    Runner(args.manifests, args.bin_dir, args.cache_root, args.log_dir).run()
+    kubelet = HollowKubelet(args.bin_dir / "kubemark", args.log_dir) if args.kubelet else None
+    Runner(args.manifests, args.bin_dir, args.cache_root, args.log_dir, kubelet).run()
     return 0
 
 

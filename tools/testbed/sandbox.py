@@ -9,7 +9,8 @@ Layout of a sandbox called NAME with subnet 10.213.0.0/24 and N nodes:
   a node sends can leave the sandbox subnet;
 * node I: a persistent mount namespace and UTS namespace (hostname ``nodeI``)
   whose /etc/kubernetes, /var/lib/kubelet, /var/lib/etcd and /run are bind
-  mounts of per-node directories under the sandbox state directory;
+  mounts of per-node directories under the sandbox state directory, and whose
+  /etc/hosts names every node of the sandbox;
 * node I: an OpenSSH sshd on 10.213.0.(10+I):22 accepting only the sandbox
   key pair (``STATE/id_ed25519``), with per-node host keys pinned in
   ``STATE/known_hosts``.
@@ -197,12 +198,16 @@ class Node:
         """Run a shell command on the node over SSH, as Kubeboard would."""
         return run(self.ssh_command(command), check=check, timeout=timeout)
 
-    def start_runner(self, bin_dir: Path) -> int:
-        """Start the static-pod runner for this node; returns its PID."""
+    def start_runner(self, bin_dir: Path, kubelet: bool = False) -> int:
+        """Start the static-pod runner for this node; returns its PID.
+
+        With ``kubelet=True`` it also plays the kubelet service, running
+        kubemark's hollow kubelet once kubeadm has configured it.
+        """
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         proc = self.popen(
             [sys.executable, "-m", "tools.testbed.runner", "--bin-dir", str(bin_dir),
-             "--log-dir", str(self.dir / "logs")],
+             "--log-dir", str(self.dir / "logs")] + (["--kubelet"] if kubelet else []),
             self.dir / "logs" / "runner.log",
             env=env,
         )
@@ -363,8 +368,14 @@ class Sandbox:
         node.uts_ns.touch()
         run(["unshare", f"--mount={node.mnt_ns}", f"--uts={node.uts_ns}",
              "--propagation", "private", "true"])
+        # A private /etc/hosts naming every node, as on real machines: the
+        # kubelet derives its node IP from its hostname (no default route here).
+        hosts = node.dir / "hosts"
+        hosts.write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost\n" + "".join(
+            f"{n.address} {n.name}\n" for n in self.nodes))
         binds = " && ".join(
-            f"mount --bind {node.host_path(p)} {p}" for p in PRIVATE_DIRS
+            [f"mount --bind {node.host_path(p)} {p}" for p in PRIVATE_DIRS]
+            + [f"mount --bind {hosts} /etc/hosts"]
         )
         run(["nsenter", f"--mount={node.mnt_ns}", f"--uts={node.uts_ns}", "--",
              "sh", "-c", f"{binds} && hostname {node.name}"])

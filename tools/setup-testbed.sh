@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One entry point for everything the test-bed tests need on a fresh machine.
+# Idempotent: reruns are quick (packages present, binaries reused from cache).
+#
+#   bash tools/setup-testbed.sh            # as root
+#
+# Env: KUBEBOARD_K8S_CACHE (binary cache root), KUBEBOARD_K8S_VERSION,
+#      KUBEBOARD_TESTBED_OLDER=1 to also build the older pinned release,
+#      KUBEBOARD_TESTBED_KUBEMARK=0 to skip the hollow-kubelet build.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+log() { echo "[setup-testbed $(date +%H:%M:%S)] $*"; }
+
+if [ "$(id -u)" != 0 ]; then
+  log "ERROR: run as root (namespaces, bridges, mounts and apt-get need it)."
+  exit 2
+fi
+
+# Debian packages: sshd for the nodes, iproute2 for netns/bridges/veths,
+# util-linux for unshare/nsenter/mount, procps for ps, openssh-client for ssh,
+# curl for health checks inside nodes.
+pkgs=(openssh-server openssh-client iproute2 util-linux mount procps curl ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # apt never starts services here (no systemd); sshd is started per node by the test bed.
+  if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+    log "apt-get install failed; refreshing package lists once and retrying"
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+  fi
+else
+  log "Debian packages present: ${pkgs[*]}"
+fi
+
+python3 -c 'import yaml' 2>/dev/null || {
+  log "ERROR: python3 lacks PyYAML (pip install pyyaml; the project's requirements pin it)"; exit 2; }
+
+# Binaries: built once per version into the cache, reused afterwards.
+extra=""
+[ "${KUBEBOARD_TESTBED_KUBEMARK:-1}" = 1 ] && extra=kubemark
+KUBEBOARD_K8S_EXTRA=$extra "$here/build-k8s.sh" >/dev/null
+if [ "${KUBEBOARD_TESTBED_OLDER:-0}" = 1 ]; then
+  "$here/build-k8s.sh" older >/dev/null
+fi
+
+# A crashed earlier run may have left sandboxes: report and remove them.
+cd "$here/.."
+for name in $(python3 -c 'from tools.testbed.sandbox import known_sandboxes; print(" ".join(known_sandboxes()))'); do
+  case "$name" in
+    kbtb?*) log "removing leftover test sandbox $name"; python3 -m tools.testbed down --name "$name" || true ;;
+  esac
+done
+log "test bed ready"

@@ -8,11 +8,17 @@ crypto/x509 CreateCertificate, whose choices kubeadm inherits:
 * subject: O before CN, all O values in one RDN, PrintableString when the
   text allows it (Go's asn1 rule), else UTF8String;
 * extensions in Go's order: keyUsage (critical), extKeyUsage, basicConstraints
-  (critical, CA:TRUE or CA:FALSE), subjectKeyIdentifier (CAs only, SHA-1 of
-  the public key as Go <= 1.24 computes it), authorityKeyIdentifier (leaves
-  only, = the CA's SKI), subjectAltName (DNS names first, then IPs);
+  (critical, CA:TRUE or CA:FALSE), subjectKeyIdentifier (CAs only),
+  authorityKeyIdentifier (leaves only, = the CA's SKI), subjectAltName (DNS
+  names first, then IPs);
+* SKI: the first 160 bits of SHA-256 over the subjectPublicKey bits (RFC 7093),
+  as Go >= 1.25 computes it and as the real kubeadm v1.37.2 writes it (checked
+  against its ca.crt); kubeadm <= 1.34 (Go 1.24) used SHA-1, ``ski_hash="sha1"``;
 * key usage: DigitalSignature + KeyEncipherment (+ CertSign for CAs), for RSA
-  and ECDSA alike;
+  and ECDSA alike (checked on ECDSA-P256 certificates of kubeadm v1.37.2);
+* NotBefore: the run's start time minus 5 minutes; kubeconfig client
+  certificates instead take the CA's NotBefore (NewSignedCert's default, seen
+  in kubeadm v1.37.2's admin.conf), hence ``not_before``;
 * CA certificates carry a DNS SAN equal to their CN;
 * signature: SHA-256 with RSA or P-256 keys, SHA-384 with P-384 keys.
 
@@ -23,6 +29,7 @@ SEC1 "EC PRIVATE KEY", public keys PKIX "PUBLIC KEY".
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import secrets
 from dataclasses import dataclass, field
@@ -164,7 +171,7 @@ def private_key_pem(key: PrivateKey) -> bytes:
 
 def generate_ca(common_name: str, algorithm: str = DEFAULT_ALGORITHM, validity: timedelta = CA_VALIDITY,
                 now: datetime.datetime | None = None, *, organization: tuple[str, ...] = (),
-                key: PrivateKey | None = None) -> KeyPair:
+                key: PrivateKey | None = None, ski_hash: str = "sha256") -> KeyPair:
     """A self-signed CA as NewSelfSignedCACert makes it.
 
     ``now`` is the kubeadm run's start time: NotBefore = now - 5m,
@@ -175,7 +182,7 @@ def generate_ca(common_name: str, algorithm: str = DEFAULT_ALGORITHM, validity: 
     start = _utc_seconds(now) if now else now_utc()
     key = key or generate_private_key(algorithm)
     name = build_name(common_name, organization)
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    ski = subject_key_identifier(key.public_key(), ski_hash)
     builder = (
         x509.CertificateBuilder()
         .serial_number(new_serial())
@@ -192,6 +199,18 @@ def generate_ca(common_name: str, algorithm: str = DEFAULT_ALGORITHM, validity: 
     return KeyPair(builder.sign(key, _signature_hash(key)), key)
 
 
+def subject_key_identifier(public_key: object, ski_hash: str = "sha256") -> x509.SubjectKeyIdentifier:
+    """Go's CreateCertificate SKI: hash of the subjectPublicKey BIT STRING
+    contents; truncated SHA-256 (Go >= 1.25) or SHA-1 (older Go)."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        bits = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    else:
+        bits = public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    if ski_hash == "sha1":
+        return x509.SubjectKeyIdentifier(hashlib.sha1(bits).digest())
+    return x509.SubjectKeyIdentifier(hashlib.sha256(bits).digest()[:20])
+
+
 def _key_usage(is_ca: bool) -> x509.KeyUsage:
     return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
                          data_encipherment=False, key_agreement=False, key_cert_sign=is_ca, crl_sign=False,
@@ -202,11 +221,12 @@ def issue_certificate(ca: KeyPair, common_name: str, *, organization: tuple[str,
                       usages: tuple[str, ...] | list[str] = (CLIENT_AUTH,),
                       dns_names: tuple[str, ...] | list[str] = (), ip_addresses: tuple[str, ...] | list[str] = (),
                       algorithm: str = DEFAULT_ALGORITHM, validity: timedelta = CERT_VALIDITY,
-                      now: datetime.datetime | None = None, key: PrivateKey | None = None) -> KeyPair:
+                      now: datetime.datetime | None = None, key: PrivateKey | None = None,
+                      not_before: datetime.datetime | None = None) -> KeyPair:
     """A leaf certificate signed by ``ca`` as NewSignedCert makes it.
 
-    NotBefore = now - 5m, NotAfter = now + validity. Like kubeadm, the leaf is
-    not capped at the CA's NotAfter.
+    NotBefore = now - 5m (or ``not_before``), NotAfter = now + validity. Like
+    kubeadm, the leaf is not capped at the CA's NotAfter.
     """
     if ca.cert is None:
         raise CertificateError("ca: expected a CA certificate, found a key pair without certificate")
@@ -230,7 +250,7 @@ def issue_certificate(ca: KeyPair, common_name: str, *, organization: tuple[str,
         .subject_name(build_name(common_name, tuple(organization)))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
-        .not_valid_before(start - CERTIFICATE_BACKDATE)
+        .not_valid_before(_utc_seconds(not_before) if not_before else start - CERTIFICATE_BACKDATE)
         .not_valid_after(start + validity)
         .add_extension(_key_usage(is_ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([_EKU[u] for u in usages]), critical=False)

@@ -117,3 +117,20 @@ def test_token_in_a_config_error_is_redacted():
     errors = config.validate_init_configuration(init)
     assert [e.field for e in errors] == ["bootstrapTokens[0].token"]
     assert "0123456789abcde" not in str(errors[0])
+
+
+REAL = DATA / "real-v1.37.2"
+
+
+def test_init_defaults_match_real_kubeadm_1_37_2():
+    rendered = render_init_config(default_init_configuration(), default_cluster_configuration("1.37.0"))
+    assert rendered == (REAL / "init-defaults.yaml").read_text()
+
+
+def test_join_defaults_match_real_kubeadm_1_37_2():
+    # kubeadm fills nodeRegistration.name with the host name ("vm" where it ran).
+    rendered = config.render_join_config(config.default_join_configuration(node_name="vm"))
+    assert rendered == (REAL / "join-defaults.yaml").read_text()
+    parsed = parse_config(rendered)
+    assert parsed.join == config.default_join_configuration(node_name="vm")
+    assert config.validate_join_configuration(parsed.join) == []

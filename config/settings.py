@@ -190,6 +190,8 @@ EVENT_FLUSH_COUNT = int(os.environ.get("KUBEBOARD_EVENT_FLUSH_COUNT", "200"))
 EVENT_FLUSH_SECONDS = float(os.environ.get("KUBEBOARD_EVENT_FLUSH_SECONDS", "0.05"))
 # Embedded live feed: how often a websocket consumer looks for new events in the database.
 EVENT_POLL_SECONDS = float(os.environ.get("KUBEBOARD_EVENT_POLL_SECONDS", "0.1"))
+# With Redis the database is still read now and then, so a dropped message is noticed.
+EVENT_SAFETY_POLL_SECONDS = float(os.environ.get("KUBEBOARD_EVENT_SAFETY_POLL_SECONDS", "1.0"))
 
 LOGGING = {
     "version": 1,

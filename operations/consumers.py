@@ -22,8 +22,6 @@ from operations.models import Event, Operation
 log = logging.getLogger(__name__)
 
 REPLAY_CHUNK = 1000
-# With Redis the database is still read now and then, so a dropped message is noticed.
-SAFETY_POLL_SECONDS = 1.0
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -128,7 +126,7 @@ class OperationEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_events(events)
 
     async def poll(self) -> None:
-        interval = SAFETY_POLL_SECONDS if self.layer_active else settings.EVENT_POLL_SECONDS
+        interval = settings.EVENT_SAFETY_POLL_SECONDS if self.layer_active else settings.EVENT_POLL_SECONDS
         lease = settings.OPERATION_LEASE_SECONDS
         try:
             while True:
@@ -141,6 +139,6 @@ class OperationEventsConsumer(AsyncJsonWebsocketConsumer):
                         await reap()
                 if status not in Operation.ACTIVE_STATUSES and status != "gone":
                     # Finished: whatever follows (a resume) will be read at the slower pace.
-                    interval = max(interval, SAFETY_POLL_SECONDS)
+                    interval = max(interval, settings.EVENT_SAFETY_POLL_SECONDS)
         except asyncio.CancelledError:
             return

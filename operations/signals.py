@@ -1,21 +1,37 @@
-"""Worker start-up: reap operations that a dead worker left running (as AWX does)."""
+"""Worker start-up: reap operations that a dead worker left running (as AWX does), then keep
+reaping in the background so an orphan is noticed within a lease even if nobody watches it."""
 
 import logging
+import threading
 
+from django.conf import settings
+from django.db import close_old_connections
 from django.dispatch import receiver
 from django_q.signals import post_spawn
 
 log = logging.getLogger(__name__)
 
 
-@receiver(post_spawn)
-def reap_on_worker_start(sender, proc_name, **kwargs) -> None:
+def _reap(proc_name: str) -> None:
     from operations.services import reap_operations
 
     try:
         reaped = reap_operations()
     except Exception:
-        log.exception("reaping interrupted operations at worker start failed")
+        log.exception("reaping interrupted operations failed")
+        close_old_connections()
         return
     if reaped:
         log.warning("worker %s marked %d orphaned operation(s) interrupted", proc_name, reaped)
+
+
+def _reap_forever(proc_name: str, stop: threading.Event) -> None:
+    interval = max(1.0, settings.OPERATION_LEASE_SECONDS / 2)
+    while not stop.wait(interval):
+        _reap(proc_name)
+
+
+@receiver(post_spawn)
+def reap_on_worker_start(sender, proc_name, **kwargs) -> None:
+    _reap(proc_name)
+    threading.Thread(target=_reap_forever, args=(proc_name, threading.Event()), name="reaper", daemon=True).start()

@@ -9,6 +9,8 @@ from audit.models import AppendOnlyError, AuditEvent
 from audit.services import AuditSecretError, record, verify_chain
 from core.encryption import SecretValue
 
+pytestmark = pytest.mark.postgres
+
 
 @pytest.mark.django_db
 def test_chain_links_records_and_verifies(make_user):

@@ -16,7 +16,7 @@ from operations.models import Event, Operation
 from operations.routing import websocket_urlpatterns
 from tests.factories import make_cluster
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 IN_MEMORY_LAYER = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

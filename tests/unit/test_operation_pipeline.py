@@ -19,6 +19,8 @@ from operations.services import reap_operations, resume_operation
 from tests.factories import make_cluster
 from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
 
+pytestmark = pytest.mark.postgres
+
 
 def new_cluster(**fields) -> Cluster:
     values = {"name": "c1", "kubernetes_version": DEFAULT_KUBERNETES_VERSION, "control_plane_endpoint": "10.0.0.10:6443", "pod_subnet": "10.244.0.0/16"}

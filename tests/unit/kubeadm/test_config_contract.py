@@ -134,3 +134,14 @@ def test_join_defaults_match_real_kubeadm_1_37_2():
     parsed = parse_config(rendered)
     assert parsed.join == config.default_join_configuration(node_name="vm")
     assert config.validate_join_configuration(parsed.join) == []
+
+
+@pytest.mark.parametrize("text", [
+    "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\ncertificateKey: [topsecretvalue]\n",
+    "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  tlsBootstrapToken: {a: topsecretvalue}\n",
+    "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nbootstrapTokens:\n- token: [topsecretvalue]\n",
+])
+def test_secret_fields_never_appear_in_parse_errors(text):
+    with pytest.raises(ConfigError) as err:
+        parse_config(text)
+    assert "topsecretvalue" not in str(err.value) and "redacted" in str(err.value)

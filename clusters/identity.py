@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django.db import transaction
 
@@ -35,8 +35,8 @@ def _store_authority(cluster: Cluster, name: str, pair: pki.KeyPair) -> Certific
         private_key=pair.key_pem().decode(),
         subject=cert.subject.rfc4514_string() if cert is not None else "",
         fingerprint_sha256=pki.fingerprint_sha256(cert) if cert is not None else "",
-        not_before=cert.not_valid_before_utc.astimezone(dt_timezone.utc) if cert is not None else None,
-        not_after=cert.not_valid_after_utc.astimezone(dt_timezone.utc) if cert is not None else None,
+        not_before=cert.not_valid_before_utc.astimezone(UTC) if cert is not None else None,
+        not_after=cert.not_valid_after_utc.astimezone(UTC) if cert is not None else None,
     )
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from django.utils.module_loading import import_string
 

@@ -5,8 +5,8 @@ import pytest
 from audit.models import AuditEvent
 from clusters.forms import ClusterForm
 from clusters.models import Cluster
-from operations.models import Operation
 from kubeadm.versions import DEFAULT_KUBERNETES_VERSION, SUPPORTED_VERSIONS
+from operations.models import Operation
 
 VALID = {
     "name": "prod-eu1",

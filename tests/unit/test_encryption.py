@@ -10,8 +10,8 @@ from django.test import override_settings
 from clusters.models import Cluster
 from core import encryption
 from core.encryption import MASK, SecretValue
-from tokens.models import BootstrapToken
 from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
+from tokens.models import BootstrapToken
 
 SECRET = "0123456789abcdef"
 

@@ -12,12 +12,12 @@ from audit.models import AuditEvent
 from clusters.models import Cluster
 from clusters.services import create_cluster
 from kubeadm import discovery
+from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
 from operations.events import EventWriter, LeaseLost
 from operations.models import Event, Operation, PhaseRun
 from operations.runner import run_operation
 from operations.services import reap_operations, resume_operation
 from tests.factories import make_cluster
-from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
 
 pytestmark = pytest.mark.postgres
 

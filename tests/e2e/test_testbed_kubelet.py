@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tools.testbed.binaries import selected_version
 from tools.testbed.cluster import ControlPlane, kubeadm_join, new_bootstrap_token
 from tools.testbed.testing import require_binaries, sandbox, unavailable
 
@@ -29,7 +30,7 @@ def test_kubeadm_init_and_joins_with_hollow_kubelet() -> None:
     started = time.monotonic()
     with sandbox(NAME, SUBNET, size=3) as sb:
         cp1, worker, cp2 = sb.node(1), sb.node(2), sb.node(3)
-        cp = ControlPlane(node=cp1, bin_dir=bins, version="v1.37.2", token=new_bootstrap_token())
+        cp = ControlPlane(node=cp1, bin_dir=bins, version=selected_version(), token=new_bootstrap_token())
         for node in sb.nodes:
             node.start_runner(bins, kubelet=True)
 

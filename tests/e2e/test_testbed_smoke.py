@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tools.testbed.binaries import DEFAULT_VERSION
+from tools.testbed.binaries import selected_version
 from tools.testbed.cluster import ControlPlane, new_bootstrap_token
 from tools.testbed.testing import require_binaries, sandbox
 
@@ -30,7 +30,7 @@ def test_kubeadm_control_plane_in_sandbox_node() -> None:
         node = sb.node(1)
         # kubeadm reports the release it was built as; it checks the control plane against it.
         version = node.ssh(f"{bins}/kubeadm version -o short").stdout.strip()
-        assert version == DEFAULT_VERSION
+        assert version == selected_version()
 
         token = new_bootstrap_token()
         cp = ControlPlane(node=node, bin_dir=bins, version=version, token=token)

@@ -26,10 +26,14 @@ def cache_root() -> Path:
     return Path(os.environ.get("KUBEBOARD_K8S_CACHE", "/var/cache/kubeboard/k8s"))
 
 
+def selected_version() -> str:
+    """The release tests use: $KUBEBOARD_K8S_VERSION, else the newest pinned one."""
+    return os.environ.get("KUBEBOARD_K8S_VERSION", DEFAULT_VERSION)
+
+
 def bin_dir(version: str | None = None) -> Path:
-    """The cache bin directory for ``version`` (default: the pinned release)."""
-    version = version or os.environ.get("KUBEBOARD_K8S_VERSION", DEFAULT_VERSION)
-    return cache_root() / version / "bin"
+    """The cache bin directory for ``version`` (default: selected_version())."""
+    return cache_root() / (version or selected_version()) / "bin"
 
 
 def find_binaries(version: str | None = None) -> Path:

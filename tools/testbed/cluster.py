@@ -146,6 +146,32 @@ class ControlPlane:
             out.append(f"--- {f.name}\n" + "\n".join(tail))
         return "\n".join(out)
 
+    def kubeadm_init(self, timeout: float = 600) -> str:
+        """The whole ``kubeadm init`` (all phases but preflight) over SSH.
+
+        Needs the node's runner started with ``kubelet=True`` (hollow kubelet).
+        preflight is skipped: it needs a container runtime to pull images.
+        """
+        self.write_files()
+        cmd = (f"{self.kubeadm} init --config {KUBEADM_CONFIG} --skip-phases=preflight "
+               "--upload-certs")
+        proc = self.node.ssh(cmd + " 2>&1", check=False, timeout=timeout)
+        if proc.returncode != 0:
+            raise SandboxError(f"`{cmd}` failed ({proc.returncode}):\n{proc.stdout}\n{self.log_tails()}")
+        return proc.stdout
+
+    def join_command(self, control_plane: bool = False) -> str:
+        """``kubeadm token create --print-join-command`` (+ a fresh certificate key)."""
+        cmd = f"{self.kubeadm} token create --print-join-command --kubeconfig /etc/kubernetes/admin.conf"
+        if control_plane:
+            # Re-upload with a new key (kubeadm refuses --certificate-key with --config).
+            out = self.kubeadm_phase("upload-certs", "--upload-certs")
+            key = out.strip().splitlines()[-1].strip()
+            if len(key) != 64:
+                raise SandboxError(f"no certificate key in upload-certs output:\n{out}")
+            cmd += f" --certificate-key {key}"
+        return self.node.ssh(cmd).stdout.strip()
+
     def finish_init(self, log: object = print) -> dict[str, str]:
         """upload-config, upload-certs and bootstrap-token phases against the live API."""
         outputs = {}
@@ -165,3 +191,25 @@ def start_control_plane(node: Node, bin_dir: Path, version: str, token: str | No
     cp.wait_ready(log=log)
     cp.finish_init(log=log)
     return cp
+
+
+def kubeadm_join(node: Node, bin_dir: Path, join_command: str, timeout: float = 600) -> str:
+    """Run a printed ``kubeadm join ...`` on ``node`` (all phases but preflight).
+
+    The node's runner must run with ``kubelet=True``. The address and name are
+    explicit because nodes have no default route for kubeadm to guess from.
+    """
+    if not join_command.startswith("kubeadm join "):
+        raise ValueError(f"not a join command: {join_command!r}")
+    cmd = (f"{bin_dir / 'kubeadm'} {join_command[len('kubeadm '):]} --skip-phases=preflight "
+           f"--node-name {node.name} --cri-socket unix:///run/containerd/containerd.sock")
+    if "--control-plane" in join_command:
+        cmd += f" --apiserver-advertise-address {node.address}"
+    proc = node.ssh(cmd + " 2>&1", check=False, timeout=timeout)
+    if proc.returncode != 0:
+        tails = []
+        for f in sorted((node.dir / "logs").glob("*.log")):
+            tails.append(f"--- {f.name}\n" + "\n".join(f.read_text(errors="replace").splitlines()[-15:]))
+        raise SandboxError(f"`{cmd}` on {node.name} failed ({proc.returncode}):\n{proc.stdout}\n"
+                           + "\n".join(tails))
+    return proc.stdout

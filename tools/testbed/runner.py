@@ -30,6 +30,7 @@ import http.server
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import yaml
 
-PRIVATE_PREFIXES = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/run")
+PRIVATE_PREFIXES = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/tmp", "/run")
 MAX_GRACE = 10.0
 BACKOFF_MAX = 30.0
 
@@ -135,6 +136,10 @@ KUBELET_CONF = Path("/etc/kubernetes/kubelet.conf")
 BOOTSTRAP_CONF = Path("/etc/kubernetes/bootstrap-kubelet.conf")
 KUBELET_CONFIG = Path("/var/lib/kubelet/config.yaml")
 KUBELET_FLAGS = Path("/var/lib/kubelet/kubeadm-flags.env")
+# kubemark makes its root and static-pod dirs under a hard-coded /tmp (the
+# node's private /tmp): /tmp/hollow-kubelet.*/static-pods*.
+HOLLOW_TMP = Path("/tmp")
+MANIFESTS = Path("/etc/kubernetes/manifests")
 
 
 class _HealthzProxy(http.server.BaseHTTPRequestHandler):
@@ -201,8 +206,11 @@ class HollowKubelet:
             self.container = None
         if self.container is None:
             self.digest = digest
-            tmp = Path("/var/lib/kubelet/hollow-tmp")  # its temp dirs stay node-private
-            tmp.mkdir(parents=True, exist_ok=True)
+            # Its temp dirs (root dir, static-pod dir) stay node-private; a
+            # fresh one per start so the static-pod dir found below is its own.
+            for old in HOLLOW_TMP.glob("hollow-kubelet.*"):
+                shutil.rmtree(old, ignore_errors=True)
+            tmp = HOLLOW_TMP
             argv = [str(self.kubemark), "--morph=kubelet", f"--name={self.node_name()}",
                     f"--kubeconfig={KUBELET_CONF}", "--cert-dir=/var/lib/kubelet/pki",
                     "--use-host-image-service=false", "--v=2"]
@@ -214,6 +222,35 @@ class HollowKubelet:
                 workdir="/", log_path=self.log_dir / "kubelet.log", grace=MAX_GRACE,
             )
         self.container.check()
+        self.sync_static_pods()
+
+    def sync_static_pods(self) -> None:
+        """Copy /etc/kubernetes/manifests into the hollow kubelet's static-pod dir.
+
+        kubemark hard-codes a temp static-pod dir. Mirroring the manifests there
+        makes it create the mirror pods (etcd-NODE, kube-apiserver-NODE, ...)
+        with kubeadm's annotations, which kubeadm reads (e.g. check-etcd finds
+        etcd endpoints that way). The fake runtime only pretends to run them;
+        the real processes are the runner's.
+        """
+        dirs = sorted(HOLLOW_TMP.glob("hollow-kubelet.*/static-pods*"))
+        if not dirs:
+            return
+        target = dirs[-1]
+        wanted = {}
+        if MANIFESTS.is_dir():
+            for p in MANIFESTS.iterdir():
+                if p.is_file() and not p.name.startswith(".") and p.suffix in (".yaml", ".yml", ".json"):
+                    wanted[p.name] = p.read_bytes()
+        for p in target.iterdir():
+            if p.name not in wanted:
+                p.unlink()
+        for name, data in wanted.items():
+            dst = target / name
+            if not dst.exists() or dst.read_bytes() != data:
+                tmp = target / f".{name}.tmp"
+                tmp.write_bytes(data)
+                tmp.rename(dst)  # atomic: the kubelet never reads a half-written file
 
     def stop(self) -> None:
         if self.container is not None:

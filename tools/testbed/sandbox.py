@@ -8,7 +8,7 @@ Layout of a sandbox called NAME with subnet 10.213.0.0/24 and N nodes:
   10.213.0.(10+I)/24 and whose loopback is up; no default route, so nothing
   a node sends can leave the sandbox subnet;
 * node I: a persistent mount namespace and UTS namespace (hostname ``nodeI``)
-  whose /etc/kubernetes, /var/lib/kubelet, /var/lib/etcd and /run are bind
+  whose /etc/kubernetes, /var/lib/kubelet, /var/lib/etcd, /tmp and /run are bind
   mounts of per-node directories under the sandbox state directory, and whose
   /etc/hosts names every node of the sandbox;
 * node I: an OpenSSH sshd on 10.213.0.(10+I):22 accepting only the sandbox
@@ -41,7 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Paths made private per node, in mount order (/run last: its source path is
 # under the state dir, which stays visible inside the node).
-PRIVATE_DIRS = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/run")
+PRIVATE_DIRS = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/tmp", "/run")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # interface names are <= 15 chars
 
 
@@ -92,6 +92,14 @@ def _pids_in_namespaces(inodes: dict[str, set[int]]) -> list[int]:
                 found.append(int(entry))
                 break
     return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def check_host_tools() -> list[str]:
@@ -204,6 +212,12 @@ class Node:
         With ``kubelet=True`` it also plays the kubelet service, running
         kubemark's hollow kubelet once kubeadm has configured it.
         """
+        pidfile = self.dir / "runner.pid"
+        if pidfile.exists() and _alive(int(pidfile.read_text())):
+            raise SandboxError(
+                f"a runner already runs on {self.name} (pid {pidfile.read_text()}); it owns the "
+                "node's static pods and kubelet ports. Stop it (kill PID) or recreate the sandbox."
+            )
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         proc = self.popen(
             [sys.executable, "-m", "tools.testbed.runner", "--bin-dir", str(bin_dir),
@@ -211,7 +225,7 @@ class Node:
             self.dir / "logs" / "runner.log",
             env=env,
         )
-        (self.dir / "runner.pid").write_text(str(proc.pid))
+        pidfile.write_text(str(proc.pid))
         return proc.pid
 
 
@@ -347,6 +361,7 @@ class Sandbox:
         for private in PRIVATE_DIRS:
             node.host_path(private).mkdir(parents=True, exist_ok=True)
         os.chmod(node.host_path("/var/lib/etcd"), 0o700)
+        os.chmod(node.host_path("/tmp"), 0o1777)
         sshd_run = node.host_path("/run/sshd")
         sshd_run.mkdir(parents=True, exist_ok=True)
         os.chmod(sshd_run, 0o755)

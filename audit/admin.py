@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from audit.models import AuditEvent
+from audit.models import AuditChainHead, AuditEvent
 from core.admin_mixins import ReadOnlyAdmin
 
 
@@ -10,3 +10,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ("action",)
     search_fields = ("actor_name", "action", "object_repr", "cluster_name")
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+
+@admin.register(AuditChainHead)
+class AuditChainHeadAdmin(ReadOnlyAdmin):
+    list_display = ("count", "last_hash")

@@ -111,21 +111,30 @@ class EventWriter:
         oldest = self._oldest
         return oldest is not None and time.monotonic() - oldest >= self.flush_seconds
 
-    def flush(self) -> int:
-        """Store and then publish everything buffered; returns how many events were written."""
+    def flush(self, *, operation_updates: dict | None = None, also: Callable[[], None] | None = None) -> int:
+        """Store and then publish everything buffered; returns how many events were written.
+
+        ``operation_updates`` and ``also`` run in the same transaction as the insert, so a
+        client that sees the final event also finds the operation finished.
+        """
         with self._flush_lock:
             with self._buffer_lock:
                 batch, self._buffer, self._oldest = self._buffer, [], None
-            if not batch:
+            if not batch and not operation_updates:
                 return 0
             with transaction.atomic():
+                updates = {"heartbeat_at": timezone.now(), **(operation_updates or {})}
+                if batch:
+                    updates["last_seq"] = batch[-1].seq
                 held = Operation.objects.filter(
                     pk=self.operation_id, status=Operation.Status.RUNNING, worker=self.worker
-                ).update(last_seq=batch[-1].seq, heartbeat_at=timezone.now())
+                ).update(**updates)
                 if not held:
                     self.lease_lost = True
                     raise LeaseLost(f"operation {self.operation_id} is no longer held by this worker")
                 Event.objects.bulk_create(batch)
+                if also is not None:
+                    also()
             self.on_publish(self.operation_id, [event.as_message() for event in batch])
             return len(batch)
 

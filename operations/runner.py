@@ -123,18 +123,20 @@ def _set_phase(writer: EventWriter, phase: PhaseRun, status: str, *, error: str 
 
 
 def _finish(operation: Operation, writer: EventWriter, status: str, error: str = "") -> None:
-    now = timezone.now()
     level = Event.Level.ERROR if error else Event.Level.INFO
-    message = error or f"Operation {status}."
-    writer.emit(message, kind=Event.Kind.STATUS, level=level, data={"status": status, "error": error} if error else {"status": status})
-    writer.flush()
-    with transaction.atomic():
-        Operation.objects.filter(pk=operation.pk, worker=writer.worker).update(
-            status=status, finished_at=now, error=error, current_phase=""
-        )
-        operation.status, operation.error = status, error
-        record(f"operation.{status}", obj=operation, cluster=operation.cluster, details={"kind": operation.kind, "error": error} if error else {"kind": operation.kind})
-    notify_finished(operation)
+    data = {"status": status, "error": error} if error else {"status": status}
+    writer.emit(error or f"Operation {status}.", kind=Event.Kind.STATUS, level=level, data=data)
+    operation.status, operation.error = status, error
+
+    def outcome() -> None:
+        details = {"kind": operation.kind, "error": error} if error else {"kind": operation.kind}
+        record(f"operation.{status}", obj=operation, cluster=operation.cluster, details=details)
+        notify_finished(operation)
+
+    writer.flush(
+        operation_updates={"status": status, "finished_at": timezone.now(), "error": error, "current_phase": ""},
+        also=outcome,
+    )
 
 
 def _run_phases(operation: Operation, writer: EventWriter) -> str:

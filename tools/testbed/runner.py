@@ -320,6 +320,16 @@ class Runner:
                             "not created on the shared host filesystem, mount skipped")
                         continue
                 if os.path.realpath(src) != os.path.realpath(dst):
+                    if not os.path.exists(dst):
+                        if not _under_private(dst):
+                            log(f"{pod_name}/{c['name']}: mountPath {dst} missing; not created on the "
+                                "shared host filesystem, mount skipped")
+                            continue
+                        if os.path.isdir(src):
+                            os.makedirs(dst, exist_ok=True)
+                        else:
+                            os.makedirs(os.path.dirname(dst), exist_ok=True)
+                            Path(dst).touch()
                     binds.append((src, dst))
             if binds:
                 # Bind the differing paths in a mount namespace of this process only.

@@ -5,6 +5,8 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from core.encryption import keyring
+
 
 class Command(BaseCommand):
     help = "Create an 'admin' superuser with a random password unless a superuser exists."
@@ -13,6 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--username", default="admin")
 
     def handle(self, *args, username: str, **options) -> None:
+        # Make (and announce) the embedded encryption key now, not inside the first operation.
+        keyring()
         users = get_user_model()
         if users.objects.filter(is_superuser=True).exists():
             self.stdout.write("An administrator already exists; no password printed.")

@@ -10,8 +10,9 @@ from kubeadm import versions
 
 class ClusterForm(forms.ModelForm):
     kubernetes_version = forms.CharField(
+        label="Kubernetes version",
         initial=versions.DEFAULT_KUBERNETES_VERSION,
-        help_text="Supported minors: " + ", ".join(versions.SUPPORTED_VERSIONS) + " (for example v1.34.2).",
+        help_text=f"Supported minors: {', '.join(versions.SUPPORTED_VERSIONS)} (for example {versions.DEFAULT_KUBERNETES_VERSION}).",
     )
 
     class Meta:

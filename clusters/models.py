@@ -27,11 +27,11 @@ class Cluster(models.Model):
         FAILED = "failed", "Failed"
 
     class EncryptionAlgorithm(models.TextChoices):
-        RSA_2048 = "RSA-2048"
-        RSA_3072 = "RSA-3072"
-        RSA_4096 = "RSA-4096"
-        ECDSA_P256 = "ECDSA-P256"
-        ECDSA_P384 = "ECDSA-P384"
+        RSA_2048 = "RSA-2048", "RSA-2048 (kubeadm's default)"
+        RSA_3072 = "RSA-3072", "RSA-3072"
+        RSA_4096 = "RSA-4096", "RSA-4096"
+        ECDSA_P256 = "ECDSA-P256", "ECDSA-P256"
+        ECDSA_P384 = "ECDSA-P384", "ECDSA-P384"
 
     name = models.CharField(
         max_length=63,
@@ -43,14 +43,14 @@ class Cluster(models.Model):
             )
         ],
     )
-    kubernetes_version = models.CharField(max_length=32)
-    control_plane_endpoint = models.CharField(max_length=255)
+    kubernetes_version = models.CharField("Kubernetes version", max_length=32)
+    control_plane_endpoint = models.CharField("control-plane endpoint", max_length=255)
     pod_subnet = models.CharField(max_length=200, blank=True)
     service_subnet = models.CharField(max_length=200, default="10.96.0.0/12")
-    dns_domain = models.CharField(max_length=253, default="cluster.local")
+    dns_domain = models.CharField("DNS domain", max_length=253, default="cluster.local")
     image_repository = models.CharField(max_length=255, default="registry.k8s.io")
     encryption_algorithm = models.CharField(
-        max_length=16, choices=EncryptionAlgorithm.choices, default=EncryptionAlgorithm.RSA_2048
+        "key algorithm", max_length=16, choices=EncryptionAlgorithm.choices, default=EncryptionAlgorithm.RSA_2048
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
     team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.PROTECT, related_name="clusters")

@@ -129,7 +129,9 @@ def _finish(operation: Operation, writer: EventWriter, status: str, error: str =
     operation.status, operation.error = status, error
 
     def outcome() -> None:
-        details = {"kind": operation.kind, "error": error} if error else {"kind": operation.kind}
+        details = {"kind": operation.kind, "requested_by": operation.requested_by.username if operation.requested_by else None}
+        if error:
+            details["error"] = error
         record(f"operation.{status}", obj=operation, cluster=operation.cluster, details=details)
         notify_finished(operation)
 

@@ -58,7 +58,8 @@ if [ -z "$GO" ]; then
   fi
 fi
 # Never let go silently download another toolchain: say so instead.
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+# -mod=readonly: the pinned go.mod/go.sum are never rewritten by a build.
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
 need=$(awk '$1=="go"{print $2}' "$moddir/go.mod")
 have=$("$GO" env GOVERSION | sed 's/^go//')
 if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then

@@ -3,6 +3,7 @@
 Examples (as root, from the repository root)::
 
     python -m tools.testbed up --nodes 2           # sandbox "kbtb" on 10.213.0.0/24
+    python -m tools.testbed up --nodes 3 --init    # + runners, hollow kubelets, kubeadm init on node1
     python -m tools.testbed status
     python -m tools.testbed ssh 1 -- hostname      # guarded SSH to node1
     python -m tools.testbed runner 1               # start the static-pod runner on node1
@@ -16,7 +17,8 @@ import json
 import os
 import sys
 
-from tools.testbed.binaries import BinariesMissing, find_binaries
+from tools.testbed.binaries import BinariesMissing, find_binaries, selected_version
+from tools.testbed.cluster import ControlPlane, new_bootstrap_token
 from tools.testbed.guard import NotRoutedViaBridge
 from tools.testbed.sandbox import Sandbox, SandboxError, known_sandboxes, load
 
@@ -31,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--nodes", type=int, default=1)
     up.add_argument("--subnet", default="10.213.0.0/24")
     up.add_argument("--runner", action="store_true",
-                    help="also start the static-pod runner on every node")
+                    help="start the static-pod runner (+ hollow kubelet) on every node")
+    up.add_argument("--init", action="store_true",
+                    help="also run `kubeadm init` on node1 (implies --runner)")
     sub.add_parser("down", parents=[common], help="remove the sandbox completely")
     st = sub.add_parser("status", parents=[common], help="show sandboxes and leftovers")
     st.add_argument("--json", action="store_true")
@@ -44,11 +48,19 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.cmd == "up":
+            bins = find_binaries() if (args.runner or args.init) else None
             sb = Sandbox(name=args.name, subnet=args.subnet, size=args.nodes).up()
-            if args.runner:
-                bins = find_binaries()
+            if bins is not None:
+                kubelet = os.access(bins / "kubemark", os.X_OK)
                 for node in sb.nodes:
-                    print(f"testbed: runner on {node.name} pid {node.start_runner(bins)}")
+                    pid = node.start_runner(bins, kubelet=kubelet)
+                    print(f"testbed: runner on {node.name} pid {pid}"
+                          + (" (with hollow kubelet)" if kubelet else " (no kubemark: no kubelet)"))
+            if args.init and bins is not None:
+                cp = ControlPlane(node=sb.node(1), bin_dir=bins, version=selected_version(),
+                                  token=new_bootstrap_token())
+                print(cp.kubeadm_init())
+                print(f"admin kubeconfig (host): {cp.admin_conf}")
             print(f"key: {sb.key}\nknown_hosts: {sb.known_hosts}")
             for node in sb.nodes:
                 print(f"{node.name}: ssh -i {sb.key} -o UserKnownHostsFile={sb.known_hosts} "

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.testbed.binaries import bin_dir as default_bin_dir
 from tools.testbed.guard import assert_routed_via_bridge
 
 STATE_ROOT = Path(os.environ.get("KUBEBOARD_TESTBED_STATE", "/var/lib/kubeboard-testbed"))
@@ -237,6 +238,8 @@ class Sandbox:
     subnet: str = "10.213.0.0/24"
     size: int = 1
     nodes: list[Node] = field(default_factory=list)
+    # Put first on PATH in SSH sessions (default: the selected release's cache).
+    bin_dir: Path = field(default_factory=default_bin_dir)
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -348,13 +351,15 @@ class Sandbox:
 
     def _record_created_mountpoints(self) -> None:
         # The private dirs need a mount point on the host's filesystem; create
-        # missing ones and remember that we did, so teardown removes them.
-        created = []
+        # missing ones and remember that we did (in a record shared by all
+        # sandboxes), so the last sandbox torn down removes them.
+        record = STATE_ROOT / ".created-mountpoints.json"
+        created = set(json.loads(record.read_text())) if record.exists() else set()
         for path in PRIVATE_DIRS:
             if not os.path.isdir(path):
                 os.makedirs(path, exist_ok=True)
-                created.append(path)
-        (self.state_dir / "created-mountpoints.json").write_text(json.dumps(created))
+                created.add(path)
+        record.write_text(json.dumps(sorted(created)))
 
     def _create_node(self, node: Node) -> None:
         node.dir.mkdir(parents=True, exist_ok=True)
@@ -413,6 +418,8 @@ class Sandbox:
             "PrintMotd no\n"
             "UseDNS no\n"
             "Subsystem sftp internal-sftp\n"
+            # Sessions find kubeadm/kubectl/etcdctl as on a provisioned machine.
+            f"SetEnv PATH={self.bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
         )
         node.exec(["/usr/sbin/sshd", "-t", "-f", str(cfg)])
         node.exec(["/usr/sbin/sshd", "-f", str(cfg), "-E", str(node.dir / "sshd.log")])
@@ -521,19 +528,17 @@ class Sandbox:
         if self.bridge in self._links():
             run(["ip", "link", "del", self.bridge], check=False)
         # 4. files, but never across a mount point
-        created_file = self.state_dir / "created-mountpoints.json"
-        created: list[str] = []
-        if created_file.exists():
-            created = json.loads(created_file.read_text())
         if not any(m.startswith(str(self.state_dir) + "/") for m in _mountpoints()):
             shutil.rmtree(self.state_dir, ignore_errors=True)
-        others = [p for p in STATE_ROOT.glob("*") if p.name != self.name] if STATE_ROOT.exists() else []
-        if not others:  # another sandbox may still mount over these dirs
-            for path in created:
+        others = [p for p in STATE_ROOT.iterdir() if p.is_dir()] if STATE_ROOT.exists() else []
+        record = STATE_ROOT / ".created-mountpoints.json"
+        if not others and record.exists():  # other sandboxes may still mount over these dirs
+            for path in json.loads(record.read_text()):
                 try:
                     os.rmdir(path)  # only if still empty
                 except OSError:
                     pass
+            record.unlink()
         if STATE_ROOT.exists() and not any(STATE_ROOT.iterdir()):
             STATE_ROOT.rmdir()
         left = self.leftovers()

@@ -12,6 +12,7 @@ import secrets
 import string
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,14 +118,14 @@ class ControlPlane:
         cfg.parent.mkdir(parents=True, exist_ok=True)
         cfg.write_text(kubeadm_config(self.node, self.version, self.token))
 
-    def init_static_pods(self, log: object = print) -> None:
+    def init_static_pods(self, log: Callable[..., None] = print) -> None:
         """certs, kubeconfig, etcd and control-plane phases (files only)."""
         self.write_files()
         for phase in ("certs all", "kubeconfig all", "etcd local", "control-plane all"):
-            log(f"testbed: kubeadm init phase {phase}")  # type: ignore[operator]
+            log(f"testbed: kubeadm init phase {phase}")
             self.kubeadm_phase(phase)
 
-    def wait_ready(self, timeout: float = 240, log: object = print) -> None:
+    def wait_ready(self, timeout: float = 240, log: Callable[..., None] = print) -> None:
         """Wait until /readyz answers ok, else raise with the component logs' tails."""
         deadline = time.monotonic() + timeout
         last = ""
@@ -172,22 +173,22 @@ class ControlPlane:
             cmd += f" --certificate-key {key}"
         return self.node.ssh(cmd).stdout.strip()
 
-    def finish_init(self, log: object = print) -> dict[str, str]:
+    def finish_init(self, log: Callable[..., None] = print) -> dict[str, str]:
         """upload-config, upload-certs and bootstrap-token phases against the live API."""
         outputs = {}
         for phase, extra in (("upload-config all", ()), ("upload-certs", ("--upload-certs",)),
                              ("bootstrap-token", ())):
-            log(f"testbed: kubeadm init phase {phase} {' '.join(extra)}")  # type: ignore[operator]
+            log(f"testbed: kubeadm init phase {phase} {' '.join(extra)}")
             outputs[phase] = self.kubeadm_phase(phase, *extra)
         return outputs
 
 
 def start_control_plane(node: Node, bin_dir: Path, version: str, token: str | None = None,
-                        log: object = print) -> ControlPlane:
+                        log: Callable[..., None] = print) -> ControlPlane:
     """Full bring-up on ``node``: phases, runner, readiness, uploads, token."""
     cp = ControlPlane(node=node, bin_dir=bin_dir, version=version, token=token or new_bootstrap_token())
     cp.init_static_pods(log=log)
-    log(f"testbed: static-pod runner on {node.name}, pid {node.start_runner(bin_dir)}")  # type: ignore[operator]
+    log(f"testbed: static-pod runner on {node.name}, pid {node.start_runner(bin_dir)}")
     cp.wait_ready(log=log)
     cp.finish_init(log=log)
     return cp

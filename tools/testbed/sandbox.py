@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,7 +277,7 @@ class Sandbox:
         return self.nodes[index - 1]
 
     # -- lifecycle ---------------------------------------------------------
-    def up(self, log: object = print) -> Sandbox:
+    def up(self, log: Callable[..., None] = print) -> Sandbox:
         """Create the sandbox. A leftover of the same name is cleaned first."""
         missing = check_host_tools()
         if missing:
@@ -286,7 +287,7 @@ class Sandbox:
             )
         left = self.leftovers()
         if left:
-            log(  # type: ignore[operator]
+            log(
                 f"testbed: leftover sandbox {self.name!r} from a crashed run found "
                 f"({'; '.join(left)}); cleaning it up before starting a new one"
             )
@@ -317,8 +318,8 @@ class Sandbox:
                     "remove the other sandbox with `python -m tools.testbed down --name NAME`."
                 )
 
-    def _create(self, log: object) -> None:
-        say = log  # type: ignore[assignment]
+    def _create(self, log: Callable[..., None]) -> None:
+        say = log
         state = self.state_dir
         (state / "ns").mkdir(parents=True, exist_ok=True)
         (state / "meta.json").write_text(json.dumps(
@@ -339,14 +340,14 @@ class Sandbox:
         run(["ip", "link", "set", self.bridge, "up"])
         known = []
         for node in self.nodes:
-            say(f"testbed: creating {node.name} ({node.address}) in sandbox {self.name}")  # type: ignore[operator]
+            say(f"testbed: creating {node.name} ({node.address}) in sandbox {self.name}")
             self._create_node(node)
             pub = Path(f"{node.dir}/ssh_host_ed25519_key.pub").read_text().split()
             known.append(f"{node.address} {pub[0]} {pub[1]}\n")
         self.known_hosts.write_text("".join(known))
         for node in self.nodes:
             self._wait_ssh(node)
-        say(f"testbed: sandbox {self.name} up: " + ", ".join(  # type: ignore[operator]
+        say(f"testbed: sandbox {self.name} up: " + ", ".join(
             f"{n.name}={n.address}" for n in self.nodes))
 
     def _record_created_mountpoints(self) -> None:
@@ -507,9 +508,9 @@ class Sandbox:
         }
 
     # -- teardown ----------------------------------------------------------
-    def down(self, log: object = print) -> list[str]:
+    def down(self, log: Callable[..., None] = print) -> list[str]:
         """Remove every trace of the sandbox. Returns what is still left (empty if clean)."""
-        say = log  # type: ignore[assignment]
+        say = log
         # 1. processes in any node namespace (sshd, runner, control plane, sessions)
         self._kill_all()
         # 2. namespaces files (mount/UTS namespaces die with their last reference)
@@ -543,9 +544,9 @@ class Sandbox:
             STATE_ROOT.rmdir()
         left = self.leftovers()
         if left:
-            say(f"testbed: WARNING: sandbox {self.name} not fully removed: {'; '.join(left)}")  # type: ignore[operator]
+            say(f"testbed: WARNING: sandbox {self.name} not fully removed: {'; '.join(left)}")
         else:
-            say(f"testbed: sandbox {self.name} removed")  # type: ignore[operator]
+            say(f"testbed: sandbox {self.name} removed")
         return left
 
     def _kill_all(self, grace: float = 5.0) -> None:

@@ -25,7 +25,8 @@ def unavailable(reason: str) -> None:
     """Skip (developer machine) or fail (KUBEBOARD_REQUIRE_TESTBED=1) with ``reason``."""
     if testbed_required():
         pytest.fail(f"test bed required (KUBEBOARD_REQUIRE_TESTBED=1) but unavailable: {reason}")
-    pytest.skip(f"test bed unavailable: {reason} (run `bash tools/setup-testbed.sh` as root)")
+    hint = "" if "setup-testbed.sh" in reason else " (run `bash tools/setup-testbed.sh` as root)"
+    pytest.skip(f"test bed unavailable: {reason}{hint}")
 
 
 def require_host() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 
@@ -97,3 +99,16 @@ def test_runner_starts_restarts_and_stops_static_pods() -> None:
         log = (node.dir / "logs" / "runner.log").read_text()
         assert "manifest /etc/kubernetes/manifests/fakesvc.yaml changed" in log
         assert "removed: stopping fakesvc" in log
+
+        # A runner killed hard leaves its pods; the next runner stops them first.
+        (manifests / "fakesvc.yaml").write_text(MANIFEST.format(generation=3))
+        _wait(lambda: "--generation=3" in out.read_text(), "start again")
+        _wait(lambda: pidfile.read_text().strip() != second, "pid of generation 3")
+        orphan = pidfile.read_text().strip()
+        os.kill(int((node.dir / "runner.pid").read_text()), signal.SIGKILL)
+        time.sleep(0.5)
+        assert _running(node, orphan)
+        node.start_runner(bins)
+        _wait(lambda: not _running(node, orphan), "orphan stopped by the new runner")
+        _wait(lambda: pidfile.read_text().strip() != orphan, "pod restarted by the new runner")
+        assert "left by an earlier runner" in (node.dir / "logs" / "runner.log").read_text()

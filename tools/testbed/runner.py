@@ -44,6 +44,10 @@ import yaml
 
 PRIVATE_PREFIXES = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/tmp", "/run")
 MAX_GRACE = 10.0
+# PIDs (process-group leaders) this node's runner started, in the node-private
+# /run: a runner that was killed hard leaves its pods running; the next one
+# stops them first instead of colliding with them on their ports.
+CHILDREN = Path("/run/kubeboard-runner.children")
 BACKOFF_MAX = 30.0
 
 
@@ -84,6 +88,8 @@ class Container:
                 start_new_session=True,  # own process group: stop kills its children too
             )
         self.started_at = time.monotonic()
+        with open(CHILDREN, "a") as fh:
+            fh.write(f"{self.proc.pid}\n")
         log(f"started {self.pod}/{self.name} pid {self.proc.pid}: {shlex.join(self.argv)} "
             f"(log {self.log_path})")
 
@@ -102,6 +108,14 @@ class Container:
         except ProcessLookupError:
             pass
 
+    def _log_tail(self, size: int = 4096) -> str:
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(max(0, fh.seek(0, os.SEEK_END) - size))
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def check(self) -> None:
         """Restart with back-off if the process exited (restartPolicy Always)."""
         now = time.monotonic()
@@ -116,6 +130,10 @@ class Container:
             self.next_start = now + delay
             log(f"{self.pod}/{self.name} exited with {code} after {ran:.1f}s; "
                 f"restarting in {delay:.0f}s (see {self.log_path})")
+            if "address already in use" in self._log_tail():
+                log(f"{self.pod}/{self.name}: a port it needs is already in use in this node "
+                    "(a process left from an earlier runner?). Recreate the sandbox: "
+                    "`python -m tools.testbed down` then `up`.")
         if self.proc is None and now >= self.next_start:
             self.start()
 
@@ -390,12 +408,30 @@ class Runner:
         if self.kubelet is not None:
             self.kubelet.check()
 
+    def stop_orphans(self) -> None:
+        if not CHILDREN.exists():
+            return
+        own_netns = os.stat("/proc/self/ns/net").st_ino
+        for line in CHILDREN.read_text().split():
+            pid = int(line)
+            # PIDs are host-wide (no PID namespace): only touch a process group
+            # that still lives in this node's network namespace.
+            try:
+                if os.stat(f"/proc/{pid}/ns/net").st_ino != own_netns or os.getpgid(pid) != pid:
+                    continue
+                os.killpg(pid, signal.SIGKILL)
+                log(f"stopped process group {pid} left by an earlier runner")
+            except OSError:  # gone already
+                pass
+        CHILDREN.unlink()
+
     def run(self) -> None:
         def _term(signum: int, _frame: object) -> None:
             self.stopping = True
 
         signal.signal(signal.SIGTERM, _term)
         signal.signal(signal.SIGINT, _term)
+        self.stop_orphans()
         log(f"watching {self.manifests} (bin dir {self.bin_dir}, logs {self.log_dir}, pid {os.getpid()})")
         while not self.stopping:
             self.scan()

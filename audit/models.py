@@ -12,17 +12,7 @@ import json
 from django.conf import settings
 from django.db import models
 
-
-class AppendOnlyError(Exception):
-    """Audit records and operation events are never changed or deleted."""
-
-
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AppendOnlyError(f"{self.model.__name__} rows are append-only")
-
-    def delete(self):
-        raise AppendOnlyError(f"{self.model.__name__} rows are append-only")
+from core.models import AppendOnlyModel
 
 
 class AuditChainHead(models.Model):
@@ -32,7 +22,7 @@ class AuditChainHead(models.Model):
     count = models.BigIntegerField(default=0)
 
 
-class AuditEvent(models.Model):
+class AuditEvent(AppendOnlyModel):
     GENESIS = "0" * 64
 
     created = models.DateTimeField(db_index=True)
@@ -50,8 +40,6 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
-
-    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]
@@ -80,10 +68,3 @@ class AuditEvent(models.Model):
     def compute_hash(self) -> str:
         return hashlib.sha256(self.canonical()).hexdigest()
 
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            raise AppendOnlyError("audit records are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("audit records are append-only")

@@ -4,10 +4,10 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from audit.models import AppendOnlyError, AppendOnlyQuerySet
+from core.models import AppendOnlyModel, TimedModel
 
 
-class Operation(models.Model):
+class Operation(TimedModel):
     class Kind(models.TextChoices):
         PREPARE_IDENTITY = "prepare-identity", "Prepare cluster identity"
 
@@ -27,8 +27,6 @@ class Operation(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     current_phase = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     # Which worker holds the operation, and when it last said it is alive (the lease).
@@ -49,14 +47,8 @@ class Operation(models.Model):
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
 
-    @property
-    def duration(self):
-        if self.started_at and self.finished_at:
-            return self.finished_at - self.started_at
-        return None
 
-
-class PhaseRun(models.Model):
+class PhaseRun(TimedModel):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
@@ -69,8 +61,6 @@ class PhaseRun(models.Model):
     description = models.CharField(max_length=255, blank=True)
     order = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:
@@ -83,14 +73,8 @@ class PhaseRun(models.Model):
     def __str__(self) -> str:
         return f"{self.operation_id}:{self.name}"
 
-    @property
-    def duration(self):
-        if self.started_at and self.finished_at:
-            return self.finished_at - self.started_at
-        return None
 
-
-class Event(models.Model):
+class Event(AppendOnlyModel):
     """One line of an operation's story. ``seq`` is assigned by the operation's only runner."""
 
     class Level(models.TextChoices):
@@ -113,22 +97,12 @@ class Event(models.Model):
     message = models.TextField()
     data = models.JSONField(default=dict, blank=True)
 
-    objects = AppendOnlyQuerySet.as_manager()
-
     class Meta:
         ordering = ["operation", "seq"]
         constraints = [models.UniqueConstraint(fields=["operation", "seq"], name="unique_event_seq")]
 
     def __str__(self) -> str:
         return f"{self.operation_id}#{self.seq} {self.message[:60]}"
-
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            raise AppendOnlyError("events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("events are append-only")
 
     def as_message(self) -> dict:
         return {

@@ -13,23 +13,15 @@ import pytest
 import websockets
 
 from clusters.models import Cluster
-from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
 from operations.models import Event, Operation, PhaseRun
 from tests.conftest import session_cookie
+from tests.factories import CLUSTER_FORM
 from tests.support.processes import wait_until
 from tests.support.web import collect, logged_in_session, post_form
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-FORM = {
-    "kubernetes_version": DEFAULT_KUBERNETES_VERSION,
-    "control_plane_endpoint": "10.0.0.10:6443",
-    "pod_subnet": "10.244.0.0/16",
-    "service_subnet": "10.96.0.0/12",
-    "dns_domain": "cluster.local",
-    "image_repository": "registry.k8s.io",
-    "encryption_algorithm": "ECDSA-P256",
-}
+FORM = dict(CLUSTER_FORM, encryption_algorithm="ECDSA-P256")
 
 
 def create_through_the_browser_form(stack, operator, name: str, **changes) -> tuple[Operation, str]:

@@ -5,9 +5,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from audit.models import AppendOnlyError, AuditEvent
+from audit.models import AuditEvent
 from audit.services import AuditSecretError, record, verify_chain
 from core.encryption import SecretValue
+from core.models import AppendOnlyError
 
 pytestmark = pytest.mark.postgres
 

@@ -7,17 +7,9 @@ from clusters.forms import ClusterForm
 from clusters.models import Cluster
 from kubeadm.versions import DEFAULT_KUBERNETES_VERSION, SUPPORTED_VERSIONS
 from operations.models import Operation
+from tests.factories import CLUSTER_FORM
 
-VALID = {
-    "name": "prod-eu1",
-    "kubernetes_version": DEFAULT_KUBERNETES_VERSION,
-    "control_plane_endpoint": "10.0.0.10:6443",
-    "pod_subnet": "10.244.0.0/16",
-    "service_subnet": "10.96.0.0/12",
-    "dns_domain": "cluster.local",
-    "image_repository": "registry.k8s.io",
-    "encryption_algorithm": "RSA-2048",
-}
+VALID = dict(CLUSTER_FORM, name="prod-eu1")
 
 
 def form_for(user, **changes):

@@ -8,6 +8,7 @@ tools/README.md, "The kubelet".
 
 from __future__ import annotations
 
+import os
 import secrets
 import string
 import subprocess
@@ -101,7 +102,9 @@ class ControlPlane:
         assert_routed_via_bridge(self.node.address, self.node.sandbox.bridge)
         cmd = [str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig or self.admin_conf}",
                "--request-timeout=10s", *args]
-        return run(cmd, check=check, timeout=timeout)
+        # No *_proxy variables: the guard vouches for the direct route only.
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        return run(cmd, check=check, timeout=timeout, env=env)
 
     def whoami_with_token(self, token: str) -> subprocess.CompletedProcess[str]:
         """``kubectl auth whoami`` authenticating with only ``token`` (no client cert)."""

@@ -160,6 +160,10 @@ HOLLOW_TMP = Path("/tmp")
 MANIFESTS = Path("/etc/kubernetes/manifests")
 
 
+# Never route through an http(s)_proxy from the environment.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 class _HealthzProxy(http.server.BaseHTTPRequestHandler):
     """127.0.0.1:10248/healthz, answered from the hollow kubelet's read-only port.
 
@@ -169,7 +173,7 @@ class _HealthzProxy(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
         try:
-            with urllib.request.urlopen("http://127.0.0.1:10255/healthz", timeout=5) as resp:
+            with _NO_PROXY.open("http://127.0.0.1:10255/healthz", timeout=5) as resp:
                 body, code = resp.read(), resp.status
         except Exception as exc:  # kubelet not (yet) up
             body, code = f"hollow kubelet not healthy: {exc}".encode(), 503

@@ -6,7 +6,8 @@ manifest there, runs each container's command + args as a plain process:
 
 * the binary comes from the build cache, chosen by the image name
   (``registry.k8s.io/kube-apiserver:v1.37.2`` -> ``<cache>/v1.37.2/bin/kube-apiserver``
-  when that version is cached, else ``--bin-dir``; ``.../etcd:3.7.0-0`` -> ``--bin-dir/etcd``);
+  when that version is cached, else ``--bin-dir``; ``.../etcd:3.7.0-0`` -> the
+  cached etcd whose ``--version`` is 3.7.0, else ``--bin-dir/etcd``);
 * hostPath volumes: the process already sees the node's private
   /etc/kubernetes, /var/lib/etcd, ...; a volumeMount whose mountPath differs
   from its hostPath is bind-mounted in a private mount namespace for that
@@ -288,6 +289,7 @@ class Runner:
         self.cache_root = cache_root
         self.log_dir = log_dir
         self.pods: dict[Path, StaticPod] = {}
+        self._etcd_versions: dict[Path, str] = {}
         self.stopping = False
 
     def resolve_binary(self, image: str) -> Path:
@@ -298,6 +300,9 @@ class Runner:
         candidates = []
         if tag.startswith("v"):
             candidates.append(self.cache_root / tag / "bin" / component)
+        elif component == "etcd" and tag:
+            # etcd images are tagged "3.7.0-0": find the cached etcd of that release.
+            candidates += self.cached_etcd(tag.split("-", 1)[0])
         candidates.append(self.bin_dir / component)
         for path in candidates:
             if os.access(path, os.X_OK):
@@ -306,6 +311,20 @@ class Runner:
             f"no binary for image {image!r} (looked for {', '.join(map(str, candidates))}); "
             "build it with tools/build-k8s.sh"
         )
+
+    def cached_etcd(self, version: str) -> list[Path]:
+        """Cached etcd binaries whose ``etcd --version`` is ``version``."""
+        found = []
+        for etcd in sorted(self.cache_root.glob("*/bin/etcd")):
+            if etcd not in self._etcd_versions:
+                proc = subprocess.run([str(etcd), "--version"], capture_output=True, text=True, check=False)
+                m = re.search(r"etcd Version: (\S+)", proc.stdout)
+                self._etcd_versions[etcd] = m.group(1) if m else ""
+            if self._etcd_versions[etcd] == version:
+                found.append(etcd)
+        if not found:
+            log(f"no cached etcd {version} under {self.cache_root}; using {self.bin_dir / 'etcd'}")
+        return found
 
     def load(self, path: Path, digest: str) -> StaticPod:
         doc = yaml.safe_load(path.read_text())

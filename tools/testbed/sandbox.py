@@ -285,6 +285,12 @@ class Sandbox:
                 "cannot create sandboxes, missing: " + ", ".join(missing)
                 + ". Run tools/setup-testbed.sh as root."
             )
+        owner = self._live_owner()
+        if owner:
+            raise SandboxError(
+                f"sandbox {self.name!r} is in use by running process {owner}; wait for it to "
+                "finish, stop it, or use another --name/--subnet"
+            )
         left = self.leftovers()
         if left:
             log(
@@ -300,6 +306,18 @@ class Sandbox:
             self.down(log=lambda *_a, **_k: None)
             raise
         return self
+
+    def _live_owner(self) -> str:
+        """'PID (cmdline)' of a still-running process that created this sandbox, else ''."""
+        meta = self.state_dir / "meta.json"
+        try:
+            pid = int(json.loads(meta.read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return ""
+        if pid == os.getpid() or not _alive(pid):
+            return ""
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return f"{pid} ({cmdline.strip()[:120]})"
 
     def _check_subnet_free(self) -> None:
         proc = run(["ip", "-j", "route", "show", "table", "all"])

@@ -37,8 +37,10 @@ else
   log "Debian packages present: ${pkgs[*]}"
 fi
 
-python3 -c 'import yaml' 2>/dev/null || {
-  log "ERROR: python3 lacks PyYAML (pip install pyyaml; the project's requirements pin it)"; exit 2; }
+# The runner imports yaml in whatever interpreter runs the tests (the project's
+# requirements pin PyYAML); only warn, since that may be a venv not active here.
+python3 -c 'import yaml' 2>/dev/null ||
+  log "WARNING: $(command -v python3) lacks PyYAML; the interpreter running the tests needs it (pip install PyYAML)"
 
 # Binaries: built once per version into the cache, reused afterwards.
 extra=""

@@ -7,6 +7,7 @@ kubelet-finalize, addon, worker join and control-plane join run for real.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import time
@@ -74,4 +75,6 @@ def test_kubeadm_init_and_joins_with_hollow_kubelet() -> None:
                             "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
                             "member", "list", "-w", "json"]).stdout
         assert len(json.loads(members)["members"]) == 2
+    # kubemark's hard-coded /tmp dirs stayed inside the nodes.
+    assert not glob.glob("/tmp/hollow-kubelet.*")
     print(f"init + 2 joins took {time.monotonic() - started:.1f}s")

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import yaml
 
-PRIVATE_PREFIXES = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/tmp", "/run")
+PRIVATE_PREFIXES = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/run")
 MAX_GRACE = 10.0
 # PIDs (process-group leaders) this node's runner started, in the node-private
 # /run: a runner that was killed hard leaves its pods running; the next one
@@ -155,9 +155,11 @@ KUBELET_CONF = Path("/etc/kubernetes/kubelet.conf")
 BOOTSTRAP_CONF = Path("/etc/kubernetes/bootstrap-kubelet.conf")
 KUBELET_CONFIG = Path("/var/lib/kubelet/config.yaml")
 KUBELET_FLAGS = Path("/var/lib/kubelet/kubeadm-flags.env")
-# kubemark makes its root and static-pod dirs under a hard-coded /tmp (the
-# node's private /tmp): /tmp/hollow-kubelet.*/static-pods*.
-HOLLOW_TMP = Path("/tmp")
+# kubemark makes its root and static-pod dirs under a hard-coded /tmp; it gets
+# this node-private directory bind-mounted as its /tmp (its own mount
+# namespace), so they land in HOLLOW_TMP/hollow-kubelet.*/static-pods*.
+# (The node's /tmp stays the host's: the repo or a venv may live there.)
+HOLLOW_TMP = Path("/var/lib/kubelet/hollow-tmp")
 MANIFESTS = Path("/etc/kubernetes/manifests")
 
 
@@ -229,19 +231,20 @@ class HollowKubelet:
             self.container = None
         if self.container is None:
             self.digest = digest
-            # Its temp dirs (root dir, static-pod dir) stay node-private; a
-            # fresh one per start so the static-pod dir found below is its own.
-            for old in HOLLOW_TMP.glob("hollow-kubelet.*"):
-                shutil.rmtree(old, ignore_errors=True)
-            tmp = HOLLOW_TMP
-            argv = [str(self.kubemark), "--morph=kubelet", f"--name={self.node_name()}",
+            # A fresh dir per start, so the static-pod dir found below is its own.
+            shutil.rmtree(HOLLOW_TMP, ignore_errors=True)
+            HOLLOW_TMP.mkdir(parents=True)
+            HOLLOW_TMP.chmod(0o1777)
+            argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                    f'mount --bind {HOLLOW_TMP} /tmp && exec "$@"', "sh",
+                    str(self.kubemark), "--morph=kubelet", f"--name={self.node_name()}",
                     f"--kubeconfig={KUBELET_CONF}", "--cert-dir=/var/lib/kubelet/pki",
                     "--use-host-image-service=false", "--v=2"]
             if not KUBELET_CONF.exists() and BOOTSTRAP_CONF.exists():
                 argv.append(f"--bootstrap-kubeconfig={BOOTSTRAP_CONF}")
             self.container = Container(
                 pod="kubelet", name="hollow-kubelet", argv=argv,
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR": str(tmp)},
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR": "/tmp"},
                 workdir="/", log_path=self.log_dir / "kubelet.log", grace=MAX_GRACE,
             )
         self.container.check()
@@ -256,10 +259,10 @@ class HollowKubelet:
         etcd endpoints that way). The fake runtime only pretends to run them;
         the real processes are the runner's.
         """
-        dirs = sorted(HOLLOW_TMP.glob("hollow-kubelet.*/static-pods*"))
+        dirs = list(HOLLOW_TMP.glob("hollow-kubelet.*/static-pods*"))
         if not dirs:
             return
-        target = dirs[-1]
+        target = max(dirs, key=lambda d: d.stat().st_mtime)  # the running kubelet's (after restarts)
         wanted = {}
         if MANIFESTS.is_dir():
             for p in MANIFESTS.iterdir():

@@ -8,7 +8,7 @@ Layout of a sandbox called NAME with subnet 10.213.0.0/24 and N nodes:
   10.213.0.(10+I)/24 and whose loopback is up; no default route, so nothing
   a node sends can leave the sandbox subnet;
 * node I: a persistent mount namespace and UTS namespace (hostname ``nodeI``)
-  whose /etc/kubernetes, /var/lib/kubelet, /var/lib/etcd, /tmp and /run are bind
+  whose /etc/kubernetes, /var/lib/kubelet, /var/lib/etcd and /run are bind
   mounts of per-node directories under the sandbox state directory, and whose
   /etc/hosts names every node of the sandbox;
 * node I: an OpenSSH sshd on 10.213.0.(10+I):22 accepting only the sandbox
@@ -43,7 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Paths made private per node, in mount order (/run last: its source path is
 # under the state dir, which stays visible inside the node).
-PRIVATE_DIRS = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/tmp", "/run")
+PRIVATE_DIRS = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/run")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # interface names are <= 15 chars
 
 
@@ -385,7 +385,6 @@ class Sandbox:
         for private in PRIVATE_DIRS:
             node.host_path(private).mkdir(parents=True, exist_ok=True)
         os.chmod(node.host_path("/var/lib/etcd"), 0o700)
-        os.chmod(node.host_path("/tmp"), 0o1777)
         sshd_run = node.host_path("/run/sshd")
         sshd_run.mkdir(parents=True, exist_ok=True)
         os.chmod(sshd_run, 0o755)

@@ -48,6 +48,8 @@ def assert_routed_via_bridge(addr: str, bridge: str) -> None:
         dev, gateway = route_device(addr)
     except ValueError as exc:
         raise NotRoutedViaBridge(f"refusing {addr!r}: not an IP address") from exc
+    except OSError as exc:  # no `ip` binary: the route cannot be checked, so refuse
+        raise NotRoutedViaBridge(f"refusing {addr}: cannot run `ip route get` ({exc})") from exc
     if dev != bridge or gateway is not None:
         how = f"dev {dev}" if dev else "no route"
         if gateway:

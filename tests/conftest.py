@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import processes
-from tests.support.services import ServiceUnavailable, start_postgres, start_redis
+from tests.support.services import ServiceUnavailable, start_redis
 
 
 def require_or_skip(reason: str) -> None:
@@ -49,16 +49,6 @@ def operator(make_user):
 def redis_server(tmp_path_factory) -> Iterator[str]:
     try:
         service = start_redis(tmp_path_factory.mktemp("redis"))
-    except ServiceUnavailable as exc:
-        require_or_skip(str(exc))
-    yield service.url
-    service.stop()
-
-
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory) -> Iterator[str]:
-    try:
-        service = start_postgres(tmp_path_factory.mktemp("postgres"))
     except ServiceUnavailable as exc:
         require_or_skip(str(exc))
     yield service.url

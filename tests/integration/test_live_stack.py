@@ -158,7 +158,7 @@ def test_secrets_never_reach_logs_or_the_database_in_plaintext(stack_factory, op
     collect(stack.ws, operation.pk, key)
     stack.stop()
     logs = stack.logs()
-    assert "ready for work" in logs and "Listening on TCP address" in logs, "both processes logged at DEBUG"
+    assert "ready for work" in logs and "Listening on TCP address" in logs, f"both processes should have logged:\n{logs[-3000:]}"
     events = " ".join(Event.objects.filter(operation=operation).values_list("message", flat=True))
     path = connection.settings_dict["NAME"]
     connection.close()
@@ -167,6 +167,6 @@ def test_secrets_never_reach_logs_or_the_database_in_plaintext(stack_factory, op
         pem = authority.private_key.reveal()
         body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
         for chunk in (body[:40], body[len(body) // 2 : len(body) // 2 + 40]):
-            assert chunk not in logs
-            assert chunk not in events
-            assert chunk.encode() not in database
+            assert chunk not in logs, f"{authority.name} key material in the process logs"
+            assert chunk not in events, f"{authority.name} key material in the event log"
+            assert chunk.encode() not in database, f"{authority.name} key material in the database file"

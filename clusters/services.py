@@ -5,19 +5,10 @@ from __future__ import annotations
 from django.db import transaction
 
 from audit.services import record
+from clusters.kubeadm_config import cluster_values
 from clusters.models import Cluster
 from operations.models import Operation
 from operations.services import start_operation
-
-AUDITED_FIELDS = (
-    "kubernetes_version",
-    "control_plane_endpoint",
-    "pod_subnet",
-    "service_subnet",
-    "dns_domain",
-    "image_repository",
-    "encryption_algorithm",
-)
 
 
 def create_cluster(cluster: Cluster, *, user) -> Operation:
@@ -31,7 +22,7 @@ def create_cluster(cluster: Cluster, *, user) -> Operation:
             actor=user,
             obj=cluster,
             cluster=cluster,
-            details={name: getattr(cluster, name) for name in AUDITED_FIELDS}
+            details=cluster_values(cluster)
             | {"team": cluster.team.name if cluster.team else None},
         )
         return start_operation(cluster, Operation.Kind.PREPARE_IDENTITY, user=user)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -16,7 +17,7 @@ def _create_private_file(path: Path, content: str) -> None:
         handle.write(content + "\n")
 
 
-def load_or_create(path: Path, make: callable, announce: str | None = None) -> str:
+def load_or_create(path: Path, make: Callable[[], str], announce: str | None = None) -> str:
     path = Path(path)
     if not path.exists():
         try:

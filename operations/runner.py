@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
@@ -31,7 +31,6 @@ class PhaseContext:
     operation: Operation
     phase: PhaseRun
     writer: EventWriter
-    state: dict = field(default_factory=dict)
 
     @property
     def cluster(self):
@@ -145,7 +144,6 @@ def _run_phases(operation: Operation, writer: EventWriter) -> str:
     specs = {spec.name: spec for spec in phases_for(operation.kind)}
     writer.emit(f"Operation started by worker {writer.worker}.", kind=Event.Kind.STATUS, data={"status": Operation.Status.RUNNING})
     writer.flush()
-    state: dict = {}
     for phase in operation.phases.order_by("order"):
         if phase.status in (PhaseRun.Status.SUCCEEDED, PhaseRun.Status.SKIPPED):
             continue
@@ -157,7 +155,7 @@ def _run_phases(operation: Operation, writer: EventWriter) -> str:
             _finish(operation, writer, Operation.Status.FAILED, f"Phase {phase.name} failed: {error}")
             return "failed"
         _set_phase(writer, phase, PhaseRun.Status.RUNNING, message=f"Phase {phase.name} started: {spec.description}")
-        context = PhaseContext(operation=operation, phase=phase, writer=writer, state=state)
+        context = PhaseContext(operation=operation, phase=phase, writer=writer)
         try:
             spec.run(context)
         except LeaseLost:

@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 
 from clusters.kubeadm_config import FIELD_FOR_CONFIG_PATH, configuration_errors
 from clusters.models import Cluster
+from core.permissions import OPERATE, teams_for
 from kubeadm import versions
 
 
@@ -38,11 +39,9 @@ class ClusterForm(forms.ModelForm):
     def __init__(self, *args, user=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["pod_subnet"].initial = "10.244.0.0/16"
-        teams = Group.objects.all() if user is not None and user.is_superuser else Group.objects.none()
-        if user is not None and not user.is_superuser:
-            teams = user.groups.all()
-            self.fields["team"].required = True
-        self.fields["team"].queryset = teams
+        # Only teams in which the user may run operations; every cluster belongs to a team.
+        self.fields["team"].queryset = teams_for(user, OPERATE) if user is not None else Group.objects.none()
+        self.fields["team"].required = True
         self.fields["team"].help_text = "The team that can see and operate this cluster."
 
     def clean_name(self) -> str:

@@ -9,16 +9,6 @@ from django.urls import reverse
 from core.encryption import EncryptedTextField
 
 
-class ClusterQuerySet(models.QuerySet):
-    def visible_to(self, user) -> ClusterQuerySet:
-        """Superusers see every cluster; everyone else sees the clusters of their teams."""
-        if not getattr(user, "is_authenticated", False):
-            return self.none()
-        if user.is_superuser:
-            return self
-        return self.filter(team__in=user.groups.all())
-
-
 class Cluster(models.Model):
     class Status(models.TextChoices):
         NEW = "new", "New"
@@ -63,7 +53,8 @@ class Cluster(models.Model):
     ca_pin_hash = models.CharField(max_length=80, blank=True)
     kubeadm_config = models.TextField(blank=True)
 
-    objects = ClusterQuerySet.as_manager()
+    # core.permissions: the path from a cluster to the team that owns it.
+    TEAM_PATH = "team"
 
     class Meta:
         ordering = ["name"]

@@ -1,24 +1,28 @@
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 
-from audit.models import AuditEvent
 from clusters.forms import ClusterForm
 from clusters.models import Cluster
+from clusters.panels import cluster_panels
 from clusters.services import create_cluster
+from core.permissions import OPERATE, VIEW, get_object_for, restrict, teams_for
 
 
 @login_required
 def cluster_list(request: HttpRequest) -> HttpResponse:
-    clusters = Cluster.objects.visible_to(request.user).select_related("team")
-    return render(request, "clusters/cluster_list.html", {"clusters": clusters})
+    clusters = restrict(Cluster.objects.all(), request.user, VIEW).select_related("team")
+    can_create = teams_for(request.user, OPERATE).exists()
+    return render(request, "clusters/cluster_list.html", {"clusters": clusters, "can_create": can_create})
 
 
 @login_required
-@permission_required("clusters.add_cluster", raise_exception=True)
 def cluster_create(request: HttpRequest) -> HttpResponse:
+    if not teams_for(request.user, OPERATE).exists():
+        raise PermissionDenied("creating a cluster needs the operator or admin role in a team")
     form = ClusterForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         operation = create_cluster(form.save(commit=False), user=request.user)
@@ -28,13 +32,5 @@ def cluster_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = get_object_or_404(Cluster.objects.visible_to(request.user), name=name)
-    context = {
-        "cluster": cluster,
-        "authorities": cluster.authorities.order_by("name"),
-        "nodes": cluster.nodes.all(),
-        "tokens": cluster.tokens.select_related("node", "created_by"),
-        "operations": cluster.operations.select_related("requested_by")[:50],
-        "audit_events": AuditEvent.objects.filter(cluster=cluster).select_related("actor")[:100],
-    }
-    return render(request, "clusters/cluster_detail.html", context)
+    cluster = get_object_for(request.user, VIEW, Cluster.objects.select_related("team"), name=name)
+    return render(request, "clusters/cluster_detail.html", cluster_panels(cluster, request.user))

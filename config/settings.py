@@ -146,6 +146,12 @@ LOGOUT_REDIRECT_URL = "login"
 ENCRYPTION_KEYS = os.environ.get("KUBEBOARD_ENCRYPTION_KEYS", "")
 ENCRYPTION_KEY_FILE = Path(os.environ.get("KUBEBOARD_ENCRYPTION_KEY_FILE", DATA_DIR / "encryption.key"))
 
+# --- outgoing connections ------------------------------------------------------------------
+# Dotted path of a callable(address) that raises to refuse a destination before any SSH or
+# Kubernetes API connection (core.network). Empty in production; the test environment sets
+# the test bed's route guard so nothing sent to a sandbox address can leave the machine.
+CONNECTION_GUARD = os.environ.get("KUBEBOARD_CONNECTION_GUARD", "")
+
 # --- background work and live events -------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 

@@ -16,6 +16,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
+from core.permissions import VIEW, restrict
 from operations.events import operation_group
 from operations.models import Event, Operation
 
@@ -30,10 +31,8 @@ CLOSE_BAD_REQUEST = 4400
 
 @database_sync_to_async
 def visible_operation(user, operation_id: int) -> Operation | None:
-    from clusters.models import Cluster
-
     return (
-        Operation.objects.filter(pk=operation_id, cluster__in=Cluster.objects.visible_to(user))
+        restrict(Operation.objects.filter(pk=operation_id), user, VIEW)
         .only("id", "status", "last_seq", "heartbeat_at", "worker")
         .first()
     )

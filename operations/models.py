@@ -97,6 +97,8 @@ class Event(AppendOnlyModel):
     message = models.TextField()
     data = models.JSONField(default=dict, blank=True)
 
+    TEAM_PATH = "operation__cluster__team"
+
     class Meta:
         ordering = ["operation", "seq"]
         constraints = [models.UniqueConstraint(fields=["operation", "seq"], name="unique_event_seq")]

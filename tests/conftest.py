@@ -23,14 +23,23 @@ def require_or_skip(reason: str) -> None:
 def make_user(db):
     from django.contrib.auth.models import Group, Permission, User
 
-    def make(username: str = "alice", *, team: str | None = "platform", perms: tuple[str, ...] = (), superuser: bool = False):
+    from core.models import TeamMembership
+
+    def make(
+        username: str = "alice",
+        *,
+        team: str | None = "platform",
+        role: str = "viewer",
+        perms: tuple[str, ...] = (),
+        superuser: bool = False,
+    ):
         if superuser:
             user = User.objects.create_superuser(username=username, email="", password="pw-" + username)
         else:
             user = User.objects.create_user(username=username, password="pw-" + username)
         if team:
             group, _ = Group.objects.get_or_create(name=team)
-            user.groups.add(group)
+            TeamMembership.objects.create(team=group, user=user, role=role)
         for perm in perms:
             app_label, codename = perm.split(".")
             user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
@@ -41,8 +50,13 @@ def make_user(db):
 
 @pytest.fixture
 def operator(make_user):
-    """A team member who may create clusters."""
-    return make_user("olivia", perms=("clusters.add_cluster", "operations.change_operation"))
+    """A team member who may create clusters and run operations."""
+    return make_user("olivia", role="operator")
+
+
+def team_of(user):
+    """The first team ``user`` belongs to."""
+    return user.team_memberships.select_related("team").first().team
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
+from tests.conftest import team_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -52,7 +53,7 @@ def test_create_cluster_and_watch_phases_live(stack_factory, operator, browser_p
     # A mistake first: overlapping subnets are refused with a message on the field.
     fill(name="web-e2e", kubernetes_version=DEFAULT_KUBERNETES_VERSION, control_plane_endpoint="10.0.0.10:6443",
          pod_subnet="10.96.0.0/16")
-    page.select_option("#id_team", label=operator.groups.first().name)
+    page.select_option("#id_team", label=team_of(operator).name)
     page.select_option("#id_encryption_algorithm", "RSA-4096")
     page.click("main button[type=submit]")
     assert "does not overlap serviceSubnet" in page.inner_text("#error-pod_subnet")

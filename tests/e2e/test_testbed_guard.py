@@ -67,3 +67,14 @@ def test_leftover_sandbox_is_cleaned_not_reused(capsys: pytest.CaptureFixture[st
     finally:
         fresh.down()
     assert_no_traces(fresh)
+
+
+def test_test_environment_guard_allows_loopback_and_refuses_the_outside():
+    """assert_test_route is what KUBEBOARD_CONNECTION_GUARD names in the test environment."""
+    from tools.testbed.guard import assert_test_route
+
+    assert_test_route("127.0.0.1")
+    assert_test_route("::1")
+    for outside in ("192.0.2.10", "8.8.8.8", "10.213.250.9", "example.com"):
+        with pytest.raises(NotRoutedViaBridge):
+            assert_test_route(outside)

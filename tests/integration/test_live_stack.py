@@ -14,7 +14,7 @@ import websockets
 
 from clusters.models import Cluster
 from operations.models import Event, Operation, PhaseRun
-from tests.conftest import session_cookie
+from tests.conftest import session_cookie, team_of
 from tests.factories import CLUSTER_FORM
 from tests.support.processes import wait_until
 from tests.support.web import collect, logged_in_session, post_form
@@ -27,7 +27,7 @@ FORM = dict(CLUSTER_FORM, encryption_algorithm="ECDSA-P256")
 def create_through_the_browser_form(stack, operator, name: str, **changes) -> tuple[Operation, str]:
     key = session_cookie(operator)
     session = logged_in_session(stack.http, key)
-    data = dict(FORM, name=name, team=operator.groups.first().pk, **changes)
+    data = dict(FORM, name=name, team=team_of(operator).pk, **changes)
     response = post_form(session, f"{stack.http}/clusters/new/", data)
     assert response.status_code == 200, response.text[:2000]
     operation = Operation.objects.get(cluster__name=name)

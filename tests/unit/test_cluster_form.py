@@ -7,6 +7,7 @@ from clusters.forms import ClusterForm
 from clusters.models import Cluster
 from kubeadm.versions import DEFAULT_KUBERNETES_VERSION, SUPPORTED_VERSIONS
 from operations.models import Operation
+from tests.conftest import team_of
 from tests.factories import CLUSTER_FORM
 
 VALID = dict(CLUSTER_FORM, name="prod-eu1")
@@ -14,7 +15,7 @@ VALID = dict(CLUSTER_FORM, name="prod-eu1")
 
 def form_for(user, **changes):
     data = dict(VALID, **changes)
-    data.setdefault("team", user.groups.first().pk if user.groups.exists() else "")
+    data.setdefault("team", team_of(user).pk if user.team_memberships.exists() else "")
     return ClusterForm(data, user=user)
 
 
@@ -61,7 +62,7 @@ def test_duplicate_name_rejected(operator, client):
 @pytest.mark.django_db
 def test_invalid_post_saves_nothing(operator, client):
     client.force_login(operator)
-    data = dict(VALID, pod_subnet="10.96.0.0/16", team=operator.groups.first().pk)
+    data = dict(VALID, pod_subnet="10.96.0.0/16", team=team_of(operator).pk)
     response = client.post("/clusters/new/", data)
     assert response.status_code == 400
     assert b"does not overlap serviceSubnet" in response.content

@@ -14,6 +14,8 @@ import ipaddress
 import json
 import subprocess
 
+BRIDGE_SUFFIX = "-br"  # sandbox bridges are named <sandbox>-br (sandbox.py)
+
 
 class NotRoutedViaBridge(Exception):
     """A node address is not routed via the sandbox bridge: do not connect."""
@@ -37,6 +39,32 @@ def route_device(addr: str) -> tuple[str | None, str | None]:
     if not routes:
         return None, None
     return routes[0].get("dev"), routes[0].get("gateway")
+
+
+def assert_test_route(addr: str) -> None:
+    """The guard for a whole test environment (``KUBEBOARD_CONNECTION_GUARD``).
+
+    Loopback is allowed; any other address must be delivered directly (no gateway) on a
+    test-bed bridge (``<sandbox>-br``), so nothing a test connects to can leave the machine.
+    """
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError as exc:
+        raise NotRoutedViaBridge(f"refusing {addr!r}: not an IP address") from exc
+    if ip.is_loopback:
+        return
+    try:
+        dev, gateway = route_device(addr)
+    except OSError as exc:
+        raise NotRoutedViaBridge(f"refusing {addr}: cannot run `ip route get` ({exc})") from exc
+    if dev is None or not dev.endswith(BRIDGE_SUFFIX) or gateway is not None:
+        how = f"dev {dev}" if dev else "no route"
+        if gateway:
+            how += f" via gateway {gateway}"
+        raise NotRoutedViaBridge(
+            f"refusing to connect to {addr}: `ip route get {addr}` gives {how}, not a test-bed bridge "
+            f"(*{BRIDGE_SUFFIX}); in the test environment only loopback and sandbox nodes are reachable"
+        )
 
 
 def assert_routed_via_bridge(addr: str, bridge: str) -> None:

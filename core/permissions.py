@@ -1,0 +1,109 @@
+"""Who may do what, decided in one place.
+
+A cluster belongs to a team (a Django ``Group``); a user's ``TeamMembership`` gives them a
+role in that team. Every view, form, admin screen, export, websocket and management command
+that acts for a user narrows its queryset with ``restrict`` and checks single objects with
+``can``/``get_object_for``; nothing checks roles by hand. The superuser bypass lives only here.
+
+Actions:
+* ``view``    — read pages, watch operation streams, read the audit trail (viewer and up)
+* ``operate`` — run operations, create/rotate/revoke tokens, manage machines (operator and up)
+* ``admin``   — reveal secrets, download admin kubeconfigs and CA material, manage members (admin)
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.http import Http404
+
+from core.models import TeamMembership, TeamRole
+
+VIEW = "view"
+OPERATE = "operate"
+ADMIN = "admin"
+ACTIONS = (VIEW, OPERATE, ADMIN)
+
+ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    TeamRole.VIEWER: frozenset({VIEW}),
+    TeamRole.OPERATOR: frozenset({VIEW, OPERATE}),
+    TeamRole.ADMIN: frozenset({VIEW, OPERATE, ADMIN}),
+}
+
+
+def roles_allowing(action: str) -> list[str]:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+    return [role for role, actions in ROLE_ACTIONS.items() if action in actions]
+
+
+def team_path(model: type[models.Model]) -> str:
+    """The ORM path from a model to its cluster's team (models may declare ``TEAM_PATH``)."""
+    return getattr(model, "TEAM_PATH", "cluster__team")
+
+
+def _is_superuser(user) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_active", False) and user.is_superuser)
+
+
+def restrict(queryset: models.QuerySet, user, action: str = VIEW) -> models.QuerySet:
+    """Narrow ``queryset`` to the rows whose team grants ``user`` the ``action``."""
+    roles = roles_allowing(action)
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    path = team_path(queryset.model)
+    return queryset.filter(**{f"{path}__memberships__user": user, f"{path}__memberships__role__in": roles})
+
+
+def teams_for(user, action: str = VIEW) -> models.QuerySet:
+    """Teams in which ``user`` may do ``action`` (every team for a superuser)."""
+    roles = roles_allowing(action)
+    if _is_superuser(user):
+        return Group.objects.all()
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return Group.objects.none()
+    return Group.objects.filter(memberships__user=user, memberships__role__in=roles)
+
+
+def role_in(user, team: Group | None) -> str | None:
+    if team is None or not getattr(user, "is_authenticated", False):
+        return None
+    return TeamMembership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
+
+
+def can(user, action: str, obj: models.Model) -> bool:
+    """Checked against the database row, never the in-memory object (as NetBox does)."""
+    return restrict(type(obj)._default_manager.filter(pk=obj.pk), user, action).exists()
+
+
+def can_in_team(user, action: str, team: Group | None) -> bool:
+    """For objects that do not exist yet (a new cluster in ``team``)."""
+    return team is not None and teams_for(user, action).filter(pk=team.pk).exists()
+
+
+def get_object_for(user, action: str, queryset: models.QuerySet, **lookup) -> models.Model:
+    """The object for a view: 404 when the user cannot even see it, 403 when they may see
+    it but not do ``action`` (so a viewer learns why a button does nothing for them)."""
+    obj = restrict(queryset, user, VIEW).filter(**lookup).first()
+    if obj is None:
+        raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.")
+    if action != VIEW and not can(user, action, obj):
+        raise PermissionDenied(f"your role in team {_team_name(obj)} does not allow '{action}'")
+    return obj
+
+
+def require(user, action: str, obj: models.Model) -> None:
+    if not can(user, action, obj):
+        raise PermissionDenied(f"your role in team {_team_name(obj)} does not allow '{action}'")
+
+
+def _team_name(obj: models.Model) -> str:
+    team = obj
+    for part in team_path(type(obj)).split("__"):
+        team = getattr(team, part, None)
+        if team is None:
+            return "(none)"
+    return str(team)

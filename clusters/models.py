@@ -16,6 +16,10 @@ class Cluster(models.Model):
         READY = "ready", "Identity ready"
         FAILED = "failed", "Failed"
 
+    class Origin(models.TextChoices):
+        CREATED = "created", "Created by Kubeboard"
+        ADOPTED = "adopted", "Adopted (admin kubeconfig)"
+
     class EncryptionAlgorithm(models.TextChoices):
         RSA_2048 = "RSA-2048", "RSA-2048 (kubeadm's default)"
         RSA_3072 = "RSA-3072", "RSA-3072"
@@ -52,6 +56,10 @@ class Cluster(models.Model):
     # Derived identity, filled by the "prepare identity" operation.
     ca_pin_hash = models.CharField(max_length=80, blank=True)
     kubeadm_config = models.TextField(blank=True)
+    # A cluster Kubeboard did not create is reached through the admin kubeconfig it was adopted
+    # with (encrypted); a created one through short-lived certificates from the CA Kubeboard holds.
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.CREATED)
+    admin_kubeconfig = EncryptedTextField(blank=True)
 
     # core.permissions: the path from a cluster to the team that owns it.
     TEAM_PATH = "team"
@@ -64,6 +72,10 @@ class Cluster(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("clusters:detail", args=[self.name])
+
+    @property
+    def is_adopted(self) -> bool:
+        return self.origin == self.Origin.ADOPTED
 
 
 class CertificateAuthority(models.Model):

@@ -11,7 +11,7 @@ from clusters import kubeadm_config
 from clusters.models import CertificateAuthority, Cluster
 from kubeadm import discovery, pki
 from operations.models import Operation
-from operations.registry import PhaseSpec
+from operations.registry import OperationKind, PhaseSpec
 from operations.runner import PhaseContext, PhaseError
 
 
@@ -55,7 +55,9 @@ def generate_authorities(ctx: PhaseContext) -> None:
                 continue
             stored = _store_authority(cluster, name, pair)
             if pair.cert is not None:
-                ctx.log(f"{name}: {stored.subject}, SHA-256 {stored.fingerprint_sha256}, expires {stored.not_after:%Y-%m-%d}")
+                ctx.log(
+                    f"{name}: {stored.subject}, SHA-256 {stored.fingerprint_sha256}, expires {stored.not_after:%Y-%m-%d}"
+                )
             else:
                 ctx.log(f"{name}: service-account signing key pair generated")
         record(
@@ -81,21 +83,37 @@ def render_config(ctx: PhaseContext) -> None:
     cluster = ctx.cluster
     text = kubeadm_config.render(cluster)
     Cluster.objects.filter(pk=cluster.pk).update(kubeadm_config=text)
-    ctx.log(f"Rendered kubeadm configuration ({len(text.splitlines())} lines, InitConfiguration + ClusterConfiguration).")
+    ctx.log(
+        f"Rendered kubeadm configuration ({len(text.splitlines())} lines, InitConfiguration + ClusterConfiguration)."
+    )
 
 
 PREPARE_IDENTITY_PHASES = [
-    PhaseSpec("validate-config", "Check the cluster settings as kubeadm would", validate_config),
+    # Pure functions of the database state: safe to re-run automatically after a lost worker.
+    PhaseSpec("validate-config", "Check the cluster settings as kubeadm would", validate_config, idempotent=True),
+    # Not declared idempotent: it writes key material, so after a crash a person resumes it.
     PhaseSpec(
         "certificate-authorities",
         "Generate the cluster, front-proxy and etcd CAs and the service-account key",
         generate_authorities,
     ),
-    PhaseSpec("ca-pin", "Compute the CA-pin hash joining nodes use to trust the cluster", compute_ca_pin),
-    PhaseSpec("render-config", "Render the kubeadm InitConfiguration and ClusterConfiguration", render_config),
+    PhaseSpec(
+        "ca-pin", "Compute the CA-pin hash joining nodes use to trust the cluster", compute_ca_pin, idempotent=True
+    ),
+    PhaseSpec(
+        "render-config", "Render the kubeadm InitConfiguration and ClusterConfiguration", render_config, idempotent=True
+    ),
 ]
 
 
 def on_operation_finished(operation: Operation) -> None:
     status = Cluster.Status.READY if operation.status == Operation.Status.SUCCEEDED else Cluster.Status.FAILED
     Cluster.objects.filter(pk=operation.cluster_id).update(status=status)
+
+
+PREPARE_IDENTITY = OperationKind(
+    name="prepare-identity",
+    label="Prepare cluster identity",
+    phases=tuple(PREPARE_IDENTITY_PHASES),
+    on_finished=on_operation_finished,
+)

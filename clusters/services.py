@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from audit.services import record
+from clusters.identity import PREPARE_IDENTITY
 from clusters.kubeadm_config import cluster_values
 from clusters.models import Cluster
 from operations.models import Operation
@@ -25,4 +26,4 @@ def create_cluster(cluster: Cluster, *, user) -> Operation:
             details=cluster_values(cluster)
             | {"team": cluster.team.name if cluster.team else None},
         )
-        return start_operation(cluster, Operation.Kind.PREPARE_IDENTITY, user=user)
+        return start_operation(cluster, PREPARE_IDENTITY.name, user=user)

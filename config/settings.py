@@ -198,6 +198,19 @@ EVENT_FLUSH_SECONDS = float(os.environ.get("KUBEBOARD_EVENT_FLUSH_SECONDS", "0.0
 EVENT_POLL_SECONDS = float(os.environ.get("KUBEBOARD_EVENT_POLL_SECONDS", "0.1"))
 # With Redis the database is still read now and then, so a dropped message is noticed.
 EVENT_SAFETY_POLL_SECONDS = float(os.environ.get("KUBEBOARD_EVENT_SAFETY_POLL_SECONDS", "1.0"))
+# One event message (a line of remote output) is capped at this many characters, with a marker.
+EVENT_MESSAGE_MAX_CHARS = int(os.environ.get("KUBEBOARD_EVENT_MESSAGE_MAX_CHARS", "8192"))
+# A queued operation whose task no worker picked up (broker flushed, worker crashed before
+# claiming) is queued again after this long; a task waiting for the cluster lock keeps it fresh.
+OPERATION_QUEUE_TIMEOUT_SECONDS = int(os.environ.get("KUBEBOARD_OPERATION_QUEUE_TIMEOUT_SECONDS", "60"))
+# How often a running operation looks for a cancel request (the phase sees cancel_event then).
+OPERATION_CANCEL_POLL_SECONDS = float(os.environ.get("KUBEBOARD_OPERATION_CANCEL_POLL_SECONDS", "0.5"))
+# How many times an operation interrupted inside idempotent phases is resumed automatically.
+OPERATION_AUTO_RESUME_LIMIT = int(os.environ.get("KUBEBOARD_OPERATION_AUTO_RESUME_LIMIT", "2"))
+# Extra modules that register operation kinds when the operations app starts (comma-separated).
+OPERATION_KIND_MODULES = [
+    m.strip() for m in os.environ.get("KUBEBOARD_OPERATION_KIND_MODULES", "").split(",") if m.strip()
+]
 
 LOGGING = {
     "version": 1,

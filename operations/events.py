@@ -7,6 +7,7 @@ misses a live message can always read it from the database by its sequence numbe
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -41,9 +42,43 @@ def publish(operation_id: int, events: list[dict]) -> None:
         log.warning("could not publish events of operation %s to the channel layer", operation_id, exc_info=True)
 
 
-def clean_text(text: str) -> str:
-    # PostgreSQL rejects NUL in text columns; a stray NUL must not cost the whole batch.
-    return text.replace("\x00", "\\0")
+# ANSI/VT escape sequences: CSI (colours, cursor moves), OSC (window titles, hyperlinks, ended
+# by BEL or ST), and the two-character escapes. Terminal output must not restyle or rewrite our page.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]")
+# Every other C0/C1 control character except tab and newline (NUL included: PostgreSQL
+# rejects it in text columns, and a stray NUL must not cost the whole batch).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(text: str, limit: int | None = None) -> str:
+    """Make one message safe to store and show: escapes and control characters removed (tabs
+    and newlines kept), lone surrogates replaced, and capped at ``limit`` characters with a
+    visible marker saying how much was cut."""
+    limit = limit if limit is not None else settings.EVENT_MESSAGE_MAX_CHARS
+    if len(text) > 4 * limit:
+        # Clean only what can be kept: a megabyte line costs no more than a short one.
+        cut_before = len(text)
+        text = text[: 4 * limit]
+    else:
+        cut_before = None
+    text = _CONTROL.sub("", _ANSI.sub("", text))
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    total = cut_before if cut_before is not None else len(text)
+    if len(text) > limit or cut_before is not None:
+        kept = text[:limit]
+        return f"{kept} … [{total - len(kept)} more characters cut]"
+    return text
+
+
+def clean_data(value):
+    """``clean_text`` for every string inside an event's JSON data (keys and values)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(key)): clean_data(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_data(item) for item in value]
+    return value
 
 
 class EventWriter:
@@ -69,6 +104,7 @@ class EventWriter:
         self.flush_seconds = flush_seconds if flush_seconds is not None else settings.EVENT_FLUSH_SECONDS
         self.on_publish = on_publish
         self._buffer: list[Event] = []
+        self._callbacks: list[tuple[int, Callable[[int], None]]] = []
         self._buffer_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._oldest: float | None = None
@@ -79,10 +115,18 @@ class EventWriter:
         message: str,
         *,
         phase: str = "",
+        group: str = "",
         level: str = Event.Level.INFO,
         kind: str = Event.Kind.LOG,
+        source: str = "",
         data: dict | None = None,
+        also: Callable[[int], None] | None = None,
     ) -> int:
+        """Number and buffer one event; returns its sequence number. Safe from several threads.
+
+        ``also(seq)`` runs inside the transaction that stores this event, whichever thread's
+        flush that is, so rows that describe the event (a phase's state) commit with it.
+        """
         if self.lease_lost:
             raise LeaseLost(f"operation {self.operation_id} is no longer held by this worker")
         with self._buffer_lock:
@@ -93,12 +137,16 @@ class EventWriter:
                     seq=self.seq,
                     created=timezone.now(),
                     phase=phase,
+                    group=group,
                     level=level,
                     kind=kind,
+                    source=clean_text(source, 64),
                     message=clean_text(message),
-                    data=data or {},
+                    data=clean_data(data or {}),
                 )
             )
+            if also is not None:
+                self._callbacks.append((self.seq, also))
             if self._oldest is None:
                 self._oldest = time.monotonic()
             full = len(self._buffer) >= self.flush_count
@@ -115,26 +163,39 @@ class EventWriter:
         """Store and then publish everything buffered; returns how many events were written.
 
         ``operation_updates`` and ``also`` run in the same transaction as the insert, so a
-        client that sees the final event also finds the operation finished.
+        client that sees the final event also finds the operation finished. If the database
+        refuses the batch, it goes back into the buffer for the next flush: nothing is dropped.
         """
         with self._flush_lock:
             with self._buffer_lock:
                 batch, self._buffer, self._oldest = self._buffer, [], None
-            if not batch and not operation_updates:
+                callbacks, self._callbacks = self._callbacks, []
+            if not batch and not operation_updates and also is None:
                 return 0
-            with transaction.atomic():
-                updates = {"heartbeat_at": timezone.now(), **(operation_updates or {})}
-                if batch:
-                    updates["last_seq"] = batch[-1].seq
-                held = Operation.objects.filter(
-                    pk=self.operation_id, status=Operation.Status.RUNNING, worker=self.worker
-                ).update(**updates)
-                if not held:
-                    self.lease_lost = True
-                    raise LeaseLost(f"operation {self.operation_id} is no longer held by this worker")
-                Event.objects.bulk_create(batch)
-                if also is not None:
-                    also()
+            try:
+                with transaction.atomic():
+                    updates = {"heartbeat_at": timezone.now(), **(operation_updates or {})}
+                    if batch:
+                        updates["last_seq"] = batch[-1].seq
+                    held = Operation.objects.filter(
+                        pk=self.operation_id, status=Operation.Status.RUNNING, worker=self.worker
+                    ).update(**updates)
+                    if not held:
+                        self.lease_lost = True
+                        raise LeaseLost(f"operation {self.operation_id} is no longer held by this worker")
+                    Event.objects.bulk_create(batch)
+                    for seq, callback in callbacks:
+                        callback(seq)
+                    if also is not None:
+                        also()
+            except LeaseLost:
+                raise
+            except Exception:
+                with self._buffer_lock:
+                    self._buffer = batch + self._buffer
+                    self._callbacks = callbacks + self._callbacks
+                    self._oldest = self._oldest or time.monotonic()
+                raise
             self.on_publish(self.operation_id, [event.as_message() for event in batch])
             return len(batch)
 

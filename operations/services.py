@@ -1,10 +1,11 @@
-"""Creating, queueing, resuming and reaping operations. Views and tasks call these."""
+"""Creating, queueing, resuming, cancelling and reaping operations. Views, commands and tasks call these."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,15 +13,15 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from audit.services import record
-from operations.models import Event, Operation, PhaseRun
-from operations.registry import notify_finished, phases_for
+from audit.services import actor_label, record
+from operations.models import Event, Operation, PhaseAttempt, PhaseRun
+from operations.registry import get_kind, notify_finished
 
 log = logging.getLogger(__name__)
 
 
 class OperationStateError(Exception):
-    """The operation is not in a state that allows the requested change."""
+    """The operation is not in a state that allows the requested change (message says why)."""
 
 
 def worker_identity() -> str:
@@ -37,38 +38,190 @@ def enqueue(operation: Operation) -> None:
     )
 
 
-def start_operation(cluster, kind: str, *, user=None) -> Operation:
-    """Record an operation with its planned phases, audit it, and queue it — all or nothing."""
-    specs = phases_for(kind)
-    with transaction.atomic():
-        operation = Operation.objects.create(cluster=cluster, kind=kind, requested_by=user)
-        PhaseRun.objects.bulk_create(
-            PhaseRun(operation=operation, name=spec.name, description=spec.description, order=index)
-            for index, spec in enumerate(specs)
+def _resolve_skip(phases: list[PhaseRun], skip: Iterable[str]) -> list[PhaseRun]:
+    """Phases named by ``skip``: ``name`` (in every group) or ``group:name`` (one group).
+
+    Only phases that have not finished may be skipped; anything else is refused with the
+    names that would have been accepted, so a typo never silently runs a phase.
+    """
+    wanted = [item.strip() for item in skip if item and item.strip()]
+    open_phases = [phase for phase in phases if phase.status not in PhaseRun.DONE_STATUSES]
+    chosen: dict[int, PhaseRun] = {}
+    for item in wanted:
+        matches = [phase for phase in open_phases if item in (phase.name, phase.label)]
+        if not matches:
+            names = sorted({phase.name for phase in open_phases} | {phase.label for phase in open_phases})
+            raise OperationStateError(
+                f"cannot skip {item!r}: no phase of that name is left to run "
+                f"(phases that can be skipped: {', '.join(names) or 'none'})"
+            )
+        for phase in matches:
+            chosen[phase.pk] = phase
+    return sorted(chosen.values(), key=lambda phase: phase.order)
+
+
+def _skip_phases(operation: Operation, phases: list[PhaseRun], *, user, reason: str) -> None:
+    """Mark phases skipped and tell the story in one event each (who, why)."""
+    who = actor_label(user)
+    note = f"skipped by {who}" + (f": {reason}" if reason else "")
+    for phase in phases:
+        PhaseRun.objects.filter(pk=phase.pk).update(status=PhaseRun.Status.SKIPPED, skip_reason=note[:255])
+        append_system_event(
+            operation.pk,
+            f"Phase {phase.label} {note}.",
+            kind=Event.Kind.PHASE,
+            level=Event.Level.WARNING,
+            data={"status": PhaseRun.Status.SKIPPED, "by": who, "reason": reason},
+            phase=phase.name,
+            group=phase.group,
         )
-        record("operation.queued", actor=user, obj=operation, cluster=cluster, details={"kind": kind})
+
+
+def start_operation(
+    cluster, kind: str, *, user=None, params: dict | None = None, skip: Iterable[str] = (), skip_reason: str = ""
+) -> Operation:
+    """Record an operation with its planned phases, audit it, and queue it — all or nothing."""
+    operation_kind = get_kind(kind)
+    skip = list(skip)
+    with transaction.atomic():
+        operation = Operation.objects.create(
+            cluster=cluster,
+            kind=kind,
+            params=params or {},
+            mutating=operation_kind.mutating,
+            requested_by=user if getattr(user, "pk", None) else None,
+            heartbeat_at=timezone.now(),
+        )
+        planned = operation_kind.planned(operation)
+        PhaseRun.objects.bulk_create(
+            PhaseRun(
+                operation=operation,
+                name=item.name,
+                group=item.group,
+                node_id=item.node_id,
+                description=item.description or operation_kind.spec(item.name).description,
+                order=index,
+            )
+            for index, item in enumerate(planned)
+        )
+        skipped = _resolve_skip(list(operation.phases.all()), skip)
+        details: dict = {"kind": kind}
+        if skipped:
+            details["skipped"] = [phase.label for phase in skipped]
+            if skip_reason:
+                details["skip_reason"] = skip_reason
+        record("operation.queued", actor=user, obj=operation, cluster=cluster, details=details)
+        _skip_phases(operation, skipped, user=user, reason=skip_reason)
         enqueue(operation)
+    operation.refresh_from_db()
     return operation
 
 
-def resume_operation(operation: Operation, *, user=None) -> Operation:
-    """Queue a failed or interrupted operation again; finished phases are not re-run."""
+def resume_operation(
+    operation: Operation, *, user=None, skip: Iterable[str] = (), skip_reason: str = "", automatic: bool = False
+) -> Operation:
+    """Queue a failed, interrupted or cancelled operation again from where it stopped.
+
+    Finished phases are not re-run; each phase run again gets a new attempt (history is kept).
+    """
     with transaction.atomic():
         locked = Operation.objects.select_for_update().get(pk=operation.pk)
-        if locked.status not in (Operation.Status.FAILED, Operation.Status.INTERRUPTED):
-            raise OperationStateError(f"only a failed or interrupted operation can be resumed; this one is {locked.status}")
-        locked.phases.filter(status__in=[PhaseRun.Status.FAILED, PhaseRun.Status.RUNNING]).update(
-            status=PhaseRun.Status.PENDING, error=""
+        if locked.status not in Operation.RESUMABLE_STATUSES:
+            raise OperationStateError(
+                f"only a failed, interrupted or cancelled operation can be resumed; this one is {locked.status}"
+            )
+        get_kind(locked.kind)  # refuse early if this version no longer knows the kind
+        phases = list(locked.phases.order_by("order"))
+        skipped = _resolve_skip(phases, skip)
+        locked.phases.exclude(status__in=PhaseRun.DONE_STATUSES).update(
+            status=PhaseRun.Status.PENDING, error="", hint=""
         )
-        Operation.objects.filter(pk=locked.pk).update(status=Operation.Status.QUEUED, error="", finished_at=None)
-        record("operation.resumed", actor=user, obj=locked, cluster=locked.cluster)
+        Operation.objects.filter(pk=locked.pk).update(
+            status=Operation.Status.QUEUED,
+            error="",
+            finished_at=None,
+            cancel_requested_at=None,
+            cancel_requested_by=None,
+            heartbeat_at=timezone.now(),
+            resume_trigger=PhaseAttempt.Trigger.AUTO if automatic else PhaseAttempt.Trigger.RESUME,
+            auto_resumes=F("auto_resumes") + (1 if automatic else 0),
+        )
+        details: dict = {"automatic": automatic}
+        if skipped:
+            details["skipped"] = [phase.label for phase in skipped]
+            if skip_reason:
+                details["skip_reason"] = skip_reason
+        record("operation.resumed", actor=user, obj=locked, cluster=locked.cluster, details=details)
+        _skip_phases(locked, skipped, user=user, reason=skip_reason)
+        who = "automatically" if automatic else f"by {actor_label(user)}"
+        append_system_event(
+            locked.pk,
+            f"Operation resumed {who}; it continues from the first phase that has not finished.",
+            kind=Event.Kind.STATUS,
+            level=Event.Level.INFO,
+            data={"status": Operation.Status.QUEUED, "automatic": automatic},
+        )
         enqueue(locked)
     locked.refresh_from_db()
     return locked
 
 
-def append_system_event(operation_id: int, message: str, *, kind: str, level: str, data: dict, phase: str = "") -> None:
-    """Write one event for an operation that no runner holds (used by the reaper)."""
+def cancel_operation(operation: Operation, *, user=None) -> Operation:
+    """Cancel a queued operation at once, or ask the runner of a running one to stop.
+
+    The runner notices within OPERATION_CANCEL_POLL_SECONDS, sets its ``cancel_event`` (which
+    stops remote commands) and ends the running phases and the operation as cancelled.
+    """
+    who = actor_label(user)
+    with transaction.atomic():
+        locked = Operation.objects.select_for_update().select_related("cluster").get(pk=operation.pk)
+        if locked.status == Operation.Status.QUEUED:
+            message = f"Cancelled by {who} before it started."
+            Operation.objects.filter(pk=locked.pk).update(
+                status=Operation.Status.CANCELLED,
+                finished_at=timezone.now(),
+                error=message,
+                cancel_requested_at=timezone.now(),
+                cancel_requested_by=user if getattr(user, "pk", None) else None,
+            )
+            append_system_event(
+                locked.pk,
+                message,
+                kind=Event.Kind.STATUS,
+                level=Event.Level.WARNING,
+                data={"status": Operation.Status.CANCELLED, "error": message, "by": who},
+            )
+            record("operation.cancelled", actor=user, obj=locked, cluster=locked.cluster, details={"while": "queued"})
+            locked.status = Operation.Status.CANCELLED
+            notify_finished(locked)
+        elif locked.status == Operation.Status.RUNNING:
+            if locked.cancel_requested_at is None:
+                # No event here: only the runner numbers the events of a running operation.
+                Operation.objects.filter(pk=locked.pk).update(
+                    cancel_requested_at=timezone.now(),
+                    cancel_requested_by=user if getattr(user, "pk", None) else None,
+                )
+                record(
+                    "operation.cancel_requested",
+                    actor=user,
+                    obj=locked,
+                    cluster=locked.cluster,
+                    details={"phase": locked.current_phase},
+                )
+        else:
+            raise OperationStateError(
+                f"only a queued or running operation can be cancelled; this one is {locked.status}"
+            )
+    locked.refresh_from_db()
+    return locked
+
+
+def append_system_event(
+    operation_id: int, message: str, *, kind: str, level: str, data: dict, phase: str = "", group: str = ""
+) -> int:
+    """Write one event for an operation that no runner holds (reaper, queue, resume); returns its seq."""
+    from operations.events import clean_data, clean_text, publish
+
     with transaction.atomic():
         op = Operation.objects.select_for_update().get(pk=operation_id)
         Operation.objects.filter(pk=operation_id).update(last_seq=F("last_seq") + 1)
@@ -77,19 +230,35 @@ def append_system_event(operation_id: int, message: str, *, kind: str, level: st
             seq=op.last_seq + 1,
             created=timezone.now(),
             phase=phase,
+            group=group,
             level=level,
             kind=kind,
-            message=message,
-            data=data,
+            message=clean_text(message),
+            data=clean_data(data),
         )
-    from operations.events import publish
-
     message_ = event.as_message()
     transaction.on_commit(lambda: publish(operation_id, [message_]))
+    return event.seq
+
+
+def _auto_resumable(operation: Operation, interrupted: list[PhaseRun]) -> bool:
+    """Resume by itself only if phases were cut short and every one of them says it is safe to
+    re-run, within the limit. Anything else waits for a person."""
+    if not interrupted or operation.auto_resumes >= settings.OPERATION_AUTO_RESUME_LIMIT:
+        return False
+    try:
+        kind = get_kind(operation.kind)
+    except ValueError:
+        return False
+    return all(kind.spec(phase.name) is not None and kind.spec(phase.name).idempotent for phase in interrupted)
 
 
 def interrupt(operation: Operation, reason: str) -> bool:
-    """Mark a running operation whose worker is gone as interrupted. False if it moved on."""
+    """Mark a running operation whose worker is gone as interrupted. False if it moved on.
+
+    If the phases it cut short are idempotent (and the limit allows), the operation is queued
+    again at once, in the same transaction, with a new attempt for each of those phases.
+    """
     now = timezone.now()
     with transaction.atomic():
         changed = Operation.objects.filter(
@@ -97,19 +266,35 @@ def interrupt(operation: Operation, reason: str) -> bool:
         ).update(status=Operation.Status.INTERRUPTED, finished_at=now, error=reason)
         if not changed:
             return False
+        operation.refresh_from_db()
         running = list(operation.phases.filter(status=PhaseRun.Status.RUNNING))
         for phase in running:
             PhaseRun.objects.filter(pk=phase.pk).update(status=PhaseRun.Status.FAILED, finished_at=now, error=reason)
         for phase in running:
-            append_system_event(
-                operation.pk, reason, kind=Event.Kind.PHASE, level=Event.Level.ERROR,
-                data={"status": PhaseRun.Status.FAILED, "error": reason}, phase=phase.name,
+            seq = append_system_event(
+                operation.pk,
+                reason,
+                kind=Event.Kind.PHASE,
+                level=Event.Level.ERROR,
+                data={"status": PhaseRun.Status.FAILED, "error": reason, "attempt": phase.attempt},
+                phase=phase.name,
+                group=phase.group,
+            )
+            PhaseAttempt.objects.filter(phase=phase, status=PhaseAttempt.Status.RUNNING).update(
+                status=PhaseAttempt.Status.INTERRUPTED, finished_at=now, error=reason, last_seq=seq
             )
         append_system_event(
-            operation.pk, reason, kind=Event.Kind.STATUS, level=Event.Level.ERROR,
+            operation.pk,
+            reason,
+            kind=Event.Kind.STATUS,
+            level=Event.Level.ERROR,
             data={"status": Operation.Status.INTERRUPTED, "error": reason},
         )
         record("operation.interrupted", obj=operation, cluster=operation.cluster, details={"reason": reason})
+        if _auto_resumable(operation, running):
+            log.warning("operation %s interrupted (%s); resuming it automatically", operation.pk, reason)
+            resume_operation(operation, automatic=True)
+            return True
         operation.status = Operation.Status.INTERRUPTED
         notify_finished(operation)
     log.warning("operation %s interrupted: %s", operation.pk, reason)
@@ -132,8 +317,53 @@ def _pid_alive(pid: int) -> bool:
     return state not in {"Z", "X"}
 
 
+def _requeue_due(operation: Operation, now) -> bool:
+    # Each re-queue doubles the wait (up to 16x): a task that only sits behind busy workers
+    # gets a few harmless duplicates (a duplicate finds the operation claimed and stops), not a flood.
+    seen = operation.heartbeat_at or operation.created_at
+    timeout = settings.OPERATION_QUEUE_TIMEOUT_SECONDS * 2 ** min(operation.requeues, 4)
+    return now - seen > timedelta(seconds=timeout)
+
+
+def requeue_lost_operations() -> int:
+    """Queue again the operations whose task nobody picked up within the queue timeout.
+
+    A task waiting for the cluster lock refreshes ``heartbeat_at``, so it is never re-queued.
+    """
+    now = timezone.now()
+    requeued = 0
+    for operation in Operation.objects.filter(status=Operation.Status.QUEUED).select_related("cluster"):
+        if not _requeue_due(operation, now):
+            continue
+        with transaction.atomic():
+            # Only the reaper that moves heartbeat_at first re-queues (several may look at once).
+            won = Operation.objects.filter(
+                pk=operation.pk, status=Operation.Status.QUEUED, heartbeat_at=operation.heartbeat_at
+            ).update(heartbeat_at=now, requeues=F("requeues") + 1)
+            if not won:
+                continue
+            waited = int((now - (operation.heartbeat_at or operation.created_at)).total_seconds())
+            message = (
+                f"No worker picked up this operation's task for {waited} s (the queue may have lost it); "
+                "queued it again."
+            )
+            append_system_event(
+                operation.pk,
+                message,
+                kind=Event.Kind.LOG,
+                level=Event.Level.WARNING,
+                data={"requeues": operation.requeues + 1, "waited_seconds": waited},
+            )
+            record("operation.requeued", obj=operation, cluster=operation.cluster, details={"waited_seconds": waited})
+            enqueue(operation)
+        log.warning("operation %s: task not picked up for %s s; re-queued", operation.pk, waited)
+        requeued += 1
+    return requeued
+
+
 def reap_operations() -> int:
-    """Interrupt operations whose worker is dead: lease expired, or a dead pid on this host."""
+    """Interrupt operations whose worker is dead (lease expired, or a dead pid on this host) and
+    re-queue queued operations whose task was lost. Returns how many operations it changed."""
     now = timezone.now()
     lease = timedelta(seconds=settings.OPERATION_LEASE_SECONDS)
     host = socket.gethostname()
@@ -155,4 +385,4 @@ def reap_operations() -> int:
         else:
             continue
         reaped += interrupt(operation, reason)
-    return reaped
+    return reaped + requeue_lost_operations()

@@ -101,7 +101,7 @@ def test_authorities_are_not_replaced_on_rerun(operator):
     ca_before = operation.cluster.authorities.get(name="ca").fingerprint_sha256
     from operations.services import start_operation
 
-    second = start_operation(operation.cluster, Operation.Kind.PREPARE_IDENTITY)
+    second = start_operation(operation.cluster, "prepare-identity")
     assert run_operation(second.pk) == "succeeded"
     assert operation.cluster.authorities.get(name="ca").fingerprint_sha256 == ca_before
     assert second.events.filter(message__contains="already exist").exists()
@@ -111,16 +111,17 @@ def test_authorities_are_not_replaced_on_rerun(operator):
 def test_stale_lease_is_reaped_and_writer_stops(operator, settings):
     cluster = make_cluster()
     operation = Operation.objects.create(
-        cluster=cluster, kind=Operation.Kind.PREPARE_IDENTITY, status=Operation.Status.RUNNING,
+        cluster=cluster, kind="prepare-identity", status=Operation.Status.RUNNING,
         worker="elsewhere:1", heartbeat_at=timezone.now() - timedelta(seconds=settings.OPERATION_LEASE_SECONDS + 5),
-        current_phase="ca-pin",
+        current_phase="certificate-authorities",
     )
-    PhaseRun.objects.create(operation=operation, name="ca-pin", order=0, status=PhaseRun.Status.RUNNING)
+    # Not an idempotent phase: the operation stays interrupted until a person resumes it.
+    PhaseRun.objects.create(operation=operation, name="certificate-authorities", order=0, status=PhaseRun.Status.RUNNING)
     writer = EventWriter(operation)
     assert reap_operations() == 1
     operation.refresh_from_db()
     assert operation.status == Operation.Status.INTERRUPTED
-    assert "stopped renewing its lease" in operation.error and "ca-pin" in operation.error
+    assert "stopped renewing its lease" in operation.error and "certificate-authorities" in operation.error
     assert operation.phases.get().status == PhaseRun.Status.FAILED
     kinds = list(operation.events.values_list("kind", flat=True))
     assert kinds == [Event.Kind.PHASE, Event.Kind.STATUS]
@@ -136,7 +137,7 @@ def test_stale_lease_is_reaped_and_writer_stops(operator, settings):
 def test_live_worker_is_not_reaped():
     cluster = make_cluster()
     Operation.objects.create(
-        cluster=cluster, kind=Operation.Kind.PREPARE_IDENTITY, status=Operation.Status.RUNNING,
+        cluster=cluster, kind="prepare-identity", status=Operation.Status.RUNNING,
         worker="elsewhere:1", heartbeat_at=timezone.now(),
     )
     assert reap_operations() == 0
@@ -150,7 +151,7 @@ def test_operation_waits_for_the_cluster_lock(operator, monkeypatch):
     Operation.objects.filter(pk=first.pk).update(status=Operation.Status.RUNNING, worker="other:1", heartbeat_at=timezone.now())
     from operations.services import start_operation
 
-    second = start_operation(first.cluster, Operation.Kind.PREPARE_IDENTITY)
+    second = start_operation(first.cluster, "prepare-identity")
     waits = []
 
     def fake_sleep(seconds):
@@ -174,4 +175,4 @@ def test_events_are_batched_but_none_lost(operator):
     writer.flush()
     assert [len(batch) for batch in published] == [50, 50, 20]
     assert list(Event.objects.filter(operation=operation).values_list("seq", flat=True)) == list(range(1, 121))
-    assert Event.objects.get(operation=operation, seq=1).message == "line 0\\0"
+    assert Event.objects.get(operation=operation, seq=1).message == "line 0", "NUL is stripped (PostgreSQL refuses it)"

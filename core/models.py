@@ -74,3 +74,24 @@ class TeamMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.team} ({self.get_role_display()})"
+
+
+class WorkerHeartbeat(models.Model):
+    """A background worker process saying it is alive and reaches the database and Redis.
+
+    Written every ``WORKER_HEARTBEAT_SECONDS`` by each django-q2 worker process
+    (``core.heartbeat``); ``/readyz`` wants at least one fresher than
+    ``WORKER_HEARTBEAT_STALE_SECONDS``. A worker that loses the database or Redis stops writing.
+    """
+
+    worker = models.CharField(max_length=200, unique=True)  # host:pid, as in Operation.worker
+    host = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.worker} (seen {self.seen_at:%Y-%m-%d %H:%M:%S})"

@@ -151,6 +151,8 @@ ENCRYPTION_KEY_FILE = Path(os.environ.get("KUBEBOARD_ENCRYPTION_KEY_FILE", DATA_
 # Kubernetes API connection (core.network). Empty in production; the test environment sets
 # the test bed's route guard so nothing sent to a sandbox address can leave the machine.
 CONNECTION_GUARD = os.environ.get("KUBEBOARD_CONNECTION_GUARD", "")
+# How long an SSH connection to a machine may take to answer (TCP connect and SSH handshake).
+SSH_CONNECT_TIMEOUT = float(os.environ.get("KUBEBOARD_SSH_CONNECT_TIMEOUT", "10"))
 
 # --- background work and live events -------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -218,5 +220,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("KUBEBOARD_LOG_LEVEL", "INFO")},
-    "loggers": {"django_q": {"level": "WARNING"}},
+    "loggers": {"django_q": {"level": "WARNING"}, "asyncssh": {"level": "WARNING"}},
 }

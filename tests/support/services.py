@@ -1,4 +1,4 @@
-"""Real Redis and PostgreSQL servers on loopback, started for tests and benchmarks.
+"""Real Redis, PostgreSQL and OpenSSH servers on loopback, started for tests and benchmarks.
 
 Also runnable: ``python -m tests.support.services postgres DIR`` starts a server and prints
 its DATABASE_URL (bin/test uses it for the PostgreSQL pass); ``stop DIR`` stops it.
@@ -7,11 +7,15 @@ its DATABASE_URL (bin/test uses it for the PostgreSQL pass); ``stop DIR`` stops 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +117,136 @@ def start_postgres(directory: Path) -> Service:
         directory,
         stop_command=_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
     )
+
+
+@dataclass
+class SSHServer:
+    """An OpenSSH sshd on loopback (started as root, as on the test bed) with its own host key."""
+
+    directory: Path
+    port: int
+    host_key: Path
+    password_auth: bool
+    host = "127.0.0.1"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "sshd.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "sshd.log"
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.directory / "authorized_keys"
+
+    def host_key_fingerprint(self) -> str:
+        """What ``ssh-keygen -lf`` prints for the host key (the second field, "SHA256:…")."""
+        out = subprocess.run(["ssh-keygen", "-lf", f"{self.host_key}.pub"], capture_output=True, text=True, check=True)
+        return out.stdout.split()[1]
+
+    def authorize(self, *public_keys: str) -> None:
+        with open(self.authorized_keys, "a") as handle:
+            for key in public_keys:
+                handle.write(key.strip() + "\n")
+
+    def start(self) -> None:
+        config = self.directory / "sshd_config"
+        config.write_text(
+            f"ListenAddress {self.host}:{self.port}\n"
+            f"HostKey {self.host_key}\n"
+            f"PidFile {self.pid_file}\n"
+            f"AuthorizedKeysFile {self.authorized_keys}\n"
+            "PermitRootLogin prohibit-password\n"
+            f"PasswordAuthentication {'yes' if self.password_auth else 'no'}\n"
+            "KbdInteractiveAuthentication no\n"
+            "PubkeyAuthentication yes\n"
+            "UsePAM no\n"
+            "StrictModes no\n"
+            "PrintMotd no\n"
+            "UseDNS no\n"
+            "MaxStartups 100\n"
+            "MaxSessions 100\n"
+            "Subsystem sftp internal-sftp\n"
+        )
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        subprocess.run(["/usr/sbin/sshd", "-t", "-f", str(config)], check=True, capture_output=True)
+        subprocess.run(["/usr/sbin/sshd", "-f", str(config), "-E", str(self.log_path)], check=True)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        """Stop the listener (sessions already open keep running, as with a real sshd restart)."""
+        if not self.pid_file.exists():
+            return
+        try:
+            os.kill(int(self.pid_file.read_text().strip()), 15)
+        except (ProcessLookupError, ValueError):
+            pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    time.sleep(0.05)
+            except OSError:
+                return
+
+    def restart(self, *, new_host_key: bool = False, key_type: str = "ed25519") -> None:
+        """Restart on the same port; with ``new_host_key`` the machine looks reinstalled."""
+        self.stop()
+        if new_host_key:
+            self.host_key.unlink(missing_ok=True)
+            Path(f"{self.host_key}.pub").unlink(missing_ok=True)
+            _make_host_key(self.host_key, key_type)
+        self.start()
+
+
+def _make_host_key(path: Path, key_type: str) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", "test-host", "-f", str(path)], check=True)
+
+
+def start_sshd(
+    directory: Path,
+    *,
+    authorized_keys: tuple[str, ...] | list[str] = (),
+    password_auth: bool = False,
+    host_key: Path | None = None,
+    key_type: str = "ed25519",
+    port: int | None = None,
+) -> SSHServer:
+    """Start a real OpenSSH sshd on 127.0.0.1 that accepts ``authorized_keys`` for every user
+    (root included) and, with ``password_auth``, passwords of local users."""
+    if not Path("/usr/sbin/sshd").exists() or shutil.which("ssh-keygen") is None:
+        raise ServiceUnavailable("OpenSSH is not installed (Debian packages openssh-server openssh-client)")
+    if os.geteuid() != 0:
+        raise ServiceUnavailable("sshd for tests must start as root (it switches to the logged-in user)")
+    directory.mkdir(parents=True, exist_ok=True)
+    if host_key is None:
+        host_key = directory / f"ssh_host_{key_type}_key"
+        _make_host_key(host_key, key_type)
+    server = SSHServer(directory=directory, port=port or free_port(), host_key=host_key, password_auth=password_auth)
+    server.authorized_keys.touch()
+    server.authorize(*authorized_keys)
+    server.start()
+    return server
+
+
+@contextmanager
+def local_user(prefix: str = "kbtest") -> Iterator[tuple[str, str]]:
+    """A throwaway local account with a random password (password logins need a real user)."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        raise ServiceUnavailable("creating a test user needs root and useradd (Debian package passwd)")
+    name = f"{prefix}{secrets.token_hex(3)}"
+    password = secrets.token_urlsafe(16)
+    home = Path(tempfile.mkdtemp(prefix=f"{name}-home-"))
+    subprocess.run(["useradd", "--home-dir", str(home), "--no-create-home", "--shell", "/bin/sh", name], check=True)
+    try:
+        subprocess.run(["chpasswd"], input=f"{name}:{password}", text=True, check=True)
+        shutil.chown(home, name)
+        yield name, password
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:

@@ -42,9 +42,10 @@ def publish(operation_id: int, events: list[dict]) -> None:
         log.warning("could not publish events of operation %s to the channel layer", operation_id, exc_info=True)
 
 
-# ANSI/VT escape sequences: CSI (colours, cursor moves), OSC (window titles, hyperlinks, ended
-# by BEL or ST), and the two-character escapes. Terminal output must not restyle or rewrite our page.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]")
+# ANSI/VT escape sequences: CSI (colours, cursor moves; also as the C1 byte), OSC (window
+# titles, hyperlinks; ended by BEL or ST), and the short escapes (charset selection, resets).
+# Terminal output must not restyle or rewrite what a person reads.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]")
 # Every other C0/C1 control character except tab and newline (NUL included: PostgreSQL
 # rejects it in text columns, and a stray NUL must not cost the whole batch).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -1,0 +1,51 @@
+"""Human text for durations and events, shared by the pages, the log download and the terminal."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from operations.models import Event
+
+
+def seconds_text(value: float | timedelta | None) -> str:
+    """``0.96 s``, ``12.3 s``, ``2 min 5 s``, ``1 h 3 min``; "" for None."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s"
+
+
+def event_line(event: Event) -> str:
+    """One event as one (or a few) lines of plain text, with phase markers for state changes."""
+    where = f"{event.group}:{event.phase}" if event.group else event.phase
+    time = event.created.strftime("%H:%M:%S.%f")[:-3]
+    data = event.data or {}
+    if event.kind == Event.Kind.PHASE:
+        status = data.get("status", "")
+        facts = []
+        if data.get("attempt", 1) > 1:
+            facts.append(f"attempt {data['attempt']}")
+        if "duration" in data:
+            facts.append(seconds_text(data["duration"]))
+        if data.get("exit_status") is not None:
+            facts.append(f"exit status {data['exit_status']}")
+        text = f"{time} ==> {where}: {status}" + (f" ({', '.join(facts)})" if facts else "")
+        if data.get("error"):
+            text += f"\n             {data['error']}"
+        if data.get("hint"):
+            text += f"\n             what to do: {data['hint']}"
+        return text
+    if event.kind == Event.Kind.STATUS:
+        return f"{time} === operation {data.get('status', '')}: {event.message}"
+    level = "" if event.level in (Event.Level.INFO, Event.Level.DEBUG) else f"{event.level.upper()} "
+    prefix = f"[{where}] " if where else ""
+    return f"{time} {prefix}{level}{event.message}"

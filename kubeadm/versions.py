@@ -62,3 +62,72 @@ def minor_of(s: str) -> str:
 def with_v(s: str) -> str:
     """Return the version with a leading "v", as image tags use it."""
     return s if s.startswith("v") else "v" + s
+
+
+# --- version skew (kubeadm v1.37.2: cmd/kubeadm/app/constants/constants.go and
+# preflight/checks.go KubernetesVersionCheck / KubeletVersionCheck) ---------------
+
+# kubeadm v1.N deploys control planes of v1.N and v1.(N-1) (MinimumControlPlaneVersion =
+# getSkewedKubernetesVersion(-1)); a newer control plane is only a preflight warning in
+# kubeadm, but Kubeboard refuses it: nothing tests that kubeadm against a newer release.
+KUBEADM_CONTROL_PLANE_SKEW = 1
+# The kubelet may be up to three minors older than the control plane
+# (MinimumKubeletVersion = getSkewedKubernetesVersion(-3)) and never newer.
+KUBELET_SKEW = 3
+# kubectl works with API servers one minor older or newer (version skew policy).
+KUBECTL_SKEW = 1
+
+
+def _major_minor(s: str, field: str) -> tuple[int, int]:
+    major, minor, _ = parse_version(s, field=field, check_supported=False)
+    return major, minor
+
+
+def deployable(kubeadm_version: str, kubernetes_version: str) -> str | None:
+    """None when kubeadm ``kubeadm_version`` can deploy a control plane of ``kubernetes_version``,
+    else the reason in words a person can act on."""
+    tool = _major_minor(kubeadm_version, "kubeadm version")
+    target = _major_minor(kubernetes_version, "kubernetesVersion")
+    if tool[0] != target[0]:
+        return f"kubeadm {kubeadm_version} cannot deploy Kubernetes {kubernetes_version} (different major version)"
+    if target[1] > tool[1]:
+        return (
+            f"kubeadm {kubeadm_version} is older than Kubernetes {kubernetes_version}: "
+            f"install kubeadm {tool[0]}.{target[1]} on the machine"
+        )
+    if target[1] < tool[1] - KUBEADM_CONTROL_PLANE_SKEW:
+        return (
+            f"kubeadm {kubeadm_version} deploys only Kubernetes {tool[0]}.{tool[1] - KUBEADM_CONTROL_PLANE_SKEW} "
+            f"and {tool[0]}.{tool[1]}; {kubernetes_version} needs kubeadm {tool[0]}.{target[1]} or "
+            f"{tool[0]}.{target[1] + 1}"
+        )
+    return None
+
+
+def kubelet_skew(kubelet_version: str, control_plane_version: str) -> str | None:
+    """None when a kubelet of ``kubelet_version`` may run against ``control_plane_version``."""
+    kubelet = _major_minor(kubelet_version, "kubelet version")
+    plane = _major_minor(control_plane_version, "control plane version")
+    if kubelet[0] != plane[0] or kubelet[1] > plane[1]:
+        return (
+            f"kubelet {kubelet_version} is newer than the control plane {control_plane_version}; "
+            "a kubelet must never be newer than its API server"
+        )
+    if kubelet[1] < plane[1] - KUBELET_SKEW:
+        return (
+            f"kubelet {kubelet_version} is more than {KUBELET_SKEW} minor versions older than the control plane "
+            f"{control_plane_version}; install kubelet {plane[0]}.{plane[1] - KUBELET_SKEW} or newer"
+        )
+    return None
+
+
+def kubectl_skew(kubectl_version: str, control_plane_version: str) -> str | None:
+    """None when ``kubectl_version`` is within one minor of ``control_plane_version``."""
+    tool = _major_minor(kubectl_version, "kubectl version")
+    plane = _major_minor(control_plane_version, "control plane version")
+    if tool[0] != plane[0] or abs(tool[1] - plane[1]) > KUBECTL_SKEW:
+        return (
+            f"kubectl {kubectl_version} is more than {KUBECTL_SKEW} minor version away from the control plane "
+            f"{control_plane_version}"
+        )
+    return None

@@ -200,6 +200,14 @@ EVENT_FLUSH_SECONDS = float(os.environ.get("KUBEBOARD_EVENT_FLUSH_SECONDS", "0.0
 EVENT_POLL_SECONDS = float(os.environ.get("KUBEBOARD_EVENT_POLL_SECONDS", "0.1"))
 # With Redis the database is still read now and then, so a dropped message is noticed.
 EVENT_SAFETY_POLL_SECONDS = float(os.environ.get("KUBEBOARD_EVENT_SAFETY_POLL_SECONDS", "1.0"))
+# Open streams re-check their watchers' access this often (changes made through Django close
+# them at once; this catches the rest), in one batch of queries per web process.
+STREAM_ACCESS_CHECK_SECONDS = float(os.environ.get("KUBEBOARD_STREAM_ACCESS_CHECK_SECONDS", "1.0"))
+# Worker heartbeats (core.heartbeat) and how old the newest may be for /readyz to say ready.
+WORKER_HEARTBEAT_SECONDS = float(os.environ.get("KUBEBOARD_WORKER_HEARTBEAT_SECONDS", "5"))
+WORKER_HEARTBEAT_STALE_SECONDS = float(os.environ.get("KUBEBOARD_WORKER_HEARTBEAT_STALE_SECONDS", "20"))
+# A web process waits this long for Redis at start-up, then refuses to start (config/asgi.py).
+REDIS_STARTUP_WAIT_SECONDS = float(os.environ.get("KUBEBOARD_REDIS_STARTUP_WAIT_SECONDS", "10"))
 # One event message (a line of remote output) is capped at this many characters, with a marker.
 EVENT_MESSAGE_MAX_CHARS = int(os.environ.get("KUBEBOARD_EVENT_MESSAGE_MAX_CHARS", "8192"))
 # A queued operation whose task no worker picked up (broker flushed, worker crashed before

@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from core import health
+
 admin.site.site_header = "Kubeboard administration"
 admin.site.site_title = "Kubeboard"
 
@@ -13,4 +15,6 @@ urlpatterns = [
     path("clusters/", include("clusters.urls")),
     path("operations/", include("operations.urls")),
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
 ]

@@ -1,143 +1,148 @@
 """The live log of one operation over a websocket: replay from the database, then follow.
 
 A client connects to ``/ws/operations/<id>/?after=<last seq it saw>``. It receives every
-event with a larger sequence number exactly once and in order, whether the events come
-from the database (replay, the embedded live feed, gap filling) or the channel layer.
+event with a larger sequence number exactly once and in order, from this web process's
+follower of the operation (``operations.fanout``), however the events reach it.
+
+Refusals are sent after accepting, so the browser sees the close code (a close before
+accepting arrives as a bare HTTP 403): a ``{"type": "refused", "code", "message"}`` message,
+then the close. Codes: 4400 bad request (bad ``after``, a frame that is not a JSON ping),
+4401 not logged in (or logged out, deactivated), 4403 not allowed (or no longer: removed
+from the team), 4404 no such websocket path or operation deleted. A page should not retry
+on any of them.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
-from django.utils import timezone
+from channels.generic.websocket import AsyncWebsocketConsumer
 
-from core.permissions import VIEW, restrict
-from operations.events import operation_group
-from operations.models import Event, Operation
+from operations import fanout
 
 log = logging.getLogger(__name__)
 
-REPLAY_CHUNK = 1000
-
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = fanout.CLOSE_UNAUTHENTICATED
+CLOSE_FORBIDDEN = fanout.CLOSE_FORBIDDEN
+CLOSE_NOT_FOUND = fanout.CLOSE_GONE
+
+REASONS = {
+    CLOSE_BAD_REQUEST: "bad request",
+    CLOSE_UNAUTHENTICATED: "log in to follow this operation",
+    CLOSE_FORBIDDEN: "you are not allowed to follow this operation",
+    CLOSE_NOT_FOUND: "no such stream",
+}
+
+# Consumers get no channel of their own: the process's follower of an operation receives from
+# the channel layer once for all of its watchers. (An alias that names no layer means none.)
+NO_CHANNEL_LAYER = "kubeboard-consumers-receive-through-the-follower"
 
 
-@database_sync_to_async
-def visible_operation(user, operation_id: int) -> Operation | None:
-    return (
-        restrict(Operation.objects.filter(pk=operation_id), user, VIEW)
-        .only("id", "status", "last_seq", "heartbeat_at", "worker")
-        .first()
-    )
+class RefusingConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = NO_CHANNEL_LAYER
+    closing = False
+
+    async def refuse(self, code: int, message: str | None = None) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        await self.send(json.dumps({"type": "refused", "code": code, "message": message or REASONS[code]}))
+        await self.close(code=code)
 
 
-@database_sync_to_async
-def events_after(operation_id: int, after: int, limit: int = REPLAY_CHUNK) -> list[dict]:
-    rows = Event.objects.filter(operation_id=operation_id, seq__gt=after).order_by("seq")[:limit]
-    return [row.as_message() for row in rows]
+class UnknownPathConsumer(RefusingConsumer):
+    """Every websocket path nothing else routes: a clean close instead of a server error."""
 
-
-@database_sync_to_async
-def operation_state(operation_id: int) -> tuple[str, int, object]:
-    row = Operation.objects.filter(pk=operation_id).values_list("status", "last_seq", "heartbeat_at").first()
-    return row if row else ("gone", 0, None)
-
-
-@database_sync_to_async
-def reap() -> int:
-    from operations.services import reap_operations
-
-    return reap_operations()
-
-
-class OperationEventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
+        await self.accept()
+        await self.refuse(CLOSE_NOT_FOUND, f"no websocket at {self.scope.get('path', '')}")
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        return
+
+
+def parse_after(query_string: bytes) -> int:
+    values = parse_qs(query_string.decode("latin-1")).get("after", ["0"])
+    after = int(values[0])
+    if after < 0 or after > 2**62:
+        raise ValueError(after)
+    return after
+
+
+class OperationEventsConsumer(RefusingConsumer):
+    watcher: fanout.Watcher | None = None
+    hub: fanout.Hub | None = None
+
+    async def connect(self) -> None:
+        await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.refuse(CLOSE_UNAUTHENTICATED)
             return
-        self.operation_id = int(self.scope["url_route"]["kwargs"]["operation_id"])
         try:
-            query = parse_qs(self.scope.get("query_string", b"").decode())
-            self.last_sent = int(query.get("after", ["0"])[0])
-            if self.last_sent < 0:
-                raise ValueError
-        except ValueError:
-            await self.close(code=CLOSE_BAD_REQUEST)
+            operation_id = int(self.scope["url_route"]["kwargs"]["operation_id"])
+            after = parse_after(self.scope.get("query_string", b""))
+        except (ValueError, UnicodeDecodeError):
+            await self.refuse(CLOSE_BAD_REQUEST, "after must be a non-negative integer (the last sequence number seen)")
             return
-        if await visible_operation(user, self.operation_id) is None:
-            await self.close(code=CLOSE_FORBIDDEN)
+        operation = await database_sync_to_async(fanout.visible_operation)(user, operation_id)
+        if operation is None:
+            await self.refuse(CLOSE_FORBIDDEN)
             return
-        self.lock = asyncio.Lock()
-        self.layer_active = self.channel_layer is not None
-        await self.accept()
-        if self.layer_active:
-            # Join the group before replaying: anything committed meanwhile arrives live and
-            # is dropped by sequence number if replay already sent it.
-            await self.channel_layer.group_add(operation_group(self.operation_id), self.channel_name)
-        await self.catch_up()
-        self.poller = asyncio.ensure_future(self.poll())
+        session = self.scope.get("session")
+        self.watcher = fanout.Watcher(
+            operation_id,
+            after,
+            user_id=user.pk,
+            session_key=getattr(session, "session_key", None) if session is not None else None,
+            send=self.send_text,
+            close=self.revoked,
+        )
+        self.hub = fanout.hub()
+        await self.hub.watch(self.watcher, operation.last_seq)
+
+    async def send_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def revoked(self, code: int) -> None:
+        reasons = {
+            CLOSE_UNAUTHENTICATED: "your session ended",
+            CLOSE_FORBIDDEN: "your access to this operation was withdrawn",
+            CLOSE_NOT_FOUND: "the operation was deleted",
+        }
+        await self.refuse(code, reasons.get(code))
 
     async def disconnect(self, code) -> None:
-        poller = getattr(self, "poller", None)
-        if poller is not None:
-            poller.cancel()
-        if getattr(self, "layer_active", False):
-            await self.channel_layer.group_discard(operation_group(self.operation_id), self.channel_name)
+        if self.watcher is not None and self.hub is not None:
+            self.watcher.closed = True
+            self.hub.unwatch(self.watcher)
 
-    async def receive_json(self, content, **kwargs) -> None:
-        # The only client message is a ping that also asks for anything missed.
-        if content.get("type") == "ping":
-            await self.catch_up()
-            await self.send_json({"type": "pong", "last_seq": self.last_sent})
-
-    async def send_events(self, events: list[dict]) -> None:
-        fresh = [event for event in events if event["seq"] > self.last_sent]
-        if fresh:
-            self.last_sent = fresh[-1]["seq"]
-            await self.send_json({"type": "events", "events": fresh})
-
-    async def catch_up(self) -> None:
-        async with self.lock:
-            await self._catch_up_locked()
-
-    async def _catch_up_locked(self) -> None:
-        while True:
-            events = await events_after(self.operation_id, self.last_sent)
-            await self.send_events(events)
-            if len(events) < REPLAY_CHUNK:
-                return
-
-    async def operation_events(self, message: dict) -> None:
-        """A batch published by the runner after it committed."""
-        async with self.lock:
-            events = message["events"]
-            if events and events[0]["seq"] > self.last_sent + 1:
-                # A message went missing (or arrived before replay finished): read the gap.
-                await self._catch_up_locked()
-            await self.send_events(events)
-
-    async def poll(self) -> None:
-        interval = settings.EVENT_SAFETY_POLL_SECONDS if self.layer_active else settings.EVENT_POLL_SECONDS
-        lease = settings.OPERATION_LEASE_SECONDS
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                status, last_seq, heartbeat_at = await operation_state(self.operation_id)
-                if last_seq > self.last_sent:
-                    await self.catch_up()
-                if status == Operation.Status.RUNNING and heartbeat_at is not None:
-                    if (timezone.now() - heartbeat_at).total_seconds() > lease:
-                        await reap()
-                if status not in Operation.ACTIVE_STATUSES and status != "gone":
-                    # Finished: whatever follows (a resume) will be read at the slower pace.
-                    interval = max(interval, settings.EVENT_SAFETY_POLL_SECONDS)
-        except asyncio.CancelledError:
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        # The only client message is {"type": "ping"}; anything else ends the connection with
+        # 4400 and one log line (a client's garbage is not a server error).
+        if self.closing:
             return
+        problem = None
+        if text_data is None:
+            problem = "a binary frame"
+        else:
+            try:
+                content = json.loads(text_data)
+            except ValueError:
+                content = None
+                problem = "a frame that is not JSON"
+            if problem is None and not (isinstance(content, dict) and content.get("type") == "ping"):
+                problem = 'a message other than {"type": "ping"}'
+        if problem is not None:
+            log.info("websocket %s: closing with %s after %s", self.scope.get("path"), CLOSE_BAD_REQUEST, problem)
+            if self.watcher is not None and self.hub is not None:
+                self.watcher.closed = True
+                self.hub.unwatch(self.watcher)
+            await self.refuse(CLOSE_BAD_REQUEST, f'expected {{"type": "ping"}}, got {problem}')
+            return
+        last = self.watcher.last_sent if self.watcher is not None else 0
+        await self.send(json.dumps({"type": "pong", "last_seq": last}))

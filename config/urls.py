@@ -13,6 +13,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("clusters/", include("clusters.urls")),
+    path("clusters/<str:cluster>/nodes/", include("nodes.urls")),
     path("operations/", include("operations.urls")),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),

@@ -1,33 +1,134 @@
-// Live log of one operation: replay everything after the last sequence number seen, then
+// Live view of one operation: replay everything after the last sequence number seen, then
 // follow. Reconnects resume from that number, so nothing is lost or shown twice.
+// Every message from the server is put on the page with textContent, never as HTML.
 (function () {
   "use strict";
   var log = document.getElementById("log");
   if (!log) { return; }
+  var page = document.getElementById("operation");
   var stateLabel = document.getElementById("connection-state");
   var statusBadge = document.getElementById("operation-status");
   var errorBox = document.getElementById("operation-error");
+  var hintBox = document.getElementById("hints");
+  var hintList = document.getElementById("hint-list");
+  var progress = document.getElementById("progress");
+  var progressBar = document.getElementById("progress-bar");
+  var cancelForm = document.getElementById("cancel-form");
+  var resumeForm = document.getElementById("resume-form");
+  var filterBox = document.getElementById("log-filter");
+  var filterName = document.getElementById("log-filter-name");
   var lastSeq = 0;
   var retryDelay = 500;
-  var finished = ["succeeded", "failed", "interrupted"];
+  var filterKey = null;
+  var active = ["queued", "running"];
+  var resumable = ["failed", "interrupted", "cancelled"];
+  var done = ["succeeded", "skipped"];
   var labels = {pending: "Pending", running: "Running", succeeded: "Done", failed: "Failed", skipped: "Skipped",
-                queued: "Queued", interrupted: "Interrupted"};
+                queued: "Queued", interrupted: "Interrupted", cancelled: "Cancelled"};
+  var attemptLabels = {running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled",
+                       interrupted: "Interrupted"};
+  // The server's clock, so the live elapsed time does not depend on the browser's.
+  var clockOffset = page && page.dataset.serverNow ? Date.parse(page.dataset.serverNow) - Date.now() : 0;
+  // Close codes after which retrying cannot help (the distributed server sends them after accepting).
+  var finalCloses = {4400: "the server refused the request (bad parameters)",
+                     4401: "not logged in any more: reload the page to log in",
+                     4403: "not allowed to follow this operation"};
 
   function setConnection(text) { stateLabel.textContent = text; }
 
+  // "0.96 s", "12.3 s", "2 min 5 s", "1 h 3 min" (the same as operations.formatting.seconds_text).
+  function formatSeconds(seconds) {
+    if (seconds < 10) { return seconds.toFixed(2) + " s"; }
+    if (seconds < 60) { return seconds.toFixed(1) + " s"; }
+    var whole = Math.round(seconds);
+    var hours = Math.floor(whole / 3600), minutes = Math.floor((whole % 3600) / 60), secs = whole % 60;
+    return hours ? hours + " h " + minutes + " min" : minutes + " min " + secs + " s";
+  }
+
+  function keyOf(event) { return event.group ? event.group + ":" + event.phase : event.phase; }
+
+  function phaseRow(key) {
+    return document.querySelector('.phase[data-key="' + CSS.escape(key) + '"]');
+  }
+
+  function setHint(key, hint) {
+    var item = hintList.querySelector('li[data-key="' + CSS.escape(key) + '"]');
+    if (!hint) {
+      if (item) { item.remove(); }
+    } else {
+      if (!item) {
+        item = document.createElement("li");
+        item.dataset.key = key;
+        hintList.appendChild(item);
+      }
+      item.textContent = key + ": " + hint;
+    }
+    hintBox.hidden = hintList.children.length === 0;
+  }
+
+  function updateProgress() {
+    var rows = document.querySelectorAll(".phase");
+    var finished = 0;
+    rows.forEach(function (row) { if (done.indexOf(row.dataset.status) >= 0) { finished += 1; } });
+    progress.textContent = finished + " of " + rows.length + " phases done";
+    progress.dataset.done = finished;
+    progressBar.value = finished;
+  }
+
+  function updateAttempt(row, event) {
+    var attempts = row.querySelector(".attempts");
+    var number = event.data.attempt;
+    if (!attempts || !number) { return; }
+    var body = attempts.querySelector("tbody");
+    var line = body.querySelector('tr[data-attempt="' + number + '"]');
+    if (!line) {
+      line = document.createElement("tr");
+      line.dataset.attempt = number;
+      ["number", "how", "attempt-status", "started", "attempt-duration", "worker", "attempt-exit", "attempt-error"]
+        .forEach(function (name) { var cell = document.createElement("td"); cell.className = name; line.appendChild(cell); });
+      line.children[0].textContent = number;
+      line.children[1].textContent = number === 1 ? "First run" : "Resumed";
+      line.children[3].textContent = event.time.substring(11, 19);
+      body.appendChild(line);
+    }
+    line.className = "attempt-" + event.data.status;
+    line.querySelector(".attempt-status").textContent = attemptLabels[event.data.status] || event.data.status;
+    if (event.data.duration !== undefined) {
+      line.querySelector(".attempt-duration").textContent = formatSeconds(event.data.duration);
+    }
+    if (event.data.exit_status !== undefined) { line.querySelector(".attempt-exit").textContent = event.data.exit_status; }
+    line.querySelector(".attempt-error").textContent = event.data.error || "";
+    row.querySelector(".attempt-count").textContent = number;
+    attempts.hidden = false;
+    if (number > 1) { attempts.open = true; }
+  }
+
   function updatePhase(event) {
-    var row = document.querySelector('.phase[data-phase="' + CSS.escape(event.phase) + '"]');
+    var key = keyOf(event);
+    var row = phaseRow(key);
     if (!row) { return; }
     var status = event.data.status;
     row.className = "phase phase-" + status;
     row.dataset.status = status;
     row.querySelector(".phase-status").textContent = labels[status] || status;
-    if (event.data.duration !== undefined) {
-      row.querySelector(".phase-duration").textContent = event.data.duration.toFixed(2) + " s";
-    } else if (status === "running") {
-      row.querySelector(".phase-duration").textContent = "";
+    var duration = row.querySelector(".phase-duration");
+    if (status === "running") {
+      row.dataset.started = event.time;
+      duration.textContent = "";
+    } else {
+      row.dataset.started = "";
+      if (event.data.duration !== undefined) { duration.textContent = formatSeconds(event.data.duration); }
     }
-    row.querySelector(".phase-error").textContent = event.data.error || "";
+    row.querySelector(".phase-error").textContent = status === "running" ? "" : (event.data.error || "");
+    row.querySelector(".phase-hint").textContent = event.data.hint || "";
+    if (status === "skipped") {
+      row.querySelector(".phase-skip").textContent = event.message;
+    }
+    setHint(key, status === "running" ? "" : event.data.hint);
+    updateAttempt(row, event);
+    var choice = document.querySelector('.skip-choice[data-key="' + CSS.escape(key) + '"]');
+    if (choice) { choice.hidden = done.indexOf(status) >= 0; }
+    updateProgress();
   }
 
   function updateStatus(event) {
@@ -36,7 +137,35 @@
     statusBadge.dataset.status = status;
     statusBadge.textContent = labels[status] || status;
     if (event.data.error) { errorBox.textContent = event.data.error; errorBox.hidden = false; }
-    else if (status === "running") { errorBox.hidden = true; }
+    else if (active.indexOf(status) >= 0) { errorBox.hidden = true; }
+    if (cancelForm) { cancelForm.hidden = active.indexOf(status) < 0; }
+    if (resumeForm) { resumeForm.hidden = resumable.indexOf(status) < 0; }
+  }
+
+  function countLevel(event) {
+    if (event.kind !== "log" || (event.level !== "warning" && event.level !== "error")) { return; }
+    var row = phaseRow(keyOf(event));
+    if (!row) { return; }
+    var badge = row.querySelector(".count-" + event.level);
+    var count = Number(badge.dataset.count) + 1;
+    badge.dataset.count = count;
+    badge.textContent = count + (event.level === "warning" ? (count === 1 ? " warning" : " warnings")
+                                                           : (count === 1 ? " error" : " errors"));
+  }
+
+  function applyFilter(line) {
+    line.hidden = filterKey !== null && line.dataset.key !== filterKey;
+  }
+
+  function setFilter(key) {
+    filterKey = key;
+    filterBox.hidden = key === null;
+    filterName.textContent = key || "";
+    document.querySelectorAll(".phase").forEach(function (row) {
+      row.classList.toggle("phase-selected", key !== null && row.dataset.key === key);
+    });
+    Array.prototype.forEach.call(log.children, applyFilter);
+    log.scrollTop = log.scrollHeight;
   }
 
   function render(events) {
@@ -47,16 +176,30 @@
       lastSeq = event.seq;
       if (event.kind === "phase") { updatePhase(event); }
       if (event.kind === "status") { updateStatus(event); }
+      countLevel(event);
       var line = document.createElement("div");
       line.className = "line level-" + event.level + " kind-" + event.kind;
       line.dataset.seq = event.seq;
+      line.dataset.key = event.phase ? keyOf(event) : "";
+      if (event.source) { line.dataset.source = event.source; }
       var time = event.time.substring(11, 23);
-      line.textContent = time + (event.phase ? " [" + event.phase + "] " : " ") + event.message;
+      line.textContent = time + (event.phase ? " [" + keyOf(event) + "] " : " ") + event.message;
+      applyFilter(line);
       fragment.appendChild(line);
     });
     log.appendChild(fragment);
     log.dataset.lastSeq = lastSeq;
     if (atBottom) { log.scrollTop = log.scrollHeight; }
+  }
+
+  function tick() {
+    var now = Date.now() + clockOffset;
+    document.querySelectorAll('.phase[data-status="running"]').forEach(function (row) {
+      if (row.dataset.started) {
+        var elapsed = Math.max(0, (now - Date.parse(row.dataset.started)) / 1000);
+        row.querySelector(".phase-duration").textContent = formatSeconds(elapsed) + " …";
+      }
+    });
   }
 
   function connect() {
@@ -68,13 +211,28 @@
       if (payload.type === "events") { render(payload.events); }
     };
     socket.onclose = function (event) {
-      if (event.code === 4401 || event.code === 4403) { setConnection("not allowed to follow this operation"); return; }
+      if (finalCloses[event.code]) { setConnection(finalCloses[event.code]); return; }
       setConnection("reconnecting…");
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
     };
   }
 
+  document.querySelectorAll(".phase .phase-name").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var key = button.closest(".phase").dataset.key;
+      setFilter(filterKey === key ? null : key);
+    });
+  });
+  var clear = document.getElementById("log-filter-clear");
+  if (clear) { clear.addEventListener("click", function () { setFilter(null); }); }
+  if (cancelForm) {
+    cancelForm.addEventListener("submit", function (event) {
+      if (!window.confirm(cancelForm.dataset.confirm)) { event.preventDefault(); }
+    });
+  }
+
   window.kubeboardLastSeq = function () { return lastSeq; };
+  setInterval(tick, 1000);
   connect();
 })();

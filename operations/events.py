@@ -12,12 +12,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from core.broadcast import group_send
 from operations.models import Event, Operation
 
 log = logging.getLogger(__name__)
@@ -32,14 +31,15 @@ def operation_group(operation_id: int) -> str:
 
 
 def publish(operation_id: int, events: list[dict]) -> None:
-    """Tell live listeners about committed events. Losing this message loses nothing."""
-    layer = get_channel_layer()
-    if layer is None or not events:
+    """Tell live listeners about committed events. Losing this message loses nothing: the
+    database holds the events and every web process's follower fills gaps from it.
+
+    Each web process watching the operation has one channel in its group, so this is one
+    message per web process, whatever the number of people watching."""
+    if not events:
         return
-    try:
-        async_to_sync(layer.group_send)(operation_group(operation_id), {"type": "operation.events", "events": events})
-    except Exception:  # the database already holds the events; clients catch up from it
-        log.warning("could not publish events of operation %s to the channel layer", operation_id, exc_info=True)
+    message = {"type": "operation.events", "operation": operation_id, "events": events}
+    group_send(operation_group(operation_id), message)
 
 
 # ANSI/VT escape sequences: CSI (colours, cursor moves; also as the C1 byte), OSC (window

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
 
 from core.encryption import EncryptedTextField
+from nodes.validators import validate_ignore_preflight_errors
 
 
 class Cluster(models.Model):
@@ -15,6 +16,16 @@ class Cluster(models.Model):
         PREPARING = "preparing", "Preparing identity"
         READY = "ready", "Identity ready"
         FAILED = "failed", "Failed"
+        INITIALIZING = "initializing", "Initializing"
+        INIT_STOPPED = "init-stopped", "Initialization stopped"
+        RUNNING = "running", "Running"
+
+    class ControlPlaneJoinMethod(models.TextChoices):
+        # Cluster API's way: the shared CA and service-account keys go to the new node over SFTP
+        # from Kubeboard's custody; nothing secret is stored in the cluster, no two-hour race.
+        PRE_SEED = "pre-seed", "Pre-seed the shared certificates over SFTP"
+        # kubeadm's way: the kubeadm-certs Secret, encrypted with a certificate key valid two hours.
+        UPLOAD_CERTS = "upload-certs", "kubeadm upload-certs with a certificate key"
 
     class Origin(models.TextChoices):
         CREATED = "created", "Created by Kubeboard"
@@ -60,6 +71,27 @@ class Cluster(models.Model):
     # with (encrypted); a created one through short-lived certificates from the CA Kubeboard holds.
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.CREATED)
     admin_kubeconfig = EncryptedTextField(blank=True)
+
+    # How Kubeboard drives kubeadm on this cluster's machines (init and joins).
+    ignore_preflight_errors = models.JSONField(
+        "preflight checks to ignore",
+        default=list,
+        blank=True,
+        validators=[validate_ignore_preflight_errors],
+        help_text="kubeadm --ignore-preflight-errors for every machine of this cluster (each machine may add its own).",
+    )
+    join_parallelism = models.PositiveSmallIntegerField(
+        "worker joins at once",
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text="How many workers join at the same time; control planes always join one at a time.",
+    )
+    control_plane_join_method = models.CharField(
+        "control-plane join method",
+        max_length=16,
+        choices=ControlPlaneJoinMethod.choices,
+        default=ControlPlaneJoinMethod.PRE_SEED,
+    )
 
     # core.permissions: the path from a cluster to the team that owns it.
     TEAM_PATH = "team"

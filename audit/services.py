@@ -1,44 +1,78 @@
-"""The one way to write an audit record."""
+"""The one way to write an audit record.
+
+``record(action, actor=, obj=, cluster=, details=)`` appends one record to the keyed chain
+inside the caller's transaction (rolled back with it). What the call does not name comes from
+the current ``audit.context``: the actor and correlation id of the web request or background
+task, its source, address and user agent. ``before``/``after`` are ``audit.snapshot.snapshot``
+pictures of the object; the record keeps what changed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
 from typing import Any
 
-from django.db import models, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
 from django.utils import timezone
 
-from audit.models import AuditChainHead, AuditEvent
+from audit import chain
+from audit.chain import ChainBreak, Report, verify
+from audit.context import current
+from audit.models import AuditEvent
+from audit.snapshot import diff
 from core.encryption import SecretValue
+
+__all__ = ["AuditSecretError", "ChainBreak", "Report", "actor_label", "record", "verify", "verify_chain"]
 
 # Keys whose values are secrets by name: refusing them here keeps them out of every caller.
 FORBIDDEN_DETAIL_KEYS = frozenset(
     {"secret", "token", "token_secret", "password", "private_key", "key", "key_pem", "certificate_key", "ssh_key"}
 )
+OUTCOMES = {choice.value for choice in AuditEvent.Outcome}
 
 
 class AuditSecretError(ValueError):
     """Audit details must never carry a secret."""
 
 
-def _check_details(details: Any, path: str = "details") -> None:
+def _check_details(details: Any, path: str = "details", *, names: bool = True) -> None:
     if isinstance(details, SecretValue):
         raise AuditSecretError(f"{path} holds a secret value")
     if isinstance(details, Mapping):
         for key, value in details.items():
-            if str(key).lower() in FORBIDDEN_DETAIL_KEYS:
+            if names and str(key).lower() in FORBIDDEN_DETAIL_KEYS:
                 raise AuditSecretError(f"{path}.{key} is a secret field name and cannot be audited")
-            _check_details(value, f"{path}.{key}")
+            _check_details(value, f"{path}.{key}", names=names)
     elif isinstance(details, (list, tuple)):
         for index, value in enumerate(details):
-            _check_details(value, f"{path}[{index}]")
+            _check_details(value, f"{path}[{index}]", names=names)
+
+
+def _json(value: Any) -> Any:
+    """What the database will hand back: the MAC is computed over exactly that."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
 def actor_label(actor) -> str:
     if actor is None:
         return "system"
     return getattr(actor, "username", None) or str(actor)
+
+
+def _is_cluster(obj: models.Model) -> bool:
+    return obj._meta.label == "clusters.Cluster"
+
+
+def _team_of(obj: models.Model | None, cluster) -> Any:
+    if cluster is not None:
+        return getattr(cluster, "team_id", None)
+    if obj is None:
+        return None
+    if obj._meta.label == "auth.Group":
+        return obj.pk
+    return getattr(obj, "team_id", None)
 
 
 def record(
@@ -48,60 +82,47 @@ def record(
     obj: models.Model | None = None,
     cluster=None,
     details: Mapping[str, Any] | None = None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    correlation_id: str | None = None,
+    source: str | None = None,
 ) -> AuditEvent:
     """Append one record to the chain. Runs inside the caller's transaction if there is one."""
     details = dict(details or {})
     _check_details(details)
+    changes = diff(dict(before) if before is not None else None, dict(after) if after is not None else None)
+    _check_details(changes, "changes", names=False)
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(sorted(OUTCOMES))}, not {outcome!r}")
     if cluster is None and obj is not None:
-        cluster = getattr(obj, "cluster", None) if not _is_cluster(obj) else obj
-    with transaction.atomic():
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
-        event = AuditEvent(
-            created=timezone.now(),
-            actor=actor if getattr(actor, "pk", None) else None,
-            actor_name=actor_label(actor),
-            action=action,
-            object_type=obj._meta.model_name if obj is not None else "",
-            object_id=str(obj.pk) if obj is not None else "",
-            object_repr=str(obj)[:200] if obj is not None else "",
-            cluster=cluster,
-            cluster_name=cluster.name if cluster is not None else "",
-            details=details,
-            prev_hash=head.last_hash or AuditEvent.GENESIS,
-        )
-        event.hash = event.compute_hash()
-        event.save()
-        AuditChainHead.objects.filter(pk=1).update(last_hash=event.hash, count=models.F("count") + 1)
-    return event
+        cluster = obj if _is_cluster(obj) else getattr(obj, "cluster", None)
+    context = current()
+    if actor is None and context is not None:
+        actor = context.resolved_actor()
+    name = actor_label(actor) if actor is not None or context is None or context.request is None else "anonymous"
+    event = AuditEvent(
+        created=timezone.now(),
+        actor_id=actor.pk if getattr(actor, "pk", None) else None,
+        actor_name=name[:150],
+        action=action,
+        outcome=outcome,
+        object_type=obj._meta.model_name if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        object_repr=str(obj)[:200] if obj is not None else "",
+        cluster_id=cluster.pk if cluster is not None else None,
+        cluster_name=cluster.name if cluster is not None else "",
+        team_id=_team_of(obj, cluster),
+        details=_json(details),
+        changes=_json(changes),
+        request_id=correlation_id or (context.correlation_id if context else ""),
+        source=(source or (context.source if context else "system"))[:120],
+        source_address=context.source_address if context else "",
+        user_agent=(context.user_agent if context else "")[:300],
+    )
+    return chain.append(event)
 
 
-def _is_cluster(obj: models.Model) -> bool:
-    return obj._meta.label == "clusters.Cluster"
-
-
-@dataclass(frozen=True)
-class ChainBreak:
-    event_id: int
-    reason: str
-
-
-def verify_chain(events: Iterable[AuditEvent] | None = None) -> list[ChainBreak]:
-    """Walk the chain oldest first; report every record whose hash or link does not hold."""
-    if events is None:
-        events = AuditEvent.objects.order_by("id").iterator(chunk_size=2000)
-    breaks: list[ChainBreak] = []
-    previous = AuditEvent.GENESIS
-    count = 0
-    for event in events:
-        count += 1
-        if event.prev_hash != previous:
-            breaks.append(ChainBreak(event.id, "link to the previous record does not match (a record was removed or reordered)"))
-        if event.compute_hash() != event.hash:
-            breaks.append(ChainBreak(event.id, "content does not match its hash (the record was edited)"))
-        previous = event.hash
-    head = AuditChainHead.objects.filter(pk=1).first()
-    if head is not None and (head.last_hash or AuditEvent.GENESIS) != previous:
-        breaks.append(ChainBreak(0, "the newest record is not the chain head (records were removed from the end)"))
-    if head is not None and head.count != count:
-        breaks.append(ChainBreak(0, f"the chain head counts {head.count} records but {count} exist"))
-    return breaks
+def verify_chain(events=None) -> list[ChainBreak]:
+    """Every break in the chain (empty: intact). See ``audit.chain.verify`` for the full report."""
+    return verify(events=events).breaks

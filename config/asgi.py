@@ -23,12 +23,11 @@ if settings.REDIS_URL:
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from operations.routing import websocket_urlpatterns  # noqa: E402
 
-# The embedded default serves its own static files; behind a web server, turn this off.
-http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
+# Static files are served by the WhiteNoise middleware (settings.MIDDLEWARE), not a development handler.
+http_app = django_asgi_app
 
 application = ProtocolTypeRouter(
     {

@@ -16,7 +16,7 @@ from core.keyfiles import load_or_create_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("KUBEBOARD_DATA_DIR", BASE_DIR / "var")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "channels",
     "django_q",
     "django_htmx",
+    "axes",
     "core",
     "audit",
     "clusters",
@@ -54,13 +55,20 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from a maintained server (no development handler); see STATIC_* below.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Correlation id, actor, address and user agent for every audit record of the request.
+    "core.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.middleware.SecurityHeadersMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Login rate limiting (django-axes); last, as its documentation asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -104,6 +112,10 @@ if DATABASE_URL:
     DATABASES = {"default": database_from_url(DATABASE_URL)}
 else:
     SQLITE_PATH = Path(os.environ.get("KUBEBOARD_SQLITE_PATH", DATA_DIR / "kubeboard.sqlite3"))
+    if not SQLITE_PATH.exists():
+        # Created owner-only before SQLite opens it (its -wal/-shm files inherit the mode).
+        SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(SQLITE_PATH, os.O_WRONLY | os.O_CREAT, 0o600))
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -122,6 +134,12 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = [
+    # Refuses any login attempt for a locked-out username and address before checking the password.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -134,7 +152,49 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # collectstatic's target; WhiteNoise also serves it
 SERVE_STATIC = env_bool("KUBEBOARD_SERVE_STATIC", True)
+# WhiteNoise serves the static directories directly (no collectstatic step needed); a path it
+# does not know, such as /static/%2e%2e/..., falls through to an ordinary 404.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- login rate limiting (django-axes) -----------------------------------------------------
+# After AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is
+# refused (even with the right password) for the cool-off time; the admin login included.
+AXES_FAILURE_LIMIT = int(os.environ.get("KUBEBOARD_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("KUBEBOARD_LOGIN_COOLOFF_MINUTES", "15")) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "core.middleware.client_address"
+AXES_VERBOSE = False
+
+# --- security headers, cookies and TLS -----------------------------------------------------
+# Production: KUBEBOARD_DEBUG off (the default) and KUBEBOARD_TLS=1 behind HTTPS; then
+# `manage.py check --deploy` has no warnings (README, "Audit and teams").
+TLS = env_bool("KUBEBOARD_TLS", False)
+SECURE_SSL_REDIRECT = TLS and env_bool("KUBEBOARD_SSL_REDIRECT", True)
+SESSION_COOKIE_SECURE = TLS
+CSRF_COOKIE_SECURE = TLS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_HSTS_SECONDS = int(os.environ.get("KUBEBOARD_HSTS_SECONDS", "31536000")) if TLS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = TLS and env_bool("KUBEBOARD_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = TLS and env_bool("KUBEBOARD_HSTS_PRELOAD", True)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (only then).
+if env_bool("KUBEBOARD_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Our pages load scripts and styles from /static/ only; nothing inline, nothing foreign.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "clusters:list"
@@ -145,6 +205,18 @@ LOGOUT_REDIRECT_URL = "login"
 # Without it the embedded default keeps a generated key file beside the database.
 ENCRYPTION_KEYS = os.environ.get("KUBEBOARD_ENCRYPTION_KEYS", "")
 ENCRYPTION_KEY_FILE = Path(os.environ.get("KUBEBOARD_ENCRYPTION_KEY_FILE", DATA_DIR / "encryption.key"))
+
+# --- audit trail (audit.keys) --------------------------------------------------------------
+# HMAC keys as comma-separated id:secret pairs; the first signs new records, all verify.
+# Without it the embedded default keeps a generated key file beside the database.
+AUDIT_KEYS = os.environ.get("KUBEBOARD_AUDIT_KEYS", "")
+AUDIT_KEY_FILE = Path(os.environ.get("KUBEBOARD_AUDIT_KEY_FILE", DATA_DIR / "audit-hmac.key"))
+# Ed25519 private key (PEM) that signs checkpoints of the chain head; generated if missing.
+AUDIT_SIGNING_KEY_FILE = Path(os.environ.get("KUBEBOARD_AUDIT_SIGNING_KEY_FILE", DATA_DIR / "audit-checkpoint.key"))
+# How often the worker signs a checkpoint when records were added (0 = only on demand).
+AUDIT_CHECKPOINT_MINUTES = int(os.environ.get("KUBEBOARD_AUDIT_CHECKPOINT_MINUTES", "60"))
+# Addresses of reverse proxies whose X-Forwarded-For names the client (else REMOTE_ADDR is the client).
+TRUSTED_PROXIES = [p.strip() for p in os.environ.get("KUBEBOARD_TRUSTED_PROXIES", "").split(",") if p.strip()]
 
 # --- outgoing connections ------------------------------------------------------------------
 # Dotted path of a callable(address) that raises to refuse a destination before any SSH or
@@ -228,5 +300,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("KUBEBOARD_LOG_LEVEL", "INFO")},
-    "loggers": {"django_q": {"level": "WARNING"}, "asyncssh": {"level": "WARNING"}},
+    "loggers": {"django_q": {"level": "WARNING"}, "asyncssh": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -1,16 +1,51 @@
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.models import AuditEvent
-from audit.services import verify_chain
+from audit.chain import verify
+from audit.checkpoints import CheckpointFileError, load
+from audit.context import audit_context
 
 
 class Command(BaseCommand):
-    help = "Check the audit trail's hash chain; exits non-zero if any record was changed or removed."
+    help = (
+        "Verify the audit trail: every record's keyed hash and link, the chain head, stored checkpoints and, "
+        "with --checkpoint, an exported checkpoint kept elsewhere. Exits non-zero and names the first broken "
+        "record if anything was changed, inserted or removed."
+    )
 
-    def handle(self, *args, **options) -> None:
-        breaks = verify_chain()
-        if breaks:
-            for item in breaks:
-                self.stderr.write(f"record {item.event_id}: {item.reason}")
-            raise CommandError(f"audit chain broken in {len(breaks)} place(s)")
-        self.stdout.write(f"audit chain intact: {AuditEvent.objects.count()} record(s)")
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--checkpoint",
+            metavar="FILE",
+            type=Path,
+            help="an exported checkpoint (manage.py audit_checkpoint --export FILE) to prove the records up to it",
+        )
+
+    def handle(self, *args, checkpoint=None, **options) -> None:
+        try:
+            exported = load(checkpoint) if checkpoint else None
+        except CheckpointFileError as exc:
+            raise CommandError(str(exc)) from exc
+        with audit_context(source="command:verify_audit"):
+            report = verify(exported)
+        for note in report.notes:
+            self.stdout.write(f"note: {note}")
+        if not report.intact:
+            first = report.first_break
+            where = f"record #{first.seq} (id {first.event_id})" if first.seq is not None else "the chain"
+            self.stderr.write(f"first broken: {where}: {first.reason}")
+            for item in report.breaks:
+                if item is not first:
+                    label = f"record #{item.seq} (id {item.event_id})" if item.seq is not None else "chain"
+                    self.stderr.write(f"also: {label}: {item.reason}")
+            raise CommandError(f"audit trail NOT intact: {len(report.breaks)} problem(s); first: {where}")
+        summary = f"audit trail intact: {report.count} record(s) ({report.keyed} keyed"
+        if report.legacy:
+            summary += f", {report.legacy} from before keys"
+        summary += ")"
+        if exported is not None:
+            summary += (
+                f"; the {exported['seq']} record(s) covered by the checkpoint of {exported['created']} are unchanged"
+            )
+        self.stdout.write(summary)

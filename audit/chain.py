@@ -1,0 +1,238 @@
+"""Appending to the one chain and verifying it.
+
+Appends take the chain head row's lock (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's
+IMMEDIATE transactions already serialise writers), so any number of web processes and workers
+extend one chain: each record gets the next ``seq`` and links to the record before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import models, transaction
+
+from audit import keys
+from audit.models import (
+    GENESIS,
+    AuditChainHead,
+    AuditCheckpoint,
+    AuditEvent,
+    canonical_json,
+    event_content,
+    legacy_hash,
+)
+
+
+def _locked_head() -> AuditChainHead:
+    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        AuditChainHead.objects.get_or_create(pk=1)
+        head = AuditChainHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+def _seal(event: AuditEvent, seq: int, prev: str, ring: keys.KeyRing) -> None:
+    event.seq = seq
+    event.prev_hash = prev
+    event.key_id = ring.signing_id
+    event.hash = ring.mac(ring.signing_id, canonical_json(event_content(event)))
+
+
+def _advance(count: int, last_hash: str, ring: keys.KeyRing) -> None:
+    key_id, mac = ring.sign(AuditChainHead.mac_input(count, last_hash))
+    AuditChainHead.objects.filter(pk=1).update(count=count, last_hash=last_hash, key_id=key_id, mac=mac)
+
+
+def append(event: AuditEvent) -> AuditEvent:
+    """Seal ``event`` as the newest record and insert it (inside the caller's transaction)."""
+    ring = keys.keyring()
+    with transaction.atomic():
+        head = _locked_head()
+        _seal(event, head.count + 1, head.last_hash or GENESIS, ring)
+        event.save()
+        _advance(event.seq, event.hash, ring)
+    return event
+
+
+def append_many(events: Iterable[AuditEvent], *, batch_size: int = 5000) -> int:
+    """Bulk load that still forms one valid chain (benchmarks, imports): one lock, batched inserts."""
+    ring = keys.keyring()
+    written = 0
+    with transaction.atomic():
+        head = _locked_head()
+        seq, prev = head.count, head.last_hash or GENESIS
+        pending: list[AuditEvent] = []
+        for event in events:
+            seq += 1
+            _seal(event, seq, prev, ring)
+            prev = event.hash
+            pending.append(event)
+            if len(pending) >= batch_size:
+                models.QuerySet.bulk_create(AuditEvent.objects.all(), pending)
+                written += len(pending)
+                pending = []
+        if pending:
+            models.QuerySet.bulk_create(AuditEvent.objects.all(), pending)
+            written += len(pending)
+        if written:
+            _advance(seq, prev, ring)
+    return written
+
+
+# --- verification ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    event_id: int  # 0 = not one record (the head, a checkpoint)
+    reason: str
+    seq: int | None = None
+
+
+@dataclass
+class Report:
+    count: int = 0
+    keyed: int = 0
+    legacy: int = 0
+    breaks: list[ChainBreak] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    checkpoint_checked: bool = False
+
+    @property
+    def intact(self) -> bool:
+        return not self.breaks
+
+    @property
+    def first_break(self) -> ChainBreak | None:
+        return min(self.breaks, key=lambda b: (b.seq is None, b.seq or 0)) if self.breaks else None
+
+
+def verify(checkpoint: dict | None = None, *, events: Iterable[AuditEvent] | None = None) -> Report:
+    """Walk the chain in ``seq`` order and report every record that does not hold.
+
+    ``checkpoint``: an exported checkpoint (``audit.checkpoints.load``): its signature must be
+    valid and the record at its ``seq`` must carry its head, so everything up to there is
+    proved unchanged, and fewer records than it counted means the newest were removed.
+    """
+    from audit.checkpoints import signature_valid
+
+    ring = keys.keyring()
+    report = Report()
+    stored = {cp.seq: cp for cp in AuditCheckpoint.objects.all()}
+    targets: dict[int, tuple[str, str]] = {}  # seq -> (expected head, which checkpoint)
+    for cp in stored.values():
+        if not signature_valid(cp.as_export()):
+            report.breaks.append(ChainBreak(0, f"stored checkpoint #{cp.pk} at record {cp.seq} has a bad signature"))
+        else:
+            targets[cp.seq] = (cp.head, f"stored checkpoint #{cp.pk}")
+    if checkpoint is not None:
+        report.checkpoint_checked = True
+        if not signature_valid(checkpoint):
+            report.breaks.append(ChainBreak(0, "the exported checkpoint's signature is not valid"))
+        else:
+            targets[checkpoint["seq"]] = (checkpoint["head"], "the exported checkpoint")
+            current = keys.public_key_text(keys.checkpoint_key().public_key())
+            if checkpoint["public_key"] != current:
+                report.notes.append(
+                    f"the exported checkpoint was signed by key {keys.fingerprint(checkpoint['public_key'])}, "
+                    f"not this installation's current key {keys.fingerprint(current)}"
+                )
+
+    if events is None:
+        events = AuditEvent.objects.order_by("seq").iterator(chunk_size=5000)
+    previous, expected_seq, seen_keyed, last_seq = GENESIS, 1, False, 0
+    for event in events:
+        report.count += 1
+        last_seq = event.seq
+
+        def broken(reason: str, event=event) -> None:
+            report.breaks.append(ChainBreak(event.id, reason, event.seq))
+
+        if event.seq != expected_seq:
+            broken(f"expected record number {expected_seq} here, found {event.seq} (records were removed or inserted)")
+        if event.prev_hash != previous:
+            broken(
+                "its link to the previous record does not match (a record before it was removed, replaced or reordered)"
+            )
+        if event.key_id:
+            seen_keyed = True
+            report.keyed += 1
+            if event.key_id not in ring.secrets:
+                broken(f"signed with key id {event.key_id!r}, which is not configured (KUBEBOARD_AUDIT_KEYS)")
+            elif not ring.verifies(event.key_id, canonical_json(event_content(event)), event.hash):
+                broken("its content does not match its keyed hash (the record was edited)")
+        else:
+            report.legacy += 1
+            if seen_keyed:
+                broken(
+                    "an unkeyed record after keyed ones (records without a key are only valid from before the upgrade)"
+                )
+            elif legacy_hash(event) != event.hash:
+                broken("its content does not match its hash (the record was edited)")
+        if event.seq in targets:
+            head, which = targets.pop(event.seq)
+            if event.hash != head:
+                broken(f"it differs from {which}, which signed this position with another record")
+        previous = event.hash
+        expected_seq = event.seq + 1
+
+    for seq, (_head, which) in sorted(targets.items()):
+        report.breaks.append(
+            ChainBreak(
+                0, f"{which} covers {seq} records but the chain ends at {last_seq}: the newest records were removed"
+            )
+        )
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head is not None and (head.count or head.last_hash):
+        if head.count != last_seq or (head.last_hash or GENESIS) != previous:
+            report.breaks.append(
+                ChainBreak(
+                    0,
+                    f"the chain head says {head.count} records ending in {head.last_hash[:12]}…, "
+                    f"the table ends at record {last_seq}: the newest records were removed",
+                )
+            )
+        if head.key_id:
+            if not ring.verifies(head.key_id, AuditChainHead.mac_input(head.count, head.last_hash), head.mac):
+                report.breaks.append(ChainBreak(0, "the chain head's MAC is not valid (the head row was rewritten)"))
+        elif seen_keyed:
+            report.breaks.append(ChainBreak(0, "the chain head carries no MAC although keyed records exist"))
+    if report.legacy and not seen_keyed:
+        report.notes.append(
+            f"{report.legacy} record(s) from before keyed records are protected by SHA-256 only until the next record "
+            "is written (or run manage.py audit_checkpoint)"
+        )
+    return report
+
+
+def seal_legacy_chain(event_model, head_model) -> bool:
+    """Upgrade: number the records written before keyed records, and append one keyed record
+    whose MAC covers their head, so rewriting any of them is detected from now on.
+
+    Works with the real models and with a migration's historical ones. Returns True if it sealed.
+    """
+    from django.utils import timezone
+
+    ring = keys.keyring()
+    legacy = list(event_model.objects.filter(seq__isnull=True).order_by("id").values_list("id", flat=True))
+    for number, pk in enumerate(legacy, start=1):
+        event_model.objects.filter(pk=pk).update(seq=number)
+    head, _ = head_model.objects.get_or_create(pk=1)
+    if not legacy:
+        return False
+    last = event_model.objects.order_by("-seq").first()
+    marker = event_model(
+        created=timezone.now(),
+        actor_name="system",
+        action="audit.chain_upgraded",
+        outcome="success",
+        details={"legacy_records": len(legacy), "legacy_head": last.hash, "note": "earlier records carry SHA-256 only"},
+        changes={},
+        source="migration",
+    )
+    _seal(marker, len(legacy) + 1, last.hash, ring)
+    models.QuerySet.bulk_create(event_model._base_manager.all(), [marker])
+    key_id, mac = ring.sign(AuditChainHead.mac_input(marker.seq, marker.hash))
+    head_model.objects.filter(pk=1).update(count=marker.seq, last_hash=marker.hash, key_id=key_id, mac=mac)
+    return True

@@ -1,0 +1,42 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from audit.checkpoints import create_checkpoint
+from audit.checkpoints import export as _write
+from audit.context import audit_context
+from audit.keys import fingerprint
+from audit.models import AuditCheckpoint
+from audit.services import record
+
+
+class Command(BaseCommand):
+    help = (
+        "Sign a checkpoint of the audit chain's head (Ed25519) now; --export FILE writes it (or, with --latest, "
+        "the newest existing one) to FILE, to be kept outside this server."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--export", metavar="FILE", type=Path, help="write the checkpoint to FILE (JSON)")
+        parser.add_argument("--latest", action="store_true", help="export the newest checkpoint instead of making one")
+
+    def handle(self, *args, export=None, latest=False, **options) -> None:
+        if latest:
+            checkpoint = AuditCheckpoint.objects.order_by("-seq", "-id").first()
+            if checkpoint is None:
+                raise CommandError("there is no checkpoint yet; run manage.py audit_checkpoint first")
+        else:
+            with audit_context(source="command:audit_checkpoint"), transaction.atomic():
+                checkpoint = create_checkpoint(reason="on demand")
+                record("audit.checkpoint_created", details={"seq": checkpoint.seq, "reason": "on demand"})
+        if export is not None:
+            target = export
+            try:
+                _write(checkpoint, target)
+            except OSError as exc:
+                raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        self.stdout.write(
+            f"checkpoint at record {checkpoint.seq} ({checkpoint.created.isoformat()}), head {checkpoint.head[:16]}…, "
+            f"key {fingerprint(checkpoint.public_key)}" + (f"; exported to {export}" if export else "")
+        )

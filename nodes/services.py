@@ -124,3 +124,146 @@ def keep_pinned_host_key(node: Node, *, user) -> Node:
             details={"fingerprint": locked.ssh_host_key_fingerprint, "dismissed_fingerprint": dismissed},
         )
     return locked
+
+
+# --- machine check -------------------------------------------------------------------------
+
+# A check queued or running longer than this is taken as lost (its worker died) and may be re-run.
+CHECK_STALE_SECONDS = 300
+
+
+def request_check(node: Node, *, user) -> Node:
+    """Queue a machine check in the background (a django-q2 task), once the request commits."""
+    from django_q.tasks import async_task
+
+    with transaction.atomic():
+        locked = Node.objects.select_for_update().select_related("cluster").get(pk=node.pk)
+        busy = locked.check_status in (Node.CheckStatus.QUEUED, Node.CheckStatus.RUNNING)
+        if (
+            busy
+            and locked.check_started_at
+            and (timezone.now() - locked.check_started_at).total_seconds() < CHECK_STALE_SECONDS
+        ):
+            raise NodeStateError(f"a check of {locked.name} is already {locked.get_check_status_display().lower()}")
+        locked.check_status = Node.CheckStatus.QUEUED
+        locked.check_started_at = timezone.now()
+        locked.check_progress = []
+        locked.save(update_fields=["check_status", "check_started_at", "check_progress", "updated_at"])
+        record("node.check_requested", actor=user, obj=locked, details={"address": locked.address})
+        node_id = locked.pk
+        transaction.on_commit(
+            lambda: async_task("nodes.tasks.check_machine", node_id, task_name=f"check-node-{node_id}")
+        )
+    return locked
+
+
+def run_check(node_id: int, *, actor=None, progress=None) -> dict:
+    """Run the check now (the task, or ``manage.py node check``) and store its report on the node."""
+    from nodes.checks import check_machine
+
+    node = Node.objects.select_related("cluster").get(pk=node_id)
+    steps: list[str] = []
+    Node.objects.filter(pk=node_id).update(
+        check_status=Node.CheckStatus.RUNNING, check_started_at=timezone.now(), check_progress=steps
+    )
+
+    def step(message: str) -> None:
+        steps.append(message)
+        Node.objects.filter(pk=node_id).update(check_progress=steps)
+        if progress is not None:
+            progress(message)
+
+    report = check_machine(node, progress=step)
+    with transaction.atomic():
+        locked = Node.objects.select_for_update().select_related("cluster").get(pk=node_id)
+        locked.facts = report
+        locked.checked_at = timezone.now()
+        locked.check_status = Node.CheckStatus.DONE if report["login"] else Node.CheckStatus.FAILED
+        locked.check_progress = steps
+        if not locked.is_joined:
+            locked.status = Node.Status.REACHABLE if report["login"] else Node.Status.UNREACHABLE
+        locked.save()
+        kubeadm = report.get("binaries", {}).get("kubeadm", {})
+        record(
+            "node.checked",
+            actor=actor,
+            obj=locked,
+            details={
+                "reachable": report["reachable"],
+                "login": report["login"],
+                "problems": len(report["problems"]),
+                "kubeadm_version": kubeadm.get("version"),
+                "error": report["error"],
+            },
+        )
+    return report
+
+
+# --- adding, changing and removing machines ------------------------------------------------
+
+CREDENTIAL_FIELDS = ("ssh_private_key", "ssh_key_passphrase", "ssh_password")
+
+
+def _description(node: Node) -> dict:
+    """What the audit trail keeps of a node: never the secret, only which kind of credential."""
+    return {
+        "name": node.name,
+        "address": node.address,
+        "ssh_port": node.ssh_port,
+        "ssh_user": node.ssh_user,
+        "credential": node.credential,
+        "role": node.role,
+        "ignore_preflight_errors": list(node.ignore_preflight_errors or []),
+    }
+
+
+def _clear_unused_credentials(node: Node) -> None:
+    # Keep only the secret of the chosen kind, so a key pasted earlier does not linger unseen.
+    if node.credential != Node.Credential.PRIVATE_KEY:
+        node.ssh_private_key = ""
+        node.ssh_key_passphrase = ""
+    if node.credential != Node.Credential.PASSWORD:
+        node.ssh_password = ""
+
+
+def add_node(node: Node, *, user) -> Node:
+    """Save a validated new machine; a cluster-key machine gets the cluster's key pair made."""
+    with transaction.atomic():
+        if node.credential == Node.Credential.CLUSTER_KEY:
+            ensure_cluster_key(node.cluster, user=user)
+        _clear_unused_credentials(node)
+        node.save()
+        record("node.added", actor=user, obj=node, details=_description(node))
+    return node
+
+
+def update_node(node: Node, *, user, changed: list[str]) -> Node:
+    """Save validated changes. A new address or port means another machine: its host key is unpinned."""
+    with transaction.atomic():
+        previous = Node.objects.select_for_update().get(pk=node.pk)
+        if previous.is_joined and {"address", "ssh_port"} & set(changed):
+            raise NodeStateError("a joined machine keeps its address and port; remove it from the cluster first")
+        if (node.address, node.ssh_port) != (previous.address, previous.ssh_port):
+            node.ssh_host_key = node.ssh_host_key_fingerprint = ""
+            node.offered_host_key = node.offered_host_key_fingerprint = ""
+            node.host_key_accepted_by = node.host_key_accepted_at = node.offered_host_key_at = None
+            node.facts, node.checked_at, node.check_status = {}, None, Node.CheckStatus.NONE
+        if node.credential == Node.Credential.CLUSTER_KEY:
+            ensure_cluster_key(node.cluster, user=user)
+        _clear_unused_credentials(node)
+        node.save()
+        details = _description(node) | {"changed": sorted(changed)}
+        record("node.changed", actor=user, obj=node, details=details)
+    return node
+
+
+def delete_node(node: Node, *, user) -> None:
+    with transaction.atomic():
+        locked = Node.objects.select_for_update().select_related("cluster").get(pk=node.pk)
+        if locked.is_joined:
+            raise NodeStateError(
+                f"{locked.name} is {locked.get_status_display().lower()}: remove it from the cluster (reset) before "
+                "deleting it from Kubeboard"
+            )
+        record("node.deleted", actor=user, obj=locked, cluster=locked.cluster, details=_description(locked))
+        locked.delete()

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from core.permissions import VIEW, can
+from nodes import keys
+from nodes.models import Node
+from nodes.validators import normalize_address, parse_check_list, validate_ignore_preflight_errors
+
+
+class NodeForm(forms.ModelForm):
+    """Add or edit a machine. Secrets are write-only: never shown back, blank on edit keeps them."""
+
+    private_key = forms.CharField(
+        label="Private key",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 6, "autocomplete": "off", "spellcheck": "false"}),
+        help_text="Paste the private key (-----BEGIN OPENSSH PRIVATE KEY----- …), or upload it below. "
+        "Stored encrypted and never shown again.",
+    )
+    private_key_file = forms.FileField(label="…or upload the private key file", required=False)
+    passphrase = forms.CharField(
+        label="Key passphrase",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Only if the private key is encrypted.",
+    )
+    password = forms.CharField(
+        label="Password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted and never shown again.",
+    )
+    ignore_preflight_errors = forms.CharField(
+        label="Ignore preflight errors",
+        required=False,
+        help_text="kubeadm check names separated by commas, e.g. NumCPU, Mem (kubeadm --ignore-preflight-errors).",
+    )
+
+    class Meta:
+        model = Node
+        fields = ["name", "address", "ssh_port", "ssh_user", "role", "credential"]
+        widgets = {"credential": forms.RadioSelect}
+        help_texts = {
+            "name": "The Kubernetes node name: lower-case letters, digits, '-' and '.'.",
+            "address": "IP address or DNS host name Kubeboard connects to over SSH.",
+            "ssh_user": "root, or a user with passwordless sudo.",
+        }
+
+    def __init__(self, *args, cluster, user=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cluster = cluster
+        self.user = user
+        self.instance.cluster = cluster
+        self.editing = self.instance.pk is not None
+        if self.editing:
+            self.initial["ignore_preflight_errors"] = ", ".join(self.instance.ignore_preflight_errors or [])
+            stored = {
+                Node.Credential.PRIVATE_KEY: "A private key is stored; leave empty to keep it.",
+                Node.Credential.PASSWORD: "A password is stored; leave empty to keep it.",
+            }.get(self.instance.credential)
+            if stored:
+                field = "private_key" if self.instance.credential == Node.Credential.PRIVATE_KEY else "password"
+                self.fields[field].help_text = stored
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        others = Node.objects.filter(cluster=self.cluster, name=name).exclude(pk=self.instance.pk)
+        if others.exists():
+            raise ValidationError(f"Cluster {self.cluster.name} already has a node named {name}.")
+        return name
+
+    def clean_address(self) -> str:
+        return normalize_address(self.cleaned_data["address"])
+
+    def clean_ignore_preflight_errors(self) -> list[str]:
+        names = parse_check_list(self.cleaned_data.get("ignore_preflight_errors", ""))
+        validate_ignore_preflight_errors(names)
+        return names
+
+    def clean_private_key(self) -> str:
+        text = self.cleaned_data.get("private_key") or ""
+        upload = self.files.get(self.add_prefix("private_key_file")) if self.files else None
+        if upload is not None:
+            if upload.size > 64 * 1024:
+                raise ValidationError("The uploaded file is too large for an SSH private key (over 64 KiB).")
+            try:
+                text = upload.read().decode()
+            except UnicodeDecodeError as exc:
+                raise ValidationError("The uploaded file is not a text private key.") from exc
+        return text.strip()
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        credential = cleaned.get("credential")
+        kept = self.editing and self._stored_credential() == credential
+        if credential == Node.Credential.PRIVATE_KEY:
+            text = cleaned.get("private_key", "")
+            if not text and not kept:
+                self.add_error("private_key", "Paste or upload the private key Kubeboard should use.")
+            elif text:
+                try:
+                    keys.load_private_key(text, cleaned.get("passphrase") or None)
+                except keys.InvalidKey as exc:
+                    self.add_error("passphrase" if "passphrase" in str(exc) else "private_key", str(exc))
+        elif credential == Node.Credential.PASSWORD:
+            if not cleaned.get("password") and not kept:
+                self.add_error("password", "Enter the password for this user.")
+        if self.editing and self.instance.is_joined:
+            for field in ("address", "ssh_port"):
+                if field in self.changed_data:
+                    self.add_error(field, "A joined machine keeps its address and port.")
+        self._check_machine_is_free(cleaned)
+        return cleaned
+
+    def _stored_credential(self) -> str | None:
+        return Node.objects.filter(pk=self.instance.pk).values_list("credential", flat=True).first()
+
+    def _check_machine_is_free(self, cleaned: dict) -> None:
+        address, port = cleaned.get("address"), cleaned.get("ssh_port")
+        if not address or not port:
+            return
+        other = (
+            Node.objects.filter(address=address, ssh_port=port)
+            .exclude(pk=self.instance.pk)
+            .select_related("cluster")
+            .first()
+        )
+        if other is None:
+            return
+        if other.cluster_id == self.cluster.pk:
+            message = f"This machine ({address}:{port}) is already node {other.name} of this cluster."
+        elif self.user is None or can(self.user, VIEW, other.cluster):
+            message = (
+                f"This machine ({address}:{port}) already belongs to cluster {other.cluster.name} "
+                f"(node {other.name}); a machine can be part of only one cluster."
+            )
+        else:
+            message = (
+                f"This machine ({address}:{port}) is already registered in another cluster; "
+                "a machine can be part of only one cluster."
+            )
+        self.add_error("address", message)
+
+    def save(self, commit: bool = False) -> Node:
+        """Fill the node (secrets only when given); the caller saves it through the service."""
+        node = super().save(commit=False)
+        node.ignore_preflight_errors = self.cleaned_data["ignore_preflight_errors"]
+        if node.credential == Node.Credential.PRIVATE_KEY and self.cleaned_data.get("private_key"):
+            node.ssh_private_key = self.cleaned_data["private_key"]
+            node.ssh_key_passphrase = self.cleaned_data.get("passphrase") or ""
+        if node.credential == Node.Credential.PASSWORD and self.cleaned_data.get("password"):
+            node.ssh_password = self.cleaned_data["password"]
+        return node
+
+    @property
+    def changed_fields(self) -> list[str]:
+        """Names of what changed (for the audit record; values of secrets are never recorded)."""
+        names = set(self.changed_data) - {"passphrase"}
+        if "private_key_file" in names:
+            names = (names - {"private_key_file"}) | {"private_key"}
+        return sorted(names)
+
+    def validate_unique(self) -> None:
+        # Uniqueness is checked in clean_name and _check_machine_is_free, with messages that name
+        # the other cluster only to someone who may see it; Django's generic message would repeat it.
+        pass
+
+
+class HostKeyForm(forms.Form):
+    fingerprint = forms.CharField(max_length=100)

@@ -135,3 +135,40 @@ class CertificateAuthority(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster.name}/{self.name}"
+
+
+class ClusterInventory(models.Model):
+    """What the cluster's API server said at the last read-back (after init, a join, or on request)."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="inventory")
+    collected_at = models.DateTimeField(null=True, blank=True)
+    # [{"name", "ready", "roles", "kubelet_version", "internal_ip", "created"}]
+    api_nodes = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "cluster inventories"
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name} inventory"
+
+
+class MachineInventory(models.Model):
+    """What kubeadm's phases left on one control-plane machine, read back from it over SSH:
+    certificates with expiry (compared with Kubeboard's custody) and the static Pod manifests."""
+
+    node = models.OneToOneField("nodes.Node", on_delete=models.CASCADE, related_name="inventory")
+    collected_at = models.DateTimeField(null=True, blank=True)
+    # [{"name", "path", "kind": "ca"|"leaf"|"kubeconfig", "subject", "issuer", "not_after", "custody", "note"}]
+    certificates = models.JSONField(default=list, blank=True)
+    # [{"name", "path", "sha256", "images", "text"}] (manifests reference files; they hold no secrets)
+    manifests = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    TEAM_PATH = "node__cluster__team"
+
+    class Meta:
+        verbose_name_plural = "machine inventories"
+
+    def __str__(self) -> str:
+        return f"{self.node} inventory"

@@ -46,6 +46,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from urllib3.util.retry import Retry
 
+from core.encryption import SecretValue
 from core.network import ConnectionRefused, check_destination
 from kubeadm import kubeconfig as kubeconfig_files
 from kubeadm import netutil, pki
@@ -186,7 +187,8 @@ def credentials(cluster, *, user=None) -> Credentials:
                 f"adopted cluster {cluster.name} has no stored kubeconfig",
                 hint="adopt it again with an admin kubeconfig",
             )
-        return credentials_from_kubeconfig(cluster.admin_kubeconfig.reveal())
+        stored = cluster.admin_kubeconfig
+        return credentials_from_kubeconfig(stored.reveal() if isinstance(stored, SecretValue) else str(stored))
     client = issue_client_certificate(cluster, user=user)
     ca = ca_key_pair(cluster)
     return Credentials(
@@ -492,6 +494,27 @@ def server_version(cluster) -> str:
     """The API server's gitVersion, e.g. "v1.37.2"."""
     with connect(cluster, "GET /version") as client:
         return kubernetes.client.VersionApi(client).get_code().git_version
+
+
+def self_subject_access(cluster, *, verb: str, resource: str, namespace: str = "", group: str = "") -> tuple[bool, str]:
+    """SelfSubjectAccessReview: may Kubeboard's identity do ``verb`` on ``resource``? (allowed, reason)"""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"verb": verb, "resource": resource, "namespace": namespace, "group": group}},
+    }
+    with connect(cluster, f"SelfSubjectAccessReview {verb} {resource}") as client:
+        result = kubernetes.client.AuthorizationV1Api(client).create_self_subject_access_review(review)
+    return bool(result.status.allowed), str(result.status.reason or result.status.evaluation_error or "")
+
+
+def whoami(cluster) -> tuple[str, list[str]]:
+    """SelfSubjectReview: the user name and groups the API server sees for Kubeboard's identity."""
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    with connect(cluster, "SelfSubjectReview") as client:
+        result = kubernetes.client.AuthenticationV1Api(client).create_self_subject_review(review)
+    info = result.status.user_info
+    return str(info.username or ""), list(info.groups or [])
 
 
 def issue_admin_kubeconfig(cluster, *, user, ttl: timedelta) -> str:

@@ -49,3 +49,82 @@ def seed_node_pki(node, pairs: dict[str, pki.KeyPair]) -> None:
         cert_path.write_bytes(pair.public_key_pem() if name == "sa" else pair.cert_pem())
         key_path.write_bytes(pair.key_pem())
         key_path.chmod(0o600)
+
+
+# What `kubeadm join phase preflight` needs ignored on a test-bed machine (no container
+# runtime, no kubelet binary, ip_forward never enabled); discovery still runs for real.
+PREFLIGHT_IGNORE = (
+    "CRI,ContainerRuntimeVersion,SystemVerification,KubeletVersion,FileContent--proc-sys-net-ipv4-ip_forward"
+)
+
+
+class TokenTestbed:
+    """A real control plane whose CA Kubeboard generated (and so holds), on node1 of a sandbox."""
+
+    def __init__(self, sandbox, control_plane, bins, authorities) -> None:
+        self.sandbox = sandbox
+        self.cp = control_plane
+        self.bins = bins
+        self.authorities = authorities
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.cp.node.address}:6443"
+
+    @property
+    def admin_conf(self) -> str:
+        return self.cp.admin_conf.read_text()
+
+    def kubectl_json(self, *args: str) -> dict:
+        import json
+
+        return json.loads(self.cp.kubectl(*args, "-o", "json").stdout)
+
+    def created_cluster(self, name: str = "created", **fields):
+        """A Cluster row as Kubeboard's identity operation leaves it: CA custody, pin, endpoint."""
+        from clusters.models import Cluster
+        from kubeadm import discovery
+        from tests.factories import make_cluster
+
+        values = {
+            "control_plane_endpoint": self.endpoint,
+            "ca_pin_hash": discovery.ca_pin_hash(self.authorities["ca"].cert),
+            "status": Cluster.Status.READY,
+        }
+        cluster = make_cluster(name, **(values | fields))
+        store_authorities(cluster, self.authorities)
+        return cluster
+
+
+def start_token_testbed(name: str, subnet: str, size: int = 1, log=print):
+    """Context manager: sandbox + real control plane with Kubeboard's CAs; torn down after."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def run():
+        from tools.testbed.binaries import selected_version
+        from tools.testbed.cluster import ControlPlane, new_bootstrap_token
+        from tools.testbed.testing import require_binaries, sandbox
+
+        bins = require_binaries()
+        authorities = pki.generate_cluster_authorities("RSA-2048")
+        with sandbox(name, subnet, size=size) as sb:
+            node = sb.node(1)
+            seed_node_pki(node, authorities)
+            cp = ControlPlane(node=node, bin_dir=bins, version=selected_version(), token=new_bootstrap_token())
+            cp.init_static_pods(log=log)
+            log(f"testbed: static-pod runner on {node.name}, pid {node.start_runner(bins)}")
+            cp.wait_ready(log=log)
+            cp.finish_init(log=log)
+            yield TokenTestbed(sb, cp, bins, authorities)
+
+    return run()
+
+
+def stored_column(cluster, column: str = "admin_kubeconfig") -> str:
+    """What the database really holds for a cluster column (bypassing field decryption)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM clusters_cluster WHERE id = %s", [cluster.pk])
+        return cursor.fetchone()[0]

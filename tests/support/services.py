@@ -127,6 +127,7 @@ class SSHServer:
     port: int
     host_key: Path
     password_auth: bool
+    extra_config: str = ""
     host = "127.0.0.1"
 
     @property
@@ -168,7 +169,7 @@ class SSHServer:
             "UseDNS no\n"
             "MaxStartups 100\n"
             "MaxSessions 100\n"
-            "Subsystem sftp internal-sftp\n"
+            "Subsystem sftp internal-sftp\n" + self.extra_config
         )
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         subprocess.run(["/usr/sbin/sshd", "-t", "-f", str(config)], check=True, capture_output=True)
@@ -213,9 +214,11 @@ def start_sshd(
     host_key: Path | None = None,
     key_type: str = "ed25519",
     port: int | None = None,
+    extra_config: str = "",
 ) -> SSHServer:
     """Start a real OpenSSH sshd on 127.0.0.1 that accepts ``authorized_keys`` for every user
-    (root included) and, with ``password_auth``, passwords of local users."""
+    (root included) and, with ``password_auth``, passwords of local users. ``extra_config``
+    lines are appended to sshd_config (e.g. ``SetEnv PATH=…``)."""
     if not Path("/usr/sbin/sshd").exists() or shutil.which("ssh-keygen") is None:
         raise ServiceUnavailable("OpenSSH is not installed (Debian packages openssh-server openssh-client)")
     if os.geteuid() != 0:
@@ -224,7 +227,13 @@ def start_sshd(
     if host_key is None:
         host_key = directory / f"ssh_host_{key_type}_key"
         _make_host_key(host_key, key_type)
-    server = SSHServer(directory=directory, port=port or free_port(), host_key=host_key, password_auth=password_auth)
+    server = SSHServer(
+        directory=directory,
+        port=port or free_port(),
+        host_key=host_key,
+        password_auth=password_auth,
+        extra_config=extra_config,
+    )
     server.authorized_keys.touch()
     server.authorize(*authorized_keys)
     server.start()

@@ -18,6 +18,8 @@ from django.db import models
 from core.encryption import EncryptedTextField, SecretValue
 
 SECRET_SET = "(set)"
+# Plain columns that hold secrets or their hashes (the user's password hash).
+SECRET_FIELD_NAMES = frozenset({"password", "secret", "private_key", "key", "session_key", "session_data"})
 MAX_TEXT = 1000
 
 
@@ -46,7 +48,7 @@ def _value(value: Any) -> Any:
 def snapshot(obj: models.Model) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for field in obj._meta.concrete_fields:
-        if isinstance(field, EncryptedTextField):
+        if isinstance(field, EncryptedTextField) or field.name in SECRET_FIELD_NAMES:
             data[field.name] = SECRET_SET if getattr(obj, field.attname) else ""
         elif field.is_relation:
             data[field.name] = getattr(obj, field.attname)

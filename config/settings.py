@@ -138,6 +138,8 @@ AUTHENTICATION_BACKENDS = [
     # Refuses any login attempt for a locked-out username and address before checking the password.
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Django permissions (user.has_perm, the admin) answered from team roles (core.permissions).
+    "core.permissions.TeamRoleBackend",
 ]
 
 AUTH_PASSWORD_VALIDATORS = [

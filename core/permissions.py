@@ -13,6 +13,10 @@ Actions:
 
 from __future__ import annotations
 
+import functools
+
+from django.apps import apps
+from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -38,9 +42,38 @@ def roles_allowing(action: str) -> list[str]:
     return [role for role, actions in ROLE_ACTIONS.items() if action in actions]
 
 
+def _derive_team_path(model: type[models.Model], depth: int = 2) -> str | None:
+    """``TEAM_PATH`` if declared; else through a ``cluster`` foreign key; else through another
+    required foreign key to a model that has one (a phase run: ``operation__cluster__team``)."""
+    if hasattr(model, "TEAM_PATH"):
+        return model.TEAM_PATH
+    relations = [
+        f for f in model._meta.concrete_fields if (f.many_to_one or f.one_to_one) and f.related_model is not model
+    ]
+    for field in relations:
+        if field.related_model._meta.label == "clusters.Cluster":
+            return f"{field.name}__team"
+    if depth > 1:
+        for field in sorted(relations, key=lambda f: f.null):
+            below = _derive_team_path(field.related_model, depth - 1)
+            if below is not None:
+                return f"{field.name}__{below}"
+    return None
+
+
+@functools.cache
+def _team_path_of(model: type[models.Model]) -> str | None:
+    return _derive_team_path(model)
+
+
 def team_path(model: type[models.Model]) -> str:
     """The ORM path from a model to its cluster's team (models may declare ``TEAM_PATH``)."""
-    return getattr(model, "TEAM_PATH", "cluster__team")
+    return _team_path_of(model) or "cluster__team"
+
+
+def is_team_scoped(model: type[models.Model]) -> bool:
+    """Whether rows of ``model`` belong to a team (directly, or through their cluster)."""
+    return _team_path_of(model) is not None
 
 
 def _is_superuser(user) -> bool:
@@ -107,3 +140,47 @@ def _team_name(obj: models.Model) -> str:
         if team is None:
             return "(none)"
     return str(team)
+
+
+# Django permission verbs that team roles grant on team-scoped models. add/change/delete are
+# never granted by a role: objects with a lifecycle change through services, not generic edits.
+PERMISSION_ACTIONS = {"view": VIEW, "operate": OPERATE, "reveal": ADMIN}
+
+
+class TeamRoleBackend(BaseBackend):
+    """Django's permission API answered from team roles, so ``user.has_perm("clusters.view_cluster",
+    cluster)`` and the admin's permission checks agree with ``can``/``restrict``.
+
+    Without an object the answer is "in some team"; with one it is ``can(user, action, obj)``.
+    """
+
+    def _action_and_model(self, perm: str):
+        app_label, _, codename = perm.partition(".")
+        verb, _, model_name = codename.partition("_")
+        action = PERMISSION_ACTIONS.get(verb)
+        if action is None:
+            return None, None
+        try:
+            model = apps.get_model(app_label, model_name)
+        except LookupError:
+            return None, None
+        return (action, model) if is_team_scoped(model) else (None, None)
+
+    def has_perm(self, user_obj, perm: str, obj=None) -> bool:
+        if not getattr(user_obj, "is_active", False):
+            return False
+        action, model = self._action_and_model(perm)
+        if action is None:
+            return False
+        if obj is None:
+            return teams_for(user_obj, action).exists()
+        return isinstance(obj, model) and can(user_obj, action, obj)
+
+    def has_module_perms(self, user_obj, app_label: str) -> bool:
+        if not getattr(user_obj, "is_active", False):
+            return False
+        try:
+            models_of_app = apps.get_app_config(app_label).get_models()
+        except LookupError:
+            return False
+        return any(is_team_scoped(model) for model in models_of_app) and teams_for(user_obj, VIEW).exists()

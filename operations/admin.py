@@ -1,38 +1,35 @@
+"""Operations are started, resumed and cancelled in the UI (services with the cluster lock and
+audit); here they are read-only and scoped."""
+
 from django.contrib import admin
 
-from core.admin_mixins import ReadOnlyAdmin
-from operations.models import Event, Operation, PhaseRun
+from core.admin_mixins import ReadOnlyAdmin, ReadOnlyInline
+from operations.models import Event, Operation, PhaseAttempt, PhaseRun
 
 
-class PhaseRunInline(admin.TabularInline):
+class PhaseRunInline(ReadOnlyInline):
     model = PhaseRun
-    extra = 0
-    can_delete = False
-    fields = ("order", "name", "status", "started_at", "finished_at", "error")
+    fields = ("order", "group", "name", "status", "attempt", "started_at", "finished_at", "error")
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin):
+class OperationAdmin(ReadOnlyAdmin):
     list_display = ("id", "cluster", "kind", "status", "current_phase", "requested_by", "created_at", "finished_at")
-    list_filter = ("status", "kind", "cluster")
-    readonly_fields = (
-        "cluster", "kind", "status", "requested_by", "created_at", "started_at", "finished_at",
-        "current_phase", "error", "worker", "heartbeat_at", "last_seq",
-    )
+    list_filter = ("status", "kind")
     inlines = [PhaseRunInline]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
 
 @admin.register(PhaseRun)
 class PhaseRunAdmin(ReadOnlyAdmin):
-    list_display = ("operation", "order", "name", "status", "started_at", "finished_at")
+    list_display = ("operation", "order", "group", "name", "status", "started_at", "finished_at")
     list_filter = ("status", "name")
+
+
+@admin.register(PhaseAttempt)
+class PhaseAttemptAdmin(ReadOnlyAdmin):
+    list_display = ("phase", "number", "trigger", "status", "started_at", "finished_at")
+    list_filter = ("status", "trigger")
 
 
 @admin.register(Event)

@@ -1,0 +1,39 @@
+"""Users and groups stay in the admin for superusers, audited; team membership is managed on
+the Teams page (same validation and audit as everywhere) and is read-only here."""
+
+from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+
+from core.admin_mixins import AuditedAdmin, ReadOnlyAdmin
+from core.models import TeamMembership
+from core.permissions import ADMIN, teams_for
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    pass
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
+    pass
+
+
+@admin.register(TeamMembership)
+class TeamMembershipAdmin(ReadOnlyAdmin):
+    list_display = ("team", "user", "role")
+    list_filter = ("role",)
+
+    def get_queryset(self, request):
+        qs = TeamMembership.objects.select_related("team", "user")
+        return qs.filter(team__in=teams_for(request.user, ADMIN)) if not request.user.is_superuser else qs
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and (request.user.is_superuser or teams_for(request.user, ADMIN).exists())
+
+    def has_module_permission(self, request) -> bool:
+        return self.has_view_permission(request)

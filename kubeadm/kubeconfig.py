@@ -11,6 +11,7 @@ certificates issued by the cluster CA with the CA's NotBefore.
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 from dataclasses import dataclass
 from datetime import timedelta
@@ -73,8 +74,15 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def build_kubeconfig(server: str, cluster_name: str, user: str, ca_cert: x509.Certificate, *,
-                     client: KeyPair | None = None, token: str | None = None) -> dict:
+def build_kubeconfig(
+    server: str,
+    cluster_name: str,
+    user: str,
+    ca_cert: x509.Certificate,
+    *,
+    client: KeyPair | None = None,
+    token: str | None = None,
+) -> dict:
     """A one-cluster, one-user kubeconfig (CreateWithCerts / CreateWithToken)."""
     if (client is None) == (token is None):
         raise KubeconfigError("kubeconfig: expected exactly one of a client certificate or a token")
@@ -85,8 +93,12 @@ def build_kubeconfig(server: str, cluster_name: str, user: str, ca_cert: x509.Ce
         credentials = {"token": token}
     return {
         "apiVersion": "v1",
-        "clusters": [{"cluster": {"certificate-authority-data": _b64(_cert_pem(ca_cert)),
-                                  "server": server}, "name": cluster_name}],
+        "clusters": [
+            {
+                "cluster": {"certificate-authority-data": _b64(_cert_pem(ca_cert)), "server": server},
+                "name": cluster_name,
+            }
+        ],
         "contexts": [{"context": {"cluster": cluster_name, "user": user}, "name": context}],
         "current-context": context,
         "kind": "Config",
@@ -98,18 +110,36 @@ def render_kubeconfig(config: dict) -> str:
     return yamlio.dump(config)
 
 
-def issue_client(ca: KeyPair, common_name: str, organization: tuple[str, ...] = (), *,
-                 algorithm: str = pki.DEFAULT_ALGORITHM, validity: timedelta = pki.CERT_VALIDITY,
-                 now: datetime.datetime | None = None) -> KeyPair:
+def issue_client(
+    ca: KeyPair,
+    common_name: str,
+    organization: tuple[str, ...] = (),
+    *,
+    algorithm: str = pki.DEFAULT_ALGORITHM,
+    validity: timedelta = pki.CERT_VALIDITY,
+    now: datetime.datetime | None = None,
+) -> KeyPair:
     """A kubeconfig client certificate: clientAuth, NotBefore = the CA's NotBefore."""
-    return pki.issue_certificate(ca, common_name, organization=organization, usages=(CLIENT_AUTH,),
-                                 algorithm=algorithm, validity=validity, now=now,
-                                 not_before=ca.cert.not_valid_before_utc)
+    return pki.issue_certificate(
+        ca,
+        common_name,
+        organization=organization,
+        usages=(CLIENT_AUTH,),
+        algorithm=algorithm,
+        validity=validity,
+        now=now,
+        not_before=ca.cert.not_valid_before_utc,
+    )
 
 
-def generate_kubeconfigs(init: InitConfiguration, cluster: ClusterConfiguration, ca: KeyPair, *,
-                         files: tuple[str, ...] | None = None,
-                         now: datetime.datetime | None = None) -> dict[str, str]:
+def generate_kubeconfigs(
+    init: InitConfiguration,
+    cluster: ClusterConfiguration,
+    ca: KeyPair,
+    *,
+    files: tuple[str, ...] | None = None,
+    now: datetime.datetime | None = None,
+) -> dict[str, str]:
     """The kubeconfig files of `kubeadm init phase kubeconfig all`: name -> YAML text.
 
     ``files`` limits the set (a joining control plane gets admin.conf,
@@ -125,25 +155,27 @@ def generate_kubeconfigs(init: InitConfiguration, cluster: ClusterConfiguration,
         client = issue_client(ca, cn, s.organization, algorithm=algorithm, validity=validity, now=now)
         server = local_api_url(init) if s.local_server else control_plane_url(init, cluster)
         result[s.file_name] = render_kubeconfig(
-            build_kubeconfig(server, cluster.cluster_name or "kubernetes", cn, ca.cert, client=client))
+            build_kubeconfig(server, cluster.cluster_name or "kubernetes", cn, ca.cert, client=client)
+        )
     return result
 
 
 def bootstrap_kubeconfig(server: str, ca_cert: x509.Certificate, token: str) -> str:
     """bootstrap-kubelet.conf: cluster "kubernetes", user tls-bootstrap-token-user."""
-    return render_kubeconfig(build_kubeconfig(server, "kubernetes", "tls-bootstrap-token-user", ca_cert,
-                                              token=token))
+    return render_kubeconfig(build_kubeconfig(server, "kubernetes", "tls-bootstrap-token-user", ca_cert, token=token))
 
 
 def cluster_info_kubeconfig(server: str, ca_cert: x509.Certificate) -> str:
     """The kube-public/cluster-info ``kubeconfig`` value: one cluster named "",
-    no users or contexts. kubeadm-facts.md §10.5 shows ``preferences: {}``
-    from older releases; v1.37.2 no longer writes that key in kubeconfigs, so
-    we leave it out here too (UNVERIFIED for cluster-info itself)."""
+    ``contexts: null``, ``current-context: ""``, ``users: null`` and no
+    ``preferences`` key; byte for byte what the real kubeadm v1.37.2 wrote
+    (tests/unit/kubeadm/data/real-v1.37.2/cluster-info). The JWS signatures are
+    computed over this exact text."""
     config = {
         "apiVersion": "v1",
-        "clusters": [{"cluster": {"certificate-authority-data": _b64(_cert_pem(ca_cert)),
-                                  "server": server}, "name": ""}],
+        "clusters": [
+            {"cluster": {"certificate-authority-data": _b64(_cert_pem(ca_cert)), "server": server}, "name": ""}
+        ],
         "contexts": None,
         "current-context": "",
         "kind": "Config",
@@ -160,14 +192,27 @@ def parse_kubeconfig(text: str | bytes) -> dict:
 
 
 def _current(config: dict) -> tuple[dict, dict]:
-    """(cluster, user) entries of the current context."""
+    """(cluster, user) entries of the current context.
+
+    The cluster-info kubeconfig (kube-public/cluster-info) has one cluster, no
+    contexts, no users and an empty current-context (seen in real v1.37.2): with
+    no current-context and no contexts, its only cluster is the answer and the
+    user is empty. Several clusters without a context stay an error: which one
+    the caller means is not written anywhere.
+    """
     name = config.get("current-context") or ""
-    contexts = {c.get("name"): c.get("context", {}) for c in config.get("contexts") or []}
+    contexts = {c.get("name"): c.get("context") or {} for c in config.get("contexts") or []}
+    clusters = {c.get("name"): c.get("cluster") or {} for c in config.get("clusters") or []}
+    users = {u.get("name"): u.get("user") or {} for u in config.get("users") or []}
+    if not name and not contexts:
+        if len(clusters) != 1:
+            raise KubeconfigError(
+                f"kubeconfig without a current-context: expected exactly one cluster, found {len(clusters)}"
+            )
+        return next(iter(clusters.values())), {}
     if name not in contexts:
         raise KubeconfigError(f"kubeconfig current-context: expected one of {sorted(contexts)}, found {name!r}")
     context = contexts[name]
-    clusters = {c.get("name"): c.get("cluster", {}) for c in config.get("clusters") or []}
-    users = {u.get("name"): u.get("user", {}) for u in config.get("users") or []}
     if context.get("cluster") not in clusters:
         raise KubeconfigError(f"kubeconfig context {name!r}: cluster {context.get('cluster')!r} is not defined")
     return clusters[context["cluster"]], users.get(context.get("user"), {})
@@ -202,18 +247,25 @@ def client_key_pair(config: dict) -> KeyPair:
     _, user = _current(config)
     if not user.get("client-certificate-data") or not user.get("client-key-data"):
         raise KubeconfigError("kubeconfig user: expected client-certificate-data and client-key-data")
-    return pki.load_key_pair(base64.b64decode(user["client-certificate-data"]),
-                             base64.b64decode(user["client-key-data"]), name="kubeconfig client")
+    return pki.load_key_pair(
+        base64.b64decode(user["client-certificate-data"]),
+        base64.b64decode(user["client-key-data"]),
+        name="kubeconfig client",
+    )
 
 
 def replace_client(config: dict, client: KeyPair) -> dict:
     """A copy with the current user's embedded certificate and key replaced
     (what `kubeadm certs renew admin.conf` does)."""
-    import copy
-
+    _current(config)  # raises KubeconfigError for a kubeconfig without a current user
     new = copy.deepcopy(config)
-    name = new["current-context"]
-    context = next(c["context"] for c in new["contexts"] if c["name"] == name)
+    name = new.get("current-context") or ""
+    context = next((c["context"] for c in new.get("contexts") or [] if c["name"] == name), None)
+    if context is None:
+        raise KubeconfigError(
+            "kubeconfig: expected a current-context naming a user whose credentials to "
+            "replace, found none (a cluster-info kubeconfig has no users)"
+        )
     for u in new["users"]:
         if u["name"] == context["user"]:
             u["user"]["client-certificate-data"] = _b64(client.cert_pem())

@@ -6,6 +6,8 @@ class ClustersConfig(AppConfig):
 
     def ready(self) -> None:
         from clusters.identity import PREPARE_IDENTITY
+        from clusters.init import INIT
         from operations.registry import register
 
         register(PREPARE_IDENTITY)
+        register(INIT)

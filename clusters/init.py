@@ -1,0 +1,469 @@
+"""The "init" operation: kubeadm init on the first control-plane machine, phase by phase.
+
+Each kubeadm phase runs as its own ``kubeadm init phase …`` command over SSH with the
+configuration Kubeboard uploaded (the node's InitConfiguration + the cluster's
+ClusterConfiguration) and the CA material Kubeboard holds, so kubeadm reuses our CAs. Between
+kubeadm's phases Kubeboard checks what it can natively:
+
+* ``check-machine`` (first): the read-only machine check; refuses a populated /etc/kubernetes,
+  a missing kubeadm or one that cannot deploy the cluster's version, an unaccepted host key;
+* ``verify-api-server`` (after wait-control-plane): /readyz through a client certificate
+  Kubeboard issues from its own CA, the server certificate verified against the cluster CA.
+  On a real machine the kubelet only starts the static Pods after kubelet-start, so this is
+  the first point where the API server can answer;
+* ``verify-cluster-info`` (after bootstrap-token): kube-public/cluster-info carries our CA
+  (its pin equals the cluster's) and a ``jws-kubeconfig-<id>`` signature that verifies with
+  the join token Kubeboard created;
+* ``read-back`` (last): the node Ready in the API server, certificates and manifests.
+
+The join token kubeadm's bootstrap-token phase writes is a Kubeboard ``BootstrapToken``: it
+is created through the tokens service and put into the InitConfiguration just before that
+phase (an InitConfiguration without tokens would make kubeadm invent one).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from clusters import inventory, kubeadm_config, kubeapi, remote
+from clusters.models import Cluster
+from kubeadm import config as kubeadm_config_api
+from kubeadm import tokens as kubeadm_tokens
+from kubeadm import workflow
+from operations.models import Operation
+from operations.registry import OperationKind, PhaseSpec, PlannedPhase
+from operations.runner import OperationCancelled, PhaseContext, PhaseError
+
+KIND = "init"
+API_READY_TIMEOUT = 180
+CLUSTER_INFO_TIMEOUT = 120
+INIT_TOKEN_DESCRIPTION = "kubeadm init join token (Kubeboard operation #{operation})"
+
+
+class InitRefused(Exception):
+    """Initialization cannot start; the message says why and what to do (nothing ran)."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+def init_configuration_text(cluster: Cluster, node, token=None) -> str:
+    """The node's InitConfiguration and the cluster's ClusterConfiguration as kubeadm reads them.
+
+    ``token`` (a BootstrapToken row) becomes the only bootstrap token; without one the list is
+    left out, which only the bootstrap-token phase reads (and that phase always has the token).
+    kubeadm v1.37 refuses ``expires`` in a config file (TTL and Expires are "mutually exclusive"
+    once it defaults the TTL), so the token carries the time left as its TTL; the Secret is put
+    back to the row's exact expiry right after kubeadm wrote it (``bootstrap_token``).
+    """
+    init = kubeadm_config_api.default_init_configuration(
+        advertise_address=node.address, node_name=node.name, token=kubeadm_config_api.PLACEHOLDER_TOKEN
+    )
+    if token is None:
+        init.bootstrap_tokens = None
+    else:
+        left = max(1, math.ceil((token.expires_at - timezone.now()).total_seconds()))
+        init.bootstrap_tokens = [
+            kubeadm_config_api.BootstrapToken(
+                token=f"{token.token_id}.{token.plain_secret()}",
+                description=token.description,
+                ttl=timedelta(seconds=left),
+                usages=list(token.usages or []),
+                groups=list(token.groups or []),
+            )
+        ]
+    config = kubeadm_config.cluster_configuration(kubeadm_config.cluster_values(cluster))
+    return kubeadm_config_api.render_init_config(init, config)
+
+
+def _mark_initializing(ctx: PhaseContext) -> None:
+    Cluster.objects.filter(pk=ctx.cluster.pk).exclude(status=Cluster.Status.INITIALIZING).update(
+        status=Cluster.Status.INITIALIZING
+    )
+
+
+# --- Kubeboard's own phases ---------------------------------------------------------------------
+
+
+def check_machine(ctx: PhaseContext) -> None:
+    _mark_initializing(ctx)
+    remote.check_before_kubeadm(ctx, control_plane=True)
+
+
+def upload_files(ctx: PhaseContext) -> None:
+    _mark_initializing(ctx)
+    files = [remote.RemoteFile(remote.INIT_CONFIG, init_configuration_text(ctx.cluster, ctx.node).encode(), 0o600)]
+    files += remote.authority_files(ctx.cluster)
+    with remote.connection(ctx) as conn:
+        remote.upload(ctx, conn, files)
+    ctx.log("kubeadm will find the cluster's CAs in /etc/kubernetes/pki and reuse them instead of making its own.")
+
+
+def verify_api_server(ctx: PhaseContext) -> None:
+    _mark_initializing(ctx)
+    cluster = ctx.cluster
+    deadline = time.monotonic() + API_READY_TIMEOUT
+    server = kubeapi.server_url(cluster)
+    while True:
+        try:
+            answer = kubeapi.readyz(cluster)
+            break
+        except kubeapi.ClusterUnreachable as exc:
+            if time.monotonic() > deadline:
+                raise PhaseError(str(exc), hint=exc.hint) from None
+            ctx.log(f"API server not ready yet: {exc}", level="debug")
+        except kubeapi.KubeAPIError as exc:
+            raise PhaseError(str(exc), hint=exc.hint) from None
+        if ctx.cancel_event.wait(2.0):
+            raise OperationCancelled("cancelled while waiting for the API server")
+    try:
+        version = kubeapi.server_version(cluster)
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint) from None
+    ca = cluster.authorities.get(name="ca")
+    ctx.log(
+        f"{server}/readyz answered {answer!r} to a client certificate Kubeboard issued from its own CA; "
+        f"the server's certificate verified against the cluster CA (SHA-256 {ca.fingerprint_sha256}).",
+        readyz=answer,
+        server=server,
+    )
+    ctx.log(f"API server version {version}.")
+    if version.split("+")[0] != _wanted_version(cluster):
+        raise PhaseError(
+            f"the API server runs {version}, the cluster is configured for {cluster.kubernetes_version}",
+            hint="check which kube-apiserver image/binary the machine runs",
+        )
+
+
+def _wanted_version(cluster: Cluster) -> str:
+    version = cluster.kubernetes_version.strip()
+    return version if version.startswith("v") else f"v{version}"
+
+
+def _init_token(ctx: PhaseContext):
+    """The join token of this init: reused on a retry while it has an hour left, else created."""
+    from tokens.models import BootstrapToken
+    from tokens.services import create_token
+
+    description = INIT_TOKEN_DESCRIPTION.format(operation=ctx.operation.pk)
+    existing = (
+        BootstrapToken.objects.filter(
+            cluster=ctx.cluster,
+            description=description,
+            status=BootstrapToken.Status.ACTIVE,
+            expires_at__gt=timezone.now() + timedelta(hours=1),
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if existing is not None:
+        ctx.log(f"Using join token {existing.token_id} created by an earlier attempt.")
+        return existing
+    try:
+        token, _ = create_token(
+            ctx.cluster,
+            user=ctx.operation.requested_by,
+            description=description,
+            purpose=BootstrapToken.Purpose.JOIN,
+        )
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
+    except Exception as exc:  # tokens.policies.TokenError and friends: a clear message already
+        raise PhaseError(f"could not create the join token: {exc}", hint="check the cluster's token policy") from None
+    ctx.log(
+        f"Created join token {token.token_id} (Secret {token.secret_name} through the API), valid until "
+        f"{token.expires_at:%Y-%m-%d %H:%M} UTC."
+    )
+    return token
+
+
+def bootstrap_token(ctx: PhaseContext) -> None:
+    """Kubeboard's token goes into the InitConfiguration, then kubeadm's bootstrap-token phase
+    (RBAC for joining nodes, cluster-info) re-applies exactly that token."""
+    _mark_initializing(ctx)
+    token = _init_token(ctx)
+    secrets = remote.Secrets()
+    secrets.add(token.plain_secret(), f"{token.token_id}.{token.plain_secret()}")
+    text = init_configuration_text(ctx.cluster, ctx.node, token=token)
+    with remote.connection(ctx) as conn:
+        remote.upload(ctx, conn, [remote.RemoteFile(remote.INIT_CONFIG, text.encode(), 0o600)])
+        argv = [*_kubeadm_argv("bootstrap-token"), "--skip-token-print"]
+        remote.run(ctx, conn, argv, secrets=secrets, label="kubeadm init phase bootstrap-token")
+    _restore_token_secret(ctx, token)
+
+
+def _restore_token_secret(ctx: PhaseContext, token) -> None:
+    """kubeadm rewrote the token's Secret with an expiry from the TTL (a second or so off);
+    write it back exactly as Kubeboard recorded it, so cluster and row agree."""
+    from tokens import kube
+
+    body = kubeadm_tokens.bootstrap_token_secret(
+        f"{token.token_id}.{token.plain_secret()}",
+        description=token.description,
+        expiration=token.expires_at,
+        ttl=None,
+        usages=tuple(token.usages or ()),
+        groups=tuple(token.groups or ()),
+    )
+    try:
+        kube.put_secret(ctx.cluster, body)
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
+    ctx.log(
+        f"Secret {token.secret_name} matches Kubeboard's record again (expires {token.expires_at:%Y-%m-%d %H:%M:%S} UTC)."
+    )
+
+
+def verify_cluster_info(ctx: PhaseContext) -> None:
+    from tokens import kube
+    from tokens.models import BootstrapToken
+    from tokens.sync import cluster_info_pins
+
+    _mark_initializing(ctx)
+    cluster = ctx.cluster
+    token = (
+        BootstrapToken.objects.filter(
+            cluster=cluster, description=INIT_TOKEN_DESCRIPTION.format(operation=ctx.operation.pk)
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if token is None:
+        raise PhaseError("this operation has no join token to verify", hint="resume from the bootstrap-token phase")
+    key = f"{kubeadm_tokens.JWS_KEY_PREFIX}{token.token_id}"
+    deadline = time.monotonic() + CLUSTER_INFO_TIMEOUT
+    announced = False
+    while True:
+        try:
+            data = kube.cluster_info(cluster)
+        except kubeapi.KubeAPIError as exc:
+            raise PhaseError(str(exc), hint=exc.hint) from None
+        if data and "kubeconfig" in data and key in data:
+            break
+        if not announced:
+            ctx.log(f"Waiting for the bootstrap signer to add {key} to kube-public/cluster-info…")
+            announced = True
+        if time.monotonic() > deadline:
+            raise PhaseError(
+                f"kube-public/cluster-info has no {key} after {CLUSTER_INFO_TIMEOUT}s",
+                hint="the controller manager's bootstrap signer may not run; check kube-controller-manager",
+            )
+        if ctx.cancel_event.wait(2.0):
+            raise OperationCancelled("cancelled while waiting for cluster-info")
+    pins = cluster_info_pins(data["kubeconfig"])
+    if cluster.ca_pin_hash not in pins:
+        raise PhaseError(
+            f"cluster-info carries a CA with pin {', '.join(pins)}, expected {cluster.ca_pin_hash}",
+            hint="the API server does not use the CA Kubeboard holds; reset the machine and initialize again",
+        )
+    ctx.log(f"cluster-info's CA matches the cluster's pin {cluster.ca_pin_hash}.")
+    if not kubeadm_tokens.is_valid_detached_jws(data[key], data["kubeconfig"], token.token_id, token.plain_secret()):
+        raise PhaseError(
+            f"the {key} signature in cluster-info does not verify with Kubeboard's token {token.token_id}",
+            hint="another token with that id exists in the cluster; delete it and resume",
+        )
+    ctx.log(f"{key} verifies with token {token.token_id}: joining nodes can trust this cluster.")
+
+
+def read_back(ctx: PhaseContext) -> None:
+    _mark_initializing(ctx)
+    node = ctx.node
+    try:
+        row = inventory.wait_node_ready(ctx.cluster, node.name, cancel=ctx.cancel_event, log=ctx.log)
+    except InterruptedError:
+        raise OperationCancelled("cancelled while waiting for the node") from None
+    except TimeoutError as exc:
+        raise PhaseError(str(exc), hint=f"check the kubelet on {node.name}") from None
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint) from None
+    ctx.log(f"Node {node.name} is Ready ({', '.join(row['roles']) or 'no role'}, kubelet {row['kubelet_version']}).")
+    api = inventory.read_api(ctx.cluster)
+    ctx.log(
+        f"The API server lists {len(api.api_nodes)} node(s): "
+        + ", ".join(f"{n['name']} ({'Ready' if n['ready'] else 'NotReady'})" for n in api.api_nodes)
+    )
+    with remote.connection(ctx) as conn:
+        machine = inventory.read_machine(conn, node)
+    differing = [c["name"] for c in machine.certificates if c.get("custody", "").startswith(("DIFFERENT", "NOT"))]
+    ctx.log(
+        f"Read back {len(machine.certificates)} certificates and {len(machine.manifests)} static Pod manifests "
+        f"from {node.name}."
+    )
+    if differing:
+        raise PhaseError(
+            f"certificates on {node.name} do not come from Kubeboard's CAs: {', '.join(differing)}",
+            hint="the machine was not empty or another tool changed /etc/kubernetes/pki",
+        )
+
+
+# --- kubeadm's phases ---------------------------------------------------------------------------
+
+
+def _kubeadm_argv(name: str) -> list[str]:
+    return remote.kubeadm_argv("init", name, remote.INIT_CONFIG)
+
+
+def kubeadm_phase(name: str, *extra: str):
+    def run(ctx: PhaseContext) -> None:
+        _mark_initializing(ctx)
+        argv = _kubeadm_argv(name) + list(extra)
+        if name == "preflight":
+            ignored = ctx.params.get("ignore_preflight_errors") or []
+            if ignored:
+                argv.append("--ignore-preflight-errors=" + ",".join(ignored))
+        with remote.connection(ctx) as conn:
+            remote.run(ctx, conn, argv, label=f"kubeadm init phase {name}")
+
+    run.__name__ = f"kubeadm_init_{name.replace('-', '_')}"
+    return run
+
+
+def _kubeadm(name: str, *extra: str) -> PhaseSpec:
+    phase = workflow.find_phase(workflow.INIT_PHASES, name)
+    description = phase.description if phase is not None else name
+    # kubeadm's init phases are re-runnable: files are reused or rewritten, API objects
+    # created or updated. The job lock keeps two attempts from overlapping on the machine.
+    return PhaseSpec(name, description, kubeadm_phase(name, *extra), idempotent=True)
+
+
+PHASES = (
+    PhaseSpec(
+        "check-machine",
+        "Check the machine: host key, empty /etc/kubernetes, a kubeadm that can deploy this version",
+        check_machine,
+        idempotent=True,
+    ),
+    PhaseSpec(
+        "upload-files",
+        "Upload the kubeadm configuration and the cluster's CA material over SFTP",
+        upload_files,
+        idempotent=True,
+    ),
+    _kubeadm("preflight"),
+    _kubeadm("certs"),
+    _kubeadm("kubeconfig"),
+    _kubeadm("etcd"),
+    _kubeadm("control-plane"),
+    _kubeadm("kubelet-start"),
+    _kubeadm("wait-control-plane"),
+    PhaseSpec(
+        "verify-api-server",
+        "Ask the API server for /readyz with a client certificate from Kubeboard's CA",
+        verify_api_server,
+        idempotent=True,
+    ),
+    _kubeadm("upload-config"),
+    # Without --upload-certs kubeadm only says it skips: a control-plane join that uses
+    # kubeadm-certs gets a fresh certificate key (two hours) right before it, from Kubeboard.
+    _kubeadm("upload-certs"),
+    _kubeadm("mark-control-plane"),
+    PhaseSpec(
+        "bootstrap-token",
+        "Create the join token (Kubeboard), then RBAC for joining nodes and the cluster-info ConfigMap (kubeadm)",
+        bootstrap_token,
+        idempotent=True,
+    ),
+    PhaseSpec(
+        "verify-cluster-info",
+        "Check that cluster-info carries our CA and a signature that verifies with our token",
+        verify_cluster_info,
+        idempotent=True,
+    ),
+    _kubeadm("kubelet-finalize"),
+    _kubeadm("addon"),
+    PhaseSpec(
+        "read-back",
+        "Wait for the node to be Ready, then read back nodes, certificates and manifests",
+        read_back,
+        idempotent=True,
+    ),
+)
+
+KUBEADM_PHASE_NAMES = tuple(p.name for p in workflow.INIT_PHASES)
+
+
+def plan(operation: Operation) -> list[PlannedPhase]:
+    node_id = operation.params["node_id"]
+    return [PlannedPhase(spec.name, node_id=node_id) for spec in PHASES]
+
+
+def on_finished(operation: Operation) -> None:
+    from nodes.models import Node
+
+    succeeded = operation.status == Operation.Status.SUCCEEDED
+    Cluster.objects.filter(pk=operation.cluster_id).update(
+        status=Cluster.Status.RUNNING if succeeded else Cluster.Status.INIT_STOPPED
+    )
+    Node.objects.filter(pk=operation.params.get("node_id")).update(
+        status=Node.Status.JOINED if succeeded else Node.Status.FAILED
+    )
+
+
+INIT = OperationKind(
+    name=KIND,
+    label="Initialize control plane",
+    phases=PHASES,
+    plan=plan,
+    on_finished=on_finished,
+)
+
+
+# --- starting it ----------------------------------------------------------------------------------
+
+
+def start_init(cluster: Cluster, node, *, user=None, skip=(), skip_reason: str = "") -> Operation:
+    """Check what can be checked before anything runs, then queue the init operation.
+
+    Refused (``InitRefused``, nothing recorded): an adopted cluster or one without identity, a
+    cluster already initialized or initializing, a machine of another cluster, a machine whose
+    host key is not pinned, or whose last check found a populated /etc/kubernetes or a kubeadm
+    that cannot deploy the cluster's version.
+    """
+    from nodes.models import Node
+    from operations.services import start_operation
+
+    if cluster.is_adopted:
+        raise InitRefused(f"cluster {cluster.name} was adopted: it already runs", hint="join nodes to it instead")
+    if not cluster.ca_pin_hash or not cluster.authorities.filter(name="ca").exists():
+        raise InitRefused(
+            f"cluster {cluster.name} has no identity yet (certificate authorities)",
+            hint="wait for the prepare-identity operation to succeed",
+        )
+    if cluster.status in (Cluster.Status.RUNNING,):
+        raise InitRefused(f"cluster {cluster.name} is already initialized", hint="join more nodes instead")
+    if node.cluster_id != cluster.pk:
+        raise InitRefused(f"machine {node.name} belongs to another cluster")
+    active = cluster.operations.filter(kind=KIND, status__in=Operation.ACTIVE_STATUSES).first()
+    if active is not None:
+        raise InitRefused(f"operation #{active.pk} is already initializing {cluster.name}", hint="follow it instead")
+    stopped = cluster.operations.filter(kind=KIND, status__in=Operation.RESUMABLE_STATUSES).first()
+    if stopped is not None and stopped.params.get("node_id") == node.pk:
+        raise InitRefused(
+            f"operation #{stopped.pk} already initialized {node.name} part of the way and stopped",
+            hint="resume it from the operation page, or reset the machine before starting over",
+        )
+    problems = remote.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
+    if problems:
+        raise InitRefused("; ".join(p.message for p in problems), hint=problems[0].hint)
+    ignored = remote.preflight_ignore_list(cluster, node)
+    with transaction.atomic():
+        Node.objects.filter(pk=node.pk).update(role=Node.Role.CONTROL_PLANE, status=Node.Status.JOINING)
+        Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.INITIALIZING)
+        # The ignore list is recorded with the run (its params), as it was when it started.
+        return start_operation(
+            cluster,
+            KIND,
+            user=user,
+            params={"node_id": node.pk, "node": node.name, "ignore_preflight_errors": ignored},
+            skip=skip,
+            skip_reason=skip_reason,
+        )

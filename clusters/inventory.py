@@ -1,0 +1,218 @@
+"""Read back what init and joins produced: the API server's node list, and on control-plane
+machines the certificates (with expiry, compared with Kubeboard's custody) and the static Pod
+manifests.
+
+The machine side is one read-only command: it prints every certificate under
+/etc/kubernetes/pki, only the *certificate* of each kubeconfig's client (never the key), and
+the manifests. Nothing secret leaves the machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import kubernetes.client
+import yaml
+from cryptography import x509
+from django.db import transaction
+from django.utils import timezone
+
+from clusters import kubeapi
+from clusters.models import ClusterInventory, MachineInventory
+from kubeadm import pki
+from nodes import ssh
+
+# Prints sections the parser below splits on. Keys never leave the machine: for kubeconfigs
+# only the client-certificate-data line (or the certificate block of the file it points to).
+_SCRIPT = r"""
+for f in $(find /etc/kubernetes/pki -name '*.crt' 2>/dev/null | sort); do
+  echo "@@cert $f"; cat "$f"
+done
+for f in admin.conf super-admin.conf controller-manager.conf scheduler.conf kubelet.conf; do
+  p=/etc/kubernetes/$f
+  [ -f "$p" ] || continue
+  echo "@@kubeconfig $p"
+  data=$(sed -n 's/^ *client-certificate-data: *//p' "$p" | head -n 1)
+  if [ -n "$data" ]; then echo "$data" | base64 -d 2>/dev/null
+  else
+    file=$(sed -n 's/^ *client-certificate: *//p' "$p" | head -n 1)
+    [ -n "$file" ] && [ -f "$file" ] && sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$file"
+  fi
+done
+for f in $(find /etc/kubernetes/manifests -maxdepth 1 -name '*.yaml' 2>/dev/null | sort); do
+  echo "@@manifest $f"; cat "$f"
+done
+echo "@@end"
+"""
+READ_TIMEOUT = 60
+NODE_READY_TIMEOUT = 180
+
+
+def _sections(lines: list[str]) -> list[tuple[str, str, str]]:
+    """(kind, path, text) for each "@@kind path" section."""
+    found: list[tuple[str, str, list[str]]] = []
+    for line in lines:
+        if line.startswith("@@"):
+            kind, _, path = line[2:].partition(" ")
+            found.append((kind, path.strip(), []))
+        elif found:
+            found[-1][2].append(line)
+    return [(kind, path, "\n".join(body) + "\n") for kind, path, body in found if kind != "end"]
+
+
+def _custody(cluster) -> dict[str, x509.Certificate]:
+    held = {}
+    for authority in cluster.authorities.exclude(certificate_pem=""):
+        held[authority.name] = pki.load_certificate(authority.certificate_pem.encode(), name=authority.name)
+    return held
+
+
+def _certificate_row(kind: str, path: str, text: str, held: dict[str, x509.Certificate], now) -> dict:
+    name = path.removeprefix("/etc/kubernetes/pki/").removeprefix("/etc/kubernetes/").removesuffix(".crt")
+    row: dict = {"name": name, "path": path, "kind": kind}
+    try:
+        cert = pki.load_certificate(text.encode(), name=path)
+    except Exception as exc:  # a truncated or foreign file is shown, not fatal
+        row.update(error=f"not a PEM certificate: {exc}", custody="unreadable")
+        return row
+    not_after = cert.not_valid_after_utc
+    is_ca = False
+    try:
+        is_ca = bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        pass
+    row.update(
+        kind="ca" if is_ca and kind == "cert" else ("leaf" if kind == "cert" else "kubeconfig"),
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        not_after=not_after.isoformat(),
+        residual_days=round((not_after - now).total_seconds() / 86400, 1),
+        fingerprint=pki.fingerprint_sha256(cert),
+    )
+    if row["kind"] == "ca":
+        ours = held.get(name)
+        if ours is None:
+            row["custody"] = "not held"
+        elif pki.fingerprint_sha256(ours) == row["fingerprint"]:
+            row["custody"] = "same as Kubeboard's"
+        else:
+            row["custody"] = "DIFFERENT from Kubeboard's"
+        return row
+    for ca_name, ca_cert in held.items():
+        try:
+            pki.verify_signed_by(cert, ca_cert, name=path)
+        except Exception:
+            continue
+        row["custody"] = f"signed by Kubeboard's {ca_name}"
+        return row
+    row["custody"] = "NOT signed by a CA Kubeboard holds"
+    return row
+
+
+def _manifest_row(path: str, text: str) -> dict:
+    images: list[str] = []
+    try:
+        pod = yaml.safe_load(text) or {}
+        images = [c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []]
+    except yaml.YAMLError:
+        pass
+    return {
+        "name": path.rsplit("/", 1)[-1],
+        "path": path,
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "images": images,
+        "text": text,
+    }
+
+
+def read_machine(conn: ssh.Connection, node) -> MachineInventory:
+    """Read the certificates and manifests of a control-plane machine and store them."""
+    lines: list[str] = []
+    result = conn.run(_SCRIPT, on_line=lines.append, timeout=READ_TIMEOUT)
+    now = timezone.now()
+    held = _custody(node.cluster)
+    certificates, manifests = [], []
+    for kind, path, text in _sections(lines):
+        if kind in ("cert", "kubeconfig"):
+            if text.strip():
+                certificates.append(_certificate_row(kind, path, text, held, now))
+        elif kind == "manifest":
+            manifests.append(_manifest_row(path, text))
+    error = "" if result.exit_status == 0 else f"the read-back command ended with exit status {result.exit_status}"
+    inventory, _ = MachineInventory.objects.update_or_create(
+        node=node,
+        defaults={"collected_at": now, "certificates": certificates, "manifests": manifests, "error": error},
+    )
+    return inventory
+
+
+def _ready(node) -> bool:
+    for condition in (node.status.conditions or []) if node.status else []:
+        if condition.type == "Ready":
+            return condition.status == "True"
+    return False
+
+
+def _node_row(node) -> dict:
+    labels = node.metadata.labels or {}
+    roles = sorted(key.split("/", 1)[1] for key in labels if key.startswith("node-role.kubernetes.io/"))
+    addresses = {a.type: a.address for a in (node.status.addresses or [])} if node.status else {}
+    info = node.status.node_info if node.status else None
+    return {
+        "name": node.metadata.name,
+        "ready": _ready(node),
+        "roles": roles,
+        "kubelet_version": info.kubelet_version if info else "",
+        "internal_ip": addresses.get("InternalIP", ""),
+        "created": node.metadata.creation_timestamp.isoformat() if node.metadata.creation_timestamp else "",
+    }
+
+
+def list_api_nodes(cluster) -> list[dict]:
+    with kubeapi.connect(cluster, "list Nodes") as client:
+        items = kubernetes.client.CoreV1Api(client).list_node().items
+    return sorted((_node_row(item) for item in items), key=lambda row: row["name"])
+
+
+def read_api(cluster) -> ClusterInventory:
+    """Store the API server's node list (or why it could not be read)."""
+    try:
+        rows, error = list_api_nodes(cluster), ""
+    except kubeapi.KubeAPIError as exc:
+        rows, error = None, str(exc)
+    with transaction.atomic():
+        inventory, _ = ClusterInventory.objects.select_for_update().get_or_create(cluster=cluster)
+        inventory.collected_at = timezone.now()
+        inventory.error = error
+        if rows is not None:
+            inventory.api_nodes = rows
+        inventory.save()
+    return inventory
+
+
+def wait_node_ready(cluster, name: str, *, timeout: float = NODE_READY_TIMEOUT, cancel=None, log=None) -> dict:
+    """Poll the API server until Node ``name`` is Ready; returns its row. Raises TimeoutError
+    (with the last state seen) or the API errors."""
+    deadline = time.monotonic() + timeout
+    last = "not registered"
+    announced = False
+    while True:
+        try:
+            rows = {row["name"]: row for row in list_api_nodes(cluster)}
+        except kubeapi.ClusterUnreachable as exc:
+            rows, last = {}, str(exc)
+        row = rows.get(name)
+        if row is not None and row["ready"]:
+            return row
+        if row is not None:
+            last = "registered, not Ready yet"
+        if log is not None and not announced:
+            log(f"Waiting for node {name} to be Ready in the API server ({last})…")
+            announced = True
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"node {name} not Ready after {timeout:.0f}s ({last})")
+        if cancel is not None and cancel.wait(2.0):
+            raise InterruptedError("cancelled")
+        if cancel is None:
+            time.sleep(2.0)

@@ -1,0 +1,107 @@
+"""Kubeboard driving blank test-bed machines, set up as a person would.
+
+* ``blank_machines``: a sandbox whose nodes run the static-pod runner with the hollow kubelet
+  and nothing else (no kubeadm run yet), torn down and checked for leftovers afterwards;
+* ``ready_cluster``: a cluster whose identity Kubeboard prepared (its own CAs, the CA pin);
+* ``add_machine``: a Node row with the cluster's generated key pair, the public key put into
+  the machine's authorized_keys, the host key fetched and accepted by comparing fingerprints.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from clusters.models import Cluster
+from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
+from nodes import services as node_services
+from nodes import ssh
+from nodes.models import Node
+from operations.models import Operation
+from tools.testbed import Sandbox
+from tools.testbed.testing import assert_no_traces, require_binaries
+
+
+@contextmanager
+def blank_machines(name: str, subnet: str, size: int, *, bin_dir: Path | None = None) -> Iterator[Sandbox]:
+    """``size`` blank machines: sshd, runner and hollow kubelet waiting, nothing of kubeadm.
+
+    ``bin_dir`` replaces the release's bin dir on the machines' PATH (e.g. one without
+    kubeadm); the runner always uses the real binaries.
+    """
+    binaries = require_binaries()
+    sandbox = Sandbox(name=name, subnet=subnet, size=size, bin_dir=bin_dir or binaries)
+    try:
+        sandbox.up()
+        for node in sandbox.nodes:
+            node.start_runner(binaries, kubelet=True)
+        yield sandbox
+    finally:
+        sandbox.down()
+    assert_no_traces(sandbox)
+
+
+def ready_cluster(name: str, endpoint: str, *, team=None, user=None, **fields) -> Cluster:
+    """A cluster with its identity prepared by the real prepare-identity operation (in-process)."""
+    from clusters.services import create_cluster
+    from operations.runner import run_operation
+
+    values = {
+        "kubernetes_version": DEFAULT_KUBERNETES_VERSION,
+        "control_plane_endpoint": endpoint,
+        "pod_subnet": "10.244.0.0/16",
+        "encryption_algorithm": "ECDSA-P256",
+    }
+    values.update(fields)
+    operation = create_cluster(Cluster(name=name, team=team, **values), user=user)
+    assert run_operation(operation.pk) == Operation.Status.SUCCEEDED, list(operation.events.values_list("message"))
+    return Cluster.objects.get(pk=operation.cluster_id)
+
+
+def authorize(sandbox: Sandbox, public_key: str) -> None:
+    """What a person does on each machine: add the cluster's public key to authorized_keys."""
+    path = sandbox.state_dir / "authorized_keys"
+    text = path.read_text()
+    if public_key.strip() not in text:
+        path.write_text(text.rstrip("\n") + "\n" + public_key.strip() + "\n")
+
+
+def machine_fingerprint(sandbox: Sandbox, index: int) -> str:
+    """The fingerprint the machine's owner reads with ssh-keygen -l on the machine itself."""
+    pub = sandbox.node(index).dir / "ssh_host_ed25519_key.pub"
+    out = subprocess.run(["ssh-keygen", "-lf", str(pub)], capture_output=True, text=True, check=True).stdout
+    return out.split()[1]
+
+
+def accept_host_key(node: Node, sandbox: Sandbox, index: int, *, user=None) -> Node:
+    """First contact shows the fingerprint; it is compared with the machine's and accepted."""
+    with pytest.raises(ssh.HostKeyUnknown) as info:
+        ssh.connect(node)
+    assert info.value.fingerprint == machine_fingerprint(sandbox, index)
+    return node_services.accept_host_key(node, user=user, fingerprint=info.value.fingerprint)
+
+
+def add_machine(cluster: Cluster, sandbox: Sandbox, index: int, *, user=None, name: str = "", **fields) -> Node:
+    key = node_services.ensure_cluster_key(cluster, user=user)
+    authorize(sandbox, key.public_key)
+    machine = sandbox.node(index)
+    values = {"address": machine.address, "ssh_port": 22, "ssh_user": "root", "credential": Node.Credential.CLUSTER_KEY}
+    values.update(fields)
+    node = Node.objects.create(cluster=cluster, name=name or machine.name, **values)
+    return accept_host_key(node, sandbox, index, user=user)
+
+
+# The narrowest list that lets kubeadm's preflight run on test-bed machines (no container
+# runtime, no kubelet binary, forwarding off in the node's namespace): see README, "Limits".
+TESTBED_IGNORE_PREFLIGHT = [
+    "CRI",
+    "ContainerRuntimeVersion",
+    "ImagePull",
+    "SystemVerification",
+    "KubeletVersion",
+    "FileContent--proc-sys-net-ipv4-ip_forward",
+]

@@ -1,5 +1,6 @@
-"""Worker start-up: reap operations that a dead worker left running (as AWX does), then keep
-reaping in the background so an orphan is noticed within a lease even if nobody watches it."""
+"""Worker start-up: reap operations that a dead worker left running (as AWX does) and re-queue
+queued operations whose task was lost, then keep doing so in the background, so an orphan is
+noticed within a lease and a lost task within a queue timeout even if nobody watches."""
 
 import logging
 import threading
@@ -26,7 +27,9 @@ def _reap(proc_name: str) -> None:
 
 
 def _reap_forever(proc_name: str, stop: threading.Event) -> None:
-    interval = max(1.0, settings.OPERATION_LEASE_SECONDS / 2)
+    # Often enough that a dead worker's operation is interrupted within its lease and a lost
+    # queued task is re-queued within about 1.5 queue timeouts.
+    interval = max(1.0, min(settings.OPERATION_LEASE_SECONDS, settings.OPERATION_QUEUE_TIMEOUT_SECONDS) / 2)
     while not stop.wait(interval):
         _reap(proc_name)
 

@@ -158,8 +158,9 @@ def rotation_due_at(token: BootstrapToken, policy: TokenPolicy) -> datetime.date
         return None
     due = token.expires_at - policy.rotate_before
     limit = chain_limit(token, policy)
-    if limit is not None and limit <= due + MIN_SUCCESSOR_LIFE:
-        return None
+    # (expirations have seconds precision, the limit may not)
+    if limit is not None and (token.expires_at >= limit - timedelta(seconds=1) or limit <= due + MIN_SUCCESSOR_LIFE):
+        return None  # the chain ends with this token
     return due
 
 

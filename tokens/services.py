@@ -98,7 +98,7 @@ def _wake_policy(cluster, now: datetime.datetime) -> None:
 def acquire(token: BootstrapToken, *, now: datetime.datetime, holder: str = "") -> BootstrapToken:
     """Lock ``token`` for one action; TokenBusy when another holder has it. Returns a fresh row."""
     with transaction.atomic():
-        row = BootstrapToken.objects.select_for_update().select_related("cluster", "node").get(pk=token.pk)
+        row = BootstrapToken.objects.select_for_update(of=("self",)).select_related("cluster", "node").get(pk=token.pk)
         if row.lease_until is not None and row.lease_until > now:
             raise TokenBusy(
                 f"token {row.token_id} is being changed by {row.leased_by or 'another worker'} right now; "

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "nodes",
     "tokens",
     "operations",
+    "teams",
 ]
 
 MIDDLEWARE = [

@@ -15,6 +15,8 @@ urlpatterns = [
     path("clusters/", include("clusters.urls")),
     path("clusters/<str:cluster>/nodes/", include("nodes.urls")),
     path("operations/", include("operations.urls")),
+    path("audit/", include("audit.urls")),
+    path("teams/", include("teams.urls")),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -1,0 +1,110 @@
+"""Team and role changes: each checks who may make it, keeps the team manageable, and writes
+one audit record. A team is a Django ``Group``; a member's role is a ``core.models.TeamMembership``
+row, read by ``core.permissions`` on every request, so a change applies at once everywhere."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+
+from audit.services import record
+from audit.snapshot import snapshot
+from core.models import TeamMembership, TeamRole
+from core.permissions import ADMIN, can_in_team
+
+
+class TeamError(ValueError):
+    """A team change that cannot be made (message says why)."""
+
+
+def _require_admin(user, team: Group) -> None:
+    if not can_in_team(user, ADMIN, team):
+        raise PermissionDenied(f"managing team {team.name} needs its admin role")
+
+
+def _check_role(role: str) -> str:
+    if role not in TeamRole.values:
+        raise TeamError(f"unknown role “{role}”; a role is one of {', '.join(TeamRole.values)}")
+    return role
+
+
+def create_team(name: str, *, user) -> Group:
+    if not (user.is_active and user.is_superuser):
+        raise PermissionDenied("only a superuser creates teams")
+    name = name.strip()
+    if not name:
+        raise TeamError("a team needs a name")
+    with transaction.atomic():
+        if Group.objects.filter(name__iexact=name).exists():
+            raise TeamError(f"a team named “{name}” already exists")
+        team = Group.objects.create(name=name)
+        record("team.created", actor=user, obj=team, details={"team": team.name}, after=snapshot(team))
+    return team
+
+
+def _admins_left(team: Group, without: TeamMembership) -> int:
+    return TeamMembership.objects.filter(team=team, role=TeamRole.ADMIN).exclude(pk=without.pk).count()
+
+
+def add_member(team: Group, member, role: str, *, user) -> TeamMembership:
+    _require_admin(user, team)
+    _check_role(role)
+    if not member.is_active:
+        raise TeamError(f"user {member.get_username()} is deactivated")
+    try:
+        with transaction.atomic():
+            membership = TeamMembership.objects.create(team=team, user=member, role=role)
+            record(
+                "team.member_added",
+                actor=user,
+                obj=team,
+                details={"team": team.name, "user": member.get_username(), "role": role},
+            )
+    except IntegrityError:
+        raise TeamError(f"{member.get_username()} is already in team {team.name}; change their role instead") from None
+    return membership
+
+
+def change_role(membership: TeamMembership, role: str, *, user) -> TeamMembership:
+    team = membership.team
+    _require_admin(user, team)
+    _check_role(role)
+    with transaction.atomic():
+        locked = TeamMembership.objects.select_for_update().get(pk=membership.pk)
+        if locked.role == role:
+            return locked
+        if locked.role == TeamRole.ADMIN and not _admins_left(team, locked):
+            raise TeamError(
+                f"{locked.user.get_username()} is the last admin of {team.name}; make someone else admin first"
+            )
+        before = locked.role
+        locked.role = role
+        locked.save(update_fields=["role"])
+        record(
+            "team.role_changed",
+            actor=user,
+            obj=team,
+            details={"team": team.name, "user": locked.user.get_username(), "role": role},
+            before={"role": before},
+            after={"role": role},
+        )
+    return locked
+
+
+def remove_member(membership: TeamMembership, *, user) -> None:
+    team = membership.team
+    _require_admin(user, team)
+    with transaction.atomic():
+        locked = TeamMembership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+        if locked.role == TeamRole.ADMIN and not _admins_left(team, locked):
+            raise TeamError(
+                f"{locked.user.get_username()} is the last admin of {team.name}; make someone else admin first"
+            )
+        locked.delete()
+        record(
+            "team.member_removed",
+            actor=user,
+            obj=team,
+            details={"team": team.name, "user": locked.user.get_username(), "role": locked.role},
+        )

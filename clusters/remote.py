@@ -182,11 +182,13 @@ def run(
 
 # --- kubeadm's phase commands ------------------------------------------------------------------
 
-# Phase commands that take no --config in kubeadm v1.37.2 (`kubeadm <init|join> phase <name> --help`)
-# and then guess the API server's address from the default route, which machines without one
-# (the test bed's) do not have. They run as the whole command with every other phase skipped:
-# the same phase code, fed the configuration.
-_NO_CONFIG = {("init", "wait-control-plane"), ("join", "wait-control-plane")}
+# Phases whose own subcommand cannot do the job in kubeadm v1.37.2, so they run as the whole
+# command with every other phase skipped (the same phase code, fed the configuration):
+# * init/join wait-control-plane take no --config (`--help`) and guess the API server's
+#   address from the default route, which machines without one (the test bed's) lack;
+# * join kubelet-wait-bootstrap run alone insists on /etc/kubernetes/admin.conf, which a
+#   worker never has ("Please use 'kubeadm join phase control-plane-prepare'…").
+_WHOLE_COMMAND = {("init", "wait-control-plane"), ("join", "wait-control-plane"), ("join", "kubelet-wait-bootstrap")}
 # Top-level phases of `kubeadm init|join` in v1.37.2 (`kubeadm init --help`), for --skip-phases.
 _TOP_LEVEL = {
     "init": (
@@ -206,7 +208,7 @@ def kubeadm_argv(workflow_name: str, name: str, config: str) -> list[str]:
     ``kubeadm init|join phase <name> [all] --config …`` (from kubeadm.workflow)."""
     from kubeadm import workflow
 
-    if (workflow_name, name) in _NO_CONFIG:
+    if (workflow_name, name) in _WHOLE_COMMAND:
         others = [phase for phase in _TOP_LEVEL[workflow_name] if phase != name]
         return [KUBEADM, workflow_name, "--config", config, "--skip-phases=" + ",".join(others)]
     phases = workflow.INIT_PHASES if workflow_name == "init" else workflow.JOIN_CONTROL_PLANE_PHASES

@@ -1,0 +1,455 @@
+"""The join operations: workers in parallel (a configurable bound), control planes one at a time.
+
+Each machine is one group of phases; kubeadm's phases run as ``kubeadm join phase …`` commands
+over SSH with a JoinConfiguration Kubeboard uploads (0600: it holds the token). Every join
+uses its own ``BootstrapToken`` row, made for that machine through the tokens service (the
+Secret through the API) — never a token Kubeboard does not know.
+
+Control planes get the shared CA material one of two ways (``params["method"]``):
+
+* ``pre-seed`` (Cluster API's way): the CA certificates and keys and the service-account key
+  pair are written to /etc/kubernetes/pki over SFTP from Kubeboard's custody; kubeadm's
+  download-certs finds no certificate key and skips; nothing secret waits in the cluster;
+* ``upload-certs`` (kubeadm's way): right before each machine, Kubeboard makes sure a
+  certificate key with enough life left exists (a fresh ``kubeadm-certs`` Secret and key via
+  ``tokens.certkeys`` otherwise: its two-hour life is tracked there), and puts the key into
+  that machine's JoinConfiguration; kubeadm's download-certs decrypts the Secret.
+
+Control planes join one at a time: etcd membership changes must not overlap.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from clusters import inventory, kubeapi, remote
+from clusters.models import Cluster
+from kubeadm import config as kubeadm_config
+from nodes.models import Node
+from operations.models import Operation, PhaseRun
+from operations.registry import OperationKind, PhaseSpec, PlannedPhase
+from operations.runner import OperationCancelled, PhaseContext, PhaseError
+
+WORKERS = "join-workers"
+CONTROL_PLANE = "join-control-plane"
+PRE_SEED = Cluster.ControlPlaneJoinMethod.PRE_SEED
+UPLOAD_CERTS = Cluster.ControlPlaneJoinMethod.UPLOAD_CERTS
+# A certificate key with less life left is replaced before a control plane uses it.
+CERTIFICATE_KEY_MARGIN = timedelta(minutes=30)
+# A join token is reused by a retry only while it has this much life left.
+TOKEN_MARGIN = timedelta(minutes=30)
+TOKEN_DESCRIPTION = "join of {node} (Kubeboard operation #{operation})"
+# kubeadm join's phases in v1.37.2 (`kubeadm join --help`); on a worker the control-plane
+# ones only say they skip, so a worker runs just these.
+WORKER_KUBEADM_PHASES = ("preflight", "kubelet-start", "kubelet-wait-bootstrap")
+CONTROL_PLANE_KUBEADM_PHASES = (
+    "preflight",
+    "control-plane-prepare",
+    "kubelet-start",
+    "etcd-join",
+    "kubelet-wait-bootstrap",
+    "control-plane-join",
+    "wait-control-plane",
+)
+
+
+class JoinRefused(Exception):
+    """A join cannot start; the message says why and ``hint`` what to do (nothing ran)."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _control_plane(ctx: PhaseContext) -> bool:
+    return ctx.operation.kind == CONTROL_PLANE
+
+
+def api_server_endpoint(cluster: Cluster) -> str:
+    """host:port of the API server, as JoinConfiguration's discovery wants it."""
+    from tokens.services import join_endpoint
+
+    return join_endpoint(cluster).removeprefix("https://")
+
+
+# --- the join token and the certificate key ---------------------------------------------------------
+
+
+def _token_for(ctx: PhaseContext):
+    from tokens.models import BootstrapToken
+
+    description = TOKEN_DESCRIPTION.format(node=ctx.node.name, operation=ctx.operation.pk)
+    return (
+        BootstrapToken.objects.filter(
+            cluster=ctx.cluster,
+            node=ctx.node,
+            description=description,
+            status=BootstrapToken.Status.ACTIVE,
+            expires_at__gt=timezone.now() + TOKEN_MARGIN,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def join_token(ctx: PhaseContext) -> None:
+    from tokens.models import BootstrapToken
+    from tokens.services import create_token
+
+    existing = _token_for(ctx)
+    if existing is not None:
+        ctx.log(f"Using join token {existing.token_id} made for {ctx.node.name} by an earlier attempt.")
+        return
+    try:
+        token, _ = create_token(
+            ctx.cluster,
+            user=ctx.operation.requested_by,
+            description=TOKEN_DESCRIPTION.format(node=ctx.node.name, operation=ctx.operation.pk),
+            node=ctx.node,
+            purpose=BootstrapToken.Purpose.JOIN,
+        )
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
+    except Exception as exc:  # the tokens service's TokenError: its message says what is wrong
+        raise PhaseError(f"could not create a join token: {exc}", hint="check the cluster's token policy") from None
+    ctx.log(
+        f"Created join token {token.token_id} for {ctx.node.name} (Secret {token.secret_name} through the API), "
+        f"valid until {token.expires_at:%Y-%m-%d %H:%M} UTC."
+    )
+
+
+def certificate_key(ctx: PhaseContext) -> None:
+    """A certificate key with at least CERTIFICATE_KEY_MARGIN left, re-uploaded fresh if needed."""
+    from tokens import certkeys
+
+    current = certkeys.current_key(ctx.cluster)
+    if current is not None and current.expires_at - timezone.now() > CERTIFICATE_KEY_MARGIN:
+        ctx.log(
+            f"Certificate key #{current.pk} (kubeadm-certs) is valid until {current.expires_at:%H:%M:%S} UTC; using it."
+        )
+        return
+    if current is not None:
+        ctx.log(
+            f"Certificate key #{current.pk} expires at {current.expires_at:%H:%M:%S} UTC, too soon for a join; "
+            "uploading the certificates again with a fresh key."
+        )
+    try:
+        certkeys.issue_certificate_key(
+            ctx.cluster, user=ctx.operation.requested_by, operation=ctx.operation, log=ctx.log
+        )
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
+
+
+def _valid_certificate_key(ctx: PhaseContext):
+    from tokens import certkeys
+
+    current = certkeys.current_key(ctx.cluster)
+    if current is None or not current.is_valid():
+        raise PhaseError(
+            "no valid certificate key for the kubeadm-certs Secret",
+            hint="resume from this machine's certificate-key phase (it uploads them again)",
+        )
+    return current
+
+
+# --- files ----------------------------------------------------------------------------------------------
+
+
+def join_configuration_text(ctx: PhaseContext, full_token: str, key: str = "") -> str:
+    node, cluster = ctx.node, ctx.cluster
+    join = kubeadm_config.default_join_configuration(
+        api_server_endpoint=api_server_endpoint(cluster),
+        token=full_token,
+        node_name=node.name,
+        ca_cert_hashes=[cluster.ca_pin_hash],
+    )
+    if _control_plane(ctx):
+        join.control_plane = kubeadm_config.JoinControlPlane(
+            local_api_endpoint=kubeadm_config.APIEndpoint(
+                advertise_address=node.address, bind_port=kubeadm_config.DEFAULT_BIND_PORT
+            ),
+            certificate_key=key,
+        )
+    return kubeadm_config.render_join_config(join)
+
+
+def _secrets(ctx: PhaseContext) -> remote.Secrets:
+    secrets = remote.Secrets()
+    token = _token_for(ctx)
+    if token is not None:
+        secrets.add(token.plain_secret(), f"{token.token_id}.{token.plain_secret()}")
+    if _control_plane(ctx) and ctx.params.get("method") == UPLOAD_CERTS:
+        from tokens import certkeys
+
+        current = certkeys.current_key(ctx.cluster)
+        if current is not None and current.key:
+            secrets.add(current.plain_key())
+    return secrets
+
+
+def upload_files(ctx: PhaseContext) -> None:
+    token = _token_for(ctx)
+    if token is None:
+        raise PhaseError(f"no valid join token for {ctx.node.name}", hint="resume from this machine's join-token phase")
+    key = ""
+    if _control_plane(ctx) and ctx.params.get("method") == UPLOAD_CERTS:
+        key = _valid_certificate_key(ctx).plain_key()
+    text = join_configuration_text(ctx, f"{token.token_id}.{token.plain_secret()}", key)
+    files = [remote.RemoteFile(remote.JOIN_CONFIG, text.encode(), 0o600)]
+    if _control_plane(ctx) and ctx.params.get("method") == PRE_SEED:
+        files += remote.authority_files(ctx.cluster)
+    with remote.connection(ctx) as conn:
+        remote.upload(ctx, conn, files)
+    if _control_plane(ctx) and ctx.params.get("method") == PRE_SEED:
+        ctx.log("The shared certificates came from Kubeboard's custody; kubeadm's download-certs has nothing to do.")
+
+
+# --- phases ---------------------------------------------------------------------------------------------
+
+
+def check_machine(ctx: PhaseContext) -> None:
+    remote.check_before_kubeadm(ctx, control_plane=_control_plane(ctx))
+
+
+def kubeadm_phase(name: str):
+    def run(ctx: PhaseContext) -> None:
+        argv = remote.kubeadm_argv("join", name, remote.JOIN_CONFIG)
+        if name == "preflight":
+            ignored = (ctx.params.get("ignore_preflight_errors") or {}).get(ctx.node.name) or []
+            if ignored:
+                argv.append("--ignore-preflight-errors=" + ",".join(ignored))
+        with remote.connection(ctx) as conn:
+            remote.run(ctx, conn, argv, secrets=_secrets(ctx), label=f"kubeadm join phase {name}")
+
+    run.__name__ = f"kubeadm_join_{name.replace('-', '_')}"
+    return run
+
+
+def verify_node(ctx: PhaseContext) -> None:
+    node = ctx.node
+    try:
+        row = inventory.wait_node_ready(ctx.cluster, node.name, cancel=ctx.cancel_event, log=ctx.log)
+    except InterruptedError:
+        raise OperationCancelled("cancelled while waiting for the node") from None
+    except TimeoutError as exc:
+        raise PhaseError(str(exc), hint=f"check the kubelet on {node.name}") from None
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint) from None
+    ctx.log(f"Node {node.name} is Ready ({', '.join(row['roles']) or 'worker'}, kubelet {row['kubelet_version']}).")
+    Node.objects.filter(pk=node.pk).update(status=Node.Status.JOINED)
+    if _control_plane(ctx):
+        with remote.connection(ctx) as conn:
+            machine = inventory.read_machine(conn, node)
+        ctx.log(
+            f"Read back {len(machine.certificates)} certificates and {len(machine.manifests)} static Pod manifests "
+            f"from {node.name}."
+        )
+
+
+def read_back(ctx: PhaseContext) -> None:
+    api = inventory.read_api(ctx.cluster)
+    if api.error:
+        raise PhaseError(api.error, hint="retry the read-back from the cluster page")
+    ctx.log(
+        f"The API server lists {len(api.api_nodes)} node(s): "
+        + ", ".join(f"{n['name']} ({'Ready' if n['ready'] else 'NotReady'})" for n in api.api_nodes)
+    )
+
+
+def _kubeadm(name: str, description: str) -> PhaseSpec:
+    from kubeadm import workflow
+
+    phase = workflow.find_phase(workflow.JOIN_CONTROL_PLANE_PHASES, name)
+    # kubeadm's join phases re-run safely after a crash (files rewritten, objects updated);
+    # the job lock keeps two attempts from overlapping on the machine.
+    return PhaseSpec(name, phase.description if phase is not None else description, kubeadm_phase(name), True)
+
+
+CHECK = PhaseSpec(
+    "check-machine",
+    "Check the machine: host key, empty /etc/kubernetes, a kubeadm that can deploy this version",
+    check_machine,
+    idempotent=True,
+)
+TOKEN = PhaseSpec(
+    "join-token",
+    "Create this machine's own join token (a Secret through the API)",
+    join_token,
+    idempotent=True,
+)
+CERTIFICATE_KEY = PhaseSpec(
+    "certificate-key",
+    "Make sure the kubeadm-certs Secret and its certificate key have enough life left (upload again if not)",
+    certificate_key,
+    idempotent=True,
+)
+UPLOAD = PhaseSpec(
+    "upload-files",
+    "Upload the JoinConfiguration (and, pre-seeding, the shared CA material) over SFTP",
+    upload_files,
+    idempotent=True,
+)
+VERIFY = PhaseSpec(
+    "verify-node",
+    "Wait for the node to be Ready in the API server (control planes: read back certificates and manifests)",
+    verify_node,
+    idempotent=True,
+)
+READ_BACK = PhaseSpec("read-back", "Read the node list back from the API server", read_back, idempotent=True)
+
+WORKER_PHASES = (
+    CHECK,
+    TOKEN,
+    UPLOAD,
+    _kubeadm("preflight", "Run join pre-flight checks"),
+    _kubeadm("kubelet-start", "Write kubelet settings and start the kubelet (TLS bootstrap)"),
+    _kubeadm("kubelet-wait-bootstrap", "Wait for the kubelet to bootstrap itself"),
+    VERIFY,
+    READ_BACK,
+)
+CONTROL_PLANE_PHASES = (
+    CHECK,
+    TOKEN,
+    CERTIFICATE_KEY,
+    UPLOAD,
+    *(_kubeadm(name, name) for name in CONTROL_PLANE_KUBEADM_PHASES),
+    VERIFY,
+    READ_BACK,
+)
+
+
+def _plan(kubeadm_phases: tuple[str, ...]):
+    def plan(operation: Operation) -> list[PlannedPhase]:
+        planned: list[PlannedPhase] = []
+        method = operation.params.get("method")
+        for node_id, name in zip(operation.params["node_ids"], operation.params["nodes"], strict=True):
+            names = ["check-machine", "join-token"]
+            if operation.kind == CONTROL_PLANE and method == UPLOAD_CERTS:
+                names.append("certificate-key")
+            names += ["upload-files", *kubeadm_phases, "verify-node"]
+            planned += [PlannedPhase(phase, group=name, node_id=node_id) for phase in names]
+        planned.append(PlannedPhase("read-back"))
+        return planned
+
+    return plan
+
+
+def on_finished(operation: Operation) -> None:
+    """Each machine ends joined (verify-node did that), or failed if one of its phases failed or
+    was cut short; a machine whose phases never started goes back to where it was."""
+    previous = operation.params.get("previous_status") or {}
+    for node_id, name in zip(operation.params["node_ids"], operation.params["nodes"], strict=True):
+        phases = list(operation.phases.filter(group=name).values_list("status", flat=True))
+        if phases and all(status in PhaseRun.DONE_STATUSES for status in phases):
+            Node.objects.filter(pk=node_id).update(status=Node.Status.JOINED)
+        elif any(status not in (PhaseRun.Status.PENDING,) for status in phases):
+            Node.objects.filter(pk=node_id).update(status=Node.Status.FAILED)
+        else:
+            Node.objects.filter(pk=node_id).update(status=previous.get(name, Node.Status.NEW))
+
+
+JOIN_WORKERS = OperationKind(
+    name=WORKERS,
+    label="Join workers",
+    phases=WORKER_PHASES,
+    plan=_plan(WORKER_KUBEADM_PHASES),
+    max_parallel_groups=lambda operation: int(operation.params.get("parallelism") or 1),
+    on_finished=on_finished,
+)
+JOIN_CONTROL_PLANE = OperationKind(
+    name=CONTROL_PLANE,
+    label="Join control plane",
+    phases=CONTROL_PLANE_PHASES,
+    plan=_plan(CONTROL_PLANE_KUBEADM_PHASES),
+    # etcd membership changes must not overlap: one machine at a time, stop at the first failure.
+    max_parallel_groups=1,
+    on_finished=on_finished,
+)
+
+
+# --- starting one ---------------------------------------------------------------------------------------
+
+
+def start_join(
+    cluster: Cluster,
+    nodes: list[Node],
+    *,
+    control_plane: bool = False,
+    method: str = "",
+    parallelism: int | None = None,
+    user=None,
+    skip=(),
+    skip_reason: str = "",
+) -> Operation:
+    """Refuse what cannot work before anything runs, then queue one join operation for ``nodes``."""
+    from operations.services import start_operation
+
+    if not nodes:
+        raise JoinRefused("choose at least one machine to join")
+    if cluster.status != Cluster.Status.RUNNING and not cluster.is_adopted:
+        raise JoinRefused(
+            f"cluster {cluster.name} has no control plane yet ({cluster.get_status_display()})",
+            hint="initialize it first",
+        )
+    if not cluster.ca_pin_hash:
+        raise JoinRefused(f"cluster {cluster.name} has no CA pin", hint="prepare its identity or adopt it again")
+    method = method or cluster.control_plane_join_method
+    if control_plane:
+        if method not in (PRE_SEED, UPLOAD_CERTS):
+            raise JoinRefused(f"unknown control-plane join method {method!r} (choose pre-seed or upload-certs)")
+        if cluster.is_adopted:
+            raise JoinRefused(
+                f"cluster {cluster.name} was adopted: Kubeboard holds none of its CA keys to share with a new "
+                "control plane",
+                hint="join control planes with kubeadm's own upload-certs on the cluster",
+            )
+    names = [node.name for node in nodes]
+    if len(set(names)) != len(names):
+        raise JoinRefused("a machine was chosen twice")
+    busy = {
+        name
+        for operation in cluster.operations.filter(
+            kind__in=(WORKERS, CONTROL_PLANE), status__in=Operation.ACTIVE_STATUSES
+        )
+        for name in operation.params.get("nodes", [])
+    }
+    problems: list[remote.Refusal] = []
+    for node in nodes:
+        if node.cluster_id != cluster.pk:
+            raise JoinRefused(f"machine {node.name} belongs to another cluster")
+        if node.status == Node.Status.JOINED:
+            problems.append(remote.Refusal(f"{node.name} has already joined the cluster", "choose another machine"))
+        elif node.name in busy or node.status == Node.Status.JOINING:
+            problems.append(remote.Refusal(f"{node.name} is being joined by another operation", "follow that one"))
+        problems += remote.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
+    if problems:
+        raise JoinRefused("; ".join(p.message for p in problems), hint=problems[0].hint)
+    bound = parallelism if parallelism is not None else cluster.join_parallelism
+    if bound < 1:
+        raise JoinRefused("parallelism must be at least 1")
+    params = {
+        "node_ids": [node.pk for node in nodes],
+        "nodes": names,
+        "previous_status": {node.name: node.status for node in nodes},
+        # Recorded with the run, as they were when it started.
+        "ignore_preflight_errors": {node.name: remote.preflight_ignore_list(cluster, node) for node in nodes},
+    }
+    if control_plane:
+        params["method"] = method
+    else:
+        params["parallelism"] = bound
+    role = Node.Role.CONTROL_PLANE if control_plane else Node.Role.WORKER
+    with transaction.atomic():
+        Node.objects.filter(pk__in=[node.pk for node in nodes]).update(role=role, status=Node.Status.JOINING)
+        return start_operation(
+            cluster,
+            CONTROL_PLANE if control_plane else WORKERS,
+            user=user,
+            params=params,
+            skip=skip,
+            skip_reason=skip_reason,
+        )

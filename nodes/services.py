@@ -42,7 +42,8 @@ def ensure_cluster_key(cluster, *, user=None) -> ClusterSSHKey:
     except IntegrityError:
         # Another request generated it at the same moment; theirs is the one.
         return ClusterSSHKey.objects.get(cluster=cluster)
-    return created
+    # Read back, so callers always get the private key as a SecretValue.
+    return ClusterSSHKey.objects.get(pk=created.pk)
 
 
 def cluster_public_key(cluster) -> ClusterSSHKey | None:

@@ -42,8 +42,10 @@ from nodes import keys
 JOBS_DIR = "/run/kubeboard/jobs"
 # Longer lines keep their start; the rest is counted and dropped (a megabyte line is noise).
 MAX_LINE_BYTES = 16 * 1024
-# Lines waiting for the caller's on_line; when full, reading from the channel pauses.
-QUEUE_LINES = 1000
+# Batches of lines (one per chunk read, at most 64 KiB of output each) waiting for the
+# caller's on_line; when full, reading from the channel pauses.
+QUEUE_BATCHES = 64
+READ_BYTES = 65536
 KILL_GRACE_SECONDS = 5
 MAX_FILE_BYTES = 64 * 1024 * 1024
 # Host key types in OpenSSH's order of preference, so first contact pins the key ssh would.
@@ -536,6 +538,10 @@ class _RunState:
     busy_pgid: int | None = None
     process: asyncssh.SSHClientProcess | None = None
     pgid_known: asyncio.Event | None = None
+    abandoned: bool = False  # the caller stopped listening (it raised): drop further output
+
+
+_DONE = object()  # the last item of a run's queue: the command finished (or failed)
 
 
 class Connection:
@@ -584,20 +590,21 @@ class Connection:
         pid_file = job_pid_file(job) if job is not None else ""
         wrapped = self._privileged(_sh(_WRAPPER, pid_file, command), root)
         # asyncio.Event binds to a loop only when awaited, so it may be made here.
-        state = _RunState(lines=queue.Queue(maxsize=QUEUE_LINES), pgid_known=asyncio.Event())
+        state = _RunState(lines=queue.Queue(maxsize=QUEUE_BATCHES), pgid_known=asyncio.Event())
         loop = _event_loop()
         started = time.monotonic()
         deadline = started + timeout if timeout else None
         future = asyncio.run_coroutine_threadsafe(self._execute(wrapped, state), loop)
-        stopping: str | None = None  # "cancel" | "timeout" | "interrupt"
+        stopping: str | None = None  # "cancel" | "timeout"
         try:
             while True:
                 try:
-                    line = state.lines.get(timeout=0.05)
+                    batch = state.lines.get(timeout=0.05)
                 except queue.Empty:
-                    if future.done() and state.lines.empty():
-                        break
-                else:
+                    batch = []
+                if batch is _DONE:
+                    break
+                for line in batch:
                     if on_line is not None:
                         on_line(line)
                 if stopping is None:
@@ -609,6 +616,7 @@ class Connection:
                         asyncio.run_coroutine_threadsafe(self._stop(state, root), loop)
         except BaseException:
             # Ctrl-C in a management command, or on_line raised: never leave the command running.
+            state.abandoned = True
             if not future.done():
                 asyncio.run_coroutine_threadsafe(self._stop(state, root), loop).result()
             raise
@@ -654,41 +662,49 @@ class Connection:
         return CommandResult(exit_status=exit_status, signal=signal, duration=duration)
 
     async def _execute(self, command: str, state: _RunState) -> tuple[int | None, str | None]:
-        process = await self._conn.create_process(command, encoding=None, stderr=asyncssh.STDOUT)
-        state.process = process
-        process.stdin.write_eof()
-        splitter = LineSplitter()
         try:
+            process = await self._conn.create_process(command, encoding=None, stderr=asyncssh.STDOUT)
+            state.process = process
+            process.stdin.write_eof()
+            splitter = LineSplitter()
             while True:
-                chunk = await process.stdout.read(65536)
+                chunk = await process.stdout.read(READ_BYTES)
                 if not chunk:
                     break
-                for line in splitter.feed(chunk):
-                    await self._deliver(state, line)
-            for line in splitter.close():
-                await self._deliver(state, line)
+                await self._deliver(state, splitter.feed(chunk))
+            await self._deliver(state, splitter.close())
             await process.wait()
         finally:
             state.pgid_known.set()
+            await self._deliver(state, _DONE)
         signal = process.exit_signal[0] if process.exit_signal else None
         return process.exit_status, signal
 
-    async def _deliver(self, state: _RunState, line: str) -> None:
-        if line.startswith(_MARK):
-            kind, _, value = line[len(_MARK) :].partition(" ")
-            if kind == "pgid" and value.isdigit():
-                state.pgid = int(value)
-                state.pgid_known.set()
+    async def _deliver(self, state: _RunState, batch) -> None:
+        """Hand a batch of lines (or _DONE) to the caller's thread; wait while its queue is full."""
+        if batch is not _DONE:
+            batch = [line for line in batch if not (line.startswith(_MARK) and self._marker(state, line))]
+            if not batch:
                 return
-            if kind == "busy" and value.isdigit():
-                state.busy_pgid = int(value)
-                return
-        while True:
+        while not state.abandoned:
             try:
-                state.lines.put_nowait(line)
+                state.lines.put_nowait(batch)
                 return
             except queue.Full:
                 await asyncio.sleep(0.01)
+
+    @staticmethod
+    def _marker(state: _RunState, line: str) -> bool:
+        """Note the wrapper's own lines (process group id, busy job); True if it was one."""
+        kind, _, value = line[len(_MARK) :].partition(" ")
+        if kind == "pgid" and value.isdigit():
+            state.pgid = int(value)
+            state.pgid_known.set()
+            return True
+        if kind == "busy" and value.isdigit():
+            state.busy_pgid = int(value)
+            return True
+        return False
 
     async def _stop(self, state: _RunState, root: bool) -> None:
         """Kill the command's process group (TERM, then KILL after a grace period)."""

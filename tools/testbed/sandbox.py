@@ -55,9 +55,7 @@ def run(cmd: list[str], check: bool = True, **kw: object) -> subprocess.Complete
     """Run a command, raising SandboxError with its output on failure."""
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
     if check and proc.returncode != 0:
-        raise SandboxError(
-            f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
-        )
+        raise SandboxError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
     return proc
 
 
@@ -148,7 +146,7 @@ class Node:
         """Where a node-private path (under PRIVATE_DIRS) lives on the host."""
         for private in PRIVATE_DIRS:
             if node_path == private or node_path.startswith(private + "/"):
-                rest = node_path[len(private):].lstrip("/")
+                rest = node_path[len(private) :].lstrip("/")
                 return self.dir / "root" / private.strip("/").replace("/", "-") / rest
         raise ValueError(f"{node_path} is not a node-private path ({', '.join(PRIVATE_DIRS)})")
 
@@ -170,8 +168,9 @@ class Node:
             "--",
         ]
 
-    def exec(self, cmd: list[str], check: bool = True, timeout: float | None = None,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self, cmd: list[str], check: bool = True, timeout: float | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` inside the node's namespaces (no network hop)."""
         return run(self.nsenter_prefix() + cmd, check=check, timeout=timeout, env=env)
 
@@ -188,18 +187,35 @@ class Node:
                 env=env,
             )
 
+    def write_file(self, node_path: str, data: bytes, mode: int = 0o600) -> None:
+        """Write a node-private file (under PRIVATE_DIRS) with ``mode``, parents 0755, as an
+        upload over SFTP would leave it."""
+        path = self.host_path(node_path)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(path, mode)
+
     def ssh_command(self, command: str) -> list[str]:
         """The ssh argv for ``command`` on this node (after the route guard)."""
         assert_routed_via_bridge(self.address, self.sandbox.bridge)
         return [
             "ssh",
-            "-F", "/dev/null",
-            "-i", str(self.sandbox.key),
-            "-o", "IdentitiesOnly=yes",
-            "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={self.sandbox.known_hosts}",
-            "-o", "ConnectTimeout=5",
+            "-F",
+            "/dev/null",
+            "-i",
+            str(self.sandbox.key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={self.sandbox.known_hosts}",
+            "-o",
+            "ConnectTimeout=5",
             f"root@{self.address}",
             command,
         ]
@@ -222,8 +238,16 @@ class Node:
             )
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         proc = self.popen(
-            [sys.executable, "-m", "tools.testbed.runner", "--bin-dir", str(bin_dir),
-             "--log-dir", str(self.dir / "logs")] + (["--kubelet"] if kubelet else []),
+            [
+                sys.executable,
+                "-m",
+                "tools.testbed.runner",
+                "--bin-dir",
+                str(bin_dir),
+                "--log-dir",
+                str(self.dir / "logs"),
+            ]
+            + (["--kubelet"] if kubelet else []),
             self.dir / "logs" / "runner.log",
             env=env,
         )
@@ -282,8 +306,7 @@ class Sandbox:
         missing = check_host_tools()
         if missing:
             raise SandboxError(
-                "cannot create sandboxes, missing: " + ", ".join(missing)
-                + ". Run tools/setup-testbed.sh as root."
+                "cannot create sandboxes, missing: " + ", ".join(missing) + ". Run tools/setup-testbed.sh as root."
             )
         owner = self._live_owner()
         if owner:
@@ -340,18 +363,28 @@ class Sandbox:
         say = log
         state = self.state_dir
         (state / "ns").mkdir(parents=True, exist_ok=True)
-        (state / "meta.json").write_text(json.dumps(
-            {"name": self.name, "subnet": self.subnet, "size": self.size, "pid": os.getpid(),
-             "created": time.time()}))
+        (state / "meta.json").write_text(
+            json.dumps(
+                {
+                    "name": self.name,
+                    "subnet": self.subnet,
+                    "size": self.size,
+                    "pid": os.getpid(),
+                    "created": time.time(),
+                }
+            )
+        )
         self._record_created_mountpoints()
         # Namespace files must live on a private mount, or the kernel refuses
         # to bind a mount namespace there (and it would propagate into nodes).
         run(["mount", "--bind", str(state / "ns"), str(state / "ns")])
         run(["mount", "--make-private", str(state / "ns")])
 
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"kubeboard-testbed-{self.name}",
-             "-f", str(self.key)])
+        run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"kubeboard-testbed-{self.name}", "-f", str(self.key)]
+        )
         (state / "authorized_keys").write_text(Path(f"{self.key}.pub").read_text())
+        self._link_node_bin()
 
         run(["ip", "link", "add", self.bridge, "type", "bridge"])
         run(["ip", "addr", "add", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge])
@@ -365,8 +398,23 @@ class Sandbox:
         self.known_hosts.write_text("".join(known))
         for node in self.nodes:
             self._wait_ssh(node)
-        say(f"testbed: sandbox {self.name} up: " + ", ".join(
-            f"{n.name}={n.address}" for n in self.nodes))
+        say(f"testbed: sandbox {self.name} up: " + ", ".join(f"{n.name}={n.address}" for n in self.nodes))
+
+    @property
+    def node_bin(self) -> Path:
+        """First on the nodes' PATH: `kubelet` -> kubemark (see _link_node_bin)."""
+        return self.state_dir / "node-bin"
+
+    def _link_node_bin(self) -> None:
+        # The nodes' kubelet is kubemark's hollow kubelet (runner.py --kubelet); naming it
+        # `kubelet` on PATH lets kubeadm's preflight read its version for real ("kubelet
+        # --version" -> "Kubernetes v1.37.2") instead of failing KubeletVersion and
+        # SystemVerification with "executable file not found", and lets a machine check
+        # report the kubelet version the node really runs.
+        self.node_bin.mkdir(parents=True, exist_ok=True)
+        kubemark = self.bin_dir / "kubemark"
+        if os.access(kubemark, os.X_OK):
+            (self.node_bin / "kubelet").symlink_to(kubemark)
 
     def _record_created_mountpoints(self) -> None:
         # The private dirs need a mount point on the host's filesystem; create
@@ -391,8 +439,7 @@ class Sandbox:
 
         # Network: a namespace with its own eth0 on the bridge and lo up.
         run(["ip", "netns", "add", node.netns])
-        run(["ip", "link", "add", node.veth, "type", "veth", "peer", "name", "eth0",
-             "netns", node.netns])
+        run(["ip", "link", "add", node.veth, "type", "veth", "peer", "name", "eth0", "netns", node.netns])
         run(["ip", "link", "set", node.veth, "master", self.bridge])
         run(["ip", "link", "set", node.veth, "up"])
         ns = ["ip", "-n", node.netns]
@@ -404,19 +451,28 @@ class Sandbox:
         # Mount + UTS namespaces, persisted as files so no holder process is needed.
         node.mnt_ns.touch()
         node.uts_ns.touch()
-        run(["unshare", f"--mount={node.mnt_ns}", f"--uts={node.uts_ns}",
-             "--propagation", "private", "true"])
+        run(["unshare", f"--mount={node.mnt_ns}", f"--uts={node.uts_ns}", "--propagation", "private", "true"])
         # A private /etc/hosts naming every node, as on real machines: the
         # kubelet derives its node IP from its hostname (no default route here).
         hosts = node.dir / "hosts"
-        hosts.write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost\n" + "".join(
-            f"{n.address} {n.name}\n" for n in self.nodes))
-        binds = " && ".join(
-            [f"mount --bind {node.host_path(p)} {p}" for p in PRIVATE_DIRS]
-            + [f"mount --bind {hosts} /etc/hosts"]
+        hosts.write_text(
+            "127.0.0.1 localhost\n::1 localhost ip6-localhost\n"
+            + "".join(f"{n.address} {n.name}\n" for n in self.nodes)
         )
-        run(["nsenter", f"--mount={node.mnt_ns}", f"--uts={node.uts_ns}", "--",
-             "sh", "-c", f"{binds} && hostname {node.name}"])
+        binds = " && ".join(
+            [f"mount --bind {node.host_path(p)} {p}" for p in PRIVATE_DIRS] + [f"mount --bind {hosts} /etc/hosts"]
+        )
+        run(
+            [
+                "nsenter",
+                f"--mount={node.mnt_ns}",
+                f"--uts={node.uts_ns}",
+                "--",
+                "sh",
+                "-c",
+                f"{binds} && hostname {node.name}",
+            ]
+        )
 
         # sshd inside the node, key-only.
         hostkey = node.dir / "ssh_host_ed25519_key"
@@ -437,7 +493,7 @@ class Sandbox:
             "UseDNS no\n"
             "Subsystem sftp internal-sftp\n"
             # Sessions find kubeadm/kubectl/etcdctl as on a provisioned machine.
-            f"SetEnv PATH={self.bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+            f"SetEnv PATH={self.node_bin}:{self.bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
         )
         node.exec(["/usr/sbin/sshd", "-t", "-f", str(cfg)])
         node.exec(["/usr/sbin/sshd", "-f", str(cfg), "-E", str(node.dir / "sshd.log")])
@@ -492,8 +548,7 @@ class Sandbox:
         pids = self.processes()
         if pids:
             found.append(f"processes {pids}")
-        mounts = [m for m in _mountpoints() if m.startswith(str(self.state_dir) + "/")
-                  or m == str(self.state_dir)]
+        mounts = [m for m in _mountpoints() if m.startswith(str(self.state_dir) + "/") or m == str(self.state_dir)]
         if mounts:
             found.append(f"mounts {mounts}")
         if self._netns_names():
@@ -508,12 +563,14 @@ class Sandbox:
         """A summary for humans and the CLI."""
         nodes = []
         for node in self.nodes:
-            nodes.append({
-                "name": node.name,
-                "address": node.address,
-                "netns": node.netns,
-                "present": node.netns in self._netns_names(),
-            })
+            nodes.append(
+                {
+                    "name": node.name,
+                    "address": node.address,
+                    "netns": node.netns,
+                    "present": node.netns in self._netns_names(),
+                }
+            )
         return {
             "name": self.name,
             "subnet": self.subnet,

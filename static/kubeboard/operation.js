@@ -32,7 +32,8 @@
   // Close codes after which retrying cannot help (the distributed server sends them after accepting).
   var finalCloses = {4400: "the server refused the request (bad parameters)",
                      4401: "not logged in any more: reload the page to log in",
-                     4403: "not allowed to follow this operation"};
+                     4403: "not allowed to follow this operation",
+                     4404: "this operation no longer exists"};
 
   function setConnection(text) { stateLabel.textContent = text; }
 
@@ -206,12 +207,19 @@
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + log.dataset.wsPath + "?after=" + lastSeq);
     socket.onopen = function () { retryDelay = 500; setConnection("live"); };
+    var refusal = "";
     socket.onmessage = function (message) {
       var payload = JSON.parse(message.data);
       if (payload.type === "events") { render(payload.events); }
+      // The server says why before it closes with a 44xx code.
+      if (payload.type === "refused") { refusal = payload.message || ""; }
     };
     socket.onclose = function (event) {
-      if (finalCloses[event.code]) { setConnection(finalCloses[event.code]); return; }
+      if (finalCloses[event.code]) {
+        setConnection("stopped: " + (refusal || finalCloses[event.code]));
+        stateLabel.dataset.closeCode = event.code;
+        return;
+      }
       setConnection("reconnecting…");
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);

@@ -14,6 +14,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("clusters/", include("clusters.urls")),
     path("clusters/<str:cluster>/nodes/", include("nodes.urls")),
+    path("clusters/<str:name>/tokens/", include("tokens.urls")),
     path("operations/", include("operations.urls")),
     path("audit/", include("audit.urls")),
     path("teams/", include("teams.urls")),

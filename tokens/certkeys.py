@@ -23,7 +23,7 @@ from operations.runner import PhaseContext, PhaseError
 from tokens import kube
 from tokens.models import BootstrapToken, CertificateKey
 from tokens.policies import policy_for
-from tokens.services import create_token
+from tokens.services import TokenStateError, create_token
 
 KIND = "upload-certs"
 LIFETIME = timedelta(hours=2)  # kubeadm's DefaultCertTokenDuration
@@ -176,6 +176,6 @@ def reveal_certificate_key(key: CertificateKey, *, user) -> str:
     if user is not None:
         require(user, ADMIN, key.cluster)
     if not key.is_valid():
-        raise PhaseError("this certificate key has expired or was superseded; request a new one")
+        raise TokenStateError("this certificate key has expired or was superseded; request a new one")
     record("certificate_key.revealed", actor=user, obj=key, cluster=key.cluster, details={"certificate_key_id": key.pk})
     return key.plain_key()

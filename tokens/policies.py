@@ -43,7 +43,7 @@ def policy_for(cluster) -> TokenPolicy:
 def human(delta: timedelta) -> str:
     """24h, 2h30m, 7d — like the TTLs people type."""
     seconds = int(delta.total_seconds())
-    if seconds % 86400 == 0 and seconds >= 86400:
+    if seconds % 86400 == 0 and seconds >= 2 * 86400:
         return f"{seconds // 86400}d"
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)

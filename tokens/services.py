@@ -536,3 +536,45 @@ def live_join_tokens(cluster, *, now: datetime.datetime | None = None) -> list[B
     policy = policy_for(cluster)
     rows = BootstrapToken.objects.filter(cluster=cluster, status=BootstrapToken.Status.ACTIVE, expires_at__gt=now)
     return [row for row in rows if covers_joins(row, policy, now)]
+
+
+# --- policy ---------------------------------------------------------------------------------------
+
+
+POLICY_FIELDS = (
+    "keep_valid_token",
+    "default_ttl",
+    "max_ttl",
+    "max_lifetime",
+    "rotate_before",
+    "rotation_grace",
+    "revoke_after_join",
+)
+
+
+def update_policy(policy: TokenPolicy, *, user, now: datetime.datetime | None = None) -> list[str]:
+    """Save a changed policy, reschedule the cluster's live tokens, audit what changed."""
+    now = _now(now)
+    before = TokenPolicy.objects.filter(pk=policy.pk).values(*POLICY_FIELDS).first() or {}
+    changed = [name for name in POLICY_FIELDS if before.get(name) != getattr(policy, name)]
+    if not changed:
+        return []
+    with transaction.atomic():
+        policy.updated_by = user if getattr(user, "pk", None) else None
+        policy.next_check_at = now if policy.keep_valid_token else None
+        policy.save()
+        policy.cluster._token_policy_cache = policy
+        for row in BootstrapToken.objects.filter(cluster=policy.cluster, status=BootstrapToken.Status.ACTIVE):
+            BootstrapToken.objects.filter(pk=row.pk).update(next_action_at=next_action_for(row, policy, now))
+
+        def show(value):
+            return human(value) if isinstance(value, timedelta) else value
+
+        record(
+            "token_policy.changed",
+            actor=user,
+            obj=policy.cluster,
+            cluster=policy.cluster,
+            details={name: {"from": show(before.get(name)), "to": show(getattr(policy, name))} for name in changed},
+        )
+    return changed

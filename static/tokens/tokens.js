@@ -1,0 +1,39 @@
+// Live countdowns for token and certificate-key expiries, and copy buttons. No dependencies.
+(function () {
+  "use strict";
+  function pad(n) { return n < 10 ? "0" + n : String(n); }
+  function format(ms) {
+    var s = Math.floor(ms / 1000), d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600),
+        m = Math.floor((s % 3600) / 60), sec = s % 60;
+    if (d > 0) return d + "d " + h + "h " + pad(m) + "m";
+    if (h > 0) return h + "h " + pad(m) + "m " + pad(sec) + "s";
+    return m + "m " + pad(sec) + "s";
+  }
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-expires]").forEach(function (el) {
+      var left = Date.parse(el.dataset.expires) - now;
+      var soon = (parseFloat(el.dataset.soon || "0") || 0) * 1000;
+      el.textContent = left <= 0 ? "expired" : "in " + format(left);
+      el.classList.toggle("countdown-expired", left <= 0);
+      el.classList.toggle("countdown-soon", left > 0 && left <= soon);
+      if (left <= 0 && el.dataset.hideWhenExpired) {
+        var target = document.getElementById(el.dataset.hideWhenExpired);
+        if (target) target.remove();
+      }
+    });
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var source = document.querySelector(button.dataset.copy);
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 1500);
+    });
+  });
+  tick();
+  setInterval(tick, 1000);
+  document.addEventListener("htmx:afterSwap", tick);
+})();

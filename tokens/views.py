@@ -1,0 +1,261 @@
+"""Token pages of a cluster. Thin: permissions via core.permissions, validation in forms,
+work in tokens.services / tokens.sync / tokens.certkeys.
+
+Pages that show a secret (a new or rotated token, a reveal, a join command, a certificate key)
+are answered with ``Cache-Control: no-store`` and never put the secret in a message, the
+session or a URL.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from audit.models import AuditEvent
+from clusters import kubeapi
+from clusters.models import Cluster
+from core.permissions import ADMIN, OPERATE, VIEW, can, get_object_for
+from operations.services import OperationStateError, start_operation
+from tokens import certkeys, services, timeline
+from tokens.forms import JoinCommandForm, TokenForm, TokenPolicyForm
+from tokens.models import BootstrapToken, CertificateKey
+from tokens.policies import TokenError, policy_for
+from tokens.sync import sync_cluster, sync_state
+
+ACTIVITY_LIMIT = 25
+
+
+def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
+    return get_object_for(request.user, action, Cluster.objects.select_related("team"), name=name)
+
+
+def _token(cluster: Cluster, token_id: str) -> BootstrapToken:
+    return get_object_or_404(
+        BootstrapToken.objects.select_related("cluster", "node", "created_by", "successor"),
+        cluster=cluster,
+        token_id=token_id,
+    )
+
+
+def token_context(cluster: Cluster, user, *, now=None) -> dict:
+    """What the tokens page and the cluster page's panel show."""
+    now = now or timezone.now()
+    policy = policy_for(cluster)
+    tokens = list(
+        BootstrapToken.objects.filter(cluster=cluster)
+        .exclude(status=BootstrapToken.Status.PENDING)
+        .select_related("node", "created_by", "successor")
+    )
+    keys = list(CertificateKey.objects.filter(cluster=cluster).select_related("token", "created_by")[:10])
+    rows = [{"token": token, "state": token.state(now, policy.rotate_before)} for token in tokens]
+    current_key = next((key for key in keys if key.is_valid(now)), None)
+    return {
+        "cluster": cluster,
+        "token_rows": rows,
+        "live_count": sum(1 for row in rows if row["state"] in ("valid", "expiring", "external")),
+        "certificate_keys": keys,
+        "current_certificate_key": current_key,
+        "policy": policy,
+        "token_sync": sync_state(cluster),
+        "timeline": timeline.build(policy, tokens, keys, now=now),
+        "can_operate": can(user, OPERATE, cluster),
+        "can_admin": can(user, ADMIN, cluster),
+        "can_upload_certs": certkeys.can_upload_certs(cluster),
+        "can_connect": cluster.is_adopted or kubeapi.holds_ca_key(cluster),
+        "now": now,
+    }
+
+
+@login_required
+def token_list(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, VIEW)
+    context = token_context(cluster, request.user)
+    context["form"] = TokenForm(cluster=cluster, policy=context["policy"])
+    context["activity"] = AuditEvent.objects.filter(cluster=cluster, action__regex=r"^(token|certificate_key)")[
+        :ACTIVITY_LIMIT
+    ]
+    return render(request, "tokens/token_list.html", context)
+
+
+def _show_new_token(request, cluster, token, full, *, title: str, status: int = 200) -> HttpResponse:
+    """The one time a new token is shown: the token, and the join commands made from it."""
+    key = certkeys.current_key(cluster)
+    context = {
+        "cluster": cluster,
+        "token": token,
+        "full_token": full,
+        "title": title,
+        "worker_command": services.join_command_for(cluster, full) if token.can_join and cluster.ca_pin_hash else "",
+        "control_plane_command": (
+            services.join_command_for(cluster, full, control_plane=True, certificate_key=key.plain_key())
+            if key is not None and token.can_join and cluster.ca_pin_hash and can(request.user, ADMIN, cluster)
+            else ""
+        ),
+    }
+    return render(request, "tokens/token_created.html", context, status=status)
+
+
+@login_required
+@never_cache
+def token_create(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    policy = policy_for(cluster)
+    form = TokenForm(request.POST or None, cluster=cluster, policy=policy)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            token, full = services.create_token(
+                cluster,
+                user=request.user,
+                token=data["token"] or None,
+                ttl=data["ttl"],
+                expires_at=data["expires_at"],
+                description=data["description"],
+                usages=data["usages"],
+                groups=data["groups"],
+                auto_rotate=data["auto_rotate"],
+            )
+        except TokenError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        except kubeapi.KubeAPIError as exc:
+            form.add_error(None, f"Nothing was created: {exc}")
+        else:
+            return _show_new_token(request, cluster, token, full, title="Token created")
+    return render(
+        request,
+        "tokens/token_form.html",
+        {"cluster": cluster, "form": form, "policy": policy},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+@never_cache
+def token_rotate(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    token = _token(cluster, token_id)
+    try:
+        successor, full = services.rotate_token(token, user=request.user, reason="requested in the UI")
+    except (TokenError, kubeapi.KubeAPIError) as exc:
+        messages.error(request, f"Token {token.token_id} was not rotated: {exc}")
+        return redirect("tokens:list", name=cluster.name)
+    return _show_new_token(request, cluster, successor, full, title=f"Token {token.token_id} rotated: its successor")
+
+
+@login_required
+@require_POST
+def token_delete(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    token = _token(cluster, token_id)
+    reason = (request.POST.get("reason") or "").strip() or "deleted in the UI"
+    try:
+        services.delete_token(token, user=request.user, reason=reason[:200])
+    except (TokenError, kubeapi.KubeAPIError) as exc:
+        messages.error(request, f"Token {token.token_id} was not deleted: {exc}")
+    else:
+        messages.success(request, f"Token {token.token_id} deleted from the cluster and revoked.")
+    return redirect("tokens:list", name=cluster.name)
+
+
+@login_required
+@require_POST
+@never_cache
+def token_reveal(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
+    cluster = _cluster(request, name, ADMIN)
+    token = _token(cluster, token_id)
+    try:
+        secret = services.reveal_token(token, user=request.user)
+    except TokenError as exc:
+        return render(request, "tokens/_revealed.html", {"error": str(exc)}, status=409)
+    return render(request, "tokens/_revealed.html", {"token": token, "revealed": secret})
+
+
+@login_required
+@require_POST
+@never_cache
+def token_join_command(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
+    cluster = _cluster(request, name, ADMIN)
+    token = _token(cluster, token_id)
+    form = JoinCommandForm(request.POST)
+    if not form.is_valid():
+        return render(request, "tokens/_revealed.html", {"error": "choose worker or control plane"}, status=400)
+    control_plane = form.cleaned_data["role"] == "control-plane"
+    key = certkeys.current_key(cluster) if control_plane else None
+    try:
+        command = services.reveal_join_command(
+            token, user=request.user, control_plane=control_plane, certificate_key=key.plain_key() if key else ""
+        )
+    except TokenError as exc:
+        return render(request, "tokens/_revealed.html", {"error": str(exc)}, status=409)
+    note = ""
+    if control_plane and key is None:
+        note = (
+            "No valid certificate key: this command expects the shared certificates on the node already; "
+            "request a new certificate key to get one with --certificate-key."
+        )
+    return render(request, "tokens/_revealed.html", {"token": token, "command": command, "note": note})
+
+
+@login_required
+@require_POST
+def token_sync(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    report = sync_cluster(cluster, user=request.user)
+    if report.ok:
+        summary = "; ".join(report.drift) or "no drift"
+        messages.success(request, f"Synced with the cluster: {summary}.")
+    else:
+        messages.error(request, f"Sync did not complete ({report.result}): {report.message}")
+    return redirect("tokens:list", name=cluster.name)
+
+
+@login_required
+def policy_edit(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, ADMIN)
+    policy = policy_for(cluster)
+    form = TokenPolicyForm(request.POST or None, instance=policy)
+    if request.method == "POST" and form.is_valid():
+        changed = services.update_policy(form.save(commit=False), user=request.user)
+        messages.success(request, f"Token policy saved ({', '.join(changed) or 'no changes'}).")
+        return redirect("tokens:list", name=cluster.name)
+    return render(
+        request, "tokens/policy_form.html", {"cluster": cluster, "form": form}, status=400 if form.errors else 200
+    )
+
+
+@login_required
+@require_POST
+def certificate_key_create(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    if not certkeys.can_upload_certs(cluster):
+        messages.error(
+            request,
+            "Kubeboard does not hold this cluster's CA keys; run `kubeadm init phase upload-certs --upload-certs` "
+            "on a control-plane node instead.",
+        )
+        return redirect("tokens:list", name=cluster.name)
+    try:
+        operation = start_operation(cluster, certkeys.KIND, user=request.user)
+    except OperationStateError as exc:
+        messages.error(request, f"No new certificate key: {exc}")
+        return redirect("tokens:list", name=cluster.name)
+    return redirect(operation)
+
+
+@login_required
+@require_POST
+@never_cache
+def certificate_key_reveal(request: HttpRequest, name: str, pk: int) -> HttpResponse:
+    cluster = _cluster(request, name, ADMIN)
+    key = get_object_or_404(CertificateKey, cluster=cluster, pk=pk)
+    try:
+        value = certkeys.reveal_certificate_key(key, user=request.user)
+    except TokenError as exc:
+        return render(request, "tokens/_revealed.html", {"error": str(exc)}, status=409)
+    return render(request, "tokens/_revealed.html", {"revealed": value, "certificate_key": key})

@@ -22,6 +22,8 @@ from clusters import kubeapi
 from clusters.models import ClusterInventory, MachineInventory
 from kubeadm import pki
 from nodes import ssh
+from operations.registry import OperationKind, PhaseSpec, PlannedPhase
+from operations.runner import PhaseContext, PhaseError
 
 # Prints sections the parser below splits on. Keys never leave the machine: for kubeconfigs
 # only the client-certificate-data line (or the certificate block of the file it points to).
@@ -216,3 +218,76 @@ def wait_node_ready(cluster, name: str, *, timeout: float = NODE_READY_TIMEOUT, 
             raise InterruptedError("cancelled")
         if cancel is None:
             time.sleep(2.0)
+
+
+# --- the read-back operation (the cluster page's "Read back now") ---------------------------------
+
+READ_BACK_KIND = "read-back"
+
+
+class ReadBackRefused(Exception):
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _read_api_phase(ctx: PhaseContext) -> None:
+    api = read_api(ctx.cluster)
+    if api.error:
+        raise PhaseError(api.error, hint="check that the control plane runs, then read back again")
+    ctx.log(
+        f"The API server lists {len(api.api_nodes)} node(s): "
+        + ", ".join(f"{n['name']} ({'Ready' if n['ready'] else 'NotReady'})" for n in api.api_nodes)
+    )
+
+
+def _read_machine_phase(ctx: PhaseContext) -> None:
+    from clusters import remote
+
+    with remote.connection(ctx) as conn:
+        machine = read_machine(conn, ctx.node)
+    ctx.log(
+        f"Read back {len(machine.certificates)} certificates and {len(machine.manifests)} static Pod manifests "
+        f"from {ctx.node.name}."
+    )
+
+
+def _read_back_plan(operation) -> list[PlannedPhase]:
+    planned = [PlannedPhase("read-api")]
+    for node_id, name in zip(operation.params["node_ids"], operation.params["nodes"], strict=True):
+        planned.append(PlannedPhase("read-machine", group=name, node_id=node_id))
+    return planned
+
+
+READ_BACK = OperationKind(
+    name=READ_BACK_KIND,
+    label="Read back the cluster's state",
+    phases=(
+        PhaseSpec("read-api", "Read the node list from the API server", _read_api_phase, idempotent=True),
+        PhaseSpec(
+            "read-machine",
+            "Read the certificates and static Pod manifests of a control-plane machine",
+            _read_machine_phase,
+            idempotent=True,
+        ),
+    ),
+    plan=_read_back_plan,
+    max_parallel_groups=4,
+    # Reading changes nothing: it may run beside an init or a join.
+    mutating=False,
+)
+
+
+def start_read_back(cluster, *, user=None):
+    from nodes.models import Node
+    from operations.services import start_operation
+
+    if cluster.status != cluster.Status.RUNNING and not cluster.is_adopted:
+        raise ReadBackRefused(f"cluster {cluster.name} has no control plane yet", hint="initialize it first")
+    machines = list(cluster.nodes.filter(role=Node.Role.CONTROL_PLANE, status=Node.Status.JOINED).order_by("name"))
+    return start_operation(
+        cluster,
+        READ_BACK_KIND,
+        user=user,
+        params={"node_ids": [node.pk for node in machines], "nodes": [node.name for node in machines]},
+    )

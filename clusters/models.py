@@ -18,7 +18,7 @@ class Cluster(models.Model):
         FAILED = "failed", "Failed"
         INITIALIZING = "initializing", "Initializing"
         INIT_STOPPED = "init-stopped", "Initialization stopped"
-        RUNNING = "running", "Running"
+        RUNNING = "initialized", "Running"
 
     class ControlPlaneJoinMethod(models.TextChoices):
         # Cluster API's way: the shared CA and service-account keys go to the new node over SFTP

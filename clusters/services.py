@@ -23,7 +23,25 @@ def create_cluster(cluster: Cluster, *, user) -> Operation:
             actor=user,
             obj=cluster,
             cluster=cluster,
-            details=cluster_values(cluster)
-            | {"team": cluster.team.name if cluster.team else None},
+            details=cluster_values(cluster) | {"team": cluster.team.name if cluster.team else None},
         )
         return start_operation(cluster, PREPARE_IDENTITY.name, user=user)
+
+
+def save_engine_settings(form, *, user) -> Cluster:
+    """Save how Kubeboard drives kubeadm on this cluster (a validated EngineSettingsForm)."""
+    cluster = form.instance
+    before = Cluster.objects.filter(pk=cluster.pk).values(*ENGINE_SETTINGS).first() or {}
+    with transaction.atomic():
+        cluster = form.save()
+        after = {field: getattr(cluster, field) for field in ENGINE_SETTINGS}
+        changed = {
+            field: {"from": before.get(field), "to": after[field]}
+            for field in after
+            if before.get(field) != after[field]
+        }
+        record("cluster.engine_settings_changed", actor=user, obj=cluster, cluster=cluster, details=changed)
+    return cluster
+
+
+ENGINE_SETTINGS = ("ignore_preflight_errors", "join_parallelism", "control_plane_join_method")

@@ -1,0 +1,123 @@
+"""Forms behind the cluster page's actions: initialize, join, engine settings, admin kubeconfig."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from clusters.models import Cluster
+from kubeadm import workflow
+from nodes.models import Node
+from nodes.validators import parse_check_list, validate_ignore_preflight_errors
+
+# Kubeboard's own init phases a person may also skip (kubeadm's names come from kubeadm.workflow).
+_SKIPPABLE_INIT = {"verify-api-server", "verify-cluster-info", "read-back"}
+
+
+def candidate_machines(cluster: Cluster):
+    """Machines of the cluster that are not part of it yet (nor being joined)."""
+    return cluster.nodes.exclude(status__in=(Node.Status.JOINED, Node.Status.JOINING)).order_by("name")
+
+
+class SkipField(forms.CharField):
+    def __init__(self, *, allowed: set[str], **kwargs) -> None:
+        super().__init__(required=False, **kwargs)
+        self.allowed = allowed
+
+    def clean(self, value):
+        names = parse_check_list(super().clean(value))
+        unknown = sorted(set(names) - self.allowed)
+        if unknown:
+            raise ValidationError(
+                f"Not a phase of this operation: {', '.join(unknown)} (skippable: {', '.join(sorted(self.allowed))})."
+            )
+        return names
+
+
+class InitForm(forms.Form):
+    node = forms.ModelChoiceField(
+        queryset=Node.objects.none(),
+        label="First control-plane machine",
+        empty_label=None,
+        help_text="kubeadm init runs here; its /etc/kubernetes must be empty.",
+    )
+    skip = SkipField(
+        allowed={p.name for p in workflow.INIT_PHASES} | _SKIPPABLE_INIT,
+        label="Skip phases",
+        help_text="Optional: phase names separated by commas (kubeadm's --skip-phases names), e.g. addon.",
+    )
+
+    def __init__(self, *args, cluster: Cluster, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["node"].queryset = candidate_machines(cluster)
+
+
+class JoinForm(forms.Form):
+    nodes = forms.ModelMultipleChoiceField(
+        queryset=Node.objects.none(),
+        label="Machines",
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one machine to join."},
+    )
+    control_plane = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    method = forms.ChoiceField(
+        choices=Cluster.ControlPlaneJoinMethod.choices,
+        required=False,
+        label="Shared certificates",
+        help_text="How a new control plane gets the cluster's CA keys.",
+    )
+    parallelism = forms.IntegerField(
+        min_value=1,
+        max_value=50,
+        required=False,
+        label="Workers at once",
+        help_text="How many workers join at the same time.",
+    )
+
+    def __init__(self, *args, cluster: Cluster, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["nodes"].queryset = candidate_machines(cluster)
+        self.fields["method"].initial = cluster.control_plane_join_method
+        self.fields["parallelism"].initial = cluster.join_parallelism
+
+
+class EngineSettingsForm(forms.ModelForm):
+    ignore_preflight_errors = forms.CharField(
+        label="Ignore preflight errors",
+        required=False,
+        help_text="kubeadm check names separated by commas, for every machine of this cluster "
+        "(each machine can add its own), e.g. NumCPU, Mem.",
+    )
+
+    class Meta:
+        model = Cluster
+        fields = ["join_parallelism", "control_plane_join_method"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial.setdefault("ignore_preflight_errors", ", ".join(self.instance.ignore_preflight_errors or []))
+
+    def clean_ignore_preflight_errors(self) -> list[str]:
+        names = parse_check_list(self.cleaned_data.get("ignore_preflight_errors", ""))
+        validate_ignore_preflight_errors(names)
+        return names
+
+    def save(self, commit: bool = True) -> Cluster:
+        self.instance.ignore_preflight_errors = self.cleaned_data["ignore_preflight_errors"]
+        return super().save(commit=commit)
+
+
+class KubeconfigForm(forms.Form):
+    TTLS = {"1h": timedelta(hours=1), "8h": timedelta(hours=8), "24h": timedelta(hours=24)}
+
+    ttl = forms.ChoiceField(
+        choices=[("1h", "1 hour"), ("8h", "8 hours"), ("24h", "24 hours")],
+        initial="1h",
+        label="Valid for",
+        help_text="The kubeconfig carries its own client certificate, which stops working after this.",
+    )
+
+    def cleaned_ttl(self) -> timedelta:
+        return self.TTLS[self.cleaned_data["ttl"]]

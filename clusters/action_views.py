@@ -1,0 +1,126 @@
+"""The cluster page's actions: initialize, join, engine settings, admin kubeconfig, read-back.
+
+Thin: a form validates, a service refuses or starts an operation, the person lands on the
+operation page (live) or back on the cluster page with the reason and what to do.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from clusters import inventory, kubeapi
+from clusters.action_forms import EngineSettingsForm, InitForm, JoinForm, KubeconfigForm
+from clusters.init import InitRefused, start_init
+from clusters.models import Cluster
+from clusters.services import save_engine_settings
+from core.permissions import ADMIN, OPERATE, get_object_for
+from nodes.join import JoinRefused, start_join
+from operations.services import OperationStateError
+
+
+def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
+    return get_object_for(request.user, action, Cluster.objects.select_related("team"), name=name)
+
+
+def _back(cluster: Cluster, anchor: str = "") -> HttpResponse:
+    return redirect(cluster.get_absolute_url() + (f"#{anchor}" if anchor else ""))
+
+
+def _form_errors(request: HttpRequest, form) -> None:
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else ""
+        for error in errors:
+            messages.error(request, f"{label}: {error}" if label else error)
+
+
+def _refused(request: HttpRequest, exc: Exception) -> None:
+    hint = getattr(exc, "hint", "")
+    messages.error(request, f"{exc} — {hint}" if hint else str(exc))
+
+
+@login_required
+@require_POST
+def initialize(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    form = InitForm(request.POST, cluster=cluster)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return _back(cluster, "cluster-actions")
+    try:
+        operation = start_init(cluster, form.cleaned_data["node"], user=request.user, skip=form.cleaned_data["skip"])
+    except (InitRefused, OperationStateError) as exc:
+        _refused(request, exc)
+        return _back(cluster, "cluster-actions")
+    return redirect(operation)
+
+
+@login_required
+@require_POST
+def join(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    form = JoinForm(request.POST, cluster=cluster)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return _back(cluster, "nodes")
+    control_plane = form.cleaned_data["control_plane"]
+    try:
+        operation = start_join(
+            cluster,
+            list(form.cleaned_data["nodes"]),
+            control_plane=control_plane,
+            method=form.cleaned_data["method"] or "",
+            parallelism=form.cleaned_data["parallelism"],
+            user=request.user,
+        )
+    except (JoinRefused, OperationStateError) as exc:
+        _refused(request, exc)
+        return _back(cluster, "nodes")
+    return redirect(operation)
+
+
+@login_required
+@require_POST
+def engine_settings(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    form = EngineSettingsForm(request.POST, instance=cluster)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return _back(cluster, "overview")
+    save_engine_settings(form, user=request.user)
+    messages.success(request, "Settings saved; they apply to the next initialize or join.")
+    return _back(cluster, "overview")
+
+
+@login_required
+@require_POST
+def admin_kubeconfig(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, ADMIN)
+    form = KubeconfigForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return _back(cluster, "overview")
+    try:
+        text = kubeapi.issue_admin_kubeconfig(cluster, user=request.user, ttl=form.cleaned_ttl())
+    except kubeapi.KubeAPIError as exc:
+        _refused(request, exc)
+        return _back(cluster, "overview")
+    response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{cluster.name}-admin.conf"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def read_back(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    try:
+        operation = inventory.start_read_back(cluster, user=request.user)
+    except inventory.ReadBackRefused as exc:
+        _refused(request, exc)
+        return _back(cluster, "inventory")
+    return redirect(operation)

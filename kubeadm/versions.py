@@ -33,8 +33,7 @@ _VERSION_RE = re.compile(
 )
 
 
-def parse_version(s: str, *, field: str = "kubernetesVersion",
-                  check_supported: bool = True) -> tuple[int, int, int]:
+def parse_version(s: str, *, field: str = "kubernetesVersion", check_supported: bool = True) -> tuple[int, int, int]:
     """Parse "1.34.2" or "v1.34.2" into (1, 34, 2).
 
     Raises UnsupportedVersionError when the text is not a version, or (with
@@ -48,8 +47,11 @@ def parse_version(s: str, *, field: str = "kubernetesVersion",
     major, minor, patch = (int(match.group(i)) for i in (1, 2, 3))
     if check_supported and f"{major}.{minor}" not in SUPPORTED_VERSIONS:
         raise UnsupportedVersionError(
-            field, "a Kubernetes minor in " + ", ".join(SUPPORTED_VERSIONS), s,
-            hint="this Kubeboard release drives only those minors")
+            field,
+            "a Kubernetes minor in " + ", ".join(SUPPORTED_VERSIONS),
+            s,
+            hint="this Kubeboard release drives only those minors",
+        )
     return major, minor, patch
 
 
@@ -130,4 +132,29 @@ def kubectl_skew(kubectl_version: str, control_plane_version: str) -> str | None
             f"kubectl {kubectl_version} is more than {KUBECTL_SKEW} minor version away from the control plane "
             f"{control_plane_version}"
         )
+    return None
+
+
+# kubeadm upgrade apply moves the control plane at most one minor at a time
+# (phases/upgrade/policy.go MaximumAllowedMinorVersionUpgradeSkew = 1) and refuses downgrades of
+# more than a patch within a minor; Kubeboard refuses every downgrade.
+UPGRADE_MINOR_SKEW = 1
+
+
+def upgrade_path(current: str, target: str) -> str | None:
+    """None when a control plane at ``current`` may be upgraded to ``target`` (the next minor or a
+    newer patch of its own, within SUPPORTED_VERSIONS), else why not and what to do instead."""
+    now = parse_version(current, field="current version", check_supported=False)
+    want = parse_version(target, field="target version", check_supported=False)
+    if f"{want[0]}.{want[1]}" not in SUPPORTED_VERSIONS:
+        return f"Kubernetes {target} is outside the versions this Kubeboard drives ({', '.join(SUPPORTED_VERSIONS)})"
+    if want[0] != now[0]:
+        return f"cannot upgrade from {current} to {target}: different major version"
+    if want == now:
+        return f"the control plane already runs {current}; nothing to upgrade"
+    if want < now:
+        return f"{target} is older than {current}: downgrades are not supported (restore an etcd snapshot instead)"
+    if want[1] > now[1] + UPGRADE_MINOR_SKEW:
+        steps = ", then ".join(f"{now[0]}.{m}" for m in range(now[1] + 1, want[1] + 1))
+        return f"{current} to {target} skips a minor version; kubeadm upgrades one minor at a time: upgrade to {steps}"
     return None

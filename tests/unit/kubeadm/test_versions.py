@@ -68,3 +68,28 @@ def test_kubectl_within_one_minor():
 def test_skew_rules_refuse_text_that_is_not_a_version():
     with pytest.raises(UnsupportedVersionError, match="kubeadm version"):
         deployable("unknown", "v1.37.2")
+
+
+# --- upgrade_path ------------------------------------------------------------------------
+
+from kubeadm.versions import upgrade_path  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [("v1.36.3", "v1.37.2"), ("v1.37.0", "v1.37.2"), ("1.35.9", "1.36.0"), ("v1.34.4", "v1.35.0")],
+)
+def test_upgrade_one_minor_or_a_patch(current, target):
+    assert upgrade_path(current, target) is None
+
+
+def test_upgrade_refusals_say_why_and_what_instead():
+    assert upgrade_path("v1.35.2", "v1.37.2") == (
+        "v1.35.2 to v1.37.2 skips a minor version; kubeadm upgrades one minor at a time: upgrade to 1.36, then 1.37"
+    )
+    assert "downgrades are not supported" in upgrade_path("v1.37.2", "v1.36.3")
+    assert "downgrades are not supported" in upgrade_path("v1.37.2", "v1.37.1")
+    assert "nothing to upgrade" in upgrade_path("v1.37.2", "v1.37.2")
+    assert "outside the versions" in upgrade_path("v1.37.2", "v1.38.0")
+    with pytest.raises(UnsupportedVersionError, match="target version"):
+        upgrade_path("v1.37.2", "latest")

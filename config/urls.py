@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from clusters import adoption_views
 from core import health
 
 admin.site.site_header = "Kubeboard administration"
@@ -12,6 +13,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="clusters:list", permanent=False)),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("clusters/adopt/", adoption_views.adopt, name="adopt-cluster"),
     path("clusters/", include("clusters.urls")),
     path("clusters/<str:cluster>/nodes/", include("nodes.urls")),
     path("clusters/<str:name>/tokens/", include("tokens.urls")),

@@ -365,3 +365,40 @@ def test_revoke_after_join_deletes_the_secret_once_the_node_is_ready(testbed, cr
     assert token.state() == "revoked" and token.node_joined_at is not None
     event = AuditEvent.objects.get(action="token.consumed", object_id=str(token.pk))
     assert node.name in event.details["reason"]
+
+
+@pytest.mark.django_db
+def test_adopt_through_the_form_then_manage_tokens_in_the_ui(testbed, admin, client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_login(admin)
+    team = team_of(admin)
+    bad = client.post(
+        "/clusters/adopt/",
+        {"name": "via-ui", "team": team.pk, "kubeconfig_text": testbed.admin_conf.replace("client-key-data", "x")},
+    )
+    assert bad.status_code == 400 and b"This kubeconfig cannot be used" in bad.content
+    assert not Cluster.objects.filter(name="via-ui").exists()
+    upload = SimpleUploadedFile("admin.conf", testbed.admin_conf.encode())
+    response = client.post("/clusters/adopt/", {"name": "via-ui", "team": team.pk, "kubeconfig_file": upload})
+    assert response.status_code == 302 and response["Location"] == "/clusters/via-ui/tokens/"
+    page = client.get("/clusters/via-ui/tokens/").content.decode()
+    init_id = testbed.cp.token.split(".")[0]
+    assert f'id="token-{init_id}"' in page and 'data-state="external"' in page
+    assert testbed.cp.token.split(".")[1] not in page
+    created = client.post(
+        "/clusters/via-ui/tokens/new/",
+        {
+            "ttl": "2h",
+            "description": "from the UI",
+            "usages": ["signing", "authentication"],
+            "groups": "system:bootstrappers:kubeadm:default-node-token",
+        },
+    )
+    assert created.status_code == 200 and "no-store" in created["Cache-Control"]
+    html = created.content.decode()
+    full = html.split('id="new-token-value">')[1].split("<")[0]
+    token_id = full.split(".")[0]
+    assert secret_or_none(testbed, f"bootstrap-token-{token_id}") is not None, "a Secret the API server accepted"
+    assert f"kubeadm join {testbed.endpoint} --token {full}" in html
+    assert bearer_whoami(testbed, full)["username"] == f"system:bootstrap:{token_id}"

@@ -281,6 +281,8 @@ STREAM_ACCESS_CHECK_SECONDS = float(os.environ.get("KUBEBOARD_STREAM_ACCESS_CHEC
 # Worker heartbeats (core.heartbeat) and how old the newest may be for /readyz to say ready.
 WORKER_HEARTBEAT_SECONDS = float(os.environ.get("KUBEBOARD_WORKER_HEARTBEAT_SECONDS", "5"))
 WORKER_HEARTBEAT_STALE_SECONDS = float(os.environ.get("KUBEBOARD_WORKER_HEARTBEAT_STALE_SECONDS", "20"))
+# A load balancer probes /healthz and /readyz over plain HTTP on the backend port.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # A web process waits this long for Redis at start-up, then refuses to start (config/asgi.py).
 REDIS_STARTUP_WAIT_SECONDS = float(os.environ.get("KUBEBOARD_REDIS_STARTUP_WAIT_SECONDS", "10"))
 # One event message (a line of remote output) is capped at this many characters, with a marker.

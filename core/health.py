@@ -36,6 +36,11 @@ def masked_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
+def describe(exc: BaseException) -> str:
+    """An exception as one short log line: its type and its message with newlines folded."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
 def redis_problem(url: str, timeout: float = 2.0) -> str | None:
     """None if Redis at ``url`` answers a PING, else what is wrong (password masked)."""
     import redis
@@ -47,7 +52,7 @@ def redis_problem(url: str, timeout: float = 2.0) -> str | None:
     try:
         client.ping()
     except redis.RedisError as exc:
-        return f"Redis at {masked_url(url)} does not answer ({type(exc).__name__}: {exc})"
+        return f"Redis at {masked_url(url)} does not answer ({describe(exc)})"
     finally:
         client.close()
     return None
@@ -69,7 +74,7 @@ def database_problem() -> str | None:
             cursor.execute("SELECT 1")
     except Exception as exc:
         connection.close()
-        return f"the database does not answer ({type(exc).__name__}: {str(exc).strip()[:300]})"
+        return f"the database does not answer ({describe(exc)})"
     return None
 
 

@@ -21,7 +21,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django_q.signals import post_spawn
 
-from core.health import masked_url, redis_problem
+from core.health import describe, masked_url, redis_problem
 from core.models import WorkerHeartbeat
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class HeartbeatWriter:
                 self._beats += 1
             except Exception as exc:
                 connection.close()  # a dead connection must not be reused by the next beat
-                problems.append(f"the database does not answer ({type(exc).__name__}: {str(exc).strip()[:300]})")
+                problems.append(f"the database does not answer ({describe(exc)})")
         self._report(problems)
         return not problems
 

@@ -71,19 +71,47 @@ def start(name: str, args: list[str], env: dict, log_dir: Path) -> Process:
     return Process(name, popen, log_path)
 
 
+def run_django(env: dict, code: str, timeout: float = 120) -> str:
+    """Run ``code`` in a separate Django process configured by ``env`` (as a web process would
+    be: its broker, its channel layer); returns what it printed."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py shell failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
 def start_worker(env: dict, log_dir: Path, name: str = "worker") -> Process:
     return start(name, ["manage.py", "qcluster"], env, log_dir)
 
 
-def start_web(env: dict, log_dir: Path, port: int | None = None) -> tuple[Process, str]:
+def start_web(env: dict, log_dir: Path, port: int | None = None, name: str = "daphne") -> tuple[Process, str]:
     port = port or free_port()
-    process = start("daphne", ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"], env, log_dir)
-    try:
-        wait_for_port(port, timeout=30)
-    except TimeoutError:
+    process = start(name, ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"], env, log_dir)
+    if not wait_listening(process, port, timeout=30):
         process.stop()
-        raise RuntimeError(f"daphne did not start:\n{process.log()}") from None
+        raise RuntimeError(f"daphne did not start:\n{process.log()}")
     return process, f"127.0.0.1:{port}"
+
+
+def wait_listening(process: Process, port: int, timeout: float) -> bool:
+    """True once ``port`` accepts connections; False if ``process`` exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            return False
+        try:
+            wait_for_port(port, timeout=0.2)
+            return True
+        except TimeoutError:
+            pass
+    return False
 
 
 @dataclass

@@ -400,3 +400,45 @@ def test_read_missing_file_is_a_clear_error(node, tmp_path):
     with ssh.connect(node) as conn:
         with pytest.raises(ssh.RemoteFileError, match="cannot read .*missing"):
             conn.read_file(str(tmp_path / "missing"))
+
+
+# --- a user with sudo ----------------------------------------------------------------------
+
+
+def test_non_root_user_runs_as_root_through_sudo_jobs_and_files(sshd, cluster, tmp_path):
+    try:
+        user_context = local_user(sudo=True)
+        name, _ = user_context.__enter__()
+    except ServiceUnavailable as exc:
+        require_or_skip(str(exc))
+    try:
+        sshd.authorize(services.ensure_cluster_key(cluster).public_key)
+        node = pin(make_node(sshd, cluster, ssh_user=name))
+        with ssh.connect(node) as conn:
+            lines = []
+            conn.run("id -u; echo done", on_line=lines.append)
+            conn.run("whoami", on_line=lines.append, root=False)
+            assert lines == ["0", "done", name]
+
+            # A cancelled job run through sudo loses its whole process group too.
+            cancel = threading.Event()
+            with leftover_job_killed(conn, "sudo-job"):
+                with pytest.raises(ssh.CommandCancelled):
+                    conn.run(
+                        "sleep 3041 & echo started; wait",
+                        job="sudo-job",
+                        cancel=cancel,
+                        on_line=lambda line: cancel.set(),
+                    )
+            assert wait_for(lambda: not remote_processes("sleep 3041"))
+            assert not conn.job_running("sudo-job")
+
+            # Files are written as root (sudo), atomically, with the requested mode.
+            target = tmp_path / "pki" / "sa.key"
+            conn.write_file(str(target), b"secret\n", mode=0o600)
+            assert conn.read_file(str(target)) == b"secret\n" and conn.exists(str(target))
+        stat = target.stat()
+        assert (stat.st_uid, oct(stat.st_mode & 0o777)) == (0, oct(0o600))
+        assert sorted(p.name for p in target.parent.iterdir()) == ["sa.key"]
+    finally:
+        user_context.__exit__(None, None, None)

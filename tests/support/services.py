@@ -158,7 +158,10 @@ class SSHServer:
             f"ListenAddress {self.host}:{self.port}\n"
             f"HostKey {self.host_key}\n"
             f"PidFile {self.pid_file}\n"
-            f"AuthorizedKeysFile {self.authorized_keys}\n"
+            # Read as root: the test's directory is private, and sshd reads key files as the user.
+            "AuthorizedKeysFile none\n"
+            f"AuthorizedKeysCommand /bin/cat {self.authorized_keys}\n"
+            "AuthorizedKeysCommandUser root\n"
             "PermitRootLogin prohibit-password\n"
             f"PasswordAuthentication {'yes' if self.password_auth else 'no'}\n"
             "KbdInteractiveAuthentication no\n"
@@ -241,19 +244,28 @@ def start_sshd(
 
 
 @contextmanager
-def local_user(prefix: str = "kbtest") -> Iterator[tuple[str, str]]:
-    """A throwaway local account with a random password (password logins need a real user)."""
+def local_user(prefix: str = "kbtest", *, sudo: bool = False) -> Iterator[tuple[str, str]]:
+    """A throwaway local account with a random password (password logins need a real user);
+    with ``sudo``, allowed passwordless sudo (a sudoers.d drop-in removed afterwards)."""
     if os.geteuid() != 0 or shutil.which("useradd") is None:
         raise ServiceUnavailable("creating a test user needs root and useradd (Debian package passwd)")
+    if sudo and shutil.which("sudo") is None:
+        raise ServiceUnavailable("sudo is not installed (Debian package sudo; bin/test installs it)")
     name = f"{prefix}{secrets.token_hex(3)}"
     password = secrets.token_urlsafe(16)
     home = Path(tempfile.mkdtemp(prefix=f"{name}-home-"))
+    rule = Path(f"/etc/sudoers.d/{name}")
     subprocess.run(["useradd", "--home-dir", str(home), "--no-create-home", "--shell", "/bin/sh", name], check=True)
     try:
         subprocess.run(["chpasswd"], input=f"{name}:{password}", text=True, check=True)
         shutil.chown(home, name)
+        if sudo:
+            rule.write_text(f"{name} ALL=(ALL) NOPASSWD: ALL\n")
+            rule.chmod(0o440)
+            subprocess.run(["visudo", "-cf", str(rule)], check=True, capture_output=True)
         yield name, password
     finally:
+        rule.unlink(missing_ok=True)
         subprocess.run(["userdel", name], capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from clusters.models import Cluster
-from nodes import services, ssh
+from nodes import join_command, services, ssh
 from nodes.forms import NodeForm
 from nodes.models import Node
 
@@ -63,6 +63,8 @@ class Command(BaseCommand):
         check.add_argument("name")
         check.add_argument("--json", dest="as_json", action="store_true", help="print the report as JSON")
 
+        join_command.add_parser(actions)
+
     def handle(self, *args, action: str, **options) -> None:
         handler = {
             "add": self.add,
@@ -70,6 +72,7 @@ class Command(BaseCommand):
             "show-key": self.show_key,
             "accept-host-key": self.accept_host_key,
             "check": self.check,
+            "join": lambda **opts: join_command.run(self, **opts),
         }[action]
         handler(**options)
 

@@ -266,7 +266,8 @@ def local_user(prefix: str = "kbtest", *, sudo: bool = False) -> Iterator[tuple[
         yield name, password
     finally:
         rule.unlink(missing_ok=True)
-        subprocess.run(["userdel", name], capture_output=True)
+        # --force: the user's last SSH session may still be closing.
+        subprocess.run(["userdel", "--force", name], capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
 
 

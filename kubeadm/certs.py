@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -49,20 +50,69 @@ CA_SPECS: dict[str, tuple[str, str]] = {
 }
 
 LEAF_SPECS: tuple[CertSpec, ...] = (
-    CertSpec("apiserver", "apiserver", "ca", "kube-apiserver", (SERVER_AUTH,),
-             "certificate for serving the Kubernetes API", alt_names="apiserver"),
-    CertSpec("apiserver-kubelet-client", "apiserver-kubelet-client", "ca", "kube-apiserver-kubelet-client",
-             (CLIENT_AUTH,), "certificate for the API server to connect to kubelet"),
-    CertSpec("front-proxy-client", "front-proxy-client", "front-proxy-ca", "front-proxy-client", (CLIENT_AUTH,),
-             "certificate for the front proxy client"),
-    CertSpec("etcd-server", "etcd/server", "etcd/ca", "", (SERVER_AUTH, CLIENT_AUTH),
-             "certificate for serving etcd", alt_names="etcd-server", etcd=True),
-    CertSpec("etcd-peer", "etcd/peer", "etcd/ca", "", (SERVER_AUTH, CLIENT_AUTH),
-             "certificate for etcd nodes to communicate with each other", alt_names="etcd-peer", etcd=True),
-    CertSpec("etcd-healthcheck-client", "etcd/healthcheck-client", "etcd/ca", "kube-etcd-healthcheck-client",
-             (CLIENT_AUTH,), "certificate for liveness probes to healthcheck etcd", etcd=True),
-    CertSpec("apiserver-etcd-client", "apiserver-etcd-client", "etcd/ca", "kube-apiserver-etcd-client",
-             (CLIENT_AUTH,), "certificate the apiserver uses to access etcd", etcd=True),
+    CertSpec(
+        "apiserver",
+        "apiserver",
+        "ca",
+        "kube-apiserver",
+        (SERVER_AUTH,),
+        "certificate for serving the Kubernetes API",
+        alt_names="apiserver",
+    ),
+    CertSpec(
+        "apiserver-kubelet-client",
+        "apiserver-kubelet-client",
+        "ca",
+        "kube-apiserver-kubelet-client",
+        (CLIENT_AUTH,),
+        "certificate for the API server to connect to kubelet",
+    ),
+    CertSpec(
+        "front-proxy-client",
+        "front-proxy-client",
+        "front-proxy-ca",
+        "front-proxy-client",
+        (CLIENT_AUTH,),
+        "certificate for the front proxy client",
+    ),
+    CertSpec(
+        "etcd-server",
+        "etcd/server",
+        "etcd/ca",
+        "",
+        (SERVER_AUTH, CLIENT_AUTH),
+        "certificate for serving etcd",
+        alt_names="etcd-server",
+        etcd=True,
+    ),
+    CertSpec(
+        "etcd-peer",
+        "etcd/peer",
+        "etcd/ca",
+        "",
+        (SERVER_AUTH, CLIENT_AUTH),
+        "certificate for etcd nodes to communicate with each other",
+        alt_names="etcd-peer",
+        etcd=True,
+    ),
+    CertSpec(
+        "etcd-healthcheck-client",
+        "etcd/healthcheck-client",
+        "etcd/ca",
+        "kube-etcd-healthcheck-client",
+        (CLIENT_AUTH,),
+        "certificate for liveness probes to healthcheck etcd",
+        etcd=True,
+    ),
+    CertSpec(
+        "apiserver-etcd-client",
+        "apiserver-etcd-client",
+        "etcd/ca",
+        "kube-apiserver-etcd-client",
+        (CLIENT_AUTH,),
+        "certificate the apiserver uses to access etcd",
+        etcd=True,
+    ),
 )
 
 # Renewal-manager names of the kubeconfig client certificates (all from "ca").
@@ -73,8 +123,7 @@ def spec(name: str) -> CertSpec:
     for s in LEAF_SPECS:
         if name in (s.name, s.base_name):
             return s
-    raise CertificateError(f"certificate name: expected one of {', '.join(s.name for s in LEAF_SPECS)}, "
-                           f"found {name!r}")
+    raise CertificateError(f"certificate name: expected one of {', '.join(s.name for s in LEAF_SPECS)}, found {name!r}")
 
 
 def _is_external_etcd(cluster: ClusterConfiguration) -> bool:
@@ -99,8 +148,13 @@ def apiserver_alt_names(init: InitConfiguration, cluster: ClusterConfiguration) 
         vip = netutil.api_server_virtual_ip(cluster.networking.service_subnet)
     except ValueError as exc:
         raise CertificateError(f"networking.serviceSubnet: {exc}") from None
-    dns = [init.node_registration.name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-           f"kubernetes.default.svc.{cluster.networking.dns_domain}"]
+    dns = [
+        init.node_registration.name,
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        f"kubernetes.default.svc.{cluster.networking.dns_domain}",
+    ]
     ips = [str(vip), str(netutil.parse_ip(advertise))]
     if cluster.control_plane_endpoint:
         try:
@@ -134,8 +188,14 @@ def _validity(cluster: ClusterConfiguration) -> tuple[timedelta, timedelta]:
     return leaf, ca
 
 
-def issue_leaf(s: CertSpec, ca: KeyPair, init: InitConfiguration, cluster: ClusterConfiguration, *,
-               now: datetime.datetime | None = None) -> KeyPair:
+def issue_leaf(
+    s: CertSpec,
+    ca: KeyPair,
+    init: InitConfiguration,
+    cluster: ClusterConfiguration,
+    *,
+    now: datetime.datetime | None = None,
+) -> KeyPair:
     """Issue one leaf of the tree from its spec and the configuration."""
     dns: list[str] = []
     ips: list[str] = []
@@ -145,14 +205,25 @@ def issue_leaf(s: CertSpec, ca: KeyPair, init: InitConfiguration, cluster: Clust
         dns, ips = etcd_alt_names(init, cluster, s.alt_names)
     leaf_validity, _ = _validity(cluster)
     return pki.issue_certificate(
-        ca, s.common_name or init.node_registration.name, organization=s.organization, usages=s.usages,
-        dns_names=dns, ip_addresses=ips, algorithm=cluster.encryption_algorithm or pki.DEFAULT_ALGORITHM,
-        validity=leaf_validity, now=now)
+        ca,
+        s.common_name or init.node_registration.name,
+        organization=s.organization,
+        usages=s.usages,
+        dns_names=dns,
+        ip_addresses=ips,
+        algorithm=cluster.encryption_algorithm or pki.DEFAULT_ALGORITHM,
+        validity=leaf_validity,
+        now=now,
+    )
 
 
-def generate_pki_tree(init: InitConfiguration, cluster: ClusterConfiguration, *,
-                      now: datetime.datetime | None = None,
-                      authorities: dict[str, KeyPair] | None = None) -> dict[str, KeyPair]:
+def generate_pki_tree(
+    init: InitConfiguration,
+    cluster: ClusterConfiguration,
+    *,
+    now: datetime.datetime | None = None,
+    authorities: dict[str, KeyPair] | None = None,
+) -> dict[str, KeyPair]:
     """Every certificate and key of `kubeadm init phase certs all`, keyed by
     base name ("ca", "apiserver", "etcd/server", ..., "sa").
 
@@ -287,9 +358,12 @@ _ROW_SOURCES = {
 }
 
 
-def check_expiration(tree: dict[str, KeyPair | x509.Certificate],
-                     kubeconfig_certs: dict[str, x509.Certificate | None] | None = None, *,
-                     external_etcd: bool = False) -> tuple[list[ExpirationRow], list[ExpirationRow]]:
+def check_expiration(
+    tree: dict[str, KeyPair | x509.Certificate],
+    kubeconfig_certs: dict[str, x509.Certificate | None] | None = None,
+    *,
+    external_etcd: bool = False,
+) -> tuple[list[ExpirationRow], list[ExpirationRow]]:
     """The two tables of `kubeadm certs check-expiration`: (certificates, CAs).
 
     ``tree`` is what load_pki returns; ``kubeconfig_certs`` maps "admin.conf"
@@ -310,8 +384,11 @@ def check_expiration(tree: dict[str, KeyPair | x509.Certificate],
         if external_etcd and base == "etcd/ca":
             continue
         cert = _cert_of(tree.get(base))
-        cas.append(ExpirationRow(ca_name, "", cert.not_valid_after_utc if cert else None,
-                                 not isinstance(tree.get(base), KeyPair)))
+        cas.append(
+            ExpirationRow(
+                ca_name, "", cert.not_valid_after_utc if cert else None, not isinstance(tree.get(base), KeyPair)
+            )
+        )
     return rows, cas
 
 
@@ -370,8 +447,9 @@ def _tabwriter(lines: list[str], minwidth: int = 10, padding: int = 3) -> str:
     return "\n".join(out) + "\n"
 
 
-def format_check_expiration(rows: list[ExpirationRow], cas: list[ExpirationRow],
-                            now: datetime.datetime | None = None) -> str:
+def format_check_expiration(
+    rows: list[ExpirationRow], cas: list[ExpirationRow], now: datetime.datetime | None = None
+) -> str:
     """The text table of `kubeadm certs check-expiration` (cmd/certs.go
     certTextPrinter: tabwriter minwidth 10, padding 3; "%-8v" yes/no)."""
     now = now or datetime.datetime.now(datetime.UTC)
@@ -387,25 +465,33 @@ def format_check_expiration(rows: list[ExpirationRow], cas: list[ExpirationRow],
         if r.missing:
             lines.append(f"!MISSING! {r.name}\t\t\t\t")
         else:
-            lines.append(f"{r.name}\t{date(r.expires)}\t{short_human_duration(r.expires - now)}\t{r.ca_name}\t"
-                         f"{yes_no(r.externally_managed)}")
+            lines.append(
+                f"{r.name}\t{date(r.expires)}\t{short_human_duration(r.expires - now)}\t{r.ca_name}\t"
+                f"{yes_no(r.externally_managed)}"
+            )
     lines.append("")
     lines.append("CERTIFICATE AUTHORITY\tEXPIRES\tRESIDUAL TIME\tEXTERNALLY MANAGED")
     for r in cas:
         if r.missing:
             lines.append(f"!MISSING! {r.name}\t\t\t")
         else:
-            lines.append(f"{r.name}\t{date(r.expires)}\t{short_human_duration(r.expires - now)}\t"
-                         f"{yes_no(r.externally_managed)}")
+            lines.append(
+                f"{r.name}\t{date(r.expires)}\t{short_human_duration(r.expires - now)}\t{yes_no(r.externally_managed)}"
+            )
     return _tabwriter(lines)
 
 
 # --- renewal ---------------------------------------------------------------------
 
 
-def renew_certificate(cert: x509.Certificate, ca: KeyPair, *, algorithm: str | None = None,
-                      validity: timedelta = pki.CERT_VALIDITY,
-                      now: datetime.datetime | None = None) -> KeyPair:
+def renew_certificate(
+    cert: x509.Certificate,
+    ca: KeyPair,
+    *,
+    algorithm: str | None = None,
+    validity: timedelta = pki.CERT_VALIDITY,
+    now: datetime.datetime | None = None,
+) -> KeyPair:
     """`kubeadm certs renew`: copy CN, O, DNS/IP SANs and extended key usages
     from the existing certificate (certToConfig) and issue it again from the
     held CA, with a new key. ``algorithm`` defaults to the old key's."""
@@ -415,14 +501,26 @@ def renew_certificate(cert: x509.Certificate, ca: KeyPair, *, algorithm: str | N
     dns, ips = pki.alt_names(cert)
     usages = [u for u in pki.extended_key_usages(cert) if u in (SERVER_AUTH, CLIENT_AUTH)]
     return pki.issue_certificate(
-        ca, pki.common_name(cert), organization=pki.organizations(cert), usages=usages or [CLIENT_AUTH],
-        dns_names=dns, ip_addresses=ips, algorithm=algorithm or pki.algorithm_of(cert.public_key()),
-        validity=validity, now=now)
+        ca,
+        pki.common_name(cert),
+        organization=pki.organizations(cert),
+        usages=usages or [CLIENT_AUTH],
+        dns_names=dns,
+        ip_addresses=ips,
+        algorithm=algorithm or pki.algorithm_of(cert.public_key()),
+        validity=validity,
+        now=now,
+    )
 
 
-def renew_leaves(tree: dict[str, KeyPair | x509.Certificate], names: list[str] | None = None, *,
-                 algorithm: str | None = None, validity: timedelta = pki.CERT_VALIDITY,
-                 now: datetime.datetime | None = None) -> dict[str, KeyPair]:
+def renew_leaves(
+    tree: dict[str, KeyPair | x509.Certificate],
+    names: list[str] | None = None,
+    *,
+    algorithm: str | None = None,
+    validity: timedelta = pki.CERT_VALIDITY,
+    now: datetime.datetime | None = None,
+) -> dict[str, KeyPair]:
     """Renew leaf certificates of a loaded tree (all by default). Returns the
     renewed pairs keyed by base name; CAs are never renewed."""
     renewed = {}
@@ -434,7 +532,59 @@ def renew_leaves(tree: dict[str, KeyPair | x509.Certificate], names: list[str] |
             continue
         ca = tree.get(s.ca_base_name)
         if not isinstance(ca, KeyPair):
-            raise CertificateError(f"{s.name}: expected the key of CA {s.ca_base_name!r} to renew it, found none "
-                                   "(externally managed CA)")
+            raise CertificateError(
+                f"{s.name}: expected the key of CA {s.ca_base_name!r} to renew it, found none (externally managed CA)"
+            )
         renewed[s.base_name] = renew_certificate(cert, ca, algorithm=algorithm, validity=validity, now=now)
     return renewed
+
+
+_DATE_FORMAT = "%b %d, %Y %H:%M UTC"
+_CERT_ROW = re.compile(
+    r"^(?P<name>\S+)\s+(?P<expires>[A-Z][a-z]{2} \d{2}, \d{4} \d{2}:\d{2} UTC)\s+(?P<residual>\S+)\s+"
+    r"(?P<ca>\S+)\s+(?P<external>yes|no)\s*$"
+)
+_CA_ROW = re.compile(
+    r"^(?P<name>\S+)\s+(?P<expires>[A-Z][a-z]{2} \d{2}, \d{4} \d{2}:\d{2} UTC)\s+(?P<residual>\S+)\s+"
+    r"(?P<external>yes|no)\s*$"
+)
+
+
+def parse_check_expiration(text: str) -> tuple[list[ExpirationRow], list[ExpirationRow]]:
+    """Read the output of `kubeadm certs check-expiration` back into (certificates, CAs).
+
+    The inverse of format_check_expiration, for what the real binary prints on a node (leading
+    "[check-expiration] Reading configuration ..." lines are skipped; "!MISSING! name" rows have
+    ``expires`` None). Expiry has minute precision, as printed. Raises CertificateError naming the
+    line that is neither a header nor a row.
+    """
+    certs: list[ExpirationRow] = []
+    cas: list[ExpirationRow] = []
+    table: list[ExpirationRow] | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip()
+        if not line.strip() or line.startswith("["):
+            continue
+        if line.startswith("CERTIFICATE AUTHORITY") and "EXPIRES" in line:
+            table = cas
+            continue
+        if line.startswith("CERTIFICATE") and "EXPIRES" in line:
+            table = certs
+            continue
+        if table is None:
+            raise CertificateError(f"check-expiration line {number}: expected a table header, found {line!r}")
+        if line.startswith("!MISSING! "):
+            name = line.removeprefix("!MISSING! ").split()[0]
+            table.append(ExpirationRow(name, "", None, False))
+            continue
+        match = (_CA_ROW if table is cas else _CERT_ROW).match(line)
+        if match is None:
+            raise CertificateError(f"check-expiration line {number}: expected a certificate row, found {line!r}")
+        expires = datetime.datetime.strptime(match.group("expires"), _DATE_FORMAT).replace(tzinfo=datetime.UTC)
+        ca_name = match.group("ca") if table is certs else ""
+        table.append(ExpirationRow(match.group("name"), ca_name, expires, match.group("external") == "yes"))
+    if not certs and not cas:
+        raise CertificateError(
+            "check-expiration: expected the CERTIFICATE and CERTIFICATE AUTHORITY tables, found none"
+        )
+    return certs, cas

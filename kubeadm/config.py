@@ -173,15 +173,22 @@ TIME = _Time()
 RAW = _Raw()
 
 
-def _f(json_name: str, codec: _Codec, default: Any = None, *, omitempty: bool = True,
-       factory: Any = None, secret: bool = False, struct: bool = False) -> Any:
+def _f(
+    json_name: str,
+    codec: _Codec,
+    default: Any = None,
+    *,
+    omitempty: bool = True,
+    factory: Any = None,
+    secret: bool = False,
+    struct: bool = False,
+) -> Any:
     """Declare a field: its JSON name, codec and Go tag semantics.
 
     struct=True marks a non-pointer Go struct: always printed, even if empty.
     secret=True keeps the value out of error messages.
     """
-    metadata = {"json": json_name, "codec": codec, "omitempty": omitempty,
-                "secret": secret, "struct": struct}
+    metadata = {"json": json_name, "codec": codec, "omitempty": omitempty, "secret": secret, "struct": struct}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -343,7 +350,8 @@ class InitConfiguration:
     bootstrap_tokens: list[BootstrapToken] | None = _f("bootstrapTokens", _ListOf(_Nested(BootstrapToken)))
     dry_run: bool = _f("dryRun", BOOL, False)
     node_registration: NodeRegistrationOptions = _f(
-        "nodeRegistration", _Nested(NodeRegistrationOptions), factory=NodeRegistrationOptions, struct=True)
+        "nodeRegistration", _Nested(NodeRegistrationOptions), factory=NodeRegistrationOptions, struct=True
+    )
     local_api_endpoint: APIEndpoint = _f("localAPIEndpoint", _Nested(APIEndpoint), factory=APIEndpoint, struct=True)
     certificate_key: str = _f("certificateKey", STR, "", secret=True)
     skip_phases: list[str] | None = _f("skipPhases", _ListOf(STR))
@@ -423,9 +431,11 @@ class ClusterConfiguration:
     control_plane_endpoint: str = _f("controlPlaneEndpoint", STR, "")
     api_server: APIServer = _f("apiServer", _Nested(APIServer), factory=APIServer, struct=True)
     controller_manager: ControlPlaneComponent = _f(
-        "controllerManager", _Nested(ControlPlaneComponent), factory=ControlPlaneComponent, struct=True)
+        "controllerManager", _Nested(ControlPlaneComponent), factory=ControlPlaneComponent, struct=True
+    )
     scheduler: ControlPlaneComponent = _f(
-        "scheduler", _Nested(ControlPlaneComponent), factory=ControlPlaneComponent, struct=True)
+        "scheduler", _Nested(ControlPlaneComponent), factory=ControlPlaneComponent, struct=True
+    )
     dns: DNS = _f("dns", _Nested(DNS), factory=DNS, struct=True)
     proxy: Proxy = _f("proxy", _Nested(Proxy), factory=Proxy, struct=True)
     certificates_dir: str = _f("certificatesDir", STR, "")
@@ -472,7 +482,8 @@ class JoinControlPlane:
 class JoinConfiguration:
     dry_run: bool = _f("dryRun", BOOL, False)
     node_registration: NodeRegistrationOptions = _f(
-        "nodeRegistration", _Nested(NodeRegistrationOptions), factory=NodeRegistrationOptions, struct=True)
+        "nodeRegistration", _Nested(NodeRegistrationOptions), factory=NodeRegistrationOptions, struct=True
+    )
     ca_cert_path: str = _f("caCertPath", STR, "")
     discovery: Discovery = _f("discovery", _Nested(Discovery), factory=Discovery, struct=True)
     control_plane: JoinControlPlane | None = _f("controlPlane", _Nested(JoinControlPlane))
@@ -501,18 +512,27 @@ def default_timeouts() -> Timeouts:
 
 def default_bootstrap_token(token: str = PLACEHOLDER_TOKEN) -> BootstrapToken:
     """SetDefaults_BootstrapToken: 24h TTL, signing+authentication, default group."""
-    return BootstrapToken(token=token, ttl=DEFAULT_TOKEN_TTL, usages=list(DEFAULT_TOKEN_USAGES),
-                          groups=list(DEFAULT_TOKEN_GROUPS))
+    return BootstrapToken(
+        token=token, ttl=DEFAULT_TOKEN_TTL, usages=list(DEFAULT_TOKEN_USAGES), groups=list(DEFAULT_TOKEN_GROUPS)
+    )
 
 
 def default_node_registration(name: str = PLACEHOLDER_NODE_NAME) -> NodeRegistrationOptions:
-    return NodeRegistrationOptions(name=name, cri_socket=DEFAULT_CRI_SOCKET, taints=None,
-                                   image_pull_policy=DEFAULT_IMAGE_PULL_POLICY, image_pull_serial=True)
+    return NodeRegistrationOptions(
+        name=name,
+        cri_socket=DEFAULT_CRI_SOCKET,
+        taints=None,
+        image_pull_policy=DEFAULT_IMAGE_PULL_POLICY,
+        image_pull_serial=True,
+    )
 
 
-def default_init_configuration(*, advertise_address: str = PLACEHOLDER_ADVERTISE_ADDRESS,
-                               node_name: str = PLACEHOLDER_NODE_NAME,
-                               token: str = PLACEHOLDER_TOKEN) -> InitConfiguration:
+def default_init_configuration(
+    *,
+    advertise_address: str = PLACEHOLDER_ADVERTISE_ADDRESS,
+    node_name: str = PLACEHOLDER_NODE_NAME,
+    token: str = PLACEHOLDER_TOKEN,
+) -> InitConfiguration:
     """The InitConfiguration of `kubeadm config print init-defaults`.
 
     With no arguments it holds kubeadm's own placeholders (1.2.3.4, "node",
@@ -545,10 +565,13 @@ def default_cluster_configuration(kubernetes_version: str = DEFAULT_KUBERNETES_V
     )
 
 
-def default_join_configuration(*, api_server_endpoint: str = PLACEHOLDER_DISCOVERY_ENDPOINT,
-                               token: str = PLACEHOLDER_TOKEN,
-                               node_name: str = PLACEHOLDER_NODE_NAME,
-                               ca_cert_hashes: list[str] | None = None) -> JoinConfiguration:
+def default_join_configuration(
+    *,
+    api_server_endpoint: str = PLACEHOLDER_DISCOVERY_ENDPOINT,
+    token: str = PLACEHOLDER_TOKEN,
+    node_name: str = PLACEHOLDER_NODE_NAME,
+    ca_cert_hashes: list[str] | None = None,
+) -> JoinConfiguration:
     """The JoinConfiguration of `kubeadm config print join-defaults`.
 
     kubeadm fills nodeRegistration.name from the host name; we use a
@@ -560,9 +583,11 @@ def default_join_configuration(*, api_server_endpoint: str = PLACEHOLDER_DISCOVE
         ca_cert_path=DEFAULT_CA_CERT_PATH,
         discovery=Discovery(
             bootstrap_token=BootstrapTokenDiscovery(
-                token=token, api_server_endpoint=api_server_endpoint,
+                token=token,
+                api_server_endpoint=api_server_endpoint,
                 ca_cert_hashes=list(ca_cert_hashes) if ca_cert_hashes else None,
-                unsafe_skip_ca_verification=not ca_cert_hashes),
+                unsafe_skip_ca_verification=not ca_cert_hashes,
+            ),
             tls_bootstrap_token=token,
         ),
         timeouts=default_timeouts(),
@@ -643,8 +668,12 @@ def parse_config(text: str) -> ParsedConfig:
             result.other_documents.append(doc)
             continue
         if api_version != CONFIG_API_VERSION:
-            raise YAMLFormatError(f"{kind}.apiVersion", CONFIG_API_VERSION, api_version,
-                                  hint="convert older files with `kubeadm config migrate`")
+            raise YAMLFormatError(
+                f"{kind}.apiVersion",
+                CONFIG_API_VERSION,
+                api_version,
+                hint="convert v1beta3 files with migrate_config (as `kubeadm config migrate` does)",
+            )
         attr = _ATTR[kind]
         if getattr(result, attr) is not None:
             raise YAMLFormatError(where, f"at most one {kind}", f"a second {kind}")
@@ -653,6 +682,14 @@ def parse_config(text: str) -> ParsedConfig:
         setattr(result, attr, _from_dict(_KINDS[kind], body, "", ctx))
         result.unknown_fields.extend(f"{kind}.{p}" if len(documents) > 1 else p for p in ctx.unknown_fields)
     return result
+
+
+def migrate_config(text: str) -> ParsedConfig:
+    """A v1beta3 (or v1beta4) file as defaulted v1beta4 objects, like `kubeadm config migrate`
+    (see kubeadm.migrate for the rules and the deliberate differences)."""
+    from kubeadm.migrate import migrate_config as migrate
+
+    return migrate(text)
 
 
 def from_dict(cls: type, data: dict) -> tuple[Any, list[str]]:
@@ -668,11 +705,42 @@ from kubeadm.validation import (  # noqa: E402  (validation needs the types abov
 )
 
 __all__ = [
-    "APIEndpoint", "APIServer", "Arg", "BootstrapToken", "BootstrapTokenDiscovery", "ClusterConfiguration",
-    "ControlPlaneComponent", "DNS", "Discovery", "EnvVar", "Etcd", "ExternalEtcd", "FileDiscovery",
-    "HostPathMount", "InitConfiguration", "JoinConfiguration", "JoinControlPlane", "LocalEtcd", "Networking",
-    "NodeRegistrationOptions", "ParsedConfig", "Patches", "Proxy", "Taint", "Timeouts",
-    "default_cluster_configuration", "default_init_configuration", "default_join_configuration",
-    "parse_config", "render", "render_cluster_config", "render_init_config", "render_join_config", "to_dict",
-    "validate_cluster_configuration", "validate_init_configuration", "validate_join_configuration",
+    "APIEndpoint",
+    "APIServer",
+    "Arg",
+    "BootstrapToken",
+    "BootstrapTokenDiscovery",
+    "ClusterConfiguration",
+    "ControlPlaneComponent",
+    "DNS",
+    "Discovery",
+    "EnvVar",
+    "Etcd",
+    "ExternalEtcd",
+    "FileDiscovery",
+    "HostPathMount",
+    "InitConfiguration",
+    "JoinConfiguration",
+    "JoinControlPlane",
+    "LocalEtcd",
+    "Networking",
+    "NodeRegistrationOptions",
+    "ParsedConfig",
+    "Patches",
+    "Proxy",
+    "Taint",
+    "Timeouts",
+    "default_cluster_configuration",
+    "default_init_configuration",
+    "default_join_configuration",
+    "migrate_config",
+    "parse_config",
+    "render",
+    "render_cluster_config",
+    "render_init_config",
+    "render_join_config",
+    "to_dict",
+    "validate_cluster_configuration",
+    "validate_init_configuration",
+    "validate_join_configuration",
 ]

@@ -402,3 +402,55 @@ def test_adopt_through_the_form_then_manage_tokens_in_the_ui(testbed, admin, cli
     assert secret_or_none(testbed, f"bootstrap-token-{token_id}") is not None, "a Secret the API server accepted"
     assert f"kubeadm join {testbed.endpoint} --token {full}" in html
     assert bearer_whoami(testbed, full)["username"] == f"system:bootstrap:{token_id}"
+
+
+@pytest.mark.django_db
+def test_management_commands_mirror_kubeadm_token(testbed, created, admin):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    def run(*args: str) -> str:
+        out = StringIO()
+        call_command("token", *args, stdout=out)
+        return out.getvalue()
+
+    run("sync", "created")
+    line = run("create", "created", "--ttl", "1h", "--description", "by command", "--print-join-command").strip("\n")
+    ours = line.split("--token ")[1].split(" ")[0]
+    real = testbed.cp.node.ssh(
+        f"{testbed.bins}/kubeadm token create --kubeconfig /etc/kubernetes/admin.conf --print-join-command 2>/dev/null"
+    ).stdout.rstrip("\n")
+    theirs = real.split("--token ")[1].split(" ")[0]
+    assert line.replace(ours, "TOKEN") == real.replace(theirs, "TOKEN"), "the same line kubeadm prints"
+    assert bearer_whoami(testbed, ours)["username"] == f"system:bootstrap:{ours[:6]}"
+
+    run("sync", "created")  # imports the token kubeadm just made
+    listed = run("list", "created", "--show-secrets")
+    kubeadm_list = testbed.cp.node.ssh(
+        f"{testbed.bins}/kubeadm token list --kubeconfig /etc/kubernetes/admin.conf 2>/dev/null"
+    ).stdout
+
+    def without_ttl(text: str) -> list[str]:  # the TTL column ("59m") depends on the second it ran
+        return [row[:26] + row[38:] for row in text.splitlines()]
+
+    assert without_ttl(listed) == without_ttl(kubeadm_list)
+    masked = run("list", "created")
+    assert ours not in masked and f"{ours[:6]}.****************" in masked
+
+    assert run("delete", "created", ours) == f'bootstrap token "{ours[:6]}" deleted\n'
+    assert secret_or_none(testbed, f"bootstrap-token-{ours[:6]}") is None
+    assert len(run("generate").strip()) == 23
+
+    for args, message in [
+        (("create", "created", "--ttl", "0"), "a TTL of zero"),
+        (("create", "created", "--usages", "signing,bogus"), "found bogus"),
+        (("create", "created", "--groups", "system:nodes"), "expected a group matching"),
+        (("create", "created", "not-a-token"), "expected a bootstrap token of the form"),
+        (("create", "nowhere"), "no cluster named 'nowhere'"),
+        (("delete", "created", "zzzzzz"), "is not known in cluster created"),
+        (("create", "created", "--as", "ada", "--certificate-key", "00"), "with --print-join-command only"),
+    ]:
+        with pytest.raises(CommandError, match=message):
+            run(*args)

@@ -24,6 +24,9 @@ UNREACHABLE_EXIT = 2
 
 class Command(BaseCommand):
     help = "Machines of a cluster: add, list, show-key, accept-host-key, check."
+    # The "check" action's method shadows BaseCommand.check (system checks), which the command
+    # line calls before handle(); without this, `manage.py node …` fails outside call_command.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -17,6 +17,7 @@ from operations.formatting import event_line
 from operations.models import Event, Operation
 
 CHUNK = 1000
+QUEUED_NOTE_SECONDS = 10
 
 
 def follow(
@@ -33,6 +34,7 @@ def follow(
     from operations.services import reap_operations
 
     last = after
+    began, warned = time.monotonic(), False
     deadline = time.monotonic() + timeout if timeout is not None else None
     lease = settings.OPERATION_LEASE_SECONDS
     while True:
@@ -56,4 +58,7 @@ def follow(
                 reap_operations()  # nobody else may be watching: notice a dead worker ourselves
         if deadline is not None and time.monotonic() > deadline:
             return status
+        if status == Operation.Status.QUEUED and not warned and time.monotonic() - began > QUEUED_NOTE_SECONDS:
+            write(f"(still queued after {QUEUED_NOTE_SECONDS} s: is a worker running? `manage.py qcluster`)")
+            warned = True
         time.sleep(poll_seconds)

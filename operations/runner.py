@@ -165,15 +165,36 @@ def run_operation(operation_id: int) -> str:
     run = Run(operation, writer)
     watcher = CancelWatcher(run)
     watcher.start()
+    crash: Exception | None = None
     try:
         outcome = run.execute()
     except LeaseLost:
         log.warning("operation %s: lease lost, stopping without further writes", operation_id)
         outcome = "lease lost"
+    except Exception as exc:  # a bug or a lost database: end the run in a state a person can resume
+        log.exception("operation %s: the runner stopped on an unexpected error", operation_id)
+        crash, outcome = exc, "crashed"
     finally:
         watcher.stop()
         heartbeat.stop()
+    if crash is not None:
+        _interrupt_after_crash(operation, writer, crash)
     return outcome
+
+
+def _interrupt_after_crash(operation: Operation, writer: EventWriter, crash: Exception) -> None:
+    """Close the running phases and mark the operation interrupted now, rather than leaving it
+    "running" until its lease runs out."""
+    from operations.services import interrupt
+
+    try:
+        writer.flush()
+    except Exception:
+        log.warning("operation %s: could not store its last events", operation.pk, exc_info=True)
+    try:
+        interrupt(operation, f"The runner stopped on an unexpected error ({type(crash).__name__}: {crash}).")
+    except Exception:
+        log.exception("operation %s: could not mark it interrupted; the reaper will", operation.pk)
 
 
 class CancelWatcher(threading.Thread):

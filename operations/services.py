@@ -246,6 +246,8 @@ def _auto_resumable(operation: Operation, interrupted: list[PhaseRun]) -> bool:
     re-run, within the limit. Anything else waits for a person."""
     if not interrupted or operation.auto_resumes >= settings.OPERATION_AUTO_RESUME_LIMIT:
         return False
+    if operation.cancel_requested_at is not None:
+        return False  # someone asked it to stop: never start it again behind their back
     try:
         kind = get_kind(operation.kind)
     except ValueError:

@@ -12,10 +12,16 @@ import pytest
 import tests.support.kinds  # noqa: F401  (registers the test kinds)
 from audit.models import AuditEvent
 from operations.events import clean_text
-from operations.models import Operation, PhaseAttempt
+from operations.models import Operation, PhaseAttempt, PhaseRun
 from operations.registry import UnknownKind
 from operations.runner import run_operation
-from operations.services import OperationStateError, cancel_operation, resume_operation, start_operation
+from operations.services import (
+    OperationStateError,
+    cancel_operation,
+    reap_operations,
+    resume_operation,
+    start_operation,
+)
 from tests.factories import make_cluster
 from tests.support.processes import wait_until
 
@@ -362,3 +368,52 @@ def test_phase_error_hint_reaches_event_phase_and_attempt(operator):
     assert event.data["hint"] == "Fix the machine, then resume." and event.data["exit_status"] == 3
     phase = operation.phases.get(name="work")
     assert phase.hint == event.data["hint"] and phase.attempts.get().hint == event.data["hint"]
+
+
+# --- the runner's own failures and dead workers ------------------------------------------------
+
+
+def test_a_runner_crash_ends_interrupted_at_once_not_after_the_lease(operator):
+    # A kind whose bound cannot be computed is a bug in the kind, not in a phase.
+    plan = grouped_plan(["n1", "n2"])
+    operation = start_operation(make_cluster(), "test-steps", params={"plan": plan, "parallel": "two"})
+    assert run_operation(operation.pk) == "crashed"
+    operation.refresh_from_db()
+    assert operation.status == "interrupted"
+    assert "unexpected error (ValueError" in operation.error
+    assert states(operation)["prepare"] == "succeeded"
+    resume_operation(operation, user=operator)  # fixable and resumable like any interruption
+
+
+def test_dead_worker_of_an_idempotent_phase_is_resumed_automatically_up_to_the_limit(operator, settings):
+    settings.OPERATION_AUTO_RESUME_LIMIT = 1
+    plan = [["", "idempotent-work"]]
+    operation = start_operation(make_cluster(), "test-steps", params={"plan": plan})
+    for round_ in (1, 2):
+        Operation.objects.filter(pk=operation.pk).update(status="running", worker="elsewhere:1", heartbeat_at=None)
+        phase = operation.phases.get()
+        PhaseRun.objects.filter(pk=phase.pk).update(status="running", attempt=round_)
+        PhaseAttempt.objects.create(phase=phase, number=round_, status="running", worker="elsewhere:1")
+        assert reap_operations() == 1
+        operation.refresh_from_db()
+        if round_ == 1:
+            assert operation.status == "queued" and operation.auto_resumes == 1, "resumed by itself"
+            assert AuditEvent.objects.filter(action="operation.resumed", details__automatic=True).count() == 1
+        else:
+            assert operation.status == "interrupted" and operation.auto_resumes == 1, "the limit holds"
+    assert list(PhaseAttempt.objects.filter(phase__operation=operation).values_list("status", flat=True)) == [
+        "interrupted",
+        "interrupted",
+    ]
+
+
+def test_a_cancelled_operation_whose_worker_died_is_not_resumed_automatically(operator):
+    operation = start_operation(make_cluster(), "test-steps", params={"plan": [["", "idempotent-work"]]})
+    Operation.objects.filter(pk=operation.pk).update(status="running", worker="elsewhere:1", heartbeat_at=None)
+    phase = operation.phases.get()
+    PhaseRun.objects.filter(pk=phase.pk).update(status="running", attempt=1)
+    PhaseAttempt.objects.create(phase=phase, number=1, status="running", worker="elsewhere:1")
+    cancel_operation(operation, user=operator)  # nobody runs it any more to notice
+    assert reap_operations() == 1
+    operation.refresh_from_db()
+    assert operation.status == "interrupted" and operation.auto_resumes == 0

@@ -269,9 +269,10 @@ def test_output_streams_line_by_line_in_order_with_stderr_merged(node):
         started = time.monotonic()
         result = conn.run(script, on_line=lambda line: arrivals.append((line, time.monotonic() - started)))
     assert [line for line, _ in arrivals] == ["out1", "err1", "out2", "err2", "out3", "err3"]
-    # Each pair arrived while the command was still sleeping, not at the end.
-    assert arrivals[0][1] < result.duration - 0.6
-    assert arrivals[2][1] < result.duration - 0.2
+    # Lines arrived as the command printed them, spread over its 0.8 s of sleeps between the
+    # first and the last pair; buffered output would arrive all at once at the end.
+    assert arrivals[4][1] - arrivals[0][1] > 0.5
+    assert arrivals[0][1] < result.duration - 0.5
 
 
 def test_invalid_utf8_ansi_and_a_5mb_line_are_capped_not_fatal(node):
@@ -358,23 +359,29 @@ def test_a_job_survives_a_lost_connection_and_is_found_and_killed_from_another(n
 
 
 @pytest.mark.django_db(transaction=True)
-def test_connections_from_several_threads_run_at_once(node):
-    spans: dict[int, tuple[float, float]] = {}
+def test_connections_from_several_threads_run_at_once(node, tmp_path):
+    """Each command waits until all five have started: run one after another, the first
+    would wait alone until it gives up."""
+    arrived = tmp_path / "arrived"
+    arrived.mkdir()
+    script = (
+        f"touch {arrived}/$$; for i in $(seq 200); do "
+        f'[ "$(ls {arrived} | wc -l)" -ge 5 ] && echo together && exit 0; sleep 0.1; done; echo alone'
+    )
+    outputs: dict[int, list[str]] = {}
 
     def work(index: int) -> None:
-        lines = []
+        lines: list[str] = []
         with ssh.connect(node) as conn:
-            conn.run("date +%s.%N; sleep 1; date +%s.%N", on_line=lines.append)
-        spans[index] = (float(lines[0]), float(lines[1]))
+            conn.run(script, on_line=lines.append)
+        outputs[index] = lines
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(5)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(30)
-    assert len(spans) == 5
-    # Every command started before any other finished: they ran concurrently.
-    assert max(start for start, _ in spans.values()) < min(end for _, end in spans.values())
+        thread.join(60)
+    assert outputs == {i: ["together"] for i in range(5)}
 
 
 # --- files ---------------------------------------------------------------------------------

@@ -1,16 +1,25 @@
 """Streamed exports of the history (CSV and JSON Lines): rows are read in keyset batches and
-written as they come, so a huge range never sits in memory."""
+written as they come, so a huge range never sits in memory.
+
+Under daphne (ASGI) the body is an asynchronous iterator: Django would otherwise collect a
+synchronous one into a list before sending it. Under WSGI (tests, a WSGI server) it is a
+plain generator. Both read ``EXPORT_BATCH`` rows at a time.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
 from audit.models import AuditEvent
-from audit.queries import iterate
+from audit.queries import EXPORT_BATCH, iterate
 
 COLUMNS = (
     "seq",
@@ -53,36 +62,58 @@ def as_dict(event: AuditEvent) -> dict:
     }
 
 
-class _Line:
-    """csv.writer target that hands back what it was given."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
-    writer = csv.writer(_Line())
-    yield writer.writerow(COLUMNS)
-    for event in events:
-        row = as_dict(event)
-        row["details"] = json.dumps(row["details"], sort_keys=True)
-        row["changes"] = json.dumps(row["changes"], sort_keys=True) if row["changes"] else ""
-        yield writer.writerow([row[column] for column in COLUMNS])
+def _csv(values) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()
 
 
-def jsonl_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
-    for event in events:
-        yield json.dumps(as_dict(event), sort_keys=True) + "\n"
+def csv_row(event: AuditEvent) -> str:
+    row = as_dict(event)
+    row["details"] = json.dumps(row["details"], sort_keys=True)
+    row["changes"] = json.dumps(row["changes"], sort_keys=True) if row["changes"] else ""
+    return _csv([row[column] for column in COLUMNS])
+
+
+def jsonl_row(event: AuditEvent) -> str:
+    return json.dumps(as_dict(event), sort_keys=True) + "\n"
 
 
 FORMATS = {
-    "csv": ("text/csv; charset=utf-8", csv_lines),
-    "jsonl": ("application/x-ndjson; charset=utf-8", jsonl_lines),
+    "csv": ("text/csv; charset=utf-8", _csv(COLUMNS), csv_row),
+    "jsonl": ("application/x-ndjson; charset=utf-8", "", jsonl_row),
 }
 
 
-def streaming_response(records, fmt: str, filename: str) -> StreamingHttpResponse:
-    content_type, lines = FORMATS[fmt]
-    response = StreamingHttpResponse(lines(iterate(records)), content_type=content_type)
+def lines(records: QuerySet, fmt: str) -> Iterator[str]:
+    _, header, row = FORMATS[fmt]
+    if header:
+        yield header
+    for event in iterate(records):
+        yield row(event)
+
+
+def _batch(records: QuerySet, before: int | None) -> list[AuditEvent]:
+    chunk = records if before is None else records.filter(id__lt=before)
+    return list(chunk.order_by("-id")[:EXPORT_BATCH])
+
+
+async def alines(records: QuerySet, fmt: str) -> AsyncIterator[str]:
+    _, header, row = FORMATS[fmt]
+    if header:
+        yield header
+    before = None
+    while True:
+        rows = await sync_to_async(_batch)(records, before)
+        if not rows:
+            return
+        yield "".join(row(event) for event in rows)
+        before = rows[-1].id
+
+
+def streaming_response(request, records: QuerySet, fmt: str, filename: str) -> StreamingHttpResponse:
+    content_type = FORMATS[fmt][0]
+    body = alines(records, fmt) if isinstance(request, ASGIRequest) else lines(records, fmt)
+    response = StreamingHttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
     return response

@@ -39,7 +39,7 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     if records is None:
         return render(request, "audit/history.html", {"form": form, "page": None, "story": None}, status=400)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    return streaming_response(records, fmt, f"kubeboard-audit-{stamp}")
+    return streaming_response(request, records, fmt, f"kubeboard-audit-{stamp}")
 
 
 @login_required

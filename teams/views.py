@@ -70,6 +70,8 @@ def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def member_add(request: HttpRequest, pk: int) -> HttpResponse:
     team = _team(request.user, pk)
+    if not can_in_team(request.user, ADMIN, team):
+        raise PermissionDenied(f"managing team {team.name} needs its admin role")
     form = MemberForm(request.POST)
     if form.is_valid():
         try:

@@ -4,7 +4,10 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.db import transaction
 
+from audit.context import audit_context
+from audit.services import record
 from core.encryption import keyring
 
 
@@ -22,7 +25,9 @@ class Command(BaseCommand):
             self.stdout.write("An administrator already exists; no password printed.")
             return
         password = secrets.token_urlsafe(12)
-        users.objects.create_superuser(username=username, email="", password=password)
+        with audit_context(source="command:ensure_admin"), transaction.atomic():
+            user = users.objects.create_superuser(username=username, email="", password=password)
+            record("user.created", obj=user, details={"username": username, "superuser": True})
         self.stdout.write(
             "\n".join(
                 [

@@ -1,0 +1,226 @@
+"""What each state-changing entry point writes to the audit trail: the declarative coverage list.
+
+``tests/unit/test_audit_coverage.py`` walks every URL pattern (each method the permission
+matrix declares), every management command of Kubeboard's apps (each subcommand) and every
+background task module, and checks each against the entries below:
+
+* ``Audited(actions, ...)``: running it writes exactly these records, each exactly once (one per
+  action: a cluster create is "cluster.created" + "operation.queued"), and nothing else.
+* ``ReadOnly(reason)``: it changes nothing worth a record; running it must write none.
+* ``Elsewhere(test, reason)``: it needs a real cluster or machine to succeed; the named test
+  proves its record. (Here it must at least write nothing when it cannot succeed.)
+
+Every GET of every route must write no record at all (GET is safe), whether declared or not.
+
+Adding a POST route, a command or a task? Add its entry here, e.g.
+
+    "tokens:create": {"POST": Audited("token.created", role="operator", data=lambda w: {...})},
+    "node add": Audited(("cluster.ssh_key_generated", "node.added"), argv=lambda w: ["node", "add", w.cluster.name, "n9", "--address", "10.0.0.9"]),
+    "tokens.tasks.sweep": ReadOnly("nothing is due in an empty database; tests/... prove the sweep's records"),
+
+Routes use the World of ``tests/permission_matrix.py`` (add objects there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tests.factories import CLUSTER_FORM
+
+
+@dataclass(frozen=True)
+class Audited:
+    actions: str | tuple[str, ...]
+    role: str = "admin"  # routes: who acts (a role of tests.permission_matrix.ROLES)
+    data: Callable[[Any], dict] = lambda w: {}
+    argv: Callable[[Any], list[str]] | None = None  # commands: call_command arguments
+    call: Callable[[Any], None] | None = None  # tasks: how to run it
+    setup: Callable[[Any], None] | None = None  # prepare the world first
+
+    @property
+    def expected(self) -> list[str]:
+        return sorted([self.actions] if isinstance(self.actions, str) else self.actions)
+
+
+@dataclass(frozen=True)
+class ReadOnly:
+    reason: str
+    role: str = "admin"
+    data: Callable[[Any], dict] = lambda w: {}
+    argv: Callable[[Any], list[str]] | None = None
+    call: Callable[[Any], None] | None = None
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    test: str
+    reason: str
+    role: str = "admin"
+    data: Callable[[Any], dict] = lambda w: {}
+
+
+def _offer_host_key(w) -> None:
+    from nodes.models import Node
+
+    Node.objects.filter(pk=w.node.pk).update(
+        offered_host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0sNEWpZf1gL2Xh1R5Cw8Y8KxFQ0Vq3l9Xq2b5Q8f0a",
+        offered_host_key_fingerprint="SHA256:coverage",
+    )
+
+
+def _pin_and_offer_other(w) -> None:
+    from nodes.models import Node
+
+    Node.objects.filter(pk=w.node.pk).update(
+        ssh_host_key="ssh-ed25519 AAAApinned",
+        ssh_host_key_fingerprint="SHA256:pinned",
+        offered_host_key="ssh-ed25519 AAAAother",
+        offered_host_key_fingerprint="SHA256:other",
+    )
+
+
+def _login_password(w) -> None:
+    w.users["admin"].set_password("right-password-123")
+    w.users["admin"].save()
+
+
+CLUSTER_E2E = "tests/e2e/test_tokens_cluster.py"
+
+ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
+    "login": {
+        "POST": Audited(
+            "auth.login_failed", role="anonymous", data=lambda w: {"username": "blue-admin", "password": "wrong"}
+        )
+    },
+    "logout": {"POST": Audited("auth.logout")},
+    "clusters:create": {
+        "POST": Audited(
+            ("cluster.created", "operation.queued"),
+            role="operator",
+            data=lambda w: CLUSTER_FORM | {"name": "fresh", "team": w.team.pk},
+        )
+    },
+    "adopt-cluster": {"POST": Elsewhere(CLUSTER_E2E, "reads a live API server with the given kubeconfig")},
+    "clusters:initialize": {"POST": Elsewhere(CLUSTER_E2E, "needs machines with a pinned host key")},
+    "clusters:join": {"POST": Elsewhere(CLUSTER_E2E, "needs a running control plane and machines")},
+    "clusters:engine-settings": {"POST": Elsewhere("tests/unit/test_cluster_actions.py", "form owned by the engine")},
+    "clusters:admin-kubeconfig": {"POST": Elsewhere(CLUSTER_E2E, "issues a certificate from the cluster CA")},
+    "clusters:read-back": {"POST": Elsewhere(CLUSTER_E2E, "reads a live API server")},
+    "nodes:add": {
+        # The first machine of a cluster also makes the cluster's key pair: two actions.
+        "POST": Audited(
+            ("cluster.ssh_key_generated", "node.added"),
+            role="operator",
+            data=lambda w: {
+                "name": "n9",
+                "address": "10.0.0.99",
+                "ssh_port": 22,
+                "ssh_user": "root",
+                "role": "worker",
+                "credential": "cluster-key",
+            },
+        )
+    },
+    "nodes:cluster-key": {"POST": Audited("cluster.ssh_key_generated", role="operator")},
+    "nodes:edit": {
+        "POST": Audited(
+            ("cluster.ssh_key_generated", "node.changed"),
+            role="operator",
+            data=lambda w: {
+                "name": "n1",
+                "address": "10.0.0.22",
+                "ssh_port": 22,
+                "ssh_user": "root",
+                "role": "worker",
+                "credential": "cluster-key",
+            },
+        )
+    },
+    "nodes:delete": {"POST": Audited("node.deleted", role="operator")},
+    "nodes:check": {"POST": Audited("node.check_requested", role="operator")},
+    "nodes:host-key-accept": {
+        "POST": Audited(
+            "node.host_key_accepted",
+            role="operator",
+            setup=_offer_host_key,
+            data=lambda w: {"fingerprint": "SHA256:coverage"},
+        )
+    },
+    "nodes:host-key-keep": {"POST": Audited("node.host_key_kept", role="operator", setup=_pin_and_offer_other)},
+    "tokens:create": {"POST": Elsewhere(CLUSTER_E2E, "creates the Secret in a live cluster")},
+    "tokens:sync": {"POST": Elsewhere(CLUSTER_E2E, "reads a live cluster")},
+    "tokens:policy": {
+        "POST": Elsewhere("tests/integration/test_token_policies.py", "form owned by the tokens engineer")
+    },
+    "tokens:certificate_key_create": {"POST": Elsewhere(CLUSTER_E2E, "uploads certificates to a live cluster")},
+    "tokens:certificate_key_reveal": {"POST": Audited("certificate_key.revealed")},
+    "tokens:rotate": {"POST": Elsewhere(CLUSTER_E2E, "creates the successor Secret in a live cluster")},
+    "tokens:delete": {"POST": Elsewhere(CLUSTER_E2E, "deletes the Secret in a live cluster")},
+    "tokens:reveal": {"POST": Audited("token.revealed")},
+    "tokens:join_command": {"POST": Elsewhere(CLUSTER_E2E, "needs a ready cluster to build the command")},
+    "operations:resume": {"POST": Audited("operation.resumed", role="operator")},
+    "operations:cancel": {
+        "POST": ReadOnly("the world's operation has already failed: nothing to cancel", role="operator")
+    },
+    "teams:create": {"POST": Audited("team.created", role="superuser", data=lambda w: {"name": "green"})},
+    "teams:member_add": {
+        "POST": Audited("team.member_added", data=lambda w: {"username": "other-admin", "role": "viewer"})
+    },
+    "teams:member_role": {"POST": Audited("team.role_changed", data=lambda w: {"role": "operator"})},
+    "teams:member_remove": {"POST": Audited("team.member_removed")},
+}
+
+COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
+    "audit_checkpoint": Audited("audit.checkpoint_created", argv=lambda w: ["audit_checkpoint"]),
+    "verify_audit": ReadOnly("verifies only", argv=lambda w: ["verify_audit"]),
+    "flush": ReadOnly("empties the whole database (tests, development); the audit trail with it"),
+    "ensure_admin": Audited(
+        "user.created",
+        argv=lambda w: ["ensure_admin", "--username", "first"],
+        setup=lambda w: type(w.users["superuser"]).objects.filter(is_superuser=True).delete(),
+    ),
+    "rotate_encryption_keys": Audited("encryption.keys_rotated", argv=lambda w: ["rotate_encryption_keys"]),
+    "node add": Audited(
+        ("cluster.ssh_key_generated", "node.added"),
+        argv=lambda w: ["node", "add", w.cluster.name, "n7", "--address", "10.0.0.77"],
+    ),
+    "node list": ReadOnly("lists", argv=lambda w: ["node", "list", w.cluster.name]),
+    "node show-key": Audited("cluster.ssh_key_generated", argv=lambda w: ["node", "show-key", w.cluster.name]),
+    "node accept-host-key": Audited(
+        "node.host_key_accepted",
+        setup=_offer_host_key,
+        argv=lambda w: ["node", "accept-host-key", w.cluster.name, w.node.name, "--fingerprint", "SHA256:coverage"],
+    ),
+    "node check": Elsewhere("tests/e2e/test_machines_testbed.py", "connects to a machine over SSH"),
+    "node join-command": Elsewhere(CLUSTER_E2E, "needs a ready cluster"),
+    "node join": Elsewhere(CLUSTER_E2E, "joins machines to a running control plane"),
+    "cluster init": Elsewhere(CLUSTER_E2E, "initializes a control plane on a machine"),
+    "operation follow": ReadOnly("prints events"),
+    "token create": Elsewhere(CLUSTER_E2E, "creates the Secret in a live cluster"),
+    "token delete": Elsewhere(CLUSTER_E2E, "deletes the Secret in a live cluster"),
+    "token sync": Elsewhere(CLUSTER_E2E, "reads a live cluster"),
+    "token generate": ReadOnly("prints a new random token; stores nothing", argv=lambda w: ["token", "generate"]),
+    "token list": ReadOnly("lists", argv=lambda w: ["token", "list", w.cluster.name]),
+    "operation list": ReadOnly("lists", argv=lambda w: ["operation", "list", w.cluster.name]),
+    "operation resume": Audited("operation.resumed", argv=lambda w: ["operation", "resume", str(w.operation.pk)]),
+    "operation cancel": ReadOnly("the world's operation has already failed: nothing to cancel"),
+}
+
+TASKS: dict[str, Audited | ReadOnly | Elsewhere] = {
+    "nodes.tasks.check_machine": Elsewhere("tests/e2e/test_machines_testbed.py", "connects to a machine over SSH"),
+    "tokens.tasks.sweep": ReadOnly(
+        "nothing is due in the world", call=lambda w: __import__("tokens.tasks").tasks.sweep()
+    ),
+    "tokens.tasks.sync_due": ReadOnly(
+        "no sync is due in the world", call=lambda w: __import__("tokens.tasks").tasks.sync_due()
+    ),
+    "tokens.tasks.sync_cluster": Elsewhere(CLUSTER_E2E, "reads a live cluster"),
+    "operations.tasks.run_operation": Elsewhere("tests/unit/test_operation_pipeline.py", "runs phases"),
+    "audit.checkpoints.scheduled_checkpoint": Audited(
+        "audit.checkpoint_created",
+        call=lambda w: __import__("audit.checkpoints").checkpoints.scheduled_checkpoint(),
+        setup=lambda w: __import__("audit.services").services.record("test.something"),
+    ),
+}

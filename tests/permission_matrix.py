@@ -1,0 +1,235 @@
+"""Who may do what on every route: the declarative permission matrix (NetBox style).
+
+``tests/unit/test_permission_matrix.py`` walks every URL pattern of ``config.urls`` and every
+websocket route of ``operations.routing`` and checks each against the entries below, for six
+users: anonymous, a member of another team (with its admin role), and a viewer, an operator
+and an admin of the team that owns the objects, and a superuser. A route without an entry
+fails the test, and the failure prints the entry to add with the statuses the route returned.
+
+Adding a route? Add one entry here, keyed by its URL name (``namespace:name``; the pattern
+string for an unnamed one):
+
+    "tokens:create": Route(
+        kwargs=lambda w: {"cluster": w.cluster.name},   # URL arguments, from the World below
+        GET=S(LOGIN, 404, 403, 200, 200, 200),            # anonymous, other team, viewer, operator, admin, superuser
+        POST=S(LOGIN, 404, 403, 400, 400, 400),           # POST with ``data`` (default: empty form)
+        data=lambda w: {},                                # optional POST body
+    ),
+
+Statuses: an int, ``LOGIN`` (a redirect to the login page), or ``REDIRECT`` (any other redirect).
+Objects the routes act on come from ``World`` (``build_world``); add what your route needs there.
+A websocket route gets a ``Socket`` entry in ``SOCKETS`` with the close code per user (``OPEN``
+when the socket stays open).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+ROLES = ("anonymous", "other_team", "viewer", "operator", "admin", "superuser")
+LOGIN = "login"
+REDIRECT = "redirect"
+OPEN = "open"
+
+
+def S(*statuses) -> tuple:  # noqa: N802 (a short constructor reads best in the table)
+    """Expected statuses in the order of ROLES."""
+    if len(statuses) != len(ROLES):
+        raise ValueError(f"S() takes one status per role: {', '.join(ROLES)}")
+    return tuple(statuses)
+
+
+@dataclass(frozen=True)
+class Route:
+    kwargs: Callable[[Any], dict] = lambda w: {}
+    GET: tuple | None = None
+    POST: tuple | None = None
+    data: Callable[[Any], dict] = lambda w: {}
+    methods: dict[str, tuple] = field(default_factory=dict)  # others: PUT, DELETE, ...
+
+    def expectations(self) -> dict[str, tuple]:
+        found = dict(self.methods)
+        if self.GET is not None:
+            found["GET"] = self.GET
+        if self.POST is not None:
+            found["POST"] = self.POST
+        return found
+
+
+@dataclass(frozen=True)
+class Socket:
+    path: Callable[[Any], str]
+    codes: tuple  # close code per role, or OPEN
+
+
+@dataclass
+class World:
+    users: dict[str, Any]
+    team: Any
+    cluster: Any
+    node: Any
+    operation: Any
+    membership: Any  # the viewer's membership of ``team``
+    token: Any
+    certificate_key: Any
+
+
+def build_world() -> World:
+    from django.contrib.auth.models import Group, User
+
+    from clusters.models import Cluster
+    from core.models import TeamMembership
+    from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
+    from nodes.models import Node
+    from operations.models import Operation
+    from tokens.models import BootstrapToken, CertificateKey
+
+    team, other = Group.objects.create(name="blue"), Group.objects.create(name="red")
+    users: dict[str, Any] = {"anonymous": None}
+
+    def user(name: str, **extra) -> User:
+        made = User.objects.create_user(username=name, **extra)
+        made.set_unusable_password()
+        made.save()
+        return made
+
+    users["other_team"] = user("other-admin")
+    TeamMembership.objects.create(team=other, user=users["other_team"], role="admin")
+    memberships = {}
+    for role in ("viewer", "operator", "admin"):
+        users[role] = user(f"blue-{role}")
+        memberships[role] = TeamMembership.objects.create(team=team, user=users[role], role=role)
+    users["superuser"] = user("root", is_superuser=True, is_staff=True)
+    cluster = Cluster.objects.create(
+        name="c1",
+        team=team,
+        kubernetes_version=DEFAULT_KUBERNETES_VERSION,
+        control_plane_endpoint="10.0.0.10:6443",
+        pod_subnet="10.244.0.0/16",
+    )
+    node = Node.objects.create(cluster=cluster, name="n1", address="10.0.0.21")
+    operation = Operation.objects.create(cluster=cluster, kind="prepare-identity", status=Operation.Status.FAILED)
+    token = BootstrapToken.objects.create(cluster=cluster, token_id="abcdef", secret="0123456789abcdef")
+    certificate_key = CertificateKey.objects.create(
+        cluster=cluster, key="00" * 32, expires_at=timezone.now() + timedelta(hours=2)
+    )
+    return World(users, team, cluster, node, operation, memberships["viewer"], token, certificate_key)
+
+
+def _node(w) -> dict:
+    return {"cluster": w.cluster.name, "node": w.node.name}
+
+
+# --- the matrix ---------------------------------------------------------------------------
+# Pages of a team's object: anonymous to the login page, another team "not found" (it must not
+# learn the object exists), a role below the action "forbidden".
+
+TEAM_PAGE = S(LOGIN, 404, 200, 200, 200, 200)
+LOGGED_IN_PAGE = S(LOGIN, 200, 200, 200, 200, 200)
+
+ALL_REDIRECT = S(REDIRECT, REDIRECT, REDIRECT, REDIRECT, REDIRECT, REDIRECT)
+# A POST-only action: GET is refused before anything else (405, no object lookup).
+POST_ONLY = S(LOGIN, 405, 405, 405, 405, 405)
+# An operator's action on a team's object: another team 404, a viewer 403, then it is done.
+OPERATE_ACTION = S(LOGIN, 404, 403, REDIRECT, REDIRECT, REDIRECT)
+OPERATE_FORM = S(LOGIN, 404, 403, 200, 200, 200)  # the form page (and an empty POST re-shows it)
+ADMIN_ACTION = S(LOGIN, 404, 403, 403, REDIRECT, REDIRECT)
+
+
+def _cluster(w) -> dict:
+    return {"name": w.cluster.name}
+
+
+def _token(w) -> dict:
+    return {"name": w.cluster.name, "token_id": w.token.token_id}
+
+
+MATRIX: dict[str, Route] = {
+    "": Route(GET=ALL_REDIRECT),
+    "login": Route(GET=S(200, 200, 200, 200, 200, 200), POST=S(200, 200, 200, 200, 200, 200)),
+    "logout": Route(GET=S(405, 405, 405, 405, 405, 405), POST=S(LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN)),
+    "healthz": Route(GET=S(200, 200, 200, 200, 200, 200)),
+    "readyz": Route(GET=S(503, 503, 503, 503, 503, 503)),  # no worker heartbeat in a unit test
+    # clusters
+    "clusters:list": Route(GET=LOGGED_IN_PAGE),
+    # Adopting stores an admin kubeconfig: an admin role in some team (the other team is one).
+    "adopt-cluster": Route(GET=S(LOGIN, 200, 403, 403, 200, 200), POST=S(LOGIN, 200, 403, 403, 200, 200)),
+    "clusters:create": Route(GET=S(LOGIN, 200, 403, 200, 200, 200), POST=S(LOGIN, 200, 403, 200, 200, 200)),
+    "clusters:detail": Route(kwargs=_cluster, GET=TEAM_PAGE),
+    "clusters:initialize": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "clusters:join": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "clusters:engine-settings": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "clusters:admin-kubeconfig": Route(kwargs=_cluster, GET=POST_ONLY, POST=ADMIN_ACTION),
+    "clusters:read-back": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    # machines
+    "nodes:add": Route(kwargs=lambda w: {"cluster": w.cluster.name}, GET=OPERATE_FORM, POST=OPERATE_FORM),
+    "nodes:cluster-key": Route(kwargs=lambda w: {"cluster": w.cluster.name}, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "nodes:detail": Route(kwargs=_node, GET=TEAM_PAGE),
+    "nodes:edit": Route(kwargs=_node, GET=OPERATE_FORM, POST=OPERATE_FORM),
+    "nodes:delete": Route(kwargs=_node, GET=OPERATE_FORM, POST=OPERATE_ACTION),
+    "nodes:check": Route(kwargs=_node, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "nodes:check-status": Route(kwargs=_node, GET=TEAM_PAGE),
+    "nodes:host-key-accept": Route(kwargs=_node, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "nodes:host-key-keep": Route(kwargs=_node, GET=POST_ONLY, POST=OPERATE_ACTION),
+    # tokens
+    "tokens:list": Route(kwargs=_cluster, GET=TEAM_PAGE),
+    "tokens:create": Route(kwargs=_cluster, GET=OPERATE_FORM, POST=OPERATE_FORM),
+    "tokens:sync": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "tokens:policy": Route(
+        kwargs=_cluster, GET=S(LOGIN, 404, 403, 403, 200, 200), POST=S(LOGIN, 404, 403, 403, 200, 200)
+    ),
+    "tokens:certificate_key_create": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "tokens:certificate_key_reveal": Route(
+        kwargs=lambda w: {"name": w.cluster.name, "pk": w.certificate_key.pk},
+        GET=POST_ONLY,
+        POST=S(LOGIN, 404, 403, 403, 200, 200),
+    ),
+    "tokens:rotate": Route(kwargs=_token, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "tokens:delete": Route(kwargs=_token, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "tokens:reveal": Route(kwargs=_token, GET=POST_ONLY, POST=S(LOGIN, 404, 403, 403, 200, 200)),
+    "tokens:join_command": Route(kwargs=_token, GET=POST_ONLY, POST=S(LOGIN, 404, 403, 403, 400, 400)),
+    # operations
+    "operations:detail": Route(kwargs=lambda w: {"pk": w.operation.pk}, GET=TEAM_PAGE),
+    "operations:resume": Route(kwargs=lambda w: {"pk": w.operation.pk}, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "operations:cancel": Route(kwargs=lambda w: {"pk": w.operation.pk}, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "operations:log-text": Route(kwargs=lambda w: {"pk": w.operation.pk}, GET=TEAM_PAGE),
+    # audit: every logged-in user has a history (their own records at least); scoping is per row
+    "audit:history": Route(GET=LOGGED_IN_PAGE),
+    "audit:export": Route(kwargs=lambda w: {"fmt": "csv"}, GET=LOGGED_IN_PAGE),
+    "audit:node": Route(kwargs=lambda w: {"node_id": w.node.pk}, GET=TEAM_PAGE),
+    # teams
+    "teams:list": Route(GET=LOGGED_IN_PAGE),
+    "teams:create": Route(GET=POST_ONLY, POST=S(LOGIN, 403, 403, 403, 403, 400)),
+    "teams:detail": Route(kwargs=lambda w: {"pk": w.team.pk}, GET=TEAM_PAGE),
+    "teams:member_add": Route(
+        kwargs=lambda w: {"pk": w.team.pk}, GET=POST_ONLY, POST=S(LOGIN, 404, 403, 403, 400, 400)
+    ),
+    "teams:member_role": Route(
+        kwargs=lambda w: {"pk": w.team.pk, "member": w.membership.pk},
+        GET=POST_ONLY,
+        POST=ADMIN_ACTION,
+        data=lambda w: {"role": "operator"},
+    ),
+    "teams:member_remove": Route(
+        kwargs=lambda w: {"pk": w.team.pk, "member": w.membership.pk}, GET=POST_ONLY, POST=ADMIN_ACTION
+    ),
+}
+
+# The admin: every admin route is walked for anonymous (sent to the admin login) and for the
+# superuser (no server error); its team scoping and read-only rules are tests/unit/test_admin.py.
+ADMIN_NAMESPACE = "admin"
+ADMIN_PUBLIC = {"admin:login", "admin:logout", "admin:jsi18n"}
+
+SOCKETS: dict[str, Socket] = {
+    "ws/operations/<int:operation_id>/": Socket(
+        path=lambda w: f"/ws/operations/{w.operation.pk}/",
+        codes=S(4401, 4403, OPEN, OPEN, OPEN, OPEN),
+    ),
+    # The catch-all: any other path is closed with 4404 for everyone.
+    "": Socket(path=lambda w: "/ws/nowhere/", codes=S(4404, 4404, 4404, 4404, 4404, 4404)),
+}

@@ -1,0 +1,223 @@
+"""Every state-changing route, command and task writes exactly its audit records, once each.
+
+Declarations: tests/audit_coverage.py (same style as tests/permission_matrix.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import io
+from argparse import _SubParsersAction
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command, get_commands, load_command_class
+from django.db import transaction
+from django.test import Client
+
+from audit.models import AuditEvent
+from tests import audit_coverage as ac
+from tests import permission_matrix as pm
+from tests.unit.test_permission_matrix import SITE_ROUTES, url_for
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+OUR_APPS = ("audit", "clusters", "core", "nodes", "operations", "teams", "tokens")
+
+
+def written(since: int) -> list[str]:
+    return sorted(AuditEvent.objects.filter(seq__gt=since).values_list("action", flat=True))
+
+
+def last_seq() -> int:
+    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def _check(entry, found: list[str], what: str) -> None:
+    if isinstance(entry, ac.Audited):
+        assert found == entry.expected, (
+            f"{what} wrote {found or 'no audit record'}; expected exactly {entry.expected} (one record per action). "
+            "Fix the service, or update tests/audit_coverage.py if the actions changed on purpose."
+        )
+    else:
+        assert found == [], f"{what} is declared {type(entry).__name__} but wrote {found}"
+        if isinstance(entry, ac.Elsewhere):
+            assert (ROOT / entry.test.split("::")[0]).exists(), f"{what}: {entry.test} does not exist"
+
+
+# --- routes ---------------------------------------------------------------------------------
+
+
+def _posted_routes() -> list[str]:
+    return sorted(key for key, route in pm.MATRIX.items() if "POST" in route.expectations() and key in SITE_ROUTES)
+
+
+def test_every_post_route_is_declared():
+    missing = [
+        key
+        for key in _posted_routes()
+        if key not in ac.ROUTES and pm.MATRIX[key].POST is not None and _changes_state(key)
+    ]
+    assert not missing, (
+        f"POST routes without an entry in tests/audit_coverage.py ROUTES: {missing}. Add "
+        '"name": {"POST": Audited("the.action", role=..., data=lambda w: {...})} (or ReadOnly/Elsewhere with a reason).'
+    )
+
+
+def _changes_state(key: str) -> bool:
+    """A POST the permission matrix lets someone perform (a redirect or a rendered result)."""
+    return any(status not in (pm.LOGIN, 403, 404, 405) for status in pm.MATRIX[key].POST)
+
+
+def test_get_never_writes_a_record():
+    world = pm.build_world()
+    client = Client()
+    client.force_login(world.users["superuser"])
+    offenders = []
+    for key, route in sorted(pm.MATRIX.items()):
+        if "GET" not in route.expectations() or key not in SITE_ROUTES:
+            continue
+        before = last_seq()
+        url = url_for(key, route, world)
+        response = client.get(url)
+        if response.streaming:
+            _consume(response)
+        if written(before):
+            offenders.append(f"GET {key} wrote {written(before)}")
+    assert not offenders, "\n".join(offenders)
+
+
+def _consume(response) -> None:
+    """Read a streamed body to its end (an asynchronous one too), so its queries run."""
+    from asgiref.sync import async_to_sync
+
+    if response.is_async:
+
+        async def read() -> None:
+            async for _ in response.streaming_content:
+                pass
+
+        async_to_sync(read)()
+    else:
+        for _ in response.streaming_content:
+            pass
+
+
+ROUTE_CASES = sorted((key, method) for key, methods in ac.ROUTES.items() for method in methods)
+
+
+@pytest.mark.parametrize(("key", "method"), ROUTE_CASES, ids=[f"{k} {m}" for k, m in ROUTE_CASES])
+def test_route_writes_exactly_its_records(key, method):
+    world = pm.build_world()
+    entry = ac.ROUTES[key][method]
+    if getattr(entry, "setup", None):
+        entry.setup(world)
+    client = Client()
+    user = world.users[entry.role]
+    if user is not None:
+        client.force_login(user)
+    before = last_seq()
+    url = url_for(key, pm.MATRIX[key], world)
+    with transaction.atomic():  # on_commit work (queued tasks) is not run here
+        response = client.generic(
+            method, url, data=_encode(entry.data(world)), content_type="application/x-www-form-urlencoded"
+        )
+    assert response.status_code < 500, f"{method} {key} answered {response.status_code}"
+    _check(entry, written(before), f"{method} {key} (answered {response.status_code})")
+
+
+def _encode(data: dict) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(data, doseq=True)
+
+
+# --- management commands --------------------------------------------------------------------
+
+
+def our_commands() -> list[str]:
+    """Each command of our apps, and each subcommand as "command sub"."""
+    names = []
+    for name, app in sorted(get_commands().items()):
+        if app not in OUR_APPS:
+            continue
+        parser = load_command_class(app, name).create_parser("manage.py", name)
+        subs = [action for action in parser._actions if isinstance(action, _SubParsersAction)]
+        if subs:
+            names += [f"{name} {sub}" for sub in sorted(subs[0].choices)]
+        else:
+            names.append(name)
+    return names
+
+
+def test_every_command_is_declared():
+    missing = [name for name in our_commands() if name not in ac.COMMANDS]
+    assert not missing, (
+        f"management commands without an entry in tests/audit_coverage.py COMMANDS: {missing}. Add "
+        '"command sub": Audited("the.action", argv=lambda w: ["command", "sub", ...]) (or ReadOnly/Elsewhere).'
+    )
+
+
+COMMAND_CASES = sorted(name for name, entry in ac.COMMANDS.items() if getattr(entry, "argv", None))
+
+
+@pytest.mark.parametrize("name", COMMAND_CASES)
+def test_command_writes_exactly_its_records(name):
+    world = pm.build_world()
+    entry = ac.COMMANDS[name]
+    if getattr(entry, "setup", None):
+        entry.setup(world)
+    before = last_seq()
+    call_command(*entry.argv(world), stdout=io.StringIO(), stderr=io.StringIO())
+    _check(entry, written(before), f"manage.py {name}")
+
+
+# --- background tasks -----------------------------------------------------------------------
+
+
+def our_tasks() -> list[str]:
+    found = ["audit.checkpoints.scheduled_checkpoint"]
+    for app in OUR_APPS:
+        if not (ROOT / app / "tasks.py").exists():
+            continue
+        module = importlib.import_module(f"{app}.tasks")
+        for name, value in vars(module).items():
+            if inspect.isfunction(value) and not name.startswith("_"):
+                found.append(f"{app}.tasks.{name}")
+    return sorted(set(found))
+
+
+def test_every_task_is_declared():
+    missing = [name for name in our_tasks() if name not in ac.TASKS]
+    assert not missing, (
+        f"background tasks without an entry in tests/audit_coverage.py TASKS: {missing}. Add "
+        '"app.tasks.name": Audited("the.action", call=lambda w: ...) (or ReadOnly/Elsewhere with a reason).'
+    )
+
+
+TASK_CASES = sorted(name for name, entry in ac.TASKS.items() if getattr(entry, "call", None))
+
+
+@pytest.mark.parametrize("name", TASK_CASES)
+def test_task_writes_exactly_its_records(name):
+    world = pm.build_world()
+    entry = ac.TASKS[name]
+    if getattr(entry, "setup", None):
+        entry.setup(world)
+    before = last_seq()
+    entry.call(world)
+    _check(entry, written(before), f"task {name}")
+
+
+def test_elsewhere_entries_name_existing_tests():
+    entries = (
+        [e for group in ac.ROUTES.values() for e in group.values()]
+        + list(ac.COMMANDS.values())
+        + list(ac.TASKS.values())
+    )
+    missing = sorted(
+        {e.test for e in entries if isinstance(e, ac.Elsewhere) and not (ROOT / e.test.split("::")[0]).exists()}
+    )
+    assert not missing, f"Elsewhere entries name tests that do not exist: {missing}"

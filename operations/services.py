@@ -133,6 +133,10 @@ def resume_operation(
         get_kind(locked.kind)  # refuse early if this version no longer knows the kind
         phases = list(locked.phases.order_by("order"))
         skipped = _resolve_skip(phases, skip)
+        # An attempt still "running" here lost its runner without a reaper closing it: close it now.
+        PhaseAttempt.objects.filter(phase__operation=locked, status=PhaseAttempt.Status.RUNNING).update(
+            status=PhaseAttempt.Status.INTERRUPTED, finished_at=timezone.now(), error="its runner stopped"
+        )
         locked.phases.exclude(status__in=PhaseRun.DONE_STATUSES).update(
             status=PhaseRun.Status.PENDING, error="", hint=""
         )

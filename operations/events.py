@@ -141,7 +141,7 @@ class EventWriter:
                     group=group,
                     level=level,
                     kind=kind,
-                    source=clean_text(source, 64),
+                    source=clean_text(source)[:64],  # a column, not a message: no marker
                     message=clean_text(message),
                     data=clean_data(data or {}),
                 )

@@ -22,6 +22,7 @@ from nodes import services as node_services
 from nodes import ssh
 from nodes.models import Node
 from operations.models import Operation
+from tests.support.processes import wait_until
 from tools.testbed import Sandbox
 from tools.testbed.testing import assert_no_traces, require_binaries
 
@@ -58,7 +59,14 @@ def ready_cluster(name: str, endpoint: str, *, team=None, user=None, **fields) -
     }
     values.update(fields)
     operation = create_cluster(Cluster(name=name, team=team, **values), user=user)
-    assert run_operation(operation.pk) == Operation.Status.SUCCEEDED, list(operation.events.values_list("message"))
+    run_operation(operation.pk)  # a running worker may have claimed it first: then wait for it
+    wait_until(
+        lambda: Operation.objects.get(pk=operation.pk).status not in Operation.ACTIVE_STATUSES,
+        timeout=60,
+        message="the prepare-identity operation",
+    )
+    operation.refresh_from_db()
+    assert operation.status == Operation.Status.SUCCEEDED, list(operation.events.values_list("message"))
     return Cluster.objects.get(pk=operation.cluster_id)
 
 

@@ -1,0 +1,309 @@
+"""Kubeboard builds real clusters on blank test-bed machines, end to end.
+
+Real sshd, real kubeadm v1.37.2 and control plane, hollow kubelets; Kubeboard runs as daphne +
+a django-q2 worker process (``stack_factory``) and is driven like a person (the page's forms,
+a websocket) or a script (``manage.py cluster init`` / ``node join``). Every connection to a
+machine or API server passes the test bed's route guard (tests/support/environment.py).
+
+* ``test_init_parallel_workers_and_upload_certs_control_plane``: Initialize from the page,
+  two workers joined in parallel, a second control plane with kubeadm's upload-certs;
+* ``test_commands_and_pre_seeded_control_plane``: the same through the management commands,
+  the second control plane pre-seeded with the CAs from Kubeboard's custody.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import subprocess
+import sys
+
+import pytest
+
+from audit.models import AuditEvent
+from clusters import inventory, kubeapi
+from clusters.models import Cluster, MachineInventory
+from core.network import check_destination
+from kubeadm import pki
+from nodes.models import Node
+from operations.models import Event, Operation, PhaseAttempt
+from tests.conftest import session_cookie, team_of, test_database_env
+from tests.support import processes
+from tests.support.processes import ROOT
+from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
+from tests.support.web import collect, logged_in_session
+from tokens.models import BootstrapToken, CertificateKey
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+FINISHED = {"succeeded", "failed", "interrupted", "cancelled"}
+
+
+def post_action(session, page_url: str, action_url: str, data: dict):
+    """Submit one of the page's forms as the browser would (CSRF token from the page)."""
+    page = session.get(page_url, timeout=30)
+    page.raise_for_status()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    return session.post(
+        action_url, data={**data, "csrfmiddlewaretoken": token}, headers={"Referer": page_url}, timeout=60
+    )
+
+
+def watch(stack, operation: Operation, key: str) -> list[dict]:
+    """Every event of the operation through a real websocket, from the first, until it ends."""
+    events = collect(
+        stack.ws,
+        operation.pk,
+        key,
+        until=lambda got: any(e["kind"] == "status" and e["data"].get("status") in FINISHED for e in got),
+        timeout=600,
+    )
+    operation.refresh_from_db()
+    assert operation.status == Operation.Status.SUCCEEDED, (operation.error, stack.logs()[-5000:])
+    # In order, none lost, none doubled: exactly what the database holds.
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    stored = list(Event.objects.filter(operation=operation).order_by("seq").values_list("seq", "message"))
+    assert [(e["seq"], e["message"]) for e in events] == stored
+    # Every planned phase ran for real and reached the client as running, then done.
+    for phase in operation.phases.all():
+        states = [
+            e["data"]["status"]
+            for e in events
+            if e["kind"] == "phase" and e["phase"] == phase.name and e["group"] == phase.group
+        ]
+        assert states == ["running", "succeeded"], (phase.label, states)
+        ran = [e for e in events if e["kind"] == "log" and e["phase"] == phase.name and e["group"] == phase.group]
+        assert ran, f"phase {phase.label} reported nothing"
+    return events
+
+
+def kubeadm_output(events: list[dict], phase: str, group: str = "") -> list[str]:
+    return [e["message"] for e in events if e["phase"] == phase and e["group"] == group and e["source"]]
+
+
+def etcd_members(sb) -> int:
+    out = (
+        sb.node(1)
+        .exec(
+            [
+                str(sb.bin_dir / "etcdctl"),
+                "--endpoints=https://127.0.0.1:2379",
+                "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+                "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+                "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
+                "member",
+                "list",
+                "-w",
+                "json",
+            ]
+        )
+        .stdout
+    )
+    return len(json.loads(out)["members"])
+
+
+def assert_api_server_uses_our_ca(cluster: Cluster, address: str) -> None:
+    assert kubeapi.readyz(cluster) == "ok"
+    served = ssl.get_server_certificate((check_destination(address, 6443), 6443))
+    ours = pki.load_certificate(cluster.authorities.get(name="ca").certificate_pem.encode())
+    pki.verify_signed_by(pki.load_certificate(served.encode()), ours, name="API server certificate")
+
+
+def assert_ready_nodes(cluster: Cluster, expected: dict[str, bool]) -> None:
+    for name in expected:
+        inventory.wait_node_ready(cluster, name, timeout=120)
+    rows = {row["name"]: row for row in inventory.list_api_nodes(cluster)}
+    assert {name: row["ready"] for name, row in rows.items()} == {name: True for name in expected}
+    roles = {name: "control-plane" in row["roles"] for name, row in rows.items()}
+    assert roles == expected
+
+
+def secrets_of(cluster: Cluster) -> list[str]:
+    """Every secret Kubeboard handled for this cluster: token secrets, certificate keys, CA keys,
+    the cluster's SSH private key."""
+    found = [row.plain_secret() for row in BootstrapToken.objects.filter(cluster=cluster)]
+    found += [row.plain_key() for row in CertificateKey.objects.filter(cluster=cluster) if row.key]
+    for authority in cluster.authorities.all():  # fresh rows: the fields are SecretValues
+        body = authority.private_key.reveal().splitlines()
+        found += [line for line in body if len(line) > 40]
+    from nodes.models import ClusterSSHKey
+
+    found += [
+        line for line in ClusterSSHKey.objects.get(cluster=cluster).private_key.reveal().splitlines() if len(line) > 40
+    ]
+    return [value for value in found if value]
+
+
+def assert_no_secret_leaked(cluster: Cluster, *texts: str) -> None:
+    events = json.dumps(list(Event.objects.filter(operation__cluster=cluster).values("message", "data")))
+    audit = json.dumps(list(AuditEvent.objects.filter(cluster=cluster).values("details")))
+    haystacks = {"events": events, "audit": audit} | {f"text{i}": text for i, text in enumerate(texts)}
+    for secret in secrets_of(cluster):
+        for where, text in haystacks.items():
+            assert secret not in text, f"a secret appears in {where}"
+
+
+def assert_inventory(node: Node) -> None:
+    machine = MachineInventory.objects.get(node=node)
+    by_name = {row["name"]: row for row in machine.certificates}
+    assert by_name["ca"]["custody"] == "same as Kubeboard's"
+    assert by_name["etcd/ca"]["custody"] == "same as Kubeboard's"
+    assert by_name["apiserver"]["custody"] == "signed by Kubeboard's ca"
+    assert by_name["etcd/server"]["custody"] == "signed by Kubeboard's etcd/ca"
+    assert by_name["apiserver"]["residual_days"] > 360
+    assert {row["name"] for row in machine.manifests} == {
+        "etcd.yaml",
+        "kube-apiserver.yaml",
+        "kube-controller-manager.yaml",
+        "kube-scheduler.yaml",
+    }
+
+
+def attempts_window(operation: Operation, group: str) -> tuple:
+    rows = PhaseAttempt.objects.filter(phase__operation=operation, phase__group=group)
+    return min(r.started_at for r in rows), max(r.finished_at for r in rows)
+
+
+def manage(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = processes.kubeboard_env(**test_database_env())
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, operator):
+    with blank_machines("kbtbj2", "10.213.72.0/24", 4) as sb:
+        cluster = ready_cluster(
+            "alpha",
+            f"{sb.node(1).address}:6443",
+            team=team_of(operator),
+            user=operator,
+            ignore_preflight_errors=TESTBED_IGNORE_PREFLIGHT,
+            control_plane_join_method=Cluster.ControlPlaneJoinMethod.UPLOAD_CERTS,
+        )
+        cp1, worker1, worker2, cp2 = (add_machine(cluster, sb, i, user=operator) for i in (1, 2, 3, 4))
+        stack = stack_factory()
+        key = session_cookie(operator)
+        session = logged_in_session(stack.http, key)
+        page = f"{stack.http}/clusters/alpha/"
+
+        # Initialize from the cluster page.
+        response = post_action(session, page, f"{page}initialize/", {"node": cp1.pk})
+        init = Operation.objects.get(cluster=cluster, kind="init")
+        assert response.status_code == 200 and response.url.endswith(init.get_absolute_url())
+        events = watch(stack, init, key)
+        preflight = kubeadm_output(events, "preflight")
+        assert "[preflight] Running pre-flight checks" in preflight
+        assert any("[WARNING ImagePull]" in line for line in preflight), "preflight ran with its ignore list"
+        assert init.params["ignore_preflight_errors"] == TESTBED_IGNORE_PREFLIGHT
+        assert "[certs] Using existing ca certificate authority" in kubeadm_output(events, "certs")
+        assert any(
+            "[mark-control-plane] Marking the node node1" in line
+            for line in kubeadm_output(events, "mark-control-plane")
+        )
+        cluster.refresh_from_db()
+        assert cluster.status == Cluster.Status.RUNNING
+        assert_api_server_uses_our_ca(cluster, sb.node(1).address)
+        assert_ready_nodes(cluster, {"node1": True})
+        assert_inventory(cp1)
+        init_token = BootstrapToken.objects.get(cluster=cluster, description__contains=f"operation #{init.pk}")
+        assert init_token.status == BootstrapToken.Status.ACTIVE
+
+        # Two workers, in parallel, each with its own token.
+        response = post_action(session, page, f"{page}join/", {"nodes": [worker1.pk, worker2.pk], "parallelism": 2})
+        joins = Operation.objects.get(cluster=cluster, kind="join-workers")
+        assert response.url.endswith(joins.get_absolute_url())
+        watch(stack, joins, key)
+        first, second = attempts_window(joins, "node2"), attempts_window(joins, "node3")
+        assert first[0] < second[1] and second[0] < first[1], "the two workers joined at the same time"
+        for node in (worker1, worker2):
+            token = BootstrapToken.objects.get(cluster=cluster, node=node)
+            assert token.purpose == BootstrapToken.Purpose.JOIN
+            node.refresh_from_db()
+            assert (node.role, node.status) == (Node.Role.WORKER, Node.Status.JOINED)
+
+        # A second control plane, kubeadm's way: kubeadm-certs with a fresh certificate key.
+        done = manage(
+            "node",
+            "join",
+            "alpha",
+            "node4",
+            "--control-plane",
+            "--certificate-method",
+            "upload-certs",
+            "--user",
+            operator.username,
+        )
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        assert "node4:etcd-join: succeeded" in done.stdout and "operation succeeded" in done.stdout
+        cp_join = Operation.objects.get(cluster=cluster, kind="join-control-plane")
+        events = watch(stack, cp_join, key)
+        assert any(
+            "[download-certs] Downloading the certificates" in line
+            for line in kubeadm_output(events, "control-plane-prepare", "node4")
+        )
+        certificate_key = CertificateKey.objects.get(cluster=cluster, operation=cp_join)
+        lifetime = (certificate_key.expires_at - certificate_key.created_at).total_seconds()
+        assert certificate_key.is_valid() and abs(lifetime - 7200) < 5, lifetime
+
+        assert_ready_nodes(cluster, {"node1": True, "node2": False, "node3": False, "node4": True})
+        assert etcd_members(sb) == 2
+        assert_inventory(cp2)
+
+        # Every token in the cluster is one Kubeboard made (kubeadm invented none).
+        from tokens.sync import sync_cluster
+
+        sync_cluster(cluster)
+        assert not BootstrapToken.objects.filter(cluster=cluster, origin=BootstrapToken.Origin.EXTERNAL).exists()
+        assert_no_secret_leaked(cluster, stack.logs(), done.stdout, done.stderr)
+
+
+def test_commands_and_pre_seeded_control_plane(stack_factory, operator):
+    with blank_machines("kbtbj3", "10.213.73.0/24", 3) as sb:
+        cluster = ready_cluster(
+            "beta",
+            f"{sb.node(1).address}:6443",
+            team=team_of(operator),
+            user=operator,
+            ignore_preflight_errors=TESTBED_IGNORE_PREFLIGHT,
+        )
+        assert cluster.control_plane_join_method == Cluster.ControlPlaneJoinMethod.PRE_SEED
+        for index in (1, 2, 3):
+            add_machine(cluster, sb, index, user=operator)
+        stack = stack_factory()
+
+        # A machine must be chosen when several could be the first control plane.
+        refused = manage("cluster", "init", "beta")
+        assert refused.returncode == 2 and "choose the machine with --node" in refused.stderr
+
+        done = manage("cluster", "init", "beta", "--node", "node1", "--user", operator.username)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        for phase in ("preflight", "certs", "kubeconfig", "etcd", "control-plane", "kubelet-start",
+                      "wait-control-plane", "upload-config", "upload-certs", "mark-control-plane",
+                      "bootstrap-token", "kubelet-finalize", "addon"):  # fmt: skip
+            assert f"==> {phase}: succeeded" in done.stdout, phase
+        assert "[certs] Using existing ca certificate authority" in done.stdout
+
+        done = manage("node", "join", "beta", "node2", "--control-plane", "--certificate-method", "pre-seed")
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        assert "node2:control-plane-prepare: succeeded" in done.stdout
+        # The CA keys came from Kubeboard's custody over SFTP; nothing secret waits in the cluster.
+        held = cluster.authorities.get(name="ca").private_key.reveal()
+        assert sb.node(2).host_path("/etc/kubernetes/pki/ca.key").read_text() == held
+        assert not CertificateKey.objects.filter(cluster=cluster).exists()
+        from tokens import kube
+
+        assert not kube.secret_exists(cluster, "kubeadm-certs")
+
+        done = manage("node", "join", "beta", "node3")
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+        # Joining a machine twice is refused before anything runs.
+        again = manage("node", "join", "beta", "node3")
+        assert again.returncode == 2 and "node3 has already joined the cluster" in again.stderr
+
+        assert_ready_nodes(cluster, {"node1": True, "node2": True, "node3": False})
+        assert etcd_members(sb) == 2
+        assert_inventory(Node.objects.get(cluster=cluster, name="node2"))
+        assert_no_secret_leaked(cluster, stack.logs(), done.stdout, done.stderr)

@@ -7,6 +7,7 @@ misses a live message can always read it from the database by its sequence numbe
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -72,14 +73,19 @@ def clean_text(text: str, limit: int | None = None) -> str:
 
 
 def clean_data(value):
-    """``clean_text`` for every string inside an event's JSON data (keys and values)."""
+    """``clean_text`` for every string inside an event's JSON data (keys and values); anything
+    JSON cannot hold becomes its text, so one odd value can never block a batch of events."""
     if isinstance(value, str):
         return clean_text(value)
     if isinstance(value, dict):
         return {clean_text(str(key)): clean_data(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [clean_data(item) for item in value]
-    return value
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return clean_text(str(value))
 
 
 class EventWriter:

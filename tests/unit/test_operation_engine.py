@@ -11,7 +11,7 @@ import pytest
 
 import tests.support.kinds  # noqa: F401  (registers the test kinds)
 from audit.models import AuditEvent
-from operations.events import clean_text
+from operations.events import EventWriter, clean_text
 from operations.models import Operation, PhaseAttempt, PhaseRun
 from operations.registry import UnknownKind
 from operations.runner import run_operation
@@ -353,6 +353,33 @@ def test_hostile_output_is_stored_clean_and_capped(operator, settings):
     capped = [m for m in messages if m.startswith("xxxx")][0]
     limit = settings.EVENT_MESSAGE_MAX_CHARS
     assert capped == "x" * limit + f" … [{1_000_000 - limit} more characters cut]"
+
+
+def test_event_data_that_json_cannot_hold_is_stored_as_text(operator):
+    from datetime import datetime
+    from pathlib import Path
+
+    operation = Operation.objects.create(cluster=make_cluster(), kind="test-steps", status="running", worker="w:1")
+    writer = EventWriter(operation, on_publish=lambda *args: None)
+    writer.emit(
+        "odd data",
+        data={
+            "when": datetime(2026, 1, 2),
+            "path": Path("/etc/kubernetes"),
+            "nan": float("nan"),
+            "nested": {"set": {1}},
+            "fine": [1, 2.5, True, None, "x\x00"],
+        },
+    )
+    writer.flush()
+    stored = operation.events.get(message="odd data").data
+    assert stored == {
+        "when": "2026-01-02 00:00:00",
+        "path": "/etc/kubernetes",
+        "nan": "nan",
+        "nested": {"set": [1]},
+        "fine": [1, 2.5, True, None, "x"],
+    }
 
 
 def test_clean_text_keeps_ordinary_text():

@@ -81,14 +81,23 @@ def load(path: Path) -> dict:
 
 
 def scheduled_checkpoint() -> int:
-    """django-q2 schedule entry: a checkpoint when records were added since the last one."""
+    """django-q2 schedule entry: a checkpoint when records were added since the last one and it
+    is older than ``AUDIT_CHECKPOINT_MINUTES`` (0: never on a schedule). Returns its ``seq`` or 0."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
     from audit.context import audit_context
     from audit.services import record
 
+    if settings.AUDIT_CHECKPOINT_MINUTES <= 0:
+        return 0
     head = AuditChainHead.objects.filter(pk=1).first()
-    latest = AuditCheckpoint.objects.order_by("-seq").first()
+    latest = AuditCheckpoint.objects.order_by("-seq", "-id").first()
     # The checkpoint's own record follows it: nothing else new means nothing to sign.
     if head is None or head.count == 0 or (latest is not None and latest.seq + 1 >= head.count):
+        return 0
+    if latest is not None and timezone.now() - latest.created < timedelta(minutes=settings.AUDIT_CHECKPOINT_MINUTES):
         return 0
     with audit_context(source="schedule:audit_checkpoint"), transaction.atomic():
         checkpoint = create_checkpoint(reason="scheduled")

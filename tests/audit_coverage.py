@@ -175,6 +175,7 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
 COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
     "audit_checkpoint": Audited("audit.checkpoint_created", argv=lambda w: ["audit_checkpoint"]),
     "verify_audit": ReadOnly("verifies only", argv=lambda w: ["verify_audit"]),
+    "audit_export": ReadOnly("reads only", argv=lambda w: ["audit_export", "--as", "blue-viewer", "--format", "csv"]),
     "flush": ReadOnly("empties the whole database (tests, development); the audit trail with it"),
     "ensure_admin": Audited(
         "user.created",

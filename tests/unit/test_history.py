@@ -167,3 +167,19 @@ def test_the_cluster_panel_shows_key_values_and_links_to_the_history(client, tea
     assert "<dt>endpoint</dt><dd>10.0.0.10:6443</dd>" in text
     assert "/audit/?cluster=mine" in text
     assert "{'endpoint'" not in text
+
+
+def test_audit_export_command_acts_as_a_user_and_refuses_bad_filters(teams, tmp_path):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = tmp_path / "mine.jsonl"
+    call_command("audit_export", "--as", "vera", "--output", str(out))
+    assert sorted(json.loads(line)["cluster"] for line in out.read_text().splitlines()) == ["", "mine"]
+    teams["viewer"].team_memberships.all().delete()
+    call_command("audit_export", "--as", "vera", "--cluster", "mine", "--output", str(out))
+    assert out.read_text() == "", "removed from the team: the cluster's records are gone at once"
+    with pytest.raises(CommandError, match="--since: “soon” is not a date"):
+        call_command("audit_export", "--since", "soon")
+    with pytest.raises(CommandError, match="no user 'ghost'"):
+        call_command("audit_export", "--as", "ghost")

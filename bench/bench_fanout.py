@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -122,10 +123,16 @@ def helper(env: dict, *args: str, capture: bool = True) -> str:
     return result.stdout
 
 
-def queries(address: str) -> int:
+def queries(address: str, path: str = "queries") -> int:
     import requests
 
-    return requests.get(f"http://{address}/__bench__/queries", timeout=30).json()["queries"]
+    return requests.get(f"http://{address}/__bench__/{path}", timeout=30).json()["queries"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def watch(address: str, operation_id: int, cookie: str, count: int, received: dict, ready: asyncio.Event):
@@ -151,9 +158,11 @@ async def watch(address: str, operation_id: int, cookie: str, count: int, receiv
             raise RuntimeError(f"watcher of operation {operation_id}: events missing, repeated or out of order")
 
 
-def run_case(mode: str, env: dict, watchers: int, rate: float, seconds: float, logs: Path) -> dict:
+def run_case(mode: str, env: dict, watchers: int, rate: float, seconds: float, logs: Path, profile: bool) -> dict:
     from tests.support import processes
 
+    if profile:
+        env = dict(env, KUBEBOARD_BENCH_PROFILE=str(logs / f"profile-{mode}-{watchers}.pstats"))
     count = int(rate * seconds)
     setup = json.loads(helper(env, "prepare", str(OPERATIONS)).strip().splitlines()[-1])
     ids, cookie = setup["operations"], setup["session"]
@@ -183,6 +192,7 @@ def run_case(mode: str, env: dict, watchers: int, rate: float, seconds: float, l
             await asyncio.sleep(1.0)  # every watcher registered and replayed (nothing yet)
             before = await asyncio.to_thread(queries, address)
             counted_from = time.time()
+            cpu_from = cpu_seconds(web.popen.pid)
             halves = [ids[: OPERATIONS // 2], ids[OPERATIONS // 2 :]]
             producers = [
                 await asyncio.create_subprocess_exec(
@@ -199,13 +209,14 @@ def run_case(mode: str, env: dict, watchers: int, rate: float, seconds: float, l
                 for n, half in enumerate(halves)
             ]
             await asyncio.wait_for(asyncio.gather(*tasks), seconds * 20 + 120)
-            after = await asyncio.to_thread(queries, address)
+            after = await asyncio.to_thread(queries, address, "profile" if profile else "queries")
             counted_for = time.time() - counted_from
+            cpu = cpu_seconds(web.popen.pid) - cpu_from
             for producer in producers:
                 await producer.wait()
-            return after - before, counted_for
+            return after - before, counted_for, cpu
 
-        query_count, counted_for = asyncio.run(scenario())
+        query_count, counted_for, web_cpu = asyncio.run(scenario())
     finally:
         web.stop()
     committed: dict[tuple[int, int], float] = {}
@@ -238,6 +249,7 @@ def run_case(mode: str, env: dict, watchers: int, rate: float, seconds: float, l
         "queries": query_count,
         "queries_per_s": query_count / counted_for,
         "queries_per_event": query_count / delivered,
+        "web_cpu_percent": 100 * web_cpu / counted_for,
     }
 
 
@@ -260,6 +272,7 @@ def main() -> int:
     parser.add_argument("--watchers", default="1,10,100")
     parser.add_argument("--modes", default="embedded,redis")
     parser.add_argument("--redis-database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--profile", help="keep a cProfile of each web process's event loop in this directory")
     args = parser.parse_args()
     counts = [int(n) for n in args.watchers.split(",")]
     work = Path(tempfile.mkdtemp(prefix="kubeboard-bench-fanout-"))
@@ -283,7 +296,7 @@ def main() -> int:
                 env = mode_env(work / "redis-mode", database_url=database_url, redis_url=redis.url)
             baseline = None
             for watchers in counts:
-                row = run_case(mode, env, watchers, args.rate, args.seconds, work / "logs")
+                row = run_case(mode, env, watchers, args.rate, args.seconds, work / "logs", bool(args.profile))
                 baseline = baseline or row
                 row["baseline"] = baseline
                 results.append(row)
@@ -315,13 +328,17 @@ def main() -> int:
             f"{label.get(row['mode'], row['mode']):36} {row['watchers']:8d} {row['delivered_per_s']:12.0f} "
             f"{row['delivered_per_s'] / base['delivered_per_s']:11.1f} {row['p50_ms']:7.1f} {row['p99_ms']:7.1f} "
             f"{row['queries_per_s']:9.1f} {row['queries_per_s'] / base['queries_per_s']:11.2f} "
-            f"{row['queries_per_event']:13.5f}"
+            f"{row['queries_per_event']:13.5f} {row['web_cpu_percent']:6.0f}%"
         )
     for mode in args.modes.split(","):
         rows = {row["watchers"]: row for row in results if row["mode"] == mode}
         if 10 in rows and 100 in rows:
             change = rows[100]["queries_per_s"] / rows[10]["queries_per_s"] - 1
             print(f"{label.get(mode, mode)}: queries/s from 10 to 100 watchers: {change:+.0%}")
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        for path in (work / "logs").glob("profile-*.pstats"):
+            shutil.copy(path, args.profile)
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

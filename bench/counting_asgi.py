@@ -9,7 +9,9 @@ counted (the follower keeps its one connection open, so there are few).
 
 from __future__ import annotations
 
+import cProfile
 import json
+import os
 import threading
 
 from django.db.backends.utils import CursorWrapper
@@ -40,7 +42,19 @@ CursorWrapper.execute = _counted_execute
 CursorWrapper.executemany = _counted_executemany
 
 
+_profile = None
+if os.environ.get("KUBEBOARD_BENCH_PROFILE"):
+    # The event loop's thread only: where the fan-out runs.
+    _profile = cProfile.Profile()
+    _profile.enable()
+
+
 async def application(scope, receive, send):
+    if scope["type"] == "http" and scope["path"] == "/__bench__/profile" and _profile is not None:
+        _profile.disable()
+        _profile.dump_stats(os.environ["KUBEBOARD_BENCH_PROFILE"])
+        _profile.enable()
+        scope = dict(scope, path="/__bench__/queries")
     if scope["type"] == "http" and scope["path"] == "/__bench__/queries":
         body = json.dumps({"queries": _count}).encode()
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})

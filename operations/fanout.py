@@ -212,6 +212,7 @@ class Follower:
         self.watchers: set[Watcher] = set()
         self._inbox: list[list[dict]] = []
         self._target = seq  # the database is known to hold events up to here
+        self._seen_by_poll = seq
         self._wake = asyncio.Event()
         self._tasks = [asyncio.ensure_future(self._run())]
         self.channel: str | None = None
@@ -227,8 +228,15 @@ class Follower:
         return after >= base
 
     def known(self, last_seq: int) -> None:
-        """The database holds events up to ``last_seq`` (from the hub's poll)."""
-        if last_seq > self.seq:  # also retries a read that failed before
+        """The database holds events up to ``last_seq`` (from the hub's poll).
+
+        Embedded, the poll is the feed: read at once. With a layer, the batch is most likely
+        in flight; read only if the previous poll already saw events this follower still lacks
+        (a lost message), so a busy stream costs no extra query."""
+        previous, self._seen_by_poll = self._seen_by_poll, last_seq
+        if last_seq <= self.seq:
+            return
+        if self.hub.layer is None or self.seq < previous:  # also retries a read that failed before
             self._target = max(self._target, last_seq)
             self._wake.set()
 

@@ -443,3 +443,24 @@ async def test_expired_session_is_caught_by_the_periodic_check(operation, member
 
     await database_sync_to_async(expire)()
     await expect_refusal(communicator, 4401, timeout=3)
+
+
+async def test_a_lost_last_message_is_read_at_the_second_poll_that_sees_it(operation, member, settings, monkeypatch):
+    """With a layer, a poll that sees new rows first assumes the batch is in flight (no query);
+    the next poll reads what is still missing: nothing is lost, a busy stream costs nothing."""
+    settings.CHANNEL_LAYERS = IN_MEMORY_LAYER
+    settings.EVENT_SAFETY_POLL_SECONDS = 3600  # this test drives the polls itself
+    settings.STREAM_ACCESS_CHECK_SECONDS = 3600
+    communicator = await connect(operation.pk, member)
+    hub = fanout.hub()
+    await eventually(lambda: operation.pk in hub.followers)
+    queries = QueryLog(monkeypatch)
+    await database_sync_to_async(add_events)(operation, 4)  # stored; its message was lost
+    mark = queries.mark()
+    await hub.poll()
+    assert await communicator.receive_nothing(timeout=0.2)
+    assert queries.since(mark, "operations_event") == []
+    await hub.poll()
+    assert await receive_seqs(communicator, 4) == [1, 2, 3, 4]
+    assert len(queries.since(mark, "operations_event")) == 1
+    await communicator.disconnect()

@@ -244,12 +244,9 @@ def _shared_certs_missing(ctx: _Context) -> Diagnosis | None:
     )
 
 
-_CP_CHECK = re.compile(r"\[control-plane-check\] (?P<component>kube-[a-z-]+|etcd) check failed at (?P<url>\S+?):")
-_COMPONENT_LOGS = {
-    "kube-apiserver": "kube-apiserver",
-    "kube-controller-manager": "kube-controller-manager",
-    "kube-scheduler": "kube-scheduler",
-}
+# "...: kube-scheduler check failed at https://127.0.0.1:10259/livez: Get ..." (v1.37.2), after
+# "[control-plane-check] kube-scheduler is not healthy after 20.0s".
+_CP_CHECK = re.compile(r"(?P<component>kube-[a-z-]+|etcd) check failed at (?P<url>https?://\S+?): ")
 
 
 def _control_plane(ctx: _Context) -> Diagnosis | None:

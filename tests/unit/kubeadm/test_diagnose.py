@@ -149,3 +149,17 @@ def test_every_captured_failure_is_recognised():
         if status == 0:
             continue  # a warning-only capture (v1.38.0 with kubeadm 1.37: kubeadm only warns)
         assert diagnose(lines, status, phase="preflight") is not None, path.name
+
+
+def test_component_that_never_becomes_healthy_is_named():
+    lines, status = real("fail-init-wait-control-plane-scheduler.txt")
+    found = diagnose(lines, status, phase="wait-control-plane")
+    assert found.code == "control-plane-unhealthy" and found.details["components"] == ["kube-scheduler"]
+    assert found.details["urls"] == ["https://127.0.0.1:10259/livez"]
+    assert "crictl ps -a --name kube-scheduler" in found.hint
+
+
+def test_kubelet_that_never_becomes_healthy():
+    lines, status = real("fail-init-wait-control-plane-kubelet.txt")
+    found = diagnose(lines, status, phase="wait-control-plane")
+    assert found.code == "kubelet-unhealthy" and "journalctl -xeu kubelet" in found.hint

@@ -453,24 +453,36 @@ def rotate_token(
     return successor, str(request.token)
 
 
-def expire_token(token: BootstrapToken, *, now: datetime.datetime | None = None) -> None:
-    """Mark a token whose expiration passed (the cluster's token cleaner deletes its Secret)."""
+def expire_tokens(
+    tokens: list[BootstrapToken], *, now: datetime.datetime | None = None, wake_policy: bool = True
+) -> list[BootstrapToken]:
+    """Mark tokens whose expiration passed, in one transaction (the cluster's token cleaner
+    deletes their Secrets). One audit record per token; returns the ones marked."""
     now = _now(now)
+    marked = []
     with transaction.atomic():
-        updated = BootstrapToken.objects.filter(
-            pk=token.pk, status=BootstrapToken.Status.ACTIVE, expires_at__lte=now
-        ).update(
-            status=BootstrapToken.Status.EXPIRED, next_action_at=None, lease_until=None, leased_by="", retire_at=None
-        )
-        if updated:
-            record(
-                "token.expired",
-                obj=token,
-                cluster=token.cluster,
-                details={"token_id": token.token_id, "expires_at": token.expires_at.isoformat()},
+        for token in tokens:
+            updated = BootstrapToken.objects.filter(
+                pk=token.pk, status=BootstrapToken.Status.ACTIVE, expires_at__lte=now
+            ).update(
+                status=BootstrapToken.Status.EXPIRED,
+                next_action_at=None,
+                lease_until=None,
+                leased_by="",
+                retire_at=None,
             )
-            if token.can_join:
-                _wake_policy(token.cluster, now)
+            if updated:
+                record(
+                    "token.expired",
+                    obj=token,
+                    cluster=token.cluster,
+                    details={"token_id": token.token_id, "expires_at": token.expires_at.isoformat()},
+                )
+                marked.append(token)
+        if wake_policy:
+            for cluster_id in {token.cluster_id for token in marked if token.can_join}:
+                TokenPolicy.objects.filter(cluster_id=cluster_id, keep_valid_token=True).update(next_check_at=now)
+    return marked
 
 
 # --- reveal and join commands ---------------------------------------------------------------------

@@ -38,7 +38,7 @@ from tokens.services import (
     abandon_pending,
     create_token,
     delete_token,
-    expire_token,
+    expire_tokens,
     live_join_tokens,
     release,
     rotate_token,
@@ -48,6 +48,7 @@ from tokens.services import (
 log = logging.getLogger(__name__)
 
 BATCH = 500
+MAX_BATCHES = 20  # at most 10,000 tokens per pass; the next pass (a minute later) takes the rest
 KEEPER_DESCRIPTION = "Kept valid by Kubeboard's token policy"
 
 
@@ -99,22 +100,42 @@ def _reschedule(token: BootstrapToken, policy: TokenPolicy, now: datetime.dateti
     )
 
 
-def sweep_tokens(*, now: datetime.datetime, report: SweepReport, batch: int = BATCH) -> None:
-    ids = claim_tokens(now, batch=batch)
-    policies: dict[int, TokenPolicy] = {}
-    for token in BootstrapToken.objects.filter(pk__in=ids).select_related("cluster", "node", "successor"):
-        policy = policies.get(token.cluster_id)
-        if policy is None:
-            policy, _ = TokenPolicy.objects.get_or_create(cluster=token.cluster)
-            policies[token.cluster_id] = policy
-        token.cluster._token_policy_cache = policy
-        action = due_action(token, policy, now)
-        try:
-            _act(token, policy, action, now, report)
-        except (kubeapi.KubeAPIError, TokenError) as exc:
-            # The services already released the lease and set a retry time; say why here.
-            report.errors.append(f"{token.cluster.name}/{token.token_id} {action}: {exc}")
-            release(token, now=now, error=str(exc), retry=True)
+def _policies(cluster_ids: set[int]) -> dict[int, TokenPolicy]:
+    """The policies of these clusters in one query (made with defaults where missing)."""
+    found = {policy.cluster_id: policy for policy in TokenPolicy.objects.filter(cluster_id__in=cluster_ids)}
+    for cluster_id in cluster_ids - set(found):
+        found[cluster_id], _ = TokenPolicy.objects.get_or_create(cluster_id=cluster_id)
+    return found
+
+
+def sweep_tokens(
+    *, now: datetime.datetime, report: SweepReport, batch: int = BATCH, max_batches: int = MAX_BATCHES
+) -> None:
+    """Claim and handle due tokens, batch after batch, until none is due (or the bound)."""
+    for _ in range(max_batches):
+        ids = claim_tokens(now, batch=batch)
+        if not ids:
+            return
+        tokens = list(BootstrapToken.objects.filter(pk__in=ids).select_related("cluster", "node", "successor"))
+        policies = _policies({token.cluster_id for token in tokens})
+        expiring = []
+        for token in tokens:
+            policy = policies[token.cluster_id]
+            token.cluster._token_policy_cache = policy
+            action = due_action(token, policy, now)
+            if action == Action.EXPIRE:
+                expiring.append(token)  # no cluster call: marked together below
+                continue
+            try:
+                _act(token, policy, action, now, report)
+            except (kubeapi.KubeAPIError, TokenError) as exc:
+                # The services already released the lease and set a retry time; say why here.
+                report.errors.append(f"{token.cluster.name}/{token.token_id} {action}: {exc}")
+                release(token, now=now, error=str(exc), retry=True)
+        if expiring:
+            report.actions[Action.EXPIRE] += len(expire_tokens(expiring, now=now))
+        if len(ids) < batch:
+            return
 
 
 def _act(token: BootstrapToken, policy: TokenPolicy, action: str, now: datetime.datetime, report) -> None:
@@ -126,7 +147,7 @@ def _act(token: BootstrapToken, policy: TokenPolicy, action: str, now: datetime.
             token, reason=f"rotated; successor {successor}", now=now, audit_action="token.retired", leased=True
         )
     elif action == Action.EXPIRE:
-        expire_token(token, now=now)
+        expire_tokens([token], now=now)
     elif action == Action.LIFETIME:
         delete_token(
             token, reason="reached the hard maximum lifetime", now=now, audit_action="token.lifetime_ended", leased=True

@@ -52,17 +52,20 @@ TESTBED_JOIN_WORKER = (
 # starts a Job that never completes under the fake runtime (CreateJob).
 TESTBED_UPGRADE = ("ContainerRuntimeVersion", "ImagePull", "SystemVerification", "CreateJob")
 TESTBED_UPGRADE_PLAN = ("CreateJob",)
+# `kubeadm upgrade node` preflight on a worker (no health-check Job, no image pre-pull there).
+TESTBED_UPGRADE_NODE_WORKER = ("ContainerRuntimeVersion", "SystemVerification")
 
 
 def testbed_ignore_preflight_errors(role: str) -> tuple[str, ...]:
     """The test bed's narrowest list for ``role``: "init", "control-plane" (join), "worker" (join),
-    "upgrade" (upgrade apply) or "upgrade-plan"."""
+    "upgrade" (upgrade apply), "upgrade-plan" or "upgrade-node-worker"."""
     lists = {
         "init": TESTBED_INIT,
         "control-plane": TESTBED_JOIN_CONTROL_PLANE,
         "worker": TESTBED_JOIN_WORKER,
         "upgrade": TESTBED_UPGRADE,
         "upgrade-plan": TESTBED_UPGRADE_PLAN,
+        "upgrade-node-worker": TESTBED_UPGRADE_NODE_WORKER,
     }
     if role not in lists:
         raise ConfigError("role", "one of " + ", ".join(lists), role)

@@ -561,3 +561,51 @@ def certs_renew_command(name: str = "all", *, kubeadm: str = "kubeadm") -> list[
 def certs_check_expiration_command(*, kubeadm: str = "kubeadm") -> list[str]:
     """``kubeadm certs check-expiration`` (parse its output with certs.parse_check_expiration)."""
     return [kubeadm, "certs", "check-expiration"]
+
+
+def upgrade_plan_command(
+    version: str = "", *, ignore_preflight_errors: tuple[str, ...] = (), kubeadm: str = "kubeadm"
+) -> list[str]:
+    """``kubeadm upgrade plan [version]`` on a control-plane node. Its preflight runs a cluster
+    health check Job (CreateJob, up to 1 minute) and, without a version, asks dl.k8s.io for the
+    newest release (falling back to kubeadm's own version offline)."""
+    from kubeadm.preflight import ignore_flag
+    from kubeadm.versions import parse_version, with_v
+
+    argv = [kubeadm, "upgrade", "plan"]
+    if version:
+        parse_version(version, field="target version", check_supported=False)
+        argv.append(with_v(version))
+    return argv + ignore_flag(ignore_preflight_errors)
+
+
+def upgrade_apply_phase_command(
+    phase: str, version: str, *, ignore_preflight_errors: tuple[str, ...] = (), kubeadm: str = "kubeadm"
+) -> list[str]:
+    """One ``kubeadm upgrade apply`` phase on the first control-plane node, with the NEW kubeadm.
+    Every phase needs the target version as its argument (v1.37.2: "missing one or more required
+    arguments. Required arguments: [version]"); preflight also ``--yes`` (it asks otherwise)."""
+    from kubeadm.preflight import ignore_flag
+    from kubeadm.versions import parse_version, with_v
+
+    found = _resolve(UPGRADE_PHASES, phase, "upgrade apply")
+    parse_version(version, field="target version", check_supported=False)
+    argv = [kubeadm, *found.command[1:], with_v(version)]
+    if phase == "preflight":
+        argv += ["--yes", *ignore_flag(ignore_preflight_errors)]
+    return argv
+
+
+def upgrade_node_phase_command(
+    phase: str, *, ignore_preflight_errors: tuple[str, ...] = (), kubeadm: str = "kubeadm"
+) -> list[str]:
+    """One ``kubeadm upgrade node`` phase on every other node (control planes one at a time, then
+    workers), with the new kubeadm. On a worker control-plane and addon print "Skipping phase. Not
+    a control plane node." and exit 0."""
+    from kubeadm.preflight import ignore_flag
+
+    found = _resolve(UPGRADE_NODE_PHASES, phase, "upgrade node")
+    argv = [kubeadm, *found.command[1:]]
+    if phase == "preflight":
+        argv += ignore_flag(ignore_preflight_errors)
+    return argv

@@ -51,7 +51,7 @@ def test_phase_lists_equal_the_binarys(args, phases):
 
 def _check_flags(argv: list[str]) -> None:
     """Every --flag of argv is one the (sub)command's --help lists."""
-    words = [a for a in argv[1:] if not a.startswith("-") and not a.startswith("/")]
+    words = [a for a in argv[1:] if not a.startswith(("-", "/")) and not re.match(r"v\d", a)]
     text = _help(*words)
     for flag in (a.split("=", 1)[0] for a in argv if a.startswith("--")):
         assert re.search(rf"\s{re.escape(flag)}[ =\n]", text), f"{flag} not accepted by kubeadm {' '.join(words)}"
@@ -70,6 +70,11 @@ def test_every_init_and_join_phase_command_uses_flags_kubeadm_accepts():
         _check_flags(workflow.reset_phase_command(name, ignore_preflight_errors=("CRI",), cri_socket="unix:///x"))
     for name in ("all", *workflow.CERTS_RENEW_NAMES):
         _check_flags(workflow.certs_renew_command(name))
+    for name in workflow.phase_names(workflow.UPGRADE_PHASES):
+        _check_flags(workflow.upgrade_apply_phase_command(name, "v1.37.2", ignore_preflight_errors=("CreateJob",)))
+    for name in workflow.phase_names(workflow.UPGRADE_NODE_PHASES):
+        _check_flags(workflow.upgrade_node_phase_command(name, ignore_preflight_errors=("CRI",)))
+    _check_flags(workflow.upgrade_plan_command("v1.37.2", ignore_preflight_errors=("CreateJob",)))
 
 
 def test_phases_without_config_flag_really_lack_it():

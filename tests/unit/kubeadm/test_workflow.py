@@ -170,3 +170,46 @@ def test_certificate_key_from_real_upload_certs_output():
     assert workflow.certificate_key_from_output(lines[:-1]) == lines[-2].strip()
     with pytest.raises(CertificateKeyError, match="skip-certificate-key-print"):
         workflow.certificate_key_from_output(["[upload-certs] Storing the certificates in Secret"])
+
+
+def test_upgrade_commands():
+    assert workflow.upgrade_apply_phase_command("preflight", "1.37.2", ignore_preflight_errors=("CreateJob",)) == [
+        "kubeadm",
+        "upgrade",
+        "apply",
+        "phase",
+        "preflight",
+        "v1.37.2",
+        "--yes",
+        "--ignore-preflight-errors=CreateJob",
+    ]
+    assert workflow.upgrade_apply_phase_command("addon", "v1.37.2") == [
+        "kubeadm",
+        "upgrade",
+        "apply",
+        "phase",
+        "addon",
+        "all",
+        "v1.37.2",
+    ]
+    assert workflow.upgrade_apply_phase_command("upload-config/kubelet", "v1.37.2")[-2:] == ["kubelet", "v1.37.2"]
+    with pytest.raises(ConfigError, match="target version"):
+        workflow.upgrade_apply_phase_command("control-plane", "latest")
+    assert workflow.upgrade_node_phase_command("kubelet-config") == [
+        "kubeadm",
+        "upgrade",
+        "node",
+        "phase",
+        "kubelet-config",
+    ]
+    assert workflow.upgrade_node_phase_command("preflight", ignore_preflight_errors=("SystemVerification",))[-1] == (
+        "--ignore-preflight-errors=SystemVerification"
+    )
+    assert workflow.upgrade_plan_command() == ["kubeadm", "upgrade", "plan"]
+    assert workflow.upgrade_plan_command("1.37.2", ignore_preflight_errors=("CreateJob",)) == [
+        "kubeadm",
+        "upgrade",
+        "plan",
+        "v1.37.2",
+        "--ignore-preflight-errors=CreateJob",
+    ]

@@ -134,7 +134,14 @@ def diagnose(lines: list[str], exit_status: int | None, phase: str) -> tuple[str
         found = kubeadm_diagnose(lines, exit_status, phase=phase)
         if found is not None:
             return found.summary, found.hint
-    errors = [line.strip() for line in lines if kubeadm_output.parse_line(line).level == "error"]
+    parsed = [kubeadm_output.parse_line(line) for line in lines]
+    checks = [f"{p.check}: {p.text}" for p in parsed if p.check and p.level == "error"]
+    errors = [line.strip() for line, p in zip(lines, parsed, strict=True) if p.level == "error"]
+    if checks:
+        return "preflight checks failed: " + "; ".join(checks), (
+            "fix what the failed checks name on the machine (or add the check to the ignore list if it does "
+            "not matter there), then resume"
+        )
     summary = errors[-1] if errors else (lines[-1].strip() if lines else "")
     if exit_status == 127:
         return summary or "kubeadm was not found", (
@@ -268,7 +275,7 @@ def refusals(report: dict, *, node, kubernetes_version: str) -> list[Refusal]:
         found.append(
             Refusal(
                 f"{node.name}: /etc/kubernetes is not empty ({etc.get('count')} files: {shown}); "
-                "kubeadm would mix this cluster with whatever is there",
+                "kubeadm would mix this cluster with whatever is there — reset the machine first",
                 f"reset the machine first (`kubeadm reset -f` on {node.name}, which empties /etc/kubernetes), "
                 "then run Check machine and try again",
             )

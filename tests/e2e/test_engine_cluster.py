@@ -28,7 +28,8 @@ from core.network import check_destination
 from kubeadm import pki
 from nodes.models import Node
 from operations.models import Event, Operation, PhaseAttempt
-from tests.conftest import session_cookie, team_of, test_database_env
+from tests.conftest import session_cookie, team_of
+from tests.conftest import test_database_env as database_env
 from tests.support import processes
 from tests.support.processes import ROOT
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
@@ -166,7 +167,7 @@ def attempts_window(operation: Operation, group: str) -> tuple:
 
 
 def manage(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = processes.kubeboard_env(**test_database_env())
+    env = processes.kubeboard_env(**database_env())
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )

@@ -1,0 +1,326 @@
+"""Audit trail at scale: the history page, exports and appends with a million records.
+
+Fills N records (default 1,000,000) across 100 clusters in 10 teams with ``append_many`` (a
+bulk load that still forms one valid keyed chain), then prints:
+
+* p50/p95 of the history page rendered through the whole Django stack (middleware, scoping,
+  template), for a team member filtering one cluster and an action, on the first page and on a
+  deep page (keyset ``before=``), plus the superuser's unfiltered first page, a time range and a
+  detail search; baseline in the same run: the same deep page fetched with OFFSET;
+* the streamed export (JSON Lines) in records/s, and its peak Python memory against the
+  baseline of materialising the same rows in a list;
+* appends/s through ``audit.services.record`` with 1 and 4 concurrent writer processes.
+
+It runs on PostgreSQL: ``DATABASE_URL`` if set, else a server it starts itself (the test
+helper ``python -m tests.support.services postgres DIR``, which runs with fsync=off).
+Prints figures only; the goals (p95 < 150 ms at any depth, flat export memory, >= 1,000
+appends/s with 4 writers) are read from the output.
+
+    python bench/bench_audit.py [--records 1000000] [--clusters 100] [--samples 40] [--appends 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ACTIONS = [
+    ("operation.queued", 8),
+    ("operation.succeeded", 6),
+    ("operation.failed", 1),
+    ("node.added", 4),
+    ("node.host_key_accepted", 3),
+    ("node.joined", 3),
+    ("token.created", 4),
+    ("token.rotated", 2),
+    ("token.revealed", 1),
+    ("token.revoked", 2),
+    ("cluster.admin_kubeconfig_issued", 1),
+    ("auth.login", 5),
+]
+
+
+def setup_django(url: str, data_dir: Path) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ["KUBEBOARD_DATA_DIR"] = str(data_dir)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ.pop("REDIS_URL", None)
+    os.environ["KUBEBOARD_ALLOWED_HOSTS"] = "testserver"  # the in-process test client's host
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def build_world(clusters: int):
+    from django.contrib.auth.models import Group, User
+
+    from clusters.models import Cluster
+    from core.models import TeamMembership
+    from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
+
+    teams = [Group.objects.get_or_create(name=f"team{i}")[0] for i in range(10)]
+    made = []
+    for i in range(clusters):
+        cluster, _ = Cluster.objects.get_or_create(
+            name=f"c{i:03d}",
+            defaults={
+                "team": teams[i % 10],
+                "kubernetes_version": DEFAULT_KUBERNETES_VERSION,
+                "control_plane_endpoint": f"10.0.{i}.10:6443",
+            },
+        )
+        made.append(cluster)
+    member = User.objects.filter(username="member").first() or User.objects.create_user("member")
+    TeamMembership.objects.get_or_create(team=teams[0], user=member, defaults={"role": "viewer"})
+    root = User.objects.filter(username="root").first() or User.objects.create_superuser("root", "", None)
+    return made, member, root
+
+
+def fill(count: int, clusters, users) -> float:
+    from django.utils import timezone
+
+    from audit.chain import append_many
+    from audit.models import AuditEvent
+
+    names, weights = zip(*ACTIONS, strict=True)
+    rng = random.Random(7)
+    start_time = timezone.now() - timezone.timedelta(days=365)
+    step = timezone.timedelta(days=365) / count
+
+    def events():
+        for n in range(count):
+            cluster = clusters[rng.randrange(len(clusters))]
+            action = rng.choices(names, weights)[0]
+            node = f"node-{rng.randrange(50)}"
+            yield AuditEvent(
+                created=start_time + step * n,
+                actor_id=users[n % 2].pk,
+                actor_name=users[n % 2].username,
+                action=action,
+                outcome="failure" if action == "operation.failed" else "success",
+                object_type="node" if action.startswith("node.") else "operation",
+                object_id=str(rng.randrange(5000)),
+                object_repr=f"{cluster.name}/{node}",
+                cluster_id=cluster.pk,
+                cluster_name=cluster.name,
+                team_id=cluster.team_id,
+                details={"node": node, "token_id": f"t{rng.randrange(100000):05d}", "n": n},
+                changes={},
+                request_id=f"{n // 3:032x}",
+                source="web",
+                source_address="10.1.2.3",
+                user_agent="bench",
+            )
+
+    started = time.perf_counter()
+    append_many(events(), batch_size=5000)
+    return time.perf_counter() - started
+
+
+def timed_gets(client, url: str, samples: int) -> list[float]:
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return times
+
+
+def summary(times: list[float]) -> str:
+    ordered = sorted(times)
+    p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
+    return f"p50 {statistics.median(ordered):7.1f} ms   p95 {p95:7.1f} ms"
+
+
+def pages(member, root, samples: int) -> None:
+    from django.db import connection
+    from django.test import Client
+
+    from audit.models import AuditEvent
+    from audit.queries import visible_records
+
+    member_client, root_client = Client(), Client()
+    member_client.force_login(member)
+    root_client.force_login(root)
+    ids = (
+        AuditEvent.objects.filter(cluster__name="c000", action="operation.queued")
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    total = ids.count()
+    deep = ids[total // 20]  # 95 % of the way back in time
+    base = "/audit/?cluster=c000&action=operation.queued"
+    print(f"history page ({total:,} records match cluster c000 + operation.queued; deep page = record {deep:,})")
+    rows = [
+        ("member, cluster+action, first page", member_client, base),
+        ("member, cluster+action, deep page (keyset)", member_client, f"{base}&before={deep}"),
+        ("member, unfiltered, first page", member_client, "/audit/"),
+        ("superuser, unfiltered, first page", root_client, "/audit/"),
+        (
+            "superuser, unfiltered, deep page (keyset)",
+            root_client,
+            f"/audit/?before={AuditEvent.objects.order_by('id').values_list('id', flat=True)[1000]}",
+        ),
+        ("superuser, one month, first page", root_client, "/audit/?since=2026-03-01&until=2026-03-31"),
+        ("superuser, outcome=failure", root_client, "/audit/?outcome=failure"),
+        ("superuser, search details 'node-7'", root_client, "/audit/?q=node-7%22"),
+        ("superuser, one node's records (object)", root_client, "/audit/?object=node:42"),
+    ]
+    for label, client, url in rows:
+        print(f"  {label:48} {summary(timed_gets(client, url, samples))}")
+    # Baseline: the same deep page with OFFSET, as a naive paginator would fetch it.
+    records = visible_records(member).filter(cluster__name="c000", action="operation.queued").order_by("-id")
+    offset = total - total // 20
+    times = []
+    for _ in range(max(5, samples // 4)):
+        started = time.perf_counter()
+        list(records[offset : offset + 50])
+        times.append((time.perf_counter() - started) * 1000)
+    print(f"  {'baseline: same deep page by OFFSET (query only)':48} {summary(times)}")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('audit_auditevent'))")
+        print(f"  audit table with indexes: {cursor.fetchone()[0]}")
+
+
+def export(limit: int) -> None:
+    from audit.export import lines
+    from audit.models import AuditEvent
+
+    records = AuditEvent.objects.all()
+    started = time.perf_counter()
+    count = 0
+    for _line in lines(records, "jsonl"):
+        count += 1
+        if count >= limit:
+            break
+    elapsed = time.perf_counter() - started
+    print(f"export (JSON Lines, streamed): {count:,} records in {elapsed:.1f} s = {count / elapsed:,.0f} records/s")
+    for size in (50_000, 200_000):
+        tracemalloc.start()
+        for index, _ in enumerate(lines(records, "jsonl")):
+            if index >= size:
+                break
+        streamed = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        tracemalloc.start()
+        rows = list(records.order_by("-id")[:size])
+        naive = tracemalloc.get_traced_memory()[1]
+        del rows
+        tracemalloc.stop()
+        print(
+            f"  peak Python memory for {size:>7,} records: streamed {streamed / 2**20:6.1f} MiB   "
+            f"baseline list() {naive / 2**20:7.1f} MiB"
+        )
+
+
+def _writer(url: str, data_dir: str, count: int, start: multiprocessing.Event, out) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ["KUBEBOARD_DATA_DIR"] = data_dir
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    import django
+
+    django.setup()
+    from audit.context import audit_context
+    from audit.services import record
+    from clusters.models import Cluster
+
+    cluster = Cluster.objects.order_by("pk").first()
+    record("bench.warmup", cluster=cluster)
+    start.wait()
+    started = time.perf_counter()
+    with audit_context(source=f"bench:{os.getpid()}"):
+        for n in range(count):
+            record("bench.append", cluster=cluster, details={"n": n})
+    out.put((started, time.perf_counter()))
+
+
+def appends(url: str, data_dir: Path, per_writer: int) -> None:
+    context = multiprocessing.get_context("spawn")
+    for writers in (1, 4):
+        start, out = context.Event(), context.Queue()
+        processes = [
+            context.Process(target=_writer, args=(url, str(data_dir), per_writer, start, out)) for _ in range(writers)
+        ]
+        for process in processes:
+            process.start()
+        time.sleep(3 + writers)  # let each start Django and warm up
+        start.set()
+        spans = [out.get(timeout=600) for _ in processes]
+        for process in processes:
+            process.join()
+        elapsed = max(end for _, end in spans) - min(begin for begin, _ in spans)
+        print(
+            f"appends with {writers} writer(s): {writers * per_writer:,} records in {elapsed:.2f} s = "
+            f"{writers * per_writer / elapsed:,.0f} appends/s"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--clusters", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--appends", type=int, default=2000, help="records per writer")
+    parser.add_argument("--export-limit", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="kb-bench-audit-"))
+    data_dir.chmod(0o755)  # the postgres user must reach its data directory inside
+    service = None
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        from tests.support.services import start_postgres
+
+        service = start_postgres(data_dir / "pg")
+        url = service.url
+        print(f"PostgreSQL started for the benchmark (fsync=off): {url}")
+    try:
+        setup_django(url, data_dir)
+        from django.db import connection
+
+        from audit.models import AuditEvent
+
+        clusters, member, root = build_world(args.clusters)
+        missing = args.records - AuditEvent.objects.count()
+        if missing > 0:
+            elapsed = fill(missing, clusters, [member, root])
+            print(
+                f"filled {missing:,} records across {len(clusters)} clusters in {elapsed:.1f} s "
+                f"({missing / elapsed:,.0f} records/s, one keyed chain)"
+            )
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE audit_auditevent")
+        pages(member, root, args.samples)
+        export(args.export_limit)
+        connection.close()
+        appends(url, data_dir, args.appends)
+        from audit.chain import verify
+
+        started = time.perf_counter()
+        report = verify()
+        print(
+            f"verify_audit: {report.count:,} records in {time.perf_counter() - started:.1f} s, intact={report.intact}"
+        )
+    finally:
+        if service is not None:
+            service.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -219,6 +219,8 @@ def run_case(mode: str, env: dict, watchers: int, rate: float, seconds: float, l
         query_count, counted_for, web_cpu = asyncio.run(scenario())
     finally:
         web.stop()
+        if os.environ.get("BENCH_KEEP_LOGS"):
+            print(web.log()[-5000:], file=sys.stderr)
     committed: dict[tuple[int, int], float] = {}
     for path in timing_files:
         for line in path.read_text().splitlines():
@@ -261,7 +263,7 @@ def mode_env(data_dir: Path, *, database_url: str = "", redis_url: str = "") -> 
         redis_url=redis_url,
         KUBEBOARD_DATA_DIR=str(data_dir),
         KUBEBOARD_SQLITE_PATH=str(data_dir / "bench.sqlite3"),
-        KUBEBOARD_LOG_LEVEL="WARNING",
+        KUBEBOARD_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     )
 
 

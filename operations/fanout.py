@@ -457,11 +457,15 @@ class Hub:
         """One query for the state of every followed operation; wake those with new events."""
         if not self.followers:
             return
-        states = await self.db(operation_states, list(self.followers))
+        asked = list(self.followers)
+        states = await self.db(operation_states, asked)
         lease = timedelta(seconds=settings.OPERATION_LEASE_SECONDS)
         now = timezone.now()
         stale = False
-        for operation_id, follower in list(self.followers.items()):
+        for operation_id in asked:
+            follower = self.followers.get(operation_id)
+            if follower is None:  # its last watcher left meanwhile
+                continue
             state = states.get(operation_id)
             if state is None:  # deleted
                 for watcher in list(follower.watchers):

@@ -464,3 +464,31 @@ async def test_a_lost_last_message_is_read_at_the_second_poll_that_sees_it(opera
     assert await receive_seqs(communicator, 4) == [1, 2, 3, 4]
     assert len(queries.since(mark, "operations_event")) == 1
     await communicator.disconnect()
+
+
+async def test_a_watcher_arriving_during_a_poll_is_not_told_its_operation_is_gone(operation, member, settings):
+    settings.CHANNEL_LAYERS = {}
+    settings.EVENT_POLL_SECONDS = 3600
+    settings.STREAM_ACCESS_CHECK_SECONDS = 3600
+    second = await database_sync_to_async(
+        lambda: Operation.objects.create(cluster=operation.cluster, kind="prepare-identity")
+    )()
+    first_socket = await connect(operation.pk, member)
+    hub = fanout.hub()
+    await eventually(lambda: operation.pk in hub.followers)
+    original = hub.db
+    arrived = []
+
+    async def db_then_a_new_watcher(func, *args):
+        result = await original(func, *args)
+        if func is fanout.operation_states and not arrived:
+            # A second operation's first watcher registers while the poll's answer is on its way.
+            arrived.append(await connect(second.pk, member))
+            await eventually(lambda: second.pk in hub.followers)
+        return result
+
+    hub.db = db_then_a_new_watcher
+    await hub.poll()
+    assert await arrived[0].receive_nothing(timeout=0.3), "not closed as deleted"
+    for communicator in (first_socket, arrived[0]):
+        await communicator.disconnect()

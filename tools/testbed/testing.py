@@ -65,9 +65,14 @@ def assert_no_traces(sb: Sandbox) -> None:
 
 
 @contextmanager
-def sandbox(name: str, subnet: str, size: int = 1) -> Iterator[Sandbox]:
-    """A sandbox that is torn down (and checked) even when the test fails."""
-    sb = Sandbox(name=name, subnet=subnet, size=size)
+def sandbox(name: str, subnet: str, size: int = 1, bin_dir: Path | None = None) -> Iterator[Sandbox]:
+    """A sandbox that is torn down (and checked) even when the test fails. ``bin_dir``: the
+    release whose binaries the nodes' SSH sessions find first (default: the selected one)."""
+    sb = (
+        Sandbox(name=name, subnet=subnet, size=size)
+        if bin_dir is None
+        else Sandbox(name=name, subnet=subnet, size=size, bin_dir=bin_dir)
+    )
     try:
         yield sb.up()
     finally:

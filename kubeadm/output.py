@@ -3,11 +3,16 @@
 kubeadm prints ``[certs] Generating "ca" certificate and key``-style lines (the bracket names
 the phase or step that speaks), indented ``[WARNING Name]:`` / ``[ERROR Name]:`` lines from
 preflight, ``error execution phase <phase>: …`` when a phase fails, and klog lines
-(``W1127 07:00:00.123456   12345 checks.go:1080] text``) from its libraries.
+(``W1127 07:00:00.123456   12345 checks.go:1080] text``) from its libraries. The etcd client
+inside kubeadm (etcd-join, check-etcd, upgrades) logs JSON lines
+(``{"level":"warn","logger":"etcd-client","msg":"retrying of unary invoker failed",...,"error":"..."}``,
+seen on v1.37.2). preflight's system verification prints ANSI-coloured lines
+(``\x1b[0;37mKERNEL_VERSION\x1b[0m: ...``); their escapes are dropped here.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -17,6 +22,17 @@ _KLOG = re.compile(r"^([IWEF])(\d{4}) (\d{2}:\d{2}:\d{2}\.\d+)\s+\d+ ([\w.-]+:\d
 _KLOG_LEVEL = {"I": INFO, "W": WARNING, "E": ERROR, "F": ERROR}
 _CHECK = re.compile(r"^\s*\[(WARNING|ERROR) ([^\]]+)\]: ?(.*)$")
 _PREFIX = re.compile(r"^\[([a-z][a-z0-9-]*(?: [a-z0-9-]+)?)\] ?(.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_JSON_LEVEL = {
+    "debug": DEBUG,
+    "info": INFO,
+    "warn": WARNING,
+    "warning": WARNING,
+    "error": ERROR,
+    "dpanic": ERROR,
+    "panic": ERROR,
+    "fatal": ERROR,
+}
 _PHASE_ERROR = re.compile(r"^error(?: execution phase| running phase)? ?([\w/-]*): ?(.*)$")
 
 
@@ -31,7 +47,11 @@ class OutputLine:
 
 def parse_line(line: str) -> OutputLine:
     """Classify one line of kubeadm output (already decoded, without its newline)."""
-    stripped = line.rstrip()
+    stripped = _ANSI.sub("", line).rstrip()
+    if stripped.startswith("{") and stripped.endswith("}"):
+        parsed = _json_line(stripped)
+        if parsed is not None:
+            return parsed
     match = _KLOG.match(stripped)
     if match:
         letter, _, _, location, text = match.groups()
@@ -49,3 +69,18 @@ def parse_line(line: str) -> OutputLine:
         level = WARNING if text.upper().startswith("WARNING") else INFO
         return OutputLine(level, source, text)
     return OutputLine(INFO, "", stripped)
+
+
+def _json_line(text: str) -> OutputLine | None:
+    """A zap JSON log line (etcd client): level, logger as source, "msg: error" as text."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or "msg" not in record:
+        return None
+    level = _JSON_LEVEL.get(str(record.get("level", "info")).lower(), INFO)
+    message = str(record["msg"])
+    if record.get("error"):
+        message += f": {record['error']}"
+    return OutputLine(level, str(record.get("logger") or "json"), message, location=str(record.get("caller", "")))

@@ -16,7 +16,6 @@ once per sync. Two syncs of one cluster never overlap (a lease on the ``TokenSyn
 
 from __future__ import annotations
 
-import base64
 import datetime
 import logging
 from dataclasses import dataclass, field
@@ -28,9 +27,9 @@ from django.utils import timezone
 
 from audit.services import record
 from clusters import kubeapi
-from kubeadm import discovery, pki, yamlio
+from kubeadm import discovery, kubeconfig
 from kubeadm import tokens as kubeadm_tokens
-from kubeadm.errors import KubeadmError, TokenFormatError
+from kubeadm.errors import JWSError, KubeadmError, PinError, TokenFormatError
 from tokens import kube
 from tokens.models import BootstrapToken, TokenSync
 from tokens.policies import next_action_for, policy_for
@@ -213,46 +212,38 @@ def _apply_change(row: BootstrapToken, info, meta, changed: list[str], *, user, 
         )
 
 
-def cluster_info_pins(kubeconfig_text: str) -> list[str]:
-    """The CA pins of the cluster-info kubeconfig (one cluster named "", no contexts)."""
-    config = yamlio.load(kubeconfig_text, source="cluster-info kubeconfig")
-    clusters = (config or {}).get("clusters") or []
-    if not clusters:
-        raise ValueError("cluster-info kubeconfig has no cluster")
-    data = (clusters[0].get("cluster") or {}).get("certificate-authority-data", "")
-    certs = pki.load_certificates(base64.b64decode(data), name="cluster-info certificate-authority-data")
-    return [discovery.ca_pin_hash(cert) for cert in certs]
-
-
 def _verify_cluster_info(cluster, report: SyncReport, *, user, now: datetime.datetime) -> None:
-    """Check cluster-info's CA against the cluster's pin, and each signing token's JWS in it."""
+    """Check cluster-info as a joining node does (kubeadm.discovery): the CA against the
+    cluster's pin, and each signing token's JWS over the exact kubeconfig text."""
     data = kube.cluster_info(cluster, user=user)
-    signing = BootstrapToken.objects.filter(cluster=cluster, status=BootstrapToken.Status.ACTIVE)
-    if data is None or "kubeconfig" not in data:
+    live = BootstrapToken.objects.filter(cluster=cluster, status=BootstrapToken.Status.ACTIVE)
+    if data is None or discovery.CLUSTER_INFO_KUBECONFIG_KEY not in data:
         report.cluster_info = "missing: no kube-public/cluster-info ConfigMap (join discovery cannot work)"
-        signing.update(signature="")
+        live.update(signature="")
         return
     try:
-        pins = cluster_info_pins(data["kubeconfig"])
-    except (ValueError, KubeadmError) as exc:
+        certs = kubeconfig.ca_certificates(kubeconfig.parse_kubeconfig(data[discovery.CLUSTER_INFO_KUBECONFIG_KEY]))
+        pins = [discovery.ca_pin_hash(cert) for cert in certs]
+    except KubeadmError as exc:
         report.cluster_info = f"unreadable: {exc}"
         pins = []
     else:
-        if cluster.ca_pin_hash and cluster.ca_pin_hash not in pins:
-            report.cluster_info = f"CA pin mismatch: cluster-info has {', '.join(pins)}, expected {cluster.ca_pin_hash}"
-        else:
+        try:
+            if cluster.ca_pin_hash:
+                discovery.verify_pins(certs, [cluster.ca_pin_hash])
             report.cluster_info = f"CA matches the pin {', '.join(pins)}"
-    for row in signing:
+        except PinError as exc:
+            report.cluster_info = f"CA pin mismatch: {exc}"
+    for row in live:
         state = ""
-        if "signing" in (row.usages or []) and not row.is_expired(now):
-            signature = data.get(f"{kubeadm_tokens.JWS_KEY_PREFIX}{row.token_id}")
-            if signature is None:
-                state = "missing"
-            else:
-                valid = kubeadm_tokens.is_valid_detached_jws(
-                    signature, data["kubeconfig"], row.token_id, row.plain_secret()
-                )
-                state = "valid" if valid else "invalid"
+        if "signing" in (row.usages or []) and not row.is_expired(now) and pins:
+            try:
+                # The pins of cluster-info itself: here only the token's signature is in question.
+                discovery.verify_cluster_info(data, f"{row.token_id}.{row.plain_secret()}", pins)
+                state = "valid"
+            except JWSError:
+                present = f"{kubeadm_tokens.JWS_KEY_PREFIX}{row.token_id}" in data
+                state = "invalid" if present else "missing"
         if state != row.signature:
             BootstrapToken.objects.filter(pk=row.pk).update(signature=state)
 

@@ -9,6 +9,7 @@ node 3 joins for real (hollow kubelet) so revoke-after-join sees a Ready node.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from datetime import timedelta
@@ -152,9 +153,8 @@ def test_created_token_is_a_real_bootstrap_token(testbed, created, admin):
         ),
         what="the bootstrap signer's JWS",
     )
-    kubeadm_tokens.verify_detached_jws(
-        cluster_info[f"jws-kubeconfig-{token.token_id}"], cluster_info["kubeconfig"], token.token_id, full.split(".")[1]
-    )
+    # As `kubeadm join` checks it: the JWS over the exact kubeconfig text, then the CA pin.
+    discovery.verify_cluster_info(cluster_info, full, [created.ca_pin_hash])
     report = sync_cluster(created)
     assert report.ok, report.message
     token.refresh_from_db()
@@ -454,3 +454,27 @@ def test_management_commands_mirror_kubeadm_token(testbed, created, admin):
     ]:
         with pytest.raises(CommandError, match=message):
             run(*args)
+
+
+@pytest.mark.django_db
+def test_a_token_changed_in_the_cluster_is_reported_once(testbed, created, admin):
+    token, _ = services.create_token(created, user=admin, ttl=timedelta(hours=1), description="before")
+    edited = base64.b64encode(b"edited by hand").decode()
+    testbed.cp.kubectl(
+        "-n",
+        "kube-system",
+        "patch",
+        "secret",
+        token.secret_name,
+        "--type=merge",
+        "-p",
+        json.dumps({"data": {"description": edited}}),
+    )
+    report = sync_cluster(created)
+    assert report.changed == [token.token_id]
+    assert f"token {token.token_id} changed in the cluster: description" in report.drift
+    token.refresh_from_db()
+    assert token.description == "edited by hand"
+    assert TokenSync.objects.get(cluster=created).drift == report.drift, "shown on the page"
+    assert sync_cluster(created).changed == []
+    assert AuditEvent.objects.filter(action="token.drift", object_id=str(token.pk)).count() == 1

@@ -7,7 +7,7 @@
 # Env:
 #   KUBEBOARD_K8S_CACHE   cache root (default /var/cache/kubeboard/k8s);
 #                         binaries land in $KUBEBOARD_K8S_CACHE/<version>/bin
-#   KUBEBOARD_K8S_EXTRA   extra components to build too (e.g. "kubemark")
+#   KUBEBOARD_K8S_EXTRA   extra components to build too (e.g. "kubemark etcdutl")
 # Prints the bin directory as the last line of stdout.
 set -euo pipefail
 
@@ -93,6 +93,7 @@ pkg_of() {
   case "$1" in
     etcd) echo go.etcd.io/etcd/server/v3 ;;
     etcdctl) echo go.etcd.io/etcd/etcdctl/v3 ;;
+    etcdutl) echo go.etcd.io/etcd/etcdutl/v3 ;;
     *) echo "k8s.io/kubernetes/cmd/$1" ;;
   esac
 }

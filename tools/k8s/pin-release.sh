@@ -34,6 +34,7 @@ etcd=$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2}' "$src")
   echo "	k8s.io/kubernetes ${version}"
   echo "	go.etcd.io/etcd/server/v3 ${etcd}"
   echo "	go.etcd.io/etcd/etcdctl/v3 ${etcd}"
+  echo "	go.etcd.io/etcd/etcdutl/v3 ${etcd}"
   echo ")"
   echo
   echo "tool ("
@@ -42,6 +43,7 @@ etcd=$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2}' "$src")
   done
   echo "	go.etcd.io/etcd/server/v3"
   echo "	go.etcd.io/etcd/etcdctl/v3"
+  echo "	go.etcd.io/etcd/etcdutl/v3"
   echo ")"
   echo
   echo "replace ("

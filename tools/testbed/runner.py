@@ -160,6 +160,9 @@ KUBELET_FLAGS = Path("/var/lib/kubelet/kubeadm-flags.env")
 # namespace), so they land in HOLLOW_TMP/hollow-kubelet.*/static-pods*.
 # (The node's /tmp stays the host's: the repo or a venv may live there.)
 HOLLOW_TMP = Path("/var/lib/kubelet/hollow-tmp")
+# A kubelet "package" installed on this node (tools.testbed.sandbox.PACKAGES_BIN): when present,
+# the hollow kubelet runs that binary, restarted when it changes (systemctl restart kubelet).
+PACKAGED_KUBELET = Path("/run/testbed/bin/kubelet")
 MANIFESTS = Path("/etc/kubernetes/manifests")
 
 
@@ -207,6 +210,11 @@ class HollowKubelet:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 10248), _HealthzProxy)
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
+    def binary(self) -> Path:
+        if os.access(PACKAGED_KUBELET, os.X_OK):
+            return PACKAGED_KUBELET.resolve()
+        return self.kubemark
+
     def node_name(self) -> str:
         if KUBELET_FLAGS.exists():
             m = re.search(r"--hostname-override=(\S+?)[\"\s]", KUBELET_FLAGS.read_text())
@@ -222,11 +230,12 @@ class HollowKubelet:
                 self.container = None
                 log("kubelet config removed: hollow kubelet stopped")
             return
+        binary = self.binary()
         digest = hashlib.sha256(
-            b"".join(p.read_bytes() for p in (KUBELET_CONFIG, KUBELET_FLAGS) if p.exists())
+            b"".join(p.read_bytes() for p in (KUBELET_CONFIG, KUBELET_FLAGS) if p.exists()) + bytes(binary)
         ).hexdigest()
         if self.container is not None and digest != self.digest:
-            log("kubelet configuration changed: restarting hollow kubelet")
+            log(f"kubelet configuration or binary changed: restarting hollow kubelet ({binary})")
             self.container.stop()
             self.container = None
         if self.container is None:
@@ -237,7 +246,7 @@ class HollowKubelet:
             HOLLOW_TMP.chmod(0o1777)
             argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
                     f'mount --bind {HOLLOW_TMP} /tmp && exec "$@"', "sh",
-                    str(self.kubemark), "--morph=kubelet", f"--name={self.node_name()}",
+                    str(binary), "--morph=kubelet", f"--name={self.node_name()}",
                     f"--kubeconfig={KUBELET_CONF}", "--cert-dir=/var/lib/kubelet/pki",
                     "--use-host-image-service=false", "--v=2"]
             if not KUBELET_CONF.exists() and BOOTSTRAP_CONF.exists():

@@ -44,6 +44,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Paths made private per node, in mount order (/run last: its source path is
 # under the state dir, which stays visible inside the node).
 PRIVATE_DIRS = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/run")
+# The test bed's stand-in for what a package manager installs on one machine (node-private,
+# first on the PATH of SSH sessions): linking a cached release's kubeadm or kubemark here as
+# `kubeadm` / `kubelet` "upgrades the package" on that node only (the runner's hollow kubelet
+# follows PACKAGES_BIN/kubelet too). Empty on a new sandbox: the release's bin dir serves.
+PACKAGES_BIN = "/run/testbed/bin"
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # interface names are <= 15 chars
 
 
@@ -492,8 +497,10 @@ class Sandbox:
             "PrintMotd no\n"
             "UseDNS no\n"
             "Subsystem sftp internal-sftp\n"
-            # Sessions find kubeadm/kubectl/etcdctl as on a provisioned machine.
-            f"SetEnv PATH={self.node_bin}:{self.bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+            # Sessions find kubeadm/kubectl/etcdctl as on a provisioned machine; a package
+            # installed on this node alone (PACKAGES_BIN, node-private) comes first.
+            f"SetEnv PATH={PACKAGES_BIN}:{self.node_bin}:{self.bin_dir}:"
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
         )
         node.exec(["/usr/sbin/sshd", "-t", "-f", str(cfg)])
         node.exec(["/usr/sbin/sshd", "-f", str(cfg), "-E", str(node.dir / "sshd.log")])

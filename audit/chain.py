@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 
 from audit import keys
 from audit.models import (
@@ -48,11 +48,41 @@ def append(event: AuditEvent) -> AuditEvent:
     """Seal ``event`` as the newest record and insert it (inside the caller's transaction)."""
     ring = keys.keyring()
     with transaction.atomic():
-        head = _locked_head()
-        _seal(event, head.count + 1, head.last_hash or GENESIS, ring)
-        event.save()
-        _advance(event.seq, event.hash, ring)
+        if connection.vendor == "postgresql":
+            _append_postgres(event, ring)
+        else:
+            head = _locked_head()
+            _seal(event, head.count + 1, head.last_hash or GENESIS, ring)
+            event.save()
+            _advance(event.seq, event.hash, ring)
     return event
+
+
+def _append_postgres(event: AuditEvent, ring: keys.KeyRing) -> None:
+    """The same steps in two statements: the head row's lock is held for as short as possible
+    (it serialises every writer), so concurrent writers wait less."""
+    with connection.cursor() as cursor:
+        # Locks the head and reads it in one round trip.
+        cursor.execute("UPDATE audit_auditchainhead SET count = count + 1 WHERE id = 1 RETURNING count, last_hash")
+        row = cursor.fetchone()
+        if row is None:
+            AuditChainHead.objects.get_or_create(pk=1)
+            cursor.execute("UPDATE audit_auditchainhead SET count = count + 1 WHERE id = 1 RETURNING count, last_hash")
+            row = cursor.fetchone()
+        _seal(event, row[0], row[1] or GENESIS, ring)
+        key_id, mac = ring.sign(AuditChainHead.mac_input(event.seq, event.hash))
+        fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+        values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+        cursor.execute(
+            f"WITH inserted AS (INSERT INTO audit_auditevent ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "
+            "RETURNING id) UPDATE audit_auditchainhead SET last_hash = %s, key_id = %s, mac = %s WHERE id = 1 "
+            "RETURNING (SELECT id FROM inserted)",
+            [*values, event.hash, key_id, mac],
+        )
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
+    event._state.db = connection.alias
 
 
 def append_many(events: Iterable[AuditEvent], *, batch_size: int = 5000) -> int:

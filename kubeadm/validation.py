@@ -148,6 +148,22 @@ def validate_image_repository(value: str, path: str = "imageRepository") -> list
     return []
 
 
+# Kubeboard's rule for a cluster's name, stricter than kubeadm's clusterName: the name is also a
+# URL path segment, a kubeconfig cluster/context name and --cluster-name, so a DNS label.
+CLUSTER_NAME_RULE = (
+    f"a DNS label: at most {netutil.DNS1123_LABEL_MAX} lower-case letters, digits and '-', "
+    "starting and ending with a letter or digit (e.g. prod-eu1)"
+)
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def validate_cluster_name(value: str, path: str = "clusterName") -> list[ConfigError]:
+    """The one rule for a cluster's name; forms, the model and the configuration all use it."""
+    if not isinstance(value, str) or not netutil.is_dns1123_label(value):
+        return [ConfigError(path, CLUSTER_NAME_RULE, value)]
+    return []
+
+
 def validate_kubernetes_version(value: str, path: str = "kubernetesVersion") -> list[ConfigError]:
     try:
         parse_version(value, field=path)
@@ -159,11 +175,7 @@ def validate_kubernetes_version(value: str, path: str = "kubernetesVersion") -> 
 def validate_cluster_configuration(cluster: ClusterConfiguration) -> list[ConfigError]:
     """All problems kubeadm (and Kubeboard) would reject; [] when valid."""
     errors: list[ConfigError] = []
-    # clusterName: Kubeboard's rule; it names kubeconfig clusters and contexts
-    # and is passed as --cluster-name, so keep it a DNS-1123 subdomain.
-    if not netutil.is_dns1123_subdomain(cluster.cluster_name):
-        errors.append(ConfigError("clusterName", "a lowercase DNS-1123 name (a-z, 0-9, '-', '.'; at most 253)",
-                                  cluster.cluster_name))
+    errors += validate_cluster_name(cluster.cluster_name)
     errors += validate_kubernetes_version(cluster.kubernetes_version)
 
     net = cluster.networking
@@ -186,7 +198,12 @@ def validate_cluster_configuration(cluster: ClusterConfiguration) -> list[Config
             if service_ok:
                 errors += _overlap_errors(cluster)
 
-    if cluster.control_plane_endpoint:
+    if cluster.control_plane_endpoint and _SCHEME_RE.match(cluster.control_plane_endpoint):
+        # kubeadm would say "port '//x' must be a valid number": name the real mistake.
+        errors.append(ConfigError("controlPlaneEndpoint", "host or host:port (IP, DNS name, or [IPv6]:port)",
+                                  cluster.control_plane_endpoint,
+                                  hint="a scheme is not allowed; use host or host:port, e.g. 10.0.0.10:6443"))
+    elif cluster.control_plane_endpoint:
         try:
             netutil.parse_host_port(cluster.control_plane_endpoint)
         except ValueError as exc:

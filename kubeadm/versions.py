@@ -19,6 +19,10 @@ from kubeadm.errors import UnsupportedVersionError
 
 SUPPORTED_VERSIONS: tuple[str, ...] = ("1.35", "1.36", "1.37")
 
+# The newest patch release of each supported minor (k8s.io/kubernetes on the Go module proxy);
+# forms offer exactly these, newest first, and read "1.37" as the newest patch of 1.37.
+NEWEST_PATCHES: dict[str, str] = {"1.35": "v1.35.4", "1.36": "v1.36.3", "1.37": "v1.37.2"}
+
 # The release the test bed builds; one constant so it is easily changed.
 DEFAULT_KUBERNETES_VERSION = "v1.37.2"
 
@@ -40,10 +44,12 @@ def parse_version(s: str, *, field: str = "kubernetesVersion", check_supported: 
     check_supported) when its minor is not in SUPPORTED_VERSIONS.
     """
     if not isinstance(s, str):
-        raise UnsupportedVersionError(field, "a version string like v1.34.2", s)
+        raise UnsupportedVersionError(field, f"a version string like {DEFAULT_KUBERNETES_VERSION}", s)
     match = _VERSION_RE.match(s.strip())
     if match is None:
-        raise UnsupportedVersionError(field, "a version like v1.34.2 (MAJOR.MINOR.PATCH, optional leading v)", s)
+        raise UnsupportedVersionError(
+            field, f"a version like {DEFAULT_KUBERNETES_VERSION} (MAJOR.MINOR.PATCH, optional leading v)", s
+        )
     major, minor, patch = (int(match.group(i)) for i in (1, 2, 3))
     if check_supported and f"{major}.{minor}" not in SUPPORTED_VERSIONS:
         raise UnsupportedVersionError(
@@ -53,6 +59,49 @@ def parse_version(s: str, *, field: str = "kubernetesVersion", check_supported: 
             hint="this Kubeboard release drives only those minors",
         )
     return major, minor, patch
+
+
+def offered_versions() -> list[str]:
+    """What a form offers: the newest patch of each supported minor, newest first."""
+    return [NEWEST_PATCHES[minor] for minor in sorted(SUPPORTED_VERSIONS, key=_minor_number, reverse=True)]
+
+
+def _minor_number(minor: str) -> int:
+    return int(minor.split(".")[1])
+
+
+_MINOR_RE = re.compile(r"^(?:stable-)?v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
+
+
+def resolve_version(text: str, *, field: str = "kubernetesVersion") -> str:
+    """A version a person typed, as the cluster stores it: "v1.37.2".
+
+    "1.37", "v1.37" and kubeadm's label "stable-1.37" mean the newest patch of that minor;
+    "1.36.1" gains its "v". Anything outside SUPPORTED_VERSIONS raises UnsupportedVersionError
+    whose message lists only versions this release can deploy.
+    """
+    value = text.strip() if isinstance(text, str) else text
+    offered = ", ".join(offered_versions())
+    if isinstance(value, str):
+        minor_only = _MINOR_RE.match(value)
+        if minor_only is not None:
+            minor = f"{minor_only.group(1)}.{minor_only.group(2)}"
+            if minor not in SUPPORTED_VERSIONS:
+                raise UnsupportedVersionError(
+                    field, f"one of {offered}", text, hint=f"Kubernetes {minor} is not supported by this Kubeboard"
+                )
+            return NEWEST_PATCHES[minor]
+    try:
+        major, minor, _ = parse_version(value, field=field, check_supported=False)
+    except UnsupportedVersionError:
+        raise UnsupportedVersionError(
+            field, f"one of {offered}, or a minor such as {SUPPORTED_VERSIONS[-1]} for its newest patch", text
+        ) from None
+    if f"{major}.{minor}" not in SUPPORTED_VERSIONS:
+        raise UnsupportedVersionError(
+            field, f"one of {offered}", text, hint=f"Kubernetes {major}.{minor} is not supported by this Kubeboard"
+        )
+    return with_v(value)
 
 
 def minor_of(s: str) -> str:

@@ -7,10 +7,11 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
-        from django_q.signals import post_execute_in_worker, pre_execute
+        from django_q.signals import post_execute_in_worker, pre_enqueue, pre_execute
 
         from audit import context, signals, triggers  # noqa: F401 (signals: receivers)
 
         connection_created.connect(triggers.register_guard, dispatch_uid="audit_sqlite_guard")
+        pre_enqueue.connect(context.task_enqueued, dispatch_uid="audit_task_context_carry")
         pre_execute.connect(context.task_started, dispatch_uid="audit_task_context_start")
         post_execute_in_worker.connect(context.task_finished, dispatch_uid="audit_task_context_end")

@@ -103,14 +103,35 @@ def continuing(obj, *, actor: Any = _UNSET, source: str) -> Iterator[AuditContex
         yield context
 
 
-# --- django-q2: every task runs in its own context (source "worker:<task name>") ------------
+# --- django-q2: a task continues the story of the request that queued it --------------------
+# pre_enqueue puts the current correlation id and actor into the task (the task dict travels
+# whole to the worker); pre_execute opens a context from it, or a fresh one for a scheduled
+# task, with source "worker:<task name>"; post_execute_in_worker closes it.
 
+TASK_KEY = "kubeboard_audit"
 _task_tokens: list = []
 
 
+def task_enqueued(sender, task=None, **kwargs) -> None:
+    context = _current.get()
+    if task is not None and context is not None:
+        actor = context.resolved_actor()
+        task[TASK_KEY] = {"correlation_id": context.correlation_id, "actor_id": getattr(actor, "pk", None)}
+
+
 def task_started(sender, func=None, task=None, **kwargs) -> None:
-    name = (task or {}).get("name") or getattr(func, "__name__", "task")
-    _task_tokens.append(_current.set(AuditContext(correlation_id=new_correlation_id(), source=f"worker:{name}")))
+    task = task or {}
+    name = task.get("name") or getattr(func, "__name__", "task")
+    carried = task.get(TASK_KEY) or {}
+    actor = None
+    if carried.get("actor_id"):
+        from django.contrib.auth import get_user_model
+
+        actor = get_user_model().objects.filter(pk=carried["actor_id"]).first()
+    context = AuditContext(
+        correlation_id=carried.get("correlation_id") or new_correlation_id(), source=f"worker:{name}", actor=actor
+    )
+    _task_tokens.append(_current.set(context))
 
 
 def task_finished(sender, **kwargs) -> None:

@@ -413,3 +413,18 @@ def test_upgrade_numbers_old_records_and_seals_them_with_a_keyed_record():
 
     as_database_owner(change)
     assert verify().first_break.seq == 4
+
+
+@pytest.mark.django_db
+def test_a_task_queued_in_a_request_continues_its_correlation_id(make_user):
+    from django_q.tasks import async_task
+
+    user = make_user("queuer")
+    with audit_context(actor=user, source="web") as ctx:
+        async_task("audit.services.record", "task.ran", sync=True)
+    ran = AuditEvent.objects.get(action="task.ran")
+    assert ran.request_id == ctx.correlation_id and ran.actor_name == "queuer"
+    assert ran.source.startswith("worker:")
+    async_task("audit.services.record", "task.alone", sync=True)
+    alone = AuditEvent.objects.get(action="task.alone")
+    assert alone.request_id not in ("", ctx.correlation_id) and alone.actor_name == "system"

@@ -2,18 +2,50 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 
-from clusters.kubeadm_config import FIELD_FOR_CONFIG_PATH, configuration_errors
+from clusters.kubeadm_config import FIELD_FOR_CONFIG_PATH, configuration_errors, field_message
 from clusters.models import Cluster
 from core.permissions import OPERATE, teams_for
 from kubeadm import versions
+from kubeadm.errors import UnsupportedVersionError
+from kubeadm.validation import CLUSTER_NAME_RULE
+
+
+class KubernetesVersionField(forms.CharField):
+    """A choice of the supported versions (newest patch of each minor, newest first); a typed
+    "1.37" or "v1.37" (a script's POST) means the newest patch of that minor."""
+
+    widget = forms.Select
+
+    def __init__(self, **kwargs) -> None:
+        offered = versions.offered_versions()
+        kwargs.setdefault("initial", offered[0])
+        super().__init__(**kwargs)
+        self.widget.choices = [(v, f"{v} (newest)" if i == 0 else v) for i, v in enumerate(offered)]
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return value
+        try:
+            return versions.resolve_version(value)
+        except UnsupportedVersionError as exc:
+            raise ValidationError(field_message(exc), code="unsupported") from None
+
+
+_STAND_INS = {
+    "name": "stand-in",
+    "kubernetes_version": versions.DEFAULT_KUBERNETES_VERSION,
+    "control_plane_endpoint": "stand-in.invalid",
+}
 
 
 class ClusterForm(forms.ModelForm):
-    kubernetes_version = forms.CharField(
+    kubernetes_version = KubernetesVersionField(
         label="Kubernetes version",
-        initial=versions.DEFAULT_KUBERNETES_VERSION,
-        help_text=f"Supported minors: {', '.join(versions.SUPPORTED_VERSIONS)} (for example {versions.DEFAULT_KUBERNETES_VERSION}).",
+        help_text="The newest patch of each Kubernetes minor this Kubeboard deploys.",
     )
 
     class Meta:
@@ -30,8 +62,9 @@ class ClusterForm(forms.ModelForm):
             "team",
         ]
         help_texts = {
-            "name": "Lower-case letters, digits and '-', at most 63 characters (a DNS label).",
-            "control_plane_endpoint": "host or host:port of the API server (load balancer or first control plane), e.g. 10.0.0.10:6443.",
+            "name": CLUSTER_NAME_RULE[0].upper() + CLUSTER_NAME_RULE[1:] + ".",
+            "control_plane_endpoint": "host or host:port of the API server (load balancer or first control plane), "
+            "without a scheme, e.g. 10.0.0.10:6443.",
             "pod_subnet": "CIDR for pod IPs, e.g. 10.244.0.0/16 (dual-stack: two CIDRs separated by a comma).",
             "service_subnet": "CIDR for service IPs; kubeadm's default is 10.96.0.0/12.",
         }
@@ -43,6 +76,9 @@ class ClusterForm(forms.ModelForm):
         self.fields["team"].queryset = teams_for(user, OPERATE) if user is not None else Group.objects.none()
         self.fields["team"].required = True
         self.fields["team"].help_text = "The team that can see and operate this cluster."
+        # One rule, one message for the name: kubeadm.validation's DNS-label rule says "63" itself.
+        name = self.fields["name"]
+        name.validators = [v for v in name.validators if not isinstance(v, MaxLengthValidator)]
 
     def clean_name(self) -> str:
         return self.cleaned_data["name"].strip()
@@ -50,9 +86,17 @@ class ClusterForm(forms.ModelForm):
     def clean(self) -> dict:
         cleaned = super().clean()
         values = {name: cleaned.get(name) for name in FIELD_FOR_CONFIG_PATH.values()}
-        if any(values[name] is None for name in ("name", "kubernetes_version", "control_plane_endpoint")):
-            return cleaned  # the field's own error is already shown
+        # A field that failed on its own stands in with a valid value, so every other mistake is
+        # still reported in the same round trip (and the failed field keeps its one message).
+        for name, stand_in in _STAND_INS.items():
+            if not values[name]:
+                values[name] = stand_in
         for error in configuration_errors(values):
             field = FIELD_FOR_CONFIG_PATH.get(error.field)
-            self.add_error(field if field in self.fields else None, str(error))
+            if field in self.errors:
+                continue
+            if field in self.fields:
+                self.add_error(field, field_message(error))
+            else:
+                self.add_error(None, str(error))
         return cleaned

@@ -44,6 +44,11 @@ def configuration_errors(values: Mapping[str, Any]) -> list[ConfigError]:
     return validate_cluster_configuration(cluster_configuration(values))
 
 
+def field_message(error: ConfigError) -> str:
+    """kubeadm's message for a form field: the field itself says where, so without the config path."""
+    return str(error).removeprefix(f"{error.field}: ")
+
+
 def init_configuration() -> kubeadm_config.InitConfiguration:
     """Node-specific fields are left for kubeadm to fill on the node (or for the join step)."""
     init = kubeadm_config.default_init_configuration()

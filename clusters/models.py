@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
+from clusters.validators import validate_cluster_name
 from core.encryption import EncryptedTextField
 from nodes.validators import validate_ignore_preflight_errors
 
@@ -38,16 +39,7 @@ class Cluster(models.Model):
         ECDSA_P256 = "ECDSA-P256", "ECDSA-P256"
         ECDSA_P384 = "ECDSA-P384", "ECDSA-P384"
 
-    name = models.CharField(
-        max_length=63,
-        unique=True,
-        validators=[
-            RegexValidator(
-                r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-                "Use lower-case letters, digits and '-', starting and ending with a letter or digit (a DNS label).",
-            )
-        ],
-    )
+    name = models.CharField(max_length=63, unique=True, validators=[validate_cluster_name])
     kubernetes_version = models.CharField("Kubernetes version", max_length=32)
     control_plane_endpoint = models.CharField("control-plane endpoint", max_length=255)
     pod_subnet = models.CharField(max_length=200, blank=True)

@@ -52,6 +52,7 @@ class InitForm(forms.Form):
     def __init__(self, *args, cluster: Cluster, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["node"].queryset = candidate_machines(cluster)
+        self.fields["node"].label_from_instance = lambda node: f"{node.name} ({node.address})"
 
 
 class JoinForm(forms.Form):

@@ -298,13 +298,22 @@ def main() -> int:
         clusters, member, root = build_world(args.clusters)
         missing = args.records - AuditEvent.objects.count()
         if missing > 0:
+            # A bulk load builds the search index once at the end instead of row by row.
+            with connection.cursor() as cursor:
+                cursor.execute("DROP INDEX IF EXISTS audit_details_trgm")
             elapsed = fill(missing, clusters, [member, root])
             print(
                 f"filled {missing:,} records across {len(clusters)} clusters in {elapsed:.1f} s "
                 f"({missing / elapsed:,.0f} records/s, one keyed chain)"
             )
+            started = time.perf_counter()
             with connection.cursor() as cursor:
+                cursor.execute(
+                    "CREATE INDEX IF NOT EXISTS audit_details_trgm ON audit_auditevent "
+                    "USING gin ((details::text) gin_trgm_ops)"
+                )
                 cursor.execute("ANALYZE audit_auditevent")
+            print(f"search index built in {time.perf_counter() - started:.1f} s")
         pages(member, root, args.samples)
         export(args.export_limit)
         connection.close()

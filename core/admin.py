@@ -1,6 +1,7 @@
 """Users and groups stay in the admin for superusers, audited; team membership is managed on
 the Teams page (same validation and audit as everywhere) and is read-only here."""
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
@@ -11,6 +12,13 @@ from core.permissions import ADMIN, teams_for
 
 admin.site.unregister(User)
 admin.site.unregister(Group)
+
+# django-axes: deleting an access attempt lifts a login lockout, so it is audited too.
+for _model in (AccessAttempt, AccessLog, AccessFailureLog):
+    if admin.site.is_registered(_model):
+        _base = type(admin.site._registry[_model])
+        admin.site.unregister(_model)
+        admin.site.register(_model, type(f"Audited{_base.__name__}", (AuditedAdmin, _base), {}))
 
 
 @admin.register(User)

@@ -124,3 +124,25 @@ def test_admin_changes_that_remain_possible_are_audited_once(client, make_user):
     assert (
         changed.seq > event.seq and "pbkdf2" not in str(changed.changes) and "n3w-Passw0rd" not in str(changed.details)
     )
+
+
+def test_lifting_a_login_lockout_in_the_admin_is_audited(client, make_user):
+    from axes.models import AccessAttempt
+
+    root = make_user("root", team=None, superuser=True)
+    attempt = AccessAttempt.objects.create(
+        username="locked",
+        ip_address="10.9.8.7",
+        failures_since_start=9,
+        user_agent="x",
+        get_data="",
+        post_data="",
+        http_accept="",
+        path_info="/",
+    )
+    client.force_login(root)
+    response = client.post(reverse("admin:axes_accessattempt_delete", args=[attempt.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not AccessAttempt.objects.filter(pk=attempt.pk).exists()
+    event = AuditEvent.objects.get(action="admin.accessattempt.deleted")
+    assert event.actor_name == "root" and event.changes["before"]["username"] == "locked"

@@ -157,6 +157,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # collectstatic's target; WhiteNoise also serves it
 SERVE_STATIC = env_bool("KUBEBOARD_SERVE_STATIC", True)
+if not SERVE_STATIC:  # a web server in front serves STATIC_ROOT (after collectstatic)
+    MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
 # WhiteNoise serves the static directories directly (no collectstatic step needed); a path it
 # does not know, such as /static/%2e%2e/..., falls through to an ordinary 404.
 WHITENOISE_USE_FINDERS = True

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
+from core.formatting import seconds_text
 from operations.models import Event
 
-
-def seconds_text(value: float | timedelta | None) -> str:
-    """``0.96 s``, ``12.3 s``, ``2 min 5 s``, ``1 h 3 min``; "" for None."""
-    if value is None:
-        return ""
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = int(round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s"
+__all__ = ["event_line", "seconds_text"]
 
 
 def event_line(event: Event) -> str:

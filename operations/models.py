@@ -79,7 +79,7 @@ class PhaseRun(TimedModel):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Done"
+        SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
         CANCELLED = "cancelled", "Cancelled"
@@ -119,7 +119,7 @@ class PhaseAttempt(TimedModel):
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Done"
+        SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
         INTERRUPTED = "interrupted", "Interrupted"

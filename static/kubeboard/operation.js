@@ -23,10 +23,16 @@
   var active = ["queued", "running"];
   var resumable = ["failed", "interrupted", "cancelled"];
   var done = ["succeeded", "skipped"];
-  var labels = {pending: "Pending", running: "Running", succeeded: "Done", failed: "Failed", skipped: "Skipped",
-                queued: "Queued", interrupted: "Interrupted", cancelled: "Cancelled"};
-  var attemptLabels = {running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled",
-                       interrupted: "Interrupted"};
+  var searchBox = document.getElementById("log-search");
+  var searchCount = document.getElementById("log-search-count");
+  var followButton = document.getElementById("log-follow");
+  var searchText = "";
+  var following = true;
+  var socketOpen = false;
+  // The one status vocabulary of every page (core.formatting.STATUS_WORDS), read from the page.
+  var words = {};
+  try { words = JSON.parse(page.dataset.statusWords || "{}"); } catch (ignored) { words = {}; }
+  function word(status) { return words[status] || status; }
   // The server's clock, so the live elapsed time does not depend on the browser's.
   var clockOffset = page && page.dataset.serverNow ? Date.parse(page.dataset.serverNow) - Date.now() : 0;
   // Close codes after which retrying cannot help (the distributed server sends them after accepting).
@@ -35,7 +41,20 @@
                      4403: "not allowed to follow this operation",
                      4404: "this operation no longer exists"};
 
-  function setConnection(text) { stateLabel.textContent = text; }
+  // "live" only while the stream is open and the operation can still change; the label says
+  // when the stream ended (the operation finished, or the connection closed) and why.
+  function setConnection(text, state) {
+    stateLabel.textContent = text;
+    stateLabel.dataset.state = state;
+    stateLabel.className = "status status-" + (state === "live" ? "running" : state === "ended" ? "ended" : "failed");
+  }
+
+  function showStreamState() {
+    var status = statusBadge.dataset.status;
+    if (!socketOpen) { return; }
+    if (active.indexOf(status) >= 0) { setConnection("live", "live"); }
+    else { setConnection("ended: operation " + word(status).toLowerCase() + "; the log is complete", "ended"); }
+  }
 
   // "0.96 s", "12.3 s", "2 min 5 s", "1 h 3 min" (the same as operations.formatting.seconds_text).
   function formatSeconds(seconds) {
@@ -93,7 +112,7 @@
       body.appendChild(line);
     }
     line.className = "attempt-" + event.data.status;
-    line.querySelector(".attempt-status").textContent = attemptLabels[event.data.status] || event.data.status;
+    line.querySelector(".attempt-status").textContent = word(event.data.status);
     if (event.data.duration !== undefined) {
       line.querySelector(".attempt-duration").textContent = formatSeconds(event.data.duration);
     }
@@ -111,7 +130,7 @@
     var status = event.data.status;
     row.className = "phase phase-" + status;
     row.dataset.status = status;
-    row.querySelector(".phase-status").textContent = labels[status] || status;
+    row.querySelector(".phase-status").textContent = word(status);
     var duration = row.querySelector(".phase-duration");
     if (status === "running") {
       row.dataset.started = event.time;
@@ -136,11 +155,12 @@
     var status = event.data.status;
     statusBadge.className = "status status-" + status;
     statusBadge.dataset.status = status;
-    statusBadge.textContent = labels[status] || status;
+    statusBadge.textContent = word(status);
     if (event.data.error) { errorBox.textContent = event.data.error; errorBox.hidden = false; }
     else if (active.indexOf(status) >= 0) { errorBox.hidden = true; }
     if (cancelForm) { cancelForm.hidden = active.indexOf(status) < 0; }
     if (resumeForm) { resumeForm.hidden = resumable.indexOf(status) < 0; }
+    showStreamState();
   }
 
   function countLevel(event) {
@@ -155,7 +175,34 @@
   }
 
   function applyFilter(line) {
-    line.hidden = filterKey !== null && line.dataset.key !== filterKey;
+    var inPhase = filterKey === null || line.dataset.key === filterKey;
+    var matches = searchText !== "" && line.textContent.toLowerCase().indexOf(searchText) >= 0;
+    line.hidden = !inPhase || (searchText !== "" && !matches);
+    line.classList.toggle("match", matches);
+  }
+
+  function countMatches() {
+    if (!searchCount) { return; }
+    if (searchText === "") { searchCount.textContent = ""; return; }
+    var found = log.querySelectorAll(".line.match:not([hidden])").length;
+    searchCount.textContent = found + (found === 1 ? " line matches" : " lines match");
+  }
+
+  function setSearch(text) {
+    searchText = text.trim().toLowerCase();
+    Array.prototype.forEach.call(log.children, applyFilter);
+    countMatches();
+    if (following) { log.scrollTop = log.scrollHeight; }
+  }
+
+  // Follow: new lines scroll into view. Pause (or scrolling up) keeps the view where it is.
+  function setFollow(on) {
+    following = on;
+    if (!followButton) { return; }
+    followButton.textContent = on ? "Pause" : "Follow";
+    followButton.setAttribute("aria-pressed", on ? "true" : "false");
+    followButton.title = on ? "Stop scrolling to new lines" : "Scroll to the newest line and keep following";
+    if (on) { log.scrollTop = log.scrollHeight; }
   }
 
   function setFilter(key) {
@@ -166,11 +213,11 @@
       row.classList.toggle("phase-selected", key !== null && row.dataset.key === key);
     });
     Array.prototype.forEach.call(log.children, applyFilter);
+    countMatches();
     log.scrollTop = log.scrollHeight;
   }
 
   function render(events) {
-    var atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     var fragment = document.createDocumentFragment();
     events.forEach(function (event) {
       if (event.seq <= lastSeq) { return; }  // the server never repeats, but a stale socket might
@@ -190,7 +237,8 @@
     });
     log.appendChild(fragment);
     log.dataset.lastSeq = lastSeq;
-    if (atBottom) { log.scrollTop = log.scrollHeight; }
+    if (searchText !== "") { countMatches(); }
+    if (following) { log.scrollTop = log.scrollHeight; }
   }
 
   function tick() {
@@ -206,7 +254,7 @@
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + log.dataset.wsPath + "?after=" + lastSeq);
-    socket.onopen = function () { retryDelay = 500; setConnection("live"); };
+    socket.onopen = function () { retryDelay = 500; socketOpen = true; showStreamState(); };
     var refusal = "";
     socket.onmessage = function (message) {
       var payload = JSON.parse(message.data);
@@ -215,12 +263,13 @@
       if (payload.type === "refused") { refusal = payload.message || ""; }
     };
     socket.onclose = function (event) {
+      socketOpen = false;
       if (finalCloses[event.code]) {
-        setConnection("stopped: " + (refusal || finalCloses[event.code]));
+        setConnection("stopped: " + (refusal || finalCloses[event.code]), "stopped");
         stateLabel.dataset.closeCode = event.code;
         return;
       }
-      setConnection("reconnecting…");
+      setConnection("reconnecting…", "reconnecting");
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
     };
@@ -232,6 +281,11 @@
       setFilter(filterKey === key ? null : key);
     });
   });
+  if (searchBox) { searchBox.addEventListener("input", function () { setSearch(searchBox.value); }); }
+  if (followButton) { followButton.addEventListener("click", function () { setFollow(!following); }); }
+  // A person scrolling up to read pauses following (never the script's own scrolling).
+  log.addEventListener("wheel", function (event) { if (event.deltaY < 0 && following) { setFollow(false); } });
+  log.addEventListener("touchmove", function () { if (following) { setFollow(false); } });
   var clear = document.getElementById("log-filter-clear");
   if (clear) { clear.addEventListener("click", function () { setFilter(null); }); }
   if (cancelForm) {

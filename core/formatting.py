@@ -1,0 +1,72 @@
+"""How every page, log download and terminal writes durations, times and status words."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+# One word per state, whatever the object (operation, phase, attempt, audit outcome): the pages
+# and the live script (which reads this table from the page) never disagree.
+STATUS_WORDS: dict[str, str] = {
+    "pending": "Pending",
+    "queued": "Queued",
+    "running": "Running",
+    "succeeded": "Succeeded",
+    "success": "Succeeded",
+    "failed": "Failed",
+    "failure": "Failed",
+    "denied": "Refused",
+    "skipped": "Skipped",
+    "cancelled": "Cancelled",
+    "interrupted": "Interrupted",
+}
+
+
+def status_word(status: str) -> str:
+    return STATUS_WORDS.get(status, status.replace("-", " ").replace("_", " ").capitalize() if status else "")
+
+
+def seconds_text(value: float | timedelta | None) -> str:
+    """``0.96 s``, ``12.3 s``, ``2 min 5 s``, ``1 h 3 min``; "" for None."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s"
+
+
+def time_text(value: datetime | None, *, seconds: bool = True) -> str:
+    """``2026-11-27 07:54:43 UTC``: always with the time zone (the server's, settings.TIME_ZONE)."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z").strip()
+
+
+def relative_text(value: datetime | None, now: datetime | None = None) -> str:
+    """``just now``, ``45 s ago``, ``3 min ago``, ``2 h ago``, ``5 days ago``, ``in 3 min``."""
+    if value is None:
+        return ""
+    delta = ((now or timezone.now()) - value).total_seconds()
+    future, seconds = delta < 0, abs(delta)
+    if seconds < 5:
+        return "just now"
+    if seconds < 60:
+        amount = f"{int(seconds)} s"
+    elif seconds < 3600:
+        amount = f"{int(seconds // 60)} min"
+    elif seconds < 86400 * 2:
+        amount = f"{int(seconds // 3600)} h"
+    else:
+        days = int(seconds // 86400)
+        amount = f"{days} days"
+    return f"in {amount}" if future else f"{amount} ago"

@@ -1,0 +1,75 @@
+"""Presentation shared by every page: durations, times with their time zone, status words.
+
+{% load kubeboard %}
+{{ operation.duration|duration }}        0.96 s · 2 min 5 s
+{{ event.created|when }}                 <time …>2026-11-27 07:54:43 UTC</time> (hover: 3 min ago)
+{{ cluster.created_at|when_ago }}        2026-11-27 07:54 UTC · 3 min ago
+{{ op.status|status_word }}              Succeeded
+{% status_badge op.status %}             <span class="status status-succeeded">Succeeded</span>
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import template
+from django.utils.html import format_html
+
+from core import formatting
+
+register = template.Library()
+
+
+@register.filter
+def duration(value) -> str:
+    return formatting.seconds_text(value)
+
+
+@register.filter
+def when(value, precision: str = "seconds") -> str:
+    if not value:
+        return "—"
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        value.isoformat(),
+        formatting.relative_text(value),
+        formatting.time_text(value, seconds=precision != "minutes"),
+    )
+
+
+@register.filter
+def when_ago(value) -> str:
+    if not value:
+        return "—"
+    return format_html(
+        '<time datetime="{}">{}</time> <span class="ago">· {}</span>',
+        value.isoformat(),
+        formatting.time_text(value, seconds=False),
+        formatting.relative_text(value),
+    )
+
+
+@register.filter
+def ago(value) -> str:
+    return formatting.relative_text(value) if value else "—"
+
+
+@register.filter
+def status_word(value) -> str:
+    return formatting.status_word(str(value or ""))
+
+
+@register.simple_tag
+def status_badge(status, label: str = "", element_id: str = "") -> str:
+    word = label or formatting.status_word(str(status or ""))
+    if element_id:
+        return format_html(
+            '<span class="status status-{}" id="{}" data-status="{}">{}</span>', status, element_id, status, word
+        )
+    return format_html('<span class="status status-{}">{}</span>', status, word)
+
+
+@register.simple_tag
+def status_words_json() -> str:
+    """The vocabulary for page scripts (put in a data- attribute; escaped as any text)."""
+    return json.dumps(formatting.STATUS_WORDS, sort_keys=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
 
 from kubeadm import config as kubeadm_config
 from kubeadm.errors import ConfigError
@@ -22,9 +25,12 @@ FIELD_FOR_CONFIG_PATH = {
 }
 
 
-def cluster_configuration(values: Mapping[str, Any]) -> kubeadm_config.ClusterConfiguration:
-    """kubeadm's defaults, overridden by what the user chose (keys are our model field names)."""
-    config = kubeadm_config.default_cluster_configuration()
+def cluster_configuration(
+    values: Mapping[str, Any], base: kubeadm_config.ClusterConfiguration | None = None
+) -> kubeadm_config.ClusterConfiguration:
+    """kubeadm's defaults (or ``base``: an imported file, day-two changes), overridden by what the
+    user chose (keys are our model field names)."""
+    config = copy.deepcopy(base) if base is not None else kubeadm_config.default_cluster_configuration()
     config.cluster_name = values["name"]
     config.kubernetes_version = values["kubernetes_version"]
     config.control_plane_endpoint = values["control_plane_endpoint"]
@@ -38,6 +44,22 @@ def cluster_configuration(values: Mapping[str, Any]) -> kubeadm_config.ClusterCo
 
 def cluster_values(cluster) -> dict[str, Any]:
     return {field: getattr(cluster, field) for field in FIELD_FOR_CONFIG_PATH.values()}
+
+
+def stored_base(cluster) -> kubeadm_config.ClusterConfiguration | None:
+    """The cluster's stored ClusterConfiguration (daytwo.models.StoredConfiguration: an imported
+    kubeadm file, an added API server SAN), or None when it has none."""
+    try:
+        stored = cluster.stored_configuration
+    except ObjectDoesNotExist:
+        return None
+    return kubeadm_config.parse_config(stored.text).cluster if stored.text else None
+
+
+def configuration_for(cluster) -> kubeadm_config.ClusterConfiguration:
+    """The ClusterConfiguration Kubeboard gives kubeadm for ``cluster``: its stored base with the
+    cluster's own fields laid over it."""
+    return cluster_configuration(cluster_values(cluster), stored_base(cluster))
 
 
 def configuration_errors(values: Mapping[str, Any]) -> list[ConfigError]:
@@ -60,4 +82,4 @@ def init_configuration() -> kubeadm_config.InitConfiguration:
 
 
 def render(cluster) -> str:
-    return kubeadm_config.render_init_config(init_configuration(), cluster_configuration(cluster_values(cluster)))
+    return kubeadm_config.render_init_config(init_configuration(), configuration_for(cluster))

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "tokens",
     "operations",
     "teams",
+    "daytwo",
 ]
 
 MIDDLEWARE = [

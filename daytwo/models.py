@@ -1,0 +1,226 @@
+"""What day-two work keeps: per-cluster settings, etcd snapshots (encrypted, with their
+checksum), backup schedules, certificate renewal policies, and the certificates read from each
+control-plane machine."""
+
+from __future__ import annotations
+
+import string
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+from core.encryption import EncryptedTextField
+from nodes.validators import validate_ignore_preflight_errors
+
+# What a package command may use; anything else in braces is refused (a typo would install
+# the wrong thing).
+PACKAGE_PLACEHOLDERS = ("version", "version_number", "minor")
+
+
+def validate_package_command(value: str) -> None:
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+    except ValueError as exc:
+        raise ValidationError(f"not a valid command template: {exc} (write a literal brace as {{{{ or }}}})") from None
+    unknown = sorted({name for name in fields if name not in PACKAGE_PLACEHOLDERS})
+    if unknown:
+        raise ValidationError(
+            f"unknown placeholder {', '.join('{' + n + '}' for n in unknown)}; use "
+            + ", ".join("{" + n + "}" for n in PACKAGE_PLACEHOLDERS)
+        )
+    if "\n" in value.strip():
+        raise ValidationError("one line: chain several commands with && instead")
+
+
+_PROGRAM = RegexValidator(r"^[A-Za-z0-9_./-]+$", "a program name or absolute path, without spaces or options")
+
+
+class DayTwoSettings(models.Model):
+    """How Kubeboard upgrades and backs up one cluster's machines."""
+
+    cluster = models.OneToOneField("clusters.Cluster", on_delete=models.CASCADE, related_name="day2_settings")
+    kubeadm_package_command = models.TextField(
+        "kubeadm package command",
+        blank=True,
+        validators=[validate_package_command],
+        help_text=(
+            "Run as root on each machine before kubeadm upgrade (placeholders {version} = v1.37.2, "
+            "{version_number} = 1.37.2, {minor} = 1.37). Empty: the machines already have the target kubeadm."
+        ),
+    )
+    kubelet_package_command = models.TextField(
+        "kubelet package command",
+        blank=True,
+        validators=[validate_package_command],
+        help_text=(
+            "Run as root on each machine after kubeadm upgrade, while it is drained: install the kubelet "
+            "and restart it. Empty: the kubelet is left as it is."
+        ),
+    )
+    upgrade_batch_size = models.PositiveSmallIntegerField(
+        "workers upgraded at once",
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text="Control planes are always upgraded one at a time.",
+    )
+    upgrade_ignore_preflight_errors = models.JSONField(
+        "upgrade preflight checks to ignore",
+        default=list,
+        blank=True,
+        validators=[validate_ignore_preflight_errors],
+        help_text="Added to the cluster's and the machine's lists for kubeadm upgrade's preflight (e.g. CreateJob).",
+    )
+    etcdctl = models.CharField(max_length=200, default="etcdctl", validators=[_PROGRAM])
+    etcdutl = models.CharField(max_length=200, default="etcdutl", validators=[_PROGRAM])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "day-two settings"
+        verbose_name_plural = "day-two settings"
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name} day-two settings"
+
+
+class EtcdSnapshot(models.Model):
+    """One ``etcdctl snapshot save`` copied back from a control-plane machine, stored encrypted
+    in chunks with the SHA-256 of the whole file and what ``etcdutl snapshot status`` said."""
+
+    class Status(models.TextChoices):
+        CREATING = "creating", "Being taken"
+        AVAILABLE = "available", "Available"
+        FAILED = "failed", "Failed"
+
+    class Reason(models.TextChoices):
+        MANUAL = "manual", "Taken by hand"
+        SCHEDULED = "scheduled", "Scheduled"
+        PRE_UPGRADE = "pre-upgrade", "Before an upgrade"
+        PRE_RESTORE = "pre-restore", "Before a restore"
+
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="etcd_snapshots")
+    node = models.ForeignKey("nodes.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    node_name = models.CharField(max_length=63, blank=True)
+    operation = models.ForeignKey(
+        "operations.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="etcd_snapshots"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.MANUAL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATING)
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+    # From `etcdutl snapshot status -w json` on the machine.
+    revision = models.BigIntegerField(null=True, blank=True)
+    total_keys = models.BigIntegerField(null=True, blank=True)
+    etcd_hash = models.BigIntegerField(null=True, blank=True)
+    etcd_version = models.CharField(max_length=32, blank=True)
+    kubernetes_version = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"etcd snapshot #{self.pk} of {self.cluster.name}"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.cluster.name}-etcd-{self.created_at:%Y%m%dT%H%M%SZ}-{self.pk}.db"
+
+
+class SnapshotChunk(models.Model):
+    """A piece of a snapshot (base64 of at most CHUNK_BYTES, encrypted like every secret)."""
+
+    snapshot = models.ForeignKey(EtcdSnapshot, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    data = EncryptedTextField()
+
+    TEAM_PATH = "snapshot__cluster__team"
+
+    class Meta:
+        ordering = ["snapshot", "index"]
+        constraints = [models.UniqueConstraint(fields=["snapshot", "index"], name="unique_snapshot_chunk")]
+
+
+class BackupSchedule(models.Model):
+    """Take an etcd snapshot every ``interval_hours`` and keep the newest ``keep`` scheduled ones."""
+
+    cluster = models.OneToOneField("clusters.Cluster", on_delete=models.CASCADE, related_name="backup_schedule")
+    enabled = models.BooleanField(default=False)
+    interval_hours = models.PositiveIntegerField(
+        "every (hours)", default=24, validators=[MinValueValidator(1), MaxValueValidator(24 * 30)]
+    )
+    keep = models.PositiveIntegerField(
+        "keep the newest", default=7, validators=[MinValueValidator(1), MaxValueValidator(365)]
+    )
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name} backup schedule"
+
+
+class RenewalPolicy(models.Model):
+    """Renew the control planes' certificates once the soonest one has less than ``renew_below_days`` left."""
+
+    cluster = models.OneToOneField("clusters.Cluster", on_delete=models.CASCADE, related_name="renewal_policy")
+    enabled = models.BooleanField(default=False)
+    renew_below_days = models.PositiveIntegerField(
+        "renew when fewer days remain than", default=30, validators=[MinValueValidator(1), MaxValueValidator(365)]
+    )
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "renewal policies"
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name} certificate renewal policy"
+
+
+class CertificateReport(models.Model):
+    """The certificates of one control-plane machine as last read from it: every file under
+    /etc/kubernetes/pki and the kubeconfigs' client certificates (never a key), kubeadm's own
+    ``certs check-expiration`` table, and how each compares with Kubeboard's custody."""
+
+    node = models.OneToOneField("nodes.Node", on_delete=models.CASCADE, related_name="certificate_report")
+    collected_at = models.DateTimeField(null=True, blank=True)
+    # [{"name", "path", "kind", "subject", "issuer", "serial", "not_before", "not_after", "dns", "ips",
+    #   "fingerprint", "custody", "kubeadm_expires", "drift": [...]}]
+    rows = models.JSONField(default=list, blank=True)
+    check_expiration = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    TEAM_PATH = "node__cluster__team"
+
+    def __str__(self) -> str:
+        return f"certificates of {self.node}"
+
+
+class StoredConfiguration(models.Model):
+    """The cluster's kubeadm ClusterConfiguration beyond the cluster form's fields: what an
+    imported kubeadm file said (migrated to v1beta4) and day-two changes such as an added
+    API server SAN. The form's fields (name, version, endpoint, subnets, ...) are laid over it
+    when Kubeboard renders the configuration (clusters.kubeadm_config)."""
+
+    cluster = models.OneToOneField("clusters.Cluster", on_delete=models.CASCADE, related_name="stored_configuration")
+    # v1beta4 ClusterConfiguration YAML, as kubeadm config migrate would print it.
+    text = models.TextField()
+    # The file as the user gave it (v1beta3 or v1beta4), kept for the record.
+    original_text = models.TextField(blank=True)
+    original_api_version = models.CharField(max_length=64, blank=True)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name} stored kubeadm configuration"

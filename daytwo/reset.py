@@ -1,0 +1,315 @@
+"""Reset a node: the machine goes back to "blank" and may join again.
+
+Order (one group of phases named after the node):
+
+1. ``check`` — read-only: for a control plane, the etcd member list and each member's health
+   (``etcdctl`` on another control plane when there is one): removing this member must leave a
+   majority of healthy members, or the reset is refused with the numbers;
+2. ``drain`` — when the API server answers: cordon and evict the node's Pods (static and
+   DaemonSet Pods stay, as with ``kubectl drain --ignore-daemonsets``);
+3. ``revoke-tokens`` — the bootstrap tokens made for this machine are deleted (Secret and row),
+   while the API server still answers (a last control plane takes it down with itself);
+4. kubeadm's own phases, one command each: ``preflight`` (``--force``), ``remove-etcd-member``
+   (a control plane's member leaves etcd before anything is deleted, so quorum is kept),
+   ``cleanup-node`` (``--cleanup-tmp-dir``: kubeadm's scratch files go too);
+5. ``delete-node`` — the Node object is deleted *after* cleanup-node stopped the kubelet (deleted
+   before, a running kubelet registers it again at once);
+6. ``forget`` — Kubeboard's own files (/etc/kubernetes/kubeboard) go, the machine is checked
+   again (read-only) and marked new: it can be chosen for a join.
+
+Refused before anything runs: a control plane that is the last one while workers remain (they
+would be left without an API server), and — in the check phase, with live numbers — a
+control plane whose removal would cost etcd its quorum.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from clusters import kubeapi, remote
+from clusters.models import Cluster, MachineInventory
+from daytwo import etcd, kube, machine
+from daytwo.backup import settings_for
+from daytwo.models import CertificateReport
+from kubeadm import workflow
+from nodes.models import Node
+from operations.models import Operation
+from operations.registry import OperationKind, PhaseSpec, PlannedPhase
+from operations.runner import OperationCancelled, PhaseContext, PhaseError
+
+KIND = "reset-node"
+
+
+class ResetRefused(Exception):
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _is_control_plane(ctx: PhaseContext) -> bool:
+    return ctx.params.get("role") == Node.Role.CONTROL_PLANE
+
+
+def _last_control_plane(ctx: PhaseContext) -> bool:
+    return bool(ctx.params.get("last_control_plane"))
+
+
+def _api_reachable(ctx: PhaseContext) -> bool:
+    try:
+        kubeapi.readyz(ctx.cluster)
+        return True
+    except kubeapi.KubeAPIError as exc:
+        ctx.log(f"The API server does not answer ({exc}).", level="warning")
+        return False
+
+
+def quorum_problem(members: list[etcd.Member], health: dict[str, bool], leaving: str) -> str | None:
+    """Why removing member ``leaving`` would lose etcd's quorum (None when it would not)."""
+    names = {m.name for m in members}
+    if leaving not in names:
+        return None  # already gone: kubeadm's remove-etcd-member only says so
+    total = len(members)
+    healthy = {m.name for m in members if any(health.get(url) for url in m.client_urls)}
+    if len(healthy) < total // 2 + 1:
+        return (
+            f"etcd has no quorum now: {len(healthy)} of {total} members are healthy "
+            f"({', '.join(sorted(healthy)) or 'none'}); removing a member needs a majority to agree"
+        )
+    healthy_after = len(healthy - {leaving})
+    if not etcd.quorum_after_removal(total, healthy_after):
+        return (
+            f"removing {leaving} leaves {total - 1} member(s) of which {healthy_after} healthy; etcd needs "
+            f"{(total - 1) // 2 + 1} for quorum"
+        )
+    return None
+
+
+def _check(ctx: PhaseContext) -> None:
+    node = ctx.node
+    if not _is_control_plane(ctx):
+        ctx.log(f"{node.name} is a worker: no etcd member to remove.")
+        return
+    tools = settings_for(ctx.cluster)
+    others = [
+        n for n in ctx.cluster.nodes.filter(role=Node.Role.CONTROL_PLANE, status=Node.Status.JOINED).exclude(pk=node.pk)
+    ]
+    asked = others[0] if others else node
+    # The etcd view from another control plane when there is one: this member may be the broken one.
+    from nodes import ssh
+
+    try:
+        with ssh.connect(asked) as conn:
+            status, lines = machine.capture(
+                ctx, conn, etcd.etcdctl(tools.etcdctl, "member", "list", "-w", "json"),
+                label="etcdctl member list", show=False, check=False,
+            )  # fmt: skip
+            members = etcd.parse_member_list(lines) if status == 0 else []
+            endpoints = ",".join(url for m in members for url in m.client_urls)
+            health: dict[str, bool] = {}
+            if endpoints:
+                _, lines = machine.capture(
+                    ctx, conn, etcd.etcdctl(tools.etcdctl, "endpoint", "health", "-w", "json", endpoints=endpoints)
+                    + ["--command-timeout=5s"],
+                    label="etcdctl endpoint health", show=False, check=False,
+                )  # fmt: skip
+                health = etcd.parse_endpoint_health(lines)
+    except ssh.SSHError as exc:
+        raise remote.phase_error(exc, asked) from None
+    if not members:
+        raise PhaseError(
+            f"etcd on {asked.name} did not list its members (it may have lost quorum)",
+            hint="bring the control planes' etcd members back before resetting one",
+        )
+    ctx.log(
+        f"etcd members (asked {asked.name}): "
+        + ", ".join(
+            f"{m.name} ({'healthy' if any(health.get(u) for u in m.client_urls) else 'NOT healthy'})" for m in members
+        )
+    )
+    problem = quorum_problem(members, health, node.name)
+    if problem:
+        raise PhaseError(
+            f"resetting {node.name} is refused: {problem}",
+            hint="bring the unhealthy members back (or reset an unhealthy one only once the others are healthy); "
+            "nothing was changed",
+        )
+    ctx.log(f"Removing {node.name}'s member keeps quorum.")
+
+
+def _drain(ctx: PhaseContext) -> None:
+    if _last_control_plane(ctx):
+        ctx.log("The last control plane: nothing can be evicted to (its API server goes with it).")
+        return
+    if not _api_reachable(ctx):
+        ctx.log("Not draining: the cluster does not answer. kubeadm reset runs anyway.", level="warning")
+        return
+    try:
+        kube.drain(ctx.cluster, ctx.node.name, log=ctx.log, cancelled=ctx.cancel_event.wait)
+    except InterruptedError:
+        raise OperationCancelled("cancelled while draining") from None
+    except TimeoutError as exc:
+        raise PhaseError(
+            str(exc), hint="evict or delete those pods by hand (or relax the budget), then resume"
+        ) from None
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint) from None
+
+
+def _revoke_tokens(ctx: PhaseContext) -> None:
+    from tokens.models import BootstrapToken
+    from tokens.services import delete_token
+
+    tokens = list(
+        BootstrapToken.objects.filter(
+            cluster=ctx.cluster,
+            node=ctx.node,
+            status__in=(BootstrapToken.Status.ACTIVE, BootstrapToken.Status.EXPIRED),
+        )
+    )
+    if not tokens:
+        ctx.log(f"No bootstrap token of {ctx.node.name} is left to revoke.")
+        return
+    for token in tokens:
+        try:
+            delete_token(token, user=ctx.operation.requested_by, reason=f"node {ctx.node.name} reset")
+        except kubeapi.KubeAPIError as exc:
+            raise PhaseError(f"could not revoke token {token.token_id}: {exc}", hint=exc.hint) from None
+        ctx.log(f"Revoked bootstrap token {token.token_id} (Secret deleted, row marked revoked).")
+
+
+def kubeadm_reset_phase(name: str):
+    def run(ctx: PhaseContext) -> None:
+        argv = workflow.reset_phase_command(name)
+        if name == "cleanup-node":
+            argv.append("--cleanup-tmp-dir")
+        with remote.connection(ctx) as conn:
+            remote.run(ctx, conn, argv, label=f"kubeadm reset phase {name}")
+
+    run.__name__ = f"kubeadm_reset_{name.replace('-', '_')}"
+    return run
+
+
+def _delete_node(ctx: PhaseContext) -> None:
+    if _last_control_plane(ctx):
+        ctx.log("The last control plane is reset: its API server (and every Node object) is gone with it.")
+        return
+    if not _api_reachable(ctx):
+        ctx.log(f"Node object {ctx.node.name} not deleted: the cluster does not answer.", level="warning")
+        return
+    try:
+        deleted = kube.delete_node(ctx.cluster, ctx.node.name)
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint) from None
+    ctx.log(f"Deleted Node {ctx.node.name}." if deleted else f"There was no Node {ctx.node.name} to delete.")
+
+
+def _forget(ctx: PhaseContext) -> None:
+    from nodes.services import run_check
+
+    node = ctx.node
+    with remote.connection(ctx) as conn:
+        machine.capture(ctx, conn, ["rm", "-rf", remote.CONFIG_DIR], label="rm")
+    with transaction.atomic():
+        Node.objects.filter(pk=node.pk).update(status=Node.Status.NEW)
+        MachineInventory.objects.filter(node=node).delete()
+        CertificateReport.objects.filter(node=node).delete()
+        if _last_control_plane(ctx):
+            # No control plane left: the cluster's identity stays, and it can be initialized again.
+            Cluster.objects.filter(pk=ctx.cluster.pk).update(status=Cluster.Status.READY)
+    report = run_check(node.pk, actor=ctx.operation.requested_by, progress=lambda step: ctx.log(f"Check: {step}"))
+    etc = report.get("etc_kubernetes") or {}
+    if etc.get("populated"):
+        raise PhaseError(
+            f"{node.name}: /etc/kubernetes still holds {etc.get('count')} file(s): {', '.join(etc.get('files', [])[:5])}",
+            hint="remove them by hand (kubeadm reset leaves files it did not create), then resume",
+        )
+    ctx.log(f"{node.name} is a blank machine again: /etc/kubernetes is empty; it can join a cluster.")
+
+
+PHASES = (
+    PhaseSpec(
+        "check", "For a control plane: the etcd members' health, so removing this one keeps quorum", _check, True
+    ),
+    PhaseSpec("drain", "Cordon the node and evict its Pods (when the API server answers)", _drain, idempotent=True),
+    PhaseSpec("revoke-tokens", "Revoke the bootstrap tokens made for this machine", _revoke_tokens, idempotent=True),
+    PhaseSpec("preflight", "kubeadm reset phase preflight --force", kubeadm_reset_phase("preflight"), True),
+    PhaseSpec(
+        "remove-etcd-member",
+        "kubeadm reset phase remove-etcd-member: this control plane's member leaves etcd",
+        kubeadm_reset_phase("remove-etcd-member"),
+        idempotent=True,
+    ),
+    PhaseSpec(
+        "cleanup-node",
+        "kubeadm reset phase cleanup-node: stop the kubelet, delete kubeadm's files",
+        kubeadm_reset_phase("cleanup-node"),
+        idempotent=True,
+    ),
+    PhaseSpec("delete-node", "Delete the Node object (its kubelet no longer runs)", _delete_node, idempotent=True),
+    PhaseSpec("forget", "Remove Kubeboard's files, check the machine again, mark it blank", _forget, idempotent=True),
+)
+
+
+def _plan(operation: Operation) -> list[PlannedPhase]:
+    names = [spec.name for spec in PHASES]
+    if operation.params.get("role") != Node.Role.CONTROL_PLANE:
+        names.remove("remove-etcd-member")
+    node_id, group = operation.params["node_id"], operation.params["node"]
+    return [PlannedPhase(name, group=group, node_id=node_id) for name in names]
+
+
+RESET = OperationKind(name=KIND, label="Reset node", phases=PHASES, plan=_plan)
+
+
+def start_reset(node: Node, *, user=None, confirm: str = "") -> Operation:
+    """Refuse what would break the cluster (nothing runs), then queue the reset of ``node``."""
+    from operations.services import start_operation
+
+    cluster = node.cluster
+    if confirm.strip() != node.name:
+        raise ResetRefused(
+            f"resetting {node.name} deletes everything kubeadm put on it; type its name to confirm",
+            hint="its Pods are evicted first when the cluster answers",
+        )
+    if node.status not in (Node.Status.JOINED, Node.Status.FAILED, Node.Status.JOINING):
+        raise ResetRefused(
+            f"{node.name} is {node.get_status_display().lower()}: there is nothing of a cluster on it to reset",
+            hint="run Check machine to see what it holds",
+        )
+    active = cluster.operations.filter(status__in=Operation.ACTIVE_STATUSES, mutating=True).first()
+    if active is not None:
+        raise ResetRefused(f"operation #{active.pk} ({active.get_kind_display()}) is running", hint="wait for it")
+    problems = [
+        p for p in remote.facts_refusals(node, kubernetes_version=cluster.kubernetes_version) if "host key" in p.message
+    ]
+    if problems:
+        raise ResetRefused(problems[0].message, hint=problems[0].hint)
+    control_planes = cluster.nodes.filter(role=Node.Role.CONTROL_PLANE, status=Node.Status.JOINED)
+    last = node.role == Node.Role.CONTROL_PLANE and not control_planes.exclude(pk=node.pk).exists()
+    if last:
+        workers = list(
+            cluster.nodes.filter(role=Node.Role.WORKER, status__in=(Node.Status.JOINED, Node.Status.JOINING))
+            .order_by("name")
+            .values_list("name", flat=True)
+        )
+        if workers:
+            raise ResetRefused(
+                f"{node.name} is the last control plane while {len(workers)} worker(s) remain "
+                f"({', '.join(workers)}); they would be left without an API server",
+                hint="reset the workers first (or join another control plane), then reset this one",
+            )
+    previous = node.status
+    with transaction.atomic():
+        operation = start_operation(
+            cluster,
+            KIND,
+            user=user,
+            params={
+                "node_id": node.pk,
+                "node": node.name,
+                "role": node.role,
+                "last_control_plane": last,
+                "previous_status": previous,
+            },
+        )
+    return operation

@@ -1,0 +1,645 @@
+"""Upgrade a cluster: the plan (like ``kubeadm upgrade plan``) and the rollout.
+
+The plan reads the versions the API server reports (its own, each kubelet's, each control-plane
+static Pod's image, kube-proxy and CoreDNS) and what the last machine check found (each
+machine's kubeadm), then applies the version policy of ``kubeadm.versions``: the control plane
+moves one minor at a time, never down; kubelets may be at most three minors behind it; the
+machines' kubeadm must be able to deploy the target (or a package command installs it).
+
+The rollout is one operation, each node a group of phases:
+
+* ``check`` and ``etcd-snapshot`` (cluster level): the plan again with live numbers, then a
+  snapshot of etcd taken before anything changes (kept as a "pre-upgrade" snapshot);
+* the first control plane: the kubeadm package step (the cluster's command, if set), a check of
+  the kubeadm it installed, then ``kubeadm upgrade apply`` phase by phase;
+* every other control plane, one at a time: ``kubeadm upgrade node`` phase by phase;
+* ``control-plane-upgraded`` (cluster level): the API server reports the target; the cluster's
+  recorded version moves to it;
+* the workers, ``upgrade_batch_size`` at a time: package step, ``kubeadm upgrade node``;
+* on every node: drain, the kubelet package step (the cluster's command, which installs and
+  restarts the kubelet), a wait until the API server reports the new kubelet, uncordon.
+
+A failure stops the rollout (workers not started yet wait: their phases end "cancelled" with the
+reason); resuming continues from the node that failed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from clusters import kubeapi, remote
+from clusters.models import Cluster
+from daytwo import kube, machine
+from daytwo.backup import settings_for, take_snapshot
+from daytwo.models import DayTwoSettings, EtcdSnapshot
+from kubeadm import versions, workflow
+from kubeadm.errors import UnsupportedVersionError
+from nodes.models import Node
+from operations.models import Operation, PhaseRun
+from operations.registry import OperationKind, PhaseSpec, PlannedPhase
+from operations.runner import OperationCancelled, PhaseContext, PhaseError
+
+KIND = "upgrade"
+VERIFY_TIMEOUT = 300
+# kubeadm's phases, in its order (v1.37.2 `kubeadm upgrade apply|node --help`).
+APPLY_PHASES = (
+    "preflight",
+    "control-plane",
+    "upload-config",
+    "kubelet-config",
+    "bootstrap-token",
+    "addon",
+    "post-upgrade",
+)
+NODE_PHASES = ("preflight", "control-plane", "kubelet-config", "addon", "post-upgrade")
+# On a worker kubeadm only says "Skipping phase. Not a control plane node." for the others.
+WORKER_PHASES = ("preflight", "kubelet-config", "post-upgrade")
+CONTROL_PLANE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+
+
+class UpgradeRefused(Exception):
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+# --- the plan ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class NodePlan:
+    name: str
+    role: str
+    ready: bool | None
+    kubelet: str
+    kubelet_after: str
+    kubeadm: str  # found by the last machine check ("" unknown)
+    components: dict[str, str]
+    steps: list[str]
+
+
+@dataclass
+class Refusal:
+    message: str
+    hint: str
+
+
+@dataclass
+class UpgradePlan:
+    cluster: Cluster
+    current: str  # the API server's version ("" when unreachable)
+    target: str
+    policy: str
+    suggestions: list[str]
+    components: list[dict]  # {"name", "current", "target"}
+    nodes: list[NodePlan]
+    order: list[list[str]]  # groups of node names, in rollout order
+    refusals: list[Refusal] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    api_error: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return bool(self.target) and not self.refusals
+
+
+def _tag(image: str) -> str:
+    return image.rsplit(":", 1)[-1] if ":" in image else ""
+
+
+def _same(a: str, b: str) -> bool:
+    return versions.with_v(a.split("+")[0]) == versions.with_v(b.split("+")[0]) if a and b else False
+
+
+def policy_text(current: str) -> str:
+    try:
+        major, minor, patch = versions.parse_version(current, check_supported=False)
+    except UnsupportedVersionError:
+        return "The control plane moves one minor version at a time and never down."
+    return (
+        f"From {current} the control plane may go to a newer v{major}.{minor}.z patch or to v{major}.{minor + 1}.z "
+        f"(one minor at a time, never down); kubelets may then be as old as v{major}.{minor + 1 - versions.KUBELET_SKEW}."
+    )
+
+
+def _suggestions(current: str, kubeadms: list[str]) -> list[str]:
+    found = set(versions.NEWEST_PATCHES.values()) | {versions.with_v(k) for k in kubeadms if k}
+    ok = []
+    for version in found:
+        try:
+            if current and versions.upgrade_path(current, version) is None:
+                ok.append(version)
+        except UnsupportedVersionError:
+            continue
+    return sorted(ok, key=lambda v: versions.parse_version(v, check_supported=False), reverse=True)
+
+
+def ordered_nodes(cluster) -> tuple[list[Node], list[Node]]:
+    """(control planes, workers) Kubeboard knows as joined; the first control plane first."""
+    joined = cluster.nodes.filter(status=Node.Status.JOINED).order_by("created_at", "pk")
+    planes = [n for n in joined if n.role == Node.Role.CONTROL_PLANE]
+    workers = sorted((n for n in joined if n.role == Node.Role.WORKER), key=lambda n: n.name)
+    return planes, workers
+
+
+def _kubeadm_of(node: Node) -> str:
+    return ((node.facts or {}).get("binaries") or {}).get("kubeadm", {}).get("version") or ""
+
+
+def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = None) -> UpgradePlan:
+    """What an upgrade to ``target`` would do, and why it would be refused (``refusals``)."""
+    tools = settings_for(cluster)
+    planes, workers = ordered_nodes(cluster)
+    api_error = ""
+    if state is None:
+        try:
+            state = kube.cluster_state(cluster)
+        except kubeapi.KubeAPIError as exc:
+            api_error = str(exc)
+    current = state.server_version.split("+")[0] if state else ""
+    target = target.strip()
+    if target and not target.startswith("v") and target[:1].isdigit():
+        target = "v" + target
+    plan = UpgradePlan(
+        cluster=cluster,
+        current=current,
+        target=target,
+        policy=policy_text(current or cluster.kubernetes_version),
+        suggestions=_suggestions(current, [_kubeadm_of(n) for n in planes + workers]),
+        components=[],
+        nodes=[],
+        order=[],
+        api_error=api_error,
+    )
+    if api_error:
+        plan.refusals.append(
+            Refusal(f"the API server does not answer: {api_error}", "bring the control plane back first")
+        )
+    if not planes:
+        plan.refusals.append(Refusal(f"cluster {cluster.name} has no joined control plane", "initialize it first"))
+    busy = cluster.operations.filter(status__in=Operation.ACTIVE_STATUSES, mutating=True).first()
+    if busy is not None:
+        plan.refusals.append(Refusal(f"operation #{busy.pk} ({busy.get_kind_display()}) is running", "wait for it"))
+    if target and current:
+        try:
+            reason = versions.upgrade_path(current, target)
+        except UnsupportedVersionError as exc:
+            reason = str(exc)
+        if reason:
+            plan.refusals.append(
+                Refusal(reason, "choose one of the allowed targets: " + (", ".join(plan.suggestions) or "none"))
+            )
+    nodes_seen = state.nodes if state else {}
+    # Components as kubeadm upgrade plan lists them.
+    for component in CONTROL_PLANE_COMPONENTS:
+        now = sorted(
+            {_tag(n.components.get(component, "")) for n in nodes_seen.values() if n.components.get(component)}
+        )
+        after = target if component != "etcd" else f"the etcd kubeadm {target or 'of the target'} ships"
+        plan.components.append({"name": component, "current": ", ".join(now) or "?", "target": after or "—"})
+    if state is not None:
+        plan.components.append(
+            {"name": "kube-proxy", "current": _tag(state.kube_proxy_image) or "—", "target": target or "—"}
+        )
+        plan.components.append(
+            {
+                "name": "CoreDNS",
+                "current": _tag(state.coredns_image) or "—",
+                "target": "kubeadm's CoreDNS for the target",
+            }
+        )
+    kubelet_package = bool(tools.kubelet_package_command.strip())
+    kubeadm_package = bool(tools.kubeadm_package_command.strip())
+    first = planes[0].name if planes else ""
+    for node in planes + workers:
+        seen = nodes_seen.get(node.name)
+        kubelet = seen.kubelet_version if seen else ""
+        steps: list[str] = []
+        if kubeadm_package:
+            steps.append("kubeadm package command")
+        if node.role == Node.Role.CONTROL_PLANE:
+            steps.append("kubeadm upgrade apply" if node.name == first else "kubeadm upgrade node (control plane)")
+        else:
+            steps.append("drain")
+            steps.append("kubeadm upgrade node")
+        if node.role == Node.Role.CONTROL_PLANE:
+            steps.append("drain")
+        if kubelet_package:
+            steps.append("kubelet package command (installs and restarts the kubelet)")
+        steps.append("uncordon")
+        plan.nodes.append(
+            NodePlan(
+                name=node.name,
+                role=node.get_role_display(),
+                ready=seen.ready if seen else None,
+                kubelet=kubelet,
+                kubelet_after=(target if kubelet_package and target else kubelet),
+                kubeadm=_kubeadm_of(node),
+                components={k: _tag(v) for k, v in (seen.components if seen else {}).items()},
+                steps=steps,
+            )
+        )
+        if seen is None and state is not None:
+            plan.refusals.append(
+                Refusal(f"{node.name} is not a Node in the API server", "check the node, or reset it before upgrading")
+            )
+        elif seen is not None and not seen.ready:
+            plan.warnings.append(f"{node.name} is not Ready")
+        if target and kubelet and not kubelet_package:
+            try:
+                skew = versions.kubelet_skew(kubelet, target)
+            except UnsupportedVersionError:
+                skew = None
+            if skew:
+                plan.refusals.append(
+                    Refusal(f"{node.name}: {skew}", "upgrade that kubelet first (set a kubelet package command)")
+                )
+        if target and not kubeadm_package:
+            found = _kubeadm_of(node)
+            problem = (
+                kubeadm_problem(found, target)
+                if found
+                else (f"{node.name}: no kubeadm version known (run Check machine)")
+            )
+            if problem:
+                plan.refusals.append(
+                    Refusal(
+                        f"{node.name}: {problem}",
+                        f"install kubeadm {target} on the machines, or set the cluster's kubeadm package command",
+                    )
+                )
+    if planes:
+        plan.order.append([planes[0].name])
+        plan.order += [[n.name] for n in planes[1:]]
+        size = max(1, tools.upgrade_batch_size)
+        names = [n.name for n in workers]
+        plan.order += [names[i : i + size] for i in range(0, len(names), size)]
+    unknown = sorted(set(nodes_seen) - {n.name for n in planes + workers})
+    if unknown:
+        plan.warnings.append(
+            "the API server lists node(s) Kubeboard does not manage, which this upgrade leaves alone: "
+            + ", ".join(unknown)
+        )
+    return plan
+
+
+def kubeadm_problem(kubeadm_version: str, target: str) -> str | None:
+    """Why ``kubeadm_version`` cannot upgrade a control plane to ``target`` (None when it can)."""
+    try:
+        reason = versions.deployable(kubeadm_version, target)
+        if reason:
+            return reason
+        if versions.parse_version(kubeadm_version, check_supported=False) < versions.parse_version(
+            target, check_supported=False
+        ):
+            return f"kubeadm {kubeadm_version} is older than the target {target}: it cannot upgrade to it"
+    except UnsupportedVersionError as exc:
+        return str(exc)
+    return None
+
+
+# --- starting it ------------------------------------------------------------------------------------
+
+
+def start_upgrade(cluster, target: str, *, user=None, batch_size: int | None = None) -> Operation:
+    """Refuse a plan with any refusal (nothing runs), else queue the rollout."""
+    from operations.services import start_operation
+
+    tools = settings_for(cluster)
+    if batch_size is not None:
+        if batch_size < 1 or batch_size > 50:
+            raise UpgradeRefused("workers upgraded at once must be between 1 and 50")
+        tools.upgrade_batch_size = batch_size
+    plan = build_plan(cluster, target)
+    if not plan.target:
+        raise UpgradeRefused("choose a target version", hint="allowed: " + (", ".join(plan.suggestions) or "none"))
+    if plan.refusals:
+        first = plan.refusals[0]
+        raise UpgradeRefused("; ".join(r.message for r in plan.refusals), hint=first.hint)
+    if batch_size is not None:
+        DayTwoSettings.objects.filter(pk=tools.pk).update(upgrade_batch_size=batch_size)
+    planes, workers = ordered_nodes(cluster)
+    everyone = planes + workers
+    params = {
+        "from": plan.current,
+        "target": plan.target,
+        "first": planes[0].name,
+        "control_planes": [n.name for n in planes],
+        "workers": [n.name for n in workers],
+        "node_ids": {n.name: n.pk for n in everyone},
+        "batch_size": tools.upgrade_batch_size,
+        # Recorded with the run, as they were when it started.
+        "kubeadm_package_command": tools.kubeadm_package_command,
+        "kubelet_package_command": tools.kubelet_package_command,
+        "ignore_preflight_errors": {n.name: upgrade_ignore_list(cluster, n, tools) for n in everyone},
+    }
+    with transaction.atomic():
+        return start_operation(cluster, KIND, user=user, params=params)
+
+
+def upgrade_ignore_list(cluster, node: Node, tools: DayTwoSettings) -> list[str]:
+    names = remote.preflight_ignore_list(cluster, node) + list(tools.upgrade_ignore_preflight_errors or [])
+    seen: list[str] = []
+    for name in names:
+        if name.lower() not in {s.lower() for s in seen}:
+            seen.append(name)
+    return ["all"] if any(n.lower() == "all" for n in seen) else seen
+
+
+# --- the phases -------------------------------------------------------------------------------------
+
+
+def _target(ctx: PhaseContext) -> str:
+    return ctx.params["target"]
+
+
+def _is_first(ctx: PhaseContext) -> bool:
+    return ctx.phase.group == ctx.params["first"]
+
+
+def _is_control_plane(ctx: PhaseContext) -> bool:
+    return ctx.phase.group in ctx.params["control_planes"]
+
+
+def _stop_if_rollout_failed(ctx: PhaseContext) -> None:
+    """Workers upgrade several at a time; once one failed, the ones not started yet wait."""
+    failed = ctx.operation.phases.filter(status=PhaseRun.Status.FAILED).exclude(group=ctx.phase.group).first()
+    if failed is not None:
+        raise OperationCancelled(
+            f"not started: the rollout stopped because phase {failed.label} failed; resume once it is fixed"
+        )
+
+
+def _check(ctx: PhaseContext) -> None:
+    plan = build_plan(ctx.cluster, _target(ctx))
+    # The operation itself is the running mutating operation: not a refusal here.
+    refusals = [r for r in plan.refusals if f"operation #{ctx.operation.pk} " not in r.message]
+    if plan.current and not _same(plan.current, ctx.params["from"]) and not _same(plan.current, _target(ctx)):
+        refusals.append(
+            Refusal(f"the API server now runs {plan.current}, the plan started at {ctx.params['from']}", "")
+        )
+    if refusals:
+        raise PhaseError("; ".join(r.message for r in refusals), hint=refusals[0].hint or "fix it, then resume")
+    ctx.log(f"Upgrading {ctx.cluster.name} from {plan.current} to {plan.target}. {plan.policy}")
+    for warning in plan.warnings:
+        ctx.log(warning, level="warning")
+    ctx.log("Order: " + " → ".join("+".join(group) for group in plan.order))
+
+
+def _etcd_snapshot(ctx: PhaseContext) -> None:
+    snapshot = take_snapshot(ctx, reason=EtcdSnapshot.Reason.PRE_UPGRADE)
+    ctx.log(
+        f"If the upgrade goes wrong, etcd snapshot #{snapshot.pk} restores the cluster as it was ({ctx.params['from']})."
+    )
+
+
+def _package_values(target: str) -> dict[str, str]:
+    major, minor, patch = versions.parse_version(target, check_supported=False)
+    return {
+        "version": versions.with_v(target),
+        "version_number": f"{major}.{minor}.{patch}",
+        "minor": f"{major}.{minor}",
+    }
+
+
+def _package(which: str):
+    def run(ctx: PhaseContext) -> None:
+        if not _is_control_plane(ctx) and which == "kubeadm":
+            _stop_if_rollout_failed(ctx)
+        template = ctx.params.get(f"{which}_package_command") or ""
+        command = template.format(**_package_values(_target(ctx)))
+        with remote.connection(ctx) as conn:
+            machine.capture(ctx, conn, command, label=f"the {which} package command", timeout=remote.COMMAND_TIMEOUT)
+        ctx.log(f"The {which} package command succeeded on {ctx.node.name}.")
+
+    run.__name__ = f"{which}_package"
+    return run
+
+
+def _kubeadm_version(ctx: PhaseContext) -> None:
+    if not _is_control_plane(ctx) and not ctx.params.get("kubeadm_package_command"):
+        _stop_if_rollout_failed(ctx)
+    with remote.connection(ctx) as conn:
+        _, lines = machine.capture(ctx, conn, [remote.KUBEADM, "version", "-o", "short"], label="kubeadm version")
+    found = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    problem = kubeadm_problem(found, _target(ctx)) if found else "kubeadm printed no version"
+    if problem:
+        raise PhaseError(
+            f"{ctx.node.name}: {problem}; nothing was upgraded on this machine",
+            hint=f"install kubeadm {_target(ctx)} there (check the cluster's kubeadm package command), then resume",
+        )
+    ctx.log(f"{ctx.node.name} has kubeadm {found}: it can upgrade to {_target(ctx)}.")
+
+
+def _kubeadm_phase(name: str):
+    def run(ctx: PhaseContext) -> None:
+        ignored = tuple((ctx.params.get("ignore_preflight_errors") or {}).get(ctx.phase.group) or ())
+        if _is_first(ctx):
+            argv = workflow.upgrade_apply_phase_command(name, _target(ctx), ignore_preflight_errors=ignored)
+            label = f"kubeadm upgrade apply phase {name}"
+        else:
+            argv = workflow.upgrade_node_phase_command(name, ignore_preflight_errors=ignored)
+            label = f"kubeadm upgrade node phase {name}"
+        with remote.connection(ctx) as conn:
+            remote.run(ctx, conn, argv, label=label)
+
+    run.__name__ = f"kubeadm_upgrade_{name.replace('-', '_')}"
+    return run
+
+
+def _drain(ctx: PhaseContext) -> None:
+    try:
+        kube.drain(ctx.cluster, ctx.node.name, log=ctx.log, cancelled=ctx.cancel_event.wait)
+    except InterruptedError:
+        raise OperationCancelled("cancelled while draining") from None
+    except TimeoutError as exc:
+        raise PhaseError(
+            str(exc), hint="evict or delete those pods by hand (or relax the budget), then resume"
+        ) from None
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint) from None
+
+
+def _verify_node(ctx: PhaseContext) -> None:
+    """The API server reports the node Ready, its kubelet at the target (when the package step ran),
+    and, on a control plane, every static Pod at the target."""
+    target = _target(ctx)
+    name = ctx.node.name
+    want_kubelet = bool(ctx.params.get("kubelet_package_command"))
+    deadline = time.monotonic() + VERIFY_TIMEOUT
+    announced = False
+    while True:
+        try:
+            state = kube.cluster_state(ctx.cluster)
+        except kubeapi.KubeAPIError as exc:
+            state, last = None, str(exc)
+        problems = []
+        if state is not None:
+            node = state.nodes.get(name)
+            if node is None:
+                problems.append("not registered")
+            else:
+                if not node.ready:
+                    problems.append("not Ready")
+                if want_kubelet and not _same(node.kubelet_version, target):
+                    problems.append(f"kubelet {node.kubelet_version}")
+                if _is_control_plane(ctx):
+                    for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+                        tag = _tag(node.components.get(component, ""))
+                        if not _same(tag, target):
+                            problems.append(f"{component} {tag or 'not seen'}")
+            last = ", ".join(problems)
+            if not problems:
+                parts = [f"kubelet {node.kubelet_version}"]
+                if _is_control_plane(ctx):
+                    parts += [f"{c} {_tag(node.components.get(c, ''))}" for c in CONTROL_PLANE_COMPONENTS]
+                ctx.log(f"{name} is Ready: " + ", ".join(parts) + ".")
+                return
+        if not announced:
+            ctx.log(f"Waiting for the API server to report {name} upgraded ({last})…")
+            announced = True
+        if time.monotonic() > deadline:
+            raise PhaseError(
+                f"{name} not upgraded after {VERIFY_TIMEOUT} s: {last}",
+                hint="check the kubelet on the machine (did the package command restart it?), then resume",
+            )
+        if ctx.cancel_event.wait(2.0):
+            raise OperationCancelled("cancelled while waiting for the node")
+
+
+def _uncordon(ctx: PhaseContext) -> None:
+    try:
+        kube.set_unschedulable(ctx.cluster, ctx.node.name, False)
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint) from None
+    ctx.log(f"Uncordoned {ctx.node.name}: Pods may be scheduled there again.")
+
+
+def _control_plane_upgraded(ctx: PhaseContext) -> None:
+    from clusters import kubeadm_config
+
+    target = _target(ctx)
+    try:
+        version = kubeapi.server_version(ctx.cluster)
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint) from None
+    if not _same(version, target):
+        raise PhaseError(f"the API server reports {version}, expected {target}", hint="check the control planes")
+    with transaction.atomic():
+        Cluster.objects.filter(pk=ctx.cluster.pk).update(kubernetes_version=versions.with_v(target))
+        cluster = Cluster.objects.get(pk=ctx.cluster.pk)
+        Cluster.objects.filter(pk=cluster.pk).update(kubeadm_config=kubeadm_config.render(cluster))
+    ctx.log(f"The API server reports {version}; the cluster's Kubernetes version is now {target}.")
+
+
+def _done(ctx: PhaseContext) -> None:
+    from audit.services import record
+
+    state = kube.cluster_state(ctx.cluster)
+    summary = ", ".join(f"{n.name} kubelet {n.kubelet_version}" for n in state.nodes.values())
+    record(
+        "cluster.upgraded",
+        actor=ctx.operation.requested_by,
+        obj=ctx.cluster,
+        cluster=ctx.cluster,
+        details={"from": ctx.params["from"], "to": ctx.params["target"], "operation": ctx.operation.pk},
+    )
+    ctx.log(f"Upgrade to {ctx.params['target']} done: API server {state.server_version}; {summary}.")
+
+
+def _spec(name: str, description: str, run, idempotent: bool = True) -> PhaseSpec:
+    return PhaseSpec(name, description, run, idempotent=idempotent)
+
+
+PHASES = (
+    _spec("check", "Check the plan again with live versions (policy, kubeadm, kubelets)", _check),
+    _spec("etcd-snapshot", "Snapshot etcd before anything changes", _etcd_snapshot),
+    _spec("kubeadm-package", "Run the cluster's kubeadm package command on the machine", _package("kubeadm"), False),
+    _spec("kubeadm-version", "Check that the machine's kubeadm can upgrade to the target", _kubeadm_version),
+    _spec("preflight", "kubeadm upgrade … phase preflight", _kubeadm_phase("preflight")),
+    _spec(
+        "control-plane",
+        "kubeadm upgrade … phase control-plane: etcd and the static Pods, one by one",
+        _kubeadm_phase("control-plane"),
+    ),
+    _spec(
+        "upload-config",
+        "kubeadm upgrade apply phase upload-config (kubeadm-config, kubelet-config)",
+        _kubeadm_phase("upload-config"),
+    ),
+    _spec("kubelet-config", "kubeadm upgrade … phase kubelet-config", _kubeadm_phase("kubelet-config")),
+    _spec(
+        "bootstrap-token",
+        "kubeadm upgrade apply phase bootstrap-token (RBAC for joining nodes)",
+        _kubeadm_phase("bootstrap-token"),
+    ),
+    _spec("addon", "kubeadm upgrade … phase addon (CoreDNS, kube-proxy)", _kubeadm_phase("addon")),
+    _spec("post-upgrade", "kubeadm upgrade … phase post-upgrade", _kubeadm_phase("post-upgrade")),
+    _spec("drain", "Cordon the node and evict its Pods", _drain),
+    _spec(
+        "kubelet-package",
+        "Run the cluster's kubelet package command (install and restart the kubelet)",
+        _package("kubelet"),
+        False,
+    ),
+    _spec("verify-node", "Wait until the API server reports the node upgraded and Ready", _verify_node),
+    _spec("uncordon", "Let Pods be scheduled on the node again", _uncordon),
+    _spec(
+        "control-plane-upgraded",
+        "The API server reports the target; record the cluster's new version",
+        _control_plane_upgraded,
+    ),
+    _spec("done", "Read the versions back and record the upgrade", _done),
+)
+
+
+def _node_phases(operation: Operation, name: str) -> list[str]:
+    params = operation.params
+    first = name == params["first"]
+    plane = name in params["control_planes"]
+    names: list[str] = []
+    if params.get("kubeadm_package_command"):
+        names.append("kubeadm-package")
+    names.append("kubeadm-version")
+    if not plane:
+        names.append("drain")
+    names += list(APPLY_PHASES if first else NODE_PHASES if plane else WORKER_PHASES)
+    if plane:
+        names.append("drain")
+    if params.get("kubelet_package_command"):
+        names.append("kubelet-package")
+    names += ["verify-node", "uncordon"]
+    return names
+
+
+def plan(operation: Operation) -> list[PlannedPhase]:
+    params = operation.params
+    first_id = params["node_ids"][params["first"]]
+    planned = [PlannedPhase("check", node_id=first_id), PlannedPhase("etcd-snapshot", node_id=first_id)]
+    for name in params["control_planes"]:
+        planned += [
+            PlannedPhase(p, group=name, node_id=params["node_ids"][name]) for p in _node_phases(operation, name)
+        ]
+    planned.append(PlannedPhase("control-plane-upgraded"))
+    for name in params["workers"]:
+        planned += [
+            PlannedPhase(p, group=name, node_id=params["node_ids"][name]) for p in _node_phases(operation, name)
+        ]
+    planned.append(PlannedPhase("done"))
+    return planned
+
+
+def parallel_groups(operation: Operation) -> int:
+    """Control planes one at a time (etcd members must not change together); once they are all
+    upgraded, workers ``batch_size`` at a time. The runner asks at the start of each block."""
+    planes = operation.params["control_planes"]
+    pending = operation.phases.filter(group__in=planes).exclude(status__in=PhaseRun.DONE_STATUSES).exists()
+    return 1 if pending else int(operation.params.get("batch_size") or 1)
+
+
+UPGRADE = OperationKind(
+    name=KIND, label="Upgrade cluster", phases=PHASES, plan=plan, max_parallel_groups=parallel_groups
+)

@@ -76,6 +76,9 @@ class ClusterForm(forms.ModelForm):
         self.fields["team"].queryset = teams_for(user, OPERATE) if user is not None else Group.objects.none()
         self.fields["team"].required = True
         self.fields["team"].help_text = "The team that can see and operate this cluster."
+        teams = list(self.fields["team"].queryset[:2])
+        if len(teams) == 1 and not self.is_bound:
+            self.fields["team"].initial = teams[0].pk
         # One rule, one message for the name: kubeadm.validation's DNS-label rule says "63" itself.
         name = self.fields["name"]
         name.validators = [v for v in name.validators if not isinstance(v, MaxLengthValidator)]

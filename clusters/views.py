@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -9,25 +10,39 @@ from clusters.forms import ClusterForm
 from clusters.models import Cluster
 from clusters.panels import cluster_panels
 from clusters.services import create_cluster
-from core.permissions import OPERATE, VIEW, get_object_for, restrict, teams_for
+from core.permissions import ADMIN, OPERATE, VIEW, get_object_for, restrict, teams_for
+from teams.forms import TeamForm
+
+
+def _team_guide(user) -> dict:
+    """What the first hour needs to know about teams: a cluster needs one, and who can make it."""
+    operable = teams_for(user, OPERATE)
+    return {
+        "can_create": operable.exists(),
+        "can_adopt": teams_for(user, ADMIN).exists(),
+        "no_team_yet": not Group.objects.exists(),
+        "can_create_team": user.is_superuser,
+        "team_form": TeamForm() if user.is_superuser else None,
+    }
 
 
 @login_required
 def cluster_list(request: HttpRequest) -> HttpResponse:
     clusters = restrict(Cluster.objects.all(), request.user, VIEW).select_related("team")
-    can_create = teams_for(request.user, OPERATE).exists()
-    return render(request, "clusters/cluster_list.html", {"clusters": clusters, "can_create": can_create})
+    return render(request, "clusters/cluster_list.html", {"clusters": clusters, **_team_guide(request.user)})
 
 
 @login_required
 def cluster_create(request: HttpRequest) -> HttpResponse:
-    if not teams_for(request.user, OPERATE).exists():
+    guide = _team_guide(request.user)
+    if not guide["can_create"] and not guide["can_create_team"]:
         raise PermissionDenied("creating a cluster needs the operator or admin role in a team")
     form = ClusterForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         operation = create_cluster(form.save(commit=False), user=request.user)
         return redirect(operation)
-    return render(request, "clusters/cluster_form.html", {"form": form}, status=400 if form.errors else 200)
+    context = {"form": form, **guide}
+    return render(request, "clusters/cluster_form.html", context, status=400 if form.errors else 200)
 
 
 @login_required

@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from core.models import TeamMembership
@@ -42,6 +43,10 @@ def team_create(request: HttpRequest) -> HttpResponse:
         except services.TeamError as exc:
             form.add_error("name", str(exc))
         else:
+            # The first-hour guide on the cluster pages sends the admin straight back to the cluster form.
+            if request.POST.get("next") == reverse("clusters:create"):
+                messages.success(request, f"Team {team.name} created; its members are managed on Teams.")
+                return redirect("clusters:create")
             messages.success(request, f"Team {team.name} created; add its members below.")
             return redirect("teams:detail", pk=team.pk)
     teams = teams_for(request.user, VIEW).distinct().order_by("name")

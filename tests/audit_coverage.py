@@ -183,6 +183,7 @@ COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
         setup=lambda w: type(w.users["superuser"]).objects.filter(is_superuser=True).delete(),
     ),
     "rotate_encryption_keys": Audited("encryption.keys_rotated", argv=lambda w: ["rotate_encryption_keys"]),
+    "reset_password": Audited("user.password_reset", argv=lambda w: ["reset_password", "blue-viewer"]),
     "node add": Audited(
         ("cluster.ssh_key_generated", "node.added"),
         argv=lambda w: ["node", "add", w.cluster.name, "n7", "--address", "10.0.0.77"],

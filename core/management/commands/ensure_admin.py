@@ -22,7 +22,11 @@ class Command(BaseCommand):
         keyring()
         users = get_user_model()
         if users.objects.filter(is_superuser=True).exists():
-            self.stdout.write("An administrator already exists; no password printed.")
+            self.stdout.write(
+                "An administrator already exists, so no password is printed. Lost it? "
+                "`.venv/bin/python manage.py reset_password` prints a new one "
+                "(or `manage.py changepassword USERNAME` to type your own)."
+            )
             return
         password = secrets.token_urlsafe(12)
         with audit_context(source="command:ensure_admin"), transaction.atomic():

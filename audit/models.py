@@ -154,6 +154,11 @@ class AuditEvent(AppendOnlyModel):
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.object_repr}"
 
+    def save(self, *args, **kwargs) -> None:
+        if not self.hash:
+            raise AppendOnlyError("audit records are written with audit.services.record, which chains and keys them")
+        super().save(*args, **kwargs)
+
     # --- the chain --------------------------------------------------------------------------
 
     def content(self) -> dict:

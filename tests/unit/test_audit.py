@@ -128,6 +128,7 @@ def test_records_cannot_be_changed_or_deleted_through_the_orm():
         lambda: AuditEvent.objects.update(action="changed"),
         lambda: AuditEvent.objects.bulk_update([event], ["action"]),
         lambda: AuditEvent.objects.bulk_create([AuditEvent(action="forged")]),
+        lambda: AuditEvent.objects.create(action="forged", created=event.created, seq=99),
         lambda: AuditCheckpoint.objects.all().delete(),
     ):
         with pytest.raises(AppendOnlyError):

@@ -1,21 +1,49 @@
+"""The cluster page's tokens panel, and the context the tokens page shares with it."""
+
 from __future__ import annotations
+
+from django.utils import timezone
+
+from clusters import kubeapi
+from core.permissions import ADMIN, OPERATE, can
+from tokens import certkeys, timeline
+from tokens.models import BootstrapToken, CertificateKey
+from tokens.policies import policy_for
+from tokens.sync import sync_state
+
+
+def token_context(cluster, user, *, now=None) -> dict:
+    """What the tokens page and the cluster page's panel show."""
+    now = now or timezone.now()
+    policy = policy_for(cluster)
+    tokens = list(
+        BootstrapToken.objects.filter(cluster=cluster)
+        .exclude(status=BootstrapToken.Status.PENDING)
+        .select_related("node", "created_by", "successor")
+    )
+    keys = list(CertificateKey.objects.filter(cluster=cluster).select_related("token", "created_by")[:10])
+    rows = [{"token": token, "state": token.state(now, policy.rotate_before)} for token in tokens]
+    current_key = next((key for key in keys if key.is_valid(now)), None)
+    return {
+        "cluster": cluster,
+        "token_rows": rows,
+        "live_count": sum(1 for row in rows if row["state"] in ("valid", "expiring", "external")),
+        "certificate_keys": keys,
+        "current_certificate_key": current_key,
+        "policy": policy,
+        "token_sync": sync_state(cluster),
+        "timeline": timeline.build(policy, tokens, keys, now=now),
+        "can_operate": can(user, OPERATE, cluster),
+        "can_admin": can(user, ADMIN, cluster),
+        "can_upload_certs": certkeys.can_upload_certs(cluster),
+        "can_connect": cluster.is_adopted or kubeapi.holds_ca_key(cluster),
+        "now": now,
+    }
 
 
 def cluster_panel(cluster, user) -> dict:
-    """The cluster page's tokens panel: states, countdowns, the timeline, the sync state."""
-    from tokens.views import token_context
-
+    """States, countdowns, the timeline and the sync state (the cluster page sets its own
+    permission flags; the panel shows no actions)."""
     context = token_context(cluster, user)
-    # The panel and the page share one context; the cluster page sets its own permission flags.
-    return {
-        key: context[key]
-        for key in (
-            "token_rows",
-            "live_count",
-            "policy",
-            "token_sync",
-            "timeline",
-            "certificate_keys",
-            "current_certificate_key",
-        )
-    } | {"tokens": [row["token"] for row in context["token_rows"]]}
+    keys = ("token_rows", "live_count", "policy", "token_sync", "timeline", "certificate_keys", "current_certificate_key")
+    return {key: context[key] for key in keys} | {"tokens": [row["token"] for row in context["token_rows"]]}

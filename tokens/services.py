@@ -439,7 +439,8 @@ def rotate_token(
             request,
             user=user,
             node=row.node,
-            purpose=row.purpose,
+            # A successor is Kubeboard's own token, even when it replaces an external one.
+            purpose=BootstrapToken.Purpose.MANUAL if row.purpose == BootstrapToken.Purpose.EXTERNAL else row.purpose,
             auto_rotate=row.auto_rotate,
             now=now,
             chain_started_at=row.chain_started_at or row.created_at,

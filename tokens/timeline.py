@@ -16,7 +16,7 @@ from tokens.policies import human, rotation_due_at
 WIDTH = 960
 LABEL_WIDTH = 150
 ROW_HEIGHT = 24
-AXIS_HEIGHT = 34
+AXIS_HEIGHT = 40
 STEPS = [
     timedelta(minutes=15),
     timedelta(minutes=30),
@@ -96,7 +96,11 @@ class Timeline:
 
     @property
     def tick_label_y(self) -> int:
-        return AXIS_HEIGHT - 12
+        return 12
+
+    @property
+    def now_label_y(self) -> int:
+        return AXIS_HEIGHT - 2
 
     @property
     def plot_height(self) -> int:

@@ -12,7 +12,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -21,11 +20,12 @@ from clusters import kubeapi
 from clusters.models import Cluster
 from core.permissions import ADMIN, OPERATE, VIEW, can, get_object_for
 from operations.services import OperationStateError, start_operation
-from tokens import certkeys, services, timeline
+from tokens import certkeys, services
 from tokens.forms import JoinCommandForm, TokenForm, TokenPolicyForm
 from tokens.models import BootstrapToken, CertificateKey
+from tokens.panels import token_context
 from tokens.policies import TokenError, policy_for
-from tokens.sync import sync_cluster, sync_state
+from tokens.sync import sync_cluster
 
 ACTIVITY_LIMIT = 25
 
@@ -40,35 +40,6 @@ def _token(cluster: Cluster, token_id: str) -> BootstrapToken:
         cluster=cluster,
         token_id=token_id,
     )
-
-
-def token_context(cluster: Cluster, user, *, now=None) -> dict:
-    """What the tokens page and the cluster page's panel show."""
-    now = now or timezone.now()
-    policy = policy_for(cluster)
-    tokens = list(
-        BootstrapToken.objects.filter(cluster=cluster)
-        .exclude(status=BootstrapToken.Status.PENDING)
-        .select_related("node", "created_by", "successor")
-    )
-    keys = list(CertificateKey.objects.filter(cluster=cluster).select_related("token", "created_by")[:10])
-    rows = [{"token": token, "state": token.state(now, policy.rotate_before)} for token in tokens]
-    current_key = next((key for key in keys if key.is_valid(now)), None)
-    return {
-        "cluster": cluster,
-        "token_rows": rows,
-        "live_count": sum(1 for row in rows if row["state"] in ("valid", "expiring", "external")),
-        "certificate_keys": keys,
-        "current_certificate_key": current_key,
-        "policy": policy,
-        "token_sync": sync_state(cluster),
-        "timeline": timeline.build(policy, tokens, keys, now=now),
-        "can_operate": can(user, OPERATE, cluster),
-        "can_admin": can(user, ADMIN, cluster),
-        "can_upload_certs": certkeys.can_upload_certs(cluster),
-        "can_connect": cluster.is_adopted or kubeapi.holds_ca_key(cluster),
-        "now": now,
-    }
 
 
 @login_required

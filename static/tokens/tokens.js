@@ -33,6 +33,11 @@
       setTimeout(function () { button.textContent = "Copy"; }, 1500);
     });
   });
+  // Confirmations without inline handlers (the Content-Security-Policy allows no inline script).
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
   tick();
   setInterval(tick, 1000);
   document.addEventListener("htmx:afterSwap", tick);

@@ -29,7 +29,7 @@ def testbed():
         yield bed
 
 
-def test_rotate_a_token_in_the_browser(testbed, stack_factory, make_user, browser_page):  # noqa: F811
+def test_rotate_a_token_in_the_browser(testbed, stack_factory, make_user, browser_page, tmp_path):  # noqa: F811
     operator = make_user("otto", role="operator")
     cluster = testbed.created_cluster("browser", team=team_of(operator))
     old, _ = services.create_token(cluster, user=operator, ttl=timedelta(hours=3), description="to rotate")
@@ -59,7 +59,7 @@ def test_rotate_a_token_in_the_browser(testbed, stack_factory, make_user, browse
     assert page.inner_text("#worker-join-command").startswith(f"kubeadm join {testbed.endpoint} --token {new_token}")
     shown = page.inner_text("#new-token-countdown")
     assert re.fullmatch(r"in 2h 59m \d\ds", shown), shown
-    page.screenshot(path="/tmp/kb-tokens-rotated.png", full_page=True)
+    page.screenshot(path=str(tmp_path / "rotated.png"), full_page=True)
 
     # The successor is a real Secret the API server accepts.
     secret = json.loads(
@@ -81,3 +81,32 @@ def test_rotate_a_token_in_the_browser(testbed, stack_factory, make_user, browse
     while "in " not in page.inner_text(f"#token-{new_token[:6]} .countdown") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert page.inner_text(f"#token-{new_token[:6]} .countdown").startswith("in 2h 59m")
+    page.screenshot(path=str(tmp_path / "tokens.png"), full_page=True)
+
+
+def test_an_admin_reveals_a_token_and_its_join_command_on_request(testbed, stack_factory, make_user, browser_page):  # noqa: F811
+    admin = make_user("ada", role="admin")
+    cluster = testbed.created_cluster("reveal", team=team_of(admin))
+    token, full = services.create_token(cluster, user=admin, ttl=timedelta(hours=3), description="to reveal")
+    stack = stack_factory()
+    page = browser_page
+    page.goto(f"{stack.http}/login/")
+    page.fill("#id_username", admin.username)
+    page.fill("#id_password", "pw-" + admin.username)
+    page.click("main button[type=submit]")
+    page.goto(f"{stack.http}/clusters/{cluster.name}/tokens/")
+    assert full not in page.content()
+    row = page.locator(f"#token-{token.token_id}")
+    row.locator("button.reveal").click()
+    page.wait_for_selector(f"#reveal-{token.token_id} #revealed-value")
+    assert page.inner_text(f"#reveal-{token.token_id} #revealed-value").strip() == full
+    assert page.url.endswith(f"/clusters/{cluster.name}/tokens/"), "shown in place (htmx), not on a new page"
+    row.locator("button", has_text="Join command").click()
+    page.wait_for_selector(f"#reveal-{token.token_id} #join-command")
+    command = page.inner_text(f"#reveal-{token.token_id} #join-command")
+    assert command.startswith(f"kubeadm join {testbed.endpoint} --token {full}")
+    assert f"--discovery-token-ca-cert-hash {cluster.ca_pin_hash}" in command
+    page.reload()
+    assert full not in page.content(), "gone again after a reload"
+    activity = page.inner_text("#token-audit")
+    assert "token.revealed" in activity and "token.join_command_revealed" in activity

@@ -478,3 +478,29 @@ def test_a_token_changed_in_the_cluster_is_reported_once(testbed, created, admin
     assert TokenSync.objects.get(cluster=created).drift == report.drift, "shown on the page"
     assert sync_cluster(created).changed == []
     assert AuditEvent.objects.filter(action="token.drift", object_id=str(token.pk)).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_new_certificate_key_runs_as_an_upload_certs_operation(testbed, make_user, client):
+    from operations.models import Event, Operation
+    from operations.tasks import run_operation
+
+    operator = make_user("otto", role="operator")
+    cluster = testbed.created_cluster("certops", team=team_of(operator))
+    client.force_login(operator)
+    response = client.post(f"/clusters/{cluster.name}/tokens/certificate-keys/new/")
+    operation = Operation.objects.get(cluster=cluster, kind="upload-certs")
+    assert response.status_code == 302 and response["Location"] == operation.get_absolute_url()
+    run_operation(operation.pk)  # what the django-q2 worker does with the queued task
+    operation.refresh_from_db()
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    key = CertificateKey.objects.get(cluster=cluster)
+    assert key.operation_id == operation.pk and key.created_by == operator and key.is_valid()
+    messages = " ".join(Event.objects.filter(operation=operation).values_list("message", flat=True))
+    assert 'Stored the certificates in Secret "kubeadm-certs"' in messages
+    assert key.plain_key() not in messages, "the key is never in the operation's events"
+    files = kubeadm_certkeys.decrypt_kubeadm_certs(secret_or_none(testbed, "kubeadm-certs"), key.plain_key())
+    assert files["sa.key"] == testbed.authorities["sa"].key_pem()
+    page = client.get(f"/clusters/{cluster.name}/tokens/").content.decode()
+    assert f'id="certificate-key-{key.pk}"' in page and "data-expires=" in page
+    assert key.plain_key() not in page, "operators see the countdown, not the key"

@@ -103,3 +103,20 @@ class ClusterForm(forms.ModelForm):
             else:
                 self.add_error(None, str(error))
         return cleaned
+
+
+class DeleteClusterForm(forms.Form):
+    """Deleting a cluster cannot be undone: the person types its name."""
+
+    confirm = forms.CharField(label="Type the cluster's name to confirm", max_length=63)
+
+    def __init__(self, *args, cluster: Cluster, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cluster = cluster
+        self.fields["confirm"].widget.attrs.update({"autocomplete": "off", "spellcheck": "false"})
+
+    def clean_confirm(self) -> str:
+        typed = self.cleaned_data["confirm"].strip()
+        if typed != self.cluster.name:
+            raise ValidationError(f"type {self.cluster.name} exactly to delete this cluster (you typed {typed!r})")
+        return typed

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import router, transaction
+from django.db.models.deletion import Collector
 
 from audit.services import record
 from clusters.identity import PREPARE_IDENTITY
@@ -45,3 +46,53 @@ def save_engine_settings(form, *, user) -> Cluster:
 
 
 ENGINE_SETTINGS = ("ignore_preflight_errors", "join_parallelism", "control_plane_join_method")
+
+
+class ClusterDeleteRefused(Exception):
+    """The cluster cannot be deleted now; the message says why and what to do."""
+
+
+def deletion_summary(cluster: Cluster) -> list[tuple[str, int]]:
+    """What deleting ``cluster`` removes from Kubeboard's database: (what, how many), largest first.
+    Asked of Django's own deletion collector, so a model another app adds later is counted too."""
+    collector = Collector(using=router.db_for_write(Cluster))
+    collector.collect([cluster])
+    counts: dict[str, int] = {}
+    for model, objects in collector.data.items():
+        if model is not Cluster:
+            name = str(model._meta.verbose_name_plural)
+            counts[name] = counts.get(name, 0) + len(objects)
+    for queryset in collector.fast_deletes:
+        name = str(queryset.model._meta.verbose_name_plural)
+        counts[name] = counts.get(name, 0) + queryset.count()
+    return sorted(((name, count) for name, count in counts.items() if count), key=lambda item: (-item[1], item[0]))
+
+
+def delete_cluster(cluster: Cluster, *, user) -> dict[str, int]:
+    """Remove a cluster and everything Kubeboard holds for it (CAs and keys, machines' records,
+    tokens' records, operations and their logs). Nothing is sent to any machine or API server.
+    The audit trail stays: records keep the cluster's name, and one more says who deleted it."""
+    with transaction.atomic():
+        locked = Cluster.objects.select_for_update().get(pk=cluster.pk)
+        active = locked.operations.filter(status__in=Operation.ACTIVE_STATUSES).order_by("pk").first()
+        if active is not None:
+            raise ClusterDeleteRefused(
+                f"operation #{active.pk} ({active.get_kind_display()}) is {active.get_status_display().lower()}; "
+                "cancel it or let it finish, then delete the cluster"
+            )
+        removed = dict(deletion_summary(locked))
+        record(
+            "cluster.deleted",
+            actor=user,
+            obj=locked,
+            cluster=locked,
+            details={
+                "team": locked.team.name if locked.team else None,
+                "origin": locked.origin,
+                "status": locked.status,
+                "removed": removed,
+                "machines_touched": False,
+            },
+        )
+        locked.delete()
+    return removed

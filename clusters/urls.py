@@ -13,4 +13,5 @@ urlpatterns = [
     path("<str:name>/engine-settings/", action_views.engine_settings, name="engine-settings"),
     path("<str:name>/admin-kubeconfig/", action_views.admin_kubeconfig, name="admin-kubeconfig"),
     path("<str:name>/read-back/", action_views.read_back, name="read-back"),
+    path("<str:name>/delete/", views.cluster_delete, name="delete"),
 ]

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from clusters.forms import ClusterForm
+from clusters.forms import ClusterForm, DeleteClusterForm
 from clusters.models import Cluster
 from clusters.panels import cluster_panels
-from clusters.services import create_cluster
+from clusters.services import ClusterDeleteRefused, create_cluster, delete_cluster, deletion_summary
 from core.permissions import ADMIN, OPERATE, VIEW, get_object_for, restrict, teams_for
 from teams.forms import TeamForm
 
@@ -49,3 +50,28 @@ def cluster_create(request: HttpRequest) -> HttpResponse:
 def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
     cluster = get_object_for(request.user, VIEW, Cluster.objects.select_related("team"), name=name)
     return render(request, "clusters/cluster_detail.html", cluster_panels(cluster, request.user))
+
+
+@login_required
+def cluster_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """Superusers only: remove a cluster from Kubeboard (never touching its machines), confirmed
+    by typing its name; the page says first what goes and what stays."""
+    cluster = get_object_for(request.user, VIEW, Cluster.objects.select_related("team"), name=name)
+    if not request.user.is_superuser:
+        raise PermissionDenied("only a superuser deletes a cluster")
+    form = DeleteClusterForm(request.POST if request.method == "POST" else None, cluster=cluster)
+    if request.method == "POST" and form.is_valid():
+        try:
+            removed = delete_cluster(cluster, user=request.user)
+        except ClusterDeleteRefused as exc:
+            form.add_error(None, f"Not deleted: {exc}.")
+        else:
+            total = sum(removed.values())
+            messages.success(
+                request,
+                f"Cluster {name} deleted from Kubeboard ({total} related record{'s' if total != 1 else ''}); "
+                "no machine was contacted. Its audit history stays.",
+            )
+            return redirect("clusters:list")
+    context = {"cluster": cluster, "form": form, "summary": deletion_summary(cluster)}
+    return render(request, "clusters/cluster_confirm_delete.html", context, status=400 if form.errors else 200)

@@ -108,6 +108,9 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
     "clusters:engine-settings": {"POST": Elsewhere("tests/unit/test_cluster_actions.py", "form owned by the engine")},
     "clusters:admin-kubeconfig": {"POST": Elsewhere(CLUSTER_E2E, "issues a certificate from the cluster CA")},
     "clusters:read-back": {"POST": Elsewhere(CLUSTER_E2E, "reads a live API server")},
+    "clusters:delete": {
+        "POST": Audited("cluster.deleted", role="superuser", data=lambda w: {"confirm": w.cluster.name})
+    },
     "nodes:add": {
         # The first machine of a cluster also makes the cluster's key pair: two actions.
         "POST": Audited(

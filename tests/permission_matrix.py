@@ -177,6 +177,10 @@ MATRIX: dict[str, Route] = {
     "clusters:engine-settings": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:admin-kubeconfig": Route(kwargs=_cluster, GET=POST_ONLY, POST=ADMIN_ACTION),
     "clusters:read-back": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    # Deleting a cluster destroys the CA keys Kubeboard holds: superusers only (an empty POST re-shows the form).
+    "clusters:delete": Route(
+        kwargs=_cluster, GET=S(LOGIN, 404, 403, 403, 403, 200), POST=S(LOGIN, 404, 403, 403, 403, 400)
+    ),
     # machines
     "nodes:add": Route(kwargs=lambda w: {"cluster": w.cluster.name}, GET=OPERATE_FORM, POST=OPERATE_FORM),
     "nodes:cluster-key": Route(kwargs=lambda w: {"cluster": w.cluster.name}, GET=POST_ONLY, POST=OPERATE_ACTION),

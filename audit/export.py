@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator, Iterator
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
-from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
 from audit.models import AuditEvent
-from audit.queries import EXPORT_BATCH, iterate
+from audit.queries import EXPORT_BATCH, iterate, newest
 
 COLUMNS = (
     "seq",
@@ -85,7 +84,7 @@ FORMATS = {
 }
 
 
-def lines(records: QuerySet, fmt: str) -> Iterator[str]:
+def lines(records, fmt: str) -> Iterator[str]:
     _, header, row = FORMATS[fmt]
     if header:
         yield header
@@ -93,12 +92,11 @@ def lines(records: QuerySet, fmt: str) -> Iterator[str]:
         yield row(event)
 
 
-def _batch(records: QuerySet, before: int | None) -> list[AuditEvent]:
-    chunk = records if before is None else records.filter(id__lt=before)
-    return list(chunk.order_by("-id")[:EXPORT_BATCH])
+def _batch(records, before: int | None) -> list[AuditEvent]:
+    return newest(records, before=before, size=EXPORT_BATCH)
 
 
-async def alines(records: QuerySet, fmt: str) -> AsyncIterator[str]:
+async def alines(records, fmt: str) -> AsyncIterator[str]:
     _, header, row = FORMATS[fmt]
     if header:
         yield header
@@ -111,7 +109,7 @@ async def alines(records: QuerySet, fmt: str) -> AsyncIterator[str]:
         before = rows[-1].id
 
 
-def streaming_response(request, records: QuerySet, fmt: str, filename: str) -> StreamingHttpResponse:
+def streaming_response(request, records, fmt: str, filename: str) -> StreamingHttpResponse:
     content_type = FORMATS[fmt][0]
     body = alines(records, fmt) if isinstance(request, ASGIRequest) else lines(records, fmt)
     response = StreamingHttpResponse(body, content_type=content_type)

@@ -6,11 +6,10 @@ import datetime
 import re
 
 from django import forms
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.queries import node_story_filter, search_details
+from audit.queries import Records, node_story_filter, search_details
 from clusters.models import Cluster
 
 OBJECT = re.compile(r"^(?P<type>[a-z_]+)(?::(?P<id>[A-Za-z0-9._-]+))?$")
@@ -81,7 +80,7 @@ class HistoryFilterForm(forms.Form):
             raise forms.ValidationError("a page is either before or after a record, not both")
         return cleaned
 
-    def apply(self, records: QuerySet) -> QuerySet:
+    def apply(self, records: Records) -> Records:
         data = self.cleaned_data
         if data.get("cluster"):
             cluster = Cluster.objects.filter(name=data["cluster"]).values_list("pk", flat=True).first()

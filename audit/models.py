@@ -144,6 +144,8 @@ class AuditEvent(AppendOnlyModel):
             # Keyset pagination (id) under each filter the history page offers.
             models.Index(fields=["cluster", "-id"], name="audit_audit_cluster_a0a116_idx"),
             models.Index(fields=["action", "-id"], name="audit_action_id"),
+            # The history's usual question: one cluster's records of one kind.
+            models.Index(fields=["cluster", "action", "-id"], name="audit_cluster_action_id"),
             models.Index(fields=["actor_name", "-id"], name="audit_actor_id"),
             models.Index(fields=["object_type", "object_id", "-id"], name="audit_object_id"),
             models.Index(fields=["outcome", "-id"], name="audit_outcome_id"),

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from audit.queries import visible_records
+from audit.queries import newest, visible_records
 
 RECENT = 20
 
 
 def cluster_panel(cluster, user) -> dict:
     """The newest records of the cluster; the full history is one link away."""
-    records = visible_records(user).filter(cluster_id=cluster.pk).order_by("-id")[:RECENT]
-    return {"audit_events": list(records)}
+    return {"audit_events": newest(visible_records(user).filter(cluster_id=cluster.pk), size=RECENT)}

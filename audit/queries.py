@@ -26,18 +26,50 @@ PAGE_SIZE = 50
 EXPORT_BATCH = 2000
 
 
-def visible_records(user) -> QuerySet:
+class Records:
+    """The records a user may read, as a few querysets ("parts") that each use an index well.
+
+    One OR of "visible clusters, or no cluster and my team or mine" makes PostgreSQL read every
+    row of the matching clusters and sort them; two parts, each paged by id and merged, read only
+    what a page needs. Filters (``filter``/``exclude``/``extra``) apply to every part.
+    """
+
+    def __init__(self, parts: list[QuerySet]) -> None:
+        self.parts = parts
+
+    def filter(self, *args, **kwargs) -> Records:
+        return Records([part.filter(*args, **kwargs) for part in self.parts])
+
+    def exclude(self, *args, **kwargs) -> Records:
+        return Records([part.exclude(*args, **kwargs) for part in self.parts])
+
+    def extra(self, **kwargs) -> Records:
+        return Records([part.extra(**kwargs) for part in self.parts])
+
+    def combined(self) -> QuerySet:
+        """One queryset (an OR) for small, already narrow questions (a node's story)."""
+        result = self.parts[0]
+        for part in self.parts[1:]:
+            result = result | part
+        return result
+
+    def exists(self) -> bool:
+        return any(part.exists() for part in self.parts)
+
+
+def visible_records(user) -> Records:
     records = AuditEvent.objects.all()
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
-        return records.none()
+        return Records([records.none()])
     if user.is_superuser:
-        return records
+        return Records([records])
     clusters = list(restrict(Cluster.objects.all(), user, VIEW).values_list("pk", flat=True))
     admin_teams = list(teams_for(user, ADMIN).values_list("pk", flat=True))
-    return records.filter(
-        Q(cluster_id__in=clusters)
-        | Q(cluster_id__isnull=True, team_id__in=admin_teams)
-        | Q(cluster_id__isnull=True, actor_id=user.pk)
+    return Records(
+        [
+            records.filter(cluster_id__in=clusters),
+            records.filter(cluster_id__isnull=True).filter(Q(team_id__in=admin_teams) | Q(actor_id=user.pk)),
+        ]
     )
 
 
@@ -91,31 +123,49 @@ class Page:
     older: int | None  # ``before`` for the older page, if any
 
 
+def _parts(records: Records | QuerySet) -> list[QuerySet]:
+    return records.parts if isinstance(records, Records) else [records]
+
+
+def newest(records: Records | QuerySet, *, before: int | None = None, size: int = PAGE_SIZE) -> list[AuditEvent]:
+    """Up to ``size`` records older than ``before`` (or the newest), newest first."""
+    rows: list[AuditEvent] = []
+    for part in _parts(records):
+        if before is not None:
+            part = part.filter(id__lt=before)
+        rows += part.order_by("-id")[:size]
+    return sorted(rows, key=lambda event: event.id, reverse=True)[:size]
+
+
+def _oldest_after(records: Records | QuerySet, after: int, size: int) -> list[AuditEvent]:
+    rows: list[AuditEvent] = []
+    for part in _parts(records):
+        rows += part.filter(id__gt=after).order_by("id")[:size]
+    return sorted(rows, key=lambda event: event.id)[:size]
+
+
 def keyset_page(
-    records: QuerySet, *, before: int | None = None, after: int | None = None, size: int = PAGE_SIZE
+    records: Records | QuerySet, *, before: int | None = None, after: int | None = None, size: int = PAGE_SIZE
 ) -> Page:
     if after is not None:
-        rows = list(records.filter(id__gt=after).order_by("id")[: size + 1])
+        rows = _oldest_after(records, after, size + 1)
         more_newer = len(rows) > size
         rows = list(reversed(rows[:size]))
-        older = rows[-1].id if rows and records.filter(id__lt=rows[-1].id).exists() else None
+        older = rows[-1].id if rows and newest(records, before=rows[-1].id, size=1) else None
         return Page(rows, rows[0].id if more_newer and rows else None, older)
-    if before is not None:
-        records = records.filter(id__lt=before)
-    rows = list(records.order_by("-id")[: size + 1])
+    rows = newest(records, before=before, size=size + 1)
     more_older = len(rows) > size
     rows = rows[:size]
     newer = rows[0].id if before is not None and rows else None
     return Page(rows, newer, rows[-1].id if more_older else None)
 
 
-def iterate(records: QuerySet, batch: int = EXPORT_BATCH) -> Iterator[AuditEvent]:
+def iterate(records: Records | QuerySet, batch: int = EXPORT_BATCH) -> Iterator[AuditEvent]:
     """Every record, newest first, in keyset batches: flat memory, no OFFSET, no long cursor."""
-    last = None
+    before = None
     while True:
-        chunk = records if last is None else records.filter(id__lt=last)
-        rows = list(chunk.order_by("-id")[:batch])
+        rows = newest(records, before=before, size=batch)
         if not rows:
             return
         yield from rows
-        last = rows[-1].id
+        before = rows[-1].id

@@ -56,5 +56,5 @@ def node_history(request: HttpRequest, node_id: int) -> HttpResponse:
     if node is None and not records.exists():
         raise Http404("No machine with this id is visible to you.")
     page = keyset_page(records, before=form.cleaned_data.get("before"), after=form.cleaned_data.get("after"))
-    story = node_story(node_id, node, records)
+    story = node_story(node_id, node, records.combined())
     return render(request, "audit/history.html", {"form": form, "page": page, "story": story})

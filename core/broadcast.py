@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -60,6 +61,21 @@ def group_send(group: str, message: dict) -> bool:
             future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _publisher_loop())
             future.result(SEND_TIMEOUT_SECONDS)
     except Exception as exc:
-        log.warning("could not send to channel-layer group %s: %s: %s", group, type(exc).__name__, exc)
+        _complain(group, exc)
         return False
     return True
+
+
+_complaints = {"at": 0.0, "suppressed": 0}
+COMPLAIN_EVERY_SECONDS = 10.0
+
+
+def _complain(group: str, exc: Exception) -> None:
+    # While Redis is down every batch fails: say so every few seconds, not for every batch.
+    now = time.monotonic()
+    if now - _complaints["at"] < COMPLAIN_EVERY_SECONDS:
+        _complaints["suppressed"] += 1
+        return
+    suppressed, _complaints["suppressed"], _complaints["at"] = _complaints["suppressed"], 0, now
+    more = f" ({suppressed} more failed sends since the last warning)" if suppressed else ""
+    log.warning("could not send to channel-layer group %s: %s: %s%s", group, type(exc).__name__, exc, more)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 import weakref
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
@@ -45,8 +46,8 @@ REPLAY_CHUNK = 1000
 # Per follower: recent events kept in memory, so a reconnecting client or a new tab usually
 # replays without reading the database.
 RECENT_EVENTS = 2000
-# channels-redis forgets a group membership after a day; followers renew theirs well before.
-GROUP_RENEW_SECONDS = 3600.0
+# A canary sent through the channel layer must come back this fast, or the layer is reset.
+CANARY_TIMEOUT_SECONDS = 5.0
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -217,10 +218,12 @@ class Follower:
         self._tasks = [asyncio.ensure_future(self._run())]
         self.channel: str | None = None
         self.joined = asyncio.Event()  # in the operation's layer group (set at once without a layer)
+        self._listener: asyncio.Task | None = None
+        self._resync = False
         if hub.layer is None:
             self.joined.set()
         else:
-            self._tasks.append(asyncio.ensure_future(self._listen()))
+            self.listen()
 
     def covers(self, after: int) -> bool:
         """True if the events after ``after`` that this follower has seen are all in memory."""
@@ -235,8 +238,10 @@ class Follower:
         (a lost message), so a busy stream costs no extra query."""
         previous, self._seen_by_poll = self._seen_by_poll, last_seq
         if last_seq <= self.seq:
+            self._resync = False
             return
-        if self.hub.layer is None or self.seq < previous:  # also retries a read that failed before
+        if self.hub.layer is None or self.seq < previous or self._resync:  # also retries a failed read
+            self._resync = False
             self._target = max(self._target, last_seq)
             self._wake.set()
 
@@ -246,21 +251,36 @@ class Follower:
             self._inbox.append(events)
             self._wake.set()
 
+    def resync(self) -> None:
+        """The layer may have lost messages (it reconnected): let the next poll read at once."""
+        self._resync = True
+
     def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        for task in [*self._tasks, self._listener]:
+            if task is not None:
+                task.cancel()
         if self.channel is not None:
             self.hub.spawn(self.hub.layer.group_discard(operation_group(self.operation_id), self.channel))
 
+    def listen(self) -> None:
+        """(Re)start receiving this operation's batches from the layer on a new channel."""
+        if self._listener is not None:
+            self._listener.cancel()
+        self.channel = None
+        self.joined.clear()
+        self._listener = asyncio.ensure_future(self._listen())
+
     async def _listen(self) -> None:
         layer = self.hub.layer
-        self.channel = await layer.new_channel()
         group = operation_group(self.operation_id)
         while True:
             try:
+                self.channel = await layer.new_channel()
                 await layer.group_add(group, self.channel)
                 self.joined.set()
                 break
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:
                 log.warning(
                     "operation %s: cannot join %s (%s); the database poll delivers meanwhile",
@@ -280,14 +300,6 @@ class Follower:
                 continue
             if message.get("type") == "operation.events":
                 self.received(message.get("events") or [])
-
-    async def renew(self) -> None:
-        """channels-redis forgets a group membership after a day; say it again."""
-        if self.channel is not None:
-            try:
-                await self.hub.layer.group_add(operation_group(self.operation_id), self.channel)
-            except Exception as exc:
-                log.warning("operation %s: cannot renew its layer group (%s)", self.operation_id, exc)
 
     async def _run(self) -> None:
         while True:
@@ -343,9 +355,14 @@ class Hub:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeboard-fanout-db")
         self._tasks: set[asyncio.Future] = set()
         self._poller: asyncio.Task | None = None
-        self._access_channel: str | None = None
-        self._access_groups: set[str] = set()
-        self._access_reader: asyncio.Task | None = None
+        # The hub's own layer channel: users' access groups and its canary group.
+        self._control_channel: str | None = None
+        self._control_reader: asyncio.Task | None = None
+        self._control_wanted: set[str] = set()
+        self._control_joined: set[str] = set()
+        self._canary_group = f"fanout-canary-{uuid.uuid4().hex}"
+        self._canary_due: float | None = None  # loop time by which the last canary must be back
+        self._layer_lost = False
         self._stopped = False
         self._listener = self._access_announced_threadsafe
         access.add_listener(self._listener)
@@ -375,7 +392,8 @@ class Hub:
         if self._poller is None or self._poller.done():
             self._poller = asyncio.ensure_future(self._poll_forever())
         if self.layer is not None:
-            await self._join_access_group(watcher.user_id)
+            self._control_wanted.update({access.access_group(watcher.user_id), self._canary_group})
+            await self._sync_control()
             # Replay after joining, so that nothing published meanwhile waits for the safety poll.
             try:
                 await asyncio.wait_for(follower.joined.wait(), 5)
@@ -416,14 +434,14 @@ class Hub:
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
-        if self._access_reader is not None:
-            self._access_reader.cancel()
-            self._access_reader = None
-        if self._access_channel is not None:
-            channel, self._access_channel = self._access_channel, None
-            for group in self._access_groups:
+        if self._control_reader is not None:
+            self._control_reader.cancel()
+            self._control_reader = None
+        if self._control_channel is not None:
+            channel, self._control_channel = self._control_channel, None
+            for group in self._control_joined:
                 self.spawn(self.layer.group_discard(group, channel))
-            self._access_groups = set()
+            self._control_joined = set()
         access.remove_listener(self._listener)
         self._executor.submit(_close_connection)
         self._executor.shutdown(wait=False)
@@ -433,21 +451,17 @@ class Hub:
     # -- polling the database
 
     async def _poll_forever(self) -> None:
-        last_access_check = last_renewal = self.loop.time()
+        last_access_check = self.loop.time()
         while self.followers:
             interval = settings.EVENT_SAFETY_POLL_SECONDS if self.layer is not None else settings.EVENT_POLL_SECONDS
             await asyncio.sleep(interval)
             try:
+                if self.layer is not None:
+                    await self.check_layer()
                 await self.poll()
                 if self.loop.time() - last_access_check >= settings.STREAM_ACCESS_CHECK_SECONDS:
                     last_access_check = self.loop.time()
                     await self.check_access()
-                if self.loop.time() - last_renewal >= GROUP_RENEW_SECONDS:
-                    last_renewal = self.loop.time()
-                    for follower in list(self.followers.values()):
-                        await follower.renew()
-                    for group in list(self._access_groups):
-                        await self.layer.group_add(group, self._access_channel)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -521,23 +535,25 @@ class Hub:
 
         self.spawn(handle())
 
-    async def _join_access_group(self, user_id: int) -> None:
-        group = access.access_group(user_id)
-        if group in self._access_groups:
-            return
-        self._access_groups.add(group)
-        try:
-            if self._access_channel is None:
-                self._access_channel = await self.layer.new_channel()
-                self._access_reader = asyncio.ensure_future(self._read_access())
-            await self.layer.group_add(group, self._access_channel)
-        except Exception as exc:
-            log.warning("cannot join %s (%s); the periodic access check still applies", group, exc)
+    # -- the hub's own layer channel, and the canary that proves the layer still delivers
 
-    async def _read_access(self) -> None:
+    async def _sync_control(self) -> None:
+        """Join the groups the hub wants (users' access groups, its canary group); retried by
+        every poll while the layer is unreachable."""
+        try:
+            if self._control_channel is None:
+                self._control_channel = await self.layer.new_channel()
+                self._control_reader = asyncio.ensure_future(self._read_control(self._control_channel))
+            for group in self._control_wanted - self._control_joined:
+                await self.layer.group_add(group, self._control_channel)
+                self._control_joined.add(group)
+        except Exception as exc:
+            log.warning("cannot join the channel layer's groups yet (%s); the database poll delivers meanwhile", exc)
+
+    async def _read_control(self, channel: str) -> None:
         while True:
             try:
-                message = await self.layer.receive(self._access_channel)
+                message = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -546,6 +562,49 @@ class Hub:
                 continue
             if message.get("type") == access.MESSAGE_TYPE:
                 self.access_announced(message)
+            elif message.get("type") == "fanout.canary":
+                self._canary_due = None
+                if self._layer_lost:
+                    self._layer_lost = False
+                    log.warning("the channel layer delivers again; live events flow through it")
+
+    async def check_layer(self) -> None:
+        """Send a canary through the layer to this hub; if the previous one did not come back in
+        time, the layer's subscriptions are gone (Redis restarted: pub/sub keeps nothing and
+        channels-redis does not subscribe again), so reconnect and re-join everything."""
+        await self._sync_control()
+        now = self.loop.time()
+        if self._canary_due is not None and now > self._canary_due:
+            await self.reconnect_layer()
+            return
+        if self._canary_due is None:
+            self._canary_due = now + CANARY_TIMEOUT_SECONDS
+            try:
+                await self.layer.group_send(self._canary_group, {"type": "fanout.canary"})
+            except Exception:
+                pass  # the deadline speaks for it
+
+    async def reconnect_layer(self) -> None:
+        if not self._layer_lost:
+            log.warning(
+                "the channel layer stopped delivering (a canary did not come back within %ss); reconnecting. "
+                "Live events come from the database meanwhile.",
+                CANARY_TIMEOUT_SECONDS,
+            )
+        self._layer_lost = True
+        self._canary_due = None
+        try:
+            await self.layer.flush()  # drops this process's connections and subscriptions
+        except Exception as exc:
+            log.warning("resetting the channel layer failed (%s)", exc)
+        if self._control_reader is not None:
+            self._control_reader.cancel()
+        self._control_reader = self._control_channel = None
+        self._control_joined = set()
+        for follower in list(self.followers.values()):
+            follower.listen()
+            follower.resync()  # what was published meanwhile is in the database only
+        await self._sync_control()
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

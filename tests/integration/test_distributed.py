@@ -15,7 +15,9 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,12 +30,12 @@ from django.db import connection
 
 from core.models import TeamMembership
 from operations.models import Event, Operation, PhaseAttempt
-from tests.conftest import require_or_skip, session_cookie
+from tests.conftest import require_or_skip, session_cookie, team_of
 from tests.conftest import test_database_env as database_env
 from tests.factories import make_cluster
 from tests.support import processes
 from tests.support.processes import wait_until
-from tests.support.services import ServiceUnavailable, start_redis
+from tests.support.services import ServiceUnavailable, free_port, start_redis, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -65,8 +67,11 @@ class Client:
     # (address, first seq received there) for every connection that delivered something
     connections: list[tuple[str, int]] = field(default_factory=list)
     refused: list[dict] = field(default_factory=list)
+    last_seq: int | None = None  # done at this sequence number (default: the final status event)
 
     def finished(self) -> bool:
+        if self.last_seq is not None:
+            return bool(self.events) and self.events[-1]["seq"] >= self.last_seq
         return any(e["kind"] == "status" and e["data"].get("status") == FINAL for e in self.events)
 
     async def follow(self, deadline: float) -> None:
@@ -312,3 +317,79 @@ def test_two_web_and_two_worker_processes_lose_no_event(transactional_db, own_re
     first, second = spans["dist-1"], spans["dist-2"]
     assert first[0] < second[1] and second[0] < first[1], "clusters dist-1 and dist-2 ran in parallel"
     assert len(set(Operation.objects.filter(pk__in=ids).values_list("worker", flat=True))) >= 2
+
+
+def start_redis_on(port: int, directory) -> subprocess.Popen:
+    directory.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port)
+    return server
+
+
+def test_a_redis_restart_mid_stream_loses_nothing(stack_factory, operator, tmp_path):
+    """Pub/sub keeps nothing: while Redis is gone the web process's follower reads the database,
+    and when Redis is back the live path resumes; the watcher sees every event once, in order."""
+    if shutil.which("redis-server") is None:
+        require_or_skip("redis-server is not installed (Debian package redis-server)")
+    port = free_port()
+    redis = start_redis_on(port, tmp_path / "redis")
+    url = f"redis://127.0.0.1:{port}/0"
+    stack = stack_factory(redis_url=url, workers=0)
+    operation = Operation.objects.create(
+        cluster=make_cluster("restarts", team=team_of(operator)), kind="test-steps", status=Operation.Status.QUEUED
+    )
+    key = session_cookie(operator)
+    count = 3000
+    # A writer process like a worker: the real EventWriter, publishing through Redis, 300 events/s.
+    produce = (
+        "import time\n"
+        "from operations.events import EventWriter, Heartbeat\n"
+        "from operations.models import Operation\n"
+        f"Operation.objects.filter(pk={operation.pk}).update(status='running', worker='writer:1')\n"
+        f"writer = EventWriter(Operation.objects.get(pk={operation.pk}))\n"
+        "beat = Heartbeat(writer); beat.start()\n"
+        f"for n in range({count}):\n"
+        "    writer.emit(f'line {n}')\n"
+        "    time.sleep(1 / 300)\n"
+        "writer.flush(); beat.stop()\n"
+    )
+    env = processes.kubeboard_env(redis_url=url, **database_env())
+    client = Client("watcher", operation.pk, [stack.address], key, last_seq=count)
+    runner = ClientRunner()
+    runner.start()
+    runner.add(client, timeout=120)
+    writer = processes.start("writer", ["manage.py", "shell", "-c", produce], env, tmp_path / "logs")
+    try:
+        wait_until(lambda: len(client.events) > 300, timeout=60, message="live events before the restart")
+        redis.terminate()
+        redis.wait(10)
+        during = len(client.events)
+        wait_until(lambda: len(client.events) > during + 100, timeout=30, message="events while Redis is down")
+        redis = start_redis_on(port, tmp_path / "redis")
+        writer.popen.wait(120)
+        runner.wait(timeout=60)
+    finally:
+        writer.stop()
+        redis.terminate()
+        redis.wait(10)
+    assert [e["seq"] for e in client.events] == list(range(1, count + 1)), stack.logs()[-3000:]
+    assert [e["message"] for e in client.events] == [f"line {n}" for n in range(count)]
+    assert "could not send to channel-layer group" in writer.log(), "the writer published while Redis was gone"
+    web_log = stack.web.log()
+    assert "the channel layer stopped delivering" in web_log and "the channel layer delivers again" in web_log

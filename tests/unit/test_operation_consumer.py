@@ -76,6 +76,16 @@ async def connect(operation_id, user, after=0, session=None):
     return communicator
 
 
+async def live(communicator) -> None:
+    """Wait until the stream is registered with its follower: the consumer answers a ping only
+    after its connect handler (registration and replay) is done."""
+    await communicator.send_json_to({"type": "ping"})
+    message = await communicator.receive_json_from(timeout=5)
+    while message["type"] == "events":
+        message = await communicator.receive_json_from(timeout=5)
+    assert message["type"] == "pong"
+
+
 async def expect_refusal(communicator, code, timeout=5.0):
     """The refusal message, then the close frame with ``code``."""
     message = await communicator.receive_output(timeout)
@@ -395,6 +405,7 @@ async def test_deactivated_user_loses_the_stream(operation, member, settings):
     settings.CHANNEL_LAYERS = {}
     settings.STREAM_ACCESS_CHECK_SECONDS = 3600
     communicator = await connect(operation.pk, member)
+    await live(communicator)
 
     def deactivate():
         member.is_active = False
@@ -414,6 +425,8 @@ async def test_logout_ends_the_streams_of_that_browser_only(operation, member, s
     phone = await database_sync_to_async(new_session)(member)
     on_laptop = await connect(operation.pk, member, session=laptop)
     on_phone = await connect(operation.pk, member, session=phone)
+    await live(on_laptop)
+    await live(on_phone)
 
     def log_out_on_the_laptop():
         request = RequestFactory().post("/logout/")

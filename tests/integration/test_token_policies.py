@@ -199,3 +199,25 @@ def test_unreachable_cluster_during_a_sweep_retries_later_and_keeps_the_token(te
     token.refresh_from_db()
     assert token.successor is not None and not token.last_error
     assert policy_for(cluster).rotate_before == timedelta(hours=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_never_expiring_token_made_on_a_node_is_deleted_at_the_hard_lifetime(testbed, cluster):
+    from tokens.sync import sync_cluster
+
+    made = testbed.cp.node.ssh(
+        f"{testbed.bins}/kubeadm token create --kubeconfig /etc/kubernetes/admin.conf --ttl 0 "
+        "--description 'forever, by hand'"
+    ).stdout.strip()
+    token_id = made.split(".")[0]
+    assert sync_cluster(cluster).ok
+    row = BootstrapToken.objects.get(cluster=cluster, token_id=token_id)
+    assert row.origin == BootstrapToken.Origin.EXTERNAL and row.expires_at is None
+    assert row.next_action_at == row.cluster_created_at + timedelta(days=2), "due at the hard maximum lifetime"
+    assert not sweeps.sweep(now=row.next_action_at - timedelta(minutes=1)).actions.get("lifetime")
+    report = sweeps.sweep(now=row.next_action_at)
+    assert report.actions["lifetime"] == 1
+    assert f"bootstrap-token-{token_id}" not in secret_names(testbed)
+    row.refresh_from_db()
+    assert row.status == BootstrapToken.Status.REVOKED
+    assert AuditEvent.objects.get(action="token.lifetime_ended").details["token_id"] == token_id

@@ -128,6 +128,11 @@ class CertificateAuthority(models.Model):
     def __str__(self) -> str:
         return f"{self.cluster.name}/{self.name}"
 
+    @property
+    def slug(self) -> str:
+        """The name as one URL/file-name segment: "etcd/ca" -> "etcd-ca"."""
+        return self.name.replace("/", "-")
+
 
 class ClusterInventory(models.Model):
     """What the cluster's API server said at the last read-back (after init, a join, or on request)."""

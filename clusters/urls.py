@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters import action_views, views
+from clusters import action_views, material_views, views
 
 app_name = "clusters"
 
@@ -14,4 +14,7 @@ urlpatterns = [
     path("<str:name>/admin-kubeconfig/", action_views.admin_kubeconfig, name="admin-kubeconfig"),
     path("<str:name>/read-back/", action_views.read_back, name="read-back"),
     path("<str:name>/delete/", views.cluster_delete, name="delete"),
+    path("<str:name>/ca/<str:ca>.crt", material_views.ca_certificate, name="ca-certificate"),
+    path("<str:name>/ca-pin.txt", material_views.ca_pin, name="ca-pin"),
+    path("<str:name>/kubeadm-config.yaml", material_views.kubeadm_config, name="kubeadm-config"),
 ]

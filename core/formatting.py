@@ -66,7 +66,10 @@ def relative_text(value: datetime | None, now: datetime | None = None) -> str:
         amount = f"{int(seconds // 60)} min"
     elif seconds < 86400 * 2:
         amount = f"{int(seconds // 3600)} h"
+    elif seconds < 86400 * 60:
+        amount = f"{int(seconds // 86400)} days"
+    elif seconds < 86400 * 730:
+        amount = f"{int(seconds // (86400 * 30))} months"
     else:
-        days = int(seconds // 86400)
-        amount = f"{days} days"
+        amount = f"{int(seconds // (86400 * 365))} years"
     return f"in {amount}" if future else f"{amount} ago"

@@ -92,7 +92,7 @@ class World:
 def build_world() -> World:
     from django.contrib.auth.models import Group, User
 
-    from clusters.models import Cluster
+    from clusters.models import CertificateAuthority, Cluster
     from core.models import TeamMembership
     from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
     from nodes.models import Node
@@ -121,6 +121,16 @@ def build_world() -> World:
         kubernetes_version=DEFAULT_KUBERNETES_VERSION,
         control_plane_endpoint="10.0.0.10:6443",
         pod_subnet="10.244.0.0/16",
+        # Public material the download routes serve (no real CA: nothing here verifies it).
+        ca_pin_hash="sha256:" + "0" * 64,
+        kubeadm_config="kind: ClusterConfiguration\n",
+    )
+    CertificateAuthority.objects.create(
+        cluster=cluster,
+        name="etcd/ca",
+        certificate_pem="-----BEGIN CERTIFICATE-----\n",
+        public_key_pem="x",
+        private_key="k",
     )
     node = Node.objects.create(cluster=cluster, name="n1", address="10.0.0.21")
     operation = Operation.objects.create(cluster=cluster, kind="prepare-identity", status=Operation.Status.FAILED)
@@ -178,6 +188,10 @@ MATRIX: dict[str, Route] = {
     "clusters:admin-kubeconfig": Route(kwargs=_cluster, GET=POST_ONLY, POST=ADMIN_ACTION),
     "clusters:read-back": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     # Deleting a cluster destroys the CA keys Kubeboard holds: superusers only (an empty POST re-shows the form).
+    # Public material: anyone who sees the cluster (private keys stay behind the audited reveal).
+    "clusters:ca-certificate": Route(kwargs=lambda w: {"name": w.cluster.name, "ca": "etcd-ca"}, GET=TEAM_PAGE),
+    "clusters:ca-pin": Route(kwargs=_cluster, GET=TEAM_PAGE),
+    "clusters:kubeadm-config": Route(kwargs=_cluster, GET=TEAM_PAGE),
     "clusters:delete": Route(
         kwargs=_cluster, GET=S(LOGIN, 404, 403, 403, 403, 200), POST=S(LOGIN, 404, 403, 403, 403, 400)
     ),

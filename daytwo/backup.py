@@ -211,6 +211,9 @@ def take_snapshot(ctx: PhaseContext, *, reason: str) -> EtcdSnapshot:
                 revision=status.revision,
                 keys=status.total_keys,
             )
+            # The file is the database plus the SHA-256 etcd appends (32 bytes more than totalSize).
+            _, lines = machine.capture(ctx, conn, ["stat", "-c", "%s", path], label="stat", show=False)
+            file_size = int(lines[-1].strip()) if lines and lines[-1].strip().isdigit() else -1
             writer = _ChunkWriter(snapshot)
             machine.capture(
                 ctx, conn, ["base64", "-w", str(B64_LINE), path], label="copy the snapshot back",
@@ -222,11 +225,11 @@ def take_snapshot(ctx: PhaseContext, *, reason: str) -> EtcdSnapshot:
         snapshot.chunks.all().delete()
         EtcdSnapshot.objects.filter(pk=snapshot.pk).update(status=EtcdSnapshot.Status.FAILED, error=str(exc)[:2000])
         raise
-    if writer.size != status.total_size:
+    if writer.size != file_size:
         snapshot.chunks.all().delete()
         EtcdSnapshot.objects.filter(pk=snapshot.pk).update(status=EtcdSnapshot.Status.FAILED, error="size mismatch")
         raise PhaseError(
-            f"copied {writer.size} bytes back, etcdutl reported {status.total_size}",
+            f"copied {writer.size} bytes back, the file on {node.name} has {file_size}",
             hint="retry the snapshot; the transfer was cut short",
         )
     with transaction.atomic():

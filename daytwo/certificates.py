@@ -451,7 +451,7 @@ def _apiserver_certificate(ctx: PhaseContext) -> None:
         remote.run(
             ctx,
             conn,
-            [remote.KUBEADM, "init", "phase", "certs", "apiserver", "--config", config_path],
+            [machine.KUBEADM, "init", "phase", "certs", "apiserver", "--config", config_path],
             label="kubeadm init phase certs apiserver",
         )
         data = conn.read_file(f"{PKI_DIR}/apiserver.crt")

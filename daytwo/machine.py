@@ -16,6 +16,7 @@ from nodes import ssh
 from operations.runner import PhaseContext, PhaseError
 
 TAIL_LINES = 200
+KUBEADM = "kubeadm"  # found on the machine's PATH, as an operator types it
 
 
 def capture(

@@ -423,7 +423,7 @@ def _kubeadm_version(ctx: PhaseContext) -> None:
     if not _is_control_plane(ctx) and not ctx.params.get("kubeadm_package_command"):
         _stop_if_rollout_failed(ctx)
     with remote.connection(ctx) as conn:
-        _, lines = machine.capture(ctx, conn, [remote.KUBEADM, "version", "-o", "short"], label="kubeadm version")
+        _, lines = machine.capture(ctx, conn, [machine.KUBEADM, "version", "-o", "short"], label="kubeadm version")
     found = next((line.strip() for line in reversed(lines) if line.strip()), "")
     problem = kubeadm_problem(found, _target(ctx)) if found else "kubeadm printed no version"
     if problem:

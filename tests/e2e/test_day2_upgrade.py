@@ -1,0 +1,192 @@
+"""Upgrade and restore on the test bed, end to end.
+
+A cluster Kubeboard initializes at v1.36.3 (one control plane, one worker, real kubeadm, etcd
+and control plane of that release, hollow kubelets of that release) is upgraded to v1.37.2 by
+Kubeboard's upgrade operation: etcd snapshot first, ``kubeadm upgrade apply`` on the control
+plane, then the worker (drain, ``kubeadm upgrade node``, kubelet, uncordon). The package step
+is the test bed's: the machine's kubeadm/kubelet switched to the target release. The same
+cluster then serves the restore drill (single control plane): a ConfigMap written, a snapshot,
+the ConfigMap deleted, the snapshot restored, the ConfigMap back.
+
+The operations run in this process on the real runner (the worker-process path is covered by
+the engine's tests); every connection passes the test bed's route guard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+
+import kubernetes.client
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from clusters import kubeapi
+from clusters.init import start_init
+from clusters.models import Cluster
+from daytwo import backup, upgrade
+from daytwo.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
+from nodes.join import start_join
+from nodes.services import run_check
+from tests.conftest import team_of
+from tests.support.day2 import UPGRADE_IGNORE, machines, messages, package_commands_on_testbed, run
+from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, ready_cluster
+from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, BinariesMissing, find_binaries
+from tools.testbed.testing import require_binaries, unavailable
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+
+def older_release():
+    try:
+        old = find_binaries(OLDER_VERSION)
+    except BinariesMissing as exc:
+        if os.environ.get("KUBEBOARD_TESTBED_OLDER") == "1":
+            unavailable(str(exc))
+        pytest.skip(f"older release not built (KUBEBOARD_TESTBED_OLDER=1 bash tools/setup-testbed.sh): {exc}")
+    for bins in (old, require_binaries(DEFAULT_VERSION)):
+        for tool in ("kubemark", "etcdutl"):
+            if not os.access(bins / tool, os.X_OK):
+                unavailable(f"{bins}/{tool} missing (tools/setup-testbed.sh builds it)")
+    return old
+
+
+def config_map(cluster, name: str) -> dict | None:
+    with kubeapi.connect(cluster, "read ConfigMap") as client:
+        try:
+            return kubernetes.client.CoreV1Api(client).read_namespaced_config_map(name, "default").data
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+
+def test_upgrade_from_the_older_release_then_restore_drill(transactional_db, operator):
+    old = older_release()
+    new = require_binaries(DEFAULT_VERSION)
+    with machines("kbtbx2", "10.213.92.0/24", 2, release=old) as sb:
+        cluster = ready_cluster(
+            "uplift",
+            f"{sb.node(1).address}:6443",
+            team=team_of(operator),
+            user=operator,
+            kubernetes_version=OLDER_VERSION,
+            ignore_preflight_errors=TESTBED_IGNORE_PREFLIGHT,
+        )
+        cp = add_machine(cluster, sb, 1, user=operator, control_plane=True)
+        worker = add_machine(cluster, sb, 2, user=operator)
+        run(start_init(cluster, cp, user=operator))
+        run(start_join(Cluster.objects.get(pk=cluster.pk), [worker], user=operator))
+        for node in (cp, worker):
+            assert run_check(node.pk)["binaries"]["kubeadm"]["version"] == OLDER_VERSION
+        cluster.refresh_from_db()
+        assert kubeapi.server_version(cluster) == OLDER_VERSION
+
+        # --- bad input, refused before anything changes -----------------------------------------
+        refused = {
+            "v1.38.0": "outside the versions",
+            "v1.35.4": "downgrades are not supported",
+            "v1.36.3": "nothing to upgrade",
+        }
+        for target, reason in refused.items():
+            with pytest.raises(upgrade.UpgradeRefused, match=reason):
+                upgrade.start_upgrade(cluster, target, user=operator)
+        # No package command: the machines' kubeadm v1.36.3 cannot deploy v1.37.2.
+        with pytest.raises(upgrade.UpgradeRefused) as info:
+            upgrade.start_upgrade(cluster, DEFAULT_VERSION, user=operator)
+        assert f"kubeadm {OLDER_VERSION} is older than Kubernetes {DEFAULT_VERSION}" in str(info.value)
+        assert "package command" in info.value.hint
+        assert not cluster.operations.filter(kind=upgrade.KIND).exists()
+
+        # --- the upgrade ---------------------------------------------------------------------------
+        kubeadm_cmd, kubelet_cmd = package_commands_on_testbed()
+        DayTwoSettings.objects.update_or_create(
+            cluster=cluster,
+            defaults={
+                "kubeadm_package_command": kubeadm_cmd,
+                "kubelet_package_command": kubelet_cmd,
+                "upgrade_ignore_preflight_errors": UPGRADE_IGNORE,
+            },
+        )
+        plan = upgrade.build_plan(cluster, DEFAULT_VERSION)
+        assert plan.allowed, plan.refusals
+        assert plan.current == OLDER_VERSION and plan.order == [[cp.name], [worker.name]]
+        operation = run(upgrade.start_upgrade(cluster, DEFAULT_VERSION, user=operator))
+
+        # The API server and every node report the new release.
+        cluster.refresh_from_db()
+        assert cluster.kubernetes_version == DEFAULT_VERSION
+        assert kubeapi.server_version(cluster) == DEFAULT_VERSION
+        from daytwo.kube import cluster_state
+
+        state = cluster_state(cluster)
+        assert {n.name: n.kubelet_version for n in state.nodes.values()} == {
+            cp.name: DEFAULT_VERSION,
+            worker.name: DEFAULT_VERSION,
+        }
+        components = state.nodes[cp.name].components
+        for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            assert components[component].endswith(f":{DEFAULT_VERSION}"), components
+        assert components["etcd"].endswith(":3.7.0-0"), components
+        for index in (1, 2):
+            out = sb.node(index).ssh("kubeadm version -o short && kubelet --version").stdout.split()
+            assert out == [DEFAULT_VERSION, "Kubernetes", DEFAULT_VERSION]
+        ps = sb.node(1).exec(["ps", "-eo", "args"]).stdout
+        for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
+            assert f"{new}/{component} " in ps, f"{component} does not run the new release:\n{ps}"
+        # Node by node: the control plane finished before the worker started, in plan order.
+        phases = list(operation.phases.order_by("order"))
+        cp_last = max(p.finished_at for p in phases if p.group == cp.name)
+        worker_first = min(p.started_at for p in phases if p.group == worker.name)
+        assert cp_last <= worker_first
+        assert any("[upgrade/staticpods] Component \"kube-apiserver\" upgraded successfully!" in m
+                   for m in messages(operation, "control-plane", cp.name))  # fmt: skip
+
+        # The pre-upgrade snapshot exists and etcd's own tool reads it.
+        snapshot = EtcdSnapshot.objects.get(cluster=cluster, reason=EtcdSnapshot.Reason.PRE_UPGRADE)
+        assert snapshot.operation_id == operation.pk and snapshot.status == EtcdSnapshot.Status.AVAILABLE
+        assert snapshot.kubernetes_version == OLDER_VERSION
+        data = backup.snapshot_bytes(snapshot)
+        with tempfile.NamedTemporaryFile(suffix=".db") as handle:
+            handle.write(data)
+            handle.flush()
+            out = subprocess.run(
+                [str(new / "etcdutl"), "snapshot", "status", handle.name, "-w", "json"],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+        status = json.loads(out.strip().splitlines()[-1])
+        assert status["revision"] == snapshot.revision and status["totalKey"] == snapshot.total_keys
+        assert status["hash"] == snapshot.etcd_hash
+
+        # --- restore drill ----------------------------------------------------------------------
+        with kubeapi.connect(cluster, "create ConfigMap") as client:
+            kubernetes.client.CoreV1Api(client).create_namespaced_config_map(
+                "default", {"metadata": {"name": "drill"}, "data": {"written": "before the snapshot"}}
+            )
+        taken = run(backup.start_snapshot(cluster, user=operator))
+        drill = EtcdSnapshot.objects.get(operation=taken)
+        with kubeapi.connect(cluster, "delete ConfigMap") as client:
+            kubernetes.client.CoreV1Api(client).delete_namespaced_config_map("drill", "default")
+        assert config_map(cluster, "drill") is None
+
+        # Bad input first: no confirmation; a damaged copy of the snapshot.
+        with pytest.raises(backup.BackupRefused, match="type the cluster's name"):
+            backup.start_restore(cluster, drill, user=operator, confirm="yes")
+        damaged = EtcdSnapshot.objects.get(pk=drill.pk)
+        damaged.pk = None
+        damaged.save()
+        for chunk in drill.chunks.all():
+            SnapshotChunk.objects.create(snapshot=damaged, index=chunk.index, data=chunk.data.reveal())
+        first = damaged.chunks.get(index=0)
+        first.data = first.data.reveal()[:-8] + "AAAAAAAA"
+        first.save()
+        with pytest.raises(backup.BackupRefused, match="fails its checksum"):
+            backup.start_restore(cluster, damaged, user=operator, confirm=cluster.name)
+        assert not cluster.operations.filter(kind=backup.RESTORE_KIND).exists()
+
+        restored = run(backup.start_restore(cluster, drill, user=operator, confirm=cluster.name))
+        assert config_map(cluster, "drill") == {"written": "before the snapshot"}
+        assert EtcdSnapshot.objects.filter(operation=restored, reason=EtcdSnapshot.Reason.PRE_RESTORE).exists()
+        assert kubeapi.readyz(cluster) == "ok"

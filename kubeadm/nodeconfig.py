@@ -14,6 +14,7 @@ holds the token (and certificate key): upload it with mode 0600 and never log it
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 
 from kubeadm import config as cfg
@@ -52,6 +53,16 @@ def _token(value: object, field: str) -> str:
     return str(parsed)
 
 
+def _timeouts(overrides: cfg.Timeouts | None) -> cfg.Timeouts:
+    """kubeadm's default timeouts with the fields set in ``overrides`` replaced."""
+    result = cfg.default_timeouts()
+    for f in dataclasses.fields(cfg.Timeouts):
+        value = getattr(overrides, f.name) if overrides is not None else None
+        if value is not None:
+            setattr(result, f.name, value)
+    return result
+
+
 def _registration(
     node_name: str, cri_socket: str, ignore: Iterable[str], taints: list[cfg.Taint] | None
 ) -> cfg.NodeRegistrationOptions:
@@ -74,6 +85,7 @@ def init_config_for_node(
     ignore_preflight_errors: Iterable[str] = (),
     certificate_key: str = "",
     taints: list[cfg.Taint] | None = None,
+    timeouts: cfg.Timeouts | None = None,
 ) -> str:
     """The config file of the first control plane: InitConfiguration + ``cluster``.
 
@@ -95,6 +107,7 @@ def init_config_for_node(
     init = cfg.default_init_configuration(advertise_address=advertise_address, node_name=node_name)
     init.local_api_endpoint.bind_port = bind_port
     init.node_registration = _registration(node_name, cri_socket, ignore_preflight_errors, taints)
+    init.timeouts = _timeouts(timeouts)
     rendered_tokens = []
     for index, item in enumerate(bootstrap_tokens):
         field = f"InitConfiguration.bootstrapTokens[{index}].token"
@@ -124,6 +137,7 @@ def join_config_for_node(
     bind_port: int = cfg.DEFAULT_BIND_PORT,
     certificate_key: str = "",
     taints: list[cfg.Taint] | None = None,
+    timeouts: cfg.Timeouts | None = None,
 ) -> str:
     """The JoinConfiguration of a worker (``control_plane_address`` None) or a control plane.
 
@@ -132,7 +146,8 @@ def join_config_for_node(
     the address on a machine without a default route) and, the upload-certs way,
     ``certificateKey`` (download-certs runs only then; without it the shared certificates must be
     pre-seeded). ``taints`` None = kubeadm's default (none for workers, control-plane taint for
-    control planes).
+    control planes). ``timeouts``: fields set there replace kubeadm's defaults — e.g. ``discovery``
+    (5 min by default: an unreachable endpoint is retried that long before preflight fails).
     """
     _check_node(node_name, control_plane_address, field="JoinConfiguration")
     try:
@@ -162,6 +177,7 @@ def join_config_for_node(
         api_server_endpoint=api_server_endpoint, token=token_text, node_name=node_name, ca_cert_hashes=pins
     )
     join.node_registration = _registration(node_name, cri_socket, ignore_preflight_errors, taints)
+    join.timeouts = _timeouts(timeouts)
     if control_plane_address is not None:
         join.control_plane = cfg.JoinControlPlane(
             local_api_endpoint=cfg.APIEndpoint(advertise_address=control_plane_address, bind_port=bind_port)

@@ -21,11 +21,13 @@ import json
 import os
 import shlex
 import time
+from datetime import timedelta
 
 import pytest
 
 from kubeadm import certkeys, discovery, nodeconfig, output, pki, preflight, tokens, uploads, workflow
-from kubeadm.config import default_cluster_configuration
+from kubeadm.config import Timeouts, default_cluster_configuration
+from kubeadm.diagnose import diagnose
 from tools.testbed.binaries import selected_version
 from tools.testbed.cluster import ControlPlane
 from tools.testbed.testing import require_binaries, sandbox, unavailable
@@ -184,6 +186,48 @@ def test_init_and_joins_phase_by_phase_with_real_preflight() -> None:
         assert "This node has joined the cluster:" in worker["kubelet-wait-bootstrap"]
         n2.ssh("test -s /var/lib/kubelet/pki/kubelet-client-current.pem")
         assert not n2.host_path("/etc/kubernetes/bootstrap-kubelet.conf").exists()
+
+        # --- failures users hit, produced live on node4 (still blank) and diagnosed ---------------
+        def failed_join_preflight(**changes) -> tuple[int, list[str]]:
+            args = (
+                dict(
+                    api_server_endpoint=cluster.control_plane_endpoint,
+                    token=token,
+                    ca_cert_hashes=[pin],
+                    node_name=n4.name,
+                    cri_socket=CRI_SOCKET,
+                    ignore_preflight_errors=preflight.TESTBED_JOIN_WORKER,
+                    # an unreachable endpoint is retried until the discovery timeout (5 min by default)
+                    timeouts=Timeouts(discovery=timedelta(seconds=15)),
+                )
+                | changes
+            )
+            n4.write_file(nodeconfig.JOIN_CONFIG_PATH, nodeconfig.join_config_for_node(**args).encode(), 0o600)
+            return run_phase(n4, workflow.join_phase_command("preflight", nodeconfig.JOIN_CONFIG_PATH))
+
+        wrong_pin = "sha256:" + "0" * 64
+        status, lines = failed_join_preflight(ca_cert_hashes=[wrong_pin])
+        found = diagnose(lines, status, phase="preflight", pins=[wrong_pin])
+        assert found.code == "ca-pin-mismatch" and found.details == {"actual": [pin], "expected": [wrong_pin]}
+        status, lines = failed_join_preflight(token=tokens.generate_token())
+        assert diagnose(lines, status, phase="preflight").code == "token-unknown"
+        status, lines = failed_join_preflight(api_server_endpoint=f"{SUBNET.rsplit('.', 1)[0]}.99:6443")
+        assert diagnose(lines, status, phase="preflight").code == "endpoint-unreachable"
+        listener = n4.ssh(
+            'setsid python3 -c \'import socket,time;s=socket.socket();s.bind(("0.0.0.0",10250));s.listen();'
+            "time.sleep(120)' >/dev/null 2>&1 </dev/null & echo $!"
+        ).stdout.strip()
+        try:
+            time.sleep(0.5)
+            status, lines = failed_join_preflight()
+            found = diagnose(lines, status, phase="preflight")
+            assert found.code == "port-in-use" and found.details["ports"] == ["10250"]
+        finally:
+            n4.ssh(f"kill {int(listener)}")
+        status, lines = run_phase(n4, ["env", "PATH=/usr/bin:/bin", "sh", "-c", "kubeadm version"])
+        found = diagnose(lines, status, phase="preflight")
+        assert status == 127 and found.code == "kubeadm-missing" and found.details["path"] == "kubeadm"
+        n4.ssh("rm -rf /etc/kubernetes/kubeboard")
 
         # --- control-plane joins: node3 with upload-certs, node4 with pre-seeded certificates ------
         n3.write_file(

@@ -200,3 +200,19 @@ def test_uploads_refuse_missing_or_mismatched_material(authorities):
     wrong_sa = dict(authorities, sa=(other["sa"].public_key_pem(), authorities["sa"].key_pem()))
     with pytest.raises(CertificateError, match="does not belong"):
         uploads.control_plane_shared_files(wrong_sa)
+
+
+def test_timeouts_override_only_what_is_given():
+    from datetime import timedelta
+
+    join = config.parse_config(
+        nodeconfig.join_config_for_node(
+            api_server_endpoint="10.0.0.11:6443",
+            token=TOKEN,
+            ca_cert_hashes=[PIN],
+            node_name="w1",
+            timeouts=config.Timeouts(discovery=timedelta(seconds=15)),
+        )
+    ).join
+    assert join.timeouts.discovery == timedelta(seconds=15)
+    assert join.timeouts.tls_bootstrap == timedelta(minutes=5)

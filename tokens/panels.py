@@ -45,5 +45,13 @@ def cluster_panel(cluster, user) -> dict:
     """States, countdowns, the timeline and the sync state (the cluster page sets its own
     permission flags; the panel shows no actions)."""
     context = token_context(cluster, user)
-    keys = ("token_rows", "live_count", "policy", "token_sync", "timeline", "certificate_keys", "current_certificate_key")
+    keys = (
+        "token_rows",
+        "live_count",
+        "policy",
+        "token_sync",
+        "timeline",
+        "certificate_keys",
+        "current_certificate_key",
+    )
     return {key: context[key] for key in keys} | {"tokens": [row["token"] for row in context["token_rows"]]}

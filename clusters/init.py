@@ -33,8 +33,9 @@ from django.utils import timezone
 from clusters import inventory, kubeadm_config, kubeapi, remote
 from clusters.models import Cluster
 from kubeadm import config as kubeadm_config_api
+from kubeadm import discovery, nodeconfig, workflow
 from kubeadm import tokens as kubeadm_tokens
-from kubeadm import workflow
+from kubeadm.errors import JWSError, KubeadmError, PinError
 from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
@@ -56,8 +57,8 @@ class InitRefused(Exception):
 # --- configuration ----------------------------------------------------------------------------
 
 
-def init_configuration_text(cluster: Cluster, node, token=None) -> str:
-    """The node's InitConfiguration and the cluster's ClusterConfiguration as kubeadm reads them.
+def init_configuration_text(cluster: Cluster, node, *, token=None, ignore_preflight_errors=()) -> str:
+    """The node's InitConfiguration and the cluster's ClusterConfiguration (kubeadm.nodeconfig).
 
     ``token`` (a BootstrapToken row) becomes the only bootstrap token; without one the list is
     left out, which only the bootstrap-token phase reads (and that phase always has the token).
@@ -65,14 +66,10 @@ def init_configuration_text(cluster: Cluster, node, token=None) -> str:
     once it defaults the TTL), so the token carries the time left as its TTL; the Secret is put
     back to the row's exact expiry right after kubeadm wrote it (``bootstrap_token``).
     """
-    init = kubeadm_config_api.default_init_configuration(
-        advertise_address=node.address, node_name=node.name, token=kubeadm_config_api.PLACEHOLDER_TOKEN
-    )
-    if token is None:
-        init.bootstrap_tokens = None
-    else:
+    tokens = []
+    if token is not None:
         left = max(1, math.ceil((token.expires_at - timezone.now()).total_seconds()))
-        init.bootstrap_tokens = [
+        tokens.append(
             kubeadm_config_api.BootstrapToken(
                 token=f"{token.token_id}.{token.plain_secret()}",
                 description=token.description,
@@ -80,9 +77,14 @@ def init_configuration_text(cluster: Cluster, node, token=None) -> str:
                 usages=list(token.usages or []),
                 groups=list(token.groups or []),
             )
-        ]
-    config = kubeadm_config.cluster_configuration(kubeadm_config.cluster_values(cluster))
-    return kubeadm_config_api.render_init_config(init, config)
+        )
+    return nodeconfig.init_config_for_node(
+        kubeadm_config.cluster_configuration(kubeadm_config.cluster_values(cluster)),
+        node_name=node.name,
+        advertise_address=node.address,
+        bootstrap_tokens=tokens,
+        ignore_preflight_errors=ignore_preflight_errors,
+    )
 
 
 def _mark_initializing(ctx: PhaseContext) -> None:
@@ -101,7 +103,8 @@ def check_machine(ctx: PhaseContext) -> None:
 
 def upload_files(ctx: PhaseContext) -> None:
     _mark_initializing(ctx)
-    files = [remote.RemoteFile(remote.INIT_CONFIG, init_configuration_text(ctx.cluster, ctx.node).encode(), 0o600)]
+    text = init_configuration_text(ctx.cluster, ctx.node, ignore_preflight_errors=_ignored(ctx))
+    files = [remote.RemoteFile(remote.INIT_CONFIG, text.encode(), nodeconfig.CONFIG_MODE)]
     files += remote.authority_files(ctx.cluster)
     with remote.connection(ctx) as conn:
         remote.upload(ctx, conn, files)
@@ -193,10 +196,10 @@ def bootstrap_token(ctx: PhaseContext) -> None:
     token = _init_token(ctx)
     secrets = remote.Secrets()
     secrets.add(token.plain_secret(), f"{token.token_id}.{token.plain_secret()}")
-    text = init_configuration_text(ctx.cluster, ctx.node, token=token)
+    text = init_configuration_text(ctx.cluster, ctx.node, token=token, ignore_preflight_errors=_ignored(ctx))
     with remote.connection(ctx) as conn:
-        remote.upload(ctx, conn, [remote.RemoteFile(remote.INIT_CONFIG, text.encode(), 0o600)])
-        argv = [*_kubeadm_argv("bootstrap-token"), "--skip-token-print"]
+        remote.upload(ctx, conn, [remote.RemoteFile(remote.INIT_CONFIG, text.encode(), nodeconfig.CONFIG_MODE)])
+        argv = remote.init_phase_argv("bootstrap-token")
         remote.run(ctx, conn, argv, secrets=secrets, label="kubeadm init phase bootstrap-token")
     _restore_token_secret(ctx, token)
 
@@ -226,7 +229,6 @@ def _restore_token_secret(ctx: PhaseContext, token) -> None:
 def verify_cluster_info(ctx: PhaseContext) -> None:
     from tokens import kube
     from tokens.models import BootstrapToken
-    from tokens.sync import cluster_info_pins
 
     _mark_initializing(ctx)
     cluster = ctx.cluster
@@ -259,18 +261,18 @@ def verify_cluster_info(ctx: PhaseContext) -> None:
             )
         if ctx.cancel_event.wait(2.0):
             raise OperationCancelled("cancelled while waiting for cluster-info")
-    pins = cluster_info_pins(data["kubeconfig"])
-    if cluster.ca_pin_hash not in pins:
+    try:
+        # As a joining node checks it (kubeadm.discovery): the signature, then the CA pin.
+        discovery.verify_cluster_info(data, f"{token.token_id}.{token.plain_secret()}", [cluster.ca_pin_hash])
+    except PinError as exc:
         raise PhaseError(
-            f"cluster-info carries a CA with pin {', '.join(pins)}, expected {cluster.ca_pin_hash}",
-            hint="the API server does not use the CA Kubeboard holds; reset the machine and initialize again",
-        )
+            str(exc), hint="the API server does not use the CA Kubeboard holds; reset the machine and initialize again"
+        ) from None
+    except (JWSError, KubeadmError) as exc:
+        raise PhaseError(
+            str(exc), hint=f"another token with id {token.token_id} may exist in the cluster; delete it and resume"
+        ) from None
     ctx.log(f"cluster-info's CA matches the cluster's pin {cluster.ca_pin_hash}.")
-    if not kubeadm_tokens.is_valid_detached_jws(data[key], data["kubeconfig"], token.token_id, token.plain_secret()):
-        raise PhaseError(
-            f"the {key} signature in cluster-info does not verify with Kubeboard's token {token.token_id}",
-            hint="another token with that id exists in the cluster; delete it and resume",
-        )
     ctx.log(f"{key} verifies with token {token.token_id}: joining nodes can trust this cluster.")
 
 
@@ -308,18 +310,14 @@ def read_back(ctx: PhaseContext) -> None:
 # --- kubeadm's phases ---------------------------------------------------------------------------
 
 
-def _kubeadm_argv(name: str) -> list[str]:
-    return remote.kubeadm_argv("init", name, remote.INIT_CONFIG)
+def _ignored(ctx: PhaseContext) -> list[str]:
+    return list(ctx.params.get("ignore_preflight_errors") or [])
 
 
-def kubeadm_phase(name: str, *extra: str):
+def kubeadm_phase(name: str):
     def run(ctx: PhaseContext) -> None:
         _mark_initializing(ctx)
-        argv = _kubeadm_argv(name) + list(extra)
-        if name == "preflight":
-            ignored = ctx.params.get("ignore_preflight_errors") or []
-            if ignored:
-                argv.append("--ignore-preflight-errors=" + ",".join(ignored))
+        argv = remote.init_phase_argv(name, ignore_preflight_errors=_ignored(ctx) if name == "preflight" else ())
         with remote.connection(ctx) as conn:
             remote.run(ctx, conn, argv, label=f"kubeadm init phase {name}")
 
@@ -327,12 +325,31 @@ def kubeadm_phase(name: str, *extra: str):
     return run
 
 
-def _kubeadm(name: str, *extra: str) -> PhaseSpec:
+def upload_certs(ctx: PhaseContext) -> None:
+    """The upload-certs way: Kubeboard writes kubeadm-certs with a fresh key (two hours), owned
+    by a token it knows; kubeadm's own --upload-certs would invent that token. Otherwise kubeadm
+    runs the phase without the flag and says it skips (the certificates are pre-seeded later)."""
+    _mark_initializing(ctx)
+    if ctx.cluster.control_plane_join_method != Cluster.ControlPlaneJoinMethod.UPLOAD_CERTS:
+        kubeadm_phase("upload-certs")(ctx)
+        ctx.log("Control planes of this cluster get the shared certificates pre-seeded from Kubeboard's custody.")
+        return
+    from tokens import certkeys
+
+    try:
+        certkeys.issue_certificate_key(
+            ctx.cluster, user=ctx.operation.requested_by, operation=ctx.operation, log=ctx.log
+        )
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
+
+
+def _kubeadm(name: str) -> PhaseSpec:
     phase = workflow.find_phase(workflow.INIT_PHASES, name)
     description = phase.description if phase is not None else name
     # kubeadm's init phases are re-runnable: files are reused or rewritten, API objects
     # created or updated. The job lock keeps two attempts from overlapping on the machine.
-    return PhaseSpec(name, description, kubeadm_phase(name, *extra), idempotent=True)
+    return PhaseSpec(name, description, kubeadm_phase(name), idempotent=True)
 
 
 PHASES = (
@@ -362,9 +379,12 @@ PHASES = (
         idempotent=True,
     ),
     _kubeadm("upload-config"),
-    # Without --upload-certs kubeadm only says it skips: a control-plane join that uses
-    # kubeadm-certs gets a fresh certificate key (two hours) right before it, from Kubeboard.
-    _kubeadm("upload-certs"),
+    PhaseSpec(
+        "upload-certs",
+        "Store the shared CA keys in the kubeadm-certs Secret with a fresh certificate key (upload-certs clusters)",
+        upload_certs,
+        idempotent=True,
+    ),
     _kubeadm("mark-control-plane"),
     PhaseSpec(
         "bootstrap-token",
@@ -387,8 +407,6 @@ PHASES = (
         idempotent=True,
     ),
 )
-
-KUBEADM_PHASE_NAMES = tuple(p.name for p in workflow.INIT_PHASES)
 
 
 def plan(operation: Operation) -> list[PlannedPhase]:
@@ -431,6 +449,26 @@ def start_init(cluster: Cluster, node, *, user=None, skip=(), skip_reason: str =
     from nodes.models import Node
     from operations.services import start_operation
 
+    with transaction.atomic():
+        # The cluster row lock makes the checks and the start one step: two clicks start one init.
+        cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
+        node = Node.objects.select_related("cluster").get(pk=node.pk)
+        _refuse_init(cluster, node)
+        ignored = remote.preflight_ignore_list(cluster, node)
+        Node.objects.filter(pk=node.pk).update(role=Node.Role.CONTROL_PLANE, status=Node.Status.JOINING)
+        Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.INITIALIZING)
+        # The ignore list is recorded with the run (its params), as it was when it started.
+        return start_operation(
+            cluster,
+            KIND,
+            user=user,
+            params={"node_id": node.pk, "node": node.name, "ignore_preflight_errors": ignored},
+            skip=skip,
+            skip_reason=skip_reason,
+        )
+
+
+def _refuse_init(cluster: Cluster, node) -> None:
     if cluster.is_adopted:
         raise InitRefused(f"cluster {cluster.name} was adopted: it already runs", hint="join nodes to it instead")
     if not cluster.ca_pin_hash or not cluster.authorities.filter(name="ca").exists():
@@ -438,7 +476,7 @@ def start_init(cluster: Cluster, node, *, user=None, skip=(), skip_reason: str =
             f"cluster {cluster.name} has no identity yet (certificate authorities)",
             hint="wait for the prepare-identity operation to succeed",
         )
-    if cluster.status in (Cluster.Status.RUNNING,):
+    if cluster.status == Cluster.Status.RUNNING:
         raise InitRefused(f"cluster {cluster.name} is already initialized", hint="join more nodes instead")
     if node.cluster_id != cluster.pk:
         raise InitRefused(f"machine {node.name} belongs to another cluster")
@@ -454,16 +492,3 @@ def start_init(cluster: Cluster, node, *, user=None, skip=(), skip_reason: str =
     problems = remote.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
     if problems:
         raise InitRefused("; ".join(p.message for p in problems), hint=problems[0].hint)
-    ignored = remote.preflight_ignore_list(cluster, node)
-    with transaction.atomic():
-        Node.objects.filter(pk=node.pk).update(role=Node.Role.CONTROL_PLANE, status=Node.Status.JOINING)
-        Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.INITIALIZING)
-        # The ignore list is recorded with the run (its params), as it was when it started.
-        return start_operation(
-            cluster,
-            KIND,
-            user=user,
-            params={"node_id": node.pk, "node": node.name, "ignore_preflight_errors": ignored},
-            skip=skip,
-            skip_reason=skip_reason,
-        )

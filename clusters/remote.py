@@ -23,18 +23,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from kubeadm import nodeconfig, uploads, workflow
 from kubeadm import output as kubeadm_output
 from nodes import ssh
 from nodes.checks import check_machine
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
 
-KUBEADM = "kubeadm"
-ETC_KUBERNETES = "/etc/kubernetes"
-PKI_DIR = "/etc/kubernetes/pki"
-# Kubeboard's files for kubeadm on the machine; kubeadm reset removes them with the rest.
-CONFIG_DIR = "/etc/kubernetes/kubeboard"
-INIT_CONFIG = f"{CONFIG_DIR}/kubeadm-init.yaml"
-JOIN_CONFIG = f"{CONFIG_DIR}/kubeadm-join.yaml"
+# Kubeboard's files for kubeadm on the machine (kubeadm.nodeconfig says where and why).
+CONFIG_DIR = nodeconfig.CONFIG_DIR
+INIT_CONFIG = nodeconfig.INIT_CONFIG_PATH
+JOIN_CONFIG = nodeconfig.JOIN_CONFIG_PATH
 
 # kubeadm's own waits are at most a few minutes (timeouts in the config); this is the backstop.
 COMMAND_TIMEOUT = 20 * 60
@@ -189,42 +187,21 @@ def run(
 
 # --- kubeadm's phase commands ------------------------------------------------------------------
 
-# Phases whose own subcommand cannot do the job in kubeadm v1.37.2, so they run as the whole
-# command with every other phase skipped (the same phase code, fed the configuration):
-# * init/join wait-control-plane take no --config (`--help`) and guess the API server's
-#   address from the default route, which machines without one (the test bed's) lack;
-# * join kubelet-wait-bootstrap run alone insists on /etc/kubernetes/admin.conf, which a
-#   worker never has ("Please use 'kubeadm join phase control-plane-prepare'…").
-_WHOLE_COMMAND = {("init", "wait-control-plane"), ("join", "wait-control-plane"), ("join", "kubelet-wait-bootstrap")}
-# Top-level phases of `kubeadm init|join` in v1.37.2 (`kubeadm init --help`), for --skip-phases.
-_TOP_LEVEL = {
-    "init": (
-        "preflight", "certs", "kubeconfig", "etcd", "control-plane", "kubelet-start", "wait-control-plane",
-        "upload-config", "upload-certs", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon",
-        "show-join-command",
-    ),
-    "join": (
-        "preflight", "control-plane-prepare", "kubelet-start", "etcd-join", "kubelet-wait-bootstrap",
-        "control-plane-join", "wait-control-plane",
-    ),
-}  # fmt: skip
+
+def init_phase_argv(name: str, *, ignore_preflight_errors=()) -> list[str]:
+    """The command of one ``kubeadm init`` phase with Kubeboard's config (kubeadm.workflow knows
+    which phases run alone and which through the whole command with the others skipped).
+
+    ``upload-certs`` without ``--upload-certs`` only says kubeadm skips it: with that flag kubeadm
+    would make its own owner token for the kubeadm-certs Secret, a token Kubeboard does not know;
+    Kubeboard writes that Secret itself when the cluster joins control planes that way."""
+    if name == "upload-certs":
+        return ["kubeadm", "init", "phase", "upload-certs", "--config", INIT_CONFIG]
+    return workflow.init_phase_command(name, INIT_CONFIG, ignore_preflight_errors=tuple(ignore_preflight_errors))
 
 
-def kubeadm_argv(workflow_name: str, name: str, config: str) -> list[str]:
-    """The command that runs exactly kubeadm's phase ``name`` with Kubeboard's config file:
-    ``kubeadm init|join phase <name> [all] --config …`` (from kubeadm.workflow)."""
-    from kubeadm import workflow
-
-    if (workflow_name, name) in _WHOLE_COMMAND:
-        others = [phase for phase in _TOP_LEVEL[workflow_name] if phase != name]
-        return [KUBEADM, workflow_name, "--config", config, "--skip-phases=" + ",".join(others)]
-    phases = workflow.INIT_PHASES if workflow_name == "init" else workflow.JOIN_CONTROL_PLANE_PHASES
-    phase = workflow.find_phase(phases, name)
-    if phase is not None:
-        argv = [arg for arg in phase.command if not arg.startswith("--")]
-    else:
-        argv = [KUBEADM, workflow_name, "phase", name]
-    return [*argv, "--config", config]
+def join_phase_argv(name: str, *, ignore_preflight_errors=()) -> list[str]:
+    return workflow.join_phase_command(name, JOIN_CONFIG, ignore_preflight_errors=tuple(ignore_preflight_errors))
 
 
 # --- before anything runs on a machine -----------------------------------------------------------
@@ -269,14 +246,17 @@ def refusals(report: dict, *, node, kubernetes_version: str) -> list[Refusal]:
     """What in a machine-check report forbids running kubeadm init/join there."""
     found: list[Refusal] = []
     etc = report.get("etc_kubernetes") or {}
-    if etc.get("populated"):
-        files = etc.get("files") or []
-        shown = ", ".join(files[:5]) + (f" and {etc.get('count', 0) - 5} more" if etc.get("count", 0) > 5 else "")
+    # Kubeboard's own config files (left by an earlier attempt) are rewritten, not mixed in.
+    listed = etc.get("files") or []
+    files = [path for path in listed if not path.startswith(CONFIG_DIR + "/")]
+    count = int(etc.get("count") or 0) - (len(listed) - len(files))
+    if etc.get("populated") and count > 0:
+        shown = ", ".join(files[:5]) + (f" and {count - 5} more" if count > 5 else "")
         found.append(
             Refusal(
-                f"{node.name}: /etc/kubernetes is not empty ({etc.get('count')} files: {shown}); "
+                f"{node.name}: /etc/kubernetes is not empty ({count} files: {shown}); "
                 "kubeadm would mix this cluster with whatever is there — reset the machine first",
-                f"reset the machine first (`kubeadm reset -f` on {node.name}, which empties /etc/kubernetes), "
+                f"reset the machine first (`kubeadm reset -f` on {node.name} empties /etc/kubernetes), "
                 "then run Check machine and try again",
             )
         )
@@ -355,34 +335,28 @@ def upload(ctx: PhaseContext, conn: ssh.Connection, files: Iterable[RemoteFile])
         )
 
 
-# Where each authority Kubeboard holds goes under the PKI directory, with kubeadm's modes.
-CA_FILES = {
-    "ca": (("ca.crt", 0o644), ("ca.key", 0o600)),
-    "front-proxy-ca": (("front-proxy-ca.crt", 0o644), ("front-proxy-ca.key", 0o600)),
-    "etcd/ca": (("etcd/ca.crt", 0o644), ("etcd/ca.key", 0o600)),
-    # kubeadm v1.37 writes both halves of the service-account key pair 0600.
-    "sa": (("sa.pub", 0o600), ("sa.key", 0o600)),
-}
-
-
-def authority_files(cluster) -> list[RemoteFile]:
+def authority_files(cluster, *, shared: bool = False) -> list[RemoteFile]:
     """The CA certificates and keys (and the service-account key pair) from Kubeboard's custody,
-    as kubeadm expects them under /etc/kubernetes/pki; kubeadm then reuses them instead of
-    generating its own ("Using existing ... certificate authority")."""
+    as kubeadm expects them under /etc/kubernetes/pki (kubeadm.uploads: paths and modes). On the
+    first control plane (``shared`` False) kubeadm then reuses them instead of generating its own
+    ("Using existing ... certificate authority"); ``shared`` pre-seeds a joining control plane."""
     held = {authority.name: authority for authority in cluster.authorities.all()}
-    missing = sorted(set(CA_FILES) - set(held))
+    missing = sorted(set(uploads.AUTHORITY_FILES) - set(held))
     if missing:
         raise PhaseError(
             f"Kubeboard holds no {', '.join(missing)} for cluster {cluster.name}",
             hint="prepare the cluster's identity first (it generates the certificate authorities)",
         )
-    files = []
-    for name, ((public_file, public_mode), (key_file, key_mode)) in CA_FILES.items():
-        authority = held[name]
-        public = authority.public_key_pem if name == "sa" else authority.certificate_pem
-        files.append(RemoteFile(f"{PKI_DIR}/{public_file}", public.encode(), public_mode))
-        files.append(RemoteFile(f"{PKI_DIR}/{key_file}", authority.private_key.reveal().encode(), key_mode))
-    return files
+    authorities = {
+        name: (
+            authority.public_key_pem if name == "sa" else authority.certificate_pem,
+            authority.private_key.reveal(),
+        )
+        for name, authority in held.items()
+        if name in uploads.AUTHORITY_FILES
+    }
+    make = uploads.control_plane_shared_files if shared else uploads.init_upload_files
+    return [RemoteFile(item.path, item.data, item.mode) for item in make(authorities)]
 
 
 def preflight_ignore_list(cluster, node) -> list[str]:

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from clusters import inventory, kubeapi, remote
 from clusters.models import Cluster
-from kubeadm import config as kubeadm_config
+from kubeadm import nodeconfig
 from nodes.models import Node
 from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
@@ -161,20 +161,19 @@ def _valid_certificate_key(ctx: PhaseContext):
 
 def join_configuration_text(ctx: PhaseContext, full_token: str, key: str = "") -> str:
     node, cluster = ctx.node, ctx.cluster
-    join = kubeadm_config.default_join_configuration(
+    return nodeconfig.join_config_for_node(
         api_server_endpoint=api_server_endpoint(cluster),
         token=full_token,
-        node_name=node.name,
         ca_cert_hashes=[cluster.ca_pin_hash],
+        node_name=node.name,
+        ignore_preflight_errors=_ignored(ctx),
+        control_plane_address=node.address if _control_plane(ctx) else None,
+        certificate_key=key,
     )
-    if _control_plane(ctx):
-        join.control_plane = kubeadm_config.JoinControlPlane(
-            local_api_endpoint=kubeadm_config.APIEndpoint(
-                advertise_address=node.address, bind_port=kubeadm_config.DEFAULT_BIND_PORT
-            ),
-            certificate_key=key,
-        )
-    return kubeadm_config.render_join_config(join)
+
+
+def _ignored(ctx: PhaseContext) -> list[str]:
+    return list((ctx.params.get("ignore_preflight_errors") or {}).get(ctx.node.name) or [])
 
 
 def _secrets(ctx: PhaseContext) -> remote.Secrets:
@@ -199,9 +198,9 @@ def upload_files(ctx: PhaseContext) -> None:
     if _control_plane(ctx) and ctx.params.get("method") == UPLOAD_CERTS:
         key = _valid_certificate_key(ctx).plain_key()
     text = join_configuration_text(ctx, f"{token.token_id}.{token.plain_secret()}", key)
-    files = [remote.RemoteFile(remote.JOIN_CONFIG, text.encode(), 0o600)]
+    files = [remote.RemoteFile(remote.JOIN_CONFIG, text.encode(), nodeconfig.CONFIG_MODE)]
     if _control_plane(ctx) and ctx.params.get("method") == PRE_SEED:
-        files += remote.authority_files(ctx.cluster)
+        files += remote.authority_files(ctx.cluster, shared=True)
     with remote.connection(ctx) as conn:
         remote.upload(ctx, conn, files)
     if _control_plane(ctx) and ctx.params.get("method") == PRE_SEED:
@@ -217,11 +216,7 @@ def check_machine(ctx: PhaseContext) -> None:
 
 def kubeadm_phase(name: str):
     def run(ctx: PhaseContext) -> None:
-        argv = remote.kubeadm_argv("join", name, remote.JOIN_CONFIG)
-        if name == "preflight":
-            ignored = (ctx.params.get("ignore_preflight_errors") or {}).get(ctx.node.name) or []
-            if ignored:
-                argv.append("--ignore-preflight-errors=" + ",".join(ignored))
+        argv = remote.join_phase_argv(name, ignore_preflight_errors=_ignored(ctx) if name == "preflight" else ())
         with remote.connection(ctx) as conn:
             remote.run(ctx, conn, argv, secrets=_secrets(ctx), label=f"kubeadm join phase {name}")
 
@@ -388,6 +383,39 @@ def start_join(
     """Refuse what cannot work before anything runs, then queue one join operation for ``nodes``."""
     from operations.services import start_operation
 
+    with transaction.atomic():
+        # Checks and start as one step under the cluster's row lock (two clicks, one join).
+        cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
+        nodes = [Node.objects.select_related("cluster").get(pk=node.pk) for node in nodes]
+        method = _refuse_join(cluster, nodes, control_plane=control_plane, method=method)
+        bound = parallelism if parallelism is not None else cluster.join_parallelism
+        if bound < 1:
+            raise JoinRefused("parallelism must be at least 1")
+        params = {
+            "node_ids": [node.pk for node in nodes],
+            "nodes": [node.name for node in nodes],
+            "previous_status": {node.name: node.status for node in nodes},
+            # Recorded with the run, as they were when it started.
+            "ignore_preflight_errors": {node.name: remote.preflight_ignore_list(cluster, node) for node in nodes},
+        }
+        if control_plane:
+            params["method"] = method
+        else:
+            params["parallelism"] = bound
+        role = Node.Role.CONTROL_PLANE if control_plane else Node.Role.WORKER
+        Node.objects.filter(pk__in=[node.pk for node in nodes]).update(role=role, status=Node.Status.JOINING)
+        return start_operation(
+            cluster,
+            CONTROL_PLANE if control_plane else WORKERS,
+            user=user,
+            params=params,
+            skip=skip,
+            skip_reason=skip_reason,
+        )
+
+
+def _refuse_join(cluster: Cluster, nodes: list[Node], *, control_plane: bool, method: str) -> str:
+    """Raise JoinRefused for what cannot work; returns the control-plane join method to use."""
     if not nodes:
         raise JoinRefused("choose at least one machine to join")
     if cluster.status != Cluster.Status.RUNNING and not cluster.is_adopted:
@@ -428,28 +456,4 @@ def start_join(
         problems += remote.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
     if problems:
         raise JoinRefused("; ".join(p.message for p in problems), hint=problems[0].hint)
-    bound = parallelism if parallelism is not None else cluster.join_parallelism
-    if bound < 1:
-        raise JoinRefused("parallelism must be at least 1")
-    params = {
-        "node_ids": [node.pk for node in nodes],
-        "nodes": names,
-        "previous_status": {node.name: node.status for node in nodes},
-        # Recorded with the run, as they were when it started.
-        "ignore_preflight_errors": {node.name: remote.preflight_ignore_list(cluster, node) for node in nodes},
-    }
-    if control_plane:
-        params["method"] = method
-    else:
-        params["parallelism"] = bound
-    role = Node.Role.CONTROL_PLANE if control_plane else Node.Role.WORKER
-    with transaction.atomic():
-        Node.objects.filter(pk__in=[node.pk for node in nodes]).update(role=role, status=Node.Status.JOINING)
-        return start_operation(
-            cluster,
-            CONTROL_PLANE if control_plane else WORKERS,
-            user=user,
-            params=params,
-            skip=skip,
-            skip_reason=skip_reason,
-        )
+    return method

@@ -136,7 +136,7 @@ def test_machine_failures_are_clear_and_resumable(operator, tmp_path, transactio
             team=team_of(operator),
             ignore_preflight_errors=TESTBED_IGNORE_PREFLIGHT,
         )
-        machines = {i: add_machine(cluster, sb, i) for i in range(1, 6)}
+        machines = {i: add_machine(cluster, sb, i, control_plane=i == 1) for i in range(1, 6)}
 
         # kubeadm missing: refused by the first phase, nothing else ran; then installed, resumed.
         init = start_init(cluster, machines[1])
@@ -240,7 +240,7 @@ def test_machine_failures_are_clear_and_resumable(operator, tmp_path, transactio
 
         # A Kubernetes version this kubeadm cannot deploy: refused before anything runs.
         old = ready_cluster("delta", f"{sb.node(7).address}:6443", team=team_of(operator), kubernetes_version="v1.35.0")
-        seventh = add_machine(old, sb, 7)
+        seventh = add_machine(old, sb, 7, control_plane=True)
         services.run_check(seventh.pk)
         with pytest.raises(InitRefused, match=r"kubeadm v1\.37\.2 deploys only Kubernetes 1\.36 and 1\.37"):
             start_init(old, Node.objects.get(pk=seventh.pk))
@@ -268,7 +268,7 @@ def test_worker_killed_mid_phase_and_cancel(stack_factory, operator, tmp_path):
             team=team_of(operator),
             ignore_preflight_errors=TESTBED_IGNORE_PREFLIGHT,
         )
-        machines = {i: add_machine(cluster, sb, i) for i in (1, 2, 3)}
+        machines = {i: add_machine(cluster, sb, i, control_plane=i == 1) for i in (1, 2, 3)}
         lease = 10
         stack = stack_factory(KUBEBOARD_OPERATION_LEASE_SECONDS=str(lease))
         init = start_init(cluster, machines[1], user=operator)

@@ -26,10 +26,27 @@ SECRET_NAME = "kubeadm-certs"
 SECRET_NAMESPACE = "kube-system"
 TOKEN_DESCRIPTION = "Proxy for managing TTL for the kubeadm-certs secret"
 # certsToTransfer: files under certificatesDir, local etcd.
-LOCAL_ETCD_FILES = ("ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.pub", "sa.key",
-                    "etcd/ca.crt", "etcd/ca.key")
-EXTERNAL_ETCD_FILES = ("ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.pub", "sa.key",
-                       "external-etcd-ca.crt", "external-etcd.crt", "external-etcd.key")
+LOCAL_ETCD_FILES = (
+    "ca.crt",
+    "ca.key",
+    "front-proxy-ca.crt",
+    "front-proxy-ca.key",
+    "sa.pub",
+    "sa.key",
+    "etcd/ca.crt",
+    "etcd/ca.key",
+)
+EXTERNAL_ETCD_FILES = (
+    "ca.crt",
+    "ca.key",
+    "front-proxy-ca.crt",
+    "front-proxy-ca.key",
+    "sa.pub",
+    "sa.key",
+    "external-etcd-ca.crt",
+    "external-etcd.crt",
+    "external-etcd.key",
+)
 _HEX_RE = re.compile(r"[0-9a-fA-F]*")
 
 
@@ -41,12 +58,16 @@ def generate_certificate_key() -> str:
 def decode_certificate_key(key: str) -> bytes:
     """Hex-decode and size-check a certificate key; the message never shows it."""
     if not isinstance(key, str) or not _HEX_RE.fullmatch(key) or len(key) % 2:
-        raise CertificateKeyError("certificateKey: expected 64 hexadecimal characters, found a value of "
-                                  f"{len(key) if isinstance(key, str) else 0} characters that is not hex")
+        raise CertificateKeyError(
+            "certificateKey: expected 64 hexadecimal characters, found a value of "
+            f"{len(key) if isinstance(key, str) else 0} characters that is not hex"
+        )
     raw = bytes.fromhex(key)
     if len(raw) != CERTIFICATE_KEY_SIZE:
-        raise CertificateKeyError(f"certificateKey: expected an AES key of {CERTIFICATE_KEY_SIZE} bytes "
-                                  f"(64 hex characters), found {len(raw)} bytes")
+        raise CertificateKeyError(
+            f"certificateKey: expected an AES key of {CERTIFICATE_KEY_SIZE} bytes "
+            f"(64 hex characters), found {len(raw)} bytes"
+        )
     return raw
 
 
@@ -61,14 +82,17 @@ def encrypt(data: bytes, key: str, *, nonce: bytes | None = None) -> bytes:
 def decrypt(blob: bytes, key: str, *, name: str = "data") -> bytes:
     """crypto.DecryptBytes; a wrong key or tampered data raises CertificateKeyError."""
     if len(blob) < NONCE_SIZE + TAG_SIZE:
-        raise CertificateKeyError(f"{name}: expected at least {NONCE_SIZE + TAG_SIZE} bytes of nonce and tag, "
-                                  f"found {len(blob)}")
+        raise CertificateKeyError(
+            f"{name}: expected at least {NONCE_SIZE + TAG_SIZE} bytes of nonce and tag, found {len(blob)}"
+        )
     try:
         return AESGCM(decode_certificate_key(key)).decrypt(blob[:NONCE_SIZE], blob[NONCE_SIZE:], None)
     except InvalidTag:
-        raise CertificateKeyError(f"{name}: error decoding secret data with provided key: cipher: message "
-                                  "authentication failed (wrong certificate key, or the Secret was re-uploaded "
-                                  "with a new key)") from None
+        raise CertificateKeyError(
+            f"{name}: error decoding secret data with provided key: cipher: message "
+            "authentication failed (wrong certificate key, or the Secret was re-uploaded "
+            "with a new key)"
+        ) from None
 
 
 def secret_key_for(path: str) -> str:
@@ -76,8 +100,14 @@ def secret_key_for(path: str) -> str:
     return path.replace("/", "-")
 
 
-def kubeadm_certs_secret(files: dict[str, bytes | None], key: str, *, external_etcd: bool = False,
-                         owner_token_id: str | None = None, owner_uid: str | None = None) -> dict:
+def kubeadm_certs_secret(
+    files: dict[str, bytes | None],
+    key: str,
+    *,
+    external_etcd: bool = False,
+    owner_token_id: str | None = None,
+    owner_uid: str | None = None,
+) -> dict:
     """The kube-system/kubeadm-certs Secret as UploadCerts creates it.
 
     ``files`` maps PKI-relative paths ("ca.crt", "etcd/ca.key") to bytes; a
@@ -92,9 +122,16 @@ def kubeadm_certs_secret(files: dict[str, bytes | None], key: str, *, external_e
         data[secret_key_for(path)] = base64.b64encode(encrypt(content, key) if content else b"").decode()
     metadata: dict = {"name": SECRET_NAME, "namespace": SECRET_NAMESPACE}
     if owner_token_id and owner_uid:
-        metadata["ownerReferences"] = [{"apiVersion": "v1", "blockOwnerDeletion": True, "controller": True,
-                                        "kind": "Secret", "name": f"bootstrap-token-{owner_token_id}",
-                                        "uid": owner_uid}]
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": "v1",
+                "blockOwnerDeletion": True,
+                "controller": True,
+                "kind": "Secret",
+                "name": f"bootstrap-token-{owner_token_id}",
+                "uid": owner_uid,
+            }
+        ]
     return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "data": data}
 
 

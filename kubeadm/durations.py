@@ -11,8 +11,16 @@ from datetime import timedelta
 
 from kubeadm.errors import DurationError
 
-_NS_PER = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
-           "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+_NS_PER = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
 _PART_RE = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -22,7 +30,7 @@ def _to_ns(d: timedelta) -> int:
 
 def _fraction(value: int, digits: int) -> str:
     """Go's fmtFrac: value/10**digits with trailing zeros dropped."""
-    whole, frac = divmod(value, 10 ** digits)
+    whole, frac = divmod(value, 10**digits)
     text = str(whole)
     if frac:
         text += "." + str(frac).rjust(digits, "0").rstrip("0")

@@ -25,8 +25,7 @@ def redact(value: object) -> str:
 class ConfigError(KubeadmError):
     """A configuration field holds a value kubeadm would reject."""
 
-    def __init__(self, field: str, expected: str, found: object, *, secret: bool = False,
-                 hint: str = "") -> None:
+    def __init__(self, field: str, expected: str, found: object, *, secret: bool = False, hint: str = "") -> None:
         self.field = field
         self.expected = expected
         # Only a description of a secret is ever stored on the exception.

@@ -25,12 +25,20 @@ def _endpoint(server_or_endpoint: str) -> str:
     return server_or_endpoint.removeprefix("https://")
 
 
-def join_command(endpoint: str, token: BootstrapTokenString | str, pins: list[str], *,
-                 control_plane: bool = False, certificate_key: str = "",
-                 withhold_token: bool = False, withhold_certificate_key: bool = False) -> str:
+def join_command(
+    endpoint: str,
+    token: BootstrapTokenString | str,
+    pins: list[str],
+    *,
+    control_plane: bool = False,
+    certificate_key: str = "",
+    withhold_token: bool = False,
+    withhold_certificate_key: bool = False,
+) -> str:
     """The join line for a worker, or with control_plane=True for a control-plane node."""
-    token_text = WITHHELD if withhold_token else str(token if isinstance(token, BootstrapTokenString)
-                                                     else parse_token(token))
+    token_text = (
+        WITHHELD if withhold_token else str(token if isinstance(token, BootstrapTokenString) else parse_token(token))
+    )
     normalized = [parse_pin(p) for p in pins]
     text = f"kubeadm join {_endpoint(endpoint)} --token {token_text} \\\n    "
     text += "".join(f"--discovery-token-ca-cert-hash {pin} " for pin in normalized)
@@ -48,6 +56,7 @@ def worker_join_command(endpoint: str, token: BootstrapTokenString | str, pins: 
     return join_command(endpoint, token, pins)
 
 
-def control_plane_join_command(endpoint: str, token: BootstrapTokenString | str, pins: list[str],
-                               certificate_key: str = "") -> str:
+def control_plane_join_command(
+    endpoint: str, token: BootstrapTokenString | str, pins: list[str], certificate_key: str = ""
+) -> str:
     return join_command(endpoint, token, pins, control_plane=True, certificate_key=certificate_key)

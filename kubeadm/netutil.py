@@ -98,9 +98,9 @@ def split_host_port(hostport: str) -> tuple[str, str] | None:
     """Go's net.SplitHostPort; None when it would fail."""
     if hostport.startswith("["):
         end = hostport.find("]")
-        if end < 0 or not hostport[end + 1:].startswith(":"):
+        if end < 0 or not hostport[end + 1 :].startswith(":"):
             return None
-        host, port = hostport[1:end], hostport[end + 2:]
+        host, port = hostport[1:end], hostport[end + 2 :]
         if "[" in host or "]" in port or "[" in port:
             return None
         return host, port

@@ -104,8 +104,9 @@ def build_name(common_name: str, organization: tuple[str, ...] | list[str] = ())
     """pkix.Name{CommonName, Organization}.ToRDNSequence(): O first, then CN."""
     rdns = []
     if organization:
-        rdns.append(x509.RelativeDistinguishedName([_name_attribute(NameOID.ORGANIZATION_NAME, o)
-                                                    for o in organization]))
+        rdns.append(
+            x509.RelativeDistinguishedName([_name_attribute(NameOID.ORGANIZATION_NAME, o) for o in organization])
+        )
     if common_name:
         rdns.append(x509.RelativeDistinguishedName([_name_attribute(NameOID.COMMON_NAME, common_name)]))
     return x509.Name(rdns)
@@ -155,8 +156,9 @@ class KeyPair:
         return private_key_pem(self.key)
 
     def public_key_pem(self) -> bytes:
-        return self.key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+        return self.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     @property
     def algorithm(self) -> str:
@@ -165,13 +167,21 @@ class KeyPair:
 
 def private_key_pem(key: PrivateKey) -> bytes:
     """keyutil.MarshalPrivateKeyToPEM: PKCS#1 for RSA, SEC1 for ECDSA."""
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
 
 
-def generate_ca(common_name: str, algorithm: str = DEFAULT_ALGORITHM, validity: timedelta = CA_VALIDITY,
-                now: datetime.datetime | None = None, *, organization: tuple[str, ...] = (),
-                key: PrivateKey | None = None, ski_hash: str = "sha256") -> KeyPair:
+def generate_ca(
+    common_name: str,
+    algorithm: str = DEFAULT_ALGORITHM,
+    validity: timedelta = CA_VALIDITY,
+    now: datetime.datetime | None = None,
+    *,
+    organization: tuple[str, ...] = (),
+    key: PrivateKey | None = None,
+    ski_hash: str = "sha256",
+) -> KeyPair:
     """A self-signed CA as NewSelfSignedCACert makes it.
 
     ``now`` is the kubeadm run's start time: NotBefore = now - 5m,
@@ -212,17 +222,33 @@ def subject_key_identifier(public_key: object, ski_hash: str = "sha256") -> x509
 
 
 def _key_usage(is_ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                         data_encipherment=False, key_agreement=False, key_cert_sign=is_ca, crl_sign=False,
-                         encipher_only=False, decipher_only=False)
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=True,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=is_ca,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
-def issue_certificate(ca: KeyPair, common_name: str, *, organization: tuple[str, ...] | list[str] = (),
-                      usages: tuple[str, ...] | list[str] = (CLIENT_AUTH,),
-                      dns_names: tuple[str, ...] | list[str] = (), ip_addresses: tuple[str, ...] | list[str] = (),
-                      algorithm: str = DEFAULT_ALGORITHM, validity: timedelta = CERT_VALIDITY,
-                      now: datetime.datetime | None = None, key: PrivateKey | None = None,
-                      not_before: datetime.datetime | None = None) -> KeyPair:
+def issue_certificate(
+    ca: KeyPair,
+    common_name: str,
+    *,
+    organization: tuple[str, ...] | list[str] = (),
+    usages: tuple[str, ...] | list[str] = (CLIENT_AUTH,),
+    dns_names: tuple[str, ...] | list[str] = (),
+    ip_addresses: tuple[str, ...] | list[str] = (),
+    algorithm: str = DEFAULT_ALGORITHM,
+    validity: timedelta = CERT_VALIDITY,
+    now: datetime.datetime | None = None,
+    key: PrivateKey | None = None,
+    not_before: datetime.datetime | None = None,
+) -> KeyPair:
     """A leaf certificate signed by ``ca`` as NewSignedCert makes it.
 
     NotBefore = now - 5m (or ``not_before``), NotAfter = now + validity. Like
@@ -258,7 +284,8 @@ def issue_certificate(ca: KeyPair, common_name: str, *, organization: tuple[str,
     )
     if ca_ski is not None:
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+        )
     if dns or ips:
         names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
         names += [x509.IPAddress(ip) for ip in ips]
@@ -275,9 +302,13 @@ def generate_service_account_key(algorithm: str = DEFAULT_ALGORITHM) -> KeyPair:
 CA_COMMON_NAMES = {"ca": "kubernetes", "front-proxy-ca": "front-proxy-ca", "etcd/ca": "etcd-ca"}
 
 
-def generate_cluster_authorities(algorithm: str = DEFAULT_ALGORITHM, now: datetime.datetime | None = None,
-                                 *, validity: timedelta = CA_VALIDITY,
-                                 external_etcd: bool = False) -> dict[str, KeyPair]:
+def generate_cluster_authorities(
+    algorithm: str = DEFAULT_ALGORITHM,
+    now: datetime.datetime | None = None,
+    *,
+    validity: timedelta = CA_VALIDITY,
+    external_etcd: bool = False,
+) -> dict[str, KeyPair]:
     """The three CAs and the service-account key, keyed by kubeadm base name:
     "ca", "front-proxy-ca", "etcd/ca" (absent with external etcd), "sa"."""
     start = _utc_seconds(now) if now else now_utc()
@@ -303,13 +334,16 @@ def load_certificates(pem: bytes, *, name: str = "certificate") -> list[x509.Cer
     if isinstance(pem, str):
         pem = pem.encode()
     if not isinstance(pem, bytes) or b"-----BEGIN CERTIFICATE-----" not in pem:
-        raise CertificateError(f"{name}: expected PEM data with a 'BEGIN CERTIFICATE' block, found "
-                               f"{len(pem) if isinstance(pem, bytes) else 0} bytes without one")
+        raise CertificateError(
+            f"{name}: expected PEM data with a 'BEGIN CERTIFICATE' block, found "
+            f"{len(pem) if isinstance(pem, bytes) else 0} bytes without one"
+        )
     try:
         return x509.load_pem_x509_certificates(pem)
     except ValueError as exc:
-        raise CertificateError(f"{name}: expected a valid X.509 certificate in PEM, found undecodable data "
-                               f"({exc})") from None
+        raise CertificateError(
+            f"{name}: expected a valid X.509 certificate in PEM, found undecodable data ({exc})"
+        ) from None
 
 
 def load_private_key(pem: bytes, *, name: str = "private key") -> PrivateKey:
@@ -320,13 +354,15 @@ def load_private_key(pem: bytes, *, name: str = "private key") -> PrivateKey:
     if isinstance(pem, str):
         pem = pem.encode()
     if not isinstance(pem, bytes) or b"PRIVATE KEY-----" not in pem:
-        raise PrivateKeyError(f"{name}: expected a PEM private key block (RSA PRIVATE KEY, EC PRIVATE KEY or "
-                              "PRIVATE KEY), found none")
+        raise PrivateKeyError(
+            f"{name}: expected a PEM private key block (RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY), found none"
+        )
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise PrivateKeyError(f"{name}: expected an unencrypted RSA or ECDSA private key in PEM, "
-                              "found data that does not parse as one") from None
+        raise PrivateKeyError(
+            f"{name}: expected an unencrypted RSA or ECDSA private key in PEM, found data that does not parse as one"
+        ) from None
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise PrivateKeyError(f"{name}: expected an RSA or ECDSA key, found {type(key).__name__}")
     return key
@@ -353,8 +389,10 @@ def load_key_pair(cert_pem: bytes | None, key_pem: bytes, *, name: str = "key pa
         return KeyPair(None, key)
     cert = load_certificate(cert_pem, name=f"{name} certificate")
     if _public_der(cert.public_key()) != _public_der(key.public_key()):
-        raise PrivateKeyError(f"{name}: expected the private key of the certificate "
-                              f"{cert.subject.rfc4514_string()!r}, found a different key")
+        raise PrivateKeyError(
+            f"{name}: expected the private key of the certificate "
+            f"{cert.subject.rfc4514_string()!r}, found a different key"
+        )
     return KeyPair(cert, key)
 
 
@@ -366,20 +404,21 @@ def fingerprint_sha256(cert: x509.Certificate) -> str:
 def verify_signed_by(cert: x509.Certificate, ca_cert: x509.Certificate, *, name: str = "certificate") -> None:
     """Check issuer name and signature; raises CertificateError."""
     if cert.issuer != ca_cert.subject:
-        raise CertificateError(f"{name}: expected issuer {ca_cert.subject.rfc4514_string()!r}, "
-                               f"found {cert.issuer.rfc4514_string()!r}")
+        raise CertificateError(
+            f"{name}: expected issuer {ca_cert.subject.rfc4514_string()!r}, found {cert.issuer.rfc4514_string()!r}"
+        )
     public = ca_cert.public_key()
     try:
         if isinstance(public, rsa.RSAPublicKey):
-            public.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                          cert.signature_hash_algorithm)
+            public.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm)
         elif isinstance(public, ec.EllipticCurvePublicKey):
             public.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
         else:
             raise CertificateError(f"{name}: unsupported CA key type {type(public).__name__}")
     except InvalidSignature:
-        raise CertificateError(f"{name}: expected a signature by {ca_cert.subject.rfc4514_string()!r}, "
-                               "found one that does not verify") from None
+        raise CertificateError(
+            f"{name}: expected a signature by {ca_cert.subject.rfc4514_string()!r}, found one that does not verify"
+        ) from None
 
 
 def common_name(cert: x509.Certificate) -> str:

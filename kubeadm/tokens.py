@@ -81,11 +81,17 @@ def _describe_shape(s: object) -> str:
     if "." not in s:
         return f"{len(s)} characters with no '.' separator"
     token_id, _, token_secret = s.partition(".")
-    id_part = (f"id {token_id!r}" if TOKEN_ID_RE.fullmatch(token_id)
-               else f"an id of {len(token_id)} characters that is not [a-z0-9]{{6}}")
+    id_part = (
+        f"id {token_id!r}"
+        if TOKEN_ID_RE.fullmatch(token_id)
+        else f"an id of {len(token_id)} characters that is not [a-z0-9]{{6}}"
+    )
     secret_ok = bool(re.fullmatch(r"[a-z0-9]{16}", token_secret))
-    secret_part = ("a well-formed secret" if secret_ok
-                   else f"a secret of {len(token_secret)} characters that is not [a-z0-9]{{16}}")
+    secret_part = (
+        "a well-formed secret"
+        if secret_ok
+        else f"a secret of {len(token_secret)} characters that is not [a-z0-9]{{16}}"
+    )
     return f"{id_part} and {secret_part}"
 
 
@@ -96,7 +102,8 @@ def parse_token(s: str, *, field: str = "token") -> BootstrapTokenString:
         if match:
             return BootstrapTokenString(match.group(1), match.group(2))
     raise TokenFormatError(
-        f"{field}: expected a bootstrap token of the form [a-z0-9]{{6}}.[a-z0-9]{{16}}, found {_describe_shape(s)}")
+        f"{field}: expected a bootstrap token of the form [a-z0-9]{{6}}.[a-z0-9]{{16}}, found {_describe_shape(s)}"
+    )
 
 
 def is_valid_token(s: str) -> bool:
@@ -121,15 +128,17 @@ def validate_usages(usages: list[str] | tuple[str, ...], *, field: str = "usages
         raise TokenFormatError(f"{field}: expected usages from {', '.join(KNOWN_USAGES)}, found {', '.join(bad)}")
 
 
-def validate_groups(groups: list[str] | tuple[str, ...], usages: list[str] | tuple[str, ...] = DEFAULT_USAGES,
-                    *, field: str = "groups") -> None:
+def validate_groups(
+    groups: list[str] | tuple[str, ...], usages: list[str] | tuple[str, ...] = DEFAULT_USAGES, *, field: str = "groups"
+) -> None:
     """kubeadm's ValidateTokenGroups + cluster-bootstrap ValidateBootstrapGroupName."""
     if groups and "authentication" not in usages:
         raise TokenFormatError(f'{field}: token groups cannot be specified unless usages include "authentication"')
     for group in groups:
         if not GROUP_RE.fullmatch(group):
             raise TokenFormatError(
-                f"{field}: expected a group matching system:bootstrappers:[a-z0-9:-]{{0,255}}[a-z0-9], found {group!r}")
+                f"{field}: expected a group matching system:bootstrappers:[a-z0-9:-]{{0,255}}[a-z0-9], found {group!r}"
+            )
 
 
 def format_expiration(value: datetime.datetime) -> str:
@@ -139,11 +148,16 @@ def format_expiration(value: datetime.datetime) -> str:
     return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def secret_data(token: BootstrapTokenString | str, *, description: str = "",
-                ttl: timedelta | None = DEFAULT_TTL, expiration: datetime.datetime | None = None,
-                usages: list[str] | tuple[str, ...] = DEFAULT_USAGES,
-                groups: list[str] | tuple[str, ...] = DEFAULT_GROUPS,
-                now: datetime.datetime | None = None) -> dict[str, str]:
+def secret_data(
+    token: BootstrapTokenString | str,
+    *,
+    description: str = "",
+    ttl: timedelta | None = DEFAULT_TTL,
+    expiration: datetime.datetime | None = None,
+    usages: list[str] | tuple[str, ...] = DEFAULT_USAGES,
+    groups: list[str] | tuple[str, ...] = DEFAULT_GROUPS,
+    now: datetime.datetime | None = None,
+) -> dict[str, str]:
     """The token Secret's data as plain strings (encodeTokenSecretData).
 
     ``expiration`` wins over ``ttl``; a ttl of None or 0 means no expiration.
@@ -168,17 +182,23 @@ def secret_data(token: BootstrapTokenString | str, *, description: str = "",
     return data
 
 
-def bootstrap_token_secret(token: BootstrapTokenString | str, *, description: str = "",
-                           ttl: timedelta | None = DEFAULT_TTL, expiration: datetime.datetime | None = None,
-                           usages: list[str] | tuple[str, ...] = DEFAULT_USAGES,
-                           groups: list[str] | tuple[str, ...] = DEFAULT_GROUPS,
-                           now: datetime.datetime | None = None) -> dict:
+def bootstrap_token_secret(
+    token: BootstrapTokenString | str,
+    *,
+    description: str = "",
+    ttl: timedelta | None = DEFAULT_TTL,
+    expiration: datetime.datetime | None = None,
+    usages: list[str] | tuple[str, ...] = DEFAULT_USAGES,
+    groups: list[str] | tuple[str, ...] = DEFAULT_GROUPS,
+    now: datetime.datetime | None = None,
+) -> dict:
     """The bootstrap-token-<id> Secret exactly as kubeadm creates it
     (BootstrapTokenToSecret): kube-system, type bootstrap.kubernetes.io/token,
     ``data`` base64-encoded as the Kubernetes API takes it."""
     tok = token if isinstance(token, BootstrapTokenString) else parse_token(token)
-    data = secret_data(tok, description=description, ttl=ttl, expiration=expiration,
-                       usages=usages, groups=groups, now=now)
+    data = secret_data(
+        tok, description=description, ttl=ttl, expiration=expiration, usages=usages, groups=groups, now=now
+    )
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -228,11 +248,13 @@ def token_from_secret(secret: dict) -> BootstrapTokenInfo:
             expiration = datetime.datetime.fromisoformat(raw["expiration"].replace("Z", "+00:00"))
         except ValueError:
             raise TokenFormatError(
-                f"secret {name} expiration: expected RFC 3339 time, found {raw['expiration']!r}") from None
-    usages = tuple(k[len(USAGE_PREFIX):] for k in sorted(raw) if k.startswith(USAGE_PREFIX) and raw[k] == "true")
+                f"secret {name} expiration: expected RFC 3339 time, found {raw['expiration']!r}"
+            ) from None
+    usages = tuple(k[len(USAGE_PREFIX) :] for k in sorted(raw) if k.startswith(USAGE_PREFIX) and raw[k] == "true")
     groups = tuple(g for g in raw.get("auth-extra-groups", "").split(",") if g)
-    return BootstrapTokenInfo(token=token, description=raw.get("description", ""), expiration=expiration,
-                              usages=usages, groups=groups)
+    return BootstrapTokenInfo(
+        token=token, description=raw.get("description", ""), expiration=expiration, usages=usages, groups=groups
+    )
 
 
 # --- detached JWS over the cluster-info kubeconfig -------------------------------
@@ -265,8 +287,10 @@ def verify_detached_jws(detached: str, content: str | bytes, token_id: str, toke
             kid = None
         if kid != token_id:
             raise JWSError(f"jws: expected a signature for token id {token_id!r}, found one for {kid!r}")
-        raise JWSError(f"jws: the signature for token id {token_id!r} does not match the content "
-                       "(wrong token secret, or the content changed after signing)")
+        raise JWSError(
+            f"jws: the signature for token id {token_id!r} does not match the content "
+            "(wrong token secret, or the content changed after signing)"
+        )
 
 
 def is_valid_detached_jws(detached: str, content: str | bytes, token_id: str, token_secret: str) -> bool:

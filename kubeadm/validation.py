@@ -44,24 +44,36 @@ IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REFERENCE_RE = re.compile(
-    rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::[\w][\w.-]{{0,127}})?")
+_REFERENCE_RE = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::[\w][\w.-]{{0,127}})?")
 
 
 def _subnet_errors(value: str, min_addresses: int, path: str) -> list[ConfigError]:
     """ValidateIPNetFromString: parse, dual-stack shape, minimum size."""
     cidrs = netutil.parse_cidrs(value)
     if cidrs is None:
-        return [ConfigError(path, "a CIDR such as 10.96.0.0/12, or an IPv4 and an IPv6 CIDR separated by a comma",
-                            value, hint="couldn't parse subnet")]
+        return [
+            ConfigError(
+                path,
+                "a CIDR such as 10.96.0.0/12, or an IPv4 and an IPv6 CIDR separated by a comma",
+                value,
+                hint="couldn't parse subnet",
+            )
+        ]
     errors: list[ConfigError] = []
     if len(cidrs) > 2 or (len(cidrs) == 2 and cidrs[0].version == cidrs[1].version):
-        errors.append(ConfigError(
-            path, "one (IPv4 or IPv6) CIDR or two CIDRs from each family for dual-stack networking", value))
+        errors.append(
+            ConfigError(path, "one (IPv4 or IPv6) CIDR or two CIDRs from each family for dual-stack networking", value)
+        )
     for cidr in cidrs:
         if cidr.num_addresses < min_addresses:
-            errors.append(ConfigError(path, f"a subnet with at least {min_addresses} addresses", str(cidr),
-                                      hint=f"subnet with {cidr.num_addresses} address(es) is too small"))
+            errors.append(
+                ConfigError(
+                    path,
+                    f"a subnet with at least {min_addresses} addresses",
+                    str(cidr),
+                    hint=f"subnet with {cidr.num_addresses} address(es) is too small",
+                )
+            )
     return errors
 
 
@@ -71,9 +83,14 @@ def _service_subnet_size_errors(value: str, path: str) -> list[ConfigError]:
     for cidr in netutil.parse_cidrs(value) or []:
         bits = cidr.max_prefixlen
         if bits - cidr.prefixlen > MAXIMUM_BITS_FOR_SERVICE_SUBNET:
-            errors.append(ConfigError(
-                path, f"a mask >= /{bits - MAXIMUM_BITS_FOR_SERVICE_SUBNET} for {bits}-bit addresses", str(cidr),
-                hint="specified service subnet is too large"))
+            errors.append(
+                ConfigError(
+                    path,
+                    f"a mask >= /{bits - MAXIMUM_BITS_FOR_SERVICE_SUBNET} for {bits}-bit addresses",
+                    str(cidr),
+                    hint="specified service subnet is too large",
+                )
+            )
     return errors
 
 
@@ -99,12 +116,23 @@ def _pod_subnet_node_mask_errors(cluster: ClusterConfiguration, path: str) -> li
             errors.append(ConfigError(f"controllerManager.extraArgs[{flag}]", "an integer mask size", raw))
             continue
         if cidr.prefixlen > node_mask:
-            errors.append(ConfigError(path, f"a pod subnet mask of at most /{node_mask} (the node mask)", str(cidr),
-                                      hint="the pod subnet is smaller than one node's subnet"))
+            errors.append(
+                ConfigError(
+                    path,
+                    f"a pod subnet mask of at most /{node_mask} (the node mask)",
+                    str(cidr),
+                    hint="the pod subnet is smaller than one node's subnet",
+                )
+            )
         elif node_mask - cidr.prefixlen > POD_SUBNET_NODE_MASK_MAX_DIFF:
-            errors.append(ConfigError(
-                path, f"a pod subnet mask of at least /{node_mask - POD_SUBNET_NODE_MASK_MAX_DIFF} "
-                f"(node mask {node_mask} minus {POD_SUBNET_NODE_MASK_MAX_DIFF})", str(cidr)))
+            errors.append(
+                ConfigError(
+                    path,
+                    f"a pod subnet mask of at least /{node_mask - POD_SUBNET_NODE_MASK_MAX_DIFF} "
+                    f"(node mask {node_mask} minus {POD_SUBNET_NODE_MASK_MAX_DIFF})",
+                    str(cidr),
+                )
+            )
     return errors
 
 
@@ -117,23 +145,32 @@ def _overlap_errors(cluster: ClusterConfiguration) -> list[ConfigError]:
     for pod in pods:
         for service in services:
             if pod.version == service.version and pod.overlaps(service):
-                errors.append(ConfigError("networking.podSubnet", f"a subnet that does not overlap serviceSubnet {service}",
-                                          str(pod)))
+                errors.append(
+                    ConfigError(
+                        "networking.podSubnet", f"a subnet that does not overlap serviceSubnet {service}", str(pod)
+                    )
+                )
     return errors
 
 
 def _cert_sans_errors(sans: list[str] | None, path: str) -> list[ConfigError]:
     errors = []
     for i, san in enumerate(sans or []):
-        if not (netutil.is_dns1123_subdomain(san) or netutil.is_wildcard_dns1123_subdomain(san)
-                or netutil.parse_ip(san) is not None):
+        if not (
+            netutil.is_dns1123_subdomain(san)
+            or netutil.is_wildcard_dns1123_subdomain(san)
+            or netutil.parse_ip(san) is not None
+        ):
             errors.append(ConfigError(f"{path}[{i}]", "an IP address, a DNS name or a wildcard DNS name", san))
     return errors
 
 
 def _extra_args_errors(args: list[Arg] | None, path: str) -> list[ConfigError]:
-    return [ConfigError(f"{path}[{i}].name", "a flag name without leading dashes", arg.name)
-            for i, arg in enumerate(args or []) if not arg.name]
+    return [
+        ConfigError(f"{path}[{i}].name", "a flag name without leading dashes", arg.name)
+        for i, arg in enumerate(args or [])
+        if not arg.name
+    ]
 
 
 def _absolute_path_errors(value: str, path: str) -> list[ConfigError]:
@@ -200,16 +237,26 @@ def validate_cluster_configuration(cluster: ClusterConfiguration) -> list[Config
 
     if cluster.control_plane_endpoint and _SCHEME_RE.match(cluster.control_plane_endpoint):
         # kubeadm would say "port '//x' must be a valid number": name the real mistake.
-        errors.append(ConfigError("controlPlaneEndpoint", "host or host:port (IP, DNS name, or [IPv6]:port)",
-                                  cluster.control_plane_endpoint,
-                                  hint="a scheme is not allowed; use host or host:port, e.g. 10.0.0.10:6443"))
+        errors.append(
+            ConfigError(
+                "controlPlaneEndpoint",
+                "host or host:port (IP, DNS name, or [IPv6]:port)",
+                cluster.control_plane_endpoint,
+                hint="a scheme is not allowed; use host or host:port, e.g. 10.0.0.10:6443",
+            )
+        )
     elif cluster.control_plane_endpoint:
         try:
             netutil.parse_host_port(cluster.control_plane_endpoint)
         except ValueError as exc:
-            errors.append(ConfigError("controlPlaneEndpoint",
-                                      "host or host:port (IP, DNS name, or [IPv6]:port)",
-                                      cluster.control_plane_endpoint, hint=str(exc)))
+            errors.append(
+                ConfigError(
+                    "controlPlaneEndpoint",
+                    "host or host:port (IP, DNS name, or [IPv6]:port)",
+                    cluster.control_plane_endpoint,
+                    hint=str(exc),
+                )
+            )
 
     errors += validate_image_repository(cluster.image_repository)
     if cluster.dns.image_repository:
@@ -242,8 +289,13 @@ def _etcd_errors(cluster: ClusterConfiguration) -> list[ConfigError]:
         return errors
     ext = etcd.external
     if bool(ext.cert_file) != bool(ext.key_file):
-        errors.append(ConfigError("etcd.external", "both or none of certFile and keyFile",
-                                  "only certFile" if ext.cert_file else "only keyFile"))
+        errors.append(
+            ConfigError(
+                "etcd.external",
+                "both or none of certFile and keyFile",
+                "only certFile" if ext.cert_file else "only keyFile",
+            )
+        )
     if ext.cert_file and ext.key_file and not ext.ca_file:
         errors.append(ConfigError("etcd.external.caFile", "a CA file when certFile and keyFile are set", ""))
     require_https = bool(ext.ca_file or ext.cert_file or ext.key_file)
@@ -271,8 +323,14 @@ def _encryption_algorithm_errors(cluster: ClusterConfiguration) -> list[ConfigEr
         except UnsupportedVersionError:
             return []  # already reported under kubernetesVersion
         if minor < ECDSA_P384_MINIMUM_MINOR:
-            return [ConfigError("encryptionAlgorithm", f"ECDSA-P384 only with Kubernetes v1.{ECDSA_P384_MINIMUM_MINOR}+",
-                                algorithm, hint=f"kubernetesVersion is {cluster.kubernetes_version}")]
+            return [
+                ConfigError(
+                    "encryptionAlgorithm",
+                    f"ECDSA-P384 only with Kubernetes v1.{ECDSA_P384_MINIMUM_MINOR}+",
+                    algorithm,
+                    hint=f"kubernetesVersion is {cluster.kubernetes_version}",
+                )
+            ]
     return []
 
 
@@ -293,14 +351,20 @@ def cluster_configuration_warnings(cluster: ClusterConfiguration) -> list[str]:
     warnings = []
     leaf, ca = cluster.certificate_validity_period, cluster.ca_certificate_validity_period
     if leaf is not None and leaf > RECOMMENDED_CERTIFICATE_VALIDITY:
-        warnings.append(f"certificateValidityPeriod: the value {format_duration(leaf)} is more than the recommended "
-                        f"default for certificate expiration: {format_duration(RECOMMENDED_CERTIFICATE_VALIDITY)}")
+        warnings.append(
+            f"certificateValidityPeriod: the value {format_duration(leaf)} is more than the recommended "
+            f"default for certificate expiration: {format_duration(RECOMMENDED_CERTIFICATE_VALIDITY)}"
+        )
     if ca is not None and ca > RECOMMENDED_CA_CERTIFICATE_VALIDITY:
-        warnings.append(f"caCertificateValidityPeriod: the value {format_duration(ca)} is more than the recommended "
-                        f"default for CA certificate expiration: {format_duration(RECOMMENDED_CA_CERTIFICATE_VALIDITY)}")
+        warnings.append(
+            f"caCertificateValidityPeriod: the value {format_duration(ca)} is more than the recommended "
+            f"default for CA certificate expiration: {format_duration(RECOMMENDED_CA_CERTIFICATE_VALIDITY)}"
+        )
     if leaf is not None and ca is not None and leaf > ca:
-        warnings.append("certificateValidityPeriod is longer than caCertificateValidityPeriod: leaf certificates "
-                        "would outlive their CA")
+        warnings.append(
+            "certificateValidityPeriod is longer than caCertificateValidityPeriod: leaf certificates "
+            "would outlive their CA"
+        )
     return warnings
 
 
@@ -310,8 +374,15 @@ def _token_error(value: str, path: str) -> list[ConfigError]:
     try:
         tokens.parse_token(value, field=path)
     except TokenFormatError as exc:
-        return [ConfigError(path, "a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}", value, secret=True,
-                            hint=str(exc).split("found ", 1)[-1])]
+        return [
+            ConfigError(
+                path,
+                "a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}",
+                value,
+                secret=True,
+                hint=str(exc).split("found ", 1)[-1],
+            )
+        ]
     return []
 
 
@@ -334,8 +405,9 @@ def _node_registration_errors(nro: NodeRegistrationOptions, path: str) -> list[C
     elif not nro.cri_socket.startswith("unix://"):
         errors.append(ConfigError(f"{path}.criSocket", 'a URL with scheme "unix"', nro.cri_socket))
     if nro.image_pull_policy and nro.image_pull_policy not in IMAGE_PULL_POLICIES:
-        errors.append(ConfigError(f"{path}.imagePullPolicy", "one of " + ", ".join(IMAGE_PULL_POLICIES),
-                                  nro.image_pull_policy))
+        errors.append(
+            ConfigError(f"{path}.imagePullPolicy", "one of " + ", ".join(IMAGE_PULL_POLICIES), nro.image_pull_policy)
+        )
     errors += _extra_args_errors(nro.kubelet_extra_args, f"{path}.kubeletExtraArgs")
     return errors
 
@@ -349,8 +421,9 @@ def _api_endpoint_errors(endpoint: APIEndpoint, path: str) -> list[ConfigError]:
     return errors
 
 
-def validate_init_configuration(init: InitConfiguration,
-                                cluster: ClusterConfiguration | None = None) -> list[ConfigError]:
+def validate_init_configuration(
+    init: InitConfiguration, cluster: ClusterConfiguration | None = None
+) -> list[ConfigError]:
     """ValidateInitConfiguration (plus the ClusterConfiguration when given)."""
     errors = _node_registration_errors(init.node_registration, "nodeRegistration")
     for i, bt in enumerate(init.bootstrap_tokens or []):
@@ -383,11 +456,19 @@ def validate_join_configuration(join: JoinConfiguration) -> list[ConfigError]:
         if not bt.api_server_endpoint:
             errors.append(ConfigError("discovery.bootstrapToken.apiServerEndpoint", "host:port of the API server", ""))
         elif netutil.split_host_port(bt.api_server_endpoint) is None:
-            errors.append(ConfigError("discovery.bootstrapToken.apiServerEndpoint", "host:port ([IPv6]:port)",
-                                      bt.api_server_endpoint))
+            errors.append(
+                ConfigError(
+                    "discovery.bootstrapToken.apiServerEndpoint", "host:port ([IPv6]:port)", bt.api_server_endpoint
+                )
+            )
         if not bt.ca_cert_hashes and not bt.unsafe_skip_ca_verification:
-            errors.append(ConfigError("discovery.bootstrapToken.caCertHashes", "at least one sha256:<hex> pin "
-                                      "(or unsafeSkipCAVerification: true)", bt.ca_cert_hashes))
+            errors.append(
+                ConfigError(
+                    "discovery.bootstrapToken.caCertHashes",
+                    "at least one sha256:<hex> pin (or unsafeSkipCAVerification: true)",
+                    bt.ca_cert_hashes,
+                )
+            )
         from kubeadm.discovery import parse_pin
         from kubeadm.errors import PinError
 
@@ -395,8 +476,9 @@ def validate_join_configuration(join: JoinConfiguration) -> list[ConfigError]:
             try:
                 parse_pin(pin)
             except PinError as exc:
-                errors.append(ConfigError(f"discovery.bootstrapToken.caCertHashes[{i}]", "sha256:<64 hex>", pin,
-                                          hint=str(exc)))
+                errors.append(
+                    ConfigError(f"discovery.bootstrapToken.caCertHashes[{i}]", "sha256:<64 hex>", pin, hint=str(exc))
+                )
         errors += _token_error(bt.token, "discovery.bootstrapToken.token")
         errors += _token_error(discovery.tls_bootstrap_token, "discovery.tlsBootstrapToken")
     if discovery.file is not None:
@@ -410,4 +492,3 @@ def validate_join_configuration(join: JoinConfiguration) -> list[ConfigError]:
     if not join.ca_cert_path.startswith("/") or not join.ca_cert_path.endswith(".crt"):
         errors.append(ConfigError("caCertPath", "an absolute path ending in .crt", join.ca_cert_path))
     return errors
-

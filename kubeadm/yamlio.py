@@ -75,11 +75,45 @@ def go_sorted_keys(keys: list[str]) -> list[str]:
 
 # go-yaml v2 resolve.go: these plain scalars are not strings (YAML 1.1 set).
 _GO_SPECIAL = {
-    "~", "null", "Null", "NULL",
-    "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE",
-    "n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE",
-    ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF",
-    "-.inf", "-.Inf", "-.INF", "<<",
+    "~",
+    "null",
+    "Null",
+    "NULL",
+    "y",
+    "Y",
+    "yes",
+    "Yes",
+    "YES",
+    "on",
+    "On",
+    "ON",
+    "true",
+    "True",
+    "TRUE",
+    "n",
+    "N",
+    "no",
+    "No",
+    "NO",
+    "off",
+    "Off",
+    "OFF",
+    "false",
+    "False",
+    "FALSE",
+    ".nan",
+    ".NaN",
+    ".NAN",
+    ".inf",
+    ".Inf",
+    ".INF",
+    "+.inf",
+    "+.Inf",
+    "+.INF",
+    "-.inf",
+    "-.Inf",
+    "-.INF",
+    "<<",
 }
 _GO_INT_RE = re.compile(r"^[-+]?(0b[01_]+|0x[0-9a-fA-F_]+|0[0-7_]*|[1-9][0-9_]*|0)$")
 _GO_FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
@@ -127,8 +161,9 @@ _GoDumper.add_representer(dict, _represent_dict)
 
 def dump(obj: Any) -> str:
     """Render one object (dict/list/str/int/bool/None) as kubeadm would."""
-    return yaml.dump(obj, Dumper=_GoDumper, default_flow_style=False, sort_keys=False,
-                     allow_unicode=True, width=80, indent=2)
+    return yaml.dump(
+        obj, Dumper=_GoDumper, default_flow_style=False, sort_keys=False, allow_unicode=True, width=80, indent=2
+    )
 
 
 def dump_documents(objs: list[Any]) -> str:

@@ -53,15 +53,41 @@ def _shape(cert: x509.Certificate) -> dict:
 
 
 def test_tree_has_kubeadm_file_names(ours, real):
-    assert set(ours) == set(real) == {
-        "ca", "apiserver", "apiserver-kubelet-client", "front-proxy-ca", "front-proxy-client", "etcd/ca",
-        "etcd/server", "etcd/peer", "etcd/healthcheck-client", "apiserver-etcd-client", "sa"}
+    assert (
+        set(ours)
+        == set(real)
+        == {
+            "ca",
+            "apiserver",
+            "apiserver-kubelet-client",
+            "front-proxy-ca",
+            "front-proxy-client",
+            "etcd/ca",
+            "etcd/server",
+            "etcd/peer",
+            "etcd/healthcheck-client",
+            "apiserver-etcd-client",
+            "sa",
+        }
+    )
     assert set(certs.pki_files(ours)) == {str(p.relative_to(REAL / "pki")) for p in (REAL / "pki").rglob("*.*")}
 
 
-@pytest.mark.parametrize("base", ["ca", "apiserver", "apiserver-kubelet-client", "front-proxy-ca",
-                                  "front-proxy-client", "etcd/ca", "etcd/server", "etcd/peer",
-                                  "etcd/healthcheck-client", "apiserver-etcd-client"])
+@pytest.mark.parametrize(
+    "base",
+    [
+        "ca",
+        "apiserver",
+        "apiserver-kubelet-client",
+        "front-proxy-ca",
+        "front-proxy-client",
+        "etcd/ca",
+        "etcd/server",
+        "etcd/peer",
+        "etcd/healthcheck-client",
+        "apiserver-etcd-client",
+    ],
+)
 def test_each_certificate_matches_the_real_one(ours, real, base):
     assert _shape(ours[base].cert) == _shape(real[base].cert)
 
@@ -79,6 +105,7 @@ def test_validity_and_chain(ours):
 def test_external_etcd_has_no_etcd_files():
     cluster = default_cluster_configuration()
     from kubeadm.config import Etcd, ExternalEtcd
+
     cluster.etcd = Etcd(external=ExternalEtcd(endpoints=["https://10.0.0.5:2379"]))
     cluster.encryption_algorithm = "ECDSA-P256"
     tree = certs.generate_pki_tree(default_init_configuration(), cluster)
@@ -99,8 +126,9 @@ def test_write_and_load_round_trip(tmp_path, ours):
 
 def test_check_expiration_text_matches_kubeadm(real):
     rows, cas = certs.check_expiration(real)
-    text = certs.format_check_expiration(rows, cas, now=datetime.datetime(2026, 11, 26, 23, 42, 40,
-                                                                          tzinfo=datetime.UTC))
+    text = certs.format_check_expiration(
+        rows, cas, now=datetime.datetime(2026, 11, 26, 23, 42, 40, tzinfo=datetime.UTC)
+    )
     assert text == (REAL / "check.txt").read_text()
 
 
@@ -115,8 +143,18 @@ def test_check_expiration_marks_expired_and_external(ours):
     assert row.externally_managed and not row.missing
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(-5, "<invalid>"), (-1, "0s"), (59, "59s"), (3599, "59m"),
-                                               (86399, "23h"), (86400 * 364, "364d"), (86400 * 3650, "10y")])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "<invalid>"),
+        (-1, "0s"),
+        (59, "59s"),
+        (3599, "59m"),
+        (86399, "23h"),
+        (86400 * 364, "364d"),
+        (86400 * 3650, "10y"),
+    ],
+)
 def test_short_human_duration(seconds, text):
     assert certs.short_human_duration(datetime.timedelta(seconds=seconds)) == text
 

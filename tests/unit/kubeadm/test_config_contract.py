@@ -25,8 +25,9 @@ def test_init_defaults_render_byte_for_byte_like_kubeadm_1_34():
 
 
 def test_render_parse_round_trip():
-    init = default_init_configuration(advertise_address="192.168.0.101", node_name="cp1",
-                                      token="abcdef.0123456789abcdef")
+    init = default_init_configuration(
+        advertise_address="192.168.0.101", node_name="cp1", token="abcdef.0123456789abcdef"
+    )
     cluster = default_cluster_configuration()
     cluster.networking.pod_subnet = "10.244.0.0/16"
     cluster.control_plane_endpoint = "cp.example.com:6443"
@@ -56,22 +57,25 @@ def test_default_cluster_configuration_is_valid():
     assert validate_cluster_configuration(default_cluster_configuration()) == []
 
 
-@pytest.mark.parametrize(("attr", "value", "field"), [
-    ("networking.service_subnet", "10.96.0.0/29", "networking.serviceSubnet"),
-    ("networking.service_subnet", "10.0.0.0/8", "networking.serviceSubnet"),
-    ("networking.service_subnet", "10.96.0.0/33", "networking.serviceSubnet"),
-    ("networking.pod_subnet", "10.96.0.0/16", "networking.podSubnet"),
-    ("networking.pod_subnet", "10.244.0.0/25", "networking.podSubnet"),
-    ("networking.dns_domain", "Cluster_Local", "networking.dnsDomain"),
-    ("control_plane_endpoint", "fd00::1:6443:x", "controlPlaneEndpoint"),
-    ("control_plane_endpoint", "lb.example.com:99999", "controlPlaneEndpoint"),
-    ("cluster_name", "My Cluster", "clusterName"),
-    ("kubernetes_version", "v1.20.0", "kubernetesVersion"),
-    ("image_repository", "Registry Example/x", "imageRepository"),
-    ("encryption_algorithm", "DSA-1024", "encryptionAlgorithm"),
-    ("certificate_validity_period", timedelta(0), "certificateValidityPeriod"),
-    ("certificates_dir", "relative/pki", "certificatesDir"),
-])
+@pytest.mark.parametrize(
+    ("attr", "value", "field"),
+    [
+        ("networking.service_subnet", "10.96.0.0/29", "networking.serviceSubnet"),
+        ("networking.service_subnet", "10.0.0.0/8", "networking.serviceSubnet"),
+        ("networking.service_subnet", "10.96.0.0/33", "networking.serviceSubnet"),
+        ("networking.pod_subnet", "10.96.0.0/16", "networking.podSubnet"),
+        ("networking.pod_subnet", "10.244.0.0/25", "networking.podSubnet"),
+        ("networking.dns_domain", "Cluster_Local", "networking.dnsDomain"),
+        ("control_plane_endpoint", "fd00::1:6443:x", "controlPlaneEndpoint"),
+        ("control_plane_endpoint", "lb.example.com:99999", "controlPlaneEndpoint"),
+        ("cluster_name", "My Cluster", "clusterName"),
+        ("kubernetes_version", "v1.20.0", "kubernetesVersion"),
+        ("image_repository", "Registry Example/x", "imageRepository"),
+        ("encryption_algorithm", "DSA-1024", "encryptionAlgorithm"),
+        ("certificate_validity_period", timedelta(0), "certificateValidityPeriod"),
+        ("certificates_dir", "relative/pki", "certificatesDir"),
+    ],
+)
 def test_validation_names_the_field(attr, value, field):
     cluster = default_cluster_configuration()
     target = cluster
@@ -103,7 +107,9 @@ def test_dual_stack_subnets_are_accepted_and_same_family_pairs_rejected():
 
 def test_wrong_type_and_bad_yaml_raise_precise_errors():
     with pytest.raises(ConfigError) as err:
-        parse_config("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  bindPort: abc\n")
+        parse_config(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  bindPort: abc\n"
+        )
     assert err.value.field == "localAPIEndpoint.bindPort"
     with pytest.raises(YAMLFormatError, match="line"):
         parse_config("kind: [unclosed\n")
@@ -136,11 +142,14 @@ def test_join_defaults_match_real_kubeadm_1_37_2():
     assert config.validate_join_configuration(parsed.join) == []
 
 
-@pytest.mark.parametrize("text", [
-    "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\ncertificateKey: [topsecretvalue]\n",
-    "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  tlsBootstrapToken: {a: topsecretvalue}\n",
-    "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nbootstrapTokens:\n- token: [topsecretvalue]\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\ncertificateKey: [topsecretvalue]\n",
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  tlsBootstrapToken: {a: topsecretvalue}\n",
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nbootstrapTokens:\n- token: [topsecretvalue]\n",
+    ],
+)
 def test_secret_fields_never_appear_in_parse_errors(text):
     with pytest.raises(ConfigError) as err:
         parse_config(text)

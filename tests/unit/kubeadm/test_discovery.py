@@ -34,12 +34,15 @@ def test_verify_rejects_other_ca(test_cert):
     assert ca_pin_hash(other) in str(err.value)
 
 
-@pytest.mark.parametrize(("pin", "match"), [
-    ("345959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b3", "sha256:"),
-    ("md5:345959acb2c3b2feb87d281961c893f6", "unknown type"),
-    ("sha256:345959", "64 hexadecimal"),
-    ("sha256:" + "z" * 64, "64 hexadecimal"),
-])
+@pytest.mark.parametrize(
+    ("pin", "match"),
+    [
+        ("345959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b3", "sha256:"),
+        ("md5:345959acb2c3b2feb87d281961c893f6", "unknown type"),
+        ("sha256:345959", "64 hexadecimal"),
+        ("sha256:" + "z" * 64, "64 hexadecimal"),
+    ],
+)
 def test_malformed_pins(pin, match):
     with pytest.raises(PinError, match=match):
         parse_pin(pin)

@@ -37,13 +37,16 @@ def test_kubeconfig_text_matches_kubeadm_apart_from_key_material(setup, name):
     assert _mask(files[name]) == _mask((REAL / "kubeconfig" / name).read_text())
 
 
-@pytest.mark.parametrize(("name", "cn", "orgs"), [
-    ("admin.conf", "kubernetes-admin", ["kubeadm:cluster-admins"]),
-    ("super-admin.conf", "kubernetes-super-admin", ["system:masters"]),
-    ("kubelet.conf", "system:node:cp1", ["system:nodes"]),
-    ("controller-manager.conf", "system:kube-controller-manager", []),
-    ("scheduler.conf", "system:kube-scheduler", []),
-])
+@pytest.mark.parametrize(
+    ("name", "cn", "orgs"),
+    [
+        ("admin.conf", "kubernetes-admin", ["kubeadm:cluster-admins"]),
+        ("super-admin.conf", "kubernetes-super-admin", ["system:masters"]),
+        ("kubelet.conf", "system:node:cp1", ["system:nodes"]),
+        ("controller-manager.conf", "system:kube-controller-manager", []),
+        ("scheduler.conf", "system:kube-scheduler", []),
+    ],
+)
 def test_client_certificates_like_kubeadm(setup, name, cn, orgs):
     *_, real_ca, files = setup
     config = kubeconfig.parse_kubeconfig(files[name])
@@ -64,8 +67,9 @@ def test_real_admin_conf_reads_back():
 def test_renew_admin_conf_replaces_only_credentials(setup):
     *_, real_ca, files = setup
     config = kubeconfig.parse_kubeconfig(files["admin.conf"])
-    new_client = kubeconfig.issue_client(real_ca, "kubernetes-admin", ("kubeadm:cluster-admins",),
-                                         algorithm="ECDSA-P256")
+    new_client = kubeconfig.issue_client(
+        real_ca, "kubernetes-admin", ("kubeadm:cluster-admins",), algorithm="ECDSA-P256"
+    )
     renewed = kubeconfig.replace_client(config, new_client)
     assert kubeconfig.client_certificate(renewed) == new_client.cert
     assert _mask(kubeconfig.render_kubeconfig(renewed)) == _mask(files["admin.conf"])
@@ -91,19 +95,34 @@ PIN = "sha256:345959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b3"
 
 def test_worker_join_command_is_kubeadms_template():
     line = join.worker_join_command("https://cp.example.com:6443", "abcdef.0123456789abcdef", [PIN])
-    assert line == ("kubeadm join cp.example.com:6443 --token abcdef.0123456789abcdef \\\n"
-                    f"    --discovery-token-ca-cert-hash {PIN} ")
+    assert line == (
+        "kubeadm join cp.example.com:6443 --token abcdef.0123456789abcdef \\\n"
+        f"    --discovery-token-ca-cert-hash {PIN} "
+    )
 
 
 def test_control_plane_join_command():
     key = "e6a2eb8581237ab72a4f494f30285ec12a9694d750b9785706a83bfcbbbd2204"
-    line = join.control_plane_join_command("192.168.0.101:6443", tokens.parse_token("abcdef.0123456789abcdef"),
-                                           [PIN, PIN.upper().replace("SHA256", "sha256")], key)
-    assert line == ("kubeadm join 192.168.0.101:6443 --token abcdef.0123456789abcdef \\\n"
-                    f"    --discovery-token-ca-cert-hash {PIN} --discovery-token-ca-cert-hash {PIN} \\\n"
-                    f"    --control-plane --certificate-key {key}")
-    withheld = join.join_command("x:6443", "abcdef.0123456789abcdef", [PIN], control_plane=True,
-                                 certificate_key=key, withhold_token=True, withhold_certificate_key=True)
+    line = join.control_plane_join_command(
+        "192.168.0.101:6443",
+        tokens.parse_token("abcdef.0123456789abcdef"),
+        [PIN, PIN.upper().replace("SHA256", "sha256")],
+        key,
+    )
+    assert line == (
+        "kubeadm join 192.168.0.101:6443 --token abcdef.0123456789abcdef \\\n"
+        f"    --discovery-token-ca-cert-hash {PIN} --discovery-token-ca-cert-hash {PIN} \\\n"
+        f"    --control-plane --certificate-key {key}"
+    )
+    withheld = join.join_command(
+        "x:6443",
+        "abcdef.0123456789abcdef",
+        [PIN],
+        control_plane=True,
+        certificate_key=key,
+        withhold_token=True,
+        withhold_certificate_key=True,
+    )
     assert "0123456789abcdef" not in withheld and key not in withheld and "<value withheld>" in withheld
 
 
@@ -156,13 +175,30 @@ def test_wrong_key_and_tampering_are_rejected_without_leaking():
 
 def test_kubeadm_certs_secret_round_trip():
     key = certkeys.generate_certificate_key()
-    files = {"ca.crt": b"CA", "ca.key": b"CAKEY", "sa.pub": b"PUB", "sa.key": b"SAKEY",
-             "front-proxy-ca.crt": b"FP", "front-proxy-ca.key": b"FPKEY", "etcd/ca.crt": b"E"}
+    files = {
+        "ca.crt": b"CA",
+        "ca.key": b"CAKEY",
+        "sa.pub": b"PUB",
+        "sa.key": b"SAKEY",
+        "front-proxy-ca.crt": b"FP",
+        "front-proxy-ca.key": b"FPKEY",
+        "etcd/ca.crt": b"E",
+    }
     secret = certkeys.kubeadm_certs_secret(files, key, owner_token_id="abcdef", owner_uid="uid-1")
     assert secret["metadata"]["name"] == "kubeadm-certs"
     assert secret["metadata"]["ownerReferences"][0]["name"] == "bootstrap-token-abcdef"
-    assert sorted(secret["data"]) == sorted(["ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key",
-                                            "sa.pub", "sa.key", "etcd-ca.crt", "etcd-ca.key"])
+    assert sorted(secret["data"]) == sorted(
+        [
+            "ca.crt",
+            "ca.key",
+            "front-proxy-ca.crt",
+            "front-proxy-ca.key",
+            "sa.pub",
+            "sa.key",
+            "etcd-ca.crt",
+            "etcd-ca.key",
+        ]
+    )
     assert secret["data"]["etcd-ca.key"] == ""
     assert base64.b64decode(secret["data"]["ca.key"]) != b"CAKEY"
     assert certkeys.decrypt_kubeadm_certs(secret, key) == files

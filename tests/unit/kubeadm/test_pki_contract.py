@@ -33,10 +33,14 @@ def test_cluster_authorities_have_kubeadm_names_and_shape():
         pki.verify_signed_by(cert, cert)
 
 
-@pytest.mark.parametrize(("algorithm", "key_type", "size"), [
-    ("RSA-2048", rsa.RSAPrivateKey, 2048), ("ECDSA-P256", ec.EllipticCurvePrivateKey, 256),
-    ("ECDSA-P384", ec.EllipticCurvePrivateKey, 384),
-])
+@pytest.mark.parametrize(
+    ("algorithm", "key_type", "size"),
+    [
+        ("RSA-2048", rsa.RSAPrivateKey, 2048),
+        ("ECDSA-P256", ec.EllipticCurvePrivateKey, 256),
+        ("ECDSA-P384", ec.EllipticCurvePrivateKey, 384),
+    ],
+)
 def test_algorithms_and_pem_formats(algorithm, key_type, size):
     pair = pki.generate_ca("kubernetes", algorithm, now=NOW)
     assert isinstance(pair.key, key_type) and pair.key.key_size == size

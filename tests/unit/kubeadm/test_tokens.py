@@ -14,12 +14,19 @@ CONTENT = "Hello from the other side. I must have called a thousand times."
 
 # staging/src/k8s.io/cluster-bootstrap/token/jws/jws_test.go (kubeadm-facts.md §11.4)
 JWS_VECTORS = [
-    (CONTENT, "joshua", "my voice is my passcode",
-     "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..VShe2taLd-YTrmWuRkcL_8QTNDHYxQIEBsAYYiIj1_8"),
-    ("", "joshua", "my voice is my passcode",
-     "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..7Ui1ALizW4jXphVUB7xUqC9vLYLL9RZeOFfVLoB7Tgk"),
-    (CONTENT, "joshua", "",
-     "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..UfkqvDGiIFxrMnFseDj9LYJOLNrvjW8aHhF71mvvAs8"),
+    (
+        CONTENT,
+        "joshua",
+        "my voice is my passcode",
+        "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..VShe2taLd-YTrmWuRkcL_8QTNDHYxQIEBsAYYiIj1_8",
+    ),
+    (
+        "",
+        "joshua",
+        "my voice is my passcode",
+        "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..7Ui1ALizW4jXphVUB7xUqC9vLYLL9RZeOFfVLoB7Tgk",
+    ),
+    (CONTENT, "joshua", "", "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..UfkqvDGiIFxrMnFseDj9LYJOLNrvjW8aHhF71mvvAs8"),
 ]
 
 
@@ -64,10 +71,19 @@ def test_repr_never_shows_the_secret():
     assert (token.id, token.secret) == ("abcdef", "0123456789abcdef")
 
 
-@pytest.mark.parametrize("bad", [
-    "abcdef.0123456789abcdeF", "abcdef0123456789abcdef", "abcde.0123456789abcdef1",
-    "abcdef.0123456789abcde", "ABCDEF.0123456789abcdef", "abcdef.0123456789abcdef\n", "", None,
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "abcdef.0123456789abcdeF",
+        "abcdef0123456789abcdef",
+        "abcde.0123456789abcdef1",
+        "abcdef.0123456789abcde",
+        "ABCDEF.0123456789abcdef",
+        "abcdef.0123456789abcdef\n",
+        "",
+        None,
+    ],
+)
 def test_malformed_tokens_raise_without_echoing_the_secret(bad):
     with pytest.raises(TokenFormatError) as err:
         tokens.parse_token(bad)
@@ -101,8 +117,9 @@ def test_secret_without_ttl_usages_or_groups_like_the_upload_certs_token():
 
 def test_expires_wins_over_ttl_and_is_utc():
     tz = datetime.timezone(timedelta(hours=2))
-    data = tokens.secret_data("abcdef.0123456789abcdef", ttl=timedelta(hours=1),
-                              expiration=datetime.datetime(2030, 6, 1, 12, 0, 0, tzinfo=tz))
+    data = tokens.secret_data(
+        "abcdef.0123456789abcdef", ttl=timedelta(hours=1), expiration=datetime.datetime(2030, 6, 1, 12, 0, 0, tzinfo=tz)
+    )
     assert data["expiration"] == "2030-06-01T10:00:00Z"
 
 

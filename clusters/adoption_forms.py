@@ -6,16 +6,18 @@ from django import forms
 from django.contrib.auth.models import Group
 
 from clusters.models import Cluster
+from clusters.validators import validate_cluster_name
 from core.permissions import ADMIN, teams_for
+from kubeadm.validation import CLUSTER_NAME_RULE
 
 MAX_KUBECONFIG_BYTES = 256 * 1024
 
 
 class AdoptClusterForm(forms.Form):
+    # The one name rule (kubeadm.validation), worded as on the new-cluster form.
     name = forms.CharField(
-        max_length=63,
-        validators=Cluster._meta.get_field("name").validators,
-        help_text="Lower-case letters, digits and '-', at most 63 characters (a DNS label).",
+        validators=[validate_cluster_name],
+        help_text=CLUSTER_NAME_RULE[0].upper() + CLUSTER_NAME_RULE[1:] + ".",
     )
     team = forms.ModelChoiceField(queryset=Group.objects.none(), help_text="The team that can see and operate it.")
     kubeconfig_file = forms.FileField(

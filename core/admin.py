@@ -7,7 +7,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 
 from core.admin_mixins import AuditedAdmin, ReadOnlyAdmin
-from core.models import TeamMembership
+from core.models import TeamMembership, WorkerHeartbeat
 from core.permissions import ADMIN, teams_for
 
 admin.site.unregister(User)
@@ -42,6 +42,23 @@ class TeamMembershipAdmin(ReadOnlyAdmin):
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.is_active and (request.user.is_superuser or teams_for(request.user, ADMIN).exists())
+
+    def has_module_permission(self, request) -> bool:
+        return self.has_view_permission(request)
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    """Which workers are alive (what /readyz reads): superusers only, read-only."""
+
+    list_display = ("worker", "host", "pid", "started_at", "seen_at")
+
+    def get_queryset(self, request):
+        qs = WorkerHeartbeat.objects.all()
+        return qs if request.user.is_superuser else qs.none()
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
 
     def has_module_permission(self, request) -> bool:
         return self.has_view_permission(request)

@@ -93,31 +93,43 @@ def _check(ctx: PhaseContext) -> None:
     others = [
         n for n in ctx.cluster.nodes.filter(role=Node.Role.CONTROL_PLANE, status=Node.Status.JOINED).exclude(pk=node.pk)
     ]
-    asked = others[0] if others else node
-    # The etcd view from another control plane when there is one: this member may be the broken one.
+    # The etcd view from another control plane first (this member may be the broken one); the
+    # member list is read serializable, so a member that lost quorum still says who is there.
     from nodes import ssh
 
-    try:
-        with ssh.connect(asked) as conn:
-            status, lines = machine.capture(
-                ctx, conn, etcd.etcdctl(tools.etcdctl, "member", "list", "-w", "json"),
-                label="etcdctl member list", show=False, check=False,
-            )  # fmt: skip
-            members = etcd.parse_member_list(lines) if status == 0 else []
-            endpoints = ",".join(url for m in members for url in m.client_urls)
-            health: dict[str, bool] = {}
-            if endpoints:
-                _, lines = machine.capture(
-                    ctx, conn, etcd.etcdctl(tools.etcdctl, "endpoint", "health", "-w", "json", endpoints=endpoints)
-                    + ["--command-timeout=5s"],
-                    label="etcdctl endpoint health", show=False, check=False,
+    members: list[etcd.Member] = []
+    health: dict[str, bool] = {}
+    asked = node
+    for candidate in [*others, node]:
+        try:
+            with ssh.connect(candidate) as conn:
+                status, lines = machine.capture(
+                    ctx, conn,
+                    etcd.etcdctl(tools.etcdctl, "member", "list", "--consistency=s", "-w", "json"),
+                    label="etcdctl member list", show=False, check=False,
                 )  # fmt: skip
-                health = etcd.parse_endpoint_health(lines)
-    except ssh.SSHError as exc:
-        raise remote.phase_error(exc, asked) from None
+                if status != 0:
+                    ctx.log(
+                        f"etcdctl member list on {candidate.name} failed: {' '.join(lines)[-300:]}", level="warning"
+                    )
+                    continue
+                members = etcd.parse_member_list(lines)
+                endpoints = ",".join(url for m in members for url in m.client_urls)
+                if endpoints:
+                    _, lines = machine.capture(
+                        ctx, conn,
+                        etcd.etcdctl(tools.etcdctl, "endpoint", "health", "-w", "json", endpoints=endpoints)
+                        + ["--command-timeout=5s"],
+                        label="etcdctl endpoint health", show=False, check=False,
+                    )  # fmt: skip
+                    health = etcd.parse_endpoint_health(lines)
+                asked = candidate
+                break
+        except ssh.SSHError as exc:
+            ctx.log(f"{candidate.name}: {exc}", level="warning")
     if not members:
         raise PhaseError(
-            f"etcd on {asked.name} did not list its members (it may have lost quorum)",
+            f"no control plane listed etcd's members ({', '.join(n.name for n in [*others, node])} asked)",
             hint="bring the control planes' etcd members back before resetting one",
         )
     ctx.log(

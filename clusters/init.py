@@ -79,7 +79,7 @@ def init_configuration_text(cluster: Cluster, node, *, token=None, ignore_prefli
             )
         )
     return nodeconfig.init_config_for_node(
-        kubeadm_config.cluster_configuration(kubeadm_config.cluster_values(cluster)),
+        kubeadm_config.configuration_for(cluster),
         node_name=node.name,
         advertise_address=node.address,
         bootstrap_tokens=tokens,

@@ -183,3 +183,18 @@ def test_audit_export_command_acts_as_a_user_and_refuses_bad_filters(teams, tmp_
         call_command("audit_export", "--since", "soon")
     with pytest.raises(CommandError, match="no user 'ghost'"):
         call_command("audit_export", "--as", "ghost")
+
+
+def test_pages_merge_a_members_cluster_records_and_own_records_in_order(client, teams):
+    viewer = teams["viewer"]
+    for n in range(60):
+        record("test.cluster", actor=teams["outsider"], obj=teams["mine"], details={"n": 2 * n})
+        record("test.own", actor=viewer, details={"n": 2 * n + 1})
+        record("test.hidden", actor=teams["outsider"], obj=teams["theirs"], details={"n": -1})
+    client.force_login(viewer)
+    seen, url = [], "/audit/?action=test."
+    while url:
+        page = client.get(url).context["page"]
+        seen += [e.details["n"] for e in page.records]
+        url = f"/audit/?action=test.&before={page.older}" if page.older else None
+    assert seen == list(range(119, -1, -1)), "every visible record once, newest first, none of the other team's"

@@ -2,8 +2,9 @@
 audit); here they are read-only and scoped."""
 
 from django.contrib import admin
+from django_q.models import Failure, OrmQ, Schedule, Success
 
-from core.admin_mixins import ReadOnlyAdmin, ReadOnlyInline
+from core.admin_mixins import AuditedAdmin, ReadOnlyAdmin, ReadOnlyInline
 from operations.models import Event, Operation, PhaseAttempt, PhaseRun
 
 
@@ -37,3 +38,18 @@ class EventAdmin(ReadOnlyAdmin):
     list_display = ("operation", "seq", "created", "phase", "level", "kind", "message")
     list_filter = ("level", "kind")
     search_fields = ("message",)
+
+
+def _audit_registered_admin(model) -> None:
+    """Keep a third-party screen, but make every change through it write one audit record."""
+    if admin.site.is_registered(model):
+        base = type(admin.site._registry[model])
+        admin.site.unregister(model)
+        admin.site.register(model, type(f"Audited{base.__name__}", (AuditedAdmin, base), {}))
+
+
+# django-q2's schedules (the token sweep, token sync, audit checkpoints), task results and queue:
+# editable for superusers as django-q2 offers them, but no longer silently (a disabled sweep or a
+# deleted queued task changes what Kubeboard does).
+for _model in (Schedule, Success, Failure, OrmQ):
+    _audit_registered_admin(_model)

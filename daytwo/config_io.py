@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,7 +197,11 @@ def parse_import(text: str) -> ImportResult:
         errors.append(ConfigError(path, "a field kubeadm knows", "an unknown field", hint="remove it or fix its name"))
     errors += validate_cluster_configuration(cluster)
     if parsed.init is not None:
-        errors += validate_init_configuration(parsed.init, cluster)
+        # Node-level values are filled per machine later; validate the rest as kubeadm would.
+        init = copy.deepcopy(parsed.init)
+        init.node_registration.name = init.node_registration.name or "node"
+        init.local_api_endpoint.advertise_address = init.local_api_endpoint.advertise_address or "192.0.2.1"
+        errors += validate_init_configuration(init, cluster)
         notes.append(
             "InitConfiguration: node-level fields (nodeRegistration, localAPIEndpoint, bootstrapTokens) are not "
             "imported; Kubeboard fills them for each machine when it initializes or joins it."

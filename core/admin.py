@@ -1,7 +1,6 @@
 """Users and groups stay in the admin for superusers, audited; team membership is managed on
 the Teams page (same validation and audit as everywhere) and is read-only here."""
 
-from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
@@ -13,10 +12,11 @@ from core.permissions import ADMIN, teams_for
 admin.site.unregister(User)
 admin.site.unregister(Group)
 
-# django-axes: deleting an access attempt lifts a login lockout, so it is audited too.
-for _model in (AccessAttempt, AccessLog, AccessFailureLog):
-    if admin.site.is_registered(_model):
-        _base = type(admin.site._registry[_model])
+# django-axes: deleting an access attempt lifts a login lockout, so it is audited too
+# (django-q2's screens are wrapped the same way in operations/admin.py).
+for _model, _model_admin in list(admin.site._registry.items()):
+    if _model._meta.app_label == "axes" and not isinstance(_model_admin, AuditedAdmin):
+        _base = type(_model_admin)
         admin.site.unregister(_model)
         admin.site.register(_model, type(f"Audited{_base.__name__}", (AuditedAdmin, _base), {}))
 

@@ -144,6 +144,10 @@ def test_join_refuses_a_machine_that_joined_and_one_whose_etc_kubernetes_is_popu
     Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.RUNNING)
     dirty = machine(cluster, "m2", "10.0.0.12", facts=dict(FACTS_OK, etc_kubernetes={"populated": True, "count": 1}))
     client.force_login(operator)
+    html = page(client, cluster)
+    assert 'id="join-workers"' in html and 'id="join-control-plane"' in html and 'id="initialize"' not in html
+    assert f"--discovery-token-ca-cert-hash {cluster.ca_pin_hash}" in html
+    assert f'href="/clusters/{cluster.name}/tokens/"' in html
     response = client.post(f"/clusters/{cluster.name}/join/", {"nodes": [dirty.pk]}, follow=True)
     assert "/etc/kubernetes is not empty" in messages_of(response) and "reset" in messages_of(response)
     assert not Operation.objects.filter(kind__startswith="join").exists()

@@ -85,9 +85,13 @@ class OperationEventsConsumer(RefusingConsumer):
             return
         try:
             operation_id = int(self.scope["url_route"]["kwargs"]["operation_id"])
+            if operation_id >= 2**63:  # no such row; SQLite cannot even compare it
+                raise ValueError(operation_id)
             after = parse_after(self.scope.get("query_string", b""))
         except (ValueError, UnicodeDecodeError):
-            await self.refuse(CLOSE_BAD_REQUEST, "after must be a non-negative integer (the last sequence number seen)")
+            await self.refuse(
+                CLOSE_BAD_REQUEST, "expected /ws/operations/<id>/?after=<the last sequence number seen, 0 or more>"
+            )
             return
         operation = await database_sync_to_async(fanout.visible_operation)(user, operation_id)
         if operation is None:

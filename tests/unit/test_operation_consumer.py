@@ -133,6 +133,13 @@ async def test_bad_after_is_closed_with_4400(operation, member, after):
     await expect_refusal(communicator, 4400)
 
 
+async def test_an_absurd_operation_id_is_a_bad_request_not_a_crash(member, caplog):
+    communicator, connected = await open_socket(f"/ws/operations/{10**30}/", member)
+    assert connected
+    await expect_refusal(communicator, 4400)
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 async def test_unrouted_websocket_path_closes_with_4404(member):
     for path in ("/ws/nothing/", "/ws/operations/abc/", "/"):
         communicator, connected = await open_socket(path, member)

@@ -5,6 +5,10 @@ inside the caller's transaction (rolled back with it). What the call does not na
 the current ``audit.context``: the actor and correlation id of the web request or background
 task, its source, address and user agent. ``before``/``after`` are ``audit.snapshot.snapshot``
 pictures of the object; the record keeps what changed.
+
+The append takes the chain head's lock until the surrounding transaction commits, and every
+writer waits for it: call ``record`` as the last step of a transaction, never before a slow
+call (SSH, the Kubernetes API) inside the same transaction.
 """
 
 from __future__ import annotations

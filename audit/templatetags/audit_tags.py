@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django import template
 from django.utils.html import format_html, format_html_join
 
@@ -18,7 +16,8 @@ def _text(value) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_text(item) for item in value) or "—"
     if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
+        # Nested details ("removed": {"events": 3, ...}) read as "events: 3, ..." rather than JSON.
+        return ", ".join(f"{str(key).replace('_', ' ')}: {_text(item)}" for key, item in sorted(value.items())) or "—"
     return str(value)
 
 

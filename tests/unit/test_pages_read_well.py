@@ -102,3 +102,12 @@ def test_a_form_with_several_errors_has_a_summary_on_top(client, operator):
     assert text.index('id="error-summary"') < text.index('id="error-name"'), "the summary comes first"
     one = client.post("/clusters/new/", data | {"kubernetes_version": "1.37", "control_plane_endpoint": "10.0.0.1"})
     assert 'id="error-summary"' not in one.content.decode(), "a single mistake needs no summary"
+
+
+def test_audit_details_read_as_key_values_even_nested():
+    from audit.templatetags.audit_tags import key_values
+
+    html = key_values({"removed": {"events": 3, "bootstrap_tokens": 1}, "team": None, "machines_touched": False})
+    assert "<dt>removed</dt><dd>bootstrap tokens: 1, events: 3</dd>" in html
+    assert "<dt>team</dt><dd>—</dd>" in html and "<dt>machines touched</dt><dd>no</dd>" in html
+    assert "{" not in html and "None" not in html

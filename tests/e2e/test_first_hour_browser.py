@@ -66,7 +66,12 @@ def test_first_login_team_guide_and_every_bad_input_explained(stack_factory, bro
     page.fill("#id_name", "Prod_EU")
     page.fill("#id_control_plane_endpoint", "http://x")
     page.fill("#id_pod_subnet", "10.96.0.0/16")
+    # What a hand-edited request could still send (the select offers no such version).
+    page.eval_on_selector("#id_kubernetes_version", "s => { s.add(new Option('1.34', '1.34')); s.value = '1.34'; }")
     page.click("#cluster-form button[type=submit]")
+    version_error = page.inner_text("#error-kubernetes_version")
+    assert "Kubernetes 1.34 is not supported by this Kubeboard" in version_error
+    assert all(v in version_error for v in offered_versions()) and "1.34.2" not in version_error
     assert "expected a DNS label: at most 63 lower-case letters" in page.inner_text("#error-name")
     assert "253" not in page.inner_text("#error-name")
     assert "a scheme is not allowed; use host or host:port, e.g. 10.0.0.10:6443" in page.inner_text(
@@ -75,8 +80,8 @@ def test_first_login_team_guide_and_every_bad_input_explained(stack_factory, bro
     assert "must be a valid number" not in page.content()
     assert "does not overlap serviceSubnet" in page.inner_text("#error-pod_subnet")
     summary = page.locator("#error-summary")
-    assert "3 things to fix" in summary.inner_text()
-    assert summary.locator("li").count() == 3
+    assert "4 things to fix" in summary.inner_text()
+    assert summary.locator("li").count() == 4
     assert page.evaluate(
         "document.getElementById('error-summary').getBoundingClientRect().top"
         " < document.getElementById('error-name').getBoundingClientRect().top"

@@ -256,8 +256,8 @@ def refusals(report: dict, *, node, kubernetes_version: str) -> list[Refusal]:
             Refusal(
                 f"{node.name}: /etc/kubernetes is not empty ({count} files: {shown}); "
                 "kubeadm would mix this cluster with whatever is there — reset the machine first",
-                f"reset the machine first (`kubeadm reset -f` on {node.name} empties /etc/kubernetes), "
-                "then run Check machine and try again",
+                f"reset the machine first (Reset node on its page if Kubeboard put a cluster there, else "
+                f"`kubeadm reset -f` on {node.name}), then run Check machine and try again",
             )
         )
     binaries = report.get("binaries") or {}

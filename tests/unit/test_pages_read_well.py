@@ -111,3 +111,20 @@ def test_audit_details_read_as_key_values_even_nested():
     assert "<dt>removed</dt><dd>bootstrap tokens: 1, events: 3</dd>" in html
     assert "<dt>team</dt><dd>—</dd>" in html and "<dt>machines touched</dt><dd>no</dd>" in html
     assert "{" not in html and "None" not in html
+
+
+@pytest.mark.django_db
+def test_every_form_gets_the_summary(client, make_user):
+    from tests.factories import make_cluster
+
+    admin = make_user("ada", role="admin")
+    make_cluster("c1", team=team_of(admin))
+    client.force_login(admin)
+    for url, data in (
+        ("/clusters/c1/nodes/_add/", {"name": "Bad Name", "address": "http://x", "ssh_port": "0", "ssh_user": "root"}),
+        ("/clusters/c1/tokens/new/", {"ttl": "banana", "usages": ["nonsense"]}),
+        ("/clusters/adopt/", {"name": "Prod_EU"}),
+    ):
+        text = client.post(url, data).content.decode()
+        assert 'id="error-summary"' in text, url
+        assert "things to fix" in text, url

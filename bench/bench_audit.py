@@ -184,7 +184,8 @@ def pages(member, root, samples: int) -> None:
     for label, client, url in rows:
         print(f"  {label:48} {summary(timed_gets(client, url, samples))}")
     # Baseline: the same deep page with OFFSET, as a naive paginator would fetch it.
-    records = visible_records(member).filter(cluster__name="c000", action="operation.queued").order_by("-id")
+    records = visible_records(member).filter(cluster__name="c000", action="operation.queued").combined()
+    records = records.order_by("-id")
     offset = total - total // 20
     times = []
     for _ in range(max(5, samples // 4)):

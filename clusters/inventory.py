@@ -282,6 +282,7 @@ def start_read_back(cluster, *, user=None):
     from nodes.models import Node
     from operations.services import start_operation
 
+    cluster = type(cluster).objects.get(pk=cluster.pk)  # its state now, not when the page was drawn
     if cluster.status != cluster.Status.RUNNING and not cluster.is_adopted:
         raise ReadBackRefused(f"cluster {cluster.name} has no control plane yet", hint="initialize it first")
     machines = list(cluster.nodes.filter(role=Node.Role.CONTROL_PLANE, status=Node.Status.JOINED).order_by("name"))

@@ -14,6 +14,7 @@ machine or API server passes the test bed's route guard (tests/support/environme
 from __future__ import annotations
 
 import json
+import os
 import re
 import ssl
 import subprocess
@@ -33,10 +34,11 @@ from operations.models import Event, Operation, PhaseAttempt
 from tests.conftest import session_cookie, team_of
 from tests.conftest import test_database_env as database_env
 from tests.support import processes
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, wait_until
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
 from tests.support.web import collect, logged_in_session
 from tokens.models import BootstrapToken, CertificateKey
+from tools.testbed.guard import assert_routed_via_bridge
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -270,7 +272,7 @@ def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, ope
         assert_no_secret_leaked(cluster, stack.logs(), done.stdout, done.stderr)
 
 
-def test_commands_and_pre_seeded_control_plane(stack_factory, operator):
+def test_commands_and_pre_seeded_control_plane(stack_factory, operator, make_user, tmp_path):
     with blank_machines("kbtbj3", "10.213.73.0/24", 3) as sb:
         cluster = ready_cluster(
             "beta",
@@ -317,4 +319,31 @@ def test_commands_and_pre_seeded_control_plane(stack_factory, operator):
         assert_ready_nodes(cluster, {"node1": True, "node2": True, "node3": False})
         assert etcd_members(sb) == 2
         assert_inventory(Node.objects.get(cluster=cluster, name="node2"))
+
+        # Read back on request (a read-only operation in the worker): both control planes again.
+        before = dict(MachineInventory.objects.filter(node__cluster=cluster).values_list("node__name", "collected_at"))
+        again = inventory.start_read_back(cluster, user=operator)
+        wait_until(lambda: Operation.objects.get(pk=again.pk).status not in Operation.ACTIVE_STATUSES, timeout=120,
+                   message="the read-back")  # fmt: skip
+        assert Operation.objects.get(pk=again.pk).status == Operation.Status.SUCCEEDED
+        after = dict(MachineInventory.objects.filter(node__cluster=cluster).values_list("node__name", "collected_at"))
+        assert set(after) == {"node1", "node2"} and all(after[name] > before[name] for name in after)
+
+        # An admin's downloaded kubeconfig works with the real kubectl (its own client certificate).
+        admin = make_user("ada", team=team_of(operator).name, role="admin")
+        session = logged_in_session(stack.http, session_cookie(admin))
+        page = f"{stack.http}/clusters/beta/"
+        download = post_action(session, page, f"{page}admin-kubeconfig/", {"ttl": "1h"})
+        assert download.status_code == 200 and download.headers["Cache-Control"] == "no-store"
+        config = tmp_path / "beta-admin.conf"
+        config.write_text(download.text)
+        assert_routed_via_bridge(sb.node(1).address, sb.bridge)
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        nodes = subprocess.run(
+            [str(sb.bin_dir / "kubectl"), f"--kubeconfig={config}", "get", "nodes", "-o", "name"],
+            capture_output=True, text=True, env=env, timeout=30,
+        )  # fmt: skip
+        assert nodes.returncode == 0, nodes.stderr
+        assert nodes.stdout.split() == ["node/node1", "node/node2", "node/node3"]
+        assert AuditEvent.objects.filter(action="cluster.admin_kubeconfig_issued", actor=admin).count() == 1
         assert_no_secret_leaked(cluster, stack.logs(), done.stdout, done.stderr)

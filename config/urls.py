@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from clusters import adoption_views
 from core import health
+from daytwo import views as daytwo_views
 
 admin.site.site_header = "Kubeboard administration"
 admin.site.site_title = "Kubeboard"
@@ -14,9 +15,11 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("clusters/adopt/", adoption_views.adopt, name="adopt-cluster"),
+    path("clusters/import/", daytwo_views.import_cluster, name="import-cluster"),
     path("clusters/", include("clusters.urls")),
     path("clusters/<str:cluster>/nodes/", include("nodes.urls")),
     path("clusters/<str:name>/tokens/", include("tokens.urls")),
+    path("clusters/<str:name>/day2/", include("daytwo.urls")),
     path("operations/", include("operations.urls")),
     path("audit/", include("audit.urls")),
     path("teams/", include("teams.urls")),

@@ -80,6 +80,11 @@ class NodePlan:
     components: dict[str, str]
     steps: list[str]
 
+    @property
+    def component_tags(self) -> list[str]:
+        """The control-plane images' tags in CONTROL_PLANE_COMPONENTS order ("" on a worker)."""
+        return [self.components.get(c, "") for c in CONTROL_PLANE_COMPONENTS]
+
 
 @dataclass
 class Refusal:

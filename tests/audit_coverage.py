@@ -87,6 +87,12 @@ def _login_password(w) -> None:
 
 
 CLUSTER_E2E = "tests/e2e/test_tokens_cluster.py"
+DAY2_UPGRADE_E2E = "tests/e2e/test_day2_upgrade.py"
+DAY2_CERTS_E2E = "tests/e2e/test_day2_certificates.py"
+IMPORTED_CONFIG = (
+    "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.2\n"
+    "controlPlaneEndpoint: 10.0.0.30:6443\nnetworking:\n  podSubnet: 10.244.0.0/16\n"
+)
 
 ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
     "login": {
@@ -173,6 +179,36 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
     },
     "teams:member_role": {"POST": Audited("team.role_changed", data=lambda w: {"role": "operator"})},
     "teams:member_remove": {"POST": Audited("team.member_removed")},
+    # day two
+    "daytwo:upgrade-start": {"POST": Elsewhere(DAY2_UPGRADE_E2E, "upgrades a running cluster")},
+    "daytwo:settings": {
+        "POST": Audited(
+            "cluster.day2_settings_changed",
+            data=lambda w: {"upgrade_batch_size": "2", "etcdctl": "etcdctl", "etcdutl": "etcdutl"},
+        )
+    },
+    "daytwo:reset": {"POST": Elsewhere("tests/e2e/test_day2_reset.py", "resets a machine of a running cluster")},
+    "daytwo:certificates-read": {"POST": Elsewhere(DAY2_CERTS_E2E, "reads control-plane machines over SSH")},
+    "daytwo:certificates-renew": {"POST": Elsewhere(DAY2_CERTS_E2E, "renews certificates on control planes")},
+    "daytwo:renewal-policy": {
+        "POST": Audited("renewal_policy.changed", data=lambda w: {"enabled": "on", "renew_below_days": "30"})
+    },
+    "daytwo:snapshot": {"POST": Elsewhere(DAY2_UPGRADE_E2E, "saves a snapshot on a control plane")},
+    "daytwo:backup-schedule": {
+        "POST": Audited(
+            "backup_schedule.changed", data=lambda w: {"enabled": "on", "interval_hours": "24", "keep": "7"}
+        )
+    },
+    "daytwo:snapshot-download": {"POST": Audited("etcd_snapshot.downloaded")},
+    "daytwo:snapshot-delete": {"POST": Audited("etcd_snapshot.deleted")},
+    "daytwo:snapshot-restore": {"POST": Elsewhere(DAY2_UPGRADE_E2E, "restores etcd on a control plane")},
+    "import-cluster": {
+        "POST": Audited(
+            ("cluster.created", "cluster.configuration_imported", "operation.queued"),
+            role="operator",
+            data=lambda w: {"name": "imported", "team": w.team.pk, "text": IMPORTED_CONFIG},
+        )
+    },
 }
 
 COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
@@ -223,6 +259,10 @@ TASKS: dict[str, Audited | ReadOnly | Elsewhere] = {
     ),
     "tokens.tasks.sync_cluster": Elsewhere(CLUSTER_E2E, "reads a live cluster"),
     "operations.tasks.run_operation": Elsewhere("tests/unit/test_operation_pipeline.py", "runs phases"),
+    "daytwo.tasks.due": ReadOnly(
+        "no schedule or policy is due in the world (tests/unit/test_day2_units.py proves they start operations)",
+        call=lambda w: __import__("daytwo.tasks").tasks.due(),
+    ),
     "audit.checkpoints.scheduled_checkpoint": Audited(
         "audit.checkpoint_created",
         call=lambda w: __import__("audit.checkpoints").checkpoints.scheduled_checkpoint(),

@@ -87,6 +87,7 @@ class World:
     membership: Any  # the viewer's membership of ``team``
     token: Any
     certificate_key: Any
+    snapshot: Any = None  # an etcd snapshot (daytwo), stored and verifiable
 
 
 def build_world() -> World:
@@ -138,7 +139,21 @@ def build_world() -> World:
     certificate_key = CertificateKey.objects.create(
         cluster=cluster, key="00" * 32, expires_at=timezone.now() + timedelta(hours=2)
     )
-    return World(users, team, cluster, node, operation, memberships["viewer"], token, certificate_key)
+    from daytwo.models import EtcdSnapshot
+
+    snapshot = EtcdSnapshot.objects.create(cluster=cluster, status=EtcdSnapshot.Status.AVAILABLE)
+    _store_snapshot(snapshot, b"not really an etcd database")
+    return World(users, team, cluster, node, operation, memberships["viewer"], token, certificate_key, snapshot)
+
+
+def _store_snapshot(snapshot, data: bytes) -> None:
+    import base64
+    import hashlib
+
+    snapshot.chunks.create(index=0, data=base64.b64encode(data).decode())
+    type(snapshot).objects.filter(pk=snapshot.pk).update(
+        size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), chunk_count=1
+    )
 
 
 def _node(w) -> dict:
@@ -163,6 +178,10 @@ ADMIN_ACTION = S(LOGIN, 404, 403, 403, REDIRECT, REDIRECT)
 
 def _cluster(w) -> dict:
     return {"name": w.cluster.name}
+
+
+def _snapshot(w) -> dict:
+    return {"name": w.cluster.name, "pk": w.snapshot.pk}
 
 
 def _token(w) -> dict:
@@ -222,6 +241,26 @@ MATRIX: dict[str, Route] = {
     "tokens:delete": Route(kwargs=_token, GET=POST_ONLY, POST=OPERATE_ACTION),
     "tokens:reveal": Route(kwargs=_token, GET=POST_ONLY, POST=S(LOGIN, 404, 403, 403, 200, 200)),
     "tokens:join_command": Route(kwargs=_token, GET=POST_ONLY, POST=S(LOGIN, 404, 403, 403, 400, 400)),
+    # day two
+    "daytwo:upgrade": Route(kwargs=_cluster, GET=TEAM_PAGE),
+    "daytwo:upgrade-start": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "daytwo:settings": Route(kwargs=_cluster, GET=POST_ONLY, POST=ADMIN_ACTION),
+    "daytwo:reset": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "daytwo:certificates": Route(kwargs=_cluster, GET=TEAM_PAGE),
+    "daytwo:certificates-read": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "daytwo:certificates-renew": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "daytwo:renewal-policy": Route(kwargs=_cluster, GET=POST_ONLY, POST=ADMIN_ACTION),
+    "daytwo:backups": Route(kwargs=_cluster, GET=TEAM_PAGE),
+    "daytwo:snapshot": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "daytwo:backup-schedule": Route(kwargs=_cluster, GET=POST_ONLY, POST=ADMIN_ACTION),
+    # The decrypted etcd snapshot holds every Secret of the cluster: admins only (audited).
+    "daytwo:snapshot-download": Route(kwargs=_snapshot, GET=POST_ONLY, POST=S(LOGIN, 404, 403, 403, 200, 200)),
+    "daytwo:snapshot-delete": Route(kwargs=_snapshot, GET=POST_ONLY, POST=ADMIN_ACTION),
+    "daytwo:snapshot-restore": Route(kwargs=_snapshot, GET=POST_ONLY, POST=ADMIN_ACTION),
+    "daytwo:configuration": Route(kwargs=_cluster, GET=TEAM_PAGE),
+    "daytwo:configuration-export": Route(kwargs=_cluster, GET=TEAM_PAGE),
+    # Like clusters:create: an operator of any team (the other team's admin too); an empty POST shows the form again.
+    "import-cluster": Route(GET=S(LOGIN, 200, 403, 200, 200, 200), POST=S(LOGIN, 200, 403, 200, 200, 200)),
     # operations
     "operations:detail": Route(kwargs=lambda w: {"pk": w.operation.pk}, GET=TEAM_PAGE),
     "operations:resume": Route(kwargs=lambda w: {"pk": w.operation.pk}, GET=POST_ONLY, POST=OPERATE_ACTION),

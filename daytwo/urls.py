@@ -1,0 +1,25 @@
+from django.urls import path
+
+from daytwo import views
+
+app_name = "daytwo"
+
+# Under /clusters/<name>/day2/ (config/urls.py).
+urlpatterns = [
+    path("upgrade/", views.upgrade_plan, name="upgrade"),
+    path("upgrade/start/", views.upgrade_start, name="upgrade-start"),
+    path("settings/", views.settings, name="settings"),
+    path("reset/", views.reset_node, name="reset"),
+    path("certificates/", views.certificate_page, name="certificates"),
+    path("certificates/read/", views.certificates_read, name="certificates-read"),
+    path("certificates/renew/", views.certificates_renew, name="certificates-renew"),
+    path("certificates/policy/", views.renewal_policy, name="renewal-policy"),
+    path("backups/", views.backup_page, name="backups"),
+    path("backups/snapshot/", views.snapshot_take, name="snapshot"),
+    path("backups/schedule/", views.backup_schedule, name="backup-schedule"),
+    path("backups/<int:pk>/download/", views.snapshot_download, name="snapshot-download"),
+    path("backups/<int:pk>/delete/", views.snapshot_delete, name="snapshot-delete"),
+    path("backups/<int:pk>/restore/", views.snapshot_restore, name="snapshot-restore"),
+    path("configuration/", views.configuration_page, name="configuration"),
+    path("configuration/export/", views.configuration_export, name="configuration-export"),
+]

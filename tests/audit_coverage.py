@@ -238,6 +238,18 @@ COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
     "node join-command": Elsewhere(CLUSTER_E2E, "needs a ready cluster"),
     "node join": Elsewhere(CLUSTER_E2E, "joins machines to a running control plane"),
     "cluster init": Elsewhere(CLUSTER_E2E, "initializes a control plane on a machine"),
+    "cluster upgrade-plan": ReadOnly("prints the plan", argv=lambda w: ["cluster", "upgrade-plan", w.cluster.name]),
+    "cluster upgrade": Elsewhere(DAY2_UPGRADE_E2E, "upgrades a running cluster"),
+    "cluster certs": ReadOnly("prints what was read", argv=lambda w: ["cluster", "certs", w.cluster.name]),
+    "cluster renew-certs": Elsewhere(DAY2_CERTS_E2E, "renews certificates on control planes"),
+    "cluster backup": Elsewhere(DAY2_UPGRADE_E2E, "saves a snapshot on a control plane"),
+    "cluster backups": ReadOnly("lists", argv=lambda w: ["cluster", "backups", w.cluster.name]),
+    "cluster restore": Elsewhere(DAY2_UPGRADE_E2E, "restores etcd on a control plane"),
+    "cluster config-export": ReadOnly("prints", argv=lambda w: ["cluster", "config-export", w.cluster.name]),
+    "cluster config-import": Elsewhere(
+        "tests/unit/test_day2_units.py", "reads a file; the page's route is audited here"
+    ),
+    "node reset": Elsewhere("tests/e2e/test_day2_reset.py", "resets a machine of a running cluster"),
     "operation follow": ReadOnly("prints events"),
     "token create": Elsewhere(CLUSTER_E2E, "creates the Secret in a live cluster"),
     "token delete": Elsewhere(CLUSTER_E2E, "deletes the Secret in a live cluster"),

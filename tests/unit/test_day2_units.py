@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from clusters.models import Cluster
 from daytwo import backup, certificates, config_io, etcd, reset, upgrade
 from daytwo.kube import ClusterState, NodeState
 from daytwo.models import BackupSchedule, CertificateReport, EtcdSnapshot, RenewalPolicy, validate_package_command
@@ -405,3 +406,28 @@ def test_import_page_shows_each_problem(operator):
 
     config = configuration_for(stored.cluster)
     assert config.cluster_name == "imported" and config.api_server.extra_args[0].name == "audit-log-maxage"
+
+
+def test_commands_print_the_plan_import_a_file_and_refuse_bad_input(cluster, operator, tmp_path, capsys):
+    from django.core.management import call_command
+
+    from audit.models import AuditEvent
+
+    with pytest.raises(SystemExit) as exited:
+        call_command("cluster", "upgrade-plan", cluster.name, "v1.38.0")
+    assert exited.value.code == 2  # refused: the API server does not answer here
+    out = capsys.readouterr().out
+    assert "NODE" in out and "cp1" in out and "refused: the API server does not answer" in out
+    path = tmp_path / "kubeadm.yaml"
+    path.write_text(V1BETA3.replace("10.244.0.0/16", "10.96.0.0/16"))
+    with pytest.raises(Exception, match="networking.podSubnet"):
+        call_command("cluster", "config-import", "from-file", str(path), "--team", team_of(operator).name)
+    path.write_text(V1BETA3)
+    call_command("cluster", "config-import", "from-file", str(path), "--team", team_of(operator).name, "--no-wait")
+    assert "Migrated from kubeadm.k8s.io/v1beta3" in capsys.readouterr().out
+    imported = Cluster.objects.get(name="from-file")
+    assert imported.kubernetes_version == "v1.36.3"
+    actions = set(AuditEvent.objects.filter(cluster=imported).values_list("action", flat=True))
+    assert {"cluster.created", "cluster.configuration_imported", "operation.queued"} <= actions
+    with pytest.raises(Exception, match="type its name to confirm"):
+        call_command("node", "reset", cluster.name, "w1")

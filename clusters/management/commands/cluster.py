@@ -1,4 +1,5 @@
-"""``manage.py cluster init NAME``: the cluster page's Initialize, for scripts.
+"""``manage.py cluster init NAME``: the cluster page's Initialize, for scripts (day-two actions:
+``daytwo/commands.py``).
 
 Prints the same live progress as the operation page and exits 0 on success, 1 when the
 operation failed, was cancelled or interrupted, 2 when it was refused before anything ran.
@@ -12,6 +13,7 @@ from clusters.action_forms import candidate_machines
 from clusters.commandline import REFUSED, acting_user, follow_to_exit, split_names
 from clusters.init import InitRefused, start_init
 from clusters.models import Cluster
+from daytwo import commands as day2_commands
 from operations.services import OperationStateError
 
 
@@ -32,8 +34,11 @@ class Command(BaseCommand):
         )
         init.add_argument("--user", help="act as this user (their role must allow operating the cluster)")
         init.add_argument("--no-wait", action="store_true", help="queue it and print its id, do not follow")
+        day2_commands.add_cluster_parsers(actions)
 
     def handle(self, *args, action: str, **options) -> None:
+        if action in day2_commands.CLUSTER_ACTIONS:
+            return day2_commands.run_cluster(self, action, **options)
         cluster = Cluster.objects.filter(name=options["name"]).first()
         if cluster is None:
             known = ", ".join(Cluster.objects.values_list("name", flat=True)[:20]) or "none yet"

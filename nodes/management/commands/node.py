@@ -15,6 +15,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from clusters.models import Cluster
+from daytwo import commands as day2_commands
 from nodes import join_command, services, ssh
 from nodes.forms import NodeForm
 from nodes.models import Node
@@ -67,6 +68,7 @@ class Command(BaseCommand):
         check.add_argument("--json", dest="as_json", action="store_true", help="print the report as JSON")
 
         join_command.add_parser(actions)
+        day2_commands.add_node_parser(actions)
 
     def handle(self, *args, action: str, **options) -> None:
         handler = {
@@ -76,6 +78,7 @@ class Command(BaseCommand):
             "accept-host-key": self.accept_host_key,
             "check": self.check,
             "join": lambda **opts: join_command.run(self, **opts),
+            "reset": lambda **opts: day2_commands.run_node_reset(self, **opts),
         }[action]
         handler(**options)
 

@@ -214,6 +214,16 @@ def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, ope
         assert_api_server_uses_our_ca(cluster, sb.node(1).address)
         assert_ready_nodes(cluster, {"node1": True})
         assert_inventory(cp1)
+        modes = {path: sb.node(1).host_path(path).stat().st_mode & 0o777 for path in (
+            "/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/pki/ca.key", "/etc/kubernetes/pki/sa.key",
+            "/etc/kubernetes/pki/sa.pub", "/etc/kubernetes/kubeboard/kubeadm-init.yaml")}  # fmt: skip
+        assert modes == {
+            "/etc/kubernetes/pki/ca.crt": 0o644,
+            "/etc/kubernetes/pki/ca.key": 0o600,
+            "/etc/kubernetes/pki/sa.key": 0o600,
+            "/etc/kubernetes/pki/sa.pub": 0o600,
+            "/etc/kubernetes/kubeboard/kubeadm-init.yaml": 0o600,
+        }
         init_token = BootstrapToken.objects.get(cluster=cluster, description__contains=f"operation #{init.pk}")
         assert init_token.status == BootstrapToken.Status.ACTIVE
 

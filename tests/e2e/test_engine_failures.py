@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -305,16 +306,27 @@ def test_worker_killed_mid_phase_and_cancel(stack_factory, operator, tmp_path):
         assert Event.objects.filter(operation=join, message__contains="still running on node2").exists()
 
         # Cancel during a long phase: the operation stops and nothing of kubeadm is left on node3.
+        # Started from the command line, which follows it live and exits 1 when it does not succeed.
         (bin_dir / "slow-node3").write_text("preflight 300\n")
-        join = start_join(Cluster.objects.get(pk=cluster.pk), [machines[3]], user=operator)
-        wait_until(lambda: any(end == float("inf") for _, end in runs(bin_dir, "join phase preflight", host="node3")),
-                   timeout=120, interval=0.2, message="the slow preflight")  # fmt: skip
-        asked = time.monotonic()
-        cancel_operation(join, user=operator)
-        wait_until(lambda: Operation.objects.get(pk=join.pk).status == Operation.Status.CANCELLED, timeout=30,
-                   interval=0.2, message="the cancel")  # fmt: skip
+        command = subprocess.Popen(
+            [sys.executable, "manage.py", "node", "join", "epsilon", "node3", "--user", operator.username],
+            cwd=processes.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: any(end == float("inf") for _, end in runs(bin_dir, "join phase preflight", host="node3")),
+                       timeout=120, interval=0.2, message="the slow preflight")  # fmt: skip
+            join = Operation.objects.filter(cluster=cluster, kind="join-workers").order_by("-pk").first()
+            assert join.params["nodes"] == ["node3"]
+            asked = time.monotonic()
+            cancel_operation(join, user=operator)
+            output, _ = command.communicate(timeout=60)
+        finally:
+            command.kill()
         assert time.monotonic() - asked < 15
+        assert command.returncode == 1, output
+        assert "node3:preflight: cancelled" in output and f"manage.py operation resume {join.pk}" in output
         join.refresh_from_db()
+        assert join.status == Operation.Status.CANCELLED
         assert "Cancelled by olivia during phase preflight on node3" in join.error
         leftovers = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         assert "sleep 300" not in leftovers and f"{bin_dir}/kubeadm" not in leftovers

@@ -128,7 +128,12 @@ class AuditEvent(AppendOnlyModel):
     cluster_name = models.CharField(max_length=63, blank=True)
     # For records outside any cluster (team membership): the team they concern.
     team = models.ForeignKey(
-        "auth.Group", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        "auth.Group",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     details = models.JSONField(default=dict, blank=True)

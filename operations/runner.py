@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,12 +31,9 @@ from kubeadm.output import parse_line
 from operations.events import EventWriter, Heartbeat, LeaseLost
 from operations.models import Event, Operation, PhaseAttempt, PhaseRun
 from operations.registry import OperationKind, UnknownKind, get_kind, notify_finished
-from operations.services import reap_operations, worker_identity
+from operations.services import enqueue_next_waiting, reap_operations, worker_identity
 
 log = logging.getLogger(__name__)
-
-# How often a queued operation re-checks the per-cluster lock while another one runs.
-LOCK_POLL_SECONDS = 1.0
 
 
 class PhaseError(Exception):
@@ -142,22 +138,22 @@ def _claim(operation_id: int, worker: str) -> tuple[Operation | None, str]:
 
 
 def run_operation(operation_id: int) -> str:
-    """The django-q2 task. Returns a short outcome string (kept in the task result)."""
+    """The django-q2 task. Returns a short outcome string (kept in the task result).
+
+    A task whose cluster is busy returns at once instead of holding a worker process while it
+    waits (which would starve other clusters' operations): the operation stays queued, and the
+    operation it waits for queues it again when it ends (``services.enqueue_next_waiting``).
+    """
     worker = worker_identity()
-    announced_wait = False
-    while True:
-        operation, reason = _claim(operation_id, worker)
-        if operation is not None:
-            break
-        if not reason.startswith("waiting"):
-            log.info("operation %s not run: %s", operation_id, reason)
+    operation, reason = _claim(operation_id, worker)
+    if operation is None:
+        if reason.startswith("waiting"):
+            # The operation we wait for may belong to a dead worker: free the lock if so.
+            reap_operations()
+            operation, reason = _claim(operation_id, worker)
+        if operation is None:
+            log.info("operation %s not run now: %s", operation_id, reason)
             return reason
-        if not announced_wait:
-            log.info("operation %s %s", operation_id, reason)
-            announced_wait = True
-        time.sleep(LOCK_POLL_SECONDS)
-        # The operation we wait for may belong to a dead worker: free the lock if so.
-        reap_operations()
 
     writer = EventWriter(operation)
     heartbeat = Heartbeat(writer)
@@ -324,6 +320,7 @@ class Run:
                 details["error"] = error
             record(f"operation.{status}", obj=operation, cluster=operation.cluster, details=details)
             notify_finished(operation)
+            enqueue_next_waiting(operation)
 
         self.writer.flush(
             operation_updates={"status": status, "finished_at": timezone.now(), "error": error, "current_phase": ""},

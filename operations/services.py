@@ -297,6 +297,7 @@ def interrupt(operation: Operation, reason: str) -> bool:
             data={"status": Operation.Status.INTERRUPTED, "error": reason},
         )
         record("operation.interrupted", obj=operation, cluster=operation.cluster, details={"reason": reason})
+        enqueue_next_waiting(operation)
         if _auto_resumable(operation, running):
             log.warning("operation %s interrupted (%s); resuming it automatically", operation.pk, reason)
             resume_operation(operation, automatic=True)
@@ -331,15 +332,45 @@ def _requeue_due(operation: Operation, now) -> bool:
     return now - seen > timedelta(seconds=timeout)
 
 
+def enqueue_next_waiting(finished: Operation) -> None:
+    """Queue the task of the oldest operation waiting for ``finished``'s cluster (on commit).
+
+    Waiting tasks do not sleep in a worker; this wakes the next one up. The queued operation
+    is read in the same transaction that ends ``finished``, so no wake-up is lost: a task that
+    saw ``finished`` running is woken by it, one that did not could claim the cluster itself.
+    """
+    if not finished.mutating:
+        return
+    waiting = (
+        Operation.objects.filter(cluster_id=finished.cluster_id, status=Operation.Status.QUEUED, mutating=True)
+        .exclude(pk=finished.pk)
+        .order_by("created_at", "id")
+        .first()
+    )
+    if waiting is not None:
+        enqueue(waiting)
+
+
+def _waiting_for_cluster(operation: Operation) -> bool:
+    return (
+        operation.mutating
+        and Operation.objects.filter(
+            cluster_id=operation.cluster_id, status=Operation.Status.RUNNING, mutating=True
+        ).exists()
+    )
+
+
 def requeue_lost_operations() -> int:
     """Queue again the operations whose task nobody picked up within the queue timeout.
 
-    A task waiting for the cluster lock refreshes ``heartbeat_at``, so it is never re-queued.
+    An operation waiting behind a running operation of its cluster is not lost (that one queues
+    it when it ends), so it is left alone.
     """
     now = timezone.now()
     requeued = 0
     for operation in Operation.objects.filter(status=Operation.Status.QUEUED).select_related("cluster"):
-        if not _requeue_due(operation, now):
+        if not _requeue_due(operation, now) or _waiting_for_cluster(operation):
+            # An operation behind a running one of its cluster is not lost: that one wakes it.
             continue
         with transaction.atomic():
             # Only the reaper that moves heartbeat_at first re-queues (several may look at once).

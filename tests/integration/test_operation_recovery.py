@@ -141,6 +141,33 @@ def test_task_waiting_for_the_cluster_lock_is_not_requeued(stack_factory, operat
     assert not second.events.filter(message__contains="queued it again").exists()
 
 
+def test_a_waiting_operation_does_not_hold_a_worker_from_other_clusters(stack_factory, operator):
+    """With one worker process, cluster A's second operation must not occupy it while A's first
+    runs: cluster B's operation starts meanwhile, and A's second still runs after A's first."""
+    stack = stack_factory(KUBEBOARD_OPERATION_QUEUE_TIMEOUT_SECONDS=str(QUEUE_TIMEOUT), KUBEBOARD_WORKERS="2", **KINDS)
+    busy, other = make_cluster("busy"), make_cluster("other")
+    first = start_operation(busy, "test-steps", params={"block": {"work": 1}, "block_seconds": 8, "ignore_cancel": True})
+    wait_for(stack, lambda: status_of(first) == "running", timeout=30, message="the first operation to start")
+    # More waiting operations than worker processes: before, each sat in a worker, sleeping.
+    waiting = [start_operation(busy, "test-steps") for _ in range(3)]
+    elsewhere = start_operation(other, "test-steps")
+    wait_for(stack, lambda: status_of(elsewhere) == "succeeded", timeout=60, message="the other cluster's operation")
+    assert status_of(first) == "running", "the other cluster did not have to wait for the busy one"
+    wait_for(
+        stack,
+        lambda: all(status_of(operation) == "succeeded" for operation in waiting),
+        timeout=90,
+        message="the waiting operations, woken one after another",
+        interval=0.3,
+    )
+    runs = sorted(Operation.objects.filter(cluster=busy), key=lambda operation: operation.started_at)
+    for earlier, later in zip(runs, runs[1:], strict=False):
+        assert later.started_at >= earlier.finished_at, "one mutating operation per cluster at a time"
+    assert [operation.pk for operation in runs] == [first.pk, *(operation.pk for operation in waiting)], "in order"
+    # (the first may be re-queued if the workers start slower than the 3 s queue timeout)
+    assert not Event.objects.filter(operation__in=waiting, message__contains="queued it again").exists()
+
+
 # --- workers that die --------------------------------------------------------------------------
 
 

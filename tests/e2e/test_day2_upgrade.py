@@ -1,15 +1,18 @@
-"""Upgrade and restore on the test bed, end to end.
+"""Upgrade (from a browser) and restore on the test bed, end to end.
 
 A cluster Kubeboard initializes at v1.36.3 (one control plane, one worker, real kubeadm, etcd
-and control plane of that release, hollow kubelets of that release) is upgraded to v1.37.2 by
-Kubeboard's upgrade operation: etcd snapshot first, ``kubeadm upgrade apply`` on the control
-plane, then the worker (drain, ``kubeadm upgrade node``, kubelet, uncordon). The package step
-is the test bed's: the machine's kubeadm/kubelet switched to the target release. The same
-cluster then serves the restore drill (single control plane): a ConfigMap written, a snapshot,
-the ConfigMap deleted, the snapshot restored, the ConfigMap back.
+and control plane of that release, hollow kubelets of that release) is upgraded to v1.37.2. A
+person in Chromium opens the upgrade plan from the cluster page, sees every node's versions,
+asks for a version that is refused (with the reason), then for v1.37.2, starts the upgrade and
+watches it node by node on the operation page while a Kubeboard worker process runs it: etcd
+snapshot first, ``kubeadm upgrade apply`` on the control plane, then the worker (drain,
+``kubeadm upgrade node``, kubelet, uncordon). The package step is the test bed's: the machine's
+kubeadm/kubelet switched to the target release. The same cluster then serves the restore drill
+(single control plane): a ConfigMap written, a snapshot, the ConfigMap deleted, the snapshot
+restored, the ConfigMap back.
 
-The operations run in this process on the real runner (the worker-process path is covered by
-the engine's tests); every connection passes the test bed's route guard.
+One test for both (CI time): an upgrade costs minutes on the test bed. Every connection passes
+the test bed's route guard.
 """
 
 from __future__ import annotations
@@ -30,13 +33,17 @@ from daytwo import backup, upgrade
 from daytwo.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
 from nodes.join import start_join
 from nodes.services import run_check
+from operations.models import Operation
 from tests.conftest import team_of
-from tests.support.day2 import UPGRADE_IGNORE, machines, messages, package_commands_on_testbed, run
+from tests.e2e.test_browser import browser_page  # noqa: F401 - the Chromium fixture
+from tests.support.day2 import UPGRADE_IGNORE, machines, messages, package_commands_on_testbed, run, wait_done
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, ready_cluster
 from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, BinariesMissing, find_binaries
 from tools.testbed.testing import require_binaries, unavailable
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def older_release():
@@ -63,7 +70,7 @@ def config_map(cluster, name: str) -> dict | None:
             raise
 
 
-def test_upgrade_from_the_older_release_then_restore_drill(transactional_db, operator):
+def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, browser_page, tmp_path):  # noqa: F811
     old = older_release()
     new = require_binaries(DEFAULT_VERSION)
     with machines("kbtbx2", "10.213.92.0/24", 2, release=old) as sb:
@@ -113,7 +120,49 @@ def test_upgrade_from_the_older_release_then_restore_drill(transactional_db, ope
         plan = upgrade.build_plan(cluster, DEFAULT_VERSION)
         assert plan.allowed, plan.refusals
         assert plan.current == OLDER_VERSION and plan.order == [[cp.name], [worker.name]]
-        operation = run(upgrade.start_upgrade(cluster, DEFAULT_VERSION, user=operator))
+
+        # --- the upgrade, from the browser ---------------------------------------------------------
+        stack = stack_factory()
+        page = browser_page
+        page.goto(f"{stack.http}/login/")
+        page.fill("#id_username", operator.username)
+        page.fill("#id_password", "pw-" + operator.username)
+        page.click("main button[type=submit]")
+        page.goto(f"{stack.http}/clusters/{cluster.name}/")
+        page.click("#upgrade-plan-link")
+        assert page.inner_text("#current-version") == OLDER_VERSION
+        rows = page.locator("#plan-nodes tbody tr")
+        assert rows.count() == 2 and OLDER_VERSION in rows.nth(0).inner_text()
+        page.fill("#plan-target", "v1.38.0")
+        page.click("#show-plan")
+        assert "outside the versions this Kubeboard drives" in page.inner_text("#refusals")
+        assert page.locator("#start-upgrade").count() == 0
+        page.click(f"#suggestions a:has-text('{DEFAULT_VERSION}')")
+        assert page.inner_text("#plan-allowed") == f"{OLDER_VERSION} → {DEFAULT_VERSION} is allowed."
+        assert page.inner_text("#plan-order").count("\n") == 2  # snapshot, node1, node2
+        page.screenshot(path=str(tmp_path / "upgrade-plan.png"), full_page=True)
+        page.click("#start-upgrade")
+        page.wait_for_url("**/operations/*/")
+        page.evaluate(
+            """() => { window.seen = [];
+              new MutationObserver(() => document.querySelectorAll('.phase').forEach(p => {
+                const key = (p.dataset.group || '-') + ':' + p.dataset.phase + ':' + p.dataset.status;
+                if (!window.seen.includes(key)) window.seen.push(key); }))
+              .observe(document.getElementById('pipeline'), {subtree: true, attributes: true}); }"""
+        )
+        page.wait_for_selector("#operation-status[data-status=succeeded]", timeout=900_000)
+        seen = page.evaluate("window.seen")
+        page.screenshot(path=str(tmp_path / "upgrade-done.png"), full_page=True)
+        operation = wait_done(Operation.objects.get(cluster=cluster, kind=upgrade.KIND))
+        # Watched live, node by node: the control plane's phases finished before the worker's began.
+        cp_done = max(i for i, key in enumerate(seen) if key.startswith(f"{cp.name}:") and key.endswith(":succeeded"))
+        worker_running = min(
+            i for i, key in enumerate(seen) if key.startswith(f"{worker.name}:") and key.endswith(":running")
+        )
+        assert cp_done < worker_running, seen
+        assert f"{cp.name}:control-plane:running" in seen and f"{worker.name}:uncordon:succeeded" in seen
+        statuses = page.eval_on_selector_all(".phase", "rows => rows.map(r => r.dataset.status)")
+        assert set(statuses) == {"succeeded"}
 
         # The API server and every node report the new release.
         cluster.refresh_from_db()
@@ -165,7 +214,7 @@ def test_upgrade_from_the_older_release_then_restore_drill(transactional_db, ope
             kubernetes.client.CoreV1Api(client).create_namespaced_config_map(
                 "default", {"metadata": {"name": "drill"}, "data": {"written": "before the snapshot"}}
             )
-        taken = run(backup.start_snapshot(cluster, user=operator))
+        taken = wait_done(backup.start_snapshot(cluster, user=operator))
         drill = EtcdSnapshot.objects.get(operation=taken)
         with kubeapi.connect(cluster, "delete ConfigMap") as client:
             kubernetes.client.CoreV1Api(client).delete_namespaced_config_map("drill", "default")
@@ -186,7 +235,7 @@ def test_upgrade_from_the_older_release_then_restore_drill(transactional_db, ope
             backup.start_restore(cluster, damaged, user=operator, confirm=cluster.name)
         assert not cluster.operations.filter(kind=backup.RESTORE_KIND).exists()
 
-        restored = run(backup.start_restore(cluster, drill, user=operator, confirm=cluster.name))
+        restored = wait_done(backup.start_restore(cluster, drill, user=operator, confirm=cluster.name))
         assert config_map(cluster, "drill") == {"written": "before the snapshot"}
         assert EtcdSnapshot.objects.filter(operation=restored, reason=EtcdSnapshot.Reason.PRE_RESTORE).exists()
         assert kubeapi.readyz(cluster) == "ok"

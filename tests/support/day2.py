@@ -69,3 +69,21 @@ def messages(operation: Operation, phase: str = "", group: str | None = None) ->
     if group is not None:
         events = events.filter(group=group)
     return list(events.values_list("message", flat=True))
+
+
+def wait_done(operation: Operation, *, timeout: float = 900, expect: str = Operation.Status.SUCCEEDED) -> Operation:
+    """Wait for a worker process to finish ``operation`` and check how it ended."""
+    from tests.support.processes import wait_until
+
+    wait_until(
+        lambda: Operation.objects.get(pk=operation.pk).status not in Operation.ACTIVE_STATUSES,
+        timeout=timeout,
+        message=f"operation {operation.pk}",
+    )
+    operation.refresh_from_db()
+    if operation.status != expect:
+        tail = list(Event.objects.filter(operation=operation).order_by("-seq").values_list("message", flat=True)[:40])
+        raise AssertionError(
+            f"operation {operation} ended {operation.status}: {operation.error}\n" + "\n".join(reversed(tail))
+        )
+    return operation

@@ -12,6 +12,7 @@ import pytest
 from cryptography import x509
 
 from tests.e2e.test_browser import browser_page  # noqa: F401 (fixture)
+from tests.e2e.test_operation_page import wait_js
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -129,7 +130,7 @@ def test_log_tools_downloads_and_phone_width(stack_factory, make_user, browser_p
     # Search narrows the log to matching lines and counts them; clearing shows everything again.
     total = page.locator("#log .line").count()
     page.fill("#log-search", "ca-pin hash")
-    page.wait_for_function("document.getElementById('log-search-count').textContent !== ''")
+    wait_js(page, "document.getElementById('log-search-count').textContent !== ''")
     visible = page.locator("#log .line:not([hidden])")
     assert visible.count() >= 1 and all("ca-pin hash" in t.lower() for t in visible.all_inner_texts())
     assert page.inner_text("#log-search-count").endswith(("line matches", "lines match"))
@@ -160,7 +161,13 @@ def test_log_tools_downloads_and_phone_width(stack_factory, make_user, browser_p
     assert saved.suggested_filename == "phone-ca.crt"
     certificate = x509.load_pem_x509_certificate(open(saved.path(), "rb").read())
     assert certificate.subject.rfc4514_string() == "CN=kubernetes"
-    assert page.locator("#copy-ca-pin").count() == 1
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.http)
+    page.click("#copy-ca-pin")
+    assert page.inner_text("#copy-ca-pin") == "Copied"
+    assert page.evaluate("navigator.clipboard.readText()") == page.inner_text("#ca-pin-hash").strip()
+    page.click("#material-ca button[data-copy]")
+    assert page.evaluate("navigator.clipboard.readText()").startswith("-----BEGIN CERTIFICATE-----")
+    wait_js(page, "document.getElementById('copy-ca-pin').textContent === 'Copy pin'")
     assert "PRIVATE KEY" not in page.content()
 
     # Phone width: no page scrolls sideways; wide tables and the log scroll in their own box.

@@ -25,6 +25,7 @@ import argparse
 import multiprocessing
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -355,6 +356,7 @@ def main() -> int:
     finally:
         if service is not None:
             service.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
     return 0
 
 

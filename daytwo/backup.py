@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shlex
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -192,17 +193,22 @@ def take_snapshot(ctx: PhaseContext, *, reason: str) -> EtcdSnapshot:
     started = time.monotonic()
     try:
         with remote.connection(ctx) as conn:
-            machine.capture(ctx, conn, ["mkdir", "-p", "-m", "0700", etcd.SCRATCH], label="mkdir")
-            machine.capture(
-                ctx, conn, etcd.snapshot_save(tools.etcdctl, path), label="etcdctl snapshot save",
-                timeout=SNAPSHOT_TIMEOUT,
-            )  # fmt: skip
-            saved = time.monotonic() - started
-            _, lines = machine.capture(
-                ctx, conn, etcd.snapshot_status(tools.etcdutl, path), label="etcdutl snapshot status", show=False
+            # One command: save, read the status, and the file's size (the database plus the
+            # SHA-256 etcd appends, so 32 bytes more than totalSize).
+            script = " && ".join(
+                shlex.join(argv)
+                for argv in (
+                    ["mkdir", "-p", "-m", "0700", etcd.SCRATCH],
+                    etcd.snapshot_save(tools.etcdctl, path),
+                    etcd.snapshot_status(tools.etcdutl, path),
+                    ["stat", "-c", "%s", path],
+                )
             )
+            _, lines = machine.capture(ctx, conn, script, label="etcdctl snapshot save", timeout=SNAPSHOT_TIMEOUT)
+            saved = time.monotonic() - started
             try:
                 status = etcd.parse_snapshot_status(lines)
+                file_size = int(lines[-1].strip())
             except ValueError as exc:
                 raise PhaseError(f"{exc}: {' '.join(lines)[-300:]}", hint="check etcdutl on the machine") from None
             ctx.log(
@@ -211,16 +217,14 @@ def take_snapshot(ctx: PhaseContext, *, reason: str) -> EtcdSnapshot:
                 revision=status.revision,
                 keys=status.total_keys,
             )
-            # The file is the database plus the SHA-256 etcd appends (32 bytes more than totalSize).
-            _, lines = machine.capture(ctx, conn, ["stat", "-c", "%s", path], label="stat", show=False)
-            file_size = int(lines[-1].strip()) if lines and lines[-1].strip().isdigit() else -1
             writer = _ChunkWriter(snapshot)
+            # The copy, then the file goes (rm prints nothing into the base64 stream).
+            copy = f"{shlex.join(['base64', '-w', str(B64_LINE), path])} && {shlex.join(['rm', '-f', path])}"
             machine.capture(
-                ctx, conn, ["base64", "-w", str(B64_LINE), path], label="copy the snapshot back",
-                show=False, on_line=writer.line, timeout=SNAPSHOT_TIMEOUT,
+                ctx, conn, copy, label="copy the snapshot back", show=False, on_line=writer.line,
+                timeout=SNAPSHOT_TIMEOUT,
             )  # fmt: skip
             writer.close()
-            machine.capture(ctx, conn, ["rm", "-f", path], label="rm")
     except BaseException as exc:
         snapshot.chunks.all().delete()
         EtcdSnapshot.objects.filter(pk=snapshot.pk).update(status=EtcdSnapshot.Status.FAILED, error=str(exc)[:2000])

@@ -51,9 +51,10 @@ if [ "${KUBEBOARD_TESTBED_OLDER:-0}" = 1 ]; then
   KUBEBOARD_K8S_EXTRA=$extra "$here/build-k8s.sh" older >/dev/null
 fi
 
-# A crashed earlier run may have left sandboxes: report and remove them.
+# A crashed earlier run may have left sandboxes: report and remove them (never one whose
+# creating process still runs: that is another test run in progress on this machine).
 cd "$here/.."
-for name in $(python3 -c 'from tools.testbed.sandbox import known_sandboxes; print(" ".join(known_sandboxes()))'); do
+for name in $(python3 -c 'from tools.testbed.sandbox import abandoned_sandboxes; print(" ".join(abandoned_sandboxes()))'); do
   case "$name" in
     kbtb?*) log "removing leftover test sandbox $name"; python3 -m tools.testbed down --name "$name" || true ;;
   esac

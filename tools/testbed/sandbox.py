@@ -620,9 +620,12 @@ class Sandbox:
                     os.rmdir(path)  # only if still empty
                 except OSError:
                     pass
-            record.unlink()
+            record.unlink(missing_ok=True)  # another sandbox's teardown may have removed it first
         if STATE_ROOT.exists() and not any(STATE_ROOT.iterdir()):
-            STATE_ROOT.rmdir()
+            try:
+                STATE_ROOT.rmdir()
+            except OSError:  # a sandbox created meanwhile uses it
+                pass
         left = self.leftovers()
         if left:
             say(f"testbed: WARNING: sandbox {self.name} not fully removed: {'; '.join(left)}")
@@ -668,6 +671,15 @@ def known_sandboxes() -> list[str]:
         if m:
             names.add(m.group(1))
     return sorted(names)
+
+
+def abandoned_sandboxes() -> list[str]:
+    """Known sandboxes whose creating process is gone (a crashed run), safe to remove.
+
+    A sandbox another test run is using right now is left alone: removing it would break
+    that run in the middle of its test.
+    """
+    return [name for name in known_sandboxes() if not load(name)._live_owner()]
 
 
 def load(name: str) -> Sandbox:

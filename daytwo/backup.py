@@ -22,7 +22,7 @@ import base64
 import hashlib
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 from django.db import transaction
@@ -162,6 +162,20 @@ def verified_stream(snapshot: EtcdSnapshot) -> Iterator[bytes]:
     streamed piece by piece."""
     verify(snapshot)
     return iter_chunks(snapshot)
+
+
+async def averified_stream(snapshot: EtcdSnapshot) -> AsyncIterator[bytes]:
+    """``verified_stream`` for an ASGI server (daphne): one piece in memory at a time, the
+    database read in a thread. Call ``verify`` before."""
+    from asgiref.sync import sync_to_async
+
+    pieces = iter_chunks(snapshot)
+    sentinel = object()
+    while True:
+        piece = await sync_to_async(next)(pieces, sentinel)
+        if piece is sentinel:
+            return
+        yield piece
 
 
 # --- taking one -----------------------------------------------------------------------------------

@@ -314,18 +314,14 @@ def start_upgrade(cluster, target: str, *, user=None, batch_size: int | None = N
     from operations.services import start_operation
 
     tools = settings_for(cluster)
-    if batch_size is not None:
-        if batch_size < 1 or batch_size > 50:
-            raise UpgradeRefused("workers upgraded at once must be between 1 and 50")
-        tools.upgrade_batch_size = batch_size
+    if batch_size is not None and not 1 <= batch_size <= 50:
+        raise UpgradeRefused("workers upgraded at once must be between 1 and 50")
     plan = build_plan(cluster, target)
     if not plan.target:
         raise UpgradeRefused("choose a target version", hint="allowed: " + (", ".join(plan.suggestions) or "none"))
     if plan.refusals:
         first = plan.refusals[0]
         raise UpgradeRefused("; ".join(r.message for r in plan.refusals), hint=first.hint)
-    if batch_size is not None:
-        DayTwoSettings.objects.filter(pk=tools.pk).update(upgrade_batch_size=batch_size)
     planes, workers = ordered_nodes(cluster)
     everyone = planes + workers
     params = {
@@ -335,7 +331,7 @@ def start_upgrade(cluster, target: str, *, user=None, batch_size: int | None = N
         "control_planes": [n.name for n in planes],
         "workers": [n.name for n in workers],
         "node_ids": {n.name: n.pk for n in everyone},
-        "batch_size": tools.upgrade_batch_size,
+        "batch_size": batch_size or tools.upgrade_batch_size,
         # Recorded with the run, as they were when it started.
         "kubeadm_package_command": tools.kubeadm_package_command,
         "kubelet_package_command": tools.kubelet_package_command,
@@ -543,7 +539,10 @@ def _control_plane_upgraded(ctx: PhaseContext) -> None:
 def _done(ctx: PhaseContext) -> None:
     from audit.services import record
 
-    state = kube.cluster_state(ctx.cluster)
+    try:
+        state = kube.cluster_state(ctx.cluster)
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint or "resume once the API server answers") from None
     summary = ", ".join(f"{n.name} kubelet {n.kubelet_version}" for n in state.nodes.values())
     record(
         "cluster.upgraded",

@@ -431,3 +431,29 @@ def test_commands_print_the_plan_import_a_file_and_refuse_bad_input(cluster, ope
     assert {"cluster.created", "cluster.configuration_imported", "operation.queued"} <= actions
     with pytest.raises(Exception, match="type its name to confirm"):
         call_command("node", "reset", cluster.name, "w1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_snapshot_download_is_audited_and_streams_under_asgi(make_user, monkeypatch):
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    from audit.models import AuditEvent
+
+    admin = make_user("ada", role="admin")
+    cluster = make_cluster("c2", team=team_of(admin))
+    monkeypatch.setattr(backup, "CHUNK_BYTES", 1000)
+    data = bytes(range(256)) * 12
+    snapshot = _stored(cluster, data)
+    client = AsyncClient()
+    async_to_sync(client.aforce_login)(admin)
+    url = reverse("daytwo:snapshot-download", args=[cluster.name, snapshot.pk])
+
+    async def download():
+        response = await client.post(url)
+        return response, b"".join([piece async for piece in response.streaming_content])
+
+    response, body = async_to_sync(download)()
+    assert response.status_code == 200 and body == data
+    assert response["X-Snapshot-SHA256"] == hashlib.sha256(data).hexdigest()
+    assert AuditEvent.objects.filter(action="etcd_snapshot.downloaded", cluster=cluster).count() == 1

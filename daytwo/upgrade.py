@@ -264,11 +264,7 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
                 )
         if target and not kubeadm_package:
             found = _kubeadm_of(node)
-            problem = (
-                kubeadm_problem(found, target)
-                if found
-                else (f"{node.name}: no kubeadm version known (run Check machine)")
-            )
+            problem = kubeadm_problem(found, target) if found else "no kubeadm version known (run Check machine)"
             if problem:
                 plan.refusals.append(
                     Refusal(

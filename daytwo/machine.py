@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 from clusters import remote
 from nodes import ssh
-from operations.runner import PhaseContext, PhaseError
+from operations.runner import OperationCancelled, PhaseContext, PhaseError
 
 TAIL_LINES = 200
 KUBEADM = "kubeadm"  # found on the machine's PATH, as an operator types it
@@ -75,3 +75,45 @@ def quiet(conn: ssh.Connection, command: str | Iterable[str], *, timeout: float 
     lines: list[str] = []
     result = conn.run(text, on_line=lines.append, timeout=timeout)
     return result.exit_status, lines
+
+
+# A connection that breaks while kubeadm runs leaves kubeadm running on the machine (its own
+# process group). Once: reconnect, wait for that command to end, and run the phase again —
+# kubeadm's upgrade, reset and certs phases are re-runnable; the job lock keeps two from overlapping.
+RECONNECT_WAIT = 15 * 60
+
+
+def run_kubeadm(ctx: PhaseContext, argv: list[str], *, label: str) -> None:
+    """``clusters.remote.run`` of a kubeadm phase on ``ctx.node``, surviving one broken connection."""
+    import time
+
+    node = ctx.node
+    for attempt in (1, 2):
+        try:
+            with ssh.connect(node) as conn:
+                if attempt == 2:
+                    deadline = time.monotonic() + RECONNECT_WAIT
+                    while conn.job_running(ctx.job):
+                        if ctx.cancel_event.wait(2.0):
+                            conn.kill_job(ctx.job)
+                            raise OperationCancelled("cancelled while waiting for the interrupted command")
+                        if time.monotonic() > deadline:
+                            conn.kill_job(ctx.job)
+                            break
+                    ctx.log("The interrupted command has ended; running the phase again.")
+                remote.run(ctx, conn, argv, label=label)
+            return
+        except ssh.Unreachable as exc:
+            if attempt == 2 or ctx.cancel_event.is_set():
+                raise remote.phase_error(exc, node) from None
+            ctx.log(
+                f"The connection to {node.name} broke while {label} ran ({exc}); reconnecting and waiting for "
+                "that command to end before running the phase again.",
+                level="warning",
+            )
+        except ssh.CommandCancelled:
+            raise
+        except ssh.SSHError as exc:
+            if ctx.cancel_event.is_set():
+                raise OperationCancelled(str(exc)) from exc
+            raise remote.phase_error(exc, node) from None

@@ -194,8 +194,7 @@ def kubeadm_reset_phase(name: str):
         argv = workflow.reset_phase_command(name)
         if name == "cleanup-node":
             argv.append("--cleanup-tmp-dir")
-        with remote.connection(ctx) as conn:
-            remote.run(ctx, conn, argv, label=f"kubeadm reset phase {name}")
+        machine.run_kubeadm(ctx, argv, label=f"kubeadm reset phase {name}")
 
     run.__name__ = f"kubeadm_reset_{name.replace('-', '_')}"
     return run

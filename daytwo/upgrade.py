@@ -440,8 +440,7 @@ def _kubeadm_phase(name: str):
         else:
             argv = workflow.upgrade_node_phase_command(name, ignore_preflight_errors=ignored)
             label = f"kubeadm upgrade node phase {name}"
-        with remote.connection(ctx) as conn:
-            remote.run(ctx, conn, argv, label=label)
+        machine.run_kubeadm(ctx, argv, label=label)
 
     run.__name__ = f"kubeadm_upgrade_{name.replace('-', '_')}"
     return run

@@ -145,22 +145,22 @@ def test_live_worker_is_not_reaped():
 
 @pytest.mark.django_db(transaction=True)
 def test_operation_waits_for_the_cluster_lock(operator, monkeypatch):
-    from operations import runner
+    from operations import services
+    from operations.services import start_operation
 
     first = create_cluster(new_cluster(), user=operator)
     Operation.objects.filter(pk=first.pk).update(status=Operation.Status.RUNNING, worker="other:1", heartbeat_at=timezone.now())
-    from operations.services import start_operation
-
     second = start_operation(first.cluster, "prepare-identity")
-    waits = []
-
-    def fake_sleep(seconds):
-        waits.append(seconds)
-        Operation.objects.filter(pk=first.pk).update(status=Operation.Status.SUCCEEDED)
-
-    monkeypatch.setattr(runner.time, "sleep", fake_sleep)
+    # The task returns at once (it must not hold a worker process) and the operation stays queued.
+    assert run_operation(second.pk) == f"waiting for operation #{first.pk}"
+    assert Operation.objects.get(pk=second.pk).status == Operation.Status.QUEUED
+    # When the first ends, it queues the waiting one's task again.
+    woken = []
+    monkeypatch.setattr(services, "enqueue", lambda operation: woken.append(operation.pk))
+    first.refresh_from_db()
+    assert services.interrupt(first, "the worker is gone")
+    assert woken == [second.pk]
     assert run_operation(second.pk) == "succeeded"
-    assert waits, "the second operation must wait while the first one runs on the same cluster"
 
 
 @pytest.mark.django_db(transaction=True)

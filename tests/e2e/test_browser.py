@@ -23,12 +23,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls here are plain sync code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 @pytest.fixture
-def browser_page(tmp_path):
+def browser_page(tmp_path, monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls in browser tests are
+    # plain sync code. Only for the test that uses the browser: set for the whole session, the
+    # variable reached subprocesses such as `manage.py check --deploy`, which refuses it.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     if not os.path.exists(CHROMIUM):
         from tests.conftest import require_or_skip
 

@@ -7,8 +7,6 @@ Run it in its own pytest process: ``pytest -m browser -p no:cacheprovider tests/
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from nodes.models import Node
@@ -24,8 +22,6 @@ from tests.support.testbed_cluster import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(600)]
-
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def wait_succeeded(page, stack, timeout: int) -> None:

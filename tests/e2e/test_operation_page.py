@@ -6,7 +6,6 @@ The operations use the plain-Python test kinds (tests/support/kinds.py) run by a
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
@@ -20,7 +19,6 @@ from tests.factories import make_cluster
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 KINDS = {"KUBEBOARD_OPERATION_KIND_MODULES": "tests.support.kinds"}
 HINT = "Fix the machine, then resume."

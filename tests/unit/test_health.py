@@ -13,6 +13,13 @@ from tests.support.services import free_port
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def no_heartbeats_from_other_tests():
+    """Real worker processes of earlier tests in the same session may have written heartbeats
+    into the test database; these tests decide which workers exist (rolled back afterwards)."""
+    WorkerHeartbeat.objects.all().delete()
+
+
 def heartbeat(age_seconds: float, worker: str = "host:1") -> None:
     seen = timezone.now() - timedelta(seconds=age_seconds)
     WorkerHeartbeat.objects.update_or_create(

@@ -163,7 +163,8 @@ def test_log_tools_downloads_and_phone_width(stack_factory, make_user, browser_p
     assert certificate.subject.rfc4514_string() == "CN=kubernetes"
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.http)
     page.click("#copy-ca-pin")
-    assert page.inner_text("#copy-ca-pin") == "Copied"
+    # "Copied" appears once the asynchronous clipboard write has finished (then reverts after 1.5 s)
+    wait_js(page, "document.getElementById('copy-ca-pin').textContent === 'Copied'", timeout=10)
     assert page.evaluate("navigator.clipboard.readText()") == page.inner_text("#ca-pin-hash").strip()
     page.click("#material-ca button[data-copy]")
     assert page.evaluate("navigator.clipboard.readText()").startswith("-----BEGIN CERTIFICATE-----")

@@ -60,7 +60,9 @@ def session_key(user) -> str:
 async def receive(ws_url: str, cookie: str, origin: str, count: int, received: dict, ready: asyncio.Event) -> None:
     import websockets
 
-    async with websockets.connect(ws_url, additional_headers={"Cookie": f"sessionid={cookie}"}, origin=origin, max_size=None) as socket:
+    async with websockets.connect(
+        ws_url, additional_headers={"Cookie": f"sessionid={cookie}"}, origin=origin, max_size=None
+    ) as socket:
         ready.set()
         while len(received) < count:
             message = json.loads(await socket.recv())
@@ -80,16 +82,34 @@ def run_case(label: str, *, count: int, redis_url: str, naive: bool, data_dir: P
     received: dict[int, float] = {}
     cookie = session_key(user)
     try:
+
         async def scenario() -> float:
             ready = asyncio.Event()
             receiver = asyncio.ensure_future(
-                receive(f"ws://{address}/ws/operations/{operation.pk}/?after=0", cookie, f"http://{address}", count, received, ready)
+                receive(
+                    f"ws://{address}/ws/operations/{operation.pk}/?after=0",
+                    cookie,
+                    f"http://{address}",
+                    count,
+                    received,
+                    ready,
+                )
             )
             await asyncio.wait_for(ready.wait(), 30)
             started = time.time()
             producer = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.event_producer", "--operation", str(operation.pk), "--count", str(count),
-                "--timing-file", str(timing_file), *(["--naive"] if naive else []), cwd=ROOT, env=env,
+                sys.executable,
+                "-m",
+                "bench.event_producer",
+                "--operation",
+                str(operation.pk),
+                "--count",
+                str(count),
+                "--timing-file",
+                str(timing_file),
+                *(["--naive"] if naive else []),
+                cwd=ROOT,
+                env=env,
             )
             await asyncio.wait_for(receiver, 600)
             await producer.wait()
@@ -128,8 +148,17 @@ def main() -> int:
     results = []
     try:
         for label, redis_url in (("embedded (SQLite, DB feed)", ""), ("Redis (channels-redis)", redis.url)):
-            base = run_case(f"{label} naive", count=args.baseline_events, redis_url=redis_url, naive=True, data_dir=work, logs=work / "logs")
-            best = run_case(label, count=args.events, redis_url=redis_url, naive=False, data_dir=work, logs=work / "logs")
+            base = run_case(
+                f"{label} naive",
+                count=args.baseline_events,
+                redis_url=redis_url,
+                naive=True,
+                data_dir=work,
+                logs=work / "logs",
+            )
+            best = run_case(
+                label, count=args.events, redis_url=redis_url, naive=False, data_dir=work, logs=work / "logs"
+            )
             best["baseline_delivered_per_s"] = base["delivered_per_s"]
             results.extend([base, best])
     finally:
@@ -137,8 +166,10 @@ def main() -> int:
     print(f"{'case':36} {'events':>7} {'stored/s':>10} {'delivered/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'x naive':>8}")
     for row in results:
         ratio = row["delivered_per_s"] / row["baseline_delivered_per_s"] if "baseline_delivered_per_s" in row else 1.0
-        print(f"{row['label']:36} {row['events']:7d} {row['stored_per_s']:10.0f} {row['delivered_per_s']:12.0f} "
-              f"{row['p50_ms']:8.1f} {row['p99_ms']:8.1f} {ratio:8.1f}")
+        print(
+            f"{row['label']:36} {row['events']:7d} {row['stored_per_s']:10.0f} {row['delivered_per_s']:12.0f} "
+            f"{row['p50_ms']:8.1f} {row['p99_ms']:8.1f} {ratio:8.1f}"
+        )
     return 0
 
 

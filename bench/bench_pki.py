@@ -41,8 +41,10 @@ def main() -> None:
     for algorithm in ALGORITHMS:
         runs = args.runs or DEFAULT_RUNS[algorithm]
         samples = [time_tree(algorithm) for _ in range(runs)]
-        print(f"{algorithm:<12} {runs:>4} {statistics.median(samples) * 1000:>8.1f}ms "
-              f"{min(samples) * 1000:>8.1f}ms {max(samples) * 1000:>8.1f}ms")
+        print(
+            f"{algorithm:<12} {runs:>4} {statistics.median(samples) * 1000:>8.1f}ms "
+            f"{min(samples) * 1000:>8.1f}ms {max(samples) * 1000:>8.1f}ms"
+        )
 
 
 if __name__ == "__main__":

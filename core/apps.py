@@ -7,6 +7,9 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         # Signal receivers: open streams learn about lost access; workers write heartbeats.
-        from core import access, heartbeat  # noqa: F401
         # SQLite files (password hashes, sessions) are created and kept owner-only.
-        from core import sqlite_files  # noqa: F401
+        from core import (  # noqa: F401
+            access,
+            heartbeat,
+            sqlite_files,  # noqa: F401
+        )

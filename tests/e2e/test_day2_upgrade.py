@@ -43,8 +43,6 @@ from tools.testbed.testing import require_binaries, unavailable
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(1500)]
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 def older_release():
     try:

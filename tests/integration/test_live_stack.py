@@ -16,7 +16,7 @@ from clusters.models import Cluster
 from operations.models import Event, Operation, PhaseRun
 from tests.conftest import session_cookie, team_of
 from tests.factories import CLUSTER_FORM
-from tests.support.processes import wait_until
+from tests.support.processes import database_file_bytes, wait_until
 from tests.support.web import collect, logged_in_session, post_form
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -164,9 +164,7 @@ def test_secrets_never_reach_logs_or_the_database_in_plaintext(stack_factory, op
     logs = stack.logs()
     assert "ready for work" in logs and "Listening on TCP address" in logs, f"both processes should have logged:\n{logs[-3000:]}"
     events = " ".join(Event.objects.filter(operation=operation).values_list("message", flat=True))
-    path = connection.settings_dict["NAME"]
-    connection.close()
-    database = b"".join(open(f"{path}{suffix}", "rb").read() for suffix in ("", "-wal") if __import__("os").path.exists(f"{path}{suffix}"))
+    database = database_file_bytes(connection.settings_dict["NAME"])
     for authority in Cluster.objects.get(name="secretive").authorities.all():
         pem = authority.private_key.reveal()
         body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))

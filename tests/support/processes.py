@@ -146,3 +146,21 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message:
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
+
+
+def database_file_bytes(path: str) -> bytes:
+    """The SQLite database file and its WAL as stored on disk, read by another process.
+
+    Never open() a database file this process has SQLite connections to: closing any file
+    descriptor of a file drops every POSIX lock the process holds on it, including SQLite's,
+    so another process then checkpoints or resets the WAL under the still-open connections and
+    the database ends up corrupt ("disk I/O error", "database disk image is malformed" in every
+    later test). A child process's close does not touch this process's locks.
+    """
+    script = (
+        "import os, sys\n"
+        "for name in (sys.argv[1], sys.argv[1] + '-wal'):\n"
+        "    if os.path.exists(name):\n"
+        "        sys.stdout.buffer.write(open(name, 'rb').read())\n"
+    )
+    return subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, check=True).stdout

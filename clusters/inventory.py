@@ -2,9 +2,9 @@
 machines the certificates (with expiry, compared with Kubeboard's custody) and the static Pod
 manifests.
 
-The machine side is one read-only command: it prints every certificate under
-/etc/kubernetes/pki, only the *certificate* of each kubeconfig's client (never the key), and
-the manifests. Nothing secret leaves the machine.
+The machine side is one read-only command (``kubeadm.readback``): it prints every certificate
+under /etc/kubernetes/pki, only the *certificate* of each kubeconfig's client (never the key),
+and the manifests. Nothing secret leaves the machine.
 """
 
 from __future__ import annotations
@@ -20,50 +20,17 @@ from django.utils import timezone
 
 from clusters import kubeapi
 from clusters.models import ClusterInventory, MachineInventory
-from kubeadm import pki
+from kubeadm import pki, readback
 from nodes import ssh
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import PhaseContext, PhaseError
 
-# Prints sections the parser below splits on. Keys never leave the machine: for kubeconfigs
-# only the client-certificate-data line (or the certificate block of the file it points to).
-_SCRIPT = r"""
-for f in $(find /etc/kubernetes/pki -name '*.crt' 2>/dev/null | sort); do
-  echo "@@cert $f"; cat "$f"
-done
-for f in admin.conf super-admin.conf controller-manager.conf scheduler.conf kubelet.conf; do
-  p=/etc/kubernetes/$f
-  [ -f "$p" ] || continue
-  echo "@@kubeconfig $p"
-  data=$(sed -n 's/^ *client-certificate-data: *//p' "$p" | head -n 1)
-  if [ -n "$data" ]; then echo "$data" | base64 -d 2>/dev/null
-  else
-    file=$(sed -n 's/^ *client-certificate: *//p' "$p" | head -n 1)
-    [ -n "$file" ] && [ -f "$file" ] && sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$file"
-  fi
-done
-for f in $(find /etc/kubernetes/manifests -maxdepth 1 -name '*.yaml' 2>/dev/null | sort); do
-  echo "@@manifest $f"; cat "$f"
-done
-echo "@@end"
-"""
 READ_TIMEOUT = 60
 NODE_READY_TIMEOUT = 180
 
 
-def _sections(lines: list[str]) -> list[tuple[str, str, str]]:
-    """(kind, path, text) for each "@@kind path" section."""
-    found: list[tuple[str, str, list[str]]] = []
-    for line in lines:
-        if line.startswith("@@"):
-            kind, _, path = line[2:].partition(" ")
-            found.append((kind, path.strip(), []))
-        elif found:
-            found[-1][2].append(line)
-    return [(kind, path, "\n".join(body) + "\n") for kind, path, body in found if kind != "end"]
-
-
-def _custody(cluster) -> dict[str, x509.Certificate]:
+def custody_certificates(cluster) -> dict[str, x509.Certificate]:
+    """The certificates of the CAs Kubeboard holds for ``cluster``, by kubeadm base name ("etcd/ca")."""
     held = {}
     for authority in cluster.authorities.exclude(certificate_pem=""):
         held[authority.name] = pki.load_certificate(authority.certificate_pem.encode(), name=authority.name)
@@ -71,7 +38,7 @@ def _custody(cluster) -> dict[str, x509.Certificate]:
 
 
 def _certificate_row(kind: str, path: str, text: str, held: dict[str, x509.Certificate], now) -> dict:
-    name = path.removeprefix("/etc/kubernetes/pki/").removeprefix("/etc/kubernetes/").removesuffix(".crt")
+    name = path.removeprefix(f"{readback.PKI_DIR}/").removeprefix(f"{readback.KUBERNETES_DIR}/").removesuffix(".crt")
     row: dict = {"name": name, "path": path, "kind": kind}
     try:
         cert = pki.load_certificate(text.encode(), name=path)
@@ -79,13 +46,8 @@ def _certificate_row(kind: str, path: str, text: str, held: dict[str, x509.Certi
         row.update(error=f"not a PEM certificate: {exc}", custody="unreadable")
         return row
     not_after = cert.not_valid_after_utc
-    is_ca = False
-    try:
-        is_ca = bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        pass
     row.update(
-        kind="ca" if is_ca and kind == "cert" else ("leaf" if kind == "cert" else "kubeconfig"),
+        kind="ca" if pki.is_ca(cert) and kind == "cert" else ("leaf" if kind == "cert" else "kubeconfig"),
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
         not_after=not_after.isoformat(),
@@ -101,14 +63,8 @@ def _certificate_row(kind: str, path: str, text: str, held: dict[str, x509.Certi
         else:
             row["custody"] = "DIFFERENT from Kubeboard's"
         return row
-    for ca_name, ca_cert in held.items():
-        try:
-            pki.verify_signed_by(cert, ca_cert, name=path)
-        except Exception:
-            continue
-        row["custody"] = f"signed by Kubeboard's {ca_name}"
-        return row
-    row["custody"] = "NOT signed by a CA Kubeboard holds"
+    signer = pki.signer_among(cert, held)
+    row["custody"] = f"signed by Kubeboard's {signer}" if signer else "NOT signed by a CA Kubeboard holds"
     return row
 
 
@@ -131,11 +87,11 @@ def _manifest_row(path: str, text: str) -> dict:
 def read_machine(conn: ssh.Connection, node) -> MachineInventory:
     """Read the certificates and manifests of a control-plane machine and store them."""
     lines: list[str] = []
-    result = conn.run(_SCRIPT, on_line=lines.append, timeout=READ_TIMEOUT)
+    result = conn.run(readback.read_command(manifests=True), on_line=lines.append, timeout=READ_TIMEOUT)
     now = timezone.now()
-    held = _custody(node.cluster)
+    held = custody_certificates(node.cluster)
     certificates, manifests = [], []
-    for kind, path, text in _sections(lines):
+    for kind, path, text in readback.parse_sections(lines):
         if kind in ("cert", "kubeconfig"):
             if text.strip():
                 certificates.append(_certificate_row(kind, path, text, held, now))

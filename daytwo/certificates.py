@@ -31,13 +31,13 @@ from cryptography import x509
 from django.db import transaction
 from django.utils import timezone
 
-from clusters import kubeapi, remote
+from clusters import inventory, kubeapi, remote
 from core.network import check_destination
 from daytwo import backup, kube, machine
 from daytwo.models import CertificateReport, RenewalPolicy
 from kubeadm import certs as kubeadm_certs
 from kubeadm import config as kubeadm_config
-from kubeadm import netutil, pki, workflow
+from kubeadm import netutil, pki, readback, workflow
 from nodes.models import Node
 from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
@@ -46,8 +46,7 @@ from operations.runner import OperationCancelled, PhaseContext, PhaseError
 INVENTORY_KIND = "certificate-inventory"
 RENEW_KIND = "renew-certificates"
 WARNING_DAYS = (30, 7, 1)
-PKI_DIR = "/etc/kubernetes/pki"
-KUBECONFIGS = ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf")
+PKI_DIR = readback.PKI_DIR
 
 # Which static Pod uses which certificate kubeadm renews (kubeadm: "You must restart the
 # kube-apiserver, kube-controller-manager, kube-scheduler and etcd").
@@ -68,40 +67,10 @@ RESTART_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-sche
 PORT_OF = {"etcd": 2379, "kube-apiserver": 6443, "kube-controller-manager": 10257, "kube-scheduler": 10259}
 RESTART_TIMEOUT = 180
 
-_SCRIPT = r"""
-echo "@@check-expiration"; kubeadm certs check-expiration 2>&1; echo "@@exit $?"
-for f in $(find /etc/kubernetes/pki -name '*.crt' 2>/dev/null | sort); do
-  echo "@@cert $f"; cat "$f"
-done
-for f in admin.conf super-admin.conf controller-manager.conf scheduler.conf kubelet.conf; do
-  p=/etc/kubernetes/$f
-  [ -f "$p" ] || continue
-  echo "@@kubeconfig $p"
-  data=$(sed -n 's/^ *client-certificate-data: *//p' "$p" | head -n 1)
-  if [ -n "$data" ]; then echo "$data" | base64 -d 2>/dev/null
-  else
-    file=$(sed -n 's/^ *client-certificate: *//p' "$p" | head -n 1)
-    [ -n "$file" ] && [ -f "$file" ] && sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$file"
-  fi
-done
-echo "@@end"
-"""
-
-
-def _sections(lines: list[str]) -> list[tuple[str, str, str]]:
-    found: list[tuple[str, str, list[str]]] = []
-    for line in lines:
-        if line.startswith("@@"):
-            kind, _, rest = line[2:].partition(" ")
-            found.append((kind, rest.strip(), []))
-        elif found:
-            found[-1][2].append(line)
-    return [(kind, path, "\n".join(body) + "\n") for kind, path, body in found if kind not in ("end", "exit")]
-
 
 def check_expiration_name(path: str) -> str:
     """The name ``kubeadm certs check-expiration`` uses for a file ("etcd/server.crt" -> "etcd-server")."""
-    base = path.removeprefix(f"{PKI_DIR}/").removeprefix("/etc/kubernetes/").removesuffix(".crt")
+    base = path.removeprefix(f"{PKI_DIR}/").removeprefix(f"{readback.KUBERNETES_DIR}/").removesuffix(".crt")
     return base.replace("/", "-")
 
 
@@ -137,15 +106,10 @@ def certificate_row(kind: str, path: str, text: str, held: dict[str, x509.Certif
         row.update(kind="unreadable", error=f"not a PEM certificate: {exc}", custody="unreadable")
         row["drift"].append(f"{path} is not a readable certificate")
         return row
-    is_ca = False
-    try:
-        is_ca = bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        pass
     dns, ips = pki.alt_names(cert)
     not_after = cert.not_valid_after_utc
     row.update(
-        kind="ca" if is_ca and kind == "cert" else ("kubeconfig" if kind == "kubeconfig" else "leaf"),
+        kind="ca" if pki.is_ca(cert) and kind == "cert" else ("kubeconfig" if kind == "kubeconfig" else "leaf"),
         subject=pki.common_name(cert),
         issuer=cert.issuer.rfc4514_string(),
         serial=format(cert.serial_number, "x"),
@@ -167,13 +131,10 @@ def certificate_row(kind: str, path: str, text: str, held: dict[str, x509.Certif
             row["custody"] = "DIFFERENT from Kubeboard's"
             row["drift"].append(f"CA {base} on the machine is not the one Kubeboard holds")
         return row
-    for ca_name, ca_cert in held.items():
-        try:
-            pki.verify_signed_by(cert, ca_cert, name=path)
-        except Exception:
-            continue
-        row["custody"] = f"signed by Kubeboard's {ca_name}"
-        row["ca"] = ca_name
+    signer = pki.signer_among(cert, held)
+    if signer:
+        row["custody"] = f"signed by Kubeboard's {signer}"
+        row["ca"] = signer
         return row
     if held:
         row["custody"] = "NOT signed by a CA Kubeboard holds"
@@ -197,12 +158,10 @@ def warning_level(days_left: float | None) -> str:
 
 def build_rows(lines: list[str], cluster, now) -> tuple[list[dict], str, str]:
     """(rows, kubeadm's check-expiration text, error) from the read command's output."""
-    held = {}
-    for authority in cluster.authorities.exclude(certificate_pem=""):
-        held[authority.name] = pki.load_certificate(authority.certificate_pem.encode(), name=authority.name)
+    held = inventory.custody_certificates(cluster)
     rows: list[dict] = []
     check_text = ""
-    for kind, path, text in _sections(lines):
+    for kind, path, text in readback.parse_sections(lines):
         if kind == "check-expiration":
             check_text = text
         elif kind in ("cert", "kubeconfig") and text.strip():
@@ -239,7 +198,8 @@ def build_rows(lines: list[str], cluster, now) -> tuple[list[dict], str, str]:
 
 
 def read_certificates(ctx: PhaseContext, conn, node: Node) -> CertificateReport:
-    _, lines = machine.capture(ctx, conn, _SCRIPT, label="read the certificates", show=False, check=False)
+    command = readback.read_command(check_expiration=True, kubeadm=machine.KUBEADM)
+    _, lines = machine.capture(ctx, conn, command, label="read the certificates", show=False, check=False)
     now = timezone.now()
     rows, check_text, error = build_rows(lines, ctx.cluster, now)
     report, _ = CertificateReport.objects.update_or_create(
@@ -356,9 +316,9 @@ def _components(names: list[str], add_sans: bool) -> list[str]:
 
 def _serials(conn) -> dict[str, str]:
     """check-expiration name -> serial of the certificate on the machine now."""
-    _, lines = machine.quiet(conn, _SCRIPT.replace("kubeadm certs check-expiration 2>&1", "true"))
+    _, lines = machine.quiet(conn, readback.read_command())
     serials = {}
-    for kind, path, text in _sections(lines):
+    for kind, path, text in readback.parse_sections(lines):
         if kind in ("cert", "kubeconfig") and text.strip():
             try:
                 serials[check_expiration_name(path)] = format(pki.load_certificate(text.encode()).serial_number, "x")

@@ -32,6 +32,7 @@ import datetime
 import hashlib
 import ipaddress
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -419,6 +420,25 @@ def verify_signed_by(cert: x509.Certificate, ca_cert: x509.Certificate, *, name:
         raise CertificateError(
             f"{name}: expected a signature by {ca_cert.subject.rfc4514_string()!r}, found one that does not verify"
         ) from None
+
+
+def signer_among(cert: x509.Certificate, cas: Mapping[str, x509.Certificate]) -> str | None:
+    """The name of the first CA in ``cas`` whose signature on ``cert`` verifies, or None."""
+    for name, ca_cert in cas.items():
+        try:
+            verify_signed_by(cert, ca_cert, name=name)
+        except Exception:  # a foreign file (another key type, a broken signature) is just not ours
+            continue
+        return name
+    return None
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    """BasicConstraints says CA (a certificate without the extension is not one)."""
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
 
 
 def common_name(cert: x509.Certificate) -> str:

@@ -279,27 +279,13 @@ def verify_cluster_info(ctx: PhaseContext) -> None:
 def read_back(ctx: PhaseContext) -> None:
     _mark_initializing(ctx)
     node = ctx.node
-    try:
-        row = inventory.wait_node_ready(ctx.cluster, node.name, cancel=ctx.cancel_event, log=ctx.log)
-    except InterruptedError:
-        raise OperationCancelled("cancelled while waiting for the node") from None
-    except TimeoutError as exc:
-        raise PhaseError(str(exc), hint=f"check the kubelet on {node.name}") from None
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint) from None
+    row = inventory.wait_phase_node_ready(ctx)
     ctx.log(f"Node {node.name} is Ready ({', '.join(row['roles']) or 'no role'}, kubelet {row['kubelet_version']}).")
-    api = inventory.read_api(ctx.cluster)
-    ctx.log(
-        f"The API server lists {len(api.api_nodes)} node(s): "
-        + ", ".join(f"{n['name']} ({'Ready' if n['ready'] else 'NotReady'})" for n in api.api_nodes)
-    )
+    ctx.log(inventory.api_nodes_summary(inventory.read_api(ctx.cluster)))
     with remote.connection(ctx) as conn:
         machine = inventory.read_machine(conn, node)
     differing = [c["name"] for c in machine.certificates if c.get("custody", "").startswith(("DIFFERENT", "NOT"))]
-    ctx.log(
-        f"Read back {len(machine.certificates)} certificates and {len(machine.manifests)} static Pod manifests "
-        f"from {node.name}."
-    )
+    ctx.log(inventory.machine_summary(machine))
     if differing:
         raise PhaseError(
             f"certificates on {node.name} do not come from Kubeboard's CAs: {', '.join(differing)}",

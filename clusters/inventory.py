@@ -23,7 +23,7 @@ from clusters.models import ClusterInventory, MachineInventory
 from kubeadm import pki, readback
 from nodes import ssh
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
-from operations.runner import PhaseContext, PhaseError
+from operations.runner import OperationCancelled, PhaseContext, PhaseError
 
 READ_TIMEOUT = 60
 NODE_READY_TIMEOUT = 180
@@ -176,6 +176,33 @@ def wait_node_ready(cluster, name: str, *, timeout: float = NODE_READY_TIMEOUT, 
             time.sleep(2.0)
 
 
+def wait_phase_node_ready(ctx: PhaseContext) -> dict:
+    """``wait_node_ready`` for the phase's node, its outcomes as the phase's: a cancel cancels,
+    a timeout or an API error fails the phase with what to look at."""
+    node = ctx.node
+    try:
+        return wait_node_ready(ctx.cluster, node.name, cancel=ctx.cancel_event, log=ctx.log)
+    except InterruptedError:
+        raise OperationCancelled("cancelled while waiting for the node") from None
+    except TimeoutError as exc:
+        raise PhaseError(str(exc), hint=f"check the kubelet on {node.name}") from None
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint) from None
+
+
+def api_nodes_summary(api: ClusterInventory) -> str:
+    return f"The API server lists {len(api.api_nodes)} node(s): " + ", ".join(
+        f"{n['name']} ({'Ready' if n['ready'] else 'NotReady'})" for n in api.api_nodes
+    )
+
+
+def machine_summary(machine: MachineInventory) -> str:
+    return (
+        f"Read back {len(machine.certificates)} certificates and {len(machine.manifests)} static Pod manifests "
+        f"from {machine.node.name}."
+    )
+
+
 # --- the read-back operation (the cluster page's "Read back now") ---------------------------------
 
 READ_BACK_KIND = "read-back"
@@ -191,10 +218,7 @@ def _read_api_phase(ctx: PhaseContext) -> None:
     api = read_api(ctx.cluster)
     if api.error:
         raise PhaseError(api.error, hint="check that the control plane runs, then read back again")
-    ctx.log(
-        f"The API server lists {len(api.api_nodes)} node(s): "
-        + ", ".join(f"{n['name']} ({'Ready' if n['ready'] else 'NotReady'})" for n in api.api_nodes)
-    )
+    ctx.log(api_nodes_summary(api))
 
 
 def _read_machine_phase(ctx: PhaseContext) -> None:
@@ -202,10 +226,7 @@ def _read_machine_phase(ctx: PhaseContext) -> None:
 
     with remote.connection(ctx) as conn:
         machine = read_machine(conn, ctx.node)
-    ctx.log(
-        f"Read back {len(machine.certificates)} certificates and {len(machine.manifests)} static Pod manifests "
-        f"from {ctx.node.name}."
-    )
+    ctx.log(machine_summary(machine))
 
 
 def _read_back_plan(operation) -> list[PlannedPhase]:

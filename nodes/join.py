@@ -31,7 +31,7 @@ from kubeadm import nodeconfig
 from nodes.models import Node
 from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
-from operations.runner import OperationCancelled, PhaseContext, PhaseError
+from operations.runner import PhaseContext, PhaseError
 
 WORKERS = "join-workers"
 CONTROL_PLANE = "join-control-plane"
@@ -226,33 +226,20 @@ def kubeadm_phase(name: str):
 
 def verify_node(ctx: PhaseContext) -> None:
     node = ctx.node
-    try:
-        row = inventory.wait_node_ready(ctx.cluster, node.name, cancel=ctx.cancel_event, log=ctx.log)
-    except InterruptedError:
-        raise OperationCancelled("cancelled while waiting for the node") from None
-    except TimeoutError as exc:
-        raise PhaseError(str(exc), hint=f"check the kubelet on {node.name}") from None
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint) from None
+    row = inventory.wait_phase_node_ready(ctx)
     ctx.log(f"Node {node.name} is Ready ({', '.join(row['roles']) or 'worker'}, kubelet {row['kubelet_version']}).")
     Node.objects.filter(pk=node.pk).update(status=Node.Status.JOINED)
     if _control_plane(ctx):
         with remote.connection(ctx) as conn:
             machine = inventory.read_machine(conn, node)
-        ctx.log(
-            f"Read back {len(machine.certificates)} certificates and {len(machine.manifests)} static Pod manifests "
-            f"from {node.name}."
-        )
+        ctx.log(inventory.machine_summary(machine))
 
 
 def read_back(ctx: PhaseContext) -> None:
     api = inventory.read_api(ctx.cluster)
     if api.error:
         raise PhaseError(api.error, hint="retry the read-back from the cluster page")
-    ctx.log(
-        f"The API server lists {len(api.api_nodes)} node(s): "
-        + ", ".join(f"{n['name']} ({'Ready' if n['ready'] else 'NotReady'})" for n in api.api_nodes)
-    )
+    ctx.log(inventory.api_nodes_summary(api))
 
 
 def _kubeadm(name: str, description: str) -> PhaseSpec:

@@ -17,6 +17,7 @@ from clusters.action_forms import EngineSettingsForm, InitForm, JoinForm, Kubeco
 from clusters.init import InitRefused, start_init
 from clusters.models import Cluster
 from clusters.services import save_engine_settings
+from core import feedback
 from core.permissions import ADMIN, OPERATE, get_object_for
 from nodes.join import JoinRefused, start_join
 from operations.services import OperationStateError
@@ -30,30 +31,18 @@ def _back(cluster: Cluster, anchor: str = "") -> HttpResponse:
     return redirect(cluster.get_absolute_url() + (f"#{anchor}" if anchor else ""))
 
 
-def _form_errors(request: HttpRequest, form) -> None:
-    for field, errors in form.errors.items():
-        label = form.fields[field].label if field in form.fields else ""
-        for error in errors:
-            messages.error(request, f"{label}: {error}" if label else error)
-
-
-def _refused(request: HttpRequest, exc: Exception) -> None:
-    hint = getattr(exc, "hint", "")
-    messages.error(request, f"{exc} — {hint}" if hint else str(exc))
-
-
 @login_required
 @require_POST
 def initialize(request: HttpRequest, name: str) -> HttpResponse:
     cluster = _cluster(request, name, OPERATE)
     form = InitForm(request.POST, cluster=cluster)
     if not form.is_valid():
-        _form_errors(request, form)
+        feedback.form_errors(request, form)
         return _back(cluster, "cluster-actions")
     try:
         operation = start_init(cluster, form.cleaned_data["node"], user=request.user, skip=form.cleaned_data["skip"])
     except (InitRefused, OperationStateError) as exc:
-        _refused(request, exc)
+        feedback.refused(request, exc)
         return _back(cluster, "cluster-actions")
     return redirect(operation)
 
@@ -64,7 +53,7 @@ def join(request: HttpRequest, name: str) -> HttpResponse:
     cluster = _cluster(request, name, OPERATE)
     form = JoinForm(request.POST, cluster=cluster)
     if not form.is_valid():
-        _form_errors(request, form)
+        feedback.form_errors(request, form)
         return _back(cluster, "nodes")
     control_plane = form.cleaned_data["control_plane"]
     try:
@@ -77,7 +66,7 @@ def join(request: HttpRequest, name: str) -> HttpResponse:
             user=request.user,
         )
     except (JoinRefused, OperationStateError) as exc:
-        _refused(request, exc)
+        feedback.refused(request, exc)
         return _back(cluster, "nodes")
     return redirect(operation)
 
@@ -88,7 +77,7 @@ def engine_settings(request: HttpRequest, name: str) -> HttpResponse:
     cluster = _cluster(request, name, OPERATE)
     form = EngineSettingsForm(request.POST, instance=cluster)
     if not form.is_valid():
-        _form_errors(request, form)
+        feedback.form_errors(request, form)
         return _back(cluster, "overview")
     save_engine_settings(form, user=request.user)
     messages.success(request, "Settings saved; they apply to the next initialize or join.")
@@ -101,12 +90,12 @@ def admin_kubeconfig(request: HttpRequest, name: str) -> HttpResponse:
     cluster = _cluster(request, name, ADMIN)
     form = KubeconfigForm(request.POST)
     if not form.is_valid():
-        _form_errors(request, form)
+        feedback.form_errors(request, form)
         return _back(cluster, "overview")
     try:
         text = kubeapi.issue_admin_kubeconfig(cluster, user=request.user, ttl=form.cleaned_ttl())
     except kubeapi.KubeAPIError as exc:
-        _refused(request, exc)
+        feedback.refused(request, exc)
         return _back(cluster, "overview")
     response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{cluster.name}-admin.conf"'
@@ -121,6 +110,6 @@ def read_back(request: HttpRequest, name: str) -> HttpResponse:
     try:
         operation = inventory.start_read_back(cluster, user=request.user)
     except inventory.ReadBackRefused as exc:
-        _refused(request, exc)
+        feedback.refused(request, exc)
         return _back(cluster, "inventory")
     return redirect(operation)

@@ -16,6 +16,7 @@ from django.core.management.base import CommandError
 
 from clusters.commandline import REFUSED, acting_user, follow_to_exit
 from clusters.models import Cluster
+from core.feedback import refusal_text
 from daytwo import backup, certificates, config_io, reset, upgrade
 from daytwo.models import CertificateReport, EtcdSnapshot
 from kubeadm.errors import KubeadmError
@@ -80,8 +81,7 @@ def _cluster(name: str) -> Cluster:
 
 
 def _refused(exc: Exception) -> CommandError:
-    hint = getattr(exc, "hint", "")
-    return CommandError(f"{exc}" + (f" — {hint}" if hint else ""), returncode=REFUSED)
+    return CommandError(refusal_text(exc), returncode=REFUSED)
 
 
 def run_cluster(command, action: str, **options) -> None:

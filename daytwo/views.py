@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from clusters.models import Cluster
+from core import feedback
 from core.permissions import ADMIN, OPERATE, VIEW, can, get_object_for, teams_for
 from daytwo import backup, certificates, config_io, reset, services, upgrade
 from daytwo.forms import (
@@ -34,18 +35,6 @@ from kubeadm.errors import KubeadmError
 
 def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
     return get_object_for(request.user, action, Cluster.objects.select_related("team"), name=name)
-
-
-def _refused(request: HttpRequest, exc: Exception) -> None:
-    hint = getattr(exc, "hint", "")
-    messages.error(request, f"{exc} — {hint}" if hint else str(exc))
-
-
-def _form_errors(request: HttpRequest, form) -> None:
-    for field, errors in form.errors.items():
-        label = form.fields[field].label if field in form.fields else ""
-        for error in errors:
-            messages.error(request, f"{label}: {error}" if label else error)
 
 
 def _context(request: HttpRequest, cluster: Cluster, **extra) -> dict:
@@ -91,7 +80,7 @@ def upgrade_start(request: HttpRequest, name: str) -> HttpResponse:
     form = UpgradeForm(request.POST)
     back = reverse("daytwo:upgrade", args=[cluster.name])
     if not form.is_valid():
-        _form_errors(request, form)
+        feedback.form_errors(request, form)
         return redirect(back)
     target = form.cleaned_data["target"]
     try:
@@ -99,7 +88,7 @@ def upgrade_start(request: HttpRequest, name: str) -> HttpResponse:
             cluster, target, user=request.user, batch_size=form.cleaned_data["batch_size"]
         )
     except upgrade.UpgradeRefused as exc:
-        _refused(request, exc)
+        feedback.refused(request, exc)
         return redirect(f"{back}?target={target}")
     return redirect(operation)
 
@@ -113,7 +102,7 @@ def settings(request: HttpRequest, name: str) -> HttpResponse:
         services.save_settings(form, user=request.user)
         messages.success(request, "Day-two settings saved.")
     else:
-        _form_errors(request, form)
+        feedback.form_errors(request, form)
     return redirect(reverse("daytwo:upgrade", args=[cluster.name]) + "#day2-settings")
 
 
@@ -126,14 +115,14 @@ def reset_node(request: HttpRequest, name: str) -> HttpResponse:
     cluster = _cluster(request, name, OPERATE)
     form = ResetForm(request.POST, cluster=cluster)
     if not form.is_valid():
-        _form_errors(request, form)
+        feedback.form_errors(request, form)
         return redirect(cluster.get_absolute_url() + "#day2")
     try:
         operation = reset.start_reset(
             form.cleaned_data["node"], user=request.user, confirm=form.cleaned_data["confirm"]
         )
     except reset.ResetRefused as exc:
-        _refused(request, exc)
+        feedback.refused(request, exc)
         return redirect(cluster.get_absolute_url() + "#day2")
     return redirect(operation)
 
@@ -174,7 +163,7 @@ def certificates_read(request: HttpRequest, name: str) -> HttpResponse:
     try:
         return redirect(certificates.start_inventory(cluster, user=request.user))
     except certificates.CertificatesRefused as exc:
-        _refused(request, exc)
+        feedback.refused(request, exc)
         return redirect("daytwo:certificates", name=cluster.name)
 
 
@@ -184,14 +173,14 @@ def certificates_renew(request: HttpRequest, name: str) -> HttpResponse:
     cluster = _cluster(request, name, OPERATE)
     form = RenewForm(request.POST)
     if not form.is_valid():
-        _form_errors(request, form)
+        feedback.form_errors(request, form)
         return redirect("daytwo:certificates", name=cluster.name)
     try:
         operation = certificates.start_renewal(
             cluster, names=form.cleaned_data["names"], add_sans=form.cleaned_data["add_sans"], user=request.user
         )
     except certificates.CertificatesRefused as exc:
-        _refused(request, exc)
+        feedback.refused(request, exc)
         return redirect("daytwo:certificates", name=cluster.name)
     return redirect(operation)
 
@@ -206,7 +195,7 @@ def renewal_policy(request: HttpRequest, name: str) -> HttpResponse:
         services.save_renewal_policy(form, user=request.user)
         messages.success(request, "Renewal policy saved.")
     else:
-        _form_errors(request, form)
+        feedback.form_errors(request, form)
     return redirect(reverse("daytwo:certificates", args=[cluster.name]) + "#renewal-policy")
 
 
@@ -248,7 +237,7 @@ def snapshot_take(request: HttpRequest, name: str) -> HttpResponse:
     try:
         return redirect(backup.start_snapshot(cluster, user=request.user))
     except backup.BackupRefused as exc:
-        _refused(request, exc)
+        feedback.refused(request, exc)
         return redirect("daytwo:backups", name=cluster.name)
 
 
@@ -262,7 +251,7 @@ def backup_schedule(request: HttpRequest, name: str) -> HttpResponse:
         services.save_backup_schedule(form, user=request.user)
         messages.success(request, "Backup schedule saved.")
     else:
-        _form_errors(request, form)
+        feedback.form_errors(request, form)
     return redirect(reverse("daytwo:backups", args=[cluster.name]) + "#schedule")
 
 
@@ -301,14 +290,14 @@ def snapshot_restore(request: HttpRequest, name: str, pk: int) -> HttpResponse:
     snapshot = _snapshot(request, name, pk, ADMIN)
     form = RestoreForm(request.POST)
     if not form.is_valid():
-        _form_errors(request, form)
+        feedback.form_errors(request, form)
         return redirect("daytwo:backups", name=name)
     try:
         operation = backup.start_restore(
             snapshot.cluster, snapshot, user=request.user, confirm=form.cleaned_data["confirm"]
         )
     except backup.BackupRefused as exc:
-        _refused(request, exc)
+        feedback.refused(request, exc)
         return redirect("daytwo:backups", name=name)
     return redirect(operation)
 

@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 
 from clusters.commandline import REFUSED, acting_user, follow_to_exit, split_names
 from clusters.models import Cluster
+from core.feedback import refusal_text
 from nodes.join import JoinRefused, start_join
 from operations.services import OperationStateError
 
@@ -58,6 +59,5 @@ def run(command, *, cluster: str, names: list[str], **options) -> None:
             skip=split_names(options.get("skip_phases") or []),
         )
     except (JoinRefused, OperationStateError) as exc:
-        hint = getattr(exc, "hint", "")
-        raise CommandError(f"{exc}" + (f" — {hint}" if hint else ""), returncode=REFUSED) from None
+        raise CommandError(refusal_text(exc), returncode=REFUSED) from None
     follow_to_exit(command, operation, wait=not options.get("no_wait"))

@@ -13,6 +13,7 @@ from clusters.action_forms import candidate_machines
 from clusters.commandline import REFUSED, acting_user, follow_to_exit, split_names
 from clusters.init import InitRefused, start_init
 from clusters.models import Cluster
+from core.feedback import refusal_text
 from daytwo import commands as day2_commands
 from operations.services import OperationStateError
 
@@ -61,6 +62,5 @@ class Command(BaseCommand):
         try:
             operation = start_init(cluster, node, user=user, skip=split_names(options["skip_phases"]))
         except (InitRefused, OperationStateError) as exc:
-            hint = getattr(exc, "hint", "")
-            raise CommandError(f"{exc}" + (f" — {hint}" if hint else ""), returncode=REFUSED) from None
+            raise CommandError(refusal_text(exc), returncode=REFUSED) from None
         follow_to_exit(self, operation, wait=not options["no_wait"])

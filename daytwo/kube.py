@@ -154,6 +154,23 @@ def drain(
             raise InterruptedError("cancelled")
 
 
+def drain_phase_node(ctx) -> None:
+    """``drain`` of a phase's node (upgrade, reset), its outcomes as the phase's: a cancel
+    cancels; Pods still there at the deadline, or an API error, fail it with what to do."""
+    from operations.runner import OperationCancelled, PhaseError
+
+    try:
+        drain(ctx.cluster, ctx.node.name, log=ctx.log, cancelled=ctx.cancel_event.wait)
+    except InterruptedError:
+        raise OperationCancelled("cancelled while draining") from None
+    except TimeoutError as exc:
+        raise PhaseError(
+            str(exc), hint="evict or delete those pods by hand (or relax the budget), then resume"
+        ) from None
+    except kubeapi.KubeAPIError as exc:
+        raise PhaseError(str(exc), hint=exc.hint) from None
+
+
 def delete_node(cluster, name: str) -> bool:
     with kubeapi.connect(cluster, f"delete Node {name}") as client:
         try:

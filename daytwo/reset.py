@@ -35,7 +35,7 @@ from kubeadm import workflow
 from nodes.models import Node
 from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
-from operations.runner import OperationCancelled, PhaseContext, PhaseError
+from operations.runner import PhaseContext, PhaseError
 
 KIND = "reset-node"
 
@@ -155,16 +155,7 @@ def _drain(ctx: PhaseContext) -> None:
     if not _api_reachable(ctx):
         ctx.log("Not draining: the cluster does not answer. kubeadm reset runs anyway.", level="warning")
         return
-    try:
-        kube.drain(ctx.cluster, ctx.node.name, log=ctx.log, cancelled=ctx.cancel_event.wait)
-    except InterruptedError:
-        raise OperationCancelled("cancelled while draining") from None
-    except TimeoutError as exc:
-        raise PhaseError(
-            str(exc), hint="evict or delete those pods by hand (or relax the budget), then resume"
-        ) from None
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint) from None
+    kube.drain_phase_node(ctx)
 
 
 def _revoke_tokens(ctx: PhaseContext) -> None:

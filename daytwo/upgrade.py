@@ -446,19 +446,6 @@ def _kubeadm_phase(name: str):
     return run
 
 
-def _drain(ctx: PhaseContext) -> None:
-    try:
-        kube.drain(ctx.cluster, ctx.node.name, log=ctx.log, cancelled=ctx.cancel_event.wait)
-    except InterruptedError:
-        raise OperationCancelled("cancelled while draining") from None
-    except TimeoutError as exc:
-        raise PhaseError(
-            str(exc), hint="evict or delete those pods by hand (or relax the budget), then resume"
-        ) from None
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint) from None
-
-
 def _verify_node(ctx: PhaseContext) -> None:
     """The API server reports the node Ready, its kubelet at the target (when the package step ran),
     and, on a control plane, every static Pod at the target."""
@@ -577,7 +564,7 @@ PHASES = (
     ),
     _spec("addon", "kubeadm upgrade … phase addon (CoreDNS, kube-proxy)", _kubeadm_phase("addon")),
     _spec("post-upgrade", "kubeadm upgrade … phase post-upgrade", _kubeadm_phase("post-upgrade")),
-    _spec("drain", "Cordon the node and evict its Pods", _drain),
+    _spec("drain", "Cordon the node and evict its Pods", kube.drain_phase_node),
     _spec(
         "kubelet-package",
         "Run the cluster's kubelet package command (install and restart the kubelet)",

@@ -26,7 +26,6 @@ import argparse
 import base64
 import http.client
 import json
-import os
 import ssl
 import subprocess
 import sys
@@ -37,34 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._support import setup_django, timed_operation  # noqa: E402  (ROOT is on sys.path now)
+
 KUBEBOARD_ONLY = ("check", "kubeadm-version", "control-plane-upgraded", "done")
-
-
-def setup_django(data_dir: Path) -> None:
-    os.environ["KUBEBOARD_DATA_DIR"] = str(data_dir)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    # Every connection to a sandbox address passes the test bed's route guard, as in the tests.
-    os.environ["KUBEBOARD_CONNECTION_GUARD"] = "tools.testbed.guard.assert_test_route"
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.pop("REDIS_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
-def timed(operation) -> float:
-    from operations.runner import run_operation
-
-    began = time.perf_counter()
-    outcome = run_operation(operation.pk)
-    took = time.perf_counter() - began
-    if outcome != "succeeded":
-        operation.refresh_from_db()
-        raise SystemExit(f"{operation} {outcome}: {operation.error}")
-    return took
 
 
 def cluster_of(sandbox, name: str, version: str):
@@ -82,8 +56,8 @@ def cluster_of(sandbox, name: str, version: str):
     )
     cp = add_machine(cluster, sandbox, 1, control_plane=True)
     worker = add_machine(cluster, sandbox, 2)
-    timed(start_init(cluster, cp))
-    timed(start_join(Cluster.objects.get(pk=cluster.pk), [worker]))
+    timed_operation(start_init(cluster, cp))
+    timed_operation(start_join(Cluster.objects.get(pk=cluster.pk), [worker]))
     return Cluster.objects.get(pk=cluster.pk), cp, worker
 
 
@@ -180,7 +154,7 @@ def main() -> int:
     parser.add_argument("--skip-upgrade", action="store_true", help="measure the snapshot only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kb-bench-day2-") as data:
-        setup_django(Path(data))
+        setup_django(Path(data), testbed=True)
         from daytwo import backup, upgrade
         from daytwo.models import DayTwoSettings, EtcdSnapshot
         from operations.models import PhaseRun
@@ -203,7 +177,7 @@ def main() -> int:
                 results["snapshot_hand"] = snapshot_by_hand(sb.node(1), Path(local) / "s.db")
                 hand_size = (Path(local) / "s.db").stat().st_size
             operation = backup.start_snapshot(cluster)
-            results["snapshot_kubeboard"] = timed(operation)
+            results["snapshot_kubeboard"] = timed_operation(operation)
             snapshot = EtcdSnapshot.objects.get(operation=operation)
             saved = next(
                 e.data.get("saved_seconds")
@@ -214,7 +188,7 @@ def main() -> int:
             if not args.skip_upgrade:
                 DayTwoSettings.objects.update_or_create(cluster=cluster, defaults=settings)
                 up = upgrade.start_upgrade(cluster, DEFAULT_VERSION)
-                results["upgrade_kubeboard"] = timed(up)
+                results["upgrade_kubeboard"] = timed_operation(up)
                 params = up.params
                 results["kubeboard_only"] = sum(
                     p.duration.total_seconds() for p in PhaseRun.objects.filter(operation=up, name__in=KUBEBOARD_ONLY)

@@ -14,7 +14,6 @@ Runs the real runner in-process on SQLite with plain-Python phases (tests/suppor
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -23,18 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def setup_django(data_dir: Path) -> None:
-    os.environ["KUBEBOARD_DATA_DIR"] = str(data_dir)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.pop("REDIS_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+from bench._support import setup_django  # noqa: E402  (ROOT is on sys.path now)
 
 
 def run(kind: str, params: dict, name: str) -> float:

@@ -26,22 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._support import setup_django, timed_operation  # noqa: E402  (ROOT is on sys.path now)
+
 KUBEBOARD_ONLY = ("check-machine", "verify-api-server", "verify-cluster-info", "read-back")
-
-
-def setup_django(data_dir: Path) -> None:
-    os.environ["KUBEBOARD_DATA_DIR"] = str(data_dir)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    # Every connection to a sandbox address passes the test bed's route guard, as in the tests.
-    os.environ["KUBEBOARD_CONNECTION_GUARD"] = "tools.testbed.guard.assert_test_route"
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.pop("REDIS_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def shell_loop_init(cluster, sandbox) -> float:
@@ -84,25 +71,13 @@ def shell_loop_init(cluster, sandbox) -> float:
     return time.perf_counter() - began
 
 
-def timed(operation) -> float:
-    from operations.runner import run_operation
-
-    began = time.perf_counter()
-    outcome = run_operation(operation.pk)
-    took = time.perf_counter() - began
-    if outcome != "succeeded":
-        operation.refresh_from_db()
-        raise SystemExit(f"{operation} {outcome}: {operation.error}")
-    return took
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,3,6", help="worker counts joined at once (default 1,3,6)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="kb-bench-join-") as data:
-        setup_django(Path(data))
+        setup_django(Path(data), testbed=True)
         from clusters.init import start_init
         from nodes.join import start_join
         from operations.models import PhaseRun
@@ -120,7 +95,7 @@ def main() -> int:
             )
             machines = [add_machine(cluster, sb, index, control_plane=index == 1) for index in range(1, 2 + sum(sizes))]
             init = start_init(cluster, machines[0])
-            total = timed(init)
+            total = timed_operation(init)
             extra = sum(
                 phase.duration.total_seconds()
                 for phase in PhaseRun.objects.filter(operation=init, name__in=KUBEBOARD_ONLY)
@@ -131,7 +106,7 @@ def main() -> int:
             for size in sizes:
                 chosen = machines[start : start + size]
                 start += size
-                joins[size] = timed(start_join(cluster, chosen, parallelism=size))
+                joins[size] = timed_operation(start_join(cluster, chosen, parallelism=size))
         phases = init.phases.count()
 
     same = total - extra

@@ -25,7 +25,8 @@ def validate_config(ctx: PhaseContext) -> None:
     ctx.log(f"Configuration valid for Kubernetes {cluster.kubernetes_version} (kubeadm.k8s.io/v1beta4).")
 
 
-def _store_authority(cluster: Cluster, name: str, pair: pki.KeyPair) -> CertificateAuthority:
+def store_authority(cluster: Cluster, name: str, pair: pki.KeyPair) -> CertificateAuthority:
+    """Put one CA (or the service-account key pair) into the cluster's custody, its key encrypted."""
     cert = pair.cert
     return CertificateAuthority.objects.create(
         cluster=cluster,
@@ -53,7 +54,7 @@ def generate_authorities(ctx: PhaseContext) -> None:
         for name, pair in authorities.items():
             if name in existing:
                 continue
-            stored = _store_authority(cluster, name, pair)
+            stored = store_authority(cluster, name, pair)
             if pair.cert is not None:
                 ctx.log(
                     f"{name}: {stored.subject}, SHA-256 {stored.fingerprint_sha256}, expires {stored.not_after:%Y-%m-%d}"

@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 
 from clusters import kubeadm_config
-from clusters.identity import _store_authority
+from clusters.identity import store_authority
 from kubeadm import discovery, pki
 from tests.conftest import team_of
 from tests.factories import make_cluster
@@ -22,7 +22,7 @@ def cluster(make_user):
     cluster = make_cluster("public", team=team_of(viewer), encryption_algorithm="ECDSA-P256")
     authorities = pki.generate_cluster_authorities("ECDSA-P256")
     for name, pair in authorities.items():
-        _store_authority(cluster, name, pair)
+        store_authority(cluster, name, pair)
     cluster.ca_pin_hash = discovery.ca_pin_hash(authorities["ca"].cert)
     cluster.kubeadm_config = kubeadm_config.render(cluster)
     cluster.save()

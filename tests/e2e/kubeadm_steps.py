@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kubeadm import certkeys, discovery, nodeconfig, pki, preflight, tokens, uploads, workflow
 from kubeadm.config import ClusterConfiguration, default_cluster_configuration
+from tests.support import etcdctl
 from tools.testbed.cluster import ControlPlane
 from tools.testbed.sandbox import Node
 
@@ -102,30 +104,22 @@ class Cluster:
             time.sleep(2)
 
     def etcd_members(self, bins) -> list[str]:
-        out = self.first.exec(
-            [
-                str(bins / "etcdctl"),
-                "--endpoints=https://127.0.0.1:2379",
-                "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-                "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
-                "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
-                "member",
-                "list",
-                "-w",
-                "json",
-            ]
-        ).stdout
-        return sorted(m["name"] for m in json.loads(out)["members"])
+        return etcdctl.member_names(self.first, bins)
 
 
-def init_cluster(node: Node, bins, version: str, *, kubeadm: str = "kubeadm") -> Cluster:
-    """kubeadm init on ``node``, every phase on its own, with Kubeboard's CAs and token."""
-    authorities = pki.generate_cluster_authorities("ECDSA-P256")
-    token = tokens.generate_token()
-    certificate_key = certkeys.generate_certificate_key()
-    cluster = default_cluster_configuration(version)
-    cluster.control_plane_endpoint = f"{node.address}:6443"
-    cluster.encryption_algorithm = "ECDSA-P256"
+def run_init_phases(
+    node: Node,
+    cluster: ClusterConfiguration,
+    authorities: dict,
+    token: tokens.BootstrapTokenString,
+    certificate_key: str,
+    *,
+    kubeadm: str = "kubeadm",
+    run: Callable[[Node, list[str]], str] = ok,
+) -> dict[str, str]:
+    """Kubeboard's CAs and InitConfiguration onto ``node``, then every init phase as its own
+    command; ``run(node, argv)`` runs one and returns its output. show-join-command is left out:
+    it prints join lines with secrets, and Kubeboard builds its own (kubeadm.join)."""
     for item in uploads.init_upload_files(authorities):
         node.write_file(item.path, item.data, item.mode)
     node.write_file(
@@ -144,16 +138,26 @@ def init_cluster(node: Node, bins, version: str, *, kubeadm: str = "kubeadm") ->
     outputs = {}
     for phase in workflow.INIT_PHASES:
         if phase.name != "show-join-command":
-            outputs[phase.name] = ok(
-                node,
-                workflow.init_phase_command(
-                    phase.name,
-                    nodeconfig.INIT_CONFIG_PATH,
-                    upload_certs=True,
-                    certificate_key_in_config=True,
-                    kubeadm=kubeadm,
-                ),
+            argv = workflow.init_phase_command(
+                phase.name,
+                nodeconfig.INIT_CONFIG_PATH,
+                upload_certs=True,
+                certificate_key_in_config=True,
+                kubeadm=kubeadm,
             )
+            outputs[phase.name] = run(node, argv)
+    return outputs
+
+
+def init_cluster(node: Node, bins, version: str, *, kubeadm: str = "kubeadm") -> Cluster:
+    """kubeadm init on ``node``, every phase on its own, with Kubeboard's CAs and token."""
+    authorities = pki.generate_cluster_authorities("ECDSA-P256")
+    token = tokens.generate_token()
+    certificate_key = certkeys.generate_certificate_key()
+    cluster = default_cluster_configuration(version)
+    cluster.control_plane_endpoint = f"{node.address}:6443"
+    cluster.encryption_algorithm = "ECDSA-P256"
+    outputs = run_init_phases(node, cluster, authorities, token, certificate_key, kubeadm=kubeadm)
     cp = ControlPlane(node=node, bin_dir=bins, version=version, token=str(token))
     made = Cluster(node, cluster, authorities, token, certificate_key, cp, outputs)
     deadline = time.monotonic() + 60  # the bootstrap signer adds jws-kubeconfig-<id> shortly after

@@ -12,7 +12,6 @@ members) — serves every assertion:
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -27,6 +26,7 @@ from nodes.models import Node
 from operations.models import PhaseRun
 from tests.conftest import team_of
 from tests.support.day2 import messages, run
+from tests.support.etcdctl import member_names
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
 from tokens.models import BootstrapToken
 
@@ -34,24 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
 def etcd_members(sb) -> list[str]:
-    out = (
-        sb.node(1)
-        .exec(
-            [
-                str(sb.bin_dir / "etcdctl"),
-                "--endpoints=https://127.0.0.1:2379",
-                "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-                "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
-                "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
-                "member",
-                "list",
-                "-w",
-                "json",
-            ]
-        )
-        .stdout
-    )
-    return sorted(member["name"] for member in json.loads(out)["members"])
+    return member_names(sb.node(1), sb.bin_dir)
 
 
 def wait_port(sb, index: int, port: int, *, listening: bool, timeout: float = 90) -> None:

@@ -34,6 +34,7 @@ from operations.models import Event, Operation, PhaseAttempt
 from tests.conftest import session_cookie, team_of
 from tests.conftest import test_database_env as database_env
 from tests.support import processes
+from tests.support.etcdctl import member_names
 from tests.support.processes import ROOT, wait_until
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
 from tests.support.web import collect, logged_in_session
@@ -88,24 +89,7 @@ def kubeadm_output(events: list[dict], phase: str, group: str = "") -> list[str]
 
 
 def etcd_members(sb) -> int:
-    out = (
-        sb.node(1)
-        .exec(
-            [
-                str(sb.bin_dir / "etcdctl"),
-                "--endpoints=https://127.0.0.1:2379",
-                "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-                "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
-                "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
-                "member",
-                "list",
-                "-w",
-                "json",
-            ]
-        )
-        .stdout
-    )
-    return len(json.loads(out)["members"])
+    return len(member_names(sb.node(1), sb.bin_dir))
 
 
 def assert_api_server_uses_our_ca(cluster: Cluster, address: str) -> None:

@@ -28,6 +28,8 @@ import pytest
 from kubeadm import certkeys, discovery, nodeconfig, output, pki, preflight, tokens, uploads, workflow
 from kubeadm.config import Timeouts, default_cluster_configuration
 from kubeadm.diagnose import diagnose
+from tests.e2e.kubeadm_steps import run_init_phases
+from tests.support.etcdctl import member_names
 from tools.testbed.binaries import selected_version
 from tools.testbed.cluster import ControlPlane
 from tools.testbed.testing import require_binaries, sandbox, unavailable
@@ -108,33 +110,17 @@ def test_init_and_joins_phase_by_phase_with_real_preflight() -> None:
         n4.ssh("rm -rf /etc/kubernetes/kubeboard")
 
         # --- init on node1, every phase on its own -------------------------------------------------
-        for item in uploads.init_upload_files(authorities):
-            n1.write_file(item.path, item.data, item.mode)
-        n1.write_file(
-            nodeconfig.INIT_CONFIG_PATH,
-            nodeconfig.init_config_for_node(
-                cluster,
-                node_name=n1.name,
-                advertise_address=n1.address,
-                bootstrap_tokens=[token],
-                cri_socket=CRI_SOCKET,
-                ignore_preflight_errors=preflight.TESTBED_INIT,
-                certificate_key=certificate_key,
-            ).encode(),
-            nodeconfig.CONFIG_MODE,
+        text = run_init_phases(
+            n1,
+            cluster,
+            authorities,
+            token,
+            certificate_key,
+            run=lambda node, argv: "\n".join(ok_phase(node, argv, durations)),
         )
-        outputs = {}
-        for phase in workflow.INIT_PHASES:
-            if phase.name == "show-join-command":
-                continue  # prints join commands with secrets; Kubeboard builds its own (kubeadm.join)
-            argv = workflow.init_phase_command(
-                phase.name, nodeconfig.INIT_CONFIG_PATH, upload_certs=True, certificate_key_in_config=True
-            )
-            outputs[phase.name] = ok_phase(n1, argv, durations)
         # preflight ran for real: every ignored check shows as a warning, none as an error.
-        assert checks(outputs["preflight"], "warning") >= set(preflight.TESTBED_INIT)
-        assert not checks(outputs["preflight"], "error")
-        text = {name: "\n".join(lines) for name, lines in outputs.items()}
+        assert checks(text["preflight"].splitlines(), "warning") >= set(preflight.TESTBED_INIT)
+        assert not checks(text["preflight"].splitlines(), "error")
         for ca in ("ca", "front-proxy-ca", "etcd/ca"):
             assert f"[certs] Using existing {ca} certificate authority" in text["certs"]
         assert '[certs] Using the existing "sa" key' in text["certs"]
@@ -294,18 +280,5 @@ def test_init_and_joins_phase_by_phase_with_real_preflight() -> None:
             n["metadata"]["name"]: "node-role.kubernetes.io/control-plane" in n["metadata"]["labels"] for n in nodes
         }
         assert roles == {"node1": True, "node2": False, "node3": True, "node4": True}
-        members = n1.exec(
-            [
-                str(bins / "etcdctl"),
-                "--endpoints=https://127.0.0.1:2379",
-                "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-                "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
-                "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
-                "member",
-                "list",
-                "-w",
-                "json",
-            ]
-        ).stdout
-        assert sorted(m["name"] for m in json.loads(members)["members"]) == ["node1", "node3", "node4"]
+        assert member_names(n1, bins) == ["node1", "node3", "node4"]
     print("phase durations (s):", json.dumps(durations, indent=1))

@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kubeadm.errors import CertificateKeyError
+from kubeadm.tokens import DEFAULT_GROUPS
 
 CERTIFICATE_KEY_SIZE = 32  # constants.CertificateKeySize
 NONCE_SIZE = 12  # gcm.NonceSize()
@@ -47,6 +48,21 @@ EXTERNAL_ETCD_FILES = (
     "external-etcd.crt",
     "external-etcd.key",
 )
+# The RBAC upload-certs creates beside the Secret (copycerts.go createRBAC): joining nodes,
+# authenticated with a bootstrap token, may read the Secret and nothing else.
+ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "Role",
+    "metadata": {"name": "kubeadm:kubeadm-certs", "namespace": SECRET_NAMESPACE},
+    "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [SECRET_NAME], "verbs": ["get"]}],
+}
+ROLE_BINDING = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "RoleBinding",
+    "metadata": {"name": "kubeadm:kubeadm-certs", "namespace": SECRET_NAMESPACE},
+    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kubeadm:kubeadm-certs"},
+    "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": DEFAULT_GROUPS[0]}],
+}
 _HEX_RE = re.compile(r"[0-9a-fA-F]*")
 
 

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 
 from kubeadm import netutil, pki
+from kubeadm.durations import short_human_duration
 from kubeadm.errors import CertificateError
 from kubeadm.pki import CLIENT_AUTH, SERVER_AUTH, KeyPair
+from kubeadm.tabwriter import tabwriter
 
 if TYPE_CHECKING:
     from kubeadm.config import ClusterConfiguration, InitConfiguration
@@ -392,61 +394,6 @@ def check_expiration(
     return rows, cas
 
 
-def short_human_duration(d: timedelta) -> str:
-    """apimachinery duration.ShortHumanDuration, as the RESIDUAL TIME column shows it."""
-    seconds = int(d.total_seconds())
-    if seconds < -1:
-        return "<invalid>"
-    if seconds < 0:
-        return "0s"
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds // 60 < 60:
-        return f"{seconds // 60}m"
-    hours = seconds // 3600
-    if hours < 24:
-        return f"{hours}h"
-    if hours < 24 * 365:
-        return f"{hours // 24}d"
-    return f"{int(hours / 24 / 365)}y"
-
-
-def _tabwriter(lines: list[str], minwidth: int = 10, padding: int = 3) -> str:
-    """Go text/tabwriter with padchar ' ' and no flags: tab-terminated cells
-    are aligned per block of consecutive lines; the last cell is free text."""
-    cells = [line.split("\t") for line in lines]
-    out: list[str] = []
-
-    def write_lines(line0: int, line1: int, widths: list[int]) -> None:
-        for row in cells[line0:line1]:
-            text = ""
-            for j, cell in enumerate(row):
-                text += cell
-                if j < len(widths) and j < len(row) - 1:
-                    text += " " * (widths[j] - len(cell))
-            out.append(text)
-
-    def fmt(line0: int, line1: int, widths: list[int]) -> None:
-        column = len(widths)
-        this = line0
-        while this < line1:
-            if column >= len(cells[this]) - 1:
-                this += 1
-                continue
-            write_lines(line0, this, widths)
-            line0 = this
-            width = minwidth
-            while this < line1 and column < len(cells[this]) - 1:
-                width = max(width, len(cells[this][column]) + padding)
-                this += 1
-            fmt(line0, this, widths + [width])
-            line0 = this
-        write_lines(line0, line1, widths)
-
-    fmt(0, len(cells), [])
-    return "\n".join(out) + "\n"
-
-
 def format_check_expiration(
     rows: list[ExpirationRow], cas: list[ExpirationRow], now: datetime.datetime | None = None
 ) -> str:
@@ -478,7 +425,7 @@ def format_check_expiration(
             lines.append(
                 f"{r.name}\t{date(r.expires)}\t{short_human_duration(r.expires - now)}\t{yes_no(r.externally_managed)}"
             )
-    return _tabwriter(lines)
+    return tabwriter(lines)
 
 
 # --- renewal ---------------------------------------------------------------------

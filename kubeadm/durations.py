@@ -85,3 +85,23 @@ def parse_duration(text: str, *, field: str = "duration") -> timedelta:
             total_ns += int(frac) * scale // (10 ** len(frac))
         pos = match.end()
     return timedelta(microseconds=sign * (total_ns // 1_000))
+
+
+def short_human_duration(d: timedelta) -> str:
+    """apimachinery duration.ShortHumanDuration: the TTL of ``kubeadm token list`` and the RESIDUAL
+    TIME of ``kubeadm certs check-expiration``."""
+    seconds = int(d.total_seconds())
+    if seconds < -1:
+        return "<invalid>"
+    if seconds < 0:
+        return "0s"
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds // 60 < 60:
+        return f"{seconds // 60}m"
+    hours = seconds // 3600
+    if hours < 24:
+        return f"{hours}h"
+    if hours < 24 * 365:
+        return f"{hours // 24}d"
+    return f"{int(hours / 24 / 365)}y"

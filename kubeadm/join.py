@@ -60,3 +60,10 @@ def control_plane_join_command(
     endpoint: str, token: BootstrapTokenString | str, pins: list[str], certificate_key: str = ""
 ) -> str:
     return join_command(endpoint, token, pins, control_plane=True, certificate_key=certificate_key)
+
+
+def one_line(command: str) -> str:
+    """The join line as ``kubeadm token create --print-join-command`` prints it: the template
+    above without its line continuations (compared with the real v1.37.2 in
+    tests/e2e/test_tokens_cluster.py)."""
+    return command.replace("\\\n    ", "")

@@ -34,26 +34,6 @@ CA_FILES = {
     "sa": ("sa.pub", "sa.key"),
     "etcd/ca": ("etcd/ca.crt", "etcd/ca.key"),
 }
-# The RBAC kubeadm's upload-certs creates (copycerts.go createRBAC): joining nodes may read the Secret.
-ROLE = {
-    "apiVersion": "rbac.authorization.k8s.io/v1",
-    "kind": "Role",
-    "metadata": {"name": "kubeadm:kubeadm-certs", "namespace": "kube-system"},
-    "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["kubeadm-certs"], "verbs": ["get"]}],
-}
-ROLE_BINDING = {
-    "apiVersion": "rbac.authorization.k8s.io/v1",
-    "kind": "RoleBinding",
-    "metadata": {"name": "kubeadm:kubeadm-certs", "namespace": "kube-system"},
-    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kubeadm:kubeadm-certs"},
-    "subjects": [
-        {
-            "kind": "Group",
-            "apiGroup": "rbac.authorization.k8s.io",
-            "name": "system:bootstrappers:kubeadm:default-node-token",
-        }
-    ],
-}
 
 
 def can_upload_certs(cluster) -> bool:
@@ -112,7 +92,7 @@ def issue_certificate_key(cluster, *, user=None, operation=None, log=lambda mess
     body = certkeys.kubeadm_certs_secret(
         ca_files(cluster), key, owner_token_id=owner.token_id, owner_uid=owner.secret_uid
     )
-    kube.ensure_role_and_binding(cluster, ROLE, ROLE_BINDING, user=user)
+    kube.ensure_role_and_binding(cluster, certkeys.ROLE, certkeys.ROLE_BINDING, user=user)
     kube.put_secret(cluster, body, user=user)
     log('Stored the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace.')
     with transaction.atomic():

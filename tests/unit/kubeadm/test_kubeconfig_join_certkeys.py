@@ -126,6 +126,20 @@ def test_control_plane_join_command():
     assert "0123456789abcdef" not in withheld and key not in withheld and "<value withheld>" in withheld
 
 
+def test_print_join_command_is_the_template_on_one_line():
+    key = "e6a2eb8581237ab72a4f494f30285ec12a9694d750b9785706a83bfcbbbd2204"
+    worker = join.worker_join_command("cp:6443", "abcdef.0123456789abcdef", [PIN])
+    assert (
+        join.one_line(worker)
+        == f"kubeadm join cp:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash {PIN} "
+    )
+    plane = join.control_plane_join_command("cp:6443", "abcdef.0123456789abcdef", [PIN], key)
+    assert join.one_line(plane) == (
+        f"kubeadm join cp:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash {PIN} "
+        f"--control-plane --certificate-key {key}"
+    )
+
+
 def test_join_command_rejects_bad_input():
     with pytest.raises(TokenFormatError):
         join.worker_join_command("x:6443", "not-a-token", [PIN])
@@ -171,6 +185,26 @@ def test_wrong_key_and_tampering_are_rejected_without_leaking():
         certkeys.decrypt(tampered, key)
     with pytest.raises(CertificateKeyError, match="64 hexadecimal"):
         certkeys.decrypt(blob, "xyz")
+
+
+def test_kubeadm_certs_rbac_lets_bootstrap_tokens_read_only_that_secret():
+    assert certkeys.ROLE["metadata"] == {"name": "kubeadm:kubeadm-certs", "namespace": "kube-system"}
+    assert certkeys.ROLE["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["kubeadm-certs"], "verbs": ["get"]}
+    ]
+    assert certkeys.ROLE_BINDING["metadata"] == certkeys.ROLE["metadata"]
+    assert certkeys.ROLE_BINDING["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "kubeadm:kubeadm-certs",
+    }
+    assert certkeys.ROLE_BINDING["subjects"] == [
+        {
+            "kind": "Group",
+            "apiGroup": "rbac.authorization.k8s.io",
+            "name": "system:bootstrappers:kubeadm:default-node-token",
+        }
+    ]
 
 
 def test_kubeadm_certs_secret_round_trip():

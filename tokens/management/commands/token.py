@@ -21,20 +21,16 @@ from django.utils import timezone
 from clusters import kubeapi
 from clusters.models import Cluster
 from core.permissions import ADMIN, OPERATE, VIEW, require
+from kubeadm import join as kubeadm_join
 from kubeadm import tokens as kubeadm_tokens
 from kubeadm.certkeys import decode_certificate_key
 from kubeadm.durations import parse_duration
 from kubeadm.errors import KubeadmError
+from kubeadm.tokenlist import ListedToken, format_token_list
 from tokens import services
-from tokens.listing import ListedToken, format_token_list
 from tokens.models import BootstrapToken
 from tokens.policies import TokenError
 from tokens.sync import sync_cluster
-
-
-def one_line(command: str) -> str:
-    """`kubeadm token create --print-join-command` prints the join template on one line."""
-    return command.replace("\\\n    ", "")
 
 
 class Command(BaseCommand):
@@ -148,7 +144,7 @@ class Command(BaseCommand):
         command = services.join_command_for(
             cluster, full, control_plane=bool(options["certificate_key"]), certificate_key=options["certificate_key"]
         )
-        self.stdout.write(one_line(command))
+        self.stdout.write(kubeadm_join.one_line(command))
 
     def _list(self, cluster, user, options) -> None:
         self._require(user, ADMIN if options["show_secrets"] else VIEW, cluster)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime
 from datetime import timedelta
 
-from tokens.listing import ListedToken, format_token_list, short_human_duration
+from kubeadm.durations import short_human_duration
+from kubeadm.tokenlist import ListedToken, format_token_list
 
 NOW = datetime.datetime(2026, 11, 27, 8, 0, 0, tzinfo=datetime.UTC)
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+from kubeadm.durations import short_human_duration
+from kubeadm.tabwriter import tabwriter
+
 COLUMNS = ("TOKEN", "TTL", "EXPIRES", "USAGES", "DESCRIPTION", "EXTRA GROUPS")
-MIN_WIDTH = 10
-PADDING = 3
 
 
 @dataclass(frozen=True)
@@ -26,34 +27,14 @@ class ListedToken:
     groups: tuple[str, ...]
 
 
-def short_human_duration(delta: datetime.timedelta) -> str:
-    """duration.ShortHumanDuration."""
-    seconds = int(delta.total_seconds())
-    if seconds < -1:
-        return "<invalid>"
-    if seconds < 0:
-        return "0s"
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes}m"
-    hours = seconds // 3600
-    if hours < 24:
-        return f"{hours}h"
-    if hours < 24 * 365:
-        return f"{hours // 24}d"
-    return f"{hours // (24 * 365)}y"
-
-
-def _cells(token: ListedToken, now: datetime.datetime) -> list[str]:
+def _line(token: ListedToken, now: datetime.datetime) -> str:
     ttl, expires = "<forever>", "<never>"
     if token.expires is not None:
         ttl = short_human_duration(token.expires - now)
         expires = token.expires.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     # kubeadm orders usages by their Secret keys (authentication before signing).
     usages = ",".join(sorted(token.usages)) or "<none>"
-    return [
+    cells = [
         token.token,
         f"{ttl:<9}",
         expires,
@@ -61,24 +42,12 @@ def _cells(token: ListedToken, now: datetime.datetime) -> list[str]:
         f"{token.description or '<none>':<56}",
         ",".join(token.groups) or "<none>",
     ]
-
-
-def _flush(lines: list[list[str]]) -> str:
-    """One tabwriter block: every tab-terminated cell padded to its column's width."""
-    widths = []
-    for column in range(len(COLUMNS) - 1):
-        widest = max(len(line[column]) for line in lines)
-        widths.append(max(MIN_WIDTH, widest + PADDING))
-    out = []
-    for line in lines:
-        text = "".join(cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True)) + line[-1]
-        out.append(text + "\n")
-    return "".join(out)
+    return "\t".join(cells)
 
 
 def format_token_list(tokens: list[ListedToken], *, now: datetime.datetime) -> str:
     if not tokens:
         return ""  # kubeadm prints the header with the first token, so nothing at all
-    blocks = [_flush([list(COLUMNS), _cells(tokens[0], now)])]
-    blocks += [_flush([_cells(token, now)]) for token in tokens[1:]]
+    blocks = [tabwriter(["\t".join(COLUMNS), _line(tokens[0], now)])]
+    blocks += [tabwriter([_line(token, now)]) for token in tokens[1:]]
     return "".join(blocks)

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from audit.services import record
 from clusters import kubeapi
-from kubeadm import certkeys
+from kubeadm import certkeys, uploads
 from operations.registry import OperationKind, PhaseSpec
 from operations.runner import PhaseContext, PhaseError
 from tokens import kube
@@ -27,32 +27,23 @@ from tokens.services import TokenStateError, create_token
 
 KIND = "upload-certs"
 LIFETIME = timedelta(hours=2)  # kubeadm's DefaultCertTokenDuration
-# kubeadm base name -> the files of certsToTransfer it provides
-CA_FILES = {
-    "ca": ("ca.crt", "ca.key"),
-    "front-proxy-ca": ("front-proxy-ca.crt", "front-proxy-ca.key"),
-    "sa": ("sa.pub", "sa.key"),
-    "etcd/ca": ("etcd/ca.crt", "etcd/ca.key"),
-}
 
 
 def can_upload_certs(cluster) -> bool:
     """Kubeboard can write kubeadm-certs only with the CA material in its custody."""
     if cluster.is_adopted:
         return False
-    held = {
-        name
-        for name, key in cluster.authorities.filter(name__in=list(CA_FILES)).values_list("name", "private_key")
-        if key
-    }
-    return set(CA_FILES) <= held
+    # The same four authorities (CA files of certsToTransfer) kubeadm.uploads writes onto machines.
+    wanted = list(uploads.AUTHORITY_FILES)
+    held = {name for name, key in cluster.authorities.filter(name__in=wanted).values_list("name", "private_key") if key}
+    return set(wanted) <= held
 
 
 def ca_files(cluster) -> dict[str, bytes]:
     """PKI-relative path -> bytes, as the files sit in /etc/kubernetes/pki on a control plane."""
     files: dict[str, bytes] = {}
-    for authority in cluster.authorities.filter(name__in=list(CA_FILES)):
-        cert_file, key_file = CA_FILES[authority.name]
+    for authority in cluster.authorities.filter(name__in=list(uploads.AUTHORITY_FILES)):
+        cert_file, key_file = uploads.AUTHORITY_FILES[authority.name]
         public = authority.public_key_pem if authority.name == "sa" else authority.certificate_pem
         files[cert_file] = public.encode()
         files[key_file] = authority.private_key.reveal().encode()

@@ -71,6 +71,15 @@ def test_viewer_sees_machines_but_cannot_add_check_or_accept(make_user, cluster)
     assert not AuditEvent.objects.filter(action__startswith="node.").exclude(action="node.host_key_offered").exists()
 
 
+def test_the_node_page_links_to_the_machines_history(make_user, cluster):
+    viewer = make_user("vera", role="viewer")
+    node = Node.objects.create(cluster=cluster, name="cp1", address="10.0.0.11")
+    client = client_for(viewer)
+    history = reverse("audit:node", args=[node.pk])
+    assert f'id="node-history-link" href="{history}"' in client.get(node.get_absolute_url()).content.decode()
+    assert client.get(history).status_code == 200
+
+
 def test_other_team_gets_404_everywhere(make_user, cluster):
     outsider = make_user("otto", team="other", role="admin")
     node = Node.objects.create(cluster=cluster, name="cp1", address="10.0.0.11")

@@ -1,4 +1,5 @@
-// Live countdowns for token and certificate-key expiries, and copy buttons. No dependencies.
+// Live countdowns for token and certificate-key expiries, and confirmations. No dependencies.
+// Copy buttons ([data-copy]) are handled for every page by kubeboard/kubeboard.js.
 (function () {
   "use strict";
   function pad(n) { return n < 10 ? "0" + n : String(n); }
@@ -23,16 +24,6 @@
       }
     });
   }
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-copy]");
-    if (!button) return;
-    var source = document.querySelector(button.dataset.copy);
-    if (!source || !navigator.clipboard) return;
-    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
-      button.textContent = "Copied";
-      setTimeout(function () { button.textContent = "Copy"; }, 1500);
-    });
-  });
   // Confirmations without inline handlers (the Content-Security-Policy allows no inline script).
   document.addEventListener("submit", function (event) {
     var form = event.target.closest("form[data-confirm]");

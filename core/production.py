@@ -8,8 +8,8 @@ database and Redis, never process memory. A process that exits is restarted (wit
 delay if it keeps failing); SIGTERM or Ctrl-C stops them all.
 
 Environment (README has the full table): ``DATABASE_URL`` and ``REDIS_URL`` (required),
-``KUBEBOARD_SECRET_KEY`` and ``KUBEBOARD_ENCRYPTION_KEYS`` (required: every process on every
-machine must share them), ``KUBEBOARD_WEB_PROCESSES`` (default 2), ``KUBEBOARD_WORKER_PROCESSES``
+``KUBEBOARD_SECRET_KEY``, ``KUBEBOARD_ENCRYPTION_KEYS``, ``KUBEBOARD_AUDIT_KEYS`` and
+``KUBEBOARD_AUDIT_SIGNING_KEY_FILE`` (required: every process on every machine must share them), ``KUBEBOARD_WEB_PROCESSES`` (default 2), ``KUBEBOARD_WORKER_PROCESSES``
 (default 1), ``KUBEBOARD_WORKERS`` (worker processes inside each ``qcluster``, default 2),
 ``KUBEBOARD_BIND`` (default 127.0.0.1), ``KUBEBOARD_PORT`` (default 8000),
 ``KUBEBOARD_MIGRATE`` (default 1; set 0 on all machines but one).
@@ -80,6 +80,25 @@ def plan_from_environment() -> Plan:
             '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"; '
             "reuse the key of an existing installation, or its stored secrets become unreadable)"
         )
+    # Without these each machine would make its own audit keys in its data directory, and the
+    # records and checkpoints one machine signs would not verify on another.
+    if not os.environ.get("KUBEBOARD_AUDIT_KEYS"):
+        missing.append(
+            "KUBEBOARD_AUDIT_KEYS (e.g. .venv/bin/python -c "
+            "\"import secrets; print('k1:' + secrets.token_urlsafe(32))\"; "
+            "reuse the keys of an existing installation, or its audit records no longer verify)"
+        )
+    signing_key = os.environ.get("KUBEBOARD_AUDIT_SIGNING_KEY_FILE", "")
+    if not signing_key:
+        missing.append(
+            "KUBEBOARD_AUDIT_SIGNING_KEY_FILE (the Ed25519 key that signs audit checkpoints, the same file on "
+            "every machine; e.g. openssl genpkey -algorithm ed25519 -out /etc/kubeboard/audit-checkpoint.key)"
+        )
+    elif not Path(signing_key).is_file():
+        missing.append(
+            f"KUBEBOARD_AUDIT_SIGNING_KEY_FILE names {signing_key}, which does not exist (make it once with "
+            f"openssl genpkey -algorithm ed25519 -out {signing_key}, then copy it to every machine)"
+        )
     if missing:
         raise ConfigurationError(
             "production needs these settings, shared by every process on every machine:\n  " + "\n  ".join(missing)
@@ -102,7 +121,8 @@ def plan_from_environment() -> Plan:
 
 
 def check_services() -> None:
-    """The database and Redis answer (clear messages instead of a traceback from migrate)."""
+    """The audit keys can be used, the database and Redis answer (clear messages instead of a
+    traceback from migrate, or from the first audit record)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     try:
         import django
@@ -111,9 +131,17 @@ def check_services() -> None:
     except Exception as exc:
         raise ConfigurationError(f"the settings cannot be loaded: {exc}") from None
     from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
     from django.db import connections
 
+    from audit import keys as audit_keys
     from core.health import database_problem, redis_problem
+
+    try:
+        audit_keys.keyring()
+        audit_keys.checkpoint_key()
+    except ImproperlyConfigured as exc:
+        raise ConfigurationError(f"the audit keys cannot be used: {exc}") from None
 
     problems = [p for p in (database_problem(), redis_problem(settings.REDIS_URL)) if p]
     connections.close_all()
@@ -259,7 +287,7 @@ def main() -> int:
     os.chdir(ROOT)
     try:
         plan = plan_from_environment()
-        say("checking the database and Redis")
+        say("checking the audit keys, the database and Redis")
         check_services()
         say("checking the deployment settings (manage.py check --deploy)")
         manage("check", "--deploy")

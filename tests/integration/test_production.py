@@ -9,12 +9,15 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.conftest import require_or_skip
 from tests.support import processes
@@ -25,6 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 FERNET_KEY = "q0Wc6bVn2E5p2m6m5B0b1Qm0bqYyqgq7w0yqv8cB3mE="
+AUDIT_KEYS = "k1:production-test-audit-key-" + "y" * 32
 
 
 @pytest.fixture
@@ -190,9 +194,58 @@ def test_production_start_refuses_without_its_settings(tmp_path):
         timeout=300,
     )
     assert result.returncode == 2
-    for name in ("DATABASE_URL", "REDIS_URL", "KUBEBOARD_SECRET_KEY", "KUBEBOARD_ENCRYPTION_KEYS"):
+    for name in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "KUBEBOARD_SECRET_KEY",
+        "KUBEBOARD_ENCRYPTION_KEYS",
+        "KUBEBOARD_AUDIT_KEYS",
+        "KUBEBOARD_AUDIT_SIGNING_KEY_FILE",
+    ):
         assert name in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").glob("audit-*.key")), "no key was made"
+
+
+def checkpoint_key_file(path: Path) -> Path:
+    key = Ed25519PrivateKey.generate()
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "audit, says",
+    [
+        ({"KUBEBOARD_AUDIT_SIGNING_KEY_FILE": "{tmp}/nowhere.key"}, "nowhere.key, which does not exist"),
+        ({"KUBEBOARD_AUDIT_KEYS": "k1:short"}, "audit key #1 is malformed"),
+        ({"KUBEBOARD_AUDIT_SIGNING_KEY_FILE": "{tmp}/not-a-key.pem"}, "does not hold a PEM private key"),
+    ],
+    ids=["signing-key-file-missing", "audit-key-malformed", "signing-key-not-a-key"],
+)
+def test_production_start_refuses_audit_keys_it_cannot_use(tmp_path, audit, says):
+    (tmp_path / "not-a-key.pem").write_text("hello\n")
+    settings = {
+        "DATABASE_URL": "postgres://kubeboard:secret@127.0.0.1:1/kubeboard",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "KUBEBOARD_SECRET_KEY": "production-test-secret-key-" + "x" * 40,
+        "KUBEBOARD_ENCRYPTION_KEYS": FERNET_KEY,
+        "KUBEBOARD_AUDIT_KEYS": AUDIT_KEYS,
+        "KUBEBOARD_AUDIT_SIGNING_KEY_FILE": str(checkpoint_key_file(tmp_path / "audit-checkpoint.key")),
+    } | {name: value.format(tmp=tmp_path) for name, value in audit.items()}
+    result = subprocess.run(
+        [sys.executable, "-m", "core.production"],
+        cwd=ROOT,
+        env=production_env(tmp_path, **settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Kubeboard production start refused" in result.stderr and says in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "k1:short" not in result.stderr, "a key is never printed"
 
 
 def test_production_start_runs_web_and_worker_processes_behind_one_database(own_postgres, own_redis, tmp_path):
@@ -203,6 +256,8 @@ def test_production_start_runs_web_and_worker_processes_behind_one_database(own_
         REDIS_URL=own_redis.url,
         KUBEBOARD_SECRET_KEY="production-test-secret-key-" + "x" * 40,
         KUBEBOARD_ENCRYPTION_KEYS=FERNET_KEY,
+        KUBEBOARD_AUDIT_KEYS=AUDIT_KEYS,
+        KUBEBOARD_AUDIT_SIGNING_KEY_FILE=str(checkpoint_key_file(tmp_path / "audit-checkpoint.key")),
         KUBEBOARD_WEB_PROCESSES="2",
         KUBEBOARD_WORKER_PROCESSES="2",
         KUBEBOARD_WORKERS="1",

@@ -15,7 +15,8 @@ Order (one group of phases named after the node):
 5. ``delete-node`` — the Node object is deleted *after* cleanup-node stopped the kubelet (deleted
    before, a running kubelet registers it again at once);
 6. ``forget`` — Kubeboard's own files (/etc/kubernetes/kubeboard) go, the machine is checked
-   again (read-only) and marked new: it can be chosen for a join.
+   again (read-only) and marked new: it can be chosen for a join. After the last control plane
+   the cluster's bootstrap tokens are marked gone (their Secrets were in the wiped etcd).
 
 Refused before anything runs: a control plane that is the last one while workers remain (they
 would be left without an API server), and — in the check phase, with live numbers — a
@@ -205,19 +206,35 @@ def _delete_node(ctx: PhaseContext) -> None:
     ctx.log(f"Deleted Node {ctx.node.name}." if deleted else f"There was no Node {ctx.node.name} to delete.")
 
 
+def mark_blank(node: Node, *, last_control_plane: bool, user=None) -> list:
+    """Kubeboard's records once kubeadm reset the machine: it is new again and its read-backs go.
+    After the last control plane the cluster can be initialized again (its identity stays), and
+    its bootstrap tokens are marked gone (returned): their Secrets were in the etcd just wiped."""
+    from tokens.services import forget_cluster_tokens
+
+    gone = []
+    with transaction.atomic():
+        Node.objects.filter(pk=node.pk).update(status=Node.Status.NEW)
+        MachineInventory.objects.filter(node=node).delete()
+        CertificateReport.objects.filter(node=node).delete()
+        if last_control_plane:
+            Cluster.objects.filter(pk=node.cluster_id).update(status=Cluster.Status.READY)
+            gone = forget_cluster_tokens(
+                node.cluster, user=user, reason=f"the last control plane {node.name} was reset"
+            )
+    return gone
+
+
 def _forget(ctx: PhaseContext) -> None:
     from nodes.services import run_check
 
     node = ctx.node
     with remote.connection(ctx) as conn:
         machine.capture(ctx, conn, ["rm", "-rf", remote.CONFIG_DIR], label="rm")
-    with transaction.atomic():
-        Node.objects.filter(pk=node.pk).update(status=Node.Status.NEW)
-        MachineInventory.objects.filter(node=node).delete()
-        CertificateReport.objects.filter(node=node).delete()
-        if _last_control_plane(ctx):
-            # No control plane left: the cluster's identity stays, and it can be initialized again.
-            Cluster.objects.filter(pk=ctx.cluster.pk).update(status=Cluster.Status.READY)
+    gone = mark_blank(node, last_control_plane=_last_control_plane(ctx), user=ctx.operation.requested_by)
+    if gone:
+        ids = ", ".join(token.token_id for token in gone)
+        ctx.log(f"Bootstrap token(s) {ids} marked gone: their Secrets went with the cluster's etcd.")
     report = run_check(node.pk, actor=ctx.operation.requested_by, progress=lambda step: ctx.log(f"Check: {step}"))
     etc = report.get("etc_kubernetes") or {}
     if etc.get("populated"):

@@ -486,6 +486,40 @@ def expire_tokens(
     return marked
 
 
+def forget_cluster_tokens(
+    cluster, *, user=None, reason: str, now: datetime.datetime | None = None
+) -> list[BootstrapToken]:
+    """The cluster's etcd is gone (its last control plane was reset), and every bootstrap-token
+    Secret with it: mark the tokens still counted as active gone, one audit record each. No API
+    call: there is no API server left to ask, and the sweep must not try to rotate them."""
+    now = _now(now)
+    gone = []
+    with transaction.atomic():
+        for token in BootstrapToken.objects.filter(cluster=cluster, status=BootstrapToken.Status.ACTIVE):
+            updated = BootstrapToken.objects.filter(pk=token.pk, status=BootstrapToken.Status.ACTIVE).update(
+                status=BootstrapToken.Status.GONE,
+                gone_at=now,
+                next_action_at=None,
+                retire_at=None,
+                lease_until=None,
+                leased_by="",
+            )
+            if updated:
+                record(
+                    "token.gone",
+                    actor=user,
+                    obj=token,
+                    cluster=cluster,
+                    details={
+                        "token_id": token.token_id,
+                        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+                        "reason": reason,
+                    },
+                )
+                gone.append(token)
+    return gone
+
+
 # --- reveal and join commands ---------------------------------------------------------------------
 
 

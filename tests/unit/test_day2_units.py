@@ -174,6 +174,50 @@ def test_reset_refuses_the_last_control_plane_while_workers_remain(cluster, oper
     assert not cluster.operations.exists()
 
 
+def _token(cluster, token_id: str, **fields):
+    from tokens.models import BootstrapToken
+
+    return BootstrapToken.objects.create(cluster=cluster, token_id=token_id, secret="0123456789abcdef", **fields)
+
+
+def test_after_the_last_control_plane_is_reset_its_tokens_are_gone(operator):
+    from audit.models import AuditEvent
+    from tokens.models import BootstrapToken
+
+    solo = make_cluster("solo", team=team_of(operator), status=Cluster.Status.RUNNING)
+    cp = _machine(solo, "cp1", Node.Role.CONTROL_PLANE)
+    due = timezone.now() + timedelta(hours=1)
+    live = _token(solo, "aaaaaa", expires_at=timezone.now() + timedelta(hours=3), next_action_at=due)
+    expired = _token(solo, "bbbbbb", status=BootstrapToken.Status.EXPIRED)
+    revoked = _token(solo, "cccccc", status=BootstrapToken.Status.REVOKED)
+    elsewhere = _token(make_cluster("other", team=team_of(operator)), "dddddd", next_action_at=due)
+
+    gone = reset.mark_blank(cp, last_control_plane=True, user=operator)
+
+    assert [token.token_id for token in gone] == ["aaaaaa"]
+    live.refresh_from_db()
+    assert live.status == BootstrapToken.Status.GONE and live.gone_at is not None
+    assert live.next_action_at is None, "the sweep must not try to rotate a token of a cluster without an API server"
+    for token, status in ((expired, "expired"), (revoked, "revoked"), (elsewhere, "active")):
+        token.refresh_from_db()
+        assert token.status == status
+    (record,) = AuditEvent.objects.filter(action="token.gone")
+    assert record.details["token_id"] == "aaaaaa" and "last control plane cp1 was reset" in record.details["reason"]
+    assert record.actor_id == operator.pk
+    cp.refresh_from_db()
+    solo.refresh_from_db()
+    assert cp.status == Node.Status.NEW and solo.status == Cluster.Status.READY
+
+
+def test_resetting_one_of_several_control_planes_leaves_the_tokens(cluster, operator):
+    from audit.models import AuditEvent
+
+    live = _token(cluster, "aaaaaa")
+    assert reset.mark_blank(cluster.nodes.get(name="cp1"), last_control_plane=False, user=operator) == []
+    live.refresh_from_db()
+    assert live.status == "active" and not AuditEvent.objects.filter(action="token.gone").exists()
+
+
 # --- etcd output ----------------------------------------------------------------------------------------
 
 

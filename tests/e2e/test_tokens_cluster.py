@@ -349,14 +349,17 @@ def test_revoke_after_join_deletes_the_secret_once_the_node_is_ready(testbed, cr
     from tools.testbed.cluster import kubeadm_join
 
     kubeadm_join(node, testbed.bins, services.join_command_for(created, full))
-    wait_for(
-        lambda: any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in testbed.kubectl_json("get", "node", node.name)["status"]["conditions"]
-        ),
-        timeout=120,
-        what=f"{node.name} Ready",
-    )
+
+    def ready() -> bool:
+        # The kubelet registers the Node object a moment after the join returns: not found yet is "not yet".
+        proc = testbed.cp.kubectl("get", "node", node.name, "-o", "json", check=False)
+        if proc.returncode != 0:
+            assert "NotFound" in proc.stderr, proc.stderr
+            return False
+        conditions = json.loads(proc.stdout)["status"]["conditions"]
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    wait_for(ready, timeout=120, what=f"{node.name} Ready")
     token.refresh_from_db()
     report = sweeps.sweep(now=token.next_action_at)
     assert report.actions["node-check"] == 1, report

@@ -486,38 +486,39 @@ def expire_tokens(
     return marked
 
 
+def mark_gone(
+    token: BootstrapToken, *, user=None, now: datetime.datetime, reason: str = "", wake_policy: bool = True
+) -> bool:
+    """The token's Secret vanished from the cluster before it expired (audited once).
+    ``wake_policy``: ask the keep-a-valid-token policy to make a new join token at once."""
+    with transaction.atomic():
+        updated = BootstrapToken.objects.filter(pk=token.pk, status=BootstrapToken.Status.ACTIVE).update(
+            status=BootstrapToken.Status.GONE, gone_at=now, next_action_at=None, retire_at=None
+        )
+        if updated:
+            details = {
+                "token_id": token.token_id,
+                "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+            }
+            if reason:
+                details["reason"] = reason
+            record("token.gone", actor=user, obj=token, cluster=token.cluster, details=details)
+            if wake_policy:
+                _wake_policy(token.cluster, now)
+    return bool(updated)
+
+
 def forget_cluster_tokens(
     cluster, *, user=None, reason: str, now: datetime.datetime | None = None
 ) -> list[BootstrapToken]:
     """The cluster's etcd is gone (its last control plane was reset), and every bootstrap-token
-    Secret with it: mark the tokens still counted as active gone, one audit record each. No API
-    call: there is no API server left to ask, and the sweep must not try to rotate them."""
+    Secret with it: mark the tokens still counted as active gone. No API call and no new join
+    token: there is no API server left to ask."""
     now = _now(now)
-    gone = []
-    with transaction.atomic():
-        for token in BootstrapToken.objects.filter(cluster=cluster, status=BootstrapToken.Status.ACTIVE):
-            updated = BootstrapToken.objects.filter(pk=token.pk, status=BootstrapToken.Status.ACTIVE).update(
-                status=BootstrapToken.Status.GONE,
-                gone_at=now,
-                next_action_at=None,
-                retire_at=None,
-                lease_until=None,
-                leased_by="",
-            )
-            if updated:
-                record(
-                    "token.gone",
-                    actor=user,
-                    obj=token,
-                    cluster=cluster,
-                    details={
-                        "token_id": token.token_id,
-                        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-                        "reason": reason,
-                    },
-                )
-                gone.append(token)
-    return gone
+    tokens = BootstrapToken.objects.filter(cluster=cluster, status=BootstrapToken.Status.ACTIVE).select_related(
+        "cluster"
+    )
+    return [token for token in tokens if mark_gone(token, user=user, now=now, reason=reason, wake_policy=False)]
 
 
 # --- reveal and join commands ---------------------------------------------------------------------

@@ -33,7 +33,7 @@ from kubeadm.errors import JWSError, KubeadmError, PinError, TokenFormatError
 from tokens import kube
 from tokens.models import BootstrapToken, TokenSync
 from tokens.policies import next_action_for, policy_for
-from tokens.services import _wake_policy
+from tokens.services import _wake_policy, mark_gone
 
 log = logging.getLogger(__name__)
 
@@ -132,27 +132,6 @@ def import_external(
             },
         )
     return row
-
-
-def mark_gone(token: BootstrapToken, *, user=None, now: datetime.datetime) -> bool:
-    """The token's Secret vanished from the cluster before it expired (audited once)."""
-    with transaction.atomic():
-        updated = BootstrapToken.objects.filter(pk=token.pk, status=BootstrapToken.Status.ACTIVE).update(
-            status=BootstrapToken.Status.GONE, gone_at=now, next_action_at=None, retire_at=None
-        )
-        if updated:
-            record(
-                "token.gone",
-                actor=user,
-                obj=token,
-                cluster=token.cluster,
-                details={
-                    "token_id": token.token_id,
-                    "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-                },
-            )
-            _wake_policy(token.cluster, now)
-    return bool(updated)
 
 
 def _mark_expired(token: BootstrapToken, *, user, now: datetime.datetime) -> bool:

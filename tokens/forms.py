@@ -15,6 +15,7 @@ from kubeadm.durations import parse_duration
 from kubeadm.errors import DurationError
 from tokens.models import BootstrapToken, TokenPolicy
 from tokens.policies import TokenError, check_request, human
+from tokens.services import POLICY_FIELDS
 
 _DAYS_RE = re.compile(r"(\d+)d(.*)")
 
@@ -160,15 +161,8 @@ class TokenPolicyForm(forms.ModelForm):
 
     class Meta:
         model = TokenPolicy
-        fields = [
-            "keep_valid_token",
-            "default_ttl",
-            "max_ttl",
-            "max_lifetime",
-            "rotate_before",
-            "rotation_grace",
-            "revoke_after_join",
-        ]
+        # What the form edits is what update_policy compares and audits.
+        fields = list(POLICY_FIELDS)
 
     def clean(self) -> dict:
         cleaned = super().clean()

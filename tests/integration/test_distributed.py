@@ -35,23 +35,12 @@ from tests.conftest import test_database_env as database_env
 from tests.factories import make_cluster
 from tests.support import processes
 from tests.support.processes import wait_until
-from tests.support.services import ServiceUnavailable, free_port, start_redis, wait_for_port
+from tests.support.services import free_port, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(600)]
 
 FINAL = "succeeded"
 LINES_PER_PHASE = 120
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    # Not the session's shared Redis: no other test's queued tasks may reach these workers.
-    try:
-        service = start_redis(tmp_path / "redis")
-    except ServiceUnavailable as exc:
-        require_or_skip(str(exc))
-    yield service
-    service.stop()
 
 
 @dataclass

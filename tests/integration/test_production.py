@@ -22,23 +22,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.conftest import require_or_skip
 from tests.support import processes
 from tests.support.processes import wait_until
-from tests.support.services import ServiceUnavailable, free_port, start_postgres, start_redis
+from tests.support.services import ServiceUnavailable, free_port, start_postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 FERNET_KEY = "q0Wc6bVn2E5p2m6m5B0b1Qm0bqYyqgq7w0yqv8cB3mE="
 AUDIT_KEYS = "k1:production-test-audit-key-" + "y" * 32
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    try:
-        service = start_redis(tmp_path / "redis")
-    except ServiceUnavailable as exc:
-        require_or_skip(str(exc))
-    yield service
-    service.stop()
 
 
 @pytest.fixture

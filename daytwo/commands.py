@@ -188,7 +188,6 @@ def _print_backups(out, cluster: Cluster) -> None:
 
 def _config_import(command, *, name: str, file: Path, team: str, **options) -> None:
     from django.contrib.auth.models import Group
-    from django.core.exceptions import ValidationError
 
     group = Group.objects.filter(name=team).first()
     if group is None:
@@ -202,14 +201,8 @@ def _config_import(command, *, name: str, file: Path, team: str, **options) -> N
     except KubeadmError as exc:
         raise CommandError(f"{file}: {exc}", returncode=REFUSED) from None
     problems = [str(error) for error in result.errors]
-    cluster = Cluster(name=name, team=group)
-    for field, value in result.values.items():
-        if value:
-            setattr(cluster, field, value)
-    try:
-        cluster.full_clean(exclude=["created_by", "kubeadm_config", "admin_kubeconfig", "ca_pin_hash"])
-    except ValidationError as exc:
-        problems += [f"{f}: {m}" for f, ms in exc.message_dict.items() for m in ms]
+    cluster, refused = config_io.imported_cluster(result, name=name, team=group)
+    problems += [f"{f}: {m}" for f, ms in refused.items() for m in ms]
     for note in result.notes:
         command.stdout.write(f"note: {note}")
     if problems:

@@ -224,6 +224,25 @@ def parse_import(text: str) -> ImportResult:
     )
 
 
+def imported_cluster(result: ImportResult, *, name: str, team) -> tuple[Any, dict[str, list[str]]]:
+    """The cluster the file describes, with the name and team the person chose (not saved), and
+    what the model refuses in it (field -> messages), so nothing is created before both are clean."""
+    from django.core.exceptions import ValidationError
+
+    from clusters.models import Cluster
+
+    cluster = Cluster(name=name, team=team)
+    for field_name, value in result.values.items():
+        if value:
+            setattr(cluster, field_name, value)
+    try:
+        # Filled later by the creation and the identity operation, never by the file.
+        cluster.full_clean(exclude=["created_by", "kubeadm_config", "admin_kubeconfig", "ca_pin_hash"])
+    except ValidationError as exc:
+        return cluster, exc.message_dict
+    return cluster, {}
+
+
 def store_imported(cluster, result: ImportResult, original: str, *, user) -> StoredConfiguration:
     """Keep the migrated configuration as the cluster's base (in the caller's transaction)."""
     stored = StoredConfiguration.objects.create(

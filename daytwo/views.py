@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -341,14 +341,10 @@ def import_cluster(request: HttpRequest) -> HttpResponse:
             problems = [{"field": getattr(exc, "field", "file"), "message": str(exc)}]
         if result is not None:
             problems = [{"field": e.field, "message": str(e)} for e in result.errors]
-            cluster = Cluster(name=form.cleaned_data["name"].strip(), team=form.cleaned_data["team"])
-            for field, value in result.values.items():
-                if value:
-                    setattr(cluster, field, value)
-            try:
-                cluster.full_clean(exclude=["created_by", "kubeadm_config", "admin_kubeconfig", "ca_pin_hash"])
-            except ValidationError as exc:
-                problems += [{"field": f, "message": m} for f, ms in exc.message_dict.items() for m in ms]
+            cluster, refused = config_io.imported_cluster(
+                result, name=form.cleaned_data["name"].strip(), team=form.cleaned_data["team"]
+            )
+            problems += [{"field": f, "message": m} for f, ms in refused.items() for m in ms]
             if not problems:
                 operation = config_io.import_cluster(cluster, result, text, user=request.user)
                 return redirect(operation)

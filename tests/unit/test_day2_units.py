@@ -452,6 +452,20 @@ def test_import_page_shows_each_problem(operator):
     assert config.cluster_name == "imported" and config.api_server.extra_args[0].name == "audit-log-maxage"
 
 
+def test_an_import_the_cluster_model_refuses_creates_nothing(cluster, operator, tmp_path):
+    from django.core.management import call_command
+
+    client = Client()
+    client.force_login(operator)
+    response = client.post(reverse("import-cluster"), {"name": "c1", "team": team_of(operator).pk, "text": V1BETA3})
+    assert response.status_code == 400 and "already exists" in response.content.decode()  # the cluster c1 does
+    path = tmp_path / "kubeadm.yaml"
+    path.write_text(V1BETA3)
+    with pytest.raises(Exception, match="name: .*already exists"):
+        call_command("cluster", "config-import", "c1", str(path), "--team", team_of(operator).name)
+    assert list(Cluster.objects.values_list("name", flat=True)) == ["c1"]
+
+
 def test_commands_print_the_plan_import_a_file_and_refuse_bad_input(cluster, operator, tmp_path, capsys):
     from django.core.management import call_command
 

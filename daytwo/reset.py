@@ -11,7 +11,8 @@ Order (one group of phases named after the node):
    while the API server still answers (a last control plane takes it down with itself);
 4. kubeadm's own phases, one command each: ``preflight`` (``--force``), ``remove-etcd-member``
    (a control plane's member leaves etcd before anything is deleted, so quorum is kept),
-   ``cleanup-node`` (``--cleanup-tmp-dir``: kubeadm's scratch files go too);
+   ``cleanup-node`` (``--cleanup-tmp-dir``: kubeadm's scratch files go too; on a control plane,
+   once etcd is stopped, what a restarted etcd wrote into its emptied data directory goes too);
 5. ``delete-node`` — the Node object is deleted *after* cleanup-node stopped the kubelet (deleted
    before, a running kubelet registers it again at once);
 6. ``forget`` — Kubeboard's own files (/etc/kubernetes/kubeboard) go, the machine is checked
@@ -30,7 +31,7 @@ from django.db import transaction
 from clusters import kubeapi, remote
 from clusters.models import Cluster, MachineInventory
 from daytwo import etcd, kube, machine
-from daytwo.backup import settings_for
+from daytwo.backup import settings_for, wait_ports
 from daytwo.models import CertificateReport
 from kubeadm import workflow
 from nodes.models import Node
@@ -192,6 +193,34 @@ def kubeadm_reset_phase(name: str):
     return run
 
 
+# The kubelet restarts an etcd whose member was just removed; until cleanup-node stops the kubelet
+# that etcd may write a fresh data directory into the one remove-etcd-member emptied.
+ETCD_STOP_TIMEOUT = 60
+
+
+def _cleanup_node(ctx: PhaseContext) -> None:
+    """kubeadm's cleanup-node, then (control plane) an etcd data directory left empty for a new join."""
+    data_dir = ""
+    if _is_control_plane(ctx):
+        with remote.connection(ctx) as conn:
+            status, lines = machine.quiet(conn, ["cat", etcd.MANIFEST])
+        if status == 0:
+            data_dir = etcd.local_member("\n".join(lines)).data_dir
+    kubeadm_reset_phase("cleanup-node")(ctx)
+    if not data_dir:
+        return
+    with remote.connection(ctx) as conn:
+        wait_ports(ctx, conn, closed={2379}, timeout=ETCD_STOP_TIMEOUT)
+        _, left = machine.quiet(conn, ["find", data_dir, "-mindepth", "1", "-maxdepth", "1"])
+        if left:
+            ctx.log(
+                f"etcd, restarted after its member left, left {len(left)} file(s) in {data_dir}; "
+                "deleted now that it is stopped, so the machine can join again.",
+                level="warning",
+            )
+            machine.capture(ctx, conn, ["find", data_dir, "-mindepth", "1", "-delete"], label="find")
+
+
 def _delete_node(ctx: PhaseContext) -> None:
     if _last_control_plane(ctx):
         ctx.log("The last control plane is reset: its API server (and every Node object) is gone with it.")
@@ -261,7 +290,7 @@ PHASES = (
     PhaseSpec(
         "cleanup-node",
         "kubeadm reset phase cleanup-node: stop the kubelet, delete kubeadm's files",
-        kubeadm_reset_phase("cleanup-node"),
+        _cleanup_node,
         idempotent=True,
     ),
     PhaseSpec("delete-node", "Delete the Node object (its kubelet no longer runs)", _delete_node, idempotent=True),

@@ -348,6 +348,9 @@ def enqueue_next_waiting(finished: Operation) -> None:
         .first()
     )
     if waiting is not None:
+        # Its task is queued afresh: the lost-task clock starts again, or a reaper looking between
+        # this commit and a worker's claim would take the long wait for a lost task.
+        Operation.objects.filter(pk=waiting.pk, status=Operation.Status.QUEUED).update(heartbeat_at=timezone.now())
         enqueue(waiting)
 
 

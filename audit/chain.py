@@ -47,42 +47,71 @@ def _advance(count: int, last_hash: str, ring: keys.KeyRing) -> None:
 def append(event: AuditEvent) -> AuditEvent:
     """Seal ``event`` as the newest record and insert it (inside the caller's transaction)."""
     ring = keys.keyring()
+    if connection.vendor == "postgresql":
+        # Outside a transaction the append is its own: BEGIN and COMMIT ride along with its two
+        # statements instead of taking two more round trips (one of them with the head locked).
+        _append_postgres(event, ring, own_transaction=connection.get_autocommit() and not connection.in_atomic_block)
+        return event
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            _append_postgres(event, ring)
-        else:
-            head = _locked_head()
-            _seal(event, head.count + 1, head.last_hash or GENESIS, ring)
-            event.save()
-            _advance(event.seq, event.hash, ring)
+        head = _locked_head()
+        _seal(event, head.count + 1, head.last_hash or GENESIS, ring)
+        event.save()
+        _advance(event.seq, event.hash, ring)
     return event
 
 
-def _append_postgres(event: AuditEvent, ring: keys.KeyRing) -> None:
-    """The same steps in two statements: the head row's lock is held for as short as possible
-    (it serialises every writer), so concurrent writers wait less."""
+LOCK_HEAD = "UPDATE audit_auditchainhead SET count = count + 1 WHERE id = 1 RETURNING count, last_hash"
+
+
+def _lock_head(cursor, own_transaction: bool) -> tuple[int, str] | None:
+    """Lock and read the head in one round trip (its lock serialises every writer)."""
+    if not own_transaction:
+        cursor.execute(LOCK_HEAD)
+        return cursor.fetchone()
+    cursor.execute(f"BEGIN; {LOCK_HEAD}")
+    cursor.nextset()  # past BEGIN's result
+    row = cursor.fetchone()
+    if row is None:
+        cursor.execute("ROLLBACK")
+    return row
+
+
+def _append_postgres(event: AuditEvent, ring: keys.KeyRing, *, own_transaction: bool) -> None:
+    """Two statements while the head row is locked, as short as it can be held: the lock and
+    read, then the insert with the head's update (and, in its own transaction, the COMMIT)."""
     with connection.cursor() as cursor:
-        # Locks the head and reads it in one round trip.
-        cursor.execute("UPDATE audit_auditchainhead SET count = count + 1 WHERE id = 1 RETURNING count, last_hash")
-        row = cursor.fetchone()
-        if row is None:
-            AuditChainHead.objects.get_or_create(pk=1)
-            cursor.execute("UPDATE audit_auditchainhead SET count = count + 1 WHERE id = 1 RETURNING count, last_hash")
-            row = cursor.fetchone()
-        _seal(event, row[0], row[1] or GENESIS, ring)
-        key_id, mac = ring.sign(AuditChainHead.mac_input(event.seq, event.hash))
-        fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
-        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-        values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
-        cursor.execute(
-            f"WITH inserted AS (INSERT INTO audit_auditevent ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "
-            "RETURNING id) UPDATE audit_auditchainhead SET last_hash = %s, key_id = %s, mac = %s WHERE id = 1 "
-            "RETURNING (SELECT id FROM inserted)",
-            [*values, event.hash, key_id, mac],
-        )
-        event.pk = cursor.fetchone()[0]
+        try:
+            row = _lock_head(cursor, own_transaction)
+            if row is None:
+                AuditChainHead.objects.get_or_create(pk=1)
+                row = _lock_head(cursor, own_transaction)
+            _seal(event, row[0], row[1] or GENESIS, ring)
+            key_id, mac = ring.sign(AuditChainHead.mac_input(event.seq, event.hash))
+            fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+            columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+            values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+            cursor.execute(
+                f"WITH inserted AS (INSERT INTO audit_auditevent ({columns}) "
+                f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id) "
+                "UPDATE audit_auditchainhead SET last_hash = %s, key_id = %s, mac = %s WHERE id = 1 "
+                "RETURNING (SELECT id FROM inserted)" + ("; COMMIT" if own_transaction else ""),
+                [*values, event.hash, key_id, mac],
+            )
+            event.pk = cursor.fetchone()[0]
+        except BaseException:
+            if own_transaction and connection.connection is not None:
+                _rollback_quietly(cursor)
+            raise
     event._state.adding = False
     event._state.db = connection.alias
+
+
+def _rollback_quietly(cursor) -> None:
+    # The error that brought us here is the one to report; a broken connection cannot roll back.
+    try:
+        cursor.execute("ROLLBACK")
+    except Exception:
+        pass
 
 
 def append_many(events: Iterable[AuditEvent], *, batch_size: int = 5000) -> int:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, DataError, connection, transaction
 from django.test import override_settings
 
 from audit import keys
@@ -21,6 +21,7 @@ from audit.models import GENESIS, AuditChainHead, AuditCheckpoint, AuditEvent, c
 from audit.services import AuditSecretError, record, verify_chain
 from audit.snapshot import SECRET_SET, snapshot
 from audit.triggers import install_sql, installed, remove_sql
+from clusters.models import Cluster
 from core.encryption import SecretValue
 from core.models import AppendOnlyError
 from tests.factories import make_cluster
@@ -281,6 +282,24 @@ def test_concurrent_writers_keep_one_valid_chain():
     with ThreadPoolExecutor(writers) as pool:
         list(pool.map(write, range(writers)))
     assert sorted(AuditEvent.objects.values_list("seq", flat=True)) == list(range(1, writers * each + 1))
+    assert verify().intact
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_append_leaves_the_chain_whole_and_the_connection_usable():
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite does not enforce a column's length; the own-transaction append is PostgreSQL's")
+    record("test.before")
+    # The insert fails on the server after the head was locked: the append's own transaction is rolled back.
+    overlong = Cluster(pk=987654, name="c" * 80)
+    with pytest.raises(DataError):
+        record("test.overlong", cluster=overlong)
+    record("test.after")
+    assert list(AuditEvent.objects.order_by("seq").values_list("seq", "action")) == [
+        (1, "test.before"),
+        (2, "test.after"),
+    ]
+    assert AuditChainHead.objects.get(pk=1).count == 2
     assert verify().intact
 
 

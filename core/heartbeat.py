@@ -9,6 +9,7 @@ lost the worker says so in its log, once, and stops writing, so ``/readyz`` turn
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import socket
 import threading
@@ -109,8 +110,17 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def spawned_worker() -> bool:
+    """True in a worker process the django-q2 cluster spawned; False when a task runs
+    synchronously (``sync=True``) in the caller's own process, which must not get a worker's
+    background threads: they would outlive the task and act for a worker that does not exist."""
+    return multiprocessing.parent_process() is not None
+
+
 @receiver(post_spawn)
 def start_heartbeat(sender, proc_name, **kwargs) -> None:
+    if not spawned_worker():
+        return
     writer = HeartbeatWriter(worker_identity())
     thread = threading.Thread(target=_beat_forever, args=(writer, threading.Event()), name="heartbeat", daemon=True)
     thread.start()

@@ -10,6 +10,8 @@ from django.db import close_old_connections
 from django.dispatch import receiver
 from django_q.signals import post_spawn
 
+from core.heartbeat import spawned_worker
+
 log = logging.getLogger(__name__)
 
 
@@ -36,5 +38,7 @@ def _reap_forever(proc_name: str, stop: threading.Event) -> None:
 
 @receiver(post_spawn)
 def reap_on_worker_start(sender, proc_name, **kwargs) -> None:
+    if not spawned_worker():
+        return
     _reap(proc_name)
     threading.Thread(target=_reap_forever, args=(proc_name, threading.Event()), name="reaper", daemon=True).start()

@@ -105,3 +105,16 @@ def test_heartbeat_is_written_only_while_redis_answers(settings, redis_server, c
     assert writer.beat()
     assert WorkerHeartbeat.objects.get(worker="host:42").seen_at > first
     assert any("heartbeat resumed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_task_run_in_the_callers_process_starts_no_worker_threads():
+    """``sync=True`` runs the task here, through django-q2's worker function: this process is no
+    worker, so no heartbeat claims one and no reaper interrupts other workers' operations."""
+    import threading
+
+    from django_q.tasks import async_task
+
+    async_task("audit.services.record", "task.inline", sync=True)
+    running = {thread.name for thread in threading.enumerate()}
+    assert not running & {"heartbeat", "reaper"}, running
+    assert not WorkerHeartbeat.objects.exists()

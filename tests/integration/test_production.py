@@ -94,9 +94,14 @@ def test_worker_that_loses_redis_says_so_and_readiness_turns_red(stack_factory, 
     assert workers
 
     own_redis.stop()
-    wait_until(
-        lambda: "cannot run operations" in stack.workers[0].log(), timeout=30, message="the worker to say it lost Redis"
-    )
+    try:
+        wait_until(
+            lambda: "cannot run operations" in stack.workers[0].log(),
+            timeout=30,
+            message="the worker to say it lost Redis",
+        )
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; its log ends:\n{stack.workers[0].log()[-4000:]}") from None
     line = next(line for line in stack.workers[0].log().splitlines() if "cannot run operations" in line)
     assert "Redis at redis://127.0.0.1:" in line and "does not answer" in line and "heartbeat stops" in line
     seen = dict(WorkerHeartbeat.objects.filter(worker__in=workers).values_list("worker", "seen_at"))

@@ -28,10 +28,10 @@ def env_bool(name: str, default: bool) -> bool:
 
 DEBUG = env_bool("KUBEBOARD_DEBUG", False)
 SECRET_KEY = os.environ.get("KUBEBOARD_SECRET_KEY") or load_or_create_secret_key(DATA_DIR / "secret_key")
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("KUBEBOARD_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
-CSRF_TRUSTED_ORIGINS = [
-    o.strip() for o in os.environ.get("KUBEBOARD_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("KUBEBOARD_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()
 ]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("KUBEBOARD_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
     "daphne",

@@ -45,13 +45,16 @@ def test_kubeadm_init_and_joins_with_hollow_kubelet() -> None:
         assert "This node has joined the cluster" in out
         # (checked inside the node: the file is a symlink to a node path)
         worker.ssh("test -s /var/lib/kubelet/pki/kubelet-client-current.pem")
-        worker.ssh("grep -q 'client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem' "
-                   "/etc/kubernetes/kubelet.conf")
+        worker.ssh(
+            "grep -q 'client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem' /etc/kubernetes/kubelet.conf"
+        )
         assert not worker.host_path("/etc/kubernetes/bootstrap-kubelet.conf").exists()
         csrs = json.loads(cp.kubectl("get", "csr", "-o", "json").stdout)["items"]
-        assert any(c["spec"]["username"].startswith("system:bootstrap:")
-                   and any(cond["type"] == "Approved" for cond in c["status"].get("conditions", []))
-                   for c in csrs), "no approved bootstrap CSR"
+        assert any(
+            c["spec"]["username"].startswith("system:bootstrap:")
+            and any(cond["type"] == "Approved" for cond in c["status"].get("conditions", []))
+            for c in csrs
+        ), "no approved bootstrap CSR"
 
         # Control-plane join: certificates from the kubeadm-certs Secret, etcd learner join.
         out = kubeadm_join(cp2, bins, cp.join_command(control_plane=True))
@@ -60,20 +63,33 @@ def test_kubeadm_init_and_joins_with_hollow_kubelet() -> None:
         deadline = time.monotonic() + 60
         while True:
             nodes = json.loads(cp.kubectl("get", "nodes", "-o", "json").stdout)["items"]
-            ready = {n["metadata"]["name"]: any(c["type"] == "Ready" and c["status"] == "True"
-                                                for c in n["status"]["conditions"]) for n in nodes}
+            ready = {
+                n["metadata"]["name"]: any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]
+                )
+                for n in nodes
+            }
             if ready == {"node1": True, "node2": True, "node3": True} or time.monotonic() > deadline:
                 break
             time.sleep(2)
         assert ready == {"node1": True, "node2": True, "node3": True}
-        roles = {n["metadata"]["name"]: "node-role.kubernetes.io/control-plane" in n["metadata"]["labels"]
-                 for n in nodes}
+        roles = {
+            n["metadata"]["name"]: "node-role.kubernetes.io/control-plane" in n["metadata"]["labels"] for n in nodes
+        }
         assert roles == {"node1": True, "node2": False, "node3": True}
-        members = cp1.exec([str(bins / "etcdctl"), "--endpoints=https://127.0.0.1:2379",
-                            "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-                            "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
-                            "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
-                            "member", "list", "-w", "json"]).stdout
+        members = cp1.exec(
+            [
+                str(bins / "etcdctl"),
+                "--endpoints=https://127.0.0.1:2379",
+                "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+                "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+                "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
+                "member",
+                "list",
+                "-w",
+                "json",
+            ]
+        ).stdout
         assert len(json.loads(members)["members"]) == 2
     # kubemark's hard-coded /tmp dirs stayed inside the nodes.
     assert not glob.glob("/tmp/hollow-kubelet.*")

@@ -36,8 +36,7 @@ def test_kubeadm_control_plane_in_sandbox_node() -> None:
         cp = ControlPlane(node=node, bin_dir=bins, version=version, token=token)
         cp.init_static_pods()
         manifests = sorted(p.name for p in node.host_path("/etc/kubernetes/manifests").iterdir())
-        assert manifests == ["etcd.yaml", "kube-apiserver.yaml", "kube-controller-manager.yaml",
-                             "kube-scheduler.yaml"]
+        assert manifests == ["etcd.yaml", "kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml"]
         assert node.host_path("/etc/kubernetes/pki/ca.crt").exists()
         assert node.host_path("/etc/kubernetes/admin.conf").exists()
 
@@ -53,8 +52,7 @@ def test_kubeadm_control_plane_in_sandbox_node() -> None:
         assert 'ConfigMap "kubeadm-config"' in outputs["upload-config all"]
         assert "Using certificate key:" in outputs["upload-certs"]
         assert f"Using token: {token}" in outputs["bootstrap-token"]
-        cm = json.loads(cp.kubectl("-n", "kube-system", "get", "configmap", "kubeadm-config",
-                                   "-o", "json").stdout)
+        cm = json.loads(cp.kubectl("-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "json").stdout)
         assert f"kubernetesVersion: {version}" in cm["data"]["ClusterConfiguration"]
         cp.kubectl("-n", "kube-system", "get", "secret", "kubeadm-certs")
         cp.kubectl("-n", "kube-public", "get", "configmap", "cluster-info")

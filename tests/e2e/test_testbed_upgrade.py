@@ -43,8 +43,9 @@ def test_kubeadm_upgrade_apply_and_node() -> None:
 
         # preflight is skipped: it needs a CRI for image pulls and its health-check
         # Job never completes under the fake runtime.
-        out = cp1.ssh(f"{new}/kubeadm upgrade apply {DEFAULT_VERSION} --yes --skip-phases=preflight 2>&1",
-                      timeout=900).stdout
+        out = cp1.ssh(
+            f"{new}/kubeadm upgrade apply {DEFAULT_VERSION} --yes --skip-phases=preflight 2>&1", timeout=900
+        ).stdout
         assert f'[upgrade] SUCCESS! A control plane node of your cluster was upgraded to "{DEFAULT_VERSION}"' in out
         server = json.loads(cp.kubectl("version", "-o", "json").stdout)["serverVersion"]
         assert server["gitVersion"] == DEFAULT_VERSION

@@ -69,7 +69,9 @@ def test_the_same_operation_is_claimed_once():
 
 def test_reaper_and_runner_never_write_the_same_sequence_number():
     cluster = make_cluster()
-    operation = Operation.objects.create(cluster=cluster, kind="prepare-identity", status=Operation.Status.RUNNING, worker="slow:1")
+    operation = Operation.objects.create(
+        cluster=cluster, kind="prepare-identity", status=Operation.Status.RUNNING, worker="slow:1"
+    )
     writer = EventWriter(operation, flush_count=5, flush_seconds=60, on_publish=lambda *a: None)
     outcome = {}
 

@@ -60,7 +60,9 @@ def run_identity_end_to_end(stack, operator, name: str) -> None:
 
     # Reconnecting with the last sequence number seen gets exactly what was missed: nothing here.
     middle = events[len(events) // 2]["seq"]
-    replay = collect(stack.ws, operation.pk, key, after=middle, until=lambda got: got and got[-1]["seq"] == events[-1]["seq"])
+    replay = collect(
+        stack.ws, operation.pk, key, after=middle, until=lambda got: got and got[-1]["seq"] == events[-1]["seq"]
+    )
     assert [e["seq"] for e in replay] == list(range(middle + 1, events[-1]["seq"] + 1))
 
     # The cluster page shows what the user came for.
@@ -97,7 +99,9 @@ def test_refuses_anonymous_and_foreign_origin(stack_factory, operator):
 
     async def attempt(headers: dict, origin: str) -> int:
         try:
-            async with websockets.connect(f"{stack.ws}/ws/operations/{operation.pk}/", additional_headers=headers, origin=origin) as socket:
+            async with websockets.connect(
+                f"{stack.ws}/ws/operations/{operation.pk}/", additional_headers=headers, origin=origin
+            ) as socket:
                 while True:
                     await socket.recv()
         except websockets.InvalidStatus as exc:
@@ -120,7 +124,8 @@ def test_worker_killed_mid_phase_is_reaped_and_resumable(stack_factory, operator
     operation, key = create_through_the_browser_form(stack, operator, "crashy", encryption_algorithm="RSA-4096")
     wait_until(
         lambda: PhaseRun.objects.filter(operation=operation, name="certificate-authorities", status="running").exists(),
-        timeout=60, message="the certificate-authorities phase to start",
+        timeout=60,
+        message="the certificate-authorities phase to start",
     )
     stack.workers[0].stop(signal.SIGKILL)
     operation.refresh_from_db()
@@ -132,8 +137,11 @@ def test_worker_killed_mid_phase_is_reaped_and_resumable(stack_factory, operator
     # A new worker reaps it at start-up: the old pid is gone on this host.
     env = processes.kubeboard_env(**test_database_env())
     stack.workers.append(processes.start_worker(env, stack.workers[0].log_path.parent, name="worker-restarted"))
-    wait_until(lambda: Operation.objects.get(pk=operation.pk).status == Operation.Status.INTERRUPTED, timeout=60,
-               message="the restarted worker to reap the orphan")
+    wait_until(
+        lambda: Operation.objects.get(pk=operation.pk).status == Operation.Status.INTERRUPTED,
+        timeout=60,
+        message="the restarted worker to reap the orphan",
+    )
     operation.refresh_from_db()
     assert "is gone" in operation.error and "certificate-authorities" in operation.error
     assert operation.phases.get(name="certificate-authorities").status == PhaseRun.Status.FAILED
@@ -145,10 +153,17 @@ def test_worker_killed_mid_phase_is_reaped_and_resumable(stack_factory, operator
     import re
 
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    session.post(f"{stack.http}/operations/{operation.pk}/resume/", data={"csrfmiddlewaretoken": token},
-                 headers={"Referer": stack.http}, timeout=30)
-    wait_until(lambda: Operation.objects.get(pk=operation.pk).status == Operation.Status.SUCCEEDED, timeout=120,
-               message="the resumed operation to succeed")
+    session.post(
+        f"{stack.http}/operations/{operation.pk}/resume/",
+        data={"csrfmiddlewaretoken": token},
+        headers={"Referer": stack.http},
+        timeout=30,
+    )
+    wait_until(
+        lambda: Operation.objects.get(pk=operation.pk).status == Operation.Status.SUCCEEDED,
+        timeout=120,
+        message="the resumed operation to succeed",
+    )
     seqs = list(Event.objects.filter(operation=operation).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
     assert Cluster.objects.get(name="crashy").authorities.count() == 4
@@ -162,7 +177,9 @@ def test_secrets_never_reach_logs_or_the_database_in_plaintext(stack_factory, op
     collect(stack.ws, operation.pk, key)
     stack.stop()
     logs = stack.logs()
-    assert "ready for work" in logs and "Listening on TCP address" in logs, f"both processes should have logged:\n{logs[-3000:]}"
+    assert "ready for work" in logs and "Listening on TCP address" in logs, (
+        f"both processes should have logged:\n{logs[-3000:]}"
+    )
     events = " ".join(Event.objects.filter(operation=operation).values_list("message", flat=True))
     database = database_file_bytes(connection.settings_dict["NAME"])
     for authority in Cluster.objects.get(name="secretive").authorities.all():

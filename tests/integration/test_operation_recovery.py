@@ -146,7 +146,9 @@ def test_a_waiting_operation_does_not_hold_a_worker_from_other_clusters(stack_fa
     runs: cluster B's operation starts meanwhile, and A's second still runs after A's first."""
     stack = stack_factory(KUBEBOARD_OPERATION_QUEUE_TIMEOUT_SECONDS=str(QUEUE_TIMEOUT), KUBEBOARD_WORKERS="2", **KINDS)
     busy, other = make_cluster("busy"), make_cluster("other")
-    first = start_operation(busy, "test-steps", params={"block": {"work": 1}, "block_seconds": 8, "ignore_cancel": True})
+    first = start_operation(
+        busy, "test-steps", params={"block": {"work": 1}, "block_seconds": 8, "ignore_cancel": True}
+    )
     wait_for(stack, lambda: status_of(first) == "running", timeout=30, message="the first operation to start")
     # More waiting operations than worker processes: before, each sat in a worker, sleeping.
     waiting = [start_operation(busy, "test-steps") for _ in range(3)]

@@ -70,9 +70,23 @@ def start_redis(directory: Path) -> Service:
     pid_file = directory / "redis.pid"
     subprocess.run(
         [
-            binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--daemonize", "yes", "--pidfile", str(pid_file), "--logfile", str(directory / "redis.log"),
-            "--dir", str(directory),
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(pid_file),
+            "--logfile",
+            str(directory / "redis.log"),
+            "--dir",
+            str(directory),
         ],
         check=True,
     )
@@ -102,8 +116,14 @@ def start_postgres(directory: Path) -> Service:
     subprocess.run(
         _as_postgres(
             [
-                str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(directory / "postgres.log"), "-w",
-                "-o", f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(directory / "postgres.log"),
+                "-w",
+                "-o",
+                f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
                 "start",
             ]
         ),
@@ -280,7 +300,10 @@ def main(argv: list[str]) -> int:
         service = start_postgres(directory)
         print(service.url)
     else:
-        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(directory / "data"), "-m", "immediate", "-w", "stop"]), capture_output=True)
+        subprocess.run(
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(directory / "data"), "-m", "immediate", "-w", "stop"]),
+            capture_output=True,
+        )
     return 0
 
 

@@ -27,7 +27,11 @@ async def collect_events(
     ws_base: str, operation_id: int, session_key: str, *, after: int = 0, until=None, timeout: float = 120.0
 ) -> list[dict]:
     """Receive events until ``until(events)`` is true (default: the operation finished)."""
-    until = until or (lambda events: any(e["kind"] == "status" and e["data"]["status"] in {"succeeded", "failed", "interrupted"} for e in events))
+    until = until or (
+        lambda events: any(
+            e["kind"] == "status" and e["data"]["status"] in {"succeeded", "failed", "interrupted"} for e in events
+        )
+    )
     host = ws_base.split("//")[1]
     events: list[dict] = []
     async with websockets.connect(
@@ -35,6 +39,7 @@ async def collect_events(
         additional_headers={"Cookie": f"sessionid={session_key}"},
         origin=f"http://{host}",
     ) as socket:
+
         async def run() -> None:
             while not until(events):
                 message = json.loads(await socket.recv())

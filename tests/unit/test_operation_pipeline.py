@@ -23,7 +23,12 @@ pytestmark = pytest.mark.postgres
 
 
 def new_cluster(**fields) -> Cluster:
-    values = {"name": "c1", "kubernetes_version": DEFAULT_KUBERNETES_VERSION, "control_plane_endpoint": "10.0.0.10:6443", "pod_subnet": "10.244.0.0/16"}
+    values = {
+        "name": "c1",
+        "kubernetes_version": DEFAULT_KUBERNETES_VERSION,
+        "control_plane_endpoint": "10.0.0.10:6443",
+        "pod_subnet": "10.244.0.0/16",
+    }
     values.update(fields)
     return Cluster(**values)
 
@@ -36,9 +41,15 @@ def test_task_is_queued_only_after_commit(operator):
     assert OrmQ.objects.count() == 1
     assert operation.status == Operation.Status.QUEUED
     assert list(operation.phases.values_list("name", flat=True)) == [
-        "validate-config", "certificate-authorities", "ca-pin", "render-config",
+        "validate-config",
+        "certificate-authorities",
+        "ca-pin",
+        "render-config",
     ]
-    assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == ["cluster.created", "operation.queued"]
+    assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == [
+        "cluster.created",
+        "operation.queued",
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -111,12 +122,17 @@ def test_authorities_are_not_replaced_on_rerun(operator):
 def test_stale_lease_is_reaped_and_writer_stops(operator, settings):
     cluster = make_cluster()
     operation = Operation.objects.create(
-        cluster=cluster, kind="prepare-identity", status=Operation.Status.RUNNING,
-        worker="elsewhere:1", heartbeat_at=timezone.now() - timedelta(seconds=settings.OPERATION_LEASE_SECONDS + 5),
+        cluster=cluster,
+        kind="prepare-identity",
+        status=Operation.Status.RUNNING,
+        worker="elsewhere:1",
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.OPERATION_LEASE_SECONDS + 5),
         current_phase="certificate-authorities",
     )
     # Not an idempotent phase: the operation stays interrupted until a person resumes it.
-    PhaseRun.objects.create(operation=operation, name="certificate-authorities", order=0, status=PhaseRun.Status.RUNNING)
+    PhaseRun.objects.create(
+        operation=operation, name="certificate-authorities", order=0, status=PhaseRun.Status.RUNNING
+    )
     writer = EventWriter(operation)
     assert reap_operations() == 1
     operation.refresh_from_db()
@@ -137,8 +153,11 @@ def test_stale_lease_is_reaped_and_writer_stops(operator, settings):
 def test_live_worker_is_not_reaped():
     cluster = make_cluster()
     Operation.objects.create(
-        cluster=cluster, kind="prepare-identity", status=Operation.Status.RUNNING,
-        worker="elsewhere:1", heartbeat_at=timezone.now(),
+        cluster=cluster,
+        kind="prepare-identity",
+        status=Operation.Status.RUNNING,
+        worker="elsewhere:1",
+        heartbeat_at=timezone.now(),
     )
     assert reap_operations() == 0
 
@@ -149,7 +168,9 @@ def test_operation_waits_for_the_cluster_lock(operator, monkeypatch):
     from operations.services import start_operation
 
     first = create_cluster(new_cluster(), user=operator)
-    Operation.objects.filter(pk=first.pk).update(status=Operation.Status.RUNNING, worker="other:1", heartbeat_at=timezone.now())
+    Operation.objects.filter(pk=first.pk).update(
+        status=Operation.Status.RUNNING, worker="other:1", heartbeat_at=timezone.now()
+    )
     second = start_operation(first.cluster, "prepare-identity")
     # The task returns at once (it must not hold a worker process) and the operation stays queued.
     assert run_operation(second.pk) == f"waiting for operation #{first.pk}"
@@ -166,9 +187,13 @@ def test_operation_waits_for_the_cluster_lock(operator, monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_events_are_batched_but_none_lost(operator):
     cluster = make_cluster()
-    operation = Operation.objects.create(cluster=cluster, kind="prepare-identity", status=Operation.Status.RUNNING, worker="w:1")
+    operation = Operation.objects.create(
+        cluster=cluster, kind="prepare-identity", status=Operation.Status.RUNNING, worker="w:1"
+    )
     published = []
-    writer = EventWriter(operation, flush_count=50, flush_seconds=60, on_publish=lambda op, events: published.append(events))
+    writer = EventWriter(
+        operation, flush_count=50, flush_seconds=60, on_publish=lambda op, events: published.append(events)
+    )
     for index in range(120):
         writer.emit(f"line {index}\x00")
     assert Event.objects.filter(operation=operation).count() == 100, "two full batches of 50 are flushed by count"

@@ -24,18 +24,19 @@ from tools.testbed.sandbox import Sandbox, SandboxError, known_sandboxes, load
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.testbed", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.testbed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--name", default="kbtb", help="sandbox name (default kbtb)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", parents=[common], help="create a sandbox (cleans a leftover of the same name)")
     up.add_argument("--nodes", type=int, default=1)
     up.add_argument("--subnet", default="10.213.0.0/24")
-    up.add_argument("--runner", action="store_true",
-                    help="start the static-pod runner (+ hollow kubelet) on every node")
-    up.add_argument("--init", action="store_true",
-                    help="also run `kubeadm init` on node1 (implies --runner)")
+    up.add_argument(
+        "--runner", action="store_true", help="start the static-pod runner (+ hollow kubelet) on every node"
+    )
+    up.add_argument("--init", action="store_true", help="also run `kubeadm init` on node1 (implies --runner)")
     sub.add_parser("down", parents=[common], help="remove the sandbox completely")
     st = sub.add_parser("status", parents=[common], help="show sandboxes and leftovers")
     st.add_argument("--json", action="store_true")
@@ -54,17 +55,19 @@ def main(argv: list[str] | None = None) -> int:
                 kubelet = os.access(bins / "kubemark", os.X_OK)
                 for node in sb.nodes:
                     pid = node.start_runner(bins, kubelet=kubelet)
-                    print(f"testbed: runner on {node.name} pid {pid}"
-                          + (" (with hollow kubelet)" if kubelet else " (no kubemark: no kubelet)"))
+                    print(
+                        f"testbed: runner on {node.name} pid {pid}"
+                        + (" (with hollow kubelet)" if kubelet else " (no kubemark: no kubelet)")
+                    )
             if args.init and bins is not None:
-                cp = ControlPlane(node=sb.node(1), bin_dir=bins, version=selected_version(),
-                                  token=new_bootstrap_token())
+                cp = ControlPlane(
+                    node=sb.node(1), bin_dir=bins, version=selected_version(), token=new_bootstrap_token()
+                )
                 print(cp.kubeadm_init())
                 print(f"admin kubeconfig (host): {cp.admin_conf}")
             print(f"key: {sb.key}\nknown_hosts: {sb.known_hosts}")
             for node in sb.nodes:
-                print(f"{node.name}: ssh -i {sb.key} -o UserKnownHostsFile={sb.known_hosts} "
-                      f"root@{node.address}")
+                print(f"{node.name}: ssh -i {sb.key} -o UserKnownHostsFile={sb.known_hosts} root@{node.address}")
             return 0
         if args.cmd == "down":
             return 1 if load(args.name).down() else 0
@@ -78,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in report if not args.json else []:
                 print(f"{r['name']}: subnet {r['subnet']} bridge {r['bridge']} state {r['state_dir']}")
                 for n in r["nodes"]:  # type: ignore[union-attr]
-                    print(f"  {n['name']} {n['address']} netns {n['netns']} "
-                          f"{'up' if n['present'] else 'MISSING'}")
+                    print(f"  {n['name']} {n['address']} netns {n['netns']} {'up' if n['present'] else 'MISSING'}")
                 print(f"  present: {'; '.join(r['leftovers']) or 'nothing'}")  # type: ignore[arg-type]
             return 0
         if args.cmd == "ssh":

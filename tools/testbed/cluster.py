@@ -96,12 +96,17 @@ class ControlPlane:
             raise SandboxError(f"`{cmd}` on {self.node.name} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
         return proc.stdout
 
-    def kubectl(self, *args: str, kubeconfig: Path | None = None, check: bool = True,
-                timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, kubeconfig: Path | None = None, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         """kubectl on the host against the node's API server (route-guarded)."""
         assert_routed_via_bridge(self.node.address, self.node.sandbox.bridge)
-        cmd = [str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig or self.admin_conf}",
-               "--request-timeout=10s", *args]
+        cmd = [
+            str(self.bin_dir / "kubectl"),
+            f"--kubeconfig={kubeconfig or self.admin_conf}",
+            "--request-timeout=10s",
+            *args,
+        ]
         # No *_proxy variables: the guard vouches for the direct route only.
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         return run(cmd, check=check, timeout=timeout, env=env)
@@ -112,8 +117,12 @@ class ControlPlane:
             f"--server=https://{self.node.address}:6443",
             f"--certificate-authority={self.ca_crt}",
             f"--token={token}",
-            "auth", "whoami", "-o", "json",
-            kubeconfig=Path("/dev/null"), check=False,
+            "auth",
+            "whoami",
+            "-o",
+            "json",
+            kubeconfig=Path("/dev/null"),
+            check=False,
         )
 
     def write_files(self) -> None:
@@ -139,8 +148,7 @@ class ControlPlane:
             last = (proc.stdout + proc.stderr).strip()[-300:]
             time.sleep(2)
         raise SandboxError(
-            f"API server on {self.node.name} not ready after {timeout:.0f}s: {last}\n"
-            + self.log_tails()
+            f"API server on {self.node.name} not ready after {timeout:.0f}s: {last}\n" + self.log_tails()
         )
 
     def log_tails(self, lines: int = 15) -> str:
@@ -157,8 +165,7 @@ class ControlPlane:
         preflight is skipped: it needs a container runtime to pull images.
         """
         self.write_files()
-        cmd = (f"{self.kubeadm} init --config {KUBEADM_CONFIG} --skip-phases=preflight "
-               "--upload-certs")
+        cmd = f"{self.kubeadm} init --config {KUBEADM_CONFIG} --skip-phases=preflight --upload-certs"
         proc = self.node.ssh(cmd + " 2>&1", check=False, timeout=timeout)
         if proc.returncode != 0:
             raise SandboxError(f"`{cmd}` failed ({proc.returncode}):\n{proc.stdout}\n{self.log_tails()}")
@@ -179,15 +186,15 @@ class ControlPlane:
     def finish_init(self, log: Callable[..., None] = print) -> dict[str, str]:
         """upload-config, upload-certs and bootstrap-token phases against the live API."""
         outputs = {}
-        for phase, extra in (("upload-config all", ()), ("upload-certs", ("--upload-certs",)),
-                             ("bootstrap-token", ())):
+        for phase, extra in (("upload-config all", ()), ("upload-certs", ("--upload-certs",)), ("bootstrap-token", ())):
             log(f"testbed: kubeadm init phase {phase} {' '.join(extra)}")
             outputs[phase] = self.kubeadm_phase(phase, *extra)
         return outputs
 
 
-def start_control_plane(node: Node, bin_dir: Path, version: str, token: str | None = None,
-                        log: Callable[..., None] = print) -> ControlPlane:
+def start_control_plane(
+    node: Node, bin_dir: Path, version: str, token: str | None = None, log: Callable[..., None] = print
+) -> ControlPlane:
     """Full bring-up on ``node``: phases, runner, readiness, uploads, token."""
     cp = ControlPlane(node=node, bin_dir=bin_dir, version=version, token=token or new_bootstrap_token())
     cp.init_static_pods(log=log)
@@ -205,8 +212,10 @@ def kubeadm_join(node: Node, bin_dir: Path, join_command: str, timeout: float = 
     """
     if not join_command.startswith("kubeadm join "):
         raise ValueError(f"not a join command: {join_command!r}")
-    cmd = (f"{bin_dir / 'kubeadm'} {join_command[len('kubeadm '):]} --skip-phases=preflight "
-           f"--node-name {node.name} --cri-socket unix:///run/containerd/containerd.sock")
+    cmd = (
+        f"{bin_dir / 'kubeadm'} {join_command[len('kubeadm ') :]} --skip-phases=preflight "
+        f"--node-name {node.name} --cri-socket unix:///run/containerd/containerd.sock"
+    )
     if "--control-plane" in join_command:
         cmd += f" --apiserver-advertise-address {node.address}"
     proc = node.ssh(cmd + " 2>&1", check=False, timeout=timeout)
@@ -214,6 +223,5 @@ def kubeadm_join(node: Node, bin_dir: Path, join_command: str, timeout: float = 
         tails = []
         for f in sorted((node.dir / "logs").glob("*.log")):
             tails.append(f"--- {f.name}\n" + "\n".join(f.read_text(errors="replace").splitlines()[-15:]))
-        raise SandboxError(f"`{cmd}` on {node.name} failed ({proc.returncode}):\n{proc.stdout}\n"
-                           + "\n".join(tails))
+        raise SandboxError(f"`{cmd}` on {node.name} failed ({proc.returncode}):\n{proc.stdout}\n" + "\n".join(tails))
     return proc.stdout

@@ -91,8 +91,7 @@ class Container:
         self.started_at = time.monotonic()
         with open(CHILDREN, "a") as fh:
             fh.write(f"{self.proc.pid}\n")
-        log(f"started {self.pod}/{self.name} pid {self.proc.pid}: {shlex.join(self.argv)} "
-            f"(log {self.log_path})")
+        log(f"started {self.pod}/{self.name} pid {self.proc.pid}: {shlex.join(self.argv)} (log {self.log_path})")
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -129,12 +128,16 @@ class Container:
                 self.restarts = 1  # it ran a while: reset the back-off like the kubelet
             delay = min(BACKOFF_MAX, 2.0 ** min(self.restarts - 1, 5))
             self.next_start = now + delay
-            log(f"{self.pod}/{self.name} exited with {code} after {ran:.1f}s; "
-                f"restarting in {delay:.0f}s (see {self.log_path})")
+            log(
+                f"{self.pod}/{self.name} exited with {code} after {ran:.1f}s; "
+                f"restarting in {delay:.0f}s (see {self.log_path})"
+            )
             if "address already in use" in self._log_tail():
-                log(f"{self.pod}/{self.name}: a port it needs is already in use in this node "
+                log(
+                    f"{self.pod}/{self.name}: a port it needs is already in use in this node "
                     "(a process left from an earlier runner?). Recreate the sandbox: "
-                    "`python -m tools.testbed down` then `up`.")
+                    "`python -m tools.testbed down` then `up`."
+                )
         if self.proc is None and now >= self.next_start:
             self.start()
 
@@ -244,17 +247,34 @@ class HollowKubelet:
             shutil.rmtree(HOLLOW_TMP, ignore_errors=True)
             HOLLOW_TMP.mkdir(parents=True)
             HOLLOW_TMP.chmod(0o1777)
-            argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                    f'mount --bind {HOLLOW_TMP} /tmp && exec "$@"', "sh",
-                    str(binary), "--morph=kubelet", f"--name={self.node_name()}",
-                    f"--kubeconfig={KUBELET_CONF}", "--cert-dir=/var/lib/kubelet/pki",
-                    "--use-host-image-service=false", "--v=2"]
+            argv = [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                f'mount --bind {HOLLOW_TMP} /tmp && exec "$@"',
+                "sh",
+                str(binary),
+                "--morph=kubelet",
+                f"--name={self.node_name()}",
+                f"--kubeconfig={KUBELET_CONF}",
+                "--cert-dir=/var/lib/kubelet/pki",
+                "--use-host-image-service=false",
+                "--v=2",
+            ]
             if not KUBELET_CONF.exists() and BOOTSTRAP_CONF.exists():
                 argv.append(f"--bootstrap-kubeconfig={BOOTSTRAP_CONF}")
             self.container = Container(
-                pod="kubelet", name="hollow-kubelet", argv=argv,
+                pod="kubelet",
+                name="hollow-kubelet",
+                argv=argv,
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR": "/tmp"},
-                workdir="/", log_path=self.log_dir / "kubelet.log", grace=MAX_GRACE,
+                workdir="/",
+                log_path=self.log_dir / "kubelet.log",
+                grace=MAX_GRACE,
             )
         self.container.check()
         self.sync_static_pods()
@@ -293,8 +313,9 @@ class HollowKubelet:
 
 
 class Runner:
-    def __init__(self, manifests: Path, bin_dir: Path, cache_root: Path, log_dir: Path,
-                 kubelet: HollowKubelet | None = None) -> None:
+    def __init__(
+        self, manifests: Path, bin_dir: Path, cache_root: Path, log_dir: Path, kubelet: HollowKubelet | None = None
+    ) -> None:
         self.kubelet = kubelet
         self.manifests = manifests
         self.bin_dir = bin_dir
@@ -369,14 +390,18 @@ class Runner:
                     if hp.get("type") == "DirectoryOrCreate" and _under_private(src):
                         os.makedirs(src, mode=0o755, exist_ok=True)
                     else:
-                        log(f"{pod_name}/{c['name']}: hostPath {src} ({hp.get('type', '')}) missing; "
-                            "not created on the shared host filesystem, mount skipped")
+                        log(
+                            f"{pod_name}/{c['name']}: hostPath {src} ({hp.get('type', '')}) missing; "
+                            "not created on the shared host filesystem, mount skipped"
+                        )
                         continue
                 if os.path.realpath(src) != os.path.realpath(dst):
                     if not os.path.exists(dst):
                         if not _under_private(dst):
-                            log(f"{pod_name}/{c['name']}: mountPath {dst} missing; not created on the "
-                                "shared host filesystem, mount skipped")
+                            log(
+                                f"{pod_name}/{c['name']}: mountPath {dst} missing; not created on the "
+                                "shared host filesystem, mount skipped"
+                            )
                             continue
                         if os.path.isdir(src):
                             os.makedirs(dst, exist_ok=True)
@@ -387,23 +412,41 @@ class Runner:
             if binds:
                 # Bind the differing paths in a mount namespace of this process only.
                 script = " && ".join(f"mount --bind {shlex.quote(s)} {shlex.quote(d)}" for s, d in binds)
-                argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                        f'{script} && exec "$@"', "sh"] + argv
+                argv = [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "sh",
+                    "-c",
+                    f'{script} && exec "$@"',
+                    "sh",
+                ] + argv
             env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
             for e in c.get("env") or []:
                 if "value" in e:
                     env[e["name"]] = str(e["value"])
                 else:
                     log(f"{pod_name}/{c['name']}: env {e.get('name')} uses valueFrom; not emulated")
-            probes = [f"{k}={(c[k].get('httpGet') or {}).get('path', '?')}"
-                      for k in ("startupProbe", "livenessProbe", "readinessProbe") if k in c]
+            probes = [
+                f"{k}={(c[k].get('httpGet') or {}).get('path', '?')}"
+                for k in ("startupProbe", "livenessProbe", "readinessProbe")
+                if k in c
+            ]
             if probes:
                 log(f"{pod_name}/{c['name']}: probes not run: {', '.join(probes)}")
-            pod.containers.append(Container(
-                pod=pod_name, name=c["name"], argv=argv, env=env,
-                workdir=c.get("workingDir") or "/",
-                log_path=self.log_dir / f"{pod_name}_{c['name']}.log", grace=grace,
-            ))
+            pod.containers.append(
+                Container(
+                    pod=pod_name,
+                    name=c["name"],
+                    argv=argv,
+                    env=env,
+                    workdir=c.get("workingDir") or "/",
+                    log_path=self.log_dir / f"{pod_name}_{c['name']}.log",
+                    grace=grace,
+                )
+            )
         return pod
 
     def scan(self) -> None:
@@ -483,11 +526,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="static-pod runner for a sandbox node")
     parser.add_argument("--manifests", type=Path, default=Path("/etc/kubernetes/manifests"))
     parser.add_argument("--bin-dir", type=Path, required=True)
-    parser.add_argument("--cache-root", type=Path,
-                        default=Path(os.environ.get("KUBEBOARD_K8S_CACHE", "/var/cache/kubeboard/k8s")))
+    parser.add_argument(
+        "--cache-root", type=Path, default=Path(os.environ.get("KUBEBOARD_K8S_CACHE", "/var/cache/kubeboard/k8s"))
+    )
     parser.add_argument("--log-dir", type=Path, required=True)
-    parser.add_argument("--kubelet", action="store_true",
-                        help="also act as the kubelet service with kubemark's hollow kubelet")
+    parser.add_argument(
+        "--kubelet", action="store_true", help="also act as the kubelet service with kubemark's hollow kubelet"
+    )
     args = parser.parse_args(argv)
     kubelet = HollowKubelet(args.bin_dir / "kubemark", args.log_dir) if args.kubelet else None
     Runner(args.manifests, args.bin_dir, args.cache_root, args.log_dir, kubelet).run()

@@ -31,14 +31,23 @@ def etcd(request, tmp_path_factory):
     client_url, peer_url = f"https://127.0.0.1:{client_port}", f"https://127.0.0.1:{peer_port}"
     # The flags kubeadm's etcd.yaml uses, on loopback ports of our own.
     command = [
-        etcd_bin, "--name=etcd-node", f"--data-dir={root / 'data'}",
-        f"--listen-client-urls={client_url}", f"--advertise-client-urls={client_url}",
-        f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-        f"--initial-cluster=etcd-node={peer_url}", f"--listen-metrics-urls=http://127.0.0.1:{metrics_port}",
-        f"--cert-file={pki_dir / 'server.crt'}", f"--key-file={pki_dir / 'server.key'}",
-        "--client-cert-auth=true", f"--trusted-ca-file={pki_dir / 'ca.crt'}",
-        f"--peer-cert-file={pki_dir / 'peer.crt'}", f"--peer-key-file={pki_dir / 'peer.key'}",
-        "--peer-client-cert-auth=true", f"--peer-trusted-ca-file={pki_dir / 'ca.crt'}",
+        etcd_bin,
+        "--name=etcd-node",
+        f"--data-dir={root / 'data'}",
+        f"--listen-client-urls={client_url}",
+        f"--advertise-client-urls={client_url}",
+        f"--listen-peer-urls={peer_url}",
+        f"--initial-advertise-peer-urls={peer_url}",
+        f"--initial-cluster=etcd-node={peer_url}",
+        f"--listen-metrics-urls=http://127.0.0.1:{metrics_port}",
+        f"--cert-file={pki_dir / 'server.crt'}",
+        f"--key-file={pki_dir / 'server.key'}",
+        "--client-cert-auth=true",
+        f"--trusted-ca-file={pki_dir / 'ca.crt'}",
+        f"--peer-cert-file={pki_dir / 'peer.crt'}",
+        f"--peer-key-file={pki_dir / 'peer.key'}",
+        "--peer-client-cert-auth=true",
+        f"--peer-trusted-ca-file={pki_dir / 'ca.crt'}",
         "--snapshot-count=10000",
     ]
     log = open(root / "etcd.log", "wb")  # noqa: SIM115 - closed in teardown
@@ -46,9 +55,19 @@ def etcd(request, tmp_path_factory):
     ctl = [etcdctl_bin, f"--endpoints={client_url}", f"--cacert={pki_dir / 'ca.crt'}", "--dial-timeout=2s"]
     deadline = time.monotonic() + 30
     while True:
-        probe = subprocess.run(ctl + [f"--cert={pki_dir / 'healthcheck-client.crt'}",
-                                      f"--key={pki_dir / 'healthcheck-client.key'}", "endpoint", "health"],
-                               capture_output=True, timeout=30, check=False, env={**os.environ, "ETCDCTL_API": "3"})
+        probe = subprocess.run(
+            ctl
+            + [
+                f"--cert={pki_dir / 'healthcheck-client.crt'}",
+                f"--key={pki_dir / 'healthcheck-client.key'}",
+                "endpoint",
+                "health",
+            ],
+            capture_output=True,
+            timeout=30,
+            check=False,
+            env={**os.environ, "ETCDCTL_API": "3"},
+        )
         if probe.returncode == 0 or process.poll() is not None or time.monotonic() > deadline:
             break
         time.sleep(0.3)
@@ -66,13 +85,25 @@ def etcd(request, tmp_path_factory):
 
 
 def _etcdctl(etcd, cert: str, key: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(etcd["ctl"] + [f"--cert={cert}", f"--key={key}", *args], capture_output=True,
-                          timeout=30, check=False, env={**os.environ, "ETCDCTL_API": "3"})
+    return subprocess.run(
+        etcd["ctl"] + [f"--cert={cert}", f"--key={key}", *args],
+        capture_output=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, "ETCDCTL_API": "3"},
+    )
 
 
 def test_endpoint_health_with_healthcheck_client_cert(etcd):
-    result = _etcdctl(etcd, etcd["pki"] / "healthcheck-client.crt", etcd["pki"] / "healthcheck-client.key",
-                      "-w", "json", "endpoint", "health")
+    result = _etcdctl(
+        etcd,
+        etcd["pki"] / "healthcheck-client.crt",
+        etcd["pki"] / "healthcheck-client.key",
+        "-w",
+        "json",
+        "endpoint",
+        "health",
+    )
     assert result.returncode == 0, result.stderr.decode()
     health = json.loads(result.stdout)
     assert health[0]["health"] is True

@@ -16,8 +16,9 @@ ALGORITHMS = ["RSA-2048", "ECDSA-P256", "ECDSA-P384"]
 
 
 def _openssl(*args: str, stdin: bytes | None = None) -> str:
-    result = subprocess.run([require_binary("openssl"), *args], input=stdin, capture_output=True, timeout=60,
-                            check=False)
+    result = subprocess.run(
+        [require_binary("openssl"), *args], input=stdin, capture_output=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout.decode()
 
@@ -47,22 +48,37 @@ def test_openssl_verifies_every_leaf_against_its_ca(tree_dir):
 
 def test_openssl_refuses_a_leaf_against_the_wrong_ca(tree_dir):
     directory, _, _ = tree_dir
-    result = subprocess.run([require_binary("openssl"), "verify", "-CAfile", str(directory / "etcd/ca.crt"),
-                             str(directory / "apiserver.crt")], capture_output=True, timeout=60, check=False)
+    result = subprocess.run(
+        [
+            require_binary("openssl"),
+            "verify",
+            "-CAfile",
+            str(directory / "etcd/ca.crt"),
+            str(directory / "apiserver.crt"),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode != 0
 
 
 def test_openssl_text_shows_sans_and_usages(tree_dir):
     directory, _, algorithm = tree_dir
     text = _openssl("x509", "-in", str(directory / "apiserver.crt"), "-noout", "-text")
-    assert ("DNS:*.apps.example.test, DNS:cp1, DNS:kubernetes, DNS:kubernetes.default, "
-            "DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local, DNS:lb.example.test, "
-            "IP Address:10.96.0.1, IP Address:192.0.2.10, IP Address:203.0.113.7") in text
+    assert (
+        "DNS:*.apps.example.test, DNS:cp1, DNS:kubernetes, DNS:kubernetes.default, "
+        "DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local, DNS:lb.example.test, "
+        "IP Address:10.96.0.1, IP Address:192.0.2.10, IP Address:203.0.113.7"
+    ) in text
     assert "X509v3 Key Usage: critical\n                Digital Signature, Key Encipherment" in text
     assert "TLS Web Server Authentication" in text
     assert "CA:FALSE" in text
-    expected_sig = {"RSA-2048": "sha256WithRSAEncryption", "ECDSA-P256": "ecdsa-with-SHA256",
-                    "ECDSA-P384": "ecdsa-with-SHA384"}[algorithm]
+    expected_sig = {
+        "RSA-2048": "sha256WithRSAEncryption",
+        "ECDSA-P256": "ecdsa-with-SHA256",
+        "ECDSA-P384": "ecdsa-with-SHA384",
+    }[algorithm]
     assert f"Signature Algorithm: {expected_sig}" in text
     etcd = _openssl("x509", "-in", str(directory / "etcd/server.crt"), "-noout", "-text")
     assert "TLS Web Server Authentication, TLS Web Client Authentication" in etcd
@@ -74,10 +90,15 @@ def test_openssl_text_shows_sans_and_usages(tree_dir):
 
 def test_openssl_pin_and_fingerprint_agree(tree_dir):
     directory, tree, _ = tree_dir
-    pub = subprocess.run([require_binary("openssl"), "x509", "-pubkey", "-noout", "-in", str(directory / "ca.crt")],
-                         capture_output=True, check=True, timeout=60).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, capture_output=True,
-                         check=True, timeout=60).stdout
+    pub = subprocess.run(
+        [require_binary("openssl"), "x509", "-pubkey", "-noout", "-in", str(directory / "ca.crt")],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, capture_output=True, check=True, timeout=60
+    ).stdout
     digest = _openssl("dgst", "-sha256", "-hex", stdin=der).split("= ")[-1].strip()
     assert ca_pin_hash(tree["ca"].cert) == "sha256:" + digest
     fingerprint = _openssl("x509", "-in", str(directory / "ca.crt"), "-noout", "-fingerprint", "-sha256")

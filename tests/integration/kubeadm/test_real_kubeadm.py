@@ -31,8 +31,9 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def _our_config(tmp_path: Path, algorithm: str = "ECDSA-P256") -> tuple:
-    init = config.default_init_configuration(advertise_address="192.0.2.10", node_name="cp1",
-                                             token="abcdef.0123456789abcdef")
+    init = config.default_init_configuration(
+        advertise_address="192.0.2.10", node_name="cp1", token="abcdef.0123456789abcdef"
+    )
     cluster = config.default_cluster_configuration()
     cluster.certificates_dir = str(tmp_path / "pki")
     cluster.encryption_algorithm = algorithm
@@ -49,8 +50,9 @@ def test_init_defaults_equal_ours():
     assert out.returncode == 0, out.stderr
     version = _run("version", "-o", "short").stdout.strip().lstrip("v")
     major, minor, _ = version.split(".", 2)
-    ours = config.render_init_config(config.default_init_configuration(),
-                                     config.default_cluster_configuration(f"{major}.{minor}.0"))
+    ours = config.render_init_config(
+        config.default_init_configuration(), config.default_cluster_configuration(f"{major}.{minor}.0")
+    )
     assert out.stdout == ours
 
 
@@ -58,8 +60,9 @@ def test_kubeadm_validates_our_rendered_config(tmp_path):
     *_, path = _our_config(tmp_path)
     out = _run("config", "validate", "--config", str(path))
     assert out.returncode == 0, out.stderr
-    join = config.default_join_configuration(api_server_endpoint="lb.example.test:6443",
-                                             ca_cert_hashes=["sha256:" + "a" * 64])
+    join = config.default_join_configuration(
+        api_server_endpoint="lb.example.test:6443", ca_cert_hashes=["sha256:" + "a" * 64]
+    )
     (tmp_path / "join.yaml").write_text(config.render_join_config(join))
     out = _run("config", "validate", "--config", str(tmp_path / "join.yaml"))
     assert out.returncode == 0, out.stderr

@@ -17,7 +17,7 @@ class NodeForm(forms.ModelForm):
         required=False,
         strip=False,
         widget=forms.Textarea(attrs={"rows": 6, "autocomplete": "off", "spellcheck": "false"}),
-        help_text="Paste the private key (-----BEGIN OPENSSH PRIVATE KEY----- …), or upload it below. "
+        help_text="Paste the whole private key file (such as ~/.ssh/id_ed25519, not the .pub), or upload it below. "
         "Stored encrypted and never shown again.",
     )
     private_key_file = forms.FileField(label="…or upload the private key file", required=False)

@@ -18,7 +18,7 @@ class InvalidKey(ValueError):
 
 @dataclass(frozen=True)
 class KeyPair:
-    private_key: str  # OpenSSH PEM ("-----BEGIN OPENSSH PRIVATE KEY-----")
+    private_key: str  # the OpenSSH private key file format (asyncssh export)
     public_key: str  # one authorized_keys line
     fingerprint: str
 
@@ -40,12 +40,12 @@ def load_private_key(text: str, passphrase: str | None = None) -> asyncssh.SSHKe
     if text.startswith(("ssh-", "ecdsa-", "sk-")) or "PUBLIC KEY" in text.splitlines()[0]:
         raise InvalidKey(
             "This is a public key. Kubeboard needs the private key (the file without .pub, "
-            "starting with -----BEGIN … PRIVATE KEY-----); the public key goes on the machine."
+            "such as ~/.ssh/id_ed25519); the public key goes on the machine."
         )
     if "PRIVATE KEY" not in text:
         raise InvalidKey(
-            "Not a private key: expected a PEM block starting with -----BEGIN OPENSSH PRIVATE KEY----- "
-            "(or RSA/EC/PRIVATE KEY)."
+            "Not a private key: expected the whole private key file (OpenSSH, RSA, EC or PKCS#8 PEM), "
+            "such as ~/.ssh/id_ed25519."
         )
     try:
         return asyncssh.import_private_key(text + "\n", passphrase or None)

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import team_of
 from tests.e2e.test_browser import browser_page  # noqa: F401 (fixture)
 from tests.factories import make_cluster
+from tests.support.web import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -48,10 +49,7 @@ def test_filter_one_machines_history_and_download_it(stack_factory, make_user, b
     page = browser_page
     pages_seen: list[str] = []
 
-    page.goto(f"{stack.http}/login/")
-    page.fill("#id_username", "ada")
-    page.fill("#id_password", "pw-ada")
-    page.click("main button[type=submit]")
+    log_in(page, stack.http, "ada", "pw-ada")
     page.click("nav >> text=History")
     pages_seen.append(page.content())
 

@@ -38,6 +38,7 @@ from tests.conftest import team_of
 from tests.e2e.test_browser import browser_page  # noqa: F401 - the Chromium fixture
 from tests.support.day2 import UPGRADE_IGNORE, machines, messages, package_commands_on_testbed, run, wait_done
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, ready_cluster
+from tests.support.web import log_in
 from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, BinariesMissing, find_binaries
 from tools.testbed.testing import require_binaries, unavailable
 
@@ -122,10 +123,7 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         # --- the upgrade, from the browser ---------------------------------------------------------
         stack = stack_factory()
         page = browser_page
-        page.goto(f"{stack.http}/login/")
-        page.fill("#id_username", operator.username)
-        page.fill("#id_password", "pw-" + operator.username)
-        page.click("main button[type=submit]")
+        log_in(page, stack.http, operator.username, "pw-" + operator.username)
         page.goto(f"{stack.http}/clusters/{cluster.name}/")
         page.click("#upgrade-plan-link")
         assert page.inner_text("#current-version") == OLDER_VERSION

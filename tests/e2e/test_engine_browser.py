@@ -20,6 +20,7 @@ from tests.support.testbed_cluster import (
     machine_fingerprint,
     ready_cluster,
 )
+from tests.support.web import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -64,10 +65,7 @@ def test_add_machines_initialize_and_join_a_worker_in_the_browser(stack_factory,
     with blank_machines("kbtbj6", "10.213.76.0/24", 2) as sb:
         ready_cluster("zeta", f"{sb.node(1).address}:6443", team=team_of(operator), user=operator)
         stack = stack_factory()
-        page.goto(f"{stack.http}/login/")
-        page.fill("#id_username", operator.username)
-        page.fill("#id_password", "pw-" + operator.username)
-        page.click("main button[type=submit]")
+        log_in(page, stack.http, operator.username, "pw-" + operator.username)
 
         # The cluster's key pair, put on the machines by their owner.
         page.goto(f"{stack.http}/clusters/zeta/")

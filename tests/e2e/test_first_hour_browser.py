@@ -13,6 +13,7 @@ from cryptography import x509
 
 from tests.e2e.test_browser import browser_page  # noqa: F401 (fixture)
 from tests.e2e.test_operation_page import wait_js
+from tests.support.web import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -27,13 +28,6 @@ def first_admin_password() -> str:
     out = io.StringIO()
     call_command("ensure_admin", stdout=out)
     return out.getvalue().split("password: ")[1].split()[0]
-
-
-def log_in(page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("main button[type=submit]")
 
 
 def test_first_login_team_guide_and_every_bad_input_explained(stack_factory, browser_page, tmp_path):  # noqa: F811

@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import team_of
 from tests.e2e.test_browser import browser_page  # noqa: F401 - the Chromium fixture
 from tests.support.kubeclusters import start_token_testbed
+from tests.support.web import log_in
 from tokens import services
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -33,10 +34,7 @@ def test_rotate_a_token_in_the_browser(testbed, stack_factory, make_user, browse
     old, _ = services.create_token(cluster, user=operator, ttl=timedelta(hours=3), description="to rotate")
     stack = stack_factory()
     page = browser_page
-    page.goto(f"{stack.http}/login/")
-    page.fill("#id_username", operator.username)
-    page.fill("#id_password", "pw-" + operator.username)
-    page.click("main button[type=submit]")
+    log_in(page, stack.http, operator.username, "pw-" + operator.username)
     page.goto(f"{stack.http}/clusters/{cluster.name}/tokens/")
 
     row = page.locator(f"#token-{old.token_id}")
@@ -88,10 +86,7 @@ def test_an_admin_reveals_a_token_and_its_join_command_on_request(testbed, stack
     token, full = services.create_token(cluster, user=admin, ttl=timedelta(hours=3), description="to reveal")
     stack = stack_factory()
     page = browser_page
-    page.goto(f"{stack.http}/login/")
-    page.fill("#id_username", admin.username)
-    page.fill("#id_password", "pw-" + admin.username)
-    page.click("main button[type=submit]")
+    log_in(page, stack.http, admin.username, "pw-" + admin.username)
     page.goto(f"{stack.http}/clusters/{cluster.name}/tokens/")
     assert full not in page.content()
     row = page.locator(f"#token-{token.token_id}")

@@ -10,6 +10,14 @@ import requests
 import websockets
 
 
+def log_in(page, base: str, username: str, password: str) -> None:
+    """Log in through the login page in a browser (Playwright page)."""
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("main button[type=submit]")
+
+
 def logged_in_session(base_url: str, session_key: str) -> requests.Session:
     session = requests.Session()
     session.cookies.set("sessionid", session_key, domain=base_url.split("//")[1].split(":")[0])

@@ -7,6 +7,7 @@ extend one chain: each record gets the next ``seq`` and links to the record befo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -48,9 +49,9 @@ def append(event: AuditEvent) -> AuditEvent:
     """Seal ``event`` as the newest record and insert it (inside the caller's transaction)."""
     ring = keys.keyring()
     if connection.vendor == "postgresql":
-        # Outside a transaction the append is its own: BEGIN and COMMIT ride along with its two
-        # statements instead of taking two more round trips (one of them with the head locked).
-        _append_postgres(event, ring, own_transaction=connection.get_autocommit() and not connection.in_atomic_block)
+        # Outside a transaction (autocommit: no atomic block) the append is its own: BEGIN and
+        # COMMIT ride along with its two statements instead of taking two more round trips.
+        _append_postgres(event, ring, own_transaction=connection.get_autocommit())
         return event
     with transaction.atomic():
         head = _locked_head()
@@ -76,6 +77,20 @@ def _lock_head(cursor, own_transaction: bool) -> tuple[int, str] | None:
     return row
 
 
+@functools.cache
+def _insert_and_advance() -> tuple[list[models.Field], str]:
+    """The record's columns and the one statement that inserts it and moves the head (built once)."""
+    fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    sql = (
+        f"WITH inserted AS (INSERT INTO audit_auditevent ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id) "
+        "UPDATE audit_auditchainhead SET last_hash = %s, key_id = %s, mac = %s WHERE id = 1 "
+        "RETURNING (SELECT id FROM inserted)"
+    )
+    return fields, sql
+
+
 def _append_postgres(event: AuditEvent, ring: keys.KeyRing, *, own_transaction: bool) -> None:
     """Two statements while the head row is locked, as short as it can be held: the lock and
     read, then the insert with the head's update (and, in its own transaction, the COMMIT)."""
@@ -87,16 +102,9 @@ def _append_postgres(event: AuditEvent, ring: keys.KeyRing, *, own_transaction: 
                 row = _lock_head(cursor, own_transaction)
             _seal(event, row[0], row[1] or GENESIS, ring)
             key_id, mac = ring.sign(AuditChainHead.mac_input(event.seq, event.hash))
-            fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
-            columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+            fields, sql = _insert_and_advance()
             values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
-            cursor.execute(
-                f"WITH inserted AS (INSERT INTO audit_auditevent ({columns}) "
-                f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id) "
-                "UPDATE audit_auditchainhead SET last_hash = %s, key_id = %s, mac = %s WHERE id = 1 "
-                "RETURNING (SELECT id FROM inserted)" + ("; COMMIT" if own_transaction else ""),
-                [*values, event.hash, key_id, mac],
-            )
+            cursor.execute(sql + ("; COMMIT" if own_transaction else ""), [*values, event.hash, key_id, mac])
             event.pk = cursor.fetchone()[0]
         except BaseException:
             if own_transaction and connection.connection is not None:

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.support.etcdctl import member_names
 from tools.testbed.binaries import selected_version
 from tools.testbed.cluster import ControlPlane, kubeadm_join, new_bootstrap_token
 from tools.testbed.testing import require_binaries, sandbox, unavailable
@@ -77,20 +78,7 @@ def test_kubeadm_init_and_joins_with_hollow_kubelet() -> None:
             n["metadata"]["name"]: "node-role.kubernetes.io/control-plane" in n["metadata"]["labels"] for n in nodes
         }
         assert roles == {"node1": True, "node2": False, "node3": True}
-        members = cp1.exec(
-            [
-                str(bins / "etcdctl"),
-                "--endpoints=https://127.0.0.1:2379",
-                "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-                "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
-                "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
-                "member",
-                "list",
-                "-w",
-                "json",
-            ]
-        ).stdout
-        assert len(json.loads(members)["members"]) == 2
+        assert len(member_names(cp1, bins)) == 2
     # kubemark's hard-coded /tmp dirs stayed inside the nodes.
     assert not glob.glob("/tmp/hollow-kubelet.*")
     print(f"init + 2 joins took {time.monotonic() - started:.1f}s")

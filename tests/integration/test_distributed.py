@@ -35,7 +35,7 @@ from tests.conftest import test_database_env as database_env
 from tests.factories import make_cluster
 from tests.support import processes
 from tests.support.processes import wait_until
-from tests.support.services import free_port, wait_for_port
+from tests.support.services import free_port, redis_argv, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -309,24 +309,7 @@ def test_two_web_and_two_worker_processes_lose_no_event(transactional_db, own_re
 
 
 def start_redis_on(port: int, directory) -> subprocess.Popen:
-    directory.mkdir(parents=True, exist_ok=True)
-    server = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = subprocess.Popen(redis_argv(port, directory), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port)
     return server
 

@@ -50,9 +50,8 @@ def machines(name: str, subnet: str, size: int, *, release: Path) -> Iterator[Sa
     assert_no_traces(sandbox)
 
 
-def run(operation: Operation, *, expect: str = Operation.Status.SUCCEEDED) -> Operation:
-    """Run ``operation`` here, to its end, and check how it ended (the events say why not)."""
-    run_operation(operation.pk)
+def ended_as(operation: Operation, expect: str) -> Operation:
+    """``operation`` reread; an AssertionError with its last 40 events unless it ended ``expect``."""
     operation.refresh_from_db()
     if operation.status != expect:
         tail = list(Event.objects.filter(operation=operation).order_by("-seq").values_list("message", flat=True)[:40])
@@ -60,6 +59,12 @@ def run(operation: Operation, *, expect: str = Operation.Status.SUCCEEDED) -> Op
             f"operation {operation} ended {operation.status}: {operation.error}\n" + "\n".join(reversed(tail))
         )
     return operation
+
+
+def run(operation: Operation, *, expect: str = Operation.Status.SUCCEEDED) -> Operation:
+    """Run ``operation`` here, to its end, and check how it ended (the events say why not)."""
+    run_operation(operation.pk)
+    return ended_as(operation, expect)
 
 
 def messages(operation: Operation, phase: str = "", group: str | None = None) -> list[str]:
@@ -80,10 +85,4 @@ def wait_done(operation: Operation, *, timeout: float = 900, expect: str = Opera
         timeout=timeout,
         message=f"operation {operation.pk}",
     )
-    operation.refresh_from_db()
-    if operation.status != expect:
-        tail = list(Event.objects.filter(operation=operation).order_by("-seq").values_list("message", flat=True)[:40])
-        raise AssertionError(
-            f"operation {operation} ended {operation.status}: {operation.error}\n" + "\n".join(reversed(tail))
-        )
-    return operation
+    return ended_as(operation, expect)

@@ -61,32 +61,39 @@ class Service:
                 pass
 
 
-def start_redis(directory: Path) -> Service:
+def redis_argv(port: int, directory: Path) -> list[str]:
+    """A test Redis on 127.0.0.1:``port`` that keeps nothing on disk (no RDB, no AOF)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServiceUnavailable("redis-server is not installed (Debian package redis-server; bin/test installs it)")
     directory.mkdir(parents=True, exist_ok=True)
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(directory),
+    ]
+
+
+def start_redis(directory: Path) -> Service:
     port = free_port()
     pid_file = directory / "redis.pid"
     subprocess.run(
         [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
+            *redis_argv(port, directory),
             "--daemonize",
             "yes",
             "--pidfile",
             str(pid_file),
             "--logfile",
             str(directory / "redis.log"),
-            "--dir",
-            str(directory),
         ],
         check=True,
     )

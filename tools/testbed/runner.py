@@ -52,6 +52,12 @@ CHILDREN = Path("/run/kubeboard-runner.children")
 BACKOFF_MAX = 30.0
 
 
+def with_private_mounts(script: str) -> list[str]:
+    """The argv prefix that runs ``script`` (bind mounts) in a mount namespace of its own, then
+    execs the command that follows it there: the mounts are seen by that process only."""
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", f'{script} && exec "$@"', "sh"]
+
+
 def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} runner: {msg}", flush=True)
 
@@ -248,15 +254,7 @@ class HollowKubelet:
             HOLLOW_TMP.mkdir(parents=True)
             HOLLOW_TMP.chmod(0o1777)
             argv = [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-                f'mount --bind {HOLLOW_TMP} /tmp && exec "$@"',
-                "sh",
+                *with_private_mounts(f"mount --bind {HOLLOW_TMP} /tmp"),
                 str(binary),
                 "--morph=kubelet",
                 f"--name={self.node_name()}",
@@ -412,17 +410,7 @@ class Runner:
             if binds:
                 # Bind the differing paths in a mount namespace of this process only.
                 script = " && ".join(f"mount --bind {shlex.quote(s)} {shlex.quote(d)}" for s, d in binds)
-                argv = [
-                    "unshare",
-                    "--mount",
-                    "--propagation",
-                    "private",
-                    "--",
-                    "sh",
-                    "-c",
-                    f'{script} && exec "$@"',
-                    "sh",
-                ] + argv
+                argv = with_private_mounts(script) + argv
             env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
             for e in c.get("env") or []:
                 if "value" in e:

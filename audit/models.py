@@ -94,6 +94,8 @@ class AuditEvent(AppendOnlyModel):
         SUCCESS = "success", "Succeeded"
         FAILURE = "failure", "Failed"
         DENIED = "denied", "Refused"
+        # An operation that someone stopped: neither succeeded nor failed.
+        CANCELLED = "cancelled", "Cancelled"
 
     seq = models.BigIntegerField(unique=True)
     created = models.DateTimeField(db_index=True)

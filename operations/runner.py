@@ -31,7 +31,7 @@ from kubeadm.output import parse_line
 from operations.events import EventWriter, Heartbeat, LeaseLost
 from operations.models import Event, Operation, PhaseAttempt, PhaseRun
 from operations.registry import OperationKind, UnknownKind, get_kind, notify_finished
-from operations.services import enqueue_next_waiting, reap_operations, worker_identity
+from operations.services import END_OUTCOMES, enqueue_next_waiting, reap_operations, worker_identity
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,13 @@ class Run:
             details = {"kind": operation.kind, "requested_by": requester}
             if error:
                 details["error"] = error
-            record(f"operation.{status}", obj=operation, cluster=operation.cluster, details=details)
+            record(
+                f"operation.{status}",
+                obj=operation,
+                cluster=operation.cluster,
+                details=details,
+                outcome=END_OUTCOMES[status],
+            )
             notify_finished(operation)
             enqueue_next_waiting(operation)
 

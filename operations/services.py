@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from audit.services import actor_label, record
 from operations.models import Event, Operation, PhaseAttempt, PhaseRun
 from operations.registry import get_kind, notify_finished
@@ -22,6 +23,16 @@ log = logging.getLogger(__name__)
 
 class OperationStateError(Exception):
     """The operation is not in a state that allows the requested change (message says why)."""
+
+
+# The audit outcome of each way an operation ends, so History's Outcome filter finds the
+# operations that failed or were stopped (an interrupted one did not finish: it failed).
+END_OUTCOMES = {
+    Operation.Status.SUCCEEDED: AuditEvent.Outcome.SUCCESS,
+    Operation.Status.FAILED: AuditEvent.Outcome.FAILURE,
+    Operation.Status.INTERRUPTED: AuditEvent.Outcome.FAILURE,
+    Operation.Status.CANCELLED: AuditEvent.Outcome.CANCELLED,
+}
 
 
 def worker_identity() -> str:
@@ -195,7 +206,14 @@ def cancel_operation(operation: Operation, *, user=None) -> Operation:
                 level=Event.Level.WARNING,
                 data={"status": Operation.Status.CANCELLED, "error": message, "by": who},
             )
-            record("operation.cancelled", actor=user, obj=locked, cluster=locked.cluster, details={"while": "queued"})
+            record(
+                "operation.cancelled",
+                actor=user,
+                obj=locked,
+                cluster=locked.cluster,
+                details={"while": "queued"},
+                outcome=END_OUTCOMES[Operation.Status.CANCELLED],
+            )
             locked.status = Operation.Status.CANCELLED
             notify_finished(locked)
         elif locked.status == Operation.Status.RUNNING:
@@ -296,7 +314,13 @@ def interrupt(operation: Operation, reason: str) -> bool:
             level=Event.Level.ERROR,
             data={"status": Operation.Status.INTERRUPTED, "error": reason},
         )
-        record("operation.interrupted", obj=operation, cluster=operation.cluster, details={"reason": reason})
+        record(
+            "operation.interrupted",
+            obj=operation,
+            cluster=operation.cluster,
+            details={"reason": reason},
+            outcome=END_OUTCOMES[Operation.Status.INTERRUPTED],
+        )
         enqueue_next_waiting(operation)
         if _auto_resumable(operation, running):
             log.warning("operation %s interrupted (%s); resuming it automatically", operation.pk, reason)

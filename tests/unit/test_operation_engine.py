@@ -444,3 +444,74 @@ def test_a_cancelled_operation_whose_worker_died_is_not_resumed_automatically(op
     assert reap_operations() == 1
     operation.refresh_from_db()
     assert operation.status == "interrupted" and operation.auto_resumes == 0
+
+
+# --- the audit record of the end -----------------------------------------------------------------
+
+
+def end_records(operation) -> list[tuple[str, str]]:
+    """(action, outcome) of every record the operation's end wrote (not queued/resumed/cancel_requested)."""
+    starts = ("operation.queued", "operation.resumed", "operation.cancel_requested")
+    return list(
+        AuditEvent.objects.filter(object_type="operation", object_id=str(operation.pk))
+        .exclude(action__in=starts)
+        .order_by("seq")
+        .values_list("action", "outcome")
+    )
+
+
+def history_records(user, outcome: str) -> list[tuple[str, int]]:
+    """(action, operation id) of what History lists under Outcome = ``outcome``, read from the page."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    page = client.get("/audit/", {"outcome": outcome})
+    assert page.status_code == 200
+    return [(event.action, int(event.object_id)) for event in page.context["page"].records]
+
+
+def test_each_way_an_operation_ends_writes_one_record_with_that_outcome(operator, make_user):
+    failed = start_operation(make_cluster(), "test-steps", user=operator, params={"fail": {"work": 1}})
+    assert run_operation(failed.pk) == "failed"
+    assert end_records(failed) == [("operation.failed", "failure")]
+
+    resume_operation(failed, user=operator)
+    assert run_operation(failed.pk) == "succeeded"
+    assert end_records(failed) == [("operation.failed", "failure"), ("operation.succeeded", "success")]
+
+    queued = start_operation(make_cluster("c2"), "test-steps", user=operator)
+    cancel_operation(queued, user=operator)
+    assert end_records(queued) == [("operation.cancelled", "cancelled")]
+
+    crashed = start_operation(
+        make_cluster("c3"), "test-steps", params={"plan": grouped_plan(["n1", "n2"]), "parallel": "x"}
+    )
+    assert run_operation(crashed.pk) == "crashed"
+    assert end_records(crashed) == [("operation.interrupted", "failure")]
+
+    # History's Outcome filter finds them (it showed nothing for Failed when every end was "Succeeded").
+    root = make_user("root", team=None, superuser=True)
+    assert sorted(history_records(root, "failure")) == [
+        ("operation.failed", failed.pk),
+        ("operation.interrupted", crashed.pk),
+    ]
+    assert history_records(root, "cancelled") == [("operation.cancelled", queued.pk)]
+
+
+def test_a_cancel_during_a_phase_ends_with_one_cancelled_record(operator):
+    operation = start_operation(
+        make_cluster(), "test-steps", user=operator, params={"block": {"work": 1}, "block_seconds": 60}
+    )
+    thread, result = in_thread(run_operation, operation.pk)
+    wait_until(
+        lambda: operation.events.filter(message="work blocks until cancelled").exists(),
+        timeout=20,
+        message="the work phase to block",
+    )
+    cancel_operation(operation, user=operator)
+    thread.join(timeout=30)
+    assert result["value"] == "cancelled"
+    assert end_records(operation) == [("operation.cancelled", "cancelled")]
+    requested = AuditEvent.objects.get(action="operation.cancel_requested")
+    assert requested.outcome == "success", "the request to cancel was granted"

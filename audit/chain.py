@@ -165,6 +165,9 @@ class Report:
     breaks: list[ChainBreak] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     checkpoint_checked: bool = False
+    last_seq: int = 0  # the newest record walked
+    external: str = ""  # the external checkpoint the chain was checked against ("" = none)
+    external_seq: int | None = None
 
     @property
     def intact(self) -> bool:
@@ -175,40 +178,65 @@ class Report:
         return min(self.breaks, key=lambda b: (b.seq is None, b.seq or 0)) if self.breaks else None
 
 
-def verify(checkpoint: dict | None = None, *, events: Iterable[AuditEvent] | None = None) -> Report:
+UPGRADE_ACTION = "audit.chain_upgraded"
+
+
+def _seals_legacy(event: AuditEvent, legacy_count: int, legacy_head: str) -> bool:
+    """Whether ``event`` is the keyed record the upgrade appended after exactly these unkeyed
+    records (its MAC covers their number and their head, so no database writer can make one)."""
+    details = event.details if isinstance(event.details, dict) else {}
+    return (
+        event.action == UPGRADE_ACTION
+        and event.source == "migration"
+        and details.get("legacy_records") == legacy_count
+        and details.get("legacy_head") == legacy_head
+        and event.prev_hash == legacy_head
+    )
+
+
+def verify(
+    checkpoint: dict | None = None, *, events: Iterable[AuditEvent] | None = None, external: bool = True
+) -> Report:
     """Walk the chain in ``seq`` order and report every record that does not hold.
 
-    ``checkpoint``: an exported checkpoint (``audit.checkpoints.load``): its signature must be
-    valid and the record at its ``seq`` must carry its head, so everything up to there is
-    proved unchanged, and fewer records than it counted means the newest were removed.
+    Checked against: every record's keyed MAC and link; unkeyed records only as the prefix the
+    upgrade sealed with a keyed ``audit.chain_upgraded`` record (no downgrade); the head's MAC;
+    the stored checkpoints; the newest checkpoint in the checkpoint directory outside the
+    database (``external``, on by default); and ``checkpoint``, an exported one
+    (``audit.checkpoints.load``). A checkpoint counts only if signed by this installation's
+    key; the record at its ``seq`` must carry its head, and a chain shorter than it means the
+    newest records were removed.
     """
-    from audit.checkpoints import signature_valid
+    from audit.checkpoints import newest_external, signature_problem
 
     ring = keys.keyring()
     report = Report()
-    stored = {cp.seq: cp for cp in AuditCheckpoint.objects.all()}
-    targets: dict[int, tuple[str, str]] = {}  # seq -> (expected head, which checkpoint)
-    for cp in stored.values():
-        if not signature_valid(cp.as_export()):
-            report.breaks.append(ChainBreak(0, f"stored checkpoint #{cp.pk} at record {cp.seq} has a bad signature"))
+    targets: dict[int, list[tuple[str, str]]] = {}  # seq -> [(expected head, which checkpoint)]
+
+    def expect(data: dict, which: str) -> None:
+        problem = signature_problem(data)
+        if problem:
+            report.breaks.append(ChainBreak(0, f"{which} at record {data.get('seq')} is refused: {problem}"))
         else:
-            targets[cp.seq] = (cp.head, f"stored checkpoint #{cp.pk}")
+            targets.setdefault(data["seq"], []).append((data["head"], which))
+
+    for cp in AuditCheckpoint.objects.all():
+        expect(cp.as_export(), f"stored checkpoint #{cp.pk}")
     if checkpoint is not None:
         report.checkpoint_checked = True
-        if not signature_valid(checkpoint):
-            report.breaks.append(ChainBreak(0, "the exported checkpoint's signature is not valid"))
-        else:
-            targets[checkpoint["seq"]] = (checkpoint["head"], "the exported checkpoint")
-            current = keys.public_key_text(keys.checkpoint_key().public_key())
-            if checkpoint["public_key"] != current:
-                report.notes.append(
-                    f"the exported checkpoint was signed by key {keys.fingerprint(checkpoint['public_key'])}, "
-                    f"not this installation's current key {keys.fingerprint(current)}"
-                )
+        expect(checkpoint, "the exported checkpoint")
+    if external:
+        outside = newest_external()
+        report.notes.extend(outside.notes)
+        report.breaks.extend(ChainBreak(0, problem) for problem in outside.problems)
+        if outside.newest is not None:
+            report.external, report.external_seq = outside.describe(), outside.newest["seq"]
+            expect(outside.newest, f"the {outside.describe()}")
 
     if events is None:
         events = AuditEvent.objects.order_by("seq").iterator(chunk_size=5000)
     previous, expected_seq, seen_keyed, last_seq = GENESIS, 1, False, 0
+    first_legacy: AuditEvent | None = None
     for event in events:
         report.count += 1
         last_seq = event.seq
@@ -223,6 +251,8 @@ def verify(checkpoint: dict | None = None, *, events: Iterable[AuditEvent] | Non
                 "its link to the previous record does not match (a record before it was removed, replaced or reordered)"
             )
         if event.key_id:
+            if first_legacy is not None and not seen_keyed and not _seals_legacy(event, report.legacy, previous):
+                broken(f"the unkeyed records before it are not sealed by the upgrade's keyed {UPGRADE_ACTION} record")
             seen_keyed = True
             report.keyed += 1
             if event.key_id not in ring.secrets:
@@ -231,46 +261,63 @@ def verify(checkpoint: dict | None = None, *, events: Iterable[AuditEvent] | Non
                 broken("its content does not match its keyed hash (the record was edited)")
         else:
             report.legacy += 1
+            first_legacy = first_legacy or event
             if seen_keyed:
                 broken(
                     "an unkeyed record after keyed ones (records without a key are only valid from before the upgrade)"
                 )
             elif legacy_hash(event) != event.hash:
                 broken("its content does not match its hash (the record was edited)")
-        if event.seq in targets:
-            head, which = targets.pop(event.seq)
+        for head, which in targets.pop(event.seq, []):
             if event.hash != head:
                 broken(f"it differs from {which}, which signed this position with another record")
         previous = event.hash
         expected_seq = event.seq + 1
+    report.last_seq = last_seq
 
-    for seq, (_head, which) in sorted(targets.items()):
+    if first_legacy is not None and not seen_keyed:
+        # An installation with audit keys accepts unkeyed records only as the prefix the upgrade
+        # sealed; a chain of nothing but unkeyed records is a database writer's downgrade.
         report.breaks.append(
             ChainBreak(
-                0, f"{which} covers {seq} records but the chain ends at {last_seq}: the newest records were removed"
+                first_legacy.id,
+                f"{report.legacy} unkeyed record(s) with no keyed {UPGRADE_ACTION} record sealing them: "
+                "records were rewritten without the audit key",
+                first_legacy.seq,
             )
         )
-    head = AuditChainHead.objects.filter(pk=1).first()
-    if head is not None and (head.count or head.last_hash):
-        if head.count != last_seq or (head.last_hash or GENESIS) != previous:
+    for seq, expected in sorted(targets.items()):
+        for _head, which in expected:
             report.breaks.append(
                 ChainBreak(
                     0,
-                    f"the chain head says {head.count} records ending in {head.last_hash[:12]}…, "
-                    f"the table ends at record {last_seq}: the newest records were removed",
+                    f"{which} covers {seq} records but the chain ends at {last_seq}: the newest records were removed",
                 )
             )
-        if head.key_id:
-            if not ring.verifies(head.key_id, AuditChainHead.mac_input(head.count, head.last_hash), head.mac):
-                report.breaks.append(ChainBreak(0, "the chain head's MAC is not valid (the head row was rewritten)"))
-        elif seen_keyed:
-            report.breaks.append(ChainBreak(0, "the chain head carries no MAC although keyed records exist"))
-    if report.legacy and not seen_keyed:
-        report.notes.append(
-            f"{report.legacy} record(s) from before keyed records are protected by SHA-256 only until the next record "
-            "is written (or run manage.py audit_checkpoint)"
-        )
+    _check_head(report, ring, last_seq, previous)
     return report
+
+
+def _check_head(report: Report, ring: keys.KeyRing, last_seq: int, last_hash: str) -> None:
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head is None or not (head.count or head.last_hash):
+        if last_seq:
+            report.breaks.append(
+                ChainBreak(0, f"the chain head is missing or empty although {last_seq} record(s) exist")
+            )
+        return
+    if head.count != last_seq or (head.last_hash or GENESIS) != last_hash:
+        report.breaks.append(
+            ChainBreak(
+                0,
+                f"the chain head says {head.count} records ending in {head.last_hash[:12]}…, "
+                f"the table ends at record {last_seq}: records were removed or the head was replaced",
+            )
+        )
+    if not head.key_id:
+        report.breaks.append(ChainBreak(0, "the chain head carries no MAC (the head row was rewritten)"))
+    elif not ring.verifies(head.key_id, AuditChainHead.mac_input(head.count, head.last_hash), head.mac):
+        report.breaks.append(ChainBreak(0, "the chain head's MAC is not valid (the head row was rewritten)"))
 
 
 def seal_legacy_chain(event_model, head_model) -> bool:

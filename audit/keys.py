@@ -119,6 +119,22 @@ def load_public_key(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(text))
 
 
+def trusted_checkpoint_keys() -> dict[str, Ed25519PublicKey]:
+    """The public keys a checkpoint may be signed with: this installation's key (from its private
+    key file) and earlier ones listed in ``AUDIT_CHECKPOINT_PUBLIC_KEYS`` (after a rotation).
+    Never the key stored beside a checkpoint: whoever writes the database could swap both."""
+    current = public_key_text(checkpoint_key().public_key())
+    trusted = {current: checkpoint_key().public_key()}
+    for text in settings.AUDIT_CHECKPOINT_PUBLIC_KEYS:
+        try:
+            trusted[text] = load_public_key(text)
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"KUBEBOARD_AUDIT_CHECKPOINT_PUBLIC_KEYS: {text[:12]}… is not a base64 raw Ed25519 public key"
+            ) from exc
+    return trusted
+
+
 def fingerprint(public_key_b64: str) -> str:
     return "SHA256:" + hashlib.sha256(base64.b64decode(public_key_b64)).hexdigest()[:32]
 

@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from audit import chain
 from audit.chain import ChainBreak, Report, verify
+from audit.checkpoints import witness
 from audit.context import current
 from audit.models import AuditEvent
 from audit.snapshot import diff
@@ -124,7 +125,12 @@ def record(
         source_address=context.source_address if context else "",
         user_agent=(context.user_agent if context else "")[:300],
     )
-    return chain.append(event)
+    appended = chain.append(event)
+    # Once committed, the record is also signed into the checkpoint directory outside the
+    # database: cutting it off later no longer goes unnoticed.
+    seq, head = appended.seq, appended.hash
+    transaction.on_commit(lambda: witness(seq, head))
+    return appended
 
 
 def verify_chain(events=None) -> list[ChainBreak]:

@@ -221,6 +221,15 @@ AUDIT_KEY_FILE = Path(os.environ.get("KUBEBOARD_AUDIT_KEY_FILE", DATA_DIR / "aud
 AUDIT_SIGNING_KEY_FILE = Path(os.environ.get("KUBEBOARD_AUDIT_SIGNING_KEY_FILE", DATA_DIR / "audit-checkpoint.key"))
 # How often the worker signs a checkpoint when records were added (0 = only on demand).
 AUDIT_CHECKPOINT_MINUTES = int(os.environ.get("KUBEBOARD_AUDIT_CHECKPOINT_MINUTES", "60"))
+# Append-only directory outside the database that receives every checkpoint (and a small signed
+# checkpoint after each committed append). In production: another volume or host.
+AUDIT_CHECKPOINT_DIR = Path(os.environ.get("KUBEBOARD_AUDIT_CHECKPOINT_DIR", DATA_DIR / "audit-checkpoints"))
+# Earlier checkpoint public keys (base64, comma-separated) still trusted after a key rotation.
+AUDIT_CHECKPOINT_PUBLIC_KEYS = [
+    k.strip() for k in os.environ.get("KUBEBOARD_AUDIT_CHECKPOINT_PUBLIC_KEYS", "").split(",") if k.strip()
+]
+# How often the worker verifies the whole trail against the newest external checkpoint (0: never).
+AUDIT_VERIFY_MINUTES = int(os.environ.get("KUBEBOARD_AUDIT_VERIFY_MINUTES", "60"))
 # Addresses of reverse proxies whose X-Forwarded-For names the client (else REMOTE_ADDR is the client).
 TRUSTED_PROXIES = [p.strip() for p in os.environ.get("KUBEBOARD_TRUSTED_PROXIES", "").split(",") if p.strip()]
 

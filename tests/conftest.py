@@ -19,6 +19,18 @@ def require_or_skip(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def audit_checkpoint_dir(tmp_path_factory, monkeypatch) -> Iterator[Path]:
+    """Each test's audit checkpoints outside the database go to a directory of its own (its
+    child processes' too): the database is emptied between tests, the directory would not be."""
+    from django.test import override_settings
+
+    path = tmp_path_factory.mktemp("audit-checkpoints")
+    monkeypatch.setenv("KUBEBOARD_AUDIT_CHECKPOINT_DIR", str(path))
+    with override_settings(AUDIT_CHECKPOINT_DIR=path):
+        yield path
+
+
 @pytest.fixture
 def make_user(db):
     from django.contrib.auth.models import Group, Permission, User

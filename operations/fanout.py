@@ -35,7 +35,7 @@ from django.db import connection
 from django.db.models import Value
 from django.utils import timezone
 
-from core import access
+from core import access, sessions
 from core.permissions import VIEW, restrict
 from operations.events import operation_group
 from operations.models import Event, Operation
@@ -112,6 +112,9 @@ def access_verdicts(entries: list[tuple[int, str | None, int]]) -> dict[tuple[in
         user_id, key, operation_id = entry
         user = users.get(user_id)
         session_ended = live_sessions is not None and key is not None and key not in live_sessions
+        if not session_ended and user is not None and live_sessions and key in live_sessions:
+            # A password changed behind the signals' back (raw SQL) ends the session as well.
+            session_ended = not sessions.session_still_valid(sessions.decode(live_sessions[key]), user)
         if user is None or not user.is_active or session_ended:
             verdicts[entry] = CLOSE_UNAUTHENTICATED
         elif (operation_id, user_id) not in allowed:
@@ -121,20 +124,18 @@ def access_verdicts(entries: list[tuple[int, str | None, int]]) -> dict[tuple[in
     return verdicts
 
 
-def _live_sessions(keys: set[str]) -> set[str] | None:
-    """Session keys that still exist and have not expired; None if sessions are not in the database."""
-    if settings.SESSION_ENGINE not in (
-        "django.contrib.sessions.backends.db",
-        "django.contrib.sessions.backends.cached_db",
-    ):
+def _live_sessions(keys: set[str]) -> dict[str, str] | None:
+    """The data of the sessions that still exist and have not expired, by key; None if sessions
+    are not in the database."""
+    if not sessions.sessions_in_database():
         return None
     from django.contrib.sessions.models import Session
 
     if not keys:
-        return set()
-    return set(
+        return {}
+    return dict(
         Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now()).values_list(
-            "session_key", flat=True
+            "session_key", "session_data"
         )
     )
 

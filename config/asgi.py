@@ -22,8 +22,8 @@ if settings.REDIS_URL:
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from core.websocket_origin import SameOriginValidator  # noqa: E402
 from operations.routing import websocket_urlpatterns  # noqa: E402
 
 # Static files are served by the WhiteNoise middleware (settings.MIDDLEWARE), not a development handler.
@@ -32,6 +32,7 @@ http_app = django_asgi_app
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Only our own pages (same scheme, host and port) may open a stream with the user's cookie.
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -233,3 +233,21 @@ class AuditCheckpoint(AppendOnlyModel):
             "public_key": self.public_key,
             "signature": self.signature,
         }
+
+
+class AuditStreamCursor(models.Model):
+    """How far the SIEM stream (``audit.siem``) got, one row per sink: records up to
+    ``last_seq`` were accepted by the collector. The shipper moves it only after a batch was
+    accepted, so a crash sends a few records again rather than losing any. ``lease_*`` lets one
+    shipper at a time send (several workers run one each)."""
+
+    sink = models.CharField(max_length=300, unique=True)  # the sink's address without credentials
+    last_seq = models.BigIntegerField(default=0)
+    last_success = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    lease_owner = models.CharField(max_length=120, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"audit stream to {self.sink}: delivered up to record {self.last_seq}"

@@ -10,6 +10,7 @@ from django.utils import timezone
 from audit.export import FORMATS, streaming_response
 from audit.forms import HistoryFilterForm
 from audit.queries import keyset_page, visible_records
+from audit.siem import stream_status
 from audit.story import node_story
 from core.permissions import VIEW, restrict
 
@@ -28,7 +29,10 @@ def history(request: HttpRequest) -> HttpResponse:
     if records is not None:
         page = keyset_page(records, before=form.cleaned_data.get("before"), after=form.cleaned_data.get("after"))
     status = 400 if form.errors else 200
-    return render(request, "audit/history.html", {"form": form, "page": page, "story": None}, status=status)
+    context = {"form": form, "page": page, "story": None}
+    if request.user.is_superuser:  # the SIEM stream's lag concerns the whole trail
+        context["stream"] = stream_status()
+    return render(request, "audit/history.html", context, status=status)
 
 
 @login_required

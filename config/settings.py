@@ -230,6 +230,14 @@ AUDIT_CHECKPOINT_PUBLIC_KEYS = [
 ]
 # How often the worker verifies the whole trail against the newest external checkpoint (0: never).
 AUDIT_VERIFY_MINUTES = int(os.environ.get("KUBEBOARD_AUDIT_VERIFY_MINUTES", "60"))
+# Stream every record to a SIEM (audit.siem): syslog+tcp://host:port, syslog+tls://host:port or
+# an http(s):// URL; empty = off. The worker ships; so does manage.py audit_ship.
+AUDIT_SINK = os.environ.get("KUBEBOARD_AUDIT_SINK", "").strip()
+AUDIT_SINK_CA_FILE = os.environ.get("KUBEBOARD_AUDIT_SINK_CA_FILE", "")  # TLS: trust this CA (else the system's)
+AUDIT_SINK_TOKEN = os.environ.get("KUBEBOARD_AUDIT_SINK_TOKEN", "")  # HTTP: sent as "Authorization: Bearer"
+AUDIT_SINK_BATCH = int(os.environ.get("KUBEBOARD_AUDIT_SINK_BATCH", "500"))
+AUDIT_SINK_INTERVAL = float(os.environ.get("KUBEBOARD_AUDIT_SINK_INTERVAL", "2"))
+AUDIT_SINK_TIMEOUT = float(os.environ.get("KUBEBOARD_AUDIT_SINK_TIMEOUT", "10"))
 # Addresses of reverse proxies whose X-Forwarded-For names the client (else REMOTE_ADDR is the client).
 TRUSTED_PROXIES = [p.strip() for p in os.environ.get("KUBEBOARD_TRUSTED_PROXIES", "").split(",") if p.strip()]
 

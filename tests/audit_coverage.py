@@ -215,6 +215,9 @@ COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
     "audit_checkpoint": Audited("audit.checkpoint_created", argv=lambda w: ["audit_checkpoint"]),
     "verify_audit": ReadOnly("verifies only", argv=lambda w: ["verify_audit"]),
     "audit_export": ReadOnly("reads only", argv=lambda w: ["audit_export", "--as", "blue-viewer", "--format", "csv"]),
+    "audit_ship": ReadOnly(
+        "sends records to the SIEM; refuses without KUBEBOARD_AUDIT_SINK (tests/integration/test_audit_stream.py)"
+    ),
     "flush": ReadOnly("empties the whole database (tests, development); the audit trail with it"),
     "ensure_admin": Audited(
         "user.created",

@@ -57,6 +57,13 @@ def as_dict(event: AuditEvent) -> dict:
         "source": event.source,
         "source_address": event.source_address,
         "user_agent": event.user_agent,
+        # What an auditor's offline check (audit/offline_verifier.py) needs beside the content:
+        # the ids the HMAC covers, the key that made it and the link.
+        "actor_id": event.actor_id,
+        "cluster_id": event.cluster_id,
+        "team_id": event.team_id,
+        "key_id": event.key_id,
+        "prev_hash": event.prev_hash,
         "hash": event.hash,
     }
 

@@ -6,7 +6,7 @@ from django.db import transaction
 from audit.checkpoints import create_checkpoint
 from audit.checkpoints import export as _write
 from audit.context import audit_context
-from audit.keys import fingerprint
+from audit.keys import checkpoint_key, fingerprint, public_key_text
 from audit.models import AuditCheckpoint
 from audit.services import record
 
@@ -20,8 +20,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--export", metavar="FILE", type=Path, help="write the checkpoint to FILE (JSON)")
         parser.add_argument("--latest", action="store_true", help="export the newest checkpoint instead of making one")
+        parser.add_argument(
+            "--public-key",
+            action="store_true",
+            help="print this installation's checkpoint public key (base64) for an auditor, and nothing else",
+        )
 
-    def handle(self, *args, export=None, latest=False, **options) -> None:
+    def handle(self, *args, export=None, latest=False, public_key=False, **options) -> None:
+        if public_key:
+            self.stdout.write(public_key_text(checkpoint_key().public_key()))
+            return
         if latest:
             checkpoint = AuditCheckpoint.objects.order_by("-seq", "-id").first()
             if checkpoint is None:

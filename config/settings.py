@@ -325,7 +325,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A refused request (403) is one line with user, path and reason, never a traceback.
+    "filters": {"forbidden_one_line": {"()": "core.logging_filters.ForbiddenOneLine"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["forbidden_one_line"]}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("KUBEBOARD_LOG_LEVEL", "INFO")},
-    "loggers": {"django_q": {"level": "WARNING"}, "asyncssh": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django_q": {"level": "WARNING"},
+        "asyncssh": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        "django.request": {"filters": ["forbidden_one_line"]},
+        "django.security.csrf": {"filters": ["forbidden_one_line"]},
+    },
 }

@@ -157,3 +157,25 @@ def test_the_real_server_accepts_websockets_from_its_own_origin_only(stack_facto
         f"https://{stack.address}": 403,
         f"http://localhost:{port}": 403,
     }
+
+
+def test_the_real_servers_log_has_one_line_per_refusal_and_no_traceback(stack_factory, make_user):
+    stack = stack_factory()
+    viewer = make_user("vera", role="viewer")
+    operation = running_operation(viewer)  # its cluster is in vera's team
+    browser = logged_in_session(stack.http, session_cookie(viewer))
+    page = browser.get(f"{stack.http}/clusters/", timeout=30)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    url = f"{stack.http}/clusters/{operation.cluster.name}/initialize/"
+    for _ in range(3):
+        response = browser.post(url, data={"csrfmiddlewaretoken": token}, headers={"Referer": url}, timeout=30)
+        assert response.status_code == 403
+    log = processes.wait_until(
+        lambda: stack.web.log() if stack.web.log().count("forbidden: user=vera") >= 3 else "",
+        timeout=10,
+        message="three refusals in the web log",
+    )
+    lines = [line for line in log.splitlines() if "forbidden" in line.lower()]
+    assert len(lines) == 3, lines
+    assert all(f"path=/clusters/{operation.cluster.name}/initialize/ reason=your role in team" in x for x in lines)
+    assert "Traceback" not in log

@@ -209,14 +209,16 @@ def _tail_lines(path: Path) -> list[tuple[int | None, str]]:
 
 
 def newest_external(directory: Path | None = None) -> External:
-    """The newest checkpoint (highest ``seq``) in the last two day files of the directory."""
+    """The newest valid checkpoint (highest ``seq``) near the end of the last two day files.
+    Signatures are checked from the highest ``seq`` down until one holds: a refused line above
+    the newest valid one is reported, older lines are not read further."""
     directory = Path(directory or checkpoint_dir())
     result = External()
     if not directory.is_dir():
         result.notes.append(f"no checkpoint directory {directory} yet")
         return result
-    files = sorted(directory.glob("checkpoints-*.jsonl"))[-2:]
-    for path in files:
+    candidates: list[tuple[int, str, dict]] = []
+    for path in sorted(directory.glob("checkpoints-*.jsonl"))[-2:]:
         lines = _tail_lines(path)
         for index, (number, text) in enumerate(lines):
             if not text.strip():
@@ -233,12 +235,13 @@ def newest_external(directory: Path | None = None) -> External:
             if not isinstance(data, dict) or not isinstance(data.get("seq"), int):
                 result.problems.append(f"{where} is not a checkpoint")
                 continue
-            problem = signature_problem(data)
-            if problem:
-                result.problems.append(f"the external checkpoint {where} is refused: {problem}")
-                continue
-            if result.newest is None or data["seq"] > result.newest["seq"]:
-                result.newest, result.where = data, where
+            candidates.append((data["seq"], where, data))
+    for _seq, where, data in sorted(candidates, key=lambda c: c[0], reverse=True):
+        problem = signature_problem(data)
+        if problem is None:
+            result.newest, result.where = data, where
+            break
+        result.problems.append(f"the external checkpoint {where} is refused: {problem}")
     if result.newest is None and not result.problems:
         result.notes.append(f"no checkpoint in {directory} yet")
     return result

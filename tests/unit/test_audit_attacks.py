@@ -253,9 +253,10 @@ def test_a_checkpoint_re_signed_with_another_key_is_refused(tmp_path):
 def test_a_rewritten_external_checkpoint_line_signed_by_another_key_is_refused(audit_checkpoint_dir):
     the_trail()
     attacker = Ed25519PrivateKey.generate()
-    data = {"kubeboard_audit_checkpoint": 1, "seq": 1, "head": GENESIS, "created": "2026-01-01T00:00:00+00:00"}
+    # Claiming more records than there are, to make the trail look cut off.
+    data = {"kubeboard_audit_checkpoint": 1, "seq": 99, "head": GENESIS, "created": "2026-01-01T00:00:00+00:00"}
     data["public_key"] = keys.public_key_text(attacker.public_key())
-    data["signature"] = base64.b64encode(attacker.sign(_message(1, GENESIS, data["created"]))).decode()
+    data["signature"] = base64.b64encode(attacker.sign(_message(99, GENESIS, data["created"]))).decode()
     with open(audit_checkpoint_dir / "checkpoints-2999-01-01.jsonl", "w") as handle:
         handle.write(json.dumps(data) + "\n")
     assert "not by this installation's checkpoint key" in detected()

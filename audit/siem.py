@@ -53,8 +53,9 @@ log = logging.getLogger(__name__)
 SCHEMES = ("syslog+tcp", "syslog+tls", "http", "https")
 SYSLOG_PRI = 13 * 8 + 6  # facility 13 "log audit", severity 6 "informational"
 APP_NAME = "kubeboard"
-# A shipper that stopped answering (killed, hung) gives way to another after this long.
-LEASE = timedelta(seconds=120)
+# A shipper that stopped answering (killed, hung) gives way to another after this long past its
+# last batch: longer than one batch can take (connect, send, be answered: each up to the timeout).
+LEASE_MARGIN_SECONDS = 15.0
 # A missing seq (never expected: records commit in seq order) is waited for this long, then skipped.
 GAP_PATIENCE_SECONDS = 60.0
 
@@ -240,13 +241,16 @@ class Shipper:
         self.sink = sink
         self.owner = (owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}")[:120]
         self.batch = settings.AUDIT_SINK_BATCH
+        self.lease = timedelta(seconds=3 * sink.timeout + LEASE_MARGIN_SECONDS)
         self._gap: tuple[int, float] | None = None  # (missing seq, first seen) while waiting for it
 
     def _claim(self, cursor: AuditStreamCursor) -> bool:
         now = timezone.now()
         free = Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=self.owner)
         return bool(
-            AuditStreamCursor.objects.filter(free, pk=cursor.pk).update(lease_owner=self.owner, lease_until=now + LEASE)
+            AuditStreamCursor.objects.filter(free, pk=cursor.pk).update(
+                lease_owner=self.owner, lease_until=now + self.lease
+            )
         )
 
     def _release(self, cursor: AuditStreamCursor) -> None:
@@ -316,7 +320,7 @@ class Shipper:
     def _advanced(self, cursor: AuditStreamCursor, seq: int) -> bool:
         now = timezone.now()
         moved = AuditStreamCursor.objects.filter(pk=cursor.pk, lease_owner=self.owner, last_seq=cursor.last_seq).update(
-            last_seq=seq, last_success=now, failing_since=None, last_error="", lease_until=now + LEASE
+            last_seq=seq, last_success=now, failing_since=None, last_error="", lease_until=now + self.lease
         )
         if moved and cursor.failing_since is not None:
             log.warning(

@@ -242,9 +242,16 @@ def credentials_from_kubeconfig(text: str) -> Credentials:
         raise KubeconfigRejected(f"not a kubeconfig: {exc}") from None
     cluster, user = _current_entries(config)
     server = str(cluster.get("server") or "")
-    parts = urlsplit(server)
+    shown = server if len(server) <= 200 else server[:200] + "…"
+    try:
+        parts = urlsplit(server)
+        port = parts.port  # a port that is no number from 0 to 65535 raises here, not on first use
+    except ValueError as exc:
+        raise KubeconfigRejected(f"the cluster's server is not a valid URL ({exc}), found {shown!r}") from None
     if parts.scheme != "https" or not parts.hostname:
-        raise KubeconfigRejected(f"the cluster's server must be an https:// URL, found {server!r}")
+        raise KubeconfigRejected(f"the cluster's server must be an https:// URL, found {shown!r}")
+    if port == 0:
+        raise KubeconfigRejected(f"the cluster's server port must be from 1 to 65535, found {shown!r}")
     if cluster.get("insecure-skip-tls-verify"):
         raise KubeconfigRejected(
             "the kubeconfig skips TLS verification; Kubeboard pins the cluster CA, so it needs "

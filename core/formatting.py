@@ -44,6 +44,31 @@ def seconds_text(value: float | timedelta | None) -> str:
     return f"{minutes} min {secs} s"
 
 
+_DURATION_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def duration_words(value: float | timedelta | None) -> str:
+    """A length of time as people say it: ``15 minutes``, ``2 hours 30 minutes``, ``24 hours``,
+    ``7 days``, ``2 days 12 hours``, ``45 seconds`` (whole seconds; "" for None). Days start at
+    two, as people say "36 hours" rather than "1 day 12 hours".
+
+    For configured lengths (a TTL, a lockout); a measured run time is ``seconds_text``."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    whole = int(round(abs(seconds)))
+    if whole == 0:
+        return "less than a second" if seconds else "0 seconds"
+    parts = []
+    for name, size in _DURATION_UNITS:
+        if name == "day" and whole < 2 * size:
+            continue
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count} {name}" + ("" if count == 1 else "s"))
+    return ("minus " if seconds < 0 else "") + " ".join(parts)
+
+
 def time_text(value: datetime | None, *, seconds: bool = True) -> str:
     """``2026-11-27 07:54:43 UTC``: always with the time zone (the server's, settings.TIME_ZONE)."""
     if value is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from kubeadm.errors import DurationError
+from kubeadm.errors import DurationError, DurationRangeError
 
 _NS_PER = {
     "ns": 1,
@@ -22,6 +22,13 @@ _NS_PER = {
     "h": 3_600_000_000_000,
 }
 _PART_RE = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+
+# Go's time.Duration is int64 nanoseconds: about 292 years.
+_MAX_NS = 2**63 - 1
+MAX_DURATION = timedelta(microseconds=_MAX_NS // 1_000)
+MAX_DURATION_TEXT = "2562047h47m16.854775807s (about 292 years)"
+_MAX_WHOLE_DIGITS = len(str(_MAX_NS))
+_MAX_FRACTION_DIGITS = 24
 
 
 def _to_ns(d: timedelta) -> int:
@@ -60,6 +67,12 @@ def format_duration(d: timedelta) -> str:
     return f"{sign}{seconds}"
 
 
+def _shown(text: str) -> str:
+    """The text for an error message, cut short: a duration is a few characters, garbage may be
+    megabytes."""
+    return text if len(text) <= 40 else f"{text[:40]}… ({len(text)} characters)"
+
+
 def parse_duration(text: str, *, field: str = "duration") -> timedelta:
     """Parse like Go's time.ParseDuration ("24h", "1h30m", "300ms", "0")."""
     if not isinstance(text, str) or not text:
@@ -76,13 +89,21 @@ def parse_duration(text: str, *, field: str = "duration") -> timedelta:
     while pos < len(s):
         match = _PART_RE.match(s, pos)
         if match is None or match.group(1) in ("", "."):
-            raise DurationError(field, 'a Go duration such as "24h0m0s" (units ns, us, ms, s, m, h)', text)
+            raise DurationError(field, 'a Go duration such as "24h0m0s" (units ns, us, ms, s, m, h)', _shown(text))
         number, unit = match.group(1), match.group(2)
         whole, _, frac = number.partition(".")
+        whole = whole.lstrip("0")
         scale = _NS_PER[unit]
+        # Go refuses what int64 nanoseconds cannot hold; the digit check comes first so that
+        # int() never sees thousands of digits (Python refuses more than 4300 with ValueError).
+        if len(whole) > _MAX_WHOLE_DIGITS:
+            raise DurationRangeError(field, f"a duration of at most {MAX_DURATION_TEXT}", _shown(text))
         total_ns += int(whole or "0") * scale
         if frac:
+            frac = frac[:_MAX_FRACTION_DIGITS]  # digits past a nanosecond change nothing
             total_ns += int(frac) * scale // (10 ** len(frac))
+        if total_ns > _MAX_NS + (sign < 0):
+            raise DurationRangeError(field, f"a duration of at most {MAX_DURATION_TEXT}", _shown(text))
         pos = match.end()
     return timedelta(microseconds=sign * (total_ns // 1_000))
 

@@ -49,8 +49,16 @@ class YAMLFormatError(ConfigError):
     """Text is not YAML, or a document is not a kubeadm object."""
 
 
+class YAMLLimitError(YAMLFormatError):
+    """YAML passes a reading limit (size, nesting, aliases, expanded values, number length)."""
+
+
 class DurationError(ConfigError):
     """A Go duration string (e.g. "24h0m0s") cannot be parsed."""
+
+
+class DurationRangeError(DurationError):
+    """A duration is longer than Go's time.Duration holds (int64 nanoseconds, about 292 years)."""
 
 
 class TokenFormatError(KubeadmError):

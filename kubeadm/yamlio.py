@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import datetime
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from kubeadm.errors import YAMLFormatError
+from kubeadm.errors import YAMLFormatError, YAMLLimitError
 
 # --- go-yaml v2 key order (sorter.go keyList.Less) -------------------------
 
@@ -172,46 +173,188 @@ def dump_documents(objs: list[Any]) -> str:
 
 
 # --- reading ----------------------------------------------------------------
+#
+# Everything read here may come from a user (a kubeadm config to import, a kubeconfig to adopt, a
+# manifest), so reading is bounded before PyYAML builds a single Python object: one pass over the
+# parser's events (a loop, not recursion) counts nesting, aliases and the nodes the document
+# would have once every alias is expanded, and refuses a recursive alias. Only a document within
+# every limit is composed and constructed. Without this, 342 bytes of nested aliases expand to
+# 9**9 nodes, ``a: &a {b: *a}`` recurses forever and ``[[[...]]]`` overflows the Python stack.
 
 
-def _normalize(value: Any) -> Any:
+@dataclass(frozen=True)
+class YAMLLimits:
+    """How much YAML one read may take. The defaults fit any kubeadm config, kubeconfig or
+    Kubernetes manifest many times over."""
+
+    max_bytes: int = 1024 * 1024
+    max_depth: int = 100
+    max_aliases: int = 100
+    # Nodes (mappings, sequences, scalars) with every alias expanded, over all documents.
+    max_nodes: int = 100_000
+    # An int or float scalar longer than this is no number kubeadm or Kubernetes could hold
+    # (Python's int() refuses more than 4300 digits with a ValueError, and base-60 ints are slow).
+    max_number_chars: int = 100
+
+
+DEFAULT_LIMITS = YAMLLimits()
+
+# libyaml's parser when PyYAML has it: the limit pass then costs ~1 µs an event instead of ~30.
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+def _where(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
+
+
+def _check_limits(text: str, source: str, limits: YAMLLimits) -> None:
+    """Walk the event stream once and raise YAMLLimitError at the first limit passed."""
+    loader = _BaseLoader(text)
+    try:
+        # Per open collection: its anchor and the expanded node count when it started.
+        stack: list[tuple[str | None, int]] = []
+        anchors: dict[str, int] = {}  # finished anchor -> its expanded size in nodes
+        expanded = aliases = 0
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if len(stack) >= limits.max_depth:
+                    raise YAMLLimitError(
+                        source,
+                        f"at most {limits.max_depth} levels of nesting",
+                        f"deeper nesting at {_where(event.start_mark)}",
+                    )
+                stack.append((event.anchor, expanded))
+                expanded += 1
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                anchor, start = stack.pop()
+                if anchor is not None:
+                    anchors[anchor] = expanded - start
+            elif isinstance(event, yaml.ScalarEvent):
+                _check_number(loader, event, source, limits)
+                expanded += 1
+                if event.anchor is not None:
+                    anchors[event.anchor] = 1
+            elif isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > limits.max_aliases:
+                    raise YAMLLimitError(
+                        source,
+                        f"at most {limits.max_aliases} aliases (*name)",
+                        f"more at {_where(event.start_mark)}",
+                    )
+                if any(anchor == event.anchor for anchor, _ in stack) and event.anchor not in anchors:
+                    raise YAMLLimitError(
+                        source,
+                        "aliases to finished nodes",
+                        f"*{event.anchor} inside &{event.anchor} itself (a recursive alias) at "
+                        f"{_where(event.start_mark)}",
+                    )
+                # An undefined alias counts as one node; composing it reports the error.
+                expanded += anchors.get(event.anchor, 1)
+            elif isinstance(event, yaml.DocumentEndEvent):
+                anchors.clear()  # anchors do not cross documents
+            if expanded > limits.max_nodes:
+                raise YAMLLimitError(
+                    source,
+                    f"at most {limits.max_nodes} values with every alias expanded",
+                    f"more at {_where(event.start_mark)}",
+                )
+    finally:
+        loader.dispose()
+
+
+def _check_number(loader: Any, event: yaml.ScalarEvent, source: str, limits: YAMLLimits) -> None:
+    if len(event.value) <= limits.max_number_chars:
+        return
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+    if tag in (_INT_TAG, _FLOAT_TAG):
+        raise YAMLLimitError(
+            source,
+            f"numbers of at most {limits.max_number_chars} characters",
+            f"a number of {len(event.value)} characters at {_where(event.start_mark)}",
+        )
+
+
+class _BoundedLoader(_BaseLoader):
+    """The safe loader whose value errors (``!!int x``, ``2020-02-30``, ``!!bool maybe``) are YAML
+    errors with a position, not ValueError or KeyError escaping from PyYAML's constructors."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError):
+            # The value itself is not quoted back: a kubeconfig's scalars may be credentials.
+            tag = node.tag.rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a value that is not a valid {tag}", node.start_mark
+            ) from None
+
+
+def _normalize(value: Any, source: str) -> Any:
     """Undo PyYAML conversions kubeadm would not make (timestamps)."""
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.UTC)
-        return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OverflowError, ValueError):
+            raise YAMLFormatError(source, "a timestamp between the years 1 and 9999 in UTC", str(value)) from None
     if isinstance(value, datetime.date):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): _normalize(v) for k, v in value.items()}
+        return {str(k): _normalize(v, source) for k, v in value.items()}
     if isinstance(value, list):
-        return [_normalize(v) for v in value]
+        return [_normalize(v, source) for v in value]
     return value
 
 
-def load_documents(text: str, *, source: str = "config") -> list[Any]:
+def load_documents(text: str | bytes, *, source: str = "config", limits: YAMLLimits = DEFAULT_LIMITS) -> list[Any]:
     """Parse a multi-document YAML stream; empty documents are skipped.
 
-    Raises YAMLFormatError naming the line and column of a syntax error.
+    Raises YAMLFormatError naming the line and column of a syntax error, and YAMLLimitError
+    (a YAMLFormatError) naming the limit when the text is too large, too deep, has too many
+    aliases or expands to too many values.
     """
-    if isinstance(text, bytes):
+    if isinstance(text, str):
         try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise YAMLFormatError(source, "UTF-8 text", f"undecodable byte at offset {exc.start}") from None
+            text = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise YAMLFormatError(source, "UTF-8 text", f"a lone surrogate at character {exc.start}") from None
+    if len(text) > limits.max_bytes:
+        raise YAMLLimitError(source, f"at most {limits.max_bytes // 1024} KiB of YAML", f"{len(text)} bytes")
     try:
-        docs = list(yaml.safe_load_all(text))
+        text = text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise YAMLFormatError(source, "UTF-8 text", f"undecodable byte at offset {exc.start}") from None
+    try:
+        _check_limits(text, source, limits)
+        docs = list(yaml.load_all(text, Loader=_BoundedLoader))
+    except yaml.reader.ReaderError as exc:
+        raise YAMLFormatError(
+            source, "YAML text", f"character #x{exc.character:04x} at character {exc.position}: {exc.reason}"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         problem = getattr(exc, "problem", None) or "syntax error"
-        raise YAMLFormatError(source, "valid YAML", f"{problem} at {where}") from None
-    return [_normalize(d) for d in docs if d is not None]
+        if "maximum nesting depth" in problem:  # libyaml's own guard, met before ours in a flow
+            raise YAMLLimitError(
+                source, f"at most {limits.max_depth} levels of nesting", f"deeper nesting at {_where(mark)}"
+            ) from None
+        raise YAMLFormatError(source, "valid YAML", f"{problem} at {_where(mark)}") from None
+    return [_normalize(d, source) for d in docs if d is not None]
 
 
-def load(text: str, *, source: str = "document") -> Any:
+def load(text: str | bytes, *, source: str = "document", limits: YAMLLimits = DEFAULT_LIMITS) -> Any:
     """Parse a single YAML document (None for an empty text)."""
-    docs = load_documents(text, source=source)
+    docs = load_documents(text, source=source, limits=limits)
     if len(docs) > 1:
         raise YAMLFormatError(source, "one YAML document", f"{len(docs)} documents")
     return docs[0] if docs else None

@@ -6,7 +6,8 @@ follower of the operation (``operations.fanout``), however the events reach it.
 
 Refusals are sent after accepting, so the browser sees the close code (a close before
 accepting arrives as a bare HTTP 403): a ``{"type": "refused", "code", "message"}`` message,
-then the close. Codes: 4400 bad request (bad ``after``, a frame that is not a JSON ping),
+then the close. Codes: 4400 bad request (bad ``after``, a frame that is not a JSON ping or is
+longer than ``MAX_FRAME_CHARS``),
 4401 not logged in (or logged out, deactivated), 4403 not allowed (or no longer: removed
 from the team), 4404 no such websocket path or operation deleted. A page should not retry
 on any of them.
@@ -26,6 +27,9 @@ from operations import fanout
 log = logging.getLogger(__name__)
 
 CLOSE_BAD_REQUEST = 4400
+# A ping is 16 characters. Anything much longer is refused before it is parsed, so a frame of
+# 100,000 nested brackets costs nothing (the JSON parser would recurse into a RecursionError).
+MAX_FRAME_CHARS = 1024
 CLOSE_UNAUTHENTICATED = fanout.CLOSE_UNAUTHENTICATED
 CLOSE_FORBIDDEN = fanout.CLOSE_FORBIDDEN
 CLOSE_NOT_FOUND = fanout.CLOSE_GONE
@@ -133,10 +137,12 @@ class OperationEventsConsumer(RefusingConsumer):
         problem = None
         if text_data is None:
             problem = "a binary frame"
+        elif len(text_data) > MAX_FRAME_CHARS:
+            problem = f"a frame of {len(text_data)} characters (at most {MAX_FRAME_CHARS})"
         else:
             try:
                 content = json.loads(text_data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 content = None
                 problem = "a frame that is not JSON"
             if problem is None and not (isinstance(content, dict) and content.get("type") == "ping"):

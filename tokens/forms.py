@@ -10,42 +10,64 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 
+from core.formatting import duration_words
 from kubeadm import tokens as kubeadm_tokens
-from kubeadm.durations import parse_duration
-from kubeadm.errors import DurationError
+from kubeadm.durations import MAX_DURATION, parse_duration
+from kubeadm.errors import DurationError, DurationRangeError
 from tokens.models import BootstrapToken, TokenPolicy
 from tokens.policies import TokenError, check_request, human
 from tokens.services import POLICY_FIELDS
 
-_DAYS_RE = re.compile(r"(\d+)d(.*)")
+_DAYS_RE = re.compile(r"([0-9]+)d(.*)")
+# The longest duration kubeadm (Go's time.Duration) holds; a longer TTL could not be written out.
+_TOO_LONG = f"at most {MAX_DURATION.days} days (about 292 years)"
 
 
 def parse_ttl(text: str) -> timedelta:
-    """A Go duration ("24h", "1h30m", "90s") or days ("7d", "1d12h")."""
+    """A Go duration ("24h", "1h30m", "90s") or days ("7d", "1d12h"), at most MAX_DURATION."""
     text = text.strip()
+    shown = text if len(text) <= 40 else text[:40] + "…"
     days = timedelta(0)
     match = _DAYS_RE.fullmatch(text)
     if match:
-        days = timedelta(days=int(match.group(1)))
+        digits = match.group(1).lstrip("0") or "0"
+        if len(digits) > len(str(MAX_DURATION.days)) or int(digits) > MAX_DURATION.days:
+            raise forms.ValidationError(f"{shown!r} is too long; a duration is {_TOO_LONG}", code="max_value")
+        days = timedelta(days=int(digits))
         text = match.group(2)
         if not text:
             return days
     try:
-        return days + parse_duration(text, field="ttl")
+        total = days + parse_duration(text, field="ttl")
+    except DurationRangeError:
+        raise forms.ValidationError(f"{shown!r} is too long; a duration is {_TOO_LONG}", code="max_value") from None
     except DurationError:
         raise forms.ValidationError(
-            f"{text!r} is not a duration; write it like 24h, 1h30m, 45m or 7d", code="invalid"
+            f"{shown!r} is not a duration; write it like 24h, 1h30m, 45m or 7d", code="invalid"
         ) from None
+    if total > MAX_DURATION:
+        raise forms.ValidationError(f"{shown!r} is too long; a duration is {_TOO_LONG}", code="max_value")
+    return total
 
 
 class DurationTextField(forms.CharField):
     """A duration typed as people (and kubeadm) write them: 24h, 90m, 7d."""
+
+    # "1d2h3m4s" is 8 characters; a screenful is a mistake, refused before it is parsed.
+    MAX_CHARS = 64
+
+    def widget_attrs(self, widget):
+        return {**super().widget_attrs(widget), "maxlength": str(self.MAX_CHARS)}
 
     def prepare_value(self, value):
         return human(value) if isinstance(value, timedelta) else value
 
     def to_python(self, value):
         value = super().to_python(value)
+        if value and len(value) > self.MAX_CHARS:
+            raise forms.ValidationError(
+                f"a duration is at most {self.MAX_CHARS} characters, this one has {len(value)}", code="max_length"
+            )
         return parse_ttl(value) if value else None
 
 
@@ -102,7 +124,7 @@ class TokenForm(forms.Form):
         self.policy = policy
         self.now = now or timezone.now()
         self.fields["ttl"].widget.attrs["placeholder"] = human(policy.default_ttl)
-        self.fields["ttl"].help_text += f" At most {human(policy.max_ttl)}."
+        self.fields["ttl"].help_text += f" At most {duration_words(policy.max_ttl)}."
 
     def clean_expires_at(self):
         value = self.cleaned_data.get("expires_at")
@@ -176,14 +198,16 @@ class TokenPolicyForm(forms.ModelForm):
         if self.errors:
             return cleaned
         if values["default_ttl"] > values["max_ttl"]:
-            self.add_error("default_ttl", f"longer than the maximum TTL ({human(values['max_ttl'])})")
+            self.add_error("default_ttl", f"longer than the maximum TTL ({duration_words(values['max_ttl'])})")
         if values["max_ttl"] > values["max_lifetime"]:
-            self.add_error("max_ttl", f"longer than the hard maximum lifetime ({human(values['max_lifetime'])})")
+            self.add_error(
+                "max_ttl", f"longer than the hard maximum lifetime ({duration_words(values['max_lifetime'])})"
+            )
         if values["rotate_before"] >= values["default_ttl"]:
             self.add_error(
                 "rotate_before",
-                f"must be shorter than the default TTL ({human(values['default_ttl'])}), or every new token would "
-                "be rotated at once",
+                f"must be shorter than the default TTL ({duration_words(values['default_ttl'])}), or every new "
+                "token would be rotated at once",
             )
         return cleaned
 

@@ -11,6 +11,7 @@ import datetime
 from dataclasses import dataclass
 from datetime import timedelta
 
+from core.formatting import duration_words
 from kubeadm import tokens as kubeadm_tokens
 from kubeadm.errors import TokenFormatError
 from tokens.models import BootstrapToken, TokenPolicy
@@ -41,7 +42,8 @@ def policy_for(cluster) -> TokenPolicy:
 
 
 def human(delta: timedelta) -> str:
-    """24h, 2h30m, 7d — like the TTLs people type."""
+    """24h, 2h30m, 7d — like the TTLs people type (a form's value, an audit detail); to show a
+    length of time in a sentence, use core.formatting.duration_words ("7 days")."""
     seconds = int(delta.total_seconds())
     if seconds % 86400 == 0 and seconds >= 2 * 86400:
         return f"{seconds // 86400}d"
@@ -108,10 +110,11 @@ def check_request(
                 field="ttl",
             )
         if ttl < timedelta(seconds=1):
-            raise TokenError("ttl: expected at least 1s", field="ttl")
+            raise TokenError("ttl: expected at least 1 second", field="ttl")
         if ttl > policy.max_ttl:
             raise TokenError(
-                f"ttl: {human(ttl)} is longer than this cluster's maximum TTL of {human(policy.max_ttl)}",
+                f"ttl: {duration_words(ttl)} is longer than this cluster's maximum TTL of "
+                f"{duration_words(policy.max_ttl)}",
                 field="ttl",
             )
         expires_at = now + ttl
@@ -123,7 +126,7 @@ def check_request(
         if expires_at - now > policy.max_ttl:
             raise TokenError(
                 f"expires: {expires_at:%Y-%m-%d %H:%M} UTC is further away than this cluster's maximum TTL of "
-                f"{human(policy.max_ttl)}",
+                f"{duration_words(policy.max_ttl)}",
                 field="expires_at",
             )
     # The Secret's expiration has seconds precision (RFC 3339, "Z"): keep exactly that.
@@ -132,7 +135,7 @@ def check_request(
     if expires_at > limit:
         raise TokenError(
             f"expires: {expires_at:%Y-%m-%d %H:%M} UTC is beyond the hard maximum lifetime "
-            f"({human(policy.max_lifetime)}, until {limit:%Y-%m-%d %H:%M} UTC)",
+            f"({duration_words(policy.max_lifetime)}, until {limit:%Y-%m-%d %H:%M} UTC)",
             field="ttl",
         )
     return TokenRequest(parsed, expires_at, ttl, description, usages, groups)

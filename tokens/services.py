@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from audit.services import record
 from clusters import kubeapi
+from core.formatting import duration_words
 from core.permissions import ADMIN, require
 from kubeadm import join as kubeadm_join
 from kubeadm import tokens as kubeadm_tokens
@@ -419,7 +420,7 @@ def rotate_token(
             if limit <= now + MIN_SUCCESSOR_LIFE:
                 raise TokenStateError(
                     f"token {row.token_id}: its rotation chain reached the hard maximum lifetime "
-                    f"({human(policy.max_lifetime)}); create a new token instead"
+                    f"({duration_words(policy.max_lifetime)}); create a new token instead"
                 )
             expires_at = min(expires_at, limit)
         request = check_request(

@@ -10,8 +10,9 @@ import datetime
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from core.formatting import duration_words
 from tokens.models import BootstrapToken, CertificateKey, TokenPolicy
-from tokens.policies import human, rotation_due_at
+from tokens.policies import rotation_due_at
 
 WIDTH = 960
 LABEL_WIDTH = 150
@@ -170,7 +171,7 @@ def build(
         tick += step
     lines = []
     if now + policy.max_ttl <= end:
-        lines.append(Mark(x(now + policy.max_ttl), f"max TTL {human(policy.max_ttl)}", "max-ttl"))
+        lines.append(Mark(x(now + policy.max_ttl), f"max TTL {duration_words(policy.max_ttl)}", "max-ttl"))
     soon_end = x(now + policy.rotate_before)
     return Timeline(
         start=start,

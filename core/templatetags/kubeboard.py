@@ -2,6 +2,7 @@
 
 {% load kubeboard %}
 {{ operation.duration|duration }}        0.96 s · 2 min 5 s
+{{ policy.max_ttl|duration_words }}      7 days · 2 hours 30 minutes
 {{ event.created|when }}                 <time …>2026-11-27 07:54:43 UTC</time> (hover: 3 min ago)
 {{ cluster.created_at|when_ago }}        2026-11-27 07:54 UTC · 3 min ago
 {{ op.status|status_word }}              Succeeded
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from django import template
 from django.utils.html import format_html
@@ -23,6 +25,11 @@ register = template.Library()
 @register.filter
 def duration(value) -> str:
     return formatting.seconds_text(value)
+
+
+@register.filter
+def duration_words(value) -> str:
+    return formatting.duration_words(value) if isinstance(value, (timedelta, int, float)) else ""
 
 
 @register.filter

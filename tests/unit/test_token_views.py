@@ -60,7 +60,7 @@ def form(cluster, **data):
         ({"token": "ABCDEF.0123456789abcdef"}, "token", "expected a bootstrap token of the form"),
         ({"token": "abcdef.short"}, "token", "a secret of 5 characters that is not"),
         ({"ttl": "0"}, "ttl", "a TTL of zero"),
-        ({"ttl": "8d"}, "ttl", "longer than this cluster's maximum TTL of 7d"),
+        ({"ttl": "8d"}, "ttl", "longer than this cluster's maximum TTL of 7 days"),
         ({"ttl": "soon"}, "ttl", "is not a duration; write it like 24h"),
         ({"usages": ["signing", "bogus"]}, "usages", "unknown usage bogus"),
         ({"groups": "system:nodes"}, "groups", "expected a group matching system:bootstrappers:"),
@@ -102,7 +102,7 @@ def test_policy_form_keeps_the_limits_consistent(cluster):
         "revoke_after_join": "on",
     }
     bound = TokenPolicyForm(data, instance=policy)
-    assert not bound.is_valid() and "longer than the maximum TTL (24h)" in bound.errors["default_ttl"][0]
+    assert not bound.is_valid() and "longer than the maximum TTL (24 hours)" in bound.errors["default_ttl"][0]
     bound = TokenPolicyForm(data | {"default_ttl": "1h"}, instance=policy)
     assert not bound.is_valid() and "shorter than the default TTL" in bound.errors["rotate_before"][0]
     assert TokenPolicyForm(data | {"default_ttl": "12h"}, instance=policy).is_valid()

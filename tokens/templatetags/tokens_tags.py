@@ -4,15 +4,15 @@ from datetime import timedelta
 
 from django import template
 
-from tokens.policies import human
+from core.formatting import duration_words
 
 register = template.Library()
 
 
 @register.filter(name="human_duration")
 def human_duration(value) -> str:
-    """24h, 2h30m, 7d."""
-    return human(value) if isinstance(value, timedelta) else ""
+    """7 days, 2 hours 30 minutes: a length of time in words."""
+    return duration_words(value) if isinstance(value, timedelta) else ""
 
 
 @register.filter(name="seconds")

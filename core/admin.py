@@ -1,6 +1,7 @@
 """Users and groups stay in the admin for superusers, audited; team membership is managed on
 the Teams page (same validation and audit as everywhere) and is read-only here."""
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
@@ -8,6 +9,7 @@ from django.contrib.auth.models import Group, User
 from core.admin_mixins import AuditedAdmin, ReadOnlyAdmin
 from core.models import TeamMembership, WorkerHeartbeat
 from core.permissions import ADMIN, teams_for
+from teams.names import clash_message, clashing_team
 
 admin.site.unregister(User)
 admin.site.unregister(Group)
@@ -26,9 +28,25 @@ class AuditedUserAdmin(AuditedAdmin, UserAdmin):
     pass
 
 
+class TeamGroupForm(forms.ModelForm):
+    """A group is a team: its name may not repeat another's in other letter case (as on the
+    Teams page; the database refuses it too)."""
+
+    class Meta:
+        model = Group
+        fields = "__all__"
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        existing = clashing_team(name, exclude_pk=self.instance.pk)
+        if existing is not None:
+            raise forms.ValidationError(clash_message(name, existing))
+        return name
+
+
 @admin.register(Group)
 class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
-    pass
+    form = TeamGroupForm
 
 
 @admin.register(TeamMembership)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -191,8 +192,9 @@ def test_syslog_over_tls_with_the_collectors_ca(db, settings, tmp_path):
 class Collector:
     """A small real HTTP collector: keeps each POST's body, answers ``status``."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple | None = None) -> None:
         self.status = 200
+        self.scheme = "https" if tls else "http"
         self.bodies: list[bytes] = []
         self.headers: list[dict] = []
         collector = self
@@ -210,12 +212,16 @@ class Collector:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls[1], tls[2])
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/ingest/kubeboard"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}/ingest/kubeboard"
 
     def lines(self) -> list[dict]:
         return [json.loads(line) for body in self.bodies for line in body.decode().splitlines()]
@@ -250,6 +256,21 @@ def test_http_sink_through_a_503_outage(db, settings, caplog):
         assert_continuous(got)
         assert_matches_the_table(got)
         assert stream_status().waiting == 0
+    finally:
+        collector.stop()
+
+
+def test_https_sink_trusts_the_configured_ca_only(db, settings, tmp_path):
+    ca, cert, key = make_tls_files(tmp_path / "pki")
+    collector = Collector(tls=(ca, cert, key))
+    try:
+        settings.AUDIT_SINK = collector.url
+        write(3, "https")
+        assert Shipper(configured_sink()).ship_once() == 0
+        assert "CERTIFICATE_VERIFY_FAILED" in stream_status().last_error and collector.bodies == []
+        settings.AUDIT_SINK_CA_FILE = str(ca)
+        assert Shipper(configured_sink()).ship_once() == AuditEvent.objects.count()
+        assert_matches_the_table(collector.lines())
     finally:
         collector.stop()
 

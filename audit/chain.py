@@ -30,6 +30,9 @@ def _locked_head() -> AuditChainHead:
     if head is None:
         AuditChainHead.objects.get_or_create(pk=1)
         head = AuditChainHead.objects.select_for_update().get(pk=1)
+    # A head rewound or deleted behind the records (a database writer cut records off): go on
+    # after the last record there is instead of failing on a taken seq; verify reports the break.
+    head.count = max(head.count, AuditEvent.objects.aggregate(last=models.Max("seq"))["last"] or 0)
     return head
 
 
@@ -61,7 +64,12 @@ def append(event: AuditEvent) -> AuditEvent:
     return event
 
 
-LOCK_HEAD = "UPDATE audit_auditchainhead SET count = count + 1 WHERE id = 1 RETURNING count, last_hash"
+# GREATEST: a head rewound or deleted behind the records (see _locked_head) continues after the
+# last record instead of failing on a taken seq (one index lookup).
+LOCK_HEAD = (
+    "UPDATE audit_auditchainhead SET count = GREATEST(count, (SELECT COALESCE(MAX(seq), 0) FROM audit_auditevent)) + 1 "
+    "WHERE id = 1 RETURNING count, last_hash"
+)
 
 
 def _lock_head(cursor, own_transaction: bool) -> tuple[int, str] | None:

@@ -202,6 +202,11 @@ def test_truncating_the_newest_records_is_detected_whatever_the_head_says(head):
     assert f"covers {events[-1].seq} records but the chain ends at {genuine_old_head[0]}" in reasons
     if head == "replayed":
         assert verify(external=False).intact, "a replayed genuine head fools everything inside the database"
+    # The next append goes on after the last record there is (no "UNIQUE constraint failed"),
+    # and the break stays reported.
+    after = record("test.after_the_cut")
+    assert after.seq == genuine_old_head[0] + 1
+    assert not verify().intact
 
 
 def test_deleting_all_checkpoints_in_the_database_does_not_hide_a_truncation():

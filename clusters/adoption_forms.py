@@ -8,12 +8,16 @@ from django.contrib.auth.models import Group
 from clusters.models import Cluster
 from clusters.validators import validate_cluster_name
 from core.permissions import ADMIN, teams_for
+from core.secret_forms import SecretFieldsMixin, WriteOnlyTextarea
 from kubeadm.validation import CLUSTER_NAME_RULE
 
 MAX_KUBECONFIG_BYTES = 256 * 1024
 
 
-class AdoptClusterForm(forms.Form):
+class AdoptClusterForm(SecretFieldsMixin, forms.Form):
+    # The kubeconfig is an admin credential: never sent back, even after a mistake.
+    secret_fields = ("kubeconfig_file", "kubeconfig_text")
+
     # The one name rule (kubeadm.validation), worded as on the new-cluster form.
     name = forms.CharField(
         validators=[validate_cluster_name],
@@ -28,7 +32,7 @@ class AdoptClusterForm(forms.Form):
     kubeconfig_text = forms.CharField(
         label="or paste it",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "autocomplete": "off"}),
+        widget=WriteOnlyTextarea(attrs={"rows": 8, "spellcheck": "false", "autocomplete": "off"}),
         help_text="Embedded credentials only (kubectl config view --raw --minify --flatten). Stored encrypted.",
     )
 

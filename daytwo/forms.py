@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.contrib.auth.models import Group
 
 from clusters.models import Cluster
 from core.permissions import OPERATE, teams_for
+from core.secret_forms import SecretFieldsMixin, WriteOnlyTextarea
 from daytwo.models import BackupSchedule, DayTwoSettings, RenewalPolicy
 from kubeadm import workflow
 from nodes.models import Node
@@ -122,7 +125,12 @@ class DayTwoSettingsForm(forms.ModelForm):
             raise forms.ValidationError(str(exc)) from None
 
 
-class ImportForm(forms.Form):
+# A kubeadm file may carry secrets (bootstrapTokens[].token, certificateKey); such a file is
+# treated as one and never sent back.
+_SECRET_IN_CONFIG = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b|certificateKey\s*:\s*['\"]?[0-9a-fA-F]")
+
+
+class ImportForm(SecretFieldsMixin, forms.Form):
     name = forms.CharField(max_length=63, help_text="The new cluster's name in Kubeboard (a DNS label).")
     team = forms.ModelChoiceField(queryset=Group.objects.none(), help_text="The team that can see and operate it.")
     file = forms.FileField(
@@ -135,6 +143,9 @@ class ImportForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["team"].queryset = teams_for(user, OPERATE) if user is not None else Group.objects.none()
+        if self.is_bound and _SECRET_IN_CONFIG.search(str(self.data.get(self.add_prefix("text")) or "")):
+            self.fields["text"].widget = WriteOnlyTextarea(attrs=self.fields["text"].widget.attrs)
+            self.secret_fields = ("text",)
 
     def clean(self) -> dict:
         cleaned = super().clean()

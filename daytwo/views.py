@@ -348,5 +348,7 @@ def import_cluster(request: HttpRequest) -> HttpResponse:
             if not problems:
                 operation = config_io.import_cluster(cluster, result, text, user=request.user)
                 return redirect(operation)
+    if problems:
+        form.ask_for_secrets_again()
     status = 400 if (form.errors or problems) else 200
     return render(request, "daytwo/import.html", {"form": form, "result": result, "problems": problems}, status=status)

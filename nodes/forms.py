@@ -4,19 +4,23 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from core.permissions import VIEW, can
+from core.secret_forms import SecretFieldsMixin, WriteOnlyTextarea
 from nodes import keys
 from nodes.models import Node
 from nodes.validators import normalize_address, parse_check_list, validate_ignore_preflight_errors
 
 
-class NodeForm(forms.ModelForm):
-    """Add or edit a machine. Secrets are write-only: never shown back, blank on edit keeps them."""
+class NodeForm(SecretFieldsMixin, forms.ModelForm):
+    """Add or edit a machine. Secrets are write-only: never shown back (not even after a mistake),
+    blank on edit keeps them."""
+
+    secret_fields = ("private_key", "private_key_file", "passphrase", "password")
 
     private_key = forms.CharField(
         label="Private key",
         required=False,
         strip=False,
-        widget=forms.Textarea(attrs={"rows": 6, "autocomplete": "off", "spellcheck": "false"}),
+        widget=WriteOnlyTextarea(attrs={"rows": 6, "autocomplete": "off", "spellcheck": "false"}),
         help_text="Paste the whole private key file (such as ~/.ssh/id_ed25519, not the .pub), or upload it below. "
         "Stored encrypted and never shown again.",
     )
@@ -86,6 +90,11 @@ class NodeForm(forms.ModelForm):
         text = self.cleaned_data.get("private_key") or ""
         upload = self.files.get(self.add_prefix("private_key_file")) if self.files else None
         if upload is not None:
+            if text.strip():
+                raise ValidationError(
+                    "A key was pasted and a key file uploaded: paste the key or upload its file, not both, "
+                    "so there is no doubt which one Kubeboard stores."
+                )
             if upload.size > 64 * 1024:
                 raise ValidationError("The uploaded file is too large for an SSH private key (over 64 KiB).")
             try:
@@ -100,11 +109,13 @@ class NodeForm(forms.ModelForm):
         kept = self.editing and self._stored_credential() == credential
         if credential == Node.Credential.PRIVATE_KEY:
             text = cleaned.get("private_key", "")
-            if not text and not kept:
+            if "private_key" in self.errors:
+                pass  # already told what is wrong with it
+            elif not text and not kept:
                 self.add_error("private_key", "Paste or upload the private key Kubeboard should use.")
             elif text:
                 try:
-                    keys.load_private_key(text, cleaned.get("passphrase") or None)
+                    keys.load_new_private_key(text, cleaned.get("passphrase") or None)
                 except keys.InvalidKey as exc:
                     self.add_error("passphrase" if "passphrase" in str(exc) else "private_key", str(exc))
         elif credential == Node.Credential.PASSWORD:

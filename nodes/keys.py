@@ -60,6 +60,33 @@ def load_private_key(text: str, passphrase: str | None = None) -> asyncssh.SSHKe
         raise InvalidKey(f"The private key could not be read ({message}); paste the whole file.") from exc
 
 
+MIN_RSA_BITS = 2048
+
+
+def check_key_strength(key: asyncssh.SSHKey) -> None:
+    """Refuse a key too weak to log in to a cluster's machines with (``InvalidKey`` says why)."""
+    algorithm = key.get_algorithm()
+    if algorithm == "ssh-dss":
+        raise InvalidKey(
+            "This is a DSA key: DSA keys are 1024 bits, too weak, and OpenSSH no longer accepts them. "
+            "Create a new key (ssh-keygen -t ed25519) and use that one."
+        )
+    if algorithm == "ssh-rsa":
+        bits = key.pyca_key.key_size
+        if bits < MIN_RSA_BITS:
+            raise InvalidKey(
+                f"This RSA key has {bits} bits; Kubeboard needs at least {MIN_RSA_BITS} (shorter RSA keys can be "
+                "broken). Create a new key (ssh-keygen -t ed25519, or -t rsa -b 4096) and use that one."
+            )
+
+
+def load_new_private_key(text: str, passphrase: str | None = None) -> asyncssh.SSHKey:
+    """A private key a person gives Kubeboard to store: readable (``load_private_key``) and strong enough."""
+    key = load_private_key(text, passphrase)
+    check_key_strength(key)
+    return key
+
+
 def host_key_line(key: asyncssh.SSHKey) -> str:
     """How a host key is stored: ``<algorithm> <base64>`` (no comment, so equal keys compare equal)."""
     algorithm, blob = key.export_public_key("openssh").decode().split()[:2]

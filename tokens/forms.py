@@ -11,6 +11,7 @@ from django import forms
 from django.utils import timezone
 
 from core.formatting import duration_words
+from core.secret_forms import SecretFieldsMixin, WriteOnlyTextInput
 from kubeadm import tokens as kubeadm_tokens
 from kubeadm.durations import MAX_DURATION, parse_duration
 from kubeadm.errors import DurationError, DurationRangeError
@@ -75,13 +76,16 @@ def split_list(text: str) -> list[str]:
     return [item for item in re.split(r"[\s,]+", text or "") if item]
 
 
-class TokenForm(forms.Form):
+class TokenForm(SecretFieldsMixin, forms.Form):
+    # A token given by the person is a credential to join the cluster: never sent back.
+    secret_fields = ("token",)
+
     token = forms.CharField(
         label="Token",
         required=False,
         max_length=23,
         help_text="Leave empty for a random token, or give one in kubeadm's form [a-z0-9]{6}.[a-z0-9]{16}.",
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        widget=WriteOnlyTextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     ttl = DurationTextField(
         label="TTL",

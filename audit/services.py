@@ -13,8 +13,10 @@ call (SSH, the Kubernetes API) inside the same transaction.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -29,7 +31,17 @@ from audit.models import AuditEvent
 from audit.snapshot import diff
 from core.encryption import SecretValue
 
-__all__ = ["AuditSecretError", "ChainBreak", "Report", "actor_label", "record", "verify", "verify_chain"]
+__all__ = [
+    "AuditSecretError",
+    "ChainBreak",
+    "Report",
+    "actor_label",
+    "record",
+    "refusals",
+    "refusals_of",
+    "verify",
+    "verify_chain",
+]
 
 # Keys whose values are secrets by name: refusing them here keeps them out of every caller.
 FORBIDDEN_DETAIL_KEYS = frozenset(
@@ -131,6 +143,58 @@ def record(
     seq, head = appended.seq, appended.hash
     transaction.on_commit(lambda: witness(seq, head))
     return appended
+
+
+@contextmanager
+def refusals(
+    action: str,
+    *refused: type[BaseException],
+    failed: tuple[type[BaseException], ...] = (),
+    actor=None,
+    obj: models.Model | None = None,
+    cluster=None,
+    details: Mapping[str, Any] | None = None,
+) -> Iterator[None]:
+    """Record an attempt that ended in an error as one ``action`` record with the error's
+    message, then let the error go on to the caller: outcome "denied" for one of ``refused``
+    (the state forbids it: nothing was tried), "failure" for one of ``failed`` (it was tried and
+    did not work, e.g. the cluster did not answer). A successful attempt writes its own record.
+
+    Wrap the whole attempt, outside its own transaction: that transaction rolls back with the
+    error, and the record must outlive it."""
+    try:
+        yield
+    except (*refused, *failed) as exc:
+        outcome = AuditEvent.Outcome.DENIED if isinstance(exc, refused) else AuditEvent.Outcome.FAILURE
+        record(
+            action,
+            actor=actor,
+            obj=obj,
+            cluster=cluster,
+            details={**(details or {}), "error": str(exc)[:300]},
+            outcome=outcome,
+        )
+        raise
+
+
+def refusals_of(
+    action: str,
+    *refused: type[BaseException],
+    failed: tuple[type[BaseException], ...] = (),
+    details: Mapping[str, Any] | None = None,
+) -> Callable:
+    """``refusals`` for a whole service function ``fn(obj, ..., user=...)``: its object is the
+    first argument, its actor the ``user`` keyword. The function must own its transaction."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def audited(obj, *args, **kwargs):
+            with refusals(action, *refused, failed=failed, actor=kwargs.get("user"), obj=obj, details=details):
+                return fn(obj, *args, **kwargs)
+
+        return audited
+
+    return decorate
 
 
 def verify_chain(events=None) -> list[ChainBreak]:

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
+from audit.services import refusals
 from clusters import inventory, kubeapi
 from clusters.action_forms import EngineSettingsForm, InitForm, JoinForm, KubeconfigForm
 from clusters.init import InitRefused, start_init
@@ -93,7 +94,15 @@ def admin_kubeconfig(request: HttpRequest, name: str) -> HttpResponse:
         feedback.form_errors(request, form)
         return _back(cluster, "overview")
     try:
-        text = kubeapi.issue_admin_kubeconfig(cluster, user=request.user, ttl=form.cleaned_ttl())
+        # Refused (no CA key here) or failed on the way: audited as the issue it was not.
+        with refusals(
+            "cluster.admin_kubeconfig_issued",
+            kubeapi.ClusterNotConnectable,
+            failed=(kubeapi.KubeAPIError,),
+            actor=request.user,
+            obj=cluster,
+        ):
+            text = kubeapi.issue_admin_kubeconfig(cluster, user=request.user, ttl=form.cleaned_ttl())
     except kubeapi.KubeAPIError as exc:
         feedback.refused(request, exc)
         return _back(cluster, "overview")

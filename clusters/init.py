@@ -30,6 +30,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import refusals_of
 from clusters import inventory, kubeadm_config, kubeapi, remote
 from clusters.models import Cluster
 from kubeadm import config as kubeadm_config_api
@@ -424,6 +425,7 @@ INIT = OperationKind(
 # --- starting it ----------------------------------------------------------------------------------
 
 
+@refusals_of("operation.queued", InitRefused, details={"kind": KIND})
 def start_init(cluster: Cluster, node, *, user=None, skip=(), skip_reason: str = "") -> Operation:
     """Check what can be checked before anything runs, then queue the init operation.
 

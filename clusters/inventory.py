@@ -18,6 +18,7 @@ from cryptography import x509
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import refusals_of
 from clusters import kubeapi
 from clusters.models import ClusterInventory, MachineInventory
 from kubeadm import pki, readback
@@ -255,6 +256,7 @@ READ_BACK = OperationKind(
 )
 
 
+@refusals_of("operation.queued", ReadBackRefused, details={"kind": READ_BACK_KIND})
 def start_read_back(cluster, *, user=None):
     from nodes.models import Node
     from operations.services import start_operation

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import router, transaction
 from django.db.models.deletion import Collector
 
-from audit.services import record
+from audit.services import record, refusals
 from clusters.identity import PREPARE_IDENTITY
 from clusters.kubeadm_config import cluster_values
 from clusters.models import Cluster
@@ -71,7 +71,13 @@ def deletion_summary(cluster: Cluster) -> list[tuple[str, int]]:
 def delete_cluster(cluster: Cluster, *, user) -> dict[str, int]:
     """Remove a cluster and everything Kubeboard holds for it (CAs and keys, machines' records,
     tokens' records, operations and their logs). Nothing is sent to any machine or API server.
-    The audit trail stays: records keep the cluster's name, and one more says who deleted it."""
+    The audit trail stays: records keep the cluster's name, and one more says who deleted it
+    (or that the deletion was refused, and why)."""
+    with refusals("cluster.deleted", ClusterDeleteRefused, actor=user, obj=cluster):
+        return _delete(cluster, user=user)
+
+
+def _delete(cluster: Cluster, *, user) -> dict[str, int]:
     with transaction.atomic():
         locked = Cluster.objects.select_for_update().get(pk=cluster.pk)
         active = locked.operations.filter(status__in=Operation.ACTIVE_STATUSES).order_by("pk").first()

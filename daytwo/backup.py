@@ -28,7 +28,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import record
+from audit.services import record, refusals_of
 from clusters import kubeapi, remote
 from daytwo import etcd, machine
 from daytwo.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
@@ -318,6 +318,7 @@ SNAPSHOT = OperationKind(
 )
 
 
+@refusals_of("operation.queued", BackupRefused, details={"kind": SNAPSHOT_KIND})
 def start_snapshot(cluster, *, user=None, node: Node | None = None, reason: str = EtcdSnapshot.Reason.MANUAL):
     from operations.services import start_operation
 
@@ -375,7 +376,11 @@ def delete_snapshot(snapshot: EtcdSnapshot, *, user) -> None:
         snapshot.delete()
 
 
+@refusals_of("etcd_snapshot.downloaded", failed=(SnapshotDamaged,))
 def record_download(snapshot: EtcdSnapshot, *, user) -> None:
+    """Check the stored pieces against the checksum, then record the download. A damaged
+    snapshot is not sent: its download is recorded as failed, and SnapshotDamaged raised."""
+    verify(snapshot)
     record(
         "etcd_snapshot.downloaded",
         actor=user,
@@ -619,6 +624,7 @@ def _restore_plan(operation: Operation) -> list[PlannedPhase]:
 RESTORE = OperationKind(name=RESTORE_KIND, label="etcd restore", phases=RESTORE_PHASES, plan=_restore_plan)
 
 
+@refusals_of("operation.queued", BackupRefused, details={"kind": RESTORE_KIND})
 def start_restore(cluster, snapshot: EtcdSnapshot, *, user=None, confirm: str = "") -> Operation:
     """Refuse what cannot work (before anything changes), then queue the restore."""
     from operations.services import start_operation

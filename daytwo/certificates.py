@@ -31,6 +31,7 @@ from cryptography import x509
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import refusals_of
 from clusters import inventory, kubeapi, remote
 from core.network import check_destination
 from daytwo import backup, kube, machine
@@ -528,6 +529,7 @@ def _control_planes(cluster) -> list[Node]:
     return backup.joined_control_planes(cluster)
 
 
+@refusals_of("operation.queued", CertificatesRefused, details={"kind": INVENTORY_KIND})
 def start_inventory(cluster, *, user=None, policy: RenewalPolicy | None = None) -> Operation:
     from operations.services import start_operation
 
@@ -555,6 +557,7 @@ def validate_san(value: str) -> str:
     return value
 
 
+@refusals_of("operation.queued", CertificatesRefused, details={"kind": RENEW_KIND})
 def start_renewal(cluster, *, names: list[str], add_sans: list[str] = (), user=None, reason: str = "") -> Operation:
     """Refuse a bad request before anything runs, then queue the renewal (control planes one at a time)."""
     from operations.services import start_operation

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from audit.services import refusals_of
 from clusters import kubeapi, remote
 from clusters.models import Cluster, MachineInventory
 from daytwo import etcd, kube, machine
@@ -309,6 +310,7 @@ def _plan(operation: Operation) -> list[PlannedPhase]:
 RESET = OperationKind(name=KIND, label="Reset node", phases=PHASES, plan=_plan)
 
 
+@refusals_of("operation.queued", ResetRefused, details={"kind": KIND})
 def start_reset(node: Node, *, user=None, confirm: str = "") -> Operation:
     """Refuse what would break the cluster (nothing runs), then queue the reset of ``node``."""
     from operations.services import start_operation

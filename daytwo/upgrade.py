@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from audit.services import refusals_of
 from clusters import kubeapi, remote
 from clusters.models import Cluster
 from daytwo import kube, machine
@@ -305,6 +306,7 @@ def kubeadm_problem(kubeadm_version: str, target: str) -> str | None:
 # --- starting it ------------------------------------------------------------------------------------
 
 
+@refusals_of("operation.queued", UpgradeRefused, details={"kind": KIND})
 def start_upgrade(cluster, target: str, *, user=None, batch_size: int | None = None) -> Operation:
     """Refuse a plan with any refusal (nothing runs), else queue the rollout."""
     from operations.services import start_operation

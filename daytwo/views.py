@@ -261,11 +261,10 @@ def snapshot_download(request: HttpRequest, name: str, pk: int) -> HttpResponse:
     """The decrypted snapshot file (admins only, audited), checked against its checksum first."""
     snapshot = _snapshot(request, name, pk, ADMIN)
     try:
-        backup.verify(snapshot)
+        backup.record_download(snapshot, user=request.user)
     except backup.SnapshotDamaged as exc:
         messages.error(request, f"{exc} — it was not sent; take a new snapshot")
         return redirect("daytwo:backups", name=name)
-    backup.record_download(snapshot, user=request.user)
     # Under daphne an async stream (one piece in memory at a time); under WSGI a plain one.
     body = backup.averified_stream(snapshot) if isinstance(request, ASGIRequest) else backup.iter_chunks(snapshot)
     response = StreamingHttpResponse(body, content_type="application/octet-stream")

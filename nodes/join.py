@@ -25,6 +25,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import refusals_of
 from clusters import inventory, kubeapi, remote
 from clusters.models import Cluster
 from kubeadm import nodeconfig
@@ -356,6 +357,7 @@ JOIN_CONTROL_PLANE = OperationKind(
 # --- starting one ---------------------------------------------------------------------------------------
 
 
+@refusals_of("operation.queued", JoinRefused)
 def start_join(
     cluster: Cluster,
     nodes: list[Node],

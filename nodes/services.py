@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.services import record
+from audit.services import record, refusals_of
 from nodes import keys
 from nodes.models import ClusterSSHKey, Node
 
@@ -75,6 +75,7 @@ def note_offered_host_key(node_id: int, line: str, fingerprint: str, *, changed:
             record("node.host_key_offered", obj=node, details={"offered_fingerprint": fingerprint})
 
 
+@refusals_of("node.host_key_accepted", NodeStateError)
 def accept_host_key(node: Node, *, user, fingerprint: str) -> Node:
     """Pin the key the machine offered. ``fingerprint`` is what the person saw and compared:
     if the machine offered another key since, nothing is pinned."""
@@ -105,6 +106,7 @@ def accept_host_key(node: Node, *, user, fingerprint: str) -> Node:
     return locked
 
 
+@refusals_of("node.host_key_kept", NodeStateError)
 def keep_pinned_host_key(node: Node, *, user) -> Node:
     """Dismiss a different key the machine offered; the pinned key stays the only one trusted."""
     with transaction.atomic():
@@ -133,6 +135,7 @@ def keep_pinned_host_key(node: Node, *, user) -> Node:
 CHECK_STALE_SECONDS = 300
 
 
+@refusals_of("node.check_requested", NodeStateError)
 def request_check(node: Node, *, user) -> Node:
     """Queue a machine check in the background (a django-q2 task), once the request commits."""
     from django_q.tasks import async_task
@@ -238,6 +241,7 @@ def add_node(node: Node, *, user) -> Node:
     return node
 
 
+@refusals_of("node.changed", NodeStateError)
 def update_node(node: Node, *, user, changed: list[str]) -> Node:
     """Save validated changes. A new address or port means another machine: its host key is unpinned."""
     with transaction.atomic():
@@ -258,6 +262,7 @@ def update_node(node: Node, *, user, changed: list[str]) -> Node:
     return node
 
 
+@refusals_of("node.deleted", NodeStateError)
 def delete_node(node: Node, *, user) -> None:
     with transaction.atomic():
         locked = Node.objects.select_for_update().select_related("cluster").get(pk=node.pk)

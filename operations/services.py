@@ -14,9 +14,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import actor_label, record
+from audit.services import actor_label, record, refusals
 from operations.models import Event, Operation, PhaseAttempt, PhaseRun
-from operations.registry import get_kind, notify_finished
+from operations.registry import UnknownKind, get_kind, notify_finished
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,13 @@ def resume_operation(
     """Queue a failed, interrupted or cancelled operation again from where it stopped.
 
     Finished phases are not re-run; each phase run again gets a new attempt (history is kept).
+    A refused resume is audited too (outcome "denied", with the reason).
     """
+    with refusals("operation.resumed", OperationStateError, UnknownKind, actor=user, obj=operation):
+        return _resume(operation, user=user, skip=skip, skip_reason=skip_reason, automatic=automatic)
+
+
+def _resume(operation: Operation, *, user, skip: Iterable[str], skip_reason: str, automatic: bool) -> Operation:
     with transaction.atomic():
         locked = Operation.objects.select_for_update().get(pk=operation.pk)
         if locked.status not in Operation.RESUMABLE_STATUSES:
@@ -186,7 +192,13 @@ def cancel_operation(operation: Operation, *, user=None) -> Operation:
 
     The runner notices within OPERATION_CANCEL_POLL_SECONDS, sets its ``cancel_event`` (which
     stops remote commands) and ends the running phases and the operation as cancelled.
+    A refused cancel (the operation has ended) is audited as a refused cancel request.
     """
+    with refusals("operation.cancel_requested", OperationStateError, actor=user, obj=operation):
+        return _cancel(operation, user=user)
+
+
+def _cancel(operation: Operation, *, user) -> Operation:
     who = actor_label(user)
     with transaction.atomic():
         locked = Operation.objects.select_for_update().select_related("cluster").get(pk=operation.pk)

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
-from audit.services import record
+from audit.services import record, refusals
 from audit.snapshot import snapshot
 from core.models import TeamMembership, TeamRole
 from core.permissions import ADMIN, can_in_team
@@ -30,6 +30,11 @@ def _check_role(role: str) -> str:
 
 
 def create_team(name: str, *, user) -> Group:
+    with refusals("team.created", TeamError, actor=user, details={"team": name.strip()[:150]}):
+        return _create_team(name, user=user)
+
+
+def _create_team(name: str, *, user) -> Group:
     if not (user.is_active and user.is_superuser):
         raise PermissionDenied("only a superuser creates teams")
     name = name.strip()
@@ -49,6 +54,12 @@ def _admins_left(team: Group, without: TeamMembership) -> int:
 
 def add_member(team: Group, member, role: str, *, user) -> TeamMembership:
     _require_admin(user, team)
+    details = {"team": team.name, "user": member.get_username(), "role": role}
+    with refusals("team.member_added", TeamError, actor=user, obj=team, details=details):
+        return _add_member(team, member, role, user=user)
+
+
+def _add_member(team: Group, member, role: str, *, user) -> TeamMembership:
     _check_role(role)
     if not member.is_active:
         raise TeamError(f"user {member.get_username()} is deactivated")
@@ -69,6 +80,13 @@ def add_member(team: Group, member, role: str, *, user) -> TeamMembership:
 def change_role(membership: TeamMembership, role: str, *, user) -> TeamMembership:
     team = membership.team
     _require_admin(user, team)
+    details = {"team": team.name, "user": membership.user.get_username(), "role": role}
+    with refusals("team.role_changed", TeamError, actor=user, obj=team, details=details):
+        return _change_role(membership, role, user=user)
+
+
+def _change_role(membership: TeamMembership, role: str, *, user) -> TeamMembership:
+    team = membership.team
     _check_role(role)
     with transaction.atomic():
         locked = TeamMembership.objects.select_for_update().get(pk=membership.pk)
@@ -95,6 +113,13 @@ def change_role(membership: TeamMembership, role: str, *, user) -> TeamMembershi
 def remove_member(membership: TeamMembership, *, user) -> None:
     team = membership.team
     _require_admin(user, team)
+    details = {"team": team.name, "user": membership.user.get_username(), "role": membership.role}
+    with refusals("team.member_removed", TeamError, actor=user, obj=team, details=details):
+        _remove_member(membership, user=user)
+
+
+def _remove_member(membership: TeamMembership, *, user) -> None:
+    team = membership.team
     with transaction.atomic():
         locked = TeamMembership.objects.select_for_update().select_related("user").get(pk=membership.pk)
         if locked.role == TeamRole.ADMIN and not _admins_left(team, locked):

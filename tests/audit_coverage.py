@@ -5,12 +5,21 @@ matrix declares), every management command of Kubeboard's apps (each subcommand)
 background task module, and checks each against the entries below:
 
 * ``Audited(actions, ...)``: running it writes exactly these records, each exactly once (one per
-  action: a cluster create is "cluster.created" + "operation.queued"), and nothing else.
+  action: a cluster create is "cluster.created" + "operation.queued"), each with ``outcome``
+  (default "success"), and nothing else.
 * ``ReadOnly(reason)``: it changes nothing worth a record; running it must write none.
-* ``Elsewhere(test, reason)``: it needs a real cluster or machine to succeed; the named test
-  proves its record. (Here it must at least write nothing when it cannot succeed.)
+* ``Elsewhere(test, reason, fails=...)``: it needs a real cluster or machine to succeed; the named
+  test proves its record. Here, where it cannot succeed, it writes exactly the records of its
+  refused or failed attempt, ``fails``, with ``outcome`` ("denied": refused before anything was
+  tried; "failure": tried and did not work). ``fails=()`` only where the form it is given here
+  does not validate: nothing was attempted, so nothing is written.
 
-Every GET of every route must write no record at all (GET is safe), whether declared or not.
+``REFUSED_ROUTES`` and ``REFUSED_COMMANDS`` add a second run of an ``Audited`` route or command,
+set up so that it is refused or fails cheaply (no cluster needed): it must write its one record
+with the outcome it really had, never "success" and never nothing.
+
+Every GET of every route must write no record at all (GET is safe), whether declared or not, and
+every route that accepts a POST must have an entry (a route that only reads answers 405).
 
 Adding a POST route, a command or a task? Add its entry here, e.g.
 
@@ -38,6 +47,7 @@ class Audited:
     argv: Callable[[Any], list[str]] | None = None  # commands: call_command arguments
     call: Callable[[Any], None] | None = None  # tasks: how to run it
     setup: Callable[[Any], None] | None = None  # prepare the world first
+    outcome: str = "success"  # of every record it writes: success, failure, denied, cancelled
 
     @property
     def expected(self) -> list[str]:
@@ -59,6 +69,14 @@ class Elsewhere:
     reason: str
     role: str = "admin"
     data: Callable[[Any], dict] = lambda w: {}
+    fails: str | tuple[str, ...] = ()  # what its refused or failed attempt writes here
+    outcome: str = "denied"
+    argv: Callable[[Any], list[str]] | None = None  # commands: run it here (it fails)
+    setup: Callable[[Any], None] | None = None
+
+    @property
+    def expected(self) -> list[str]:
+        return sorted([self.fails] if isinstance(self.fails, str) else self.fails)
 
 
 def _offer_host_key(w) -> None:
@@ -97,7 +115,10 @@ IMPORTED_CONFIG = (
 ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
     "login": {
         "POST": Audited(
-            "auth.login_failed", role="anonymous", data=lambda w: {"username": "blue-admin", "password": "wrong"}
+            "auth.login_failed",
+            role="anonymous",
+            data=lambda w: {"username": "blue-admin", "password": "wrong"},
+            outcome="failure",
         )
     },
     "logout": {"POST": Audited("auth.logout")},
@@ -109,11 +130,36 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
         )
     },
     "adopt-cluster": {"POST": Elsewhere(CLUSTER_E2E, "reads a live API server with the given kubeconfig")},
-    "clusters:initialize": {"POST": Elsewhere(CLUSTER_E2E, "needs machines with a pinned host key")},
-    "clusters:join": {"POST": Elsewhere(CLUSTER_E2E, "needs a running control plane and machines")},
+    "clusters:initialize": {
+        "POST": Elsewhere(
+            CLUSTER_E2E,
+            "needs machines with a pinned host key",
+            role="operator",
+            data=lambda w: {"node": w.node.pk},
+            fails="operation.queued",
+        )
+    },
+    "clusters:join": {
+        "POST": Elsewhere(
+            CLUSTER_E2E,
+            "needs a running control plane and machines",
+            role="operator",
+            data=lambda w: {"nodes": [w.node.pk], "parallelism": 1},
+            fails="operation.queued",
+        )
+    },
     "clusters:engine-settings": {"POST": Elsewhere("tests/unit/test_cluster_actions.py", "form owned by the engine")},
-    "clusters:admin-kubeconfig": {"POST": Elsewhere(CLUSTER_E2E, "issues a certificate from the cluster CA")},
-    "clusters:read-back": {"POST": Elsewhere(CLUSTER_E2E, "reads a live API server")},
+    "clusters:admin-kubeconfig": {
+        "POST": Elsewhere(
+            CLUSTER_E2E,
+            "issues a certificate from the cluster CA",
+            data=lambda w: {"ttl": "1h"},
+            fails="cluster.admin_kubeconfig_issued",
+        )
+    },
+    "clusters:read-back": {
+        "POST": Elsewhere(CLUSTER_E2E, "reads a live API server", role="operator", fails="operation.queued")
+    },
     "clusters:delete": {
         "POST": Audited("cluster.deleted", role="superuser", data=lambda w: {"confirm": w.cluster.name})
     },
@@ -158,20 +204,55 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
         )
     },
     "nodes:host-key-keep": {"POST": Audited("node.host_key_kept", role="operator", setup=_pin_and_offer_other)},
-    "tokens:create": {"POST": Elsewhere(CLUSTER_E2E, "creates the Secret in a live cluster")},
-    "tokens:sync": {"POST": Elsewhere(CLUSTER_E2E, "reads a live cluster")},
+    "tokens:create": {
+        "POST": Elsewhere(
+            CLUSTER_E2E,
+            "creates the Secret in a live cluster",
+            role="operator",
+            data=lambda w: {"ttl": "1h", "usages": ["signing", "authentication"]},
+            fails="token.created",
+            outcome="failure",
+        )
+    },
+    "tokens:sync": {
+        "POST": Elsewhere(CLUSTER_E2E, "reads a live cluster", role="operator", fails="token.synced", outcome="failure")
+    },
     "tokens:policy": {
         "POST": Elsewhere("tests/integration/test_token_policies.py", "form owned by the tokens engineer")
     },
-    "tokens:certificate_key_create": {"POST": Elsewhere(CLUSTER_E2E, "uploads certificates to a live cluster")},
+    "tokens:certificate_key_create": {
+        "POST": Elsewhere(
+            CLUSTER_E2E, "uploads certificates to a live cluster", role="operator", fails="operation.queued"
+        )
+    },
     "tokens:certificate_key_reveal": {"POST": Audited("certificate_key.revealed")},
-    "tokens:rotate": {"POST": Elsewhere(CLUSTER_E2E, "creates the successor Secret in a live cluster")},
-    "tokens:delete": {"POST": Elsewhere(CLUSTER_E2E, "deletes the Secret in a live cluster")},
+    "tokens:rotate": {
+        "POST": Elsewhere(
+            CLUSTER_E2E,
+            "creates the successor Secret in a live cluster",
+            role="operator",
+            fails="token.rotated",
+            outcome="failure",
+        )
+    },
+    "tokens:delete": {
+        "POST": Elsewhere(
+            CLUSTER_E2E,
+            "deletes the Secret in a live cluster",
+            role="operator",
+            fails="token.revoked",
+            outcome="failure",
+        )
+    },
     "tokens:reveal": {"POST": Audited("token.revealed")},
-    "tokens:join_command": {"POST": Elsewhere(CLUSTER_E2E, "needs a ready cluster to build the command")},
+    "tokens:join_command": {"POST": Audited("token.join_command_revealed", data=lambda w: {"role": "worker"})},
     "operations:resume": {"POST": Audited("operation.resumed", role="operator")},
     "operations:cancel": {
-        "POST": ReadOnly("the world's operation has already failed: nothing to cancel", role="operator")
+        "POST": Audited(
+            "operation.cancel_requested",
+            role="operator",
+            outcome="denied",  # the world's operation has already failed: nothing to cancel
+        )
     },
     "teams:create": {"POST": Audited("team.created", role="superuser", data=lambda w: {"name": "green"})},
     "teams:member_add": {
@@ -180,7 +261,15 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
     "teams:member_role": {"POST": Audited("team.role_changed", data=lambda w: {"role": "operator"})},
     "teams:member_remove": {"POST": Audited("team.member_removed")},
     # day two
-    "daytwo:upgrade-start": {"POST": Elsewhere(DAY2_UPGRADE_E2E, "upgrades a running cluster")},
+    "daytwo:upgrade-start": {
+        "POST": Elsewhere(
+            DAY2_UPGRADE_E2E,
+            "upgrades a running cluster",
+            role="operator",
+            data=lambda w: {"target": "v1.37.2"},
+            fails="operation.queued",
+        )
+    },
     "daytwo:settings": {
         "POST": Audited(
             "cluster.day2_settings_changed",
@@ -188,12 +277,28 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
         )
     },
     "daytwo:reset": {"POST": Elsewhere("tests/e2e/test_day2_reset.py", "resets a machine of a running cluster")},
-    "daytwo:certificates-read": {"POST": Elsewhere(DAY2_CERTS_E2E, "reads control-plane machines over SSH")},
-    "daytwo:certificates-renew": {"POST": Elsewhere(DAY2_CERTS_E2E, "renews certificates on control planes")},
+    "daytwo:certificates-read": {
+        "POST": Elsewhere(
+            DAY2_CERTS_E2E, "reads control-plane machines over SSH", role="operator", fails="operation.queued"
+        )
+    },
+    "daytwo:certificates-renew": {
+        "POST": Elsewhere(
+            DAY2_CERTS_E2E,
+            "renews certificates on control planes",
+            role="operator",
+            data=lambda w: {"names": ["all"]},
+            fails="operation.queued",
+        )
+    },
     "daytwo:renewal-policy": {
         "POST": Audited("renewal_policy.changed", data=lambda w: {"enabled": "on", "renew_below_days": "30"})
     },
-    "daytwo:snapshot": {"POST": Elsewhere(DAY2_UPGRADE_E2E, "saves a snapshot on a control plane")},
+    "daytwo:snapshot": {
+        "POST": Elsewhere(
+            DAY2_UPGRADE_E2E, "saves a snapshot on a control plane", role="operator", fails="operation.queued"
+        )
+    },
     "daytwo:backup-schedule": {
         "POST": Audited(
             "backup_schedule.changed", data=lambda w: {"enabled": "on", "interval_hours": "24", "keep": "7"}
@@ -201,7 +306,14 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
     },
     "daytwo:snapshot-download": {"POST": Audited("etcd_snapshot.downloaded")},
     "daytwo:snapshot-delete": {"POST": Audited("etcd_snapshot.deleted")},
-    "daytwo:snapshot-restore": {"POST": Elsewhere(DAY2_UPGRADE_E2E, "restores etcd on a control plane")},
+    "daytwo:snapshot-restore": {
+        "POST": Elsewhere(
+            DAY2_UPGRADE_E2E,
+            "restores etcd on a control plane",
+            data=lambda w: {"confirm": w.cluster.name},
+            fails="operation.queued",
+        )
+    },
     "import-cluster": {
         "POST": Audited(
             ("cluster.created", "cluster.configuration_imported", "operation.queued"),
@@ -210,6 +322,33 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
         )
     },
 }
+
+# Pages that read only and answer a POST like a GET (no require_GET): a POST must write nothing.
+PAGES = (
+    "",
+    "audit:export",
+    "audit:history",
+    "audit:node",
+    "clusters:ca-certificate",
+    "clusters:ca-pin",
+    "clusters:detail",
+    "clusters:kubeadm-config",
+    "clusters:list",
+    "daytwo:backups",
+    "daytwo:certificates",
+    "daytwo:configuration",
+    "daytwo:configuration-export",
+    "daytwo:upgrade",
+    "nodes:check-status",
+    "nodes:detail",
+    "operations:detail",
+    "operations:log-text",
+    "teams:detail",
+    "teams:list",
+    "tokens:list",
+)
+for _page in PAGES:
+    ROUTES.setdefault(_page, {})["POST"] = ReadOnly("a page: a POST shows it and changes nothing")
 
 COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
     "audit_checkpoint": Audited("audit.checkpoint_created", argv=lambda w: ["audit_checkpoint"]),
@@ -239,29 +378,90 @@ COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
     ),
     "node check": Elsewhere("tests/e2e/test_machines_testbed.py", "connects to a machine over SSH"),
     "node join-command": Elsewhere(CLUSTER_E2E, "needs a ready cluster"),
-    "node join": Elsewhere(CLUSTER_E2E, "joins machines to a running control plane"),
-    "cluster init": Elsewhere(CLUSTER_E2E, "initializes a control plane on a machine"),
+    "node join": Elsewhere(
+        CLUSTER_E2E,
+        "joins machines to a running control plane",
+        argv=lambda w: ["node", "join", w.cluster.name, w.node.name, "--no-wait"],
+        fails="operation.queued",
+    ),
+    "cluster init": Elsewhere(
+        CLUSTER_E2E,
+        "initializes a control plane on a machine",
+        argv=lambda w: ["cluster", "init", w.cluster.name, "--node", w.node.name, "--no-wait"],
+        fails="operation.queued",
+    ),
     "cluster upgrade-plan": ReadOnly("prints the plan", argv=lambda w: ["cluster", "upgrade-plan", w.cluster.name]),
-    "cluster upgrade": Elsewhere(DAY2_UPGRADE_E2E, "upgrades a running cluster"),
+    "cluster upgrade": Elsewhere(
+        DAY2_UPGRADE_E2E,
+        "upgrades a running cluster",
+        argv=lambda w: ["cluster", "upgrade", w.cluster.name, "v1.37.2", "--no-wait"],
+        fails="operation.queued",
+    ),
     "cluster certs": ReadOnly("prints what was read", argv=lambda w: ["cluster", "certs", w.cluster.name]),
-    "cluster renew-certs": Elsewhere(DAY2_CERTS_E2E, "renews certificates on control planes"),
-    "cluster backup": Elsewhere(DAY2_UPGRADE_E2E, "saves a snapshot on a control plane"),
+    "cluster renew-certs": Elsewhere(
+        DAY2_CERTS_E2E,
+        "renews certificates on control planes",
+        argv=lambda w: ["cluster", "renew-certs", w.cluster.name, "all", "--no-wait"],
+        fails="operation.queued",
+    ),
+    "cluster backup": Elsewhere(
+        DAY2_UPGRADE_E2E,
+        "saves a snapshot on a control plane",
+        argv=lambda w: ["cluster", "backup", w.cluster.name, "--no-wait"],
+        fails="operation.queued",
+    ),
     "cluster backups": ReadOnly("lists", argv=lambda w: ["cluster", "backups", w.cluster.name]),
-    "cluster restore": Elsewhere(DAY2_UPGRADE_E2E, "restores etcd on a control plane"),
+    "cluster restore": Elsewhere(
+        DAY2_UPGRADE_E2E,
+        "restores etcd on a control plane",
+        argv=lambda w: [
+            "cluster",
+            "restore",
+            w.cluster.name,
+            "--snapshot",
+            str(w.snapshot.pk),
+            "--confirm",
+            w.cluster.name,
+            "--no-wait",
+        ],
+        fails="operation.queued",
+    ),
     "cluster config-export": ReadOnly("prints", argv=lambda w: ["cluster", "config-export", w.cluster.name]),
     "cluster config-import": Elsewhere(
         "tests/unit/test_day2_units.py", "reads a file; the page's route is audited here"
     ),
     "node reset": Elsewhere("tests/e2e/test_day2_reset.py", "resets a machine of a running cluster"),
     "operation follow": ReadOnly("prints events"),
-    "token create": Elsewhere(CLUSTER_E2E, "creates the Secret in a live cluster"),
-    "token delete": Elsewhere(CLUSTER_E2E, "deletes the Secret in a live cluster"),
-    "token sync": Elsewhere(CLUSTER_E2E, "reads a live cluster"),
+    "token create": Elsewhere(
+        CLUSTER_E2E,
+        "creates the Secret in a live cluster",
+        argv=lambda w: ["token", "create", w.cluster.name, "--ttl", "1h"],
+        fails="token.created",
+        outcome="failure",
+    ),
+    "token delete": Elsewhere(
+        CLUSTER_E2E,
+        "deletes the Secret in a live cluster",
+        argv=lambda w: ["token", "delete", w.cluster.name, w.token.token_id],
+        fails="token.revoked",
+        outcome="failure",
+    ),
+    "token sync": Elsewhere(
+        CLUSTER_E2E,
+        "reads a live cluster",
+        argv=lambda w: ["token", "sync", w.cluster.name],
+        fails="token.synced",
+        outcome="failure",
+    ),
     "token generate": ReadOnly("prints a new random token; stores nothing", argv=lambda w: ["token", "generate"]),
     "token list": ReadOnly("lists", argv=lambda w: ["token", "list", w.cluster.name]),
     "operation list": ReadOnly("lists", argv=lambda w: ["operation", "list", w.cluster.name]),
     "operation resume": Audited("operation.resumed", argv=lambda w: ["operation", "resume", str(w.operation.pk)]),
-    "operation cancel": ReadOnly("the world's operation has already failed: nothing to cancel"),
+    "operation cancel": Audited(
+        "operation.cancel_requested",
+        argv=lambda w: ["operation", "cancel", str(w.operation.pk)],
+        outcome="denied",  # the world's operation has already failed: nothing to cancel
+    ),
 }
 
 TASKS: dict[str, Audited | ReadOnly | Elsewhere] = {
@@ -282,5 +482,108 @@ TASKS: dict[str, Audited | ReadOnly | Elsewhere] = {
         "audit.checkpoint_created",
         call=lambda w: __import__("audit.checkpoints").checkpoints.scheduled_checkpoint(),
         setup=lambda w: __import__("audit.services").services.record("test.something"),
+    ),
+}
+
+
+# --- refused or failed runs of audited actions -------------------------------------------------------
+# Each is set up so the action cannot be done (cheaply, without a cluster); it writes the same
+# action as its success, once, with the outcome it really had.
+
+
+def _operation_status(status: str) -> Callable[[Any], None]:
+    def setup(w) -> None:
+        type(w.operation).objects.filter(pk=w.operation.pk).update(status=status)
+
+    return setup
+
+
+def _node_joined(w) -> None:
+    type(w.node).objects.filter(pk=w.node.pk).update(status="joined")
+
+
+def _check_running(w) -> None:
+    from django.utils import timezone
+
+    type(w.node).objects.filter(pk=w.node.pk).update(check_status="running", check_started_at=timezone.now())
+
+
+def _viewer_last_admin(w) -> None:
+    """The viewer's membership becomes the team's only admin (the blue admin leaves)."""
+    type(w.membership).objects.filter(team=w.team, role="admin").delete()
+    type(w.membership).objects.filter(pk=w.membership.pk).update(role="admin")
+
+
+def _token_revoked(w) -> None:
+    type(w.token).objects.filter(pk=w.token.pk).update(status="revoked")
+
+
+def _certificate_key_superseded(w) -> None:
+    from django.utils import timezone
+
+    type(w.certificate_key).objects.filter(pk=w.certificate_key.pk).update(expires_at=timezone.now())
+
+
+def _snapshot_damaged(w) -> None:
+    type(w.snapshot).objects.filter(pk=w.snapshot.pk).update(sha256="0" * 64)
+
+
+REFUSED_ROUTES: dict[str, Audited] = {
+    "clusters:delete": Audited(
+        "cluster.deleted",
+        role="superuser",
+        setup=_operation_status("running"),
+        data=lambda w: {"confirm": w.cluster.name},
+        outcome="denied",
+    ),
+    "nodes:delete": Audited("node.deleted", role="operator", setup=_node_joined, outcome="denied"),
+    "nodes:check": Audited("node.check_requested", role="operator", setup=_check_running, outcome="denied"),
+    "nodes:host-key-accept": Audited(
+        "node.host_key_accepted",
+        role="operator",
+        data=lambda w: {"fingerprint": "SHA256:never-offered"},
+        outcome="denied",
+    ),
+    "nodes:host-key-keep": Audited("node.host_key_kept", role="operator", outcome="denied"),
+    "operations:resume": Audited(
+        "operation.resumed", role="operator", setup=_operation_status("succeeded"), outcome="denied"
+    ),
+    "operations:cancel": Audited(
+        "operation.cancel_requested", role="operator", setup=_operation_status("succeeded"), outcome="denied"
+    ),
+    "teams:create": Audited("team.created", role="superuser", data=lambda w: {"name": "blue"}, outcome="denied"),
+    "teams:member_add": Audited(
+        "team.member_added", data=lambda w: {"username": "blue-viewer", "role": "viewer"}, outcome="denied"
+    ),
+    "teams:member_role": Audited(
+        "team.role_changed",
+        role="superuser",
+        setup=_viewer_last_admin,
+        data=lambda w: {"role": "viewer"},
+        outcome="denied",
+    ),
+    "teams:member_remove": Audited("team.member_removed", role="superuser", setup=_viewer_last_admin, outcome="denied"),
+    "tokens:reveal": Audited("token.revealed", setup=_token_revoked, outcome="denied"),
+    "tokens:join_command": Audited(
+        "token.join_command_revealed", setup=_token_revoked, data=lambda w: {"role": "worker"}, outcome="denied"
+    ),
+    "tokens:certificate_key_reveal": Audited(
+        "certificate_key.revealed", setup=_certificate_key_superseded, outcome="denied"
+    ),
+    "daytwo:snapshot-download": Audited("etcd_snapshot.downloaded", setup=_snapshot_damaged, outcome="failure"),
+}
+
+REFUSED_COMMANDS: dict[str, Audited] = {
+    "operation resume": Audited(
+        "operation.resumed",
+        setup=_operation_status("succeeded"),
+        argv=lambda w: ["operation", "resume", str(w.operation.pk)],
+        outcome="denied",
+    ),
+    "node accept-host-key": Audited(
+        "node.host_key_accepted",
+        setup=_offer_host_key,
+        argv=lambda w: ["node", "accept-host-key", w.cluster.name, w.node.name, "--fingerprint", "SHA256:other"],
+        outcome="denied",  # not the fingerprint the machine offered
     ),
 }

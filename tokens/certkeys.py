@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.db import transaction
 
-from audit.services import record
+from audit.services import record, refusals_of
 from clusters import kubeapi
 from kubeadm import certkeys, uploads
 from operations.registry import OperationKind, PhaseSpec
@@ -37,6 +37,23 @@ def can_upload_certs(cluster) -> bool:
     wanted = list(uploads.AUTHORITY_FILES)
     held = {name for name, key in cluster.authorities.filter(name__in=wanted).values_list("name", "private_key") if key}
     return set(wanted) <= held
+
+
+class CertificateKeyRefused(Exception):
+    """A new certificate key cannot be made here (the message says what to do instead)."""
+
+
+@refusals_of("operation.queued", CertificateKeyRefused, details={"kind": KIND})
+def request_certificate_key(cluster, *, user=None):
+    """Queue the ``upload-certs`` operation, or refuse (audited) when Kubeboard lacks the CA keys."""
+    from operations.services import start_operation
+
+    if not can_upload_certs(cluster):
+        raise CertificateKeyRefused(
+            "Kubeboard does not hold this cluster's CA keys; run `kubeadm init phase upload-certs --upload-certs` "
+            "on a control-plane node instead."
+        )
+    return start_operation(cluster, KIND, user=user)
 
 
 def ca_files(cluster) -> dict[str, bytes]:
@@ -140,6 +157,7 @@ UPLOAD_CERTS = OperationKind(
 )
 
 
+@refusals_of("certificate_key.revealed", TokenStateError)
 def reveal_certificate_key(key: CertificateKey, *, user) -> str:
     """The key itself, for an admin, while it is valid; audited."""
     from core.permissions import ADMIN, require

@@ -25,7 +25,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.services import record
+from audit.services import record, refusals_of
 from clusters import kubeapi
 from core.formatting import duration_words
 from core.permissions import ADMIN, require
@@ -525,6 +525,7 @@ def forget_cluster_tokens(
 # --- reveal and join commands ---------------------------------------------------------------------
 
 
+@refusals_of("token.revealed", TokenStateError)
 def reveal_token(token: BootstrapToken, *, user) -> str:
     """The full "id.secret" for an admin; audited. Only while the token is valid."""
     if user is not None:
@@ -555,6 +556,7 @@ def join_command_for(cluster, full_token: str, *, control_plane: bool = False, c
     )
 
 
+@refusals_of("token.join_command_revealed", TokenStateError)
 def reveal_join_command(token: BootstrapToken, *, user, control_plane: bool = False, certificate_key: str = "") -> str:
     """The join command for an existing token: shows its secret, so it is a reveal (admin, audited)."""
     if user is not None:

@@ -10,8 +10,10 @@ A sync lists the Secrets once and compares them with the rows:
 * a Secret still present for a token Kubeboard revoked is deleted again.
 
 Each change is one audit record and one line of drift on the cluster's ``TokenSync``; a
-sync that finds nothing new writes no audit record, so drift is reported once per change, not
-once per sync. Two syncs of one cluster never overlap (a lease on the ``TokenSync`` row).
+scheduled sync that finds nothing new writes no audit record, so drift is reported once per
+change, not once per sync. A sync someone asks for (``sync_now``: the Tokens page's Sync,
+``manage.py token sync``) also writes one ``token.synced`` record of its own with its counts
+and outcome. Two syncs of one cluster never overlap (a lease on the ``TokenSync`` row).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from audit.services import record
 from clusters import kubeapi
 from kubeadm import discovery, kubeconfig
@@ -53,10 +56,25 @@ class SyncReport:
     revoked_again: list[str] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
     cluster_info: str = ""
+    found: int = 0  # bootstrap-token Secrets in the cluster
+    invalid: int = 0  # of those, Secrets that are not valid bootstrap tokens (left alone)
 
     @property
     def ok(self) -> bool:
         return self.result == TokenSync.Result.OK
+
+    def counts(self) -> dict:
+        """What the sync found and did, in numbers (the audit record's details)."""
+        return {
+            "result": self.result,
+            "found": self.found,
+            "invalid": self.invalid,
+            "imported": len(self.imported),
+            "changed": len(self.changed),
+            "marked_gone": len(self.gone),
+            "expired": len(self.expired),
+            "revoked_again": len(self.revoked_again),
+        }
 
 
 class SyncBusy(Exception):
@@ -263,13 +281,32 @@ def sync_cluster(cluster, *, user=None, now: datetime.datetime | None = None) ->
     return report
 
 
+def sync_now(cluster, *, user=None) -> SyncReport:
+    """A sync someone asked for: ``sync_cluster`` plus one ``token.synced`` record with its
+    counts, whatever came of it (another sync running: refused; cluster unreachable: failed)."""
+    report = sync_cluster(cluster, user=user)
+    if report.ok:
+        outcome = AuditEvent.Outcome.SUCCESS
+    elif report.result == "busy":
+        outcome = AuditEvent.Outcome.DENIED
+    else:
+        outcome = AuditEvent.Outcome.FAILURE
+    details = report.counts()
+    if report.message:
+        details["error"] = report.message[:300]
+    record("token.synced", actor=user, obj=cluster, cluster=cluster, details=details, outcome=outcome)
+    return report
+
+
 def _sync(cluster, report: SyncReport, *, user, now: datetime.datetime) -> None:
     secrets = kube.list_token_secrets(cluster, user=user)
+    report.found = len(secrets)
     found: dict[str, tuple[kubeadm_tokens.BootstrapTokenInfo, kube.SecretMeta]] = {}
     for meta, body in secrets:
         try:
             info = kubeadm_tokens.token_from_secret(body)
         except TokenFormatError as exc:
+            report.invalid += 1
             report.drift.append(f"Secret {meta.name} is not a valid bootstrap token ({exc}); left alone")
             continue
         found[info.token.id] = (info, meta)

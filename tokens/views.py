@@ -16,18 +16,21 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from audit.models import AuditEvent
+from audit.services import refusals
 from clusters import kubeapi
 from clusters.models import Cluster
 from core.permissions import ADMIN, OPERATE, VIEW, can, get_object_for
-from operations.services import OperationStateError, start_operation
+from operations.services import OperationStateError
 from tokens import certkeys, services
 from tokens.forms import JoinCommandForm, TokenForm, TokenPolicyForm
 from tokens.models import BootstrapToken, CertificateKey
 from tokens.panels import token_context
 from tokens.policies import TokenError, policy_for
-from tokens.sync import sync_cluster
+from tokens.sync import sync_now
 
 ACTIVITY_LIMIT = 25
+# A person's create, rotate or delete that the cluster did not carry out is audited as failed.
+API_ERRORS = (kubeapi.KubeAPIError,)
 
 
 def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
@@ -80,17 +83,18 @@ def token_create(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            token, full = services.create_token(
-                cluster,
-                user=request.user,
-                token=data["token"] or None,
-                ttl=data["ttl"],
-                expires_at=data["expires_at"],
-                description=data["description"],
-                usages=data["usages"],
-                groups=data["groups"],
-                auto_rotate=data["auto_rotate"],
-            )
+            with refusals("token.created", TokenError, failed=API_ERRORS, actor=request.user, obj=cluster):
+                token, full = services.create_token(
+                    cluster,
+                    user=request.user,
+                    token=data["token"] or None,
+                    ttl=data["ttl"],
+                    expires_at=data["expires_at"],
+                    description=data["description"],
+                    usages=data["usages"],
+                    groups=data["groups"],
+                    auto_rotate=data["auto_rotate"],
+                )
         except TokenError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         except kubeapi.KubeAPIError as exc:
@@ -112,7 +116,8 @@ def token_rotate(request: HttpRequest, name: str, token_id: str) -> HttpResponse
     cluster = _cluster(request, name, OPERATE)
     token = _token(cluster, token_id)
     try:
-        successor, full = services.rotate_token(token, user=request.user, reason="requested in the UI")
+        with refusals("token.rotated", TokenError, failed=API_ERRORS, actor=request.user, obj=token):
+            successor, full = services.rotate_token(token, user=request.user, reason="requested in the UI")
     except (TokenError, kubeapi.KubeAPIError) as exc:
         messages.error(request, f"Token {token.token_id} was not rotated: {exc}")
         return redirect("tokens:list", name=cluster.name)
@@ -126,7 +131,8 @@ def token_delete(request: HttpRequest, name: str, token_id: str) -> HttpResponse
     token = _token(cluster, token_id)
     reason = (request.POST.get("reason") or "").strip() or "deleted in the UI"
     try:
-        services.delete_token(token, user=request.user, reason=reason[:200])
+        with refusals("token.revoked", TokenError, failed=API_ERRORS, actor=request.user, obj=token):
+            services.delete_token(token, user=request.user, reason=reason[:200])
     except (TokenError, kubeapi.KubeAPIError) as exc:
         messages.error(request, f"Token {token.token_id} was not deleted: {exc}")
     else:
@@ -177,7 +183,7 @@ def token_join_command(request: HttpRequest, name: str, token_id: str) -> HttpRe
 @require_POST
 def token_sync(request: HttpRequest, name: str) -> HttpResponse:
     cluster = _cluster(request, name, OPERATE)
-    report = sync_cluster(cluster, user=request.user)
+    report = sync_now(cluster, user=request.user)
     if report.ok:
         summary = "; ".join(report.drift) or "no drift"
         messages.success(request, f"Synced with the cluster: {summary}.")
@@ -204,15 +210,11 @@ def policy_edit(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def certificate_key_create(request: HttpRequest, name: str) -> HttpResponse:
     cluster = _cluster(request, name, OPERATE)
-    if not certkeys.can_upload_certs(cluster):
-        messages.error(
-            request,
-            "Kubeboard does not hold this cluster's CA keys; run `kubeadm init phase upload-certs --upload-certs` "
-            "on a control-plane node instead.",
-        )
-        return redirect("tokens:list", name=cluster.name)
     try:
-        operation = start_operation(cluster, certkeys.KIND, user=request.user)
+        operation = certkeys.request_certificate_key(cluster, user=request.user)
+    except certkeys.CertificateKeyRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("tokens:list", name=cluster.name)
     except OperationStateError as exc:
         messages.error(request, f"No new certificate key: {exc}")
         return redirect("tokens:list", name=cluster.name)

@@ -12,7 +12,7 @@ from argparse import _SubParsersAction
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command, get_commands, load_command_class
+from django.core.management import CommandError, call_command, get_commands, load_command_class
 from django.db import transaction
 from django.test import Client
 
@@ -24,27 +24,34 @@ from tests.unit.test_permission_matrix import SITE_ROUTES, url_for
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
-OUR_APPS = ("audit", "clusters", "core", "nodes", "operations", "teams", "tokens")
 
 
 def written(since: int) -> list[str]:
     return sorted(AuditEvent.objects.filter(seq__gt=since).values_list("action", flat=True))
 
 
+def outcomes(since: int) -> list[tuple[str, str]]:
+    return sorted(AuditEvent.objects.filter(seq__gt=since).values_list("action", "outcome"))
+
+
 def last_seq() -> int:
     return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
 
 
-def _check(entry, found: list[str], what: str) -> None:
-    if isinstance(entry, ac.Audited):
+def _check(entry, since: int, what: str) -> None:
+    found = written(since)
+    if isinstance(entry, (ac.Audited, ac.Elsewhere)):
         assert found == entry.expected, (
             f"{what} wrote {found or 'no audit record'}; expected exactly {entry.expected} (one record per action). "
             "Fix the service, or update tests/audit_coverage.py if the actions changed on purpose."
         )
+        wrong = [(action, outcome) for action, outcome in outcomes(since) if outcome != entry.outcome]
+        assert not wrong, f"{what} wrote {wrong}: the outcome it really had is {entry.outcome!r}"
+        if isinstance(entry, ac.Elsewhere):
+            assert entry.outcome != "success", f"{what}: here it cannot succeed; its records say how it did not"
+            assert (ROOT / entry.test.split("::")[0]).exists(), f"{what}: {entry.test} does not exist"
     else:
         assert found == [], f"{what} is declared {type(entry).__name__} but wrote {found}"
-        if isinstance(entry, ac.Elsewhere):
-            assert (ROOT / entry.test.split("::")[0]).exists(), f"{what}: {entry.test} does not exist"
 
 
 # --- routes ---------------------------------------------------------------------------------
@@ -110,8 +117,22 @@ ROUTE_CASES = sorted((key, method) for key, methods in ac.ROUTES.items() for met
 
 @pytest.mark.parametrize(("key", "method"), ROUTE_CASES, ids=[f"{k} {m}" for k, m in ROUTE_CASES])
 def test_route_writes_exactly_its_records(key, method):
+    _run_route(key, method, ac.ROUTES[key][method])
+
+
+REFUSED_ROUTE_CASES = sorted(ac.REFUSED_ROUTES)
+
+
+@pytest.mark.parametrize("key", REFUSED_ROUTE_CASES)
+def test_refused_route_writes_one_record_with_the_outcome_it_had(key):
+    entry = ac.REFUSED_ROUTES[key]
+    assert isinstance(ac.ROUTES.get(key, {}).get("POST"), ac.Audited), f"{key}: refused runs are of audited routes"
+    assert entry.outcome != "success", f"{key}: a refused or failed run is not a success"
+    _run_route(key, "POST", entry)
+
+
+def _run_route(key: str, method: str, entry) -> None:
     world = pm.build_world()
-    entry = ac.ROUTES[key][method]
     if getattr(entry, "setup", None):
         entry.setup(world)
     client = Client()
@@ -124,8 +145,32 @@ def test_route_writes_exactly_its_records(key, method):
         response = client.generic(
             method, url, data=_encode(entry.data(world)), content_type="application/x-www-form-urlencoded"
         )
+        if response.streaming:
+            _consume(response)
     assert response.status_code < 500, f"{method} {key} answered {response.status_code}"
-    _check(entry, written(before), f"{method} {key} (answered {response.status_code})")
+    _check(entry, before, f"{method} {key} (answered {response.status_code})")
+
+
+def test_every_route_that_accepts_a_post_is_declared():
+    """Found from the URL patterns, not from a list: a POST a route accepts without an entry in
+    tests/audit_coverage.py ROUTES fails here, even if the permission matrix forgot its POST."""
+    world = pm.build_world()
+    client = Client()
+    client.force_login(world.users["superuser"])
+    undeclared = []
+    for key in sorted(SITE_ROUTES):
+        if "POST" in ac.ROUTES.get(key, {}) or key not in pm.MATRIX:
+            continue  # unknown to the matrix: tests/unit/test_permission_matrix.py names it
+        before = last_seq()
+        with transaction.atomic():
+            response = client.post(url_for(key, pm.MATRIX[key], world))
+            transaction.set_rollback(True)
+        if response.status_code != 405:
+            undeclared.append(f"{key} (answered {response.status_code}{', wrote records' if written(before) else ''})")
+    assert not undeclared, (
+        f"routes that accept a POST without an entry in tests/audit_coverage.py ROUTES: {undeclared}. "
+        'Add "name": {"POST": Audited(...)} (or ReadOnly/Elsewhere), or refuse POST (require_GET / 405).'
+    )
 
 
 def _encode(data: dict) -> str:
@@ -138,11 +183,14 @@ def _encode(data: dict) -> str:
 
 
 def our_commands() -> list[str]:
-    """Each command of our apps, and each subcommand as "command sub"."""
+    """Each command in one of our apps' management/commands directories (found on disk, so a new
+    app's commands count too), and each subcommand as "command sub"."""
     names = []
-    for name, app in sorted(get_commands().items()):
-        if app not in OUR_APPS:
+    for path in sorted(ROOT.glob("*/management/commands/*.py")):
+        if path.name.startswith("_"):
             continue
+        app, name = path.parents[2].name, path.stem
+        assert get_commands().get(name) == app, f"{path}: manage.py {name} is not this app's command"
         parser = load_command_class(app, name).create_parser("manage.py", name)
         subs = [action for action in parser._actions if isinstance(action, _SubParsersAction)]
         if subs:
@@ -165,13 +213,34 @@ COMMAND_CASES = sorted(name for name, entry in ac.COMMANDS.items() if getattr(en
 
 @pytest.mark.parametrize("name", COMMAND_CASES)
 def test_command_writes_exactly_its_records(name):
+    _run_command(name, ac.COMMANDS[name])
+
+
+REFUSED_COMMAND_CASES = sorted(ac.REFUSED_COMMANDS)
+
+
+@pytest.mark.parametrize("name", REFUSED_COMMAND_CASES)
+def test_refused_command_writes_one_record_with_the_outcome_it_had(name):
+    entry = ac.REFUSED_COMMANDS[name]
+    assert isinstance(ac.COMMANDS.get(name), ac.Audited), f"{name}: refused runs are of audited commands"
+    assert entry.outcome != "success", f"{name}: a refused or failed run is not a success"
+    _run_command(name, entry)
+
+
+def _run_command(name: str, entry) -> None:
     world = pm.build_world()
-    entry = ac.COMMANDS[name]
     if getattr(entry, "setup", None):
         entry.setup(world)
     before = last_seq()
-    call_command(*entry.argv(world), stdout=io.StringIO(), stderr=io.StringIO())
-    _check(entry, written(before), f"manage.py {name}")
+    try:
+        call_command(*entry.argv(world), stdout=io.StringIO(), stderr=io.StringIO())
+    except CommandError as exc:
+        if getattr(entry, "outcome", "success") == "success":
+            raise
+        message = str(exc)
+    else:
+        message = "exit 0"
+    _check(entry, before, f"manage.py {name} ({message})")
 
 
 # --- background tasks -----------------------------------------------------------------------
@@ -179,9 +248,11 @@ def test_command_writes_exactly_its_records(name):
 
 def our_tasks() -> list[str]:
     found = ["audit.checkpoints.scheduled_checkpoint"]
-    for app in OUR_APPS:
-        if not (ROOT / app / "tasks.py").exists():
+    # Every app's tasks.py, found on disk (an app is a directory with an apps.py).
+    for path in sorted(ROOT.glob("*/tasks.py")):
+        if not (path.parent / "apps.py").exists():
             continue
+        app = path.parent.name
         module = importlib.import_module(f"{app}.tasks")
         for name, value in vars(module).items():
             if inspect.isfunction(value) and not name.startswith("_"):
@@ -208,7 +279,7 @@ def test_task_writes_exactly_its_records(name):
         entry.setup(world)
     before = last_seq()
     entry.call(world)
-    _check(entry, written(before), f"task {name}")
+    _check(entry, before, f"task {name}")
 
 
 def test_elsewhere_entries_name_existing_tests():

@@ -96,7 +96,10 @@ def test_initialize_is_refused_before_anything_runs(client, cluster, operator, f
     text = messages_of(response)
     assert re.search(expected, text), text
     assert not Operation.objects.filter(kind="init").exists()
-    assert AuditEvent.objects.count() == before
+    # One record: the refused request, with its reason.
+    assert AuditEvent.objects.count() == before + 1
+    refused = AuditEvent.objects.order_by("-seq").first()
+    assert (refused.action, refused.outcome, refused.details["kind"]) == ("operation.queued", "denied", "init")
     node.refresh_from_db()
     assert node.status == Node.Status.NEW
     assert Cluster.objects.get(pk=cluster.pk).status == Cluster.Status.READY

@@ -83,4 +83,6 @@ def test_a_running_operation_blocks_the_delete(client, world):
     assert response.status_code == 400
     assert "is running; cancel it or let it finish" in response.content.decode()
     assert Cluster.objects.filter(name="doomed").exists()
-    assert not AuditEvent.objects.filter(action="cluster.deleted").exists()
+    # The refused attempt is audited as refused, with the reason; nothing says it was deleted.
+    refused = AuditEvent.objects.get(action="cluster.deleted")
+    assert refused.outcome == "denied" and "is running" in refused.details["error"]

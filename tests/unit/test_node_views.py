@@ -199,6 +199,20 @@ def test_changing_the_address_unpins_the_host_key(operator, cluster):
     assert node.address == "10.0.0.99" and node.host_key_state == Node.HostKeyState.UNKNOWN
 
 
+def test_a_refused_edit_shows_the_stored_machine_not_the_rejected_name(operator, cluster):
+    # The form writes what was typed onto the machine it validates; the page (title, Cancel
+    # link) must keep naming the stored machine, or a name with "/" cannot even be linked.
+    node = Node.objects.create(cluster=cluster, name="cp1", address="10.0.0.11")
+    url = reverse("nodes:edit", args=[cluster.name, node.name])
+    for bad_name in ("https://[::1", "../../etc/passwd", "<b>x</b>"):
+        response = client_for(operator).post(url, {**GOOD, "credential": "cluster-key", "name": bad_name})
+        assert response.status_code == 400
+        assert f'href="{node.get_absolute_url()}">Cancel</a>' in response.content.decode()
+        assert b"Edit machine cp1" in response.content
+    node.refresh_from_db()
+    assert node.name == "cp1"
+
+
 # --- host keys -----------------------------------------------------------------------------
 
 
@@ -214,7 +228,9 @@ def test_operator_accepts_the_offered_host_key(operator, cluster):
     client.post(accept, {"fingerprint": node.offered_host_key_fingerprint})
     node.refresh_from_db()
     assert node.host_key_state == Node.HostKeyState.PINNED and node.host_key_accepted_by == operator
-    event = AuditEvent.objects.get(action="node.host_key_accepted")
+    refused, event = AuditEvent.objects.filter(action="node.host_key_accepted").order_by("seq")
+    assert refused.outcome == "denied" and "does not match" in refused.details["error"]
+    assert event.outcome == "success"
     assert event.actor == operator and event.details == {"fingerprint": node.ssh_host_key_fingerprint}
 
 
@@ -262,5 +278,7 @@ def test_delete_only_when_not_joined(operator, cluster):
     assert client.get(url).status_code == 200
     assert client.post(url).status_code == 302
     assert not Node.objects.exists()
-    event = AuditEvent.objects.get(action="node.deleted")
+    refused, event = AuditEvent.objects.filter(action="node.deleted").order_by("seq")
+    assert refused.outcome == "denied" and "remove it from the cluster" in refused.details["error"]
+    assert event.outcome == "success"
     assert event.details["name"] == "cp1" and event.cluster == cluster

@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from audit.services import refusals
 from clusters import kubeapi
 from clusters.models import Cluster
 from core.permissions import ADMIN, OPERATE, VIEW, require
@@ -30,7 +31,7 @@ from kubeadm.tokenlist import ListedToken, format_token_list
 from tokens import services
 from tokens.models import BootstrapToken
 from tokens.policies import TokenError
-from tokens.sync import sync_cluster
+from tokens.sync import sync_now
 
 
 class Command(BaseCommand):
@@ -128,16 +129,17 @@ class Command(BaseCommand):
                 ttl = parse_duration(options["ttl"], field="--ttl")
             except KubeadmError as exc:
                 raise CommandError(str(exc)) from None
-        token, full = services.create_token(
-            cluster,
-            user=user,
-            token=options["token"] or None,
-            ttl=ttl,
-            description=options["description"],
-            usages=[u for u in options["usages"].split(",") if u],
-            groups=[g for g in options["groups"].split(",") if g],
-            auto_rotate=options["auto_rotate"],
-        )
+        with refusals("token.created", TokenError, failed=(kubeapi.KubeAPIError,), actor=user, obj=cluster):
+            token, full = services.create_token(
+                cluster,
+                user=user,
+                token=options["token"] or None,
+                ttl=ttl,
+                description=options["description"],
+                usages=[u for u in options["usages"].split(",") if u],
+                groups=[g for g in options["groups"].split(",") if g],
+                auto_rotate=options["auto_rotate"],
+            )
         if not options["print_join_command"]:
             self.stdout.write(full)
             return
@@ -184,12 +186,13 @@ class Command(BaseCommand):
                     f"bootstrap token {token_id!r} is not known in cluster {cluster.name}; "
                     f"run `manage.py token sync {cluster.name}` to import tokens made elsewhere"
                 )
-            services.delete_token(row, user=user, reason="deleted with manage.py token delete")
+            with refusals("token.revoked", TokenError, failed=(kubeapi.KubeAPIError,), actor=user, obj=row):
+                services.delete_token(row, user=user, reason="deleted with manage.py token delete")
             self.stdout.write(f'bootstrap token "{token_id}" deleted')
 
     def _sync(self, cluster, user, options) -> None:
         self._require(user, OPERATE, cluster)
-        report = sync_cluster(cluster, user=user)
+        report = sync_now(cluster, user=user)
         if not report.ok:
             raise CommandError(f"sync {report.result}: {report.message}")
         for line in report.drift:

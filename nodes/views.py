@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError
@@ -55,8 +57,15 @@ def node_add(request: HttpRequest, cluster: str) -> HttpResponse:
 @login_required
 def node_edit(request: HttpRequest, cluster: str, node: str) -> HttpResponse:
     node_obj = _node(request, cluster, node, OPERATE)
+    # The form writes what was typed onto its instance while validating: give it a copy, so a
+    # refused edit's page still names and links the stored machine (a rejected name such as
+    # "a/b" has no URL at all).
     form = NodeForm(
-        request.POST or None, request.FILES or None, instance=node_obj, cluster=node_obj.cluster, user=request.user
+        request.POST or None,
+        request.FILES or None,
+        instance=copy.copy(node_obj),
+        cluster=node_obj.cluster,
+        user=request.user,
     )
     if request.method == "POST" and form.is_valid():
         try:

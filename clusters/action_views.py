@@ -108,7 +108,6 @@ def admin_kubeconfig(request: HttpRequest, name: str) -> HttpResponse:
         return _back(cluster, "overview")
     response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{cluster.name}-admin.conf"'
-    response["Cache-Control"] = "no-store"
     return response
 
 

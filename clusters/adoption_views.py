@@ -5,7 +5,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.cache import never_cache
 
 from clusters.adoption import AdoptionError, adopt_cluster
 from clusters.adoption_forms import AdoptClusterForm
@@ -13,7 +12,6 @@ from core.permissions import ADMIN, teams_for
 
 
 @login_required
-@never_cache
 def adopt(request: HttpRequest) -> HttpResponse:
     """Register a cluster Kubeboard did not create (admins of a team: it stores an admin credential)."""
     if not teams_for(request.user, ADMIN).exists():

@@ -68,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.SecurityHeadersMiddleware",
+    # Cache-Control: no-store on the responses that carry a secret or a backup (the list is there).
+    "core.no_store.NoStoreMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Login rate limiting (django-axes); last, as its documentation asks.
     "axes.middleware.AxesMiddleware",

@@ -2,8 +2,8 @@
 work in tokens.services / tokens.sync / tokens.certkeys.
 
 Pages that show a secret (a new or rotated token, a reveal, a join command, a certificate key)
-are answered with ``Cache-Control: no-store`` and never put the secret in a message, the
-session or a URL.
+are answered with ``Cache-Control: no-store`` (their routes are listed in core.no_store) and
+never put the secret in a message, the session or a URL.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from audit.models import AuditEvent
@@ -75,7 +74,6 @@ def _show_new_token(request, cluster, token, full, *, title: str, status: int = 
 
 
 @login_required
-@never_cache
 def token_create(request: HttpRequest, name: str) -> HttpResponse:
     cluster = _cluster(request, name, OPERATE)
     policy = policy_for(cluster)
@@ -111,7 +109,6 @@ def token_create(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 @require_POST
-@never_cache
 def token_rotate(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
     cluster = _cluster(request, name, OPERATE)
     token = _token(cluster, token_id)
@@ -142,7 +139,6 @@ def token_delete(request: HttpRequest, name: str, token_id: str) -> HttpResponse
 
 @login_required
 @require_POST
-@never_cache
 def token_reveal(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
     cluster = _cluster(request, name, ADMIN)
     token = _token(cluster, token_id)
@@ -155,7 +151,6 @@ def token_reveal(request: HttpRequest, name: str, token_id: str) -> HttpResponse
 
 @login_required
 @require_POST
-@never_cache
 def token_join_command(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
     cluster = _cluster(request, name, ADMIN)
     token = _token(cluster, token_id)
@@ -223,7 +218,6 @@ def certificate_key_create(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 @require_POST
-@never_cache
 def certificate_key_reveal(request: HttpRequest, name: str, pk: int) -> HttpResponse:
     cluster = _cluster(request, name, ADMIN)
     key = get_object_or_404(CertificateKey, cluster=cluster, pk=pk)

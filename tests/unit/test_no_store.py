@@ -142,3 +142,23 @@ def test_the_list_is_the_one_the_middleware_applies():
     assert tested == set(NO_STORE_ROUTES)
     for route in NO_STORE_ROUTES:  # each name still resolves to a route
         assert route in ROUTES, route
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_snapshot_download_is_never_stored_under_daphne_too():
+    """Under ASGI the snapshot streams asynchronously; the header is set all the same."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    world = pm.build_world()
+    client = AsyncClient()
+    async_to_sync(client.aforce_login)(world.users["admin"])
+    url = reverse("daytwo:snapshot-download", kwargs={"name": world.cluster.name, "pk": world.snapshot.pk})
+
+    async def download():
+        response = await client.post(url)
+        return response, b"".join([piece async for piece in response.streaming_content])
+
+    response, body = async_to_sync(download)()
+    assert response.status_code == 200 and body == b"not really an etcd database"
+    assert response["Cache-Control"] == "no-store"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from audit.services import record, refusals_of
 from nodes import keys
 from nodes.models import ClusterSSHKey, Node
@@ -188,10 +189,12 @@ def run_check(node_id: int, *, actor=None, progress=None) -> dict:
             locked.status = Node.Status.REACHABLE if report["login"] else Node.Status.UNREACHABLE
         locked.save()
         kubeadm = report.get("binaries", {}).get("kubeadm", {})
+        # A check that could not log in failed; one that did succeeded, whatever problems it found.
         record(
             "node.checked",
             actor=actor,
             obj=locked,
+            outcome=AuditEvent.Outcome.SUCCESS if report["login"] else AuditEvent.Outcome.FAILURE,
             details={
                 "reachable": report["reachable"],
                 "login": report["login"],

@@ -201,7 +201,10 @@ def our_commands() -> list[str]:
 
 
 def test_every_command_is_declared():
-    missing = [name for name in our_commands() if name not in ac.COMMANDS]
+    commands = our_commands()
+    stale = [name for name in ac.COMMANDS if name not in commands]
+    assert not stale, f"tests/audit_coverage.py COMMANDS declares commands that do not exist: {stale}"
+    missing = [name for name in commands if name not in ac.COMMANDS]
     assert not missing, (
         f"management commands without an entry in tests/audit_coverage.py COMMANDS: {missing}. Add "
         '"command sub": Audited("the.action", argv=lambda w: ["command", "sub", ...]) (or ReadOnly/Elsewhere).'

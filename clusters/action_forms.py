@@ -8,6 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from clusters.models import Cluster
+from core.form_fields import BoundedModelMultipleChoiceField
 from kubeadm import workflow
 from nodes.models import Node
 from nodes.validators import parse_check_list, validate_ignore_preflight_errors
@@ -56,7 +57,7 @@ class InitForm(forms.Form):
 
 
 class JoinForm(forms.Form):
-    nodes = forms.ModelMultipleChoiceField(
+    nodes = BoundedModelMultipleChoiceField(
         queryset=Node.objects.none(),
         label="Machines",
         widget=forms.CheckboxSelectMultiple,

@@ -19,6 +19,7 @@ from django.contrib.auth.models import Group
 
 from audit.snapshot import snapshot
 from core.encryption import EncryptedTextField
+from core.form_fields import BoundedModelMultipleChoiceField
 from core.permissions import OPERATE, VIEW, is_team_scoped, restrict, teams_for
 
 
@@ -93,6 +94,11 @@ class ReadOnlyInline(admin.TabularInline):
 
 class AuditedAdmin(admin.ModelAdmin):
     """One audit record per admin change (``admin.<model>.added/changed/deleted``)."""
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        # A group's permissions, a user's groups: a key beyond 64 bits is an invalid choice, not a 500.
+        kwargs.setdefault("form_class", BoundedModelMultipleChoiceField)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change) -> None:
         if change and obj.pk is not None:

@@ -315,5 +315,6 @@ def test_the_worker_streams_records_as_they_are_written(stack_factory, rsyslog):
     print(f"caught up {time.monotonic() - restarted_at:.1f} s after the collector came back")
     assert_continuous(received(lines))
     assert_matches_the_table(received(lines))
-    logs = stack.logs()
-    assert logs.count("is failing") == 1 and "works again" in logs, logs
+    # The worker logs the recovery just after the collector has the batch.
+    logs = wait_until(lambda: "works again" in stack.logs() and stack.logs(), 10, message="the recovery logged")
+    assert logs.count("is failing") == 1, logs

@@ -94,6 +94,12 @@ def create_checkpoint(*, reason: str = "on demand") -> AuditCheckpoint:
     return checkpoint
 
 
+def record_details(checkpoint: AuditCheckpoint, reason: str) -> dict:
+    """What a checkpoint's own audit record carries: the signed checkpoint itself, so the SIEM
+    stream (``audit.siem``) delivers it to the collector too, a witness out of the database's reach."""
+    return {"seq": checkpoint.seq, "reason": reason, "checkpoint": checkpoint.as_export()}
+
+
 def signature_problem(data: dict) -> str | None:
     """Why ``data`` is not a checkpoint of this installation (None: it is)."""
     try:
@@ -291,5 +297,5 @@ def scheduled_checkpoint() -> int:
         return 0
     with audit_context(source="schedule:audit_checkpoint"), transaction.atomic():
         checkpoint = create_checkpoint(reason="scheduled")
-        record("audit.checkpoint_created", details={"seq": checkpoint.seq, "reason": "scheduled"})
+        record("audit.checkpoint_created", details=record_details(checkpoint, "scheduled"))
     return checkpoint.seq

@@ -265,3 +265,16 @@ def test_a_rewritten_external_checkpoint_line_signed_by_another_key_is_refused(a
     with open(audit_checkpoint_dir / "checkpoints-2999-01-01.jsonl", "w") as handle:
         handle.write(json.dumps(data) + "\n")
     assert "not by this installation's checkpoint key" in detected()
+
+
+def test_a_checkpoint_record_carries_the_signed_checkpoint_so_the_siem_stream_witnesses_it():
+    from audit.checkpoints import signature_valid
+    from audit.export import jsonl_row
+
+    record("test.before")
+    with open("/dev/null", "w") as out:
+        call_command("audit_checkpoint", stdout=out)
+    line = json.loads(jsonl_row(AuditEvent.objects.order_by("-seq").first()))  # what the SIEM receives
+    assert line["action"] == "audit.checkpoint_created"
+    signed = line["details"]["checkpoint"]
+    assert signed["seq"] == 1 and signature_valid(signed)

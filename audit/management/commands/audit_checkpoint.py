@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from audit.checkpoints import create_checkpoint
+from audit.checkpoints import create_checkpoint, record_details
 from audit.checkpoints import export as _write
 from audit.context import audit_context
 from audit.keys import checkpoint_key, fingerprint, public_key_text
@@ -37,7 +37,7 @@ class Command(BaseCommand):
         else:
             with audit_context(source="command:audit_checkpoint"), transaction.atomic():
                 checkpoint = create_checkpoint(reason="on demand")
-                record("audit.checkpoint_created", details={"seq": checkpoint.seq, "reason": "on demand"})
+                record("audit.checkpoint_created", details=record_details(checkpoint, "on demand"))
         if export is not None:
             target = export
             try:

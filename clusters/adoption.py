@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import record
+from audit.services import record, refusals
 from clusters import kubeapi
 from clusters.models import Cluster
 from core.encryption import SecretValue
@@ -83,12 +83,21 @@ def check_kubeconfig(name: str, text: str) -> tuple[kubeapi.Credentials, str, st
 
 
 def adopt_cluster(*, name: str, team, kubeconfig: str, user) -> Cluster:
-    """Register the cluster (all or nothing), then run a first token sync."""
+    """Register the cluster (all or nothing), then run a first token sync. An attempt that is
+    refused (the name is taken) or fails (the API server cannot be reached or refuses the
+    kubeconfig) writes its one ``cluster.adopted`` record with that outcome and the reason."""
+    attempt = {"name": name, "team": team.name if team else None}
+    with refusals("cluster.adopted", AdoptionError, actor=user, details=attempt):
+        if Cluster.objects.filter(name=name).exists():
+            raise AdoptionError(f"A cluster named {name!r} already exists; choose another name.", field="name")
+    with refusals("cluster.adopted", failed=(AdoptionError,), actor=user, details=attempt):
+        return _adopt(name=name, team=team, kubeconfig=kubeconfig, user=user)
+
+
+def _adopt(*, name: str, team, kubeconfig: str, user) -> Cluster:
     from tokens.models import TokenSync
     from tokens.sync import sync_cluster
 
-    if Cluster.objects.filter(name=name).exists():
-        raise AdoptionError(f"A cluster named {name!r} already exists; choose another name.", field="name")
     creds, version, username = check_kubeconfig(name, kubeconfig)
     ca_certs = pki.load_certificates(creds.ca_pem, name="certificate-authority-data")
     pin = discovery.ca_pin_hash(ca_certs[0])

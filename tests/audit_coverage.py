@@ -117,6 +117,19 @@ def _config_file() -> str:
     return path
 
 
+def _unreachable_kubeconfig() -> str:
+    """A well-formed admin kubeconfig (token user) for an API server at a documentation address."""
+    import yaml
+
+    from kubeadm import kubeconfig, pki
+
+    ca = pki.generate_ca("kubernetes", "ECDSA-P256")
+    config = kubeconfig.build_kubeconfig(
+        "https://192.0.2.1:6443", "kubernetes", "kubernetes-admin", ca.cert, token="abcdef.0123456789abcdef"
+    )
+    return yaml.safe_dump(config)
+
+
 CLUSTER_E2E = "tests/e2e/test_tokens_cluster.py"
 DAY2_UPGRADE_E2E = "tests/e2e/test_day2_upgrade.py"
 DAY2_CERTS_E2E = "tests/e2e/test_day2_certificates.py"
@@ -142,7 +155,15 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
             data=lambda w: CLUSTER_FORM | {"name": "fresh", "team": w.team.pk},
         )
     },
-    "adopt-cluster": {"POST": Elsewhere(CLUSTER_E2E, "reads a live API server with the given kubeconfig")},
+    "adopt-cluster": {
+        "POST": Elsewhere(
+            CLUSTER_E2E,
+            "reads a live API server with the given kubeconfig",
+            data=lambda w: {"name": "adopted", "team": w.team.pk, "kubeconfig_text": _unreachable_kubeconfig()},
+            fails="cluster.adopted",  # the network guard refuses the API server's address
+            outcome="failure",
+        )
+    },
     "clusters:initialize": {
         "POST": Elsewhere(
             CLUSTER_E2E,

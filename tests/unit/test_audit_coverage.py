@@ -141,14 +141,34 @@ def _run_route(key: str, method: str, entry) -> None:
         client.force_login(user)
     before = last_seq()
     url = url_for(key, pm.MATRIX[key], world)
+    data = entry.data(world)
     with transaction.atomic():  # on_commit work (queued tasks) is not run here
-        response = client.generic(
-            method, url, data=_encode(entry.data(world)), content_type="application/x-www-form-urlencoded"
-        )
+        response = client.generic(method, url, data=_encode(data), content_type="application/x-www-form-urlencoded")
         if response.streaming:
             _consume(response)
     assert response.status_code < 500, f"{method} {key} answered {response.status_code}"
     _check(entry, before, f"{method} {key} (answered {response.status_code})")
+    _no_secret_recorded(data, before, f"{method} {key}")
+
+
+SECRET_FIELDS = ("kubeconfig_text", "password", "ssh_private_key", "ssh_password", "ssh_key_passphrase", "token")
+
+
+def _no_secret_recorded(data: dict, since: int, what: str) -> None:
+    """A secret the request carried is in no record it wrote (a refusal's reason included)."""
+    import json
+
+    text = json.dumps(list(AuditEvent.objects.filter(seq__gt=since).values("details", "changes", "object_repr")))
+    for field in SECRET_FIELDS:
+        value = str(data.get(field) or "")
+        inner = [  # a kubeconfig's own secrets
+            line.split(":", 1)[1].strip()
+            for line in value.splitlines()
+            if line.strip().split(":", 1)[0] in ("token", "client-key-data", "password")
+        ]
+        for secret in [value, *inner]:
+            if len(secret) >= 12:
+                assert secret not in text, f"{what} wrote its {field} (or a part of it) into the audit trail"
 
 
 def test_every_route_that_accepts_a_post_is_declared():

@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from clusters import adoption_views
+from core import admin as core_admin
 from core import health
 from daytwo import views as daytwo_views
 
@@ -23,6 +24,12 @@ urlpatterns = [
     path("operations/", include("operations.urls")),
     path("audit/", include("audit.urls")),
     path("teams/", include("teams.urls")),
+    # Before the admin's own /admin/r/ (which sends any staff member to any team's object).
+    path(
+        "admin/r/<path:content_type_id>/<path:object_id>/",
+        admin.site.admin_view(core_admin.view_on_site),
+        name="admin-view-on-site",
+    ),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -5,11 +5,28 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.contenttypes.views import shortcut
+from django.http import Http404, HttpRequest, HttpResponse
 
 from core.admin_mixins import AuditedAdmin, ReadOnlyAdmin
 from core.models import TeamMembership, WorkerHeartbeat
-from core.permissions import ADMIN, teams_for
+from core.permissions import ADMIN, can_see, teams_for
 from teams.names import clash_message, clashing_team
+
+
+def view_on_site(request: HttpRequest, content_type_id: str, object_id: str) -> HttpResponse:
+    """The admin's "view on site" redirect (/admin/r/<content type>/<id>/), behind the same gate
+    as the pages: Django's own sends any staff member to any object's page, so its address
+    told another team's names. An object the user may not see is "not found", like a page."""
+    try:
+        model = ContentType.objects.get_for_id(int(content_type_id)).model_class()
+    except (ValueError, OverflowError, ContentType.DoesNotExist):
+        model = None
+    if model is None or not can_see(request.user, model, object_id):
+        raise Http404("no such object")
+    return shortcut(request, content_type_id, object_id)
+
 
 admin.site.unregister(User)
 admin.site.unregister(Group)

@@ -18,7 +18,7 @@ import functools
 from django.apps import apps
 from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import Http404
 
@@ -110,6 +110,17 @@ def role_in(user, team: Group | None) -> str | None:
 def can(user, action: str, obj: models.Model) -> bool:
     """Checked against the database row, never the in-memory object (as NetBox does)."""
     return restrict(type(obj)._default_manager.filter(pk=obj.pk), user, action).exists()
+
+
+def can_see(user, model: type[models.Model], pk) -> bool:
+    """Whether ``user`` may see the row ``pk`` of ``model``: through its team for team-scoped
+    models, superusers only for the rest (users, groups, the task queue)."""
+    if is_team_scoped(model):
+        try:
+            return restrict(model._default_manager.filter(pk=pk), user, VIEW).exists()
+        except (ValueError, TypeError, ValidationError):  # not a key of this model
+            return False
+    return _is_superuser(user)
 
 
 def can_in_team(user, action: str, team: Group | None) -> bool:

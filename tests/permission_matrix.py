@@ -293,6 +293,105 @@ MATRIX: dict[str, Route] = {
 ADMIN_NAMESPACE = "admin"
 ADMIN_PUBLIC = {"admin:login", "admin:logout", "admin:jsi18n"}
 
+# --- every admin URL × the six users ----------------------------------------------------------
+# Walked by test_every_admin_url_answers_each_user_as_declared with the team's members and the
+# other team's admin made staff: the admin's own gate (is_staff) lets them all in, so only the
+# team scoping stands between a staff member and another team's objects. A model's screens
+# follow its kind: team-scoped (read-only, each team sees its own rows) or superuser-only
+# (everything else); ADMIN_MODEL_RULES overrides a model, ADMIN_PAGES declares the other URLs.
+# Object URLs use a row of the team (a team-scoped model) or the first row; a model without a
+# row in the world is walked with a missing id (ADMIN_NO_ROW).
+ADMIN_LOGIN = "admin-login"
+# The admin's "… does not exist. Perhaps it was deleted?" redirect to its index: nothing shown,
+# exactly as for an id that does not exist.
+ADMIN_INDEX = "admin-index"
+ANY_ANSWER = either(200, 403, 404, 405, ADMIN_INDEX, REDIRECT)  # the superuser: no error, no login
+NOTHING_SHOWN = either(403, ADMIN_INDEX)
+
+TEAM_ADMIN = {
+    "changelist": S(ADMIN_LOGIN, 200, 200, 200, 200, 200),  # rows of the user's own teams only
+    "add": S(ADMIN_LOGIN, 403, 403, 403, 403, 403),
+    "change": S(ADMIN_LOGIN, ADMIN_INDEX, 200, 200, 200, 200),
+    "history": S(ADMIN_LOGIN, ADMIN_INDEX, 200, 200, 200, 200),
+    "delete": S(ADMIN_LOGIN, 403, 403, 403, 403, 403),
+    "object": S(ADMIN_LOGIN, REDIRECT, REDIRECT, REDIRECT, REDIRECT, REDIRECT),  # …/<id>/ → …/<id>/change/
+}
+SUPERUSER_ADMIN = {
+    "changelist": S(ADMIN_LOGIN, 403, 403, 403, 403, 200),
+    "add": S(ADMIN_LOGIN, 403, 403, 403, 403, ANY_ANSWER),
+    "change": S(ADMIN_LOGIN, NOTHING_SHOWN, NOTHING_SHOWN, NOTHING_SHOWN, NOTHING_SHOWN, ANY_ANSWER),
+    "history": S(ADMIN_LOGIN, NOTHING_SHOWN, NOTHING_SHOWN, NOTHING_SHOWN, NOTHING_SHOWN, ANY_ANSWER),
+    "delete": S(ADMIN_LOGIN, NOTHING_SHOWN, NOTHING_SHOWN, NOTHING_SHOWN, NOTHING_SHOWN, ANY_ANSWER),
+    "password": S(ADMIN_LOGIN, 403, 403, 403, 403, 200),
+    "object": S(ADMIN_LOGIN, REDIRECT, REDIRECT, REDIRECT, REDIRECT, REDIRECT),
+}
+ADMIN_NO_ROW = S(ADMIN_LOGIN, NOTHING_SHOWN, NOTHING_SHOWN, NOTHING_SHOWN, NOTHING_SHOWN, ANY_ANSWER)
+ADMIN_MODEL_RULES: dict[str, dict[str, tuple]] = {
+    # Memberships: each team's admins see their team's (read-only); the Teams page changes them.
+    "core.teammembership": {
+        **TEAM_ADMIN,
+        "changelist": S(ADMIN_LOGIN, 200, 403, 403, 200, 200),
+        "change": S(ADMIN_LOGIN, ADMIN_INDEX, 403, 403, 200, 200),
+        "history": S(ADMIN_LOGIN, ADMIN_INDEX, ADMIN_INDEX, ADMIN_INDEX, 200, 200),
+    },
+    # The audit trail: every staff member lists the records of their teams (scoped per row).
+    "audit.auditevent": {**TEAM_ADMIN},
+}
+
+# The row whose screens are walked, where the default (a row of the team, else the first row)
+# is not the interesting one.
+ADMIN_ROWS: dict[str, Callable[[Any], Any]] = {"core.teammembership": lambda w: w.membership}
+
+
+@dataclass(frozen=True)
+class AdminPage:
+    url: Callable[[Any], str]
+    GET: tuple
+
+
+def _content_type(obj) -> int:
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_model(type(obj)).pk
+
+
+def _view_on_site(obj_of: Callable[[Any], Any]) -> Callable[[Any], str]:
+    return lambda w: f"/admin/r/{_content_type(obj_of(w))}/{obj_of(w).pk}/"
+
+
+# "View on site" (/admin/r/<content type>/<id>/) goes through the pages' gate: another team's
+# object is "not found" (its address would tell its name), the team's members go to its page.
+VIEW_ON_SITE_TEAM_OBJECT = S(ADMIN_LOGIN, 404, REDIRECT, REDIRECT, REDIRECT, REDIRECT)
+ADMIN_PAGES: dict[str, list[AdminPage]] = {
+    "admin:index": [AdminPage(lambda w: "/admin/", S(ADMIN_LOGIN, 200, 200, 200, 200, 200))],
+    "admin:login": [
+        AdminPage(lambda w: "/admin/login/", S(200, ADMIN_INDEX, ADMIN_INDEX, ADMIN_INDEX, ADMIN_INDEX, ADMIN_INDEX))
+    ],
+    "admin:logout": [AdminPage(lambda w: "/admin/logout/", S(ADMIN_INDEX, 405, 405, 405, 405, 405))],
+    "admin:jsi18n": [AdminPage(lambda w: "/admin/jsi18n/", S(ADMIN_LOGIN, 200, 200, 200, 200, 200))],
+    "admin:password_change": [AdminPage(lambda w: "/admin/password_change/", S(ADMIN_LOGIN, 200, 200, 200, 200, 200))],
+    "admin:password_change_done": [
+        AdminPage(lambda w: "/admin/password_change/done/", S(ADMIN_LOGIN, 200, 200, 200, 200, 200))
+    ],
+    "admin:app_list": [
+        AdminPage(lambda w: "/admin/clusters/", S(ADMIN_LOGIN, 200, 200, 200, 200, 200)),
+        AdminPage(lambda w: "/admin/auth/", S(ADMIN_LOGIN, 404, 404, 404, 404, 200)),
+    ],
+    "admin:autocomplete": [AdminPage(lambda w: "/admin/autocomplete/", S(ADMIN_LOGIN, 403, 403, 403, 403, 403))],
+    "admin/(?P<url>.*)$": [AdminPage(lambda w: "/admin/nowhere/", S(ADMIN_LOGIN, 404, 404, 404, 404, 404))],
+    "admin:view_on_site": [
+        AdminPage(_view_on_site(lambda w: w.cluster), VIEW_ON_SITE_TEAM_OBJECT),
+        AdminPage(_view_on_site(lambda w: w.node), VIEW_ON_SITE_TEAM_OBJECT),
+        AdminPage(_view_on_site(lambda w: w.operation), VIEW_ON_SITE_TEAM_OBJECT),
+        # Not a team's object (a group has no page): nobody is sent anywhere.
+        AdminPage(_view_on_site(lambda w: w.team), S(ADMIN_LOGIN, 404, 404, 404, 404, 404)),
+        AdminPage(lambda w: "/admin/r/999999/1/", S(ADMIN_LOGIN, 404, 404, 404, 404, 404)),
+        AdminPage(lambda w: "/admin/r/x/1/", S(ADMIN_LOGIN, 404, 404, 404, 404, 404)),
+    ],
+}
+# Kubeboard's gate in front of Django's own view-on-site (config/urls.py): the same URLs.
+ADMIN_PAGES["admin-view-on-site"] = ADMIN_PAGES["admin:view_on_site"]
+
 SOCKETS: dict[str, Socket] = {
     "ws/operations/<int:operation_id>/": Socket(
         path=lambda w: f"/ws/operations/{w.operation.pk}/",

@@ -182,3 +182,106 @@ def test_websocket_route_answers_each_user_as_declared(pattern):
     assert found == list(entry.codes), (
         f"websocket {pattern}: expected {dict(zip(pm.ROLES, entry.codes, strict=True))}\n  but got {dict(zip(pm.ROLES, found, strict=True))}"
     )
+
+
+# --- every admin URL × every kind of user -----------------------------------------------------
+
+ADMIN_VIEW_OF_SUFFIX = {
+    "": "changelist",
+    "add/": "add",
+    "<path:object_id>/change/": "change",
+    "<path:object_id>/history/": "history",
+    "<path:object_id>/delete/": "delete",
+    "<id>/password/": "password",
+    "<path:object_id>/": "object",
+}
+
+
+def _admin_status(response) -> object:
+    if response.status_code in (301, 302):
+        location = response.get("Location", "")
+        if "/admin/login/" in location:
+            return pm.ADMIN_LOGIN
+        return pm.ADMIN_INDEX if location == "/admin/" else pm.REDIRECT
+    return response.status_code
+
+
+def _admin_model_urls(world, key: str, route: str) -> list[tuple[str, tuple]] | None:
+    """The URL and expected statuses of a model's admin screen; None if ``route`` is not one."""
+    from django.apps import apps
+
+    from core.permissions import VIEW, is_team_scoped, restrict
+
+    found = re.fullmatch(r"admin/(\w+)/(\w+)/(.*)", route)
+    if found is None or found.group(3) not in ADMIN_VIEW_OF_SUFFIX:
+        return None
+    try:
+        model = apps.get_model(found.group(1), found.group(2))
+    except LookupError:
+        return None
+    view = ADMIN_VIEW_OF_SUFFIX[found.group(3)]
+    label = model._meta.label_lower
+    rules = pm.ADMIN_MODEL_RULES.get(label) or (pm.TEAM_ADMIN if is_team_scoped(model) else pm.SUPERUSER_ADMIN)
+    if view not in rules:
+        return None
+    expected = rules[view]
+    if label in pm.ADMIN_ROWS:
+        row = pm.ADMIN_ROWS[label](world)
+    elif is_team_scoped(model):
+        row = restrict(model._default_manager.all(), world.users["viewer"], VIEW).first()
+    else:
+        row = model._default_manager.order_by("pk").first()
+    if row is None and "<" in found.group(3):
+        row_id, expected = "0", (pm.ADMIN_NO_ROW if view != "object" else expected)
+    else:
+        row_id = str(row.pk) if row is not None else "0"
+    path = re.sub(r"<(?:\w+:)?\w+>", row_id, route)
+    return [("/" + path, expected)]
+
+
+def test_every_admin_url_answers_each_user_as_declared():
+    from django.contrib.auth.models import User
+
+    world = pm.build_world()
+    staff = [world.users[role].pk for role in ("other_team", "viewer", "operator", "admin")]
+    User.objects.filter(pk__in=staff).update(is_staff=True)
+    clients = {}
+    for role in pm.ROLES:
+        clients[role] = Client()
+        if world.users[role] is not None:
+            clients[role].force_login(User.objects.get(pk=world.users[role].pk))
+    problems, walked = [], 0
+    for key, route in sorted(ADMIN_ROUTES.items()):
+        if key in pm.ADMIN_PAGES:
+            urls = [(page.url(world), page.GET) for page in pm.ADMIN_PAGES[key]]
+        else:
+            urls = _admin_model_urls(world, key, route)
+        if urls is None:
+            problems.append(
+                f"admin route {key!r} ({route}) is not declared: add it to ADMIN_PAGES in tests/permission_matrix.py"
+            )
+            continue
+        for url, expected in urls:
+            found = [_admin_status(clients[role].get(url)) for role in pm.ROLES]
+            walked += 1
+            if not all(pm.matches(e, f) for e, f in zip(expected, found, strict=True)):
+                problems.append(
+                    f"GET {url} ({key}): expected {dict(zip(pm.ROLES, expected, strict=True))}\n"
+                    f"    but got {dict(zip(pm.ROLES, found, strict=True))}"
+                )
+    assert not problems, "\n".join(problems)
+    assert walked >= len(ADMIN_ROUTES)
+
+
+def test_view_on_site_sends_a_member_to_the_objects_page_and_tells_another_team_nothing():
+    from django.contrib.auth.models import User
+
+    world = pm.build_world()
+    User.objects.filter(pk__in=[world.users["other_team"].pk, world.users["viewer"].pk]).update(is_staff=True)
+    url = pm.ADMIN_PAGES["admin:view_on_site"][0].url(world)
+    member, stranger = Client(), Client()
+    member.force_login(User.objects.get(pk=world.users["viewer"].pk))
+    stranger.force_login(User.objects.get(pk=world.users["other_team"].pk))
+    assert member.get(url)["Location"].endswith(f"/clusters/{world.cluster.name}/")
+    refused = stranger.get(url)
+    assert refused.status_code == 404 and world.cluster.name not in refused.content.decode()

@@ -123,6 +123,46 @@ def test_own_password_change_in_the_admin_closes_the_other_sessions_streams_and_
     assert renewed and not refused_over_http(stack, renewed)
 
 
+@pytest.mark.parametrize("change", ["role", "deactivation"])
+def test_a_role_change_or_deactivation_in_the_web_process_closes_the_members_streams_at_once(
+    stack_factory, make_user, change
+):
+    stack = stack_factory(KUBEBOARD_STREAM_ACCESS_CHECK_SECONDS="3600")  # only the change itself may close them
+    olga = make_user("olga", role="operator")
+    boss = make_user("boss", role="admin", superuser=change == "deactivation")
+    operation = running_operation(olga)
+    stream_key, browsing_key, boss_key = session_cookie(olga), session_cookie(olga), session_cookie(boss)
+    membership = olga.team_memberships.get()
+
+    def make_the_change():
+        browser = logged_in_session(stack.http, boss_key)
+        if change == "role":
+            page = f"{stack.http}/teams/{membership.team_id}/"
+            url = f"{stack.http}/teams/{membership.team_id}/members/{membership.pk}/role/"
+            data = {"role": "viewer"}
+        else:
+            page = url = f"{stack.http}/admin/auth/user/{olga.pk}/change/"
+            data = {"username": "olga", "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"}
+        form = browser.get(page, timeout=30)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+        response = browser.post(
+            url, data={"csrfmiddlewaretoken": token, **data}, headers={"Referer": page}, allow_redirects=False
+        )
+        assert response.status_code == 302, response.text[:3000]
+
+    async def scenario():
+        stream = await open_stream(stack, operation.pk, stream_key)
+        started = time.monotonic()
+        await asyncio.to_thread(make_the_change)
+        code, _ = await closed_with(stream, 10)
+        return code, time.monotonic() - started
+
+    code, seconds = asyncio.run(scenario())
+    assert code == 4401 and seconds < CHECK_SECONDS + SLACK_SECONDS, (code, seconds)
+    assert refused_over_http(stack, browsing_key)
+    assert not refused_over_http(stack, boss_key)
+
+
 def test_the_real_server_accepts_websockets_from_its_own_origin_only(stack_factory, operator):
     stack = stack_factory()
     operation = running_operation(operator)

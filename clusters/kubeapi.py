@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import datetime
 import os
+import re
 import ssl
 import tempfile
 from collections.abc import Iterator
@@ -242,7 +243,9 @@ def credentials_from_kubeconfig(text: str) -> Credentials:
         raise KubeconfigRejected(f"not a kubeconfig: {exc}") from None
     cluster, user = _current_entries(config)
     server = str(cluster.get("server") or "")
-    shown = server if len(server) <= 200 else server[:200] + "…"
+    # A server URL may carry user:password@ (some tools write it so): never repeat that part.
+    shown = re.sub(r"(//)[^/@]*@", r"\1…@", server)
+    shown = shown if len(shown) <= 200 else shown[:200] + "…"
     try:
         parts = urlsplit(server)
         port = parts.port  # a port that is no number from 0 to 65535 raises here, not on first use

@@ -249,6 +249,16 @@ def test_adopt_form_never_returns_an_uploaded_or_doubled_kubeconfig(team_admin, 
         assert "again" in response.content.decode()
 
 
+@pytest.mark.parametrize("server", ["http://kube:s3cretPassw0rd@192.0.2.1:6443", "https://kube:s3cretPassw0rd@[::1"])
+def test_adopt_refusal_never_repeats_a_password_in_the_server_url(team_admin, ca, server):
+    text = kubeconfig(ca, server=server)
+    data = {"name": "adopted", "team": team_of(team_admin).pk, "kubeconfig_text": text}
+    response = client_for(team_admin).post(reverse("adopt-cluster"), data)
+    assert response.status_code == 400
+    assert "server" in str(response.context["form"].errors["kubeconfig_text"])
+    assert_not_echoed(response, "s3cretPassw0rd")
+
+
 # --- tokens ----------------------------------------------------------------------------------
 
 

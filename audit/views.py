@@ -12,6 +12,7 @@ from audit.forms import HistoryFilterForm
 from audit.queries import keyset_page, visible_records
 from audit.siem import stream_status
 from audit.story import node_story
+from audit.verification import latest
 from core.permissions import VIEW, restrict
 
 
@@ -29,7 +30,7 @@ def history(request: HttpRequest) -> HttpResponse:
     if records is not None:
         page = keyset_page(records, before=form.cleaned_data.get("before"), after=form.cleaned_data.get("after"))
     status = 400 if form.errors else 200
-    context = {"form": form, "page": page, "story": None}
+    context = {"form": form, "page": page, "story": None, "verification": latest()}
     if request.user.is_superuser:  # the SIEM stream's lag concerns the whole trail
         context["stream"] = stream_status()
     return render(request, "audit/history.html", context, status=status)

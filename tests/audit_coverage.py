@@ -523,6 +523,10 @@ TASKS: dict[str, Audited | ReadOnly | Elsewhere] = {
         "no schedule or policy is due in the world (tests/unit/test_day2_units.py proves they start operations)",
         call=lambda w: __import__("daytwo.tasks").tasks.due(),
     ),
+    "audit.verification.scheduled_verify": ReadOnly(
+        "verifies the trail; its result is a status line in the checkpoint directory, not a record",
+        call=lambda w: __import__("audit.verification").verification.scheduled_verify(),
+    ),
     "audit.checkpoints.scheduled_checkpoint": Audited(
         "audit.checkpoint_created",
         call=lambda w: __import__("audit.checkpoints").checkpoints.scheduled_checkpoint(),

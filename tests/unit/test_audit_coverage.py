@@ -270,7 +270,7 @@ def _run_command(name: str, entry) -> None:
 
 
 def our_tasks() -> list[str]:
-    found = ["audit.checkpoints.scheduled_checkpoint"]
+    found = ["audit.checkpoints.scheduled_checkpoint", "audit.verification.scheduled_verify"]
     # Every app's tasks.py, found on disk (an app is a directory with an apps.py).
     for path in sorted(ROOT.glob("*/tasks.py")):
         if not (path.parent / "apps.py").exists():

@@ -49,12 +49,16 @@ def _advance(count: int, last_hash: str, ring: keys.KeyRing) -> None:
 
 
 def append(event: AuditEvent) -> AuditEvent:
-    """Seal ``event`` as the newest record and insert it (inside the caller's transaction)."""
+    """Seal ``event`` as the newest record and insert it (inside the caller's transaction).
+
+    On PostgreSQL outside a transaction (autocommit) the record is staged and sealed in a group
+    (``_stage_and_seal``): it is in the chain, durable, when this returns."""
     ring = keys.keyring()
     if connection.vendor == "postgresql":
-        # Outside a transaction (autocommit: no atomic block) the append is its own: BEGIN and
-        # COMMIT ride along with its two statements instead of taking two more round trips.
-        _append_postgres(event, ring, own_transaction=connection.get_autocommit())
+        if connection.get_autocommit():
+            _stage_and_seal(event, ring)
+        else:
+            _append_postgres(event, ring, own_transaction=False)
         return event
     with transaction.atomic():
         head = _locked_head()
@@ -128,6 +132,125 @@ def _rollback_quietly(cursor) -> None:
         cursor.execute("ROLLBACK")
     except Exception:
         pass
+
+
+# --- grouped sealing: PostgreSQL appends outside a transaction ----------------------------
+#
+# With fsync on, a commit waits for its WAL flush; an append that commits while holding the
+# head lock makes every other writer wait for that flush too (one flush per record, in turn).
+# Instead a writer commits its record to ``audit_auditstaged`` without any lock (concurrent
+# commits share flushes), then takes the head lock and moves every staged record into the
+# chain, in staging order, with one commit: one flush seals the whole group. A writer whose
+# record another writer sealed meanwhile finds it in the chain and returns. A record staged by
+# a process that died before sealing it is sealed by the next append or by ``seal_staged``.
+
+SEAL_BATCH = 500
+
+
+@functools.cache
+def _staging_sql() -> tuple[list[models.Field], list[models.Field], str, str]:
+    """The staged columns, the record's columns, the staging insert and the group's take (built once)."""
+    from audit.models import AuditStaged
+
+    staged = [field for field in AuditStaged._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in staged)
+    # The staged row's id comes from the records' own sequence: it is the record's id for good.
+    stage = (
+        f"INSERT INTO audit_auditstaged (id, {columns}) VALUES "
+        f"(nextval(pg_get_serial_sequence('audit_auditevent', 'id')), {', '.join(['%s'] * len(staged))}) "
+        "RETURNING id"
+    )
+    take = (
+        "BEGIN; SELECT GREATEST(count, (SELECT COALESCE(MAX(seq), 0) FROM audit_auditevent)), last_hash "
+        "FROM audit_auditchainhead WHERE id = 1 FOR UPDATE; "
+        "DELETE FROM audit_auditstaged WHERE id IN "
+        f"(SELECT id FROM audit_auditstaged ORDER BY id LIMIT {SEAL_BATCH}) RETURNING id, {columns}; "
+        "SELECT seq, prev_hash, hash, key_id FROM audit_auditevent WHERE id = %s"
+    )
+    return staged, list(AuditEvent._meta.concrete_fields), stage, take
+
+
+def _stage_and_seal(event: AuditEvent, ring: keys.KeyRing) -> None:
+    staged, _, stage, _ = _staging_sql()
+    values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in staged]
+    with connection.cursor() as cursor:
+        # Autocommit: committed on its own, durable once its group is sealed (before we return).
+        cursor.execute(stage, values)
+        event.pk = cursor.fetchone()[0]
+        while True:
+            placed, more = _seal_group(cursor, ring, event.pk)
+            if placed is not None:
+                break
+            if not more:
+                raise RuntimeError(f"audit record {event.pk} was staged but is neither staged nor in the chain now")
+    event.seq, event.prev_hash, event.hash, event.key_id = placed
+    event._state.adding = False
+    event._state.db = connection.alias
+
+
+def _seal_group(cursor, ring: keys.KeyRing, mine: int) -> tuple[tuple[int, str, str, str] | None, bool]:
+    """Under the head lock, seal up to SEAL_BATCH staged records in one commit. Returns where
+    record ``mine`` is in the chain (seq, prev_hash, hash, key_id; None if not there), and
+    whether records may still be staged (a full batch, or the head row had to be made)."""
+    staged, fields, _, take = _staging_sql()
+    try:
+        cursor.execute(take, [mine])
+        cursor.nextset()  # past BEGIN
+        head = cursor.fetchone()
+        cursor.nextset()
+        rows = sorted(cursor.fetchall())  # staging order
+        cursor.nextset()
+        already = cursor.fetchone()
+        if head is None:  # a fresh database has no head row yet
+            cursor.execute("ROLLBACK")
+            AuditChainHead.objects.get_or_create(pk=1)
+            return None, True
+        if not rows:
+            cursor.execute("COMMIT")
+            return already, False
+        seq, prev = head[0], head[1] or GENESIS
+        params: list = []
+        placed = already
+        for row in rows:
+            event = AuditEvent(id=row[0])
+            for field, value in zip(staged, row[1:], strict=True):
+                converter = getattr(field, "from_db_value", None)
+                setattr(event, field.attname, converter(value, None, connection) if converter else value)
+            seq += 1
+            _seal(event, seq, prev, ring)
+            prev = event.hash
+            params += [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+            if event.id == mine:
+                placed = (event.seq, event.prev_hash, event.hash, event.key_id)
+        key_id, mac = ring.sign(AuditChainHead.mac_input(seq, prev))
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+        row_marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        cursor.execute(
+            f"INSERT INTO audit_auditevent ({columns}) VALUES {', '.join([row_marks] * len(rows))}; "
+            "UPDATE audit_auditchainhead SET count = %s, last_hash = %s, key_id = %s, mac = %s WHERE id = 1; COMMIT",
+            [*params, seq, prev, key_id, mac],
+        )
+    except BaseException:
+        if connection.connection is not None:
+            _rollback_quietly(cursor)
+        raise
+    return placed, len(rows) == SEAL_BATCH
+
+
+def seal_staged() -> int:
+    """Seal records a process staged but did not live to seal (PostgreSQL; elsewhere nothing is
+    ever staged). Outside a transaction only. Returns how many remained staged before."""
+    if connection.vendor != "postgresql" or not connection.get_autocommit():
+        return 0
+    from audit.models import AuditStaged
+
+    waiting = AuditStaged.objects.count()
+    if waiting:
+        ring = keys.keyring()
+        with connection.cursor() as cursor:
+            while _seal_group(cursor, ring, 0)[1]:
+                pass
+    return waiting
 
 
 def append_many(events: Iterable[AuditEvent], *, batch_size: int = 5000) -> int:

@@ -107,7 +107,14 @@ def test_adoption_refuses_bad_kubeconfigs_and_stores_nothing(testbed, admin):
     with pytest.raises(AdoptionError, match="'nobody'.*may not create secrets, delete secrets, list secrets"):
         adopt_cluster(name="bad3", team=team, kubeconfig=nobody, user=admin)
     assert not Cluster.objects.filter(name__startswith="bad").exists()
-    assert not AuditEvent.objects.filter(action="cluster.adopted").exists()
+    # Each failed attempt is recorded once as failed, with its reason and without the kubeconfig.
+    failed = list(AuditEvent.objects.filter(action="cluster.adopted").order_by("seq"))
+    assert [(event.outcome, event.details["name"]) for event in failed] == [
+        ("failure", "bad1"),
+        ("failure", "bad2"),
+        ("failure", "bad3"),
+    ]
+    assert "client-key-data" not in str([event.details for event in failed])
 
 
 def kubeapi_kubeconfig_for(testbed, user: str, groups: tuple[str, ...]) -> str:

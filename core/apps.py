@@ -13,3 +13,8 @@ class CoreConfig(AppConfig):
             heartbeat,
             sqlite_files,  # noqa: F401
         )
+
+        # In the daphne web process: no form parsing by Twisted (core/webserver.py says why).
+        from core.webserver import install
+
+        install()

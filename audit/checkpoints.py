@@ -133,6 +133,18 @@ def checkpoint_dir() -> Path:
     return Path(settings.AUDIT_CHECKPOINT_DIR)
 
 
+def directory_problem() -> str | None:
+    """Why checkpoints cannot be written to the checkpoint directory (None: they can)."""
+    directory = checkpoint_dir()
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"the audit checkpoint directory {directory} cannot be made: {exc.strerror or exc}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"the audit checkpoint directory {directory} is not writable (KUBEBOARD_AUDIT_CHECKPOINT_DIR)"
+    return None
+
+
 def write_external(data: dict, *, sync: bool) -> Path:
     """Append ``data`` as one line to today's file. One ``write`` of an ``O_APPEND`` file, so
     lines of concurrent processes never interleave; existing lines are never rewritten."""

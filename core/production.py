@@ -142,6 +142,12 @@ def check_services() -> None:
         audit_keys.checkpoint_key()
     except ImproperlyConfigured as exc:
         raise ConfigurationError(f"the audit keys cannot be used: {exc}") from None
+    from audit.checkpoints import directory_problem
+
+    # Without it every record would log an error and the trail could be cut off unnoticed.
+    problem = directory_problem()
+    if problem:
+        raise ConfigurationError(problem)
 
     problems = [p for p in (database_problem(), redis_problem(settings.REDIS_URL)) if p]
     connections.close_all()

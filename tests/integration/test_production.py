@@ -216,8 +216,9 @@ def checkpoint_key_file(path: Path) -> Path:
         ({"KUBEBOARD_AUDIT_SIGNING_KEY_FILE": "{tmp}/nowhere.key"}, "nowhere.key, which does not exist"),
         ({"KUBEBOARD_AUDIT_KEYS": "k1:short"}, "audit key #1 is malformed"),
         ({"KUBEBOARD_AUDIT_SIGNING_KEY_FILE": "{tmp}/not-a-key.pem"}, "does not hold a PEM private key"),
+        ({"KUBEBOARD_AUDIT_CHECKPOINT_DIR": "{tmp}/not-a-key.pem/checkpoints"}, "checkpoint directory"),
     ],
-    ids=["signing-key-file-missing", "audit-key-malformed", "signing-key-not-a-key"],
+    ids=["signing-key-file-missing", "audit-key-malformed", "signing-key-not-a-key", "checkpoint-dir-unusable"],
 )
 def test_production_start_refuses_audit_keys_it_cannot_use(tmp_path, audit, says):
     (tmp_path / "not-a-key.pem").write_text("hello\n")

@@ -12,6 +12,7 @@ from audit.services import record, refusals
 from audit.snapshot import snapshot
 from core.models import TeamMembership, TeamRole
 from core.permissions import ADMIN, can_in_team
+from teams.names import clash_message, clashing_team
 
 
 class TeamError(ValueError):
@@ -40,11 +41,19 @@ def _create_team(name: str, *, user) -> Group:
     name = name.strip()
     if not name:
         raise TeamError("a team needs a name")
-    with transaction.atomic():
-        if Group.objects.filter(name__iexact=name).exists():
-            raise TeamError(f"a team named “{name}” already exists")
-        team = Group.objects.create(name=name)
-        record("team.created", actor=user, obj=team, details={"team": team.name}, after=snapshot(team))
+    existing = clashing_team(name)
+    if existing is not None:
+        raise TeamError(clash_message(name, existing))
+    try:
+        with transaction.atomic():
+            team = Group.objects.create(name=name)
+            record("team.created", actor=user, obj=team, details={"team": team.name}, after=snapshot(team))
+    except IntegrityError:
+        # Created meanwhile by someone else: the database's case-insensitive index refused it.
+        existing = clashing_team(name)
+        raise TeamError(
+            clash_message(name, existing) if existing else f"a team named “{name}” already exists"
+        ) from None
     return team
 
 

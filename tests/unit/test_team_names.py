@@ -77,3 +77,16 @@ def test_the_migration_names_the_pairs_to_rename_before_it_can_add_the_index():
     Group.objects.filter(name="TEAM-ALPHA").delete()
     migration.refuse_case_duplicates(None, editor)  # nothing left to refuse
     # The test's transaction is rolled back, index included (DDL is transactional on both).
+
+
+def test_a_team_created_meanwhile_is_a_sentence_not_a_server_error(admin_client, monkeypatch):
+    # Two superusers creating "Platform" and "platform" at once: the second insert meets the
+    # index after its own check passed. The race is made certain by hiding the first from the check.
+    from teams import services
+
+    Group.objects.create(name="Platform")
+    monkeypatch.setattr(services, "clashing_team", lambda name, exclude_pk=None: None)
+    response = admin_client.post("/teams/new/", {"name": "platform"})
+    assert response.status_code == 400
+    assert "already exists" in response.content.decode()
+    assert Group.objects.filter(name__iexact="platform").count() == 1

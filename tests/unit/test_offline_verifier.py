@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import sys
 import sysconfig
 from pathlib import Path
 
@@ -24,24 +23,27 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SCRIPT = Path(__file__).resolve().parents[2] / "audit" / "offline_verifier.py"
 
 
-@pytest.fixture
-def crypto_only(tmp_path) -> Path:
-    """A PYTHONPATH holding ``cryptography`` and what it needs, and no Django."""
+@pytest.fixture(scope="module")
+def crypto_only(tmp_path_factory) -> Path:
+    """A Python of its own (a virtualenv beside no other) whose site-packages hold
+    ``cryptography`` and what it needs, and no Django: the auditor's machine."""
+    import venv
+
+    home = tmp_path_factory.mktemp("auditor") / "venv"
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(home)
     site = Path(sysconfig.get_paths()["purelib"])
-    path = tmp_path / "crypto-only"
-    path.mkdir()
+    target = next((home / "lib").glob("python3*/site-packages"))
     for name in ["cryptography", "cffi", "pycparser", *[p.name for p in site.glob("_cffi_backend*")]]:
         if (site / name).exists():
-            (path / name).symlink_to(site / name)
-    return path
+            (target / name).symlink_to(site / name)
+    return home / "bin" / "python"
 
 
-def run(crypto_only: Path, *args: str) -> subprocess.CompletedProcess:
-    # -S -s: not even the site-packages of this virtualenv (where Django is); only PYTHONPATH.
-    env = {"PYTHONPATH": str(crypto_only), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-    return subprocess.run(
-        [sys.executable, "-S", "-s", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60
-    )
+def run(python: Path, *args: str) -> subprocess.CompletedProcess:
+    # -I: isolated (no PYTHONPATH, no user site, not the script's directory): only the standard
+    # library and that virtualenv's site-packages.
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    return subprocess.run([str(python), "-I", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture
@@ -75,13 +77,8 @@ def args_of(kit: dict, export: Path | None = None) -> list[str]:
     ]
 
 
-def test_the_environment_has_no_django(crypto_only):
-    probe = subprocess.run(
-        [sys.executable, "-S", "-s", "-c", "import django"],
-        env={"PYTHONPATH": str(crypto_only)},
-        capture_output=True,
-        text=True,
-    )
+def test_the_auditors_python_has_no_django(crypto_only):
+    probe = subprocess.run([str(crypto_only), "-I", "-c", "import django"], capture_output=True, text=True)
     assert probe.returncode != 0 and "No module named 'django'" in probe.stderr
 
 

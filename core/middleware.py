@@ -6,6 +6,7 @@ import ipaddress
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from audit.context import audit_context
@@ -47,6 +48,29 @@ class RequestContextMiddleware:
             response = self.get_response(request)
         response["X-Request-ID"] = str(request.id)
         return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        """A signed-in user's change refused for their role is one ``access.denied`` record (the
+        403 page and the log line follow as usual). Reads and anonymous requests write none."""
+        if not isinstance(exception, PermissionDenied) or request.method in ("GET", "HEAD", "OPTIONS"):
+            return None
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        from audit.models import AuditEvent
+        from audit.services import record
+
+        match = request.resolver_match
+        record(
+            "access.denied",
+            outcome=AuditEvent.Outcome.DENIED,
+            details={
+                "route": (match.view_name if match else "") or request.path[:200],
+                "method": request.method,
+                "reason": str(exception)[:300],
+            },
+        )
+        return None
 
 
 class SecurityHeadersMiddleware:

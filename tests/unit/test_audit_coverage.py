@@ -171,6 +171,31 @@ def _no_secret_recorded(data: dict, since: int, what: str) -> None:
                 assert secret not in text, f"{what} wrote its {field} (or a part of it) into the audit trail"
 
 
+FORBIDDEN_POSTS = sorted(
+    (key, role)
+    for key, route in pm.MATRIX.items()
+    if key in SITE_ROUTES and route.POST is not None
+    for role, status in zip(pm.ROLES, route.POST, strict=True)
+    if status == 403 and role != "anonymous"
+)
+
+
+@pytest.mark.parametrize(("key", "role"), FORBIDDEN_POSTS, ids=[f"{k} {r}" for k, r in FORBIDDEN_POSTS])
+def test_a_post_refused_for_the_role_writes_one_denied_record(key, role):
+    """Every POST the permission matrix refuses (403) to a signed-in user: one access.denied."""
+    world = pm.build_world()
+    client = Client()
+    client.force_login(world.users[role])
+    before = last_seq()
+    with transaction.atomic():
+        response = client.post(url_for(key, pm.MATRIX[key], world), pm.MATRIX[key].data(world))
+    assert response.status_code == 403
+    records = list(AuditEvent.objects.filter(seq__gt=before))
+    assert [(r.action, r.outcome, r.actor_name, r.details["route"]) for r in records] == [
+        ("access.denied", "denied", world.users[role].username, key)
+    ]
+
+
 def test_every_route_that_accepts_a_post_is_declared():
     """Found from the URL patterns, not from a list: a POST a route accepts without an entry in
     tests/audit_coverage.py ROUTES fails here, even if the permission matrix forgot its POST."""

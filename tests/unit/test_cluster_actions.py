@@ -109,9 +109,13 @@ def test_initialize_queues_the_operation_with_the_ignore_list_recorded(client, c
     Cluster.objects.filter(pk=cluster.pk).update(ignore_preflight_errors=["NumCPU"])
     node = machine(cluster, ignore_preflight_errors=["Mem", "numcpu"])
     client.force_login(operator)
+    before = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
     response = client.post(f"/clusters/{cluster.name}/initialize/", {"node": node.pk, "skip": "addon"})
     operation = Operation.objects.get(kind="init")
     assert response.status_code == 302 and response.url == operation.get_absolute_url()
+    # The request writes exactly one record, the queued operation (its end is the engine's record).
+    written = AuditEvent.objects.filter(seq__gt=before).values_list("action", "outcome", "object_id")
+    assert list(written) == [("operation.queued", "success", str(operation.pk))]
     assert operation.params["ignore_preflight_errors"] == ["NumCPU", "Mem"]
     phases = list(operation.phases.order_by("order").values_list("name", "status"))
     assert phases[0] == ("check-machine", "pending") and ("addon", "skipped") in phases

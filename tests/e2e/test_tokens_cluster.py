@@ -437,6 +437,9 @@ def test_management_commands_mirror_kubeadm_token(testbed, created, admin):
     assert bearer_whoami(testbed, ours)["username"] == f"system:bootstrap:{ours[:6]}"
 
     run("sync", "created")  # imports the token kubeadm just made
+    # The sync someone asked for is one record of its own, with its counts.
+    synced = AuditEvent.objects.filter(action="token.synced").order_by("-seq").first()
+    assert synced.outcome == "success" and synced.details["imported"] == 1 and synced.details["found"] >= 2
     listed = run("list", "created", "--show-secrets")
     kubeadm_list = testbed.cp.node.ssh(
         f"{testbed.bins}/kubeadm token list --kubeconfig /etc/kubernetes/admin.conf 2>/dev/null"

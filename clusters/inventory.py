@@ -21,6 +21,7 @@ from django.utils import timezone
 from audit.services import refusals_of
 from clusters import kubeapi
 from clusters.models import ClusterInventory, MachineInventory
+from core.formatting import duration_words
 from kubeadm import pki, readback
 from nodes import ssh
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
@@ -170,7 +171,7 @@ def wait_node_ready(cluster, name: str, *, timeout: float = NODE_READY_TIMEOUT, 
             log(f"Waiting for node {name} to be Ready in the API server ({last})…")
             announced = True
         if time.monotonic() > deadline:
-            raise TimeoutError(f"node {name} not Ready after {timeout:.0f}s ({last})")
+            raise TimeoutError(f"node {name} not Ready after {duration_words(timeout)} ({last})")
         if cancel is not None and cancel.wait(2.0):
             raise InterruptedError("cancelled")
         if cancel is None:

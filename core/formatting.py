@@ -56,9 +56,11 @@ def duration_words(value: float | timedelta | None) -> str:
     if value is None:
         return ""
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if abs(seconds) < 60 and seconds != int(seconds):  # a timeout of 0.5 or 1.5 seconds
+        return f"{seconds:.3g} seconds"
     whole = int(round(abs(seconds)))
     if whole == 0:
-        return "less than a second" if seconds else "0 seconds"
+        return "0 seconds"
     parts = []
     for name, size in _DURATION_UNITS:
         if name == "day" and whole < 2 * size:

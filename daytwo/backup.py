@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from audit.services import record, refusals_of
 from clusters import kubeapi, remote
+from core.formatting import duration_words
 from daytwo import etcd, machine
 from daytwo.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
 from nodes.checks import listening_ports
@@ -491,7 +492,7 @@ def wait_ports(
             if not_yet:
                 what.append(f"not listening on {', '.join(map(str, not_yet))}")
             raise PhaseError(
-                f"{ctx.node.name}: after {timeout:.0f} s, {' and '.join(what)}",
+                f"{ctx.node.name}: after {duration_words(timeout)}, {' and '.join(what)}",
                 hint="the kubelet may not have picked up the manifest change; check it on the machine, then resume",
             )
         if ctx.cancel_event.wait(1.0):

@@ -12,6 +12,7 @@ import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
 from clusters import kubeapi
+from core.formatting import duration_words
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -149,7 +150,7 @@ def drain(
         if time.monotonic() > deadline:
             names = ", ".join(f"{p.metadata.namespace}/{p.metadata.name}" for p in left[:10])
             why = f" (a PodDisruptionBudget refuses: {', '.join(blocked[:5])})" if blocked else ""
-            raise TimeoutError(f"{name} still runs {len(left)} pod(s) after {timeout:.0f} s: {names}{why}")
+            raise TimeoutError(f"{name} still runs {len(left)} pod(s) after {duration_words(timeout)}: {names}{why}")
         if cancelled(2.0):
             raise InterruptedError("cancelled")
 

@@ -37,6 +37,7 @@ import asyncssh
 from django.conf import settings
 
 from core import network
+from core.formatting import duration_words
 from nodes import keys
 
 JOBS_DIR = "/run/kubeboard/jobs"
@@ -314,7 +315,7 @@ def _unreachable(target: _Target, exc: BaseException, timeout: float) -> Unreach
     where = target.where
     if isinstance(exc, TimeoutError):
         return Unreachable(
-            f"no SSH answer from {where} within {timeout:g}s",
+            f"no SSH answer from {where} within {duration_words(timeout)}",
             hint="check the address and port, that the machine is up, and that no firewall drops SSH",
         )
     if isinstance(exc, ConnectionRefusedError):
@@ -646,7 +647,8 @@ class Connection:
             )
         if stopping == "timeout":
             raise CommandTimeout(
-                f"the command did not finish within {timeout:g}s on {self.target.label}; its process group was stopped",
+                f"the command did not finish within {duration_words(timeout)} on {self.target.label}; its process "
+                "group was stopped",
                 hint="the machine may be slow or stuck; look at the output above",
             )
         if state.pgid is None and exit_status:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import actor_label, record, refusals
+from core.formatting import duration_words
 from operations.models import Event, Operation, PhaseAttempt, PhaseRun
 from operations.registry import UnknownKind, get_kind, notify_finished
 
@@ -455,7 +456,8 @@ def reap_operations() -> int:
             seen = operation.heartbeat_at.isoformat(timespec="seconds") if operation.heartbeat_at else "never"
             reason = (
                 f"The worker {operation.worker} stopped renewing its lease (last heartbeat {seen}, "
-                f"lease {settings.OPERATION_LEASE_SECONDS}s) during phase {operation.current_phase or 'start'}. "
+                f"lease {duration_words(settings.OPERATION_LEASE_SECONDS)}) during phase "
+                f"{operation.current_phase or 'start'}. "
                 "Resume the operation to continue."
             )
         else:

@@ -27,9 +27,17 @@ def duration(value) -> str:
     return formatting.seconds_text(value)
 
 
+_UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+
+
 @register.filter
-def duration_words(value) -> str:
-    return formatting.duration_words(value) if isinstance(value, (timedelta, int, float)) else ""
+def duration_words(value, unit: str = "seconds") -> str:
+    """A timedelta, or a number of ``unit`` (``{{ hours|duration_words:"hours" }}``), in words."""
+    if isinstance(value, timedelta):
+        return formatting.duration_words(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return formatting.duration_words(value * _UNIT_SECONDS[unit])
+    return ""
 
 
 @register.filter

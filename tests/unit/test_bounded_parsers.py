@@ -343,6 +343,8 @@ def test_durations_read_as_people_say_them():
             timedelta(seconds=1),
             45,
             0,
+            0.5,
+            1.5,
         )
     ] == [
         "15 minutes",
@@ -354,6 +356,8 @@ def test_durations_read_as_people_say_them():
         "1 second",
         "45 seconds",
         "0 seconds",
+        "0.5 seconds",
+        "1.5 seconds",
     ]
 
 
@@ -373,3 +377,13 @@ def test_token_pages_show_ttls_in_words(token_admin):
     assert "24 hours / 7 days" in text
     form = token_admin.get("/clusters/c1/tokens/new/").content.decode()
     assert "At most 7 days." in form
+
+
+@pytest.mark.django_db
+def test_the_backup_schedule_reads_in_words(token_admin):
+    from clusters.models import Cluster
+    from daytwo.models import BackupSchedule
+
+    BackupSchedule.objects.create(cluster=Cluster.objects.get(name="c1"), enabled=True, interval_hours=6)
+    text = token_admin.get(reverse("daytwo:backups", args=["c1"])).content.decode()
+    assert "Every 6 hours, keeping the newest" in text

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from audit.services import record
 from clusters import kubeapi
 from tokens import kube
@@ -131,11 +132,35 @@ def sweep_tokens(
             except (kubeapi.KubeAPIError, TokenError) as exc:
                 # The services already released the lease and set a retry time; say why here.
                 report.errors.append(f"{token.cluster.name}/{token.token_id} {action}: {exc}")
+                if not token.last_error:
+                    _record_failure(token, action, exc)
                 release(token, now=now, error=str(exc), retry=True)
         if expiring:
             report.actions[Action.EXPIRE] += len(expire_tokens(expiring, now=now))
         if len(ids) < batch:
             return
+
+
+# The record each automatic action writes when it succeeds; its failure is recorded under the same name.
+ACTION_RECORDS = {
+    Action.ABANDON: "token.create_abandoned",
+    Action.RETIRE: "token.retired",
+    Action.LIFETIME: "token.lifetime_ended",
+    Action.NODE_CHECK: "token.consumed",
+    Action.ROTATE: "token.rotated",
+}
+
+
+def _record_failure(token: BootstrapToken, action: str, error: Exception) -> None:
+    """One "failure" record for the first failed try of an automatic action; the retries every
+    RETRY_AFTER that fail the same way are noted on the token (``last_error``), not recorded."""
+    record(
+        ACTION_RECORDS.get(action, f"token.{action}"),
+        obj=token,
+        cluster=token.cluster,
+        outcome=AuditEvent.Outcome.FAILURE,
+        details={"token_id": token.token_id, "action": action, "error": str(error)[:300]},
+    )
 
 
 def _act(token: BootstrapToken, policy: TokenPolicy, action: str, now: datetime.datetime, report) -> None:

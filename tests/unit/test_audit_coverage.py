@@ -340,3 +340,28 @@ def test_elsewhere_entries_name_existing_tests():
         {e.test for e in entries if isinstance(e, ac.Elsewhere) and not (ROOT / e.test.split("::")[0]).exists()}
     )
     assert not missing, f"Elsewhere entries name tests that do not exist: {missing}"
+
+
+def test_a_failed_automatic_rotation_is_recorded_once_not_at_every_retry():
+    """The sweep's own actions: a rotation the cluster cannot carry out is one failure record;
+    its retries (every RETRY_AFTER) that fail the same way add none."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tokens.services import RETRY_AFTER
+    from tokens.sweeps import sweep
+
+    world = pm.build_world()
+    now = timezone.now()
+    type(world.token).objects.filter(pk=world.token.pk).update(
+        status="active", auto_rotate=True, expires_at=now + timedelta(minutes=10), next_action_at=now
+    )
+    before = last_seq()
+    first = sweep(now=now + timedelta(seconds=1))
+    assert first.errors, "the world's cluster holds no CA key: the rotation fails"
+    again = sweep(now=now + RETRY_AFTER + timedelta(seconds=2))
+    assert again.errors, "the retry fails the same way"
+    records = AuditEvent.objects.filter(seq__gt=before)
+    assert list(records.values_list("action", "outcome")) == [("token.rotated", "failure")]
+    assert records.get().details["action"] == "rotate" and "CA key" in records.get().details["error"]

@@ -221,7 +221,9 @@ def test_import_page_refuses_hostile_yaml_with_a_400_naming_the_limit(operator, 
     client.get(reverse("import-cluster"))  # the timing below is of the refusal, not of compiling templates
     start = time.monotonic()
     response = client.post(reverse("import-cluster"), {"name": "imported", "team": team_of(operator).pk, "text": text})
-    assert time.monotonic() - start < 1.0
+    elapsed = time.monotonic() - start
+    print(f"answered in {elapsed:.3f} s")
+    assert elapsed < 1.0
     assert response.status_code == 400
     assert limit in response.content.decode()
 
@@ -248,7 +250,9 @@ def test_adopt_page_refuses_a_hostile_kubeconfig_with_a_400(make_user, text, pro
     response = client.post(
         reverse("adopt-cluster"), {"name": "adopted", "team": team_of(admin).pk, "kubeconfig_text": text}
     )
-    assert time.monotonic() - start < 1.0
+    elapsed = time.monotonic() - start
+    print(f"answered in {elapsed:.3f} s")
+    assert elapsed < 1.0
     assert response.status_code == 400
     assert problem in response.content.decode().replace("&#x27;", "'")
 

@@ -155,10 +155,14 @@ def _staging_sql() -> tuple[list[models.Field], list[models.Field], str, str]:
     staged = [field for field in AuditStaged._meta.concrete_fields if not field.primary_key]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in staged)
     # The staged row's id comes from the records' own sequence: it is the record's id for good.
+    # Its commit does not wait for a WAL flush: the group's sealing commit (synchronous) flushes
+    # the WAL up to and past it, and ``append`` returns only once that commit is visible, which
+    # PostgreSQL makes a synchronous commit only after its flush. So one flush per group.
     stage = (
+        "BEGIN; SET LOCAL synchronous_commit TO off; "
         f"INSERT INTO audit_auditstaged (id, {columns}) VALUES "
         f"(nextval(pg_get_serial_sequence('audit_auditevent', 'id')), {', '.join(['%s'] * len(staged))}) "
-        "RETURNING id"
+        "RETURNING id; COMMIT"
     )
     take = (
         "BEGIN; SELECT GREATEST(count, (SELECT COALESCE(MAX(seq), 0) FROM audit_auditevent)), last_hash "
@@ -174,8 +178,14 @@ def _stage_and_seal(event: AuditEvent, ring: keys.KeyRing) -> None:
     staged, _, stage, _ = _staging_sql()
     values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in staged]
     with connection.cursor() as cursor:
-        # Autocommit: committed on its own, durable once its group is sealed (before we return).
-        cursor.execute(stage, values)
+        try:
+            cursor.execute(stage, values)
+        except BaseException:
+            if connection.connection is not None:
+                _rollback_quietly(cursor)
+            raise
+        cursor.nextset()  # past BEGIN
+        cursor.nextset()  # past SET
         event.pk = cursor.fetchone()[0]
         while True:
             placed, more = _seal_group(cursor, ring, event.pk)

@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files from a maintained server (no development handler); see STATIC_* below.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A NUL character in the address, query or a form field: a 400 before any lookup (PostgreSQL refuses it).
+    "core.middleware.RefuseNulCharactersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

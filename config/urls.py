@@ -6,14 +6,16 @@ from django.views.generic import RedirectView
 from clusters import adoption_views
 from core import admin as core_admin
 from core import health
+from core.login_forms import AdminLoginForm, LoginForm
 from daytwo import views as daytwo_views
 
 admin.site.site_header = "Kubeboard administration"
 admin.site.site_title = "Kubeboard"
+admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="clusters:list", permanent=False)),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("clusters/adopt/", adoption_views.adopt, name="adopt-cluster"),
     path("clusters/import/", daytwo_views.import_cluster, name="import-cluster"),

@@ -8,8 +8,49 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import processes
+from tests.support import cost, processes
 from tests.support.services import ServiceUnavailable, start_redis
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by cost from the fixtures they use (tests/support/cost.py): a new test that
+    takes the Redis or the test-bed cluster fixture is selected by ``-m`` like the others."""
+    for item in items:
+        if item.get_closest_marker("browser") and "tests/e2e/" not in item.nodeid:
+            # bin/test's browser pass collects tests/e2e only: elsewhere this test would never run.
+            raise pytest.UsageError(f"{item.nodeid} is marked browser: browser tests belong in tests/e2e/")
+        used = set(getattr(item, "fixturenames", ()))
+        if used & cost.SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.services)
+        if used & cost.CLUSTER_FIXTURES:
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    # Module-scoped fixtures start before any function-scoped one: the item is known from here on.
+    cost.set_current(item)
+    try:
+        return (yield)
+    finally:
+        cost.set_current(None)
+
+
+def _guard_sandbox_boots() -> None:
+    """Every test-bed boot goes through Sandbox.up (sandbox(), blank_machines(), machines()):
+    a test that boots one must be marked ``cluster``."""
+    from tools.testbed.sandbox import Sandbox
+
+    up = Sandbox.up
+
+    def guarded_up(self, *args, **kwargs):
+        cost.require("cluster", f"boots test-bed machines (sandbox {self.name})")
+        return up(self, *args, **kwargs)
+
+    Sandbox.up = guarded_up
+
+
+_guard_sandbox_boots()
 
 
 def require_or_skip(reason: str) -> None:

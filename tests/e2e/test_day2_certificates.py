@@ -36,7 +36,7 @@ from tests.conftest import team_of
 from tests.support.day2 import run
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 BAD_V1BETA3 = """\
 apiVersion: kubeadm.k8s.io/v1beta3

@@ -30,7 +30,7 @@ from tests.support.etcdctl import member_names
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
 from tokens.models import BootstrapToken
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
 def etcd_members(sb) -> list[str]:

@@ -11,8 +11,11 @@ kubeadm/kubelet switched to the target release. The same cluster then serves the
 (single control plane): a ConfigMap written, a snapshot, the ConfigMap deleted, the snapshot
 restored, the ConfigMap back.
 
-One test for both (CI time): an upgrade costs minutes on the test bed. Every connection passes
-the test bed's route guard.
+One test for both (CI time): an upgrade costs minutes on the test bed. It is also the only boot of
+the v1.36.3 -> v1.37.2 upgrade in the suite: what the test bed's own one-shot upgrade test and
+kubeadm/'s phase-by-phase recipe test proved is asserted here, on the phases Kubeboard runs with
+those recipes (each marked "from the recipe test" or "from the test-bed test"). Every connection
+passes the test bed's route guard.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from clusters.init import start_init
 from clusters.models import Cluster
 from daytwo import backup, upgrade
 from daytwo.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
+from kubeadm import versions, workflow
 from nodes.join import start_join
 from nodes.services import run_check
 from operations.models import Operation
 from tests.conftest import team_of
+from tests.e2e.kubeadm_steps import ok
 from tests.e2e.test_browser import browser_page  # noqa: F401 - the Chromium fixture
 from tests.support.day2 import UPGRADE_IGNORE, machines, messages, package_commands_on_testbed, run, wait_done
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, ready_cluster
@@ -42,7 +47,7 @@ from tests.support.web import log_in
 from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, BinariesMissing, find_binaries
 from tools.testbed.testing import require_binaries, unavailable
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.cluster, pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 
 def older_release():
@@ -69,9 +74,16 @@ def config_map(cluster, name: str) -> dict | None:
             raise
 
 
+def config_map_data(cluster, namespace: str, name: str) -> dict:
+    with kubeapi.connect(cluster, "read ConfigMap") as client:
+        return kubernetes.client.CoreV1Api(client).read_namespaced_config_map(name, namespace).data
+
+
 def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, browser_page, tmp_path):  # noqa: F811
     old = older_release()
     new = require_binaries(DEFAULT_VERSION)
+    # From the recipe test: one minor step, so kubeadm's own skew policy allows it directly.
+    assert versions.upgrade_path(OLDER_VERSION, DEFAULT_VERSION) is None
     with machines("kbtbx2", "10.213.92.0/24", 2, release=old) as sb:
         cluster = ready_cluster(
             "uplift",
@@ -188,6 +200,22 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         assert cp_last <= worker_first
         assert any("[upgrade/staticpods] Component \"kube-apiserver\" upgraded successfully!" in m
                    for m in messages(operation, "control-plane", cp.name))  # fmt: skip
+
+        # From the recipe test: what kubeadm said in each `kubeadm upgrade apply phase` on the first
+        # control plane and each `kubeadm upgrade node phase` on the worker, and the ClusterConfiguration.
+        def said(phase: str, node) -> str:
+            return "\n".join(messages(operation, phase, node.name))
+
+        assert f'You have chosen to upgrade the cluster version to "{DEFAULT_VERSION}"' in said("preflight", cp)
+        assert "The control plane instance for this node was successfully upgraded!" in said("control-plane", cp)
+        assert "[addons] Applied essential addon: CoreDNS" in said("addon", cp)
+        config = config_map_data(cluster, "kube-system", "kubeadm-config")["ClusterConfiguration"]
+        assert f"kubernetesVersion: {DEFAULT_VERSION}" in config
+        # From the test-bed test ("[upgrade/kubelet-config] ..." of `kubeadm upgrade node`) and the recipe test.
+        assert "The kubelet configuration for this node was successfully upgraded!" in said("kubelet-config", worker)
+        # Kubeboard leaves the control-plane phase out on workers; kubeadm itself skips it there.
+        skipped = ok(sb.node(2), workflow.upgrade_node_phase_command("control-plane"))
+        assert "Skipping phase. Not a control plane node." in skipped
 
         # The pre-upgrade snapshot exists and etcd's own tool reads it.
         snapshot = EtcdSnapshot.objects.get(cluster=cluster, reason=EtcdSnapshot.Reason.PRE_UPGRADE)

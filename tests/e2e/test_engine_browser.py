@@ -22,7 +22,7 @@ from tests.support.testbed_cluster import (
 )
 from tests.support.web import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.cluster, pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 def wait_succeeded(page, stack, timeout: int) -> None:

@@ -41,7 +41,7 @@ from tests.support.web import collect, logged_in_session
 from tokens.models import BootstrapToken, CertificateKey
 from tools.testbed.guard import assert_routed_via_bridge
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(900)]
 
 FINISHED = {"succeeded", "failed", "interrupted", "cancelled"}
 

@@ -41,7 +41,7 @@ from tests.support.testbed_cluster import (
 )
 from tools.testbed import bin_dir as release_bin_dir
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(900)]
 
 WRAPPER = """#!/bin/sh
 # Test instrumentation around the real kubeadm (see the module docstring).

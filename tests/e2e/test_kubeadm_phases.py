@@ -34,7 +34,7 @@ from tools.testbed.binaries import selected_version
 from tools.testbed.cluster import ControlPlane
 from tools.testbed.testing import require_binaries, sandbox, unavailable
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
 NAME = "kbtbk2"
 SUBNET = "10.213.32.0/24"

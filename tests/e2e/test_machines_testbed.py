@@ -18,7 +18,7 @@ from tests.factories import make_cluster
 from tools.testbed.binaries import selected_version
 from tools.testbed.testing import require_binaries, sandbox
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.django_db]
 
 NAME = "kbtbm0"
 SUBNET = "10.213.10.0/24"

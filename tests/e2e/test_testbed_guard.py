@@ -27,6 +27,7 @@ def test_guard_refuses_when_bridge_absent() -> None:
         assert_routed_via_bridge("localhost", "kbtbabsent-br")
 
 
+@pytest.mark.cluster
 def test_guard_passes_on_bridge_then_refuses_once_it_is_gone() -> None:
     require_host()
     with sandbox(GUARD_NAME, GUARD_SUBNET, size=2) as sb:
@@ -54,6 +55,7 @@ def test_guard_passes_on_bridge_then_refuses_once_it_is_gone() -> None:
             node.ssh("true")
 
 
+@pytest.mark.cluster
 def test_leftover_sandbox_is_cleaned_not_reused(capsys: pytest.CaptureFixture[str]) -> None:
     require_host()
     crashed = Sandbox(name=GUARD_NAME, subnet=GUARD_SUBNET, size=1).up()

@@ -19,7 +19,7 @@ from tools.testbed.binaries import selected_version
 from tools.testbed.cluster import ControlPlane, kubeadm_join, new_bootstrap_token
 from tools.testbed.testing import require_binaries, sandbox, unavailable
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
 NAME = "kbtbk"
 SUBNET = "10.213.3.0/24"

@@ -12,7 +12,7 @@ import pytest
 from tools.testbed.sandbox import Node
 from tools.testbed.testing import require_host, sandbox
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
 MANIFEST = """\
 apiVersion: v1

@@ -17,7 +17,7 @@ from tools.testbed.binaries import selected_version
 from tools.testbed.cluster import ControlPlane, new_bootstrap_token
 from tools.testbed.testing import require_binaries, sandbox
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
 SMOKE_NAME = "kbtbs"
 SMOKE_SUBNET = "10.213.2.0/24"

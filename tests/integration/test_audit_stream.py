@@ -160,6 +160,7 @@ def test_a_record_removed_before_it_was_sent_shows_as_a_gap_at_the_collector(
         assert_continuous(got)  # what the collector sees
 
 
+@pytest.mark.services
 def test_syslog_over_tls_with_the_collectors_ca(db, settings, tmp_path):
     if not tls_available():
         require_or_skip("rsyslog's TLS driver is missing: apt-get install rsyslog-openssl")

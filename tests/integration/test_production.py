@@ -61,6 +61,7 @@ def wait_exit(process: processes.Process, timeout: float) -> int:
     ],
     ids=["nobody-listens", "not-a-redis-url"],
 )
+@pytest.mark.services
 def test_web_process_with_a_wrong_redis_url_refuses_to_start(tmp_path, redis_url, says):
     url = redis_url.format(port=free_port())
     env = processes.kubeboard_env(

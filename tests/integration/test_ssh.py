@@ -118,6 +118,7 @@ def test_accepting_needs_the_offered_fingerprint(sshd, cluster):
     assert not node.ssh_host_key
 
 
+@pytest.mark.services
 def test_changed_host_key_stops_every_connection_until_accepted(tmp_path, cluster):
     try:
         server = start_sshd(tmp_path / "sshd")
@@ -199,6 +200,7 @@ def test_wrong_key_is_refused_with_the_key_and_user_named(sshd, cluster):
     assert "authorized_keys" in info.value.hint
 
 
+@pytest.mark.services
 def test_password_login_and_sudo_needed_for_root(tmp_path, cluster):
     try:
         server = start_sshd(tmp_path / "sshd", password_auth=True)

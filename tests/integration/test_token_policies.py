@@ -3,7 +3,8 @@
 The sweeps get ``now`` injected; the Secrets they make or delete are real (their expirations
 lie in real time's future, so the cluster's token cleaner leaves them alone). Concurrency tests
 run two sweeps at once in two threads with their own database connections, as two django-q2
-workers would; marked ``postgres`` so bin/test runs them on SQLite and on PostgreSQL.
+workers would. They boot a cluster, so bin/test's PostgreSQL pass leaves them out: the claims
+that make them hold on PostgreSQL are proven there by tests/integration/test_token_sweep_claims.py.
 """
 
 from __future__ import annotations
@@ -105,7 +106,6 @@ def test_rotation_makes_the_successor_before_expiry_and_retires_the_old_after_th
     assert AuditEvent.objects.get(action="token.retired").details["token_id"] == old.token_id
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_sweeps_run_twice_or_in_two_workers_at_once_give_the_same_result(testbed, cluster):
     t0 = timezone.now()
@@ -135,7 +135,6 @@ def test_sweeps_run_twice_or_in_two_workers_at_once_give_the_same_result(testbed
     assert not ({t.secret_name for t in tokens} & secret_names(testbed))
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_keep_a_valid_join_token_creates_exactly_one_even_with_two_workers(testbed, cluster):
     now = timezone.now()

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import cost
 from tests.support.services import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,7 @@ class Process:
 
 
 def start(name: str, args: list[str], env: dict, log_dir: Path) -> Process:
+    cost.require("services", f"starts a Kubeboard process ({name})")
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     handle = open(log_path, "ab")

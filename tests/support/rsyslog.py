@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import cost
 from tests.support.services import ServiceUnavailable, free_port, wait_for_port
 
 RSYSLOGD = "/usr/sbin/rsyslogd"
@@ -98,6 +99,7 @@ class Rsyslog:
 
 
 def start_rsyslog(directory: Path, *, tls: tuple[Path, Path, Path] | None = None) -> Rsyslog:
+    cost.require("services", "starts rsyslogd")
     if not Path(RSYSLOGD).exists():
         raise ServiceUnavailable("rsyslogd not found: apt-get install rsyslog (rsyslog-openssl for TLS)")
     directory.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import cost
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
@@ -83,6 +85,7 @@ def redis_argv(port: int, directory: Path) -> list[str]:
 
 
 def start_redis(directory: Path) -> Service:
+    cost.require("services", "starts Redis")
     port = free_port()
     pid_file = directory / "redis.pid"
     subprocess.run(
@@ -110,6 +113,7 @@ def _as_postgres(command: list[str]) -> list[str]:
 def start_postgres(directory: Path, *, fsync: bool = False) -> Service:
     """A throwaway PostgreSQL 15 in ``directory``. ``fsync`` off by default (tests need no
     durability); the audit benchmark turns it on, as in production, for its append figures."""
+    cost.require("services", "starts PostgreSQL")
     if not (PG_BIN / "initdb").exists():
         raise ServiceUnavailable("PostgreSQL 15 server binaries are missing (Debian package postgresql-15)")
     directory.mkdir(parents=True, exist_ok=True)
@@ -251,6 +255,7 @@ def start_sshd(
     """Start a real OpenSSH sshd on 127.0.0.1 that accepts ``authorized_keys`` for every user
     (root included) and, with ``password_auth``, passwords of local users. ``extra_config``
     lines are appended to sshd_config (e.g. ``SetEnv PATH=…``)."""
+    cost.require("services", "starts sshd")
     if not Path("/usr/sbin/sshd").exists() or shutil.which("ssh-keygen") is None:
         raise ServiceUnavailable("OpenSSH is not installed (Debian packages openssh-server openssh-client)")
     if os.geteuid() != 0:

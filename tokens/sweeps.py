@@ -240,6 +240,13 @@ def sweep_policies(*, now: datetime.datetime, report: SweepReport, batch: int = 
             created = ensure_join_token(policy, now=now)
         except (kubeapi.KubeAPIError, TokenError) as exc:
             report.errors.append(f"{policy.cluster.name} keep-valid: {exc}")
+            if not policy.last_error:  # the first failed try: one record, not one per retry
+                record(
+                    "token.created",
+                    obj=policy.cluster,
+                    outcome=AuditEvent.Outcome.FAILURE,
+                    details={"purpose": BootstrapToken.Purpose.KEEPER, "error": str(exc)[:300]},
+                )
             TokenPolicy.objects.filter(pk=policy.pk).update(
                 lease_until=None, last_error=str(exc)[:2000], next_check_at=now + RETRY_AFTER
             )

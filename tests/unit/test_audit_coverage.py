@@ -365,3 +365,26 @@ def test_a_failed_automatic_rotation_is_recorded_once_not_at_every_retry():
     records = AuditEvent.objects.filter(seq__gt=before)
     assert list(records.values_list("action", "outcome")) == [("token.rotated", "failure")]
     assert records.get().details["action"] == "rotate" and "CA key" in records.get().details["error"]
+
+
+def test_a_failed_keep_valid_token_create_is_recorded_once_not_at_every_retry():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tokens.models import TokenPolicy
+    from tokens.services import RETRY_AFTER
+    from tokens.sweeps import sweep
+
+    world = pm.build_world()
+    now = timezone.now()
+    type(world.token).objects.filter(pk=world.token.pk).update(status="revoked")  # no valid join token left
+    TokenPolicy.objects.update_or_create(
+        cluster=world.cluster, defaults={"keep_valid_token": True, "next_check_at": now}
+    )
+    before = last_seq()
+    assert sweep(now=now + timedelta(seconds=1)).errors, "the world's cluster holds no CA key: the create fails"
+    assert sweep(now=now + RETRY_AFTER + timedelta(seconds=2)).errors, "the retry fails the same way"
+    records = AuditEvent.objects.filter(seq__gt=before)
+    assert list(records.values_list("action", "outcome")) == [("token.created", "failure")]
+    assert records.get().details["purpose"] == "keeper"

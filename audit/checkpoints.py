@@ -295,11 +295,14 @@ def scheduled_checkpoint() -> int:
 
     from django.conf import settings
 
+    from audit.chain import seal_staged
     from audit.context import audit_context
     from audit.services import record
 
     if settings.AUDIT_CHECKPOINT_MINUTES <= 0:
         return 0
+    # Records a writer staged but did not live to seal (PostgreSQL): into the chain first.
+    seal_staged()
     head = AuditChainHead.objects.filter(pk=1).first()
     latest = AuditCheckpoint.objects.order_by("-seq", "-id").first()
     # The checkpoint's own record follows it: nothing else new means nothing to sign.

@@ -16,6 +16,7 @@ import pytest
 from django.db import DataError, connection
 
 from audit.chain import seal_staged, verify
+from audit.checkpoints import scheduled_checkpoint
 from audit.models import AuditEvent, AuditStaged
 from audit.services import record
 from tests import conftest
@@ -104,7 +105,7 @@ def _start_writer_that_gets_stuck_sealing() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", DIES_AFTER_STAGING], env=env, cwd=processes.ROOT)
 
 
-@pytest.mark.parametrize("sealed_by", ["the next append", "seal_staged"])
+@pytest.mark.parametrize("sealed_by", ["the next append", "seal_staged", "the scheduled checkpoint"])
 def test_a_record_whose_writer_died_before_sealing_it_is_sealed_later(sealed_by):
     record("test.first")
     with HeadLock():
@@ -123,11 +124,18 @@ def test_a_record_whose_writer_died_before_sealing_it_is_sealed_later(sealed_by)
             (2, "test.orphan"),
             (3, "test.next"),
         ]
-    else:
+    elif sealed_by == "seal_staged":
         assert seal_staged() == 1
         assert list(AuditEvent.objects.order_by("seq").values_list("seq", "action")) == [
             (1, "test.first"),
             (2, "test.orphan"),
+        ]
+    else:
+        assert scheduled_checkpoint() == 2, "the checkpoint covers the record sealed before it"
+        assert list(AuditEvent.objects.order_by("seq").values_list("seq", "action")) == [
+            (1, "test.first"),
+            (2, "test.orphan"),
+            (3, "audit.checkpoint_created"),
         ]
     assert AuditEvent.objects.get(action="test.orphan").details == {"pid": writer.pid}
     assert not AuditStaged.objects.exists()

@@ -170,6 +170,11 @@ if not SERVE_STATIC:  # a web server in front serves STATIC_ROOT (after collects
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- request size ----------------------------------------------------------------------------
+# The largest request body the web server takes (core/webserver.py); a larger one gets a 413
+# before any of it is held in memory. The largest file a page takes is 256 KiB.
+MAX_REQUEST_BYTES = int(os.environ.get("KUBEBOARD_MAX_REQUEST_BYTES", str(5 * 1024 * 1024)))
+
 # --- login rate limiting (django-axes) -----------------------------------------------------
 # After AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is
 # refused (even with the right password) for the cool-off time; the admin login included.

@@ -12,7 +12,13 @@ Everything kubeadm-specific comes from the kubeadm package: the node configs
 * a control-plane join on node3 the upload-certs way (certificate key in the config);
 * a control-plane join on node4 with the shared certificates pre-seeded (no download-certs);
 * and that each preflight ignore list is the narrowest: dropping any entry makes preflight fail
-  with that check's [ERROR].
+  with that check's [ERROR];
+* then day two on the same cluster with kubeadm/'s commands: certificate expiry read from node1
+  and parsed, renewal, resetting the worker phase by phase (it joins again) and the pre-seeded
+  control plane (its etcd member is gone).
+
+One cluster for both (CI time): the day-two recipes were a test of their own on a second,
+identical cluster. The upgrade recipe runs in tests/e2e/test_day2_upgrade.py.
 """
 
 from __future__ import annotations
@@ -25,10 +31,22 @@ from datetime import timedelta
 
 import pytest
 
-from kubeadm import certkeys, discovery, nodeconfig, output, pki, preflight, tokens, uploads, workflow
+from kubeadm import (
+    certkeys,
+    certs,
+    discovery,
+    kubeconfig,
+    nodeconfig,
+    output,
+    pki,
+    preflight,
+    tokens,
+    uploads,
+    workflow,
+)
 from kubeadm.config import Timeouts, default_cluster_configuration
 from kubeadm.diagnose import diagnose
-from tests.e2e.kubeadm_steps import run_init_phases
+from tests.e2e.kubeadm_steps import Cluster, ok, run_init_phases
 from tests.support.etcdctl import member_names
 from tools.testbed.binaries import selected_version
 from tools.testbed.cluster import ControlPlane
@@ -281,4 +299,55 @@ def test_init_and_joins_phase_by_phase_with_real_preflight() -> None:
         }
         assert roles == {"node1": True, "node2": False, "node3": True, "node4": True}
         assert member_names(n1, bins) == ["node1", "node3", "node4"]
+
+        # === day two, on this cluster ================================================================
+        made = Cluster(
+            first=n1, config=cluster, authorities=authorities, token=token, certificate_key=certificate_key, cp=cp
+        )
+
+        # --- check-expiration: kubeadm's view parsed, equal to ours computed from the same files ---
+        rows, cas = certs.parse_check_expiration(ok(n1, workflow.certs_check_expiration_command()))
+        tree = certs.load_pki(n1.host_path("/etc/kubernetes/pki"))
+        confs = {
+            name: kubeconfig.client_certificate(
+                kubeconfig.parse_kubeconfig(n1.host_path(f"/etc/kubernetes/{name}").read_text())
+            )
+            for name in ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf")
+        }
+        our_rows, our_cas = certs.check_expiration(tree, confs)
+
+        def minutes(table):
+            return [
+                (r.name, r.ca_name, r.expires.replace(second=0, microsecond=0), r.externally_managed) for r in table
+            ]
+
+        assert minutes(rows) == minutes(our_rows) and minutes(cas) == minutes(our_cas)
+        assert not any(r.missing for r in rows) and len(rows) == 11
+
+        # --- renewal: a new apiserver certificate from our CA --------------------------------------
+        before = pki.load_certificate(n1.host_path("/etc/kubernetes/pki/apiserver.crt").read_bytes())
+        out = ok(n1, workflow.certs_renew_command("apiserver"))
+        assert "certificate for serving the Kubernetes API renewed" in out
+        after = pki.load_certificate(n1.host_path("/etc/kubernetes/pki/apiserver.crt").read_bytes())
+        assert after.serial_number != before.serial_number
+        pki.verify_signed_by(after, authorities["ca"].cert)
+        assert pki.alt_names(after) == pki.alt_names(before)
+
+        # --- reset the worker phase by phase, then join it again -----------------------------------
+        for phase in workflow.RESET_PHASES:
+            ok(n2, workflow.reset_phase_command(phase.name, cri_socket=CRI_SOCKET))
+        assert not n2.host_path("/etc/kubernetes/kubelet.conf").exists()
+        assert not any(n2.host_path("/etc/kubernetes/pki").iterdir())
+        cp.kubectl("delete", "node", "node2")
+        n2.ssh("rm -rf /etc/kubernetes/kubeboard")  # reset leaves Kubeboard's own directory
+        time.sleep(2)  # the runner notices the kubelet config is gone and stops the hollow kubelet
+        out = made.join_worker(n2)
+        assert "This node has joined the cluster:" in out["kubelet-wait-bootstrap"]
+
+        # --- reset the pre-seeded control plane: its etcd member goes away -------------------------
+        outputs = {p.name: ok(n4, workflow.reset_phase_command(p.name)) for p in workflow.RESET_PHASES}
+        assert "Deleted contents of the etcd data directory: /var/lib/etcd" in outputs["remove-etcd-member"]
+        assert made.etcd_members(bins) == ["node1", "node3"]
+        cp.kubectl("delete", "node", "node4")
+        assert made.wait_ready({"node1", "node2", "node3"}) == {"node1": True, "node2": True, "node3": True}
     print("phase durations (s):", json.dumps(durations, indent=1))

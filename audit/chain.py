@@ -8,6 +8,7 @@ extend one chain: each record gets the next ``seq`` and links to the record befo
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ from audit.models import (
     event_content,
     legacy_hash,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _locked_head() -> AuditChainHead:
@@ -152,26 +155,40 @@ def _staging_sql() -> tuple[list[models.Field], list[models.Field], str, str]:
     """The staged columns, the record's columns, the staging insert and the group's take (built once)."""
     from audit.models import AuditStaged
 
-    staged = [field for field in AuditStaged._meta.concrete_fields if not field.primary_key]
+    staged = [
+        field
+        for field in AuditStaged._meta.concrete_fields
+        if not field.primary_key and field.name not in ("stage_key_id", "stage_mac")
+    ]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in staged)
-    # The staged row's id comes from the records' own sequence: it is the record's id for good.
+    # The staged row's id comes from the records' own sequence: it is the record's id for good,
+    # and the writer's MAC covers it (a row copied back in after its seal has an id taken).
     # Its commit does not wait for a WAL flush: the group's sealing commit (synchronous) flushes
     # the WAL up to and past it, and ``append`` returns only once that commit is visible, which
     # PostgreSQL makes a synchronous commit only after its flush. So one flush per group.
     stage = (
         "BEGIN; SET LOCAL synchronous_commit TO off; "
-        f"INSERT INTO audit_auditstaged (id, {columns}) VALUES "
-        f"(nextval(pg_get_serial_sequence('audit_auditevent', 'id')), {', '.join(['%s'] * len(staged))}) "
-        "RETURNING id; COMMIT"
+        f"INSERT INTO audit_auditstaged (id, {columns}, stage_key_id, stage_mac) VALUES "
+        f"({', '.join(['%s'] * (len(staged) + 3))}) RETURNING id; COMMIT"
     )
     take = (
         "BEGIN; SELECT GREATEST(count, (SELECT COALESCE(MAX(seq), 0) FROM audit_auditevent)), last_hash "
         "FROM audit_auditchainhead WHERE id = 1 FOR UPDATE; "
         "DELETE FROM audit_auditstaged WHERE id IN "
-        f"(SELECT id FROM audit_auditstaged ORDER BY id LIMIT {SEAL_BATCH}) RETURNING id, {columns}; "
+        f"(SELECT id FROM audit_auditstaged ORDER BY id LIMIT {SEAL_BATCH}) RETURNING id, {columns}, "
+        "stage_key_id, stage_mac, EXISTS (SELECT 1 FROM audit_auditevent e WHERE e.id = audit_auditstaged.id); "
         "SELECT seq, prev_hash, hash, key_id FROM audit_auditevent WHERE id = %s"
     )
     return staged, list(AuditEvent._meta.concrete_fields), stage, take
+
+
+def staged_message(record_id: int, event: AuditEvent) -> bytes:
+    """What a staged row's MAC covers: its id and the record's content, without the chain
+    position sealing gives it."""
+    content = event_content(event)
+    for sealed in ("seq", "prev", "key_id"):
+        content.pop(sealed)
+    return canonical_json({"staged": record_id, **content})
 
 
 def _stage_and_seal(event: AuditEvent, ring: keys.KeyRing) -> None:
@@ -179,7 +196,10 @@ def _stage_and_seal(event: AuditEvent, ring: keys.KeyRing) -> None:
     values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in staged]
     with connection.cursor() as cursor:
         try:
-            cursor.execute(stage, values)
+            cursor.execute("SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id'))")
+            record_id = cursor.fetchone()[0]
+            stage_key_id, stage_mac = ring.sign(staged_message(record_id, event))
+            cursor.execute(stage, [record_id, *values, stage_key_id, stage_mac])
         except BaseException:
             if connection.connection is not None:
                 _rollback_quietly(cursor)
@@ -221,22 +241,38 @@ def _seal_group(cursor, ring: keys.KeyRing, mine: int) -> tuple[tuple[int, str, 
         seq, prev = head[0], head[1] or GENESIS
         params: list = []
         placed = already
+        sealing = 0
         for row in rows:
             event = AuditEvent(id=row[0])
-            for field, value in zip(staged, row[1:], strict=True):
+            content, (stage_key_id, stage_mac, taken) = row[1:-3], row[-3:]
+            for field, value in zip(staged, content, strict=True):
                 converter = getattr(field, "from_db_value", None)
                 setattr(event, field.attname, converter(value, None, connection) if converter else value)
+            if taken or not ring.verifies(stage_key_id, staged_message(event.id, event), stage_mac):
+                # Not staged by a holder of the audit key (or copied back in after its seal):
+                # a database writer's row. Dropped, never sealed; said loudly.
+                logger.error(
+                    "audit: dropped staged row %s (%s): %s",
+                    event.id,
+                    event.action[:64],
+                    "its id is already a record" if taken else "its MAC does not verify (not written by Kubeboard)",
+                )
+                continue
+            sealing += 1
             seq += 1
             _seal(event, seq, prev, ring)
             prev = event.hash
             params += [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
             if event.id == mine:
                 placed = (event.seq, event.prev_hash, event.hash, event.key_id)
+        if not sealing:
+            cursor.execute("COMMIT")  # the dropped rows go; nothing to seal
+            return placed, len(rows) == SEAL_BATCH
         key_id, mac = ring.sign(AuditChainHead.mac_input(seq, prev))
         columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
         row_marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
         cursor.execute(
-            f"INSERT INTO audit_auditevent ({columns}) VALUES {', '.join([row_marks] * len(rows))}; "
+            f"INSERT INTO audit_auditevent ({columns}) VALUES {', '.join([row_marks] * sealing)}; "
             "UPDATE audit_auditchainhead SET count = %s, last_hash = %s, key_id = %s, mac = %s WHERE id = 1; COMMIT",
             [*params, seq, prev, key_id, mac],
         )

@@ -263,6 +263,12 @@ class AuditStaged(models.Model):
     would refuse (too long) is refused here, before it could hold up the records behind it.
     """
 
+    # The writer's HMAC over the staged row's id and content (``audit.chain.staged_message``):
+    # the sealer seals only rows a holder of the audit key staged, so the staging table is no
+    # way for a database writer to have a record of its own sealed into the chain.
+    stage_key_id = models.CharField(max_length=32, blank=True)
+    stage_mac = models.CharField(max_length=64, blank=True)
+
     class Meta:
         ordering = ["id"]
 

@@ -162,3 +162,57 @@ def test_a_record_the_chain_would_refuse_is_refused_when_staged_and_holds_up_no_
         list(pool.map(write, range(3)))
     assert AuditEvent.objects.count() == 4
     assert verify().intact
+
+
+def _stage_as_a_database_writer(sql: str, params: list | None = None) -> None:
+    """Write the staging table the way someone with the database but without the audit key can."""
+    with psycopg.connect(_url(), autocommit=True) as session:
+        session.execute(sql, params or [])
+
+
+def test_a_row_a_database_writer_stages_is_never_sealed(caplog):
+    record("test.first")
+    columns = [f.column for f in AuditStaged._meta.concrete_fields if f.name not in ("id", "details", "changes")]
+    values = {c: "" for c in columns} | {"created": "2026-12-06T10:00:00+00:00", "action": "cluster.deleted"}
+    values |= {"actor_name": "mallory", "outcome": "success", "actor_id": None, "cluster_id": None, "team_id": None}
+    names = ", ".join(values)
+    marks = ", ".join(["%s"] * len(values))
+    _stage_as_a_database_writer(
+        f"INSERT INTO audit_auditstaged (id, details, changes, {names}) "
+        f"VALUES (nextval(pg_get_serial_sequence('audit_auditevent', 'id')), '{{}}', '{{}}', {marks})",
+        list(values.values()),
+    )
+    with caplog.at_level("ERROR", logger="audit.chain"):
+        record("test.next")
+    assert list(AuditEvent.objects.order_by("seq").values_list("action", flat=True)) == ["test.first", "test.next"]
+    assert not AuditEvent.objects.filter(actor_name="mallory").exists()
+    assert not AuditStaged.objects.exists()
+    assert "its MAC does not verify" in caplog.text
+    assert verify().intact
+
+
+def test_a_staged_row_copied_back_after_its_seal_is_not_sealed_twice(caplog):
+    record("test.first")
+    with HeadLock():
+        writer = _start_writer_that_gets_stuck_sealing()
+        try:
+            wait_for_staged(1)
+            _stage_as_a_database_writer("CREATE TABLE stolen_staged AS SELECT * FROM audit_auditstaged")
+        finally:
+            writer.kill()
+            writer.wait(timeout=30)
+    try:
+        assert seal_staged() == 1
+        _stage_as_a_database_writer("INSERT INTO audit_auditstaged SELECT * FROM stolen_staged")
+        with caplog.at_level("ERROR", logger="audit.chain"):
+            record("test.next")
+    finally:
+        _stage_as_a_database_writer("DROP TABLE IF EXISTS stolen_staged")
+    assert list(AuditEvent.objects.order_by("seq").values_list("action", flat=True)) == [
+        "test.first",
+        "test.orphan",
+        "test.next",
+    ]
+    assert "its id is already a record" in caplog.text
+    assert not AuditStaged.objects.exists()
+    assert verify().intact

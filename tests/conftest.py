@@ -12,9 +12,13 @@ from tests.support import cost, processes
 from tests.support.services import ServiceUnavailable, start_redis
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by cost from the fixtures they use (tests/support/cost.py): a new test that
-    takes the Redis or the test-bed cluster fixture is selected by ``-m`` like the others."""
+    takes the Redis or the test-bed cluster fixture is selected by ``-m`` like the others.
+
+    Tests sharing the token test bed then run back to back (each module's order kept), so it is
+    booted once and closed right after them; trylast: after pytest-django's ordering."""
     for item in items:
         if item.get_closest_marker("browser") and "tests/e2e/" not in item.nodeid:
             # bin/test's browser pass collects tests/e2e only: elsewhere this test would never run.
@@ -24,6 +28,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.services)
         if used & cost.CLUSTER_FIXTURES:
             item.add_marker(pytest.mark.cluster)
+    users = [item for item in items if "token_testbeds" in getattr(item, "fixturenames", ())]
+    if users:
+        first = items.index(users[0])
+        rest = [item for item in items if "token_testbeds" not in getattr(item, "fixturenames", ())]
+        items[:] = rest[:first] + sorted(users, key=lambda item: item.nodeid.split("::")[0]) + rest[first:]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -34,6 +43,33 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         return (yield)
     finally:
         cost.set_current(None)
+
+
+# Token tests of several modules share one test-bed control plane (tests/support/kubeclusters.py).
+TOKEN_TESTBED = ("kbtbt0", "10.213.20.0/24", 3)
+_token_testbeds = None
+
+
+@pytest.fixture(scope="session")
+def token_testbeds():
+    """The shared token test bed; a module's ``testbed`` fixture takes it with ``.get()``."""
+    global _token_testbeds
+    from tests.support.kubeclusters import SharedTokenTestbed
+
+    _token_testbeds = SharedTokenTestbed(*TOKEN_TESTBED)
+    yield _token_testbeds
+    _token_testbeds.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    result = yield
+    last_user = "token_testbeds" in getattr(item, "fixturenames", ()) and (
+        nextitem is None or "token_testbeds" not in getattr(nextitem, "fixturenames", ())
+    )
+    if last_user and _token_testbeds is not None:
+        _token_testbeds.close()
+    return result
 
 
 def _guard_sandbox_boots() -> None:

@@ -25,7 +25,7 @@ from kubeadm import certkeys as kubeadm_certkeys
 from kubeadm import discovery
 from kubeadm import tokens as kubeadm_tokens
 from tests.conftest import team_of
-from tests.support.kubeclusters import PREFLIGHT_IGNORE, start_token_testbed, stored_column
+from tests.support.kubeclusters import PREFLIGHT_IGNORE, stored_column
 from tokens import services, sweeps
 from tokens.certkeys import issue_certificate_key
 from tokens.models import BootstrapToken, CertificateKey, TokenSync
@@ -33,14 +33,11 @@ from tokens.sync import sync_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-NAME = "kbtbt0"
-SUBNET = "10.213.20.0/24"
-
 
 @pytest.fixture(scope="module")
-def testbed():
-    with start_token_testbed(NAME, SUBNET, size=3) as bed:
-        yield bed
+def testbed(token_testbeds):
+    """The run's shared token test bed (tests/conftest.py): three machines, a real control plane on node1."""
+    return token_testbeds.get()
 
 
 @pytest.fixture

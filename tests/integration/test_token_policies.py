@@ -20,25 +20,32 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from tests.conftest import team_of
-from tests.support.kubeclusters import start_token_testbed
 from tokens import services, sweeps
 from tokens.models import BootstrapToken, TokenPolicy
 from tokens.policies import policy_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-NAME = "kbtbt1"
-SUBNET = "10.213.21.0/24"
-
 
 @pytest.fixture(scope="module")
-def testbed():
-    with start_token_testbed(NAME, SUBNET, size=1) as bed:
-        yield bed
+def testbed(token_testbeds):
+    """The run's shared token test bed (tests/conftest.py), also used by tests/e2e/test_tokens_cluster.py."""
+    return token_testbeds.get()
+
+
+def subnet_address(testbed, last: int) -> str:
+    """An address of the test bed's subnet that no machine has."""
+    return testbed.cp.node.address.rsplit(".", 1)[0] + f".{last}"
 
 
 @pytest.fixture
 def cluster(testbed, make_user):
+    # Bootstrap tokens other modules left in the shared cluster would be synced and swept here:
+    # each test starts with the control plane's own init token only, as on a fresh test bed.
+    init_secret = "bootstrap-token-" + testbed.cp.token.split(".")[0]
+    leftovers = sorted(secret_names(testbed) - {init_secret})
+    if leftovers:
+        testbed.cp.kubectl("-n", "kube-system", "delete", "secret", *leftovers)
     owner = make_user("owner", role="admin")
     cluster = testbed.created_cluster("policies", team=team_of(owner))
     TokenPolicy.objects.create(
@@ -156,7 +163,7 @@ def test_a_node_that_never_joins_cannot_keep_a_token_past_the_hard_lifetime(test
     from nodes.models import Node
 
     TokenPolicy.objects.filter(cluster=cluster).update(max_lifetime=timedelta(hours=5))
-    machine = Node.objects.create(cluster=cluster, name="never-joins", address="10.213.21.200")
+    machine = Node.objects.create(cluster=cluster, name="never-joins", address=subnet_address(testbed, 200))
     t0 = timezone.now()
     first, _ = services.create_token(
         cluster, ttl=timedelta(hours=2), auto_rotate=True, node=machine, purpose=BootstrapToken.Purpose.JOIN, now=t0
@@ -186,7 +193,7 @@ def test_a_node_that_never_joins_cannot_keep_a_token_past_the_hard_lifetime(test
 def test_unreachable_cluster_during_a_sweep_retries_later_and_keeps_the_token(testbed, cluster):
     t0 = timezone.now()
     token, _ = services.create_token(cluster, ttl=timedelta(hours=2), auto_rotate=True, now=t0)
-    type(cluster).objects.filter(pk=cluster.pk).update(control_plane_endpoint="10.213.21.99:6443")
+    type(cluster).objects.filter(pk=cluster.pk).update(control_plane_endpoint=f"{subnet_address(testbed, 99)}:6443")
     due = t0 + timedelta(hours=1, minutes=1)
     report = sweeps.sweep(now=due)
     assert report.errors and "retry" in report.errors[0]

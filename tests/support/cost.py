@@ -18,7 +18,7 @@ from typing import Any
 # Fixtures that start a service or boot a cluster: a test using one (directly or through
 # another fixture) gets the marker at collection.
 SERVICE_FIXTURES = frozenset({"redis_server", "own_redis", "own_postgres", "stack_factory", "sshd", "rsyslog", "etcd"})
-CLUSTER_FIXTURES = frozenset({"testbed"})
+CLUSTER_FIXTURES = frozenset({"testbed", "token_testbeds"})
 
 _current: Any = None  # the pytest item running now; None outside a test (e.g. bin/test's PostgreSQL)
 

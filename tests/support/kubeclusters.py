@@ -40,11 +40,12 @@ PREFLIGHT_IGNORE = (
 class TokenTestbed:
     """A real control plane whose CA Kubeboard generated (and so holds), on node1 of a sandbox."""
 
-    def __init__(self, sandbox, control_plane, bins, authorities) -> None:
+    def __init__(self, sandbox, control_plane, bins, authorities, init_outputs: dict[str, str] | None = None) -> None:
         self.sandbox = sandbox
         self.cp = control_plane
         self.bins = bins
         self.authorities = authorities
+        self.init_outputs = init_outputs or {}  # what kubeadm said in the uploads and token phases
 
     @property
     def endpoint(self) -> str:
@@ -94,10 +95,35 @@ def start_token_testbed(name: str, subnet: str, size: int = 1, log=print):
             cp.init_static_pods(log=log)
             log(f"testbed: static-pod runner on {node.name}, pid {node.start_runner(bins)}")
             cp.wait_ready(log=log)
-            cp.finish_init(log=log)
-            yield TokenTestbed(sb, cp, bins, authorities)
+            outputs = cp.finish_init(log=log)
+            yield TokenTestbed(sb, cp, bins, authorities, outputs)
 
     return run()
+
+
+class SharedTokenTestbed:
+    """One token test bed for every module that needs one (booted on first use: CI time).
+
+    tests/conftest.py keeps its users back to back and closes it after the last one, so the
+    control plane does not idle through the rest of the run; a later user boots it again.
+    """
+
+    def __init__(self, name: str, subnet: str, size: int) -> None:
+        self.name, self.subnet, self.size = name, subnet, size
+        self._running = None
+        self._bed: TokenTestbed | None = None
+
+    def get(self) -> TokenTestbed:
+        if self._bed is None:
+            running = start_token_testbed(self.name, self.subnet, size=self.size)
+            self._bed = running.__enter__()
+            self._running = running
+        return self._bed
+
+    def close(self) -> None:
+        running, self._running, self._bed = self._running, None, None
+        if running is not None:
+            running.__exit__(None, None, None)  # tears down and checks that nothing is left
 
 
 def stored_column(cluster, column: str = "admin_kubeconfig") -> str:

@@ -192,39 +192,44 @@ def staged_message(record_id: int, event: AuditEvent) -> bytes:
 
 
 def _stage_and_seal(event: AuditEvent, ring: keys.KeyRing) -> None:
-    staged, _, stage, _ = _staging_sql()
+    staged = _staging_sql()[0]
     values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in staged]
     with connection.cursor() as cursor:
         try:
             cursor.execute("SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id'))")
             record_id = cursor.fetchone()[0]
             stage_key_id, stage_mac = ring.sign(staged_message(record_id, event))
-            cursor.execute(stage, [record_id, *values, stage_key_id, stage_mac])
         except BaseException:
             if connection.connection is not None:
                 _rollback_quietly(cursor)
             raise
-        cursor.nextset()  # past BEGIN
-        cursor.nextset()  # past SET
-        event.pk = cursor.fetchone()[0]
-        while True:
-            placed, more = _seal_group(cursor, ring, event.pk)
-            if placed is not None:
-                break
+        event.pk = record_id
+        # The staging and the first try to seal go in one round trip.
+        placed, more = _seal_group(cursor, ring, record_id, stage=[record_id, *values, stage_key_id, stage_mac])
+        while placed is None:
             if not more:
-                raise RuntimeError(f"audit record {event.pk} was staged but is neither staged nor in the chain now")
+                raise RuntimeError(f"audit record {record_id} was staged but is neither staged nor in the chain now")
+            placed, more = _seal_group(cursor, ring, record_id)
     event.seq, event.prev_hash, event.hash, event.key_id = placed
     event._state.adding = False
     event._state.db = connection.alias
 
 
-def _seal_group(cursor, ring: keys.KeyRing, mine: int) -> tuple[tuple[int, str, str, str] | None, bool]:
+def _seal_group(
+    cursor, ring: keys.KeyRing, mine: int, *, stage: list | None = None
+) -> tuple[tuple[int, str, str, str] | None, bool]:
     """Under the head lock, seal up to SEAL_BATCH staged records in one commit. Returns where
     record ``mine`` is in the chain (seq, prev_hash, hash, key_id; None if not there), and
-    whether records may still be staged (a full batch, or the head row had to be made)."""
-    staged, fields, _, take = _staging_sql()
+    whether records may still be staged (a full batch, or the head row had to be made).
+    ``stage``: the staging statement's parameters, to stage ``mine`` first in the same round trip."""
+    staged, fields, stage_sql, take = _staging_sql()
     try:
-        cursor.execute(take, [mine])
+        if stage is None:
+            cursor.execute(take, [mine])
+        else:
+            cursor.execute(f"{stage_sql}; {take}", [*stage, mine])
+            for _ in range(4):  # past the staging's BEGIN, SET, INSERT and COMMIT
+                cursor.nextset()
         cursor.nextset()  # past BEGIN
         head = cursor.fetchone()
         cursor.nextset()

@@ -18,7 +18,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     takes the Redis or the test-bed cluster fixture is selected by ``-m`` like the others.
 
     Tests sharing the token test bed then run back to back (each module's order kept), so it is
-    booted once and closed right after them; trylast: after pytest-django's ordering."""
+    booted once and closed right after them; trylast: after pytest-django's ordering, which the
+    block keeps."""
     for item in items:
         if item.get_closest_marker("browser") and "tests/e2e/" not in item.nodeid:
             # bin/test's browser pass collects tests/e2e only: elsewhere this test would never run.
@@ -30,9 +31,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
     users = [item for item in items if "token_testbeds" in getattr(item, "fixturenames", ())]
     if users:
-        first = items.index(users[0])
         rest = [item for item in items if "token_testbeds" not in getattr(item, "fixturenames", ())]
-        items[:] = rest[:first] + sorted(users, key=lambda item: item.nodeid.split("::")[0]) + rest[first:]
+        # pytest-django runs every database test without transaction=True before any that flushes
+        # the tables (and with them the rows data migrations made): the block goes right after the
+        # last of those, its own flushing tests last.
+        plain = [index for index, item in enumerate(rest) if _uses_db(item) and not _transactional(item)]
+        at = plain[-1] + 1 if plain else 0
+        block = sorted(users, key=lambda item: (_transactional(item), item.nodeid.split("::")[0]))
+        items[:] = rest[:at] + block + rest[at:]
+
+
+def _transactional(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    flagged = marker is not None and bool(
+        marker.kwargs.get("transaction") or marker.kwargs.get("reset_sequences") or (marker.args and marker.args[0])
+    )
+    names = getattr(item, "fixturenames", ())
+    return flagged or "transactional_db" in names or "live_server" in names
+
+
+def _uses_db(item: pytest.Item) -> bool:
+    return item.get_closest_marker("django_db") is not None or "db" in getattr(item, "fixturenames", ())
 
 
 @pytest.hookimpl(wrapper=True)

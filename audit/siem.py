@@ -125,7 +125,13 @@ class Sink:
             # End of stream, then wait for the collector to close: it has read everything by then.
             # A collector that died with our bytes unread resets the connection instead.
             if isinstance(sock, ssl.SSLSocket):
-                sock = sock.unwrap()
+                try:
+                    sock = sock.unwrap()
+                except ssl.SSLError:
+                    # Our close_notify went after every record and the collector answered it, its
+                    # own way (rsyslog may close mid-shutdown, seen as WRONG_VERSION_NUMBER or an
+                    # EOF): TLS keeps order, so it read the batch. A reset is no SSLError.
+                    return
             sock.shutdown(socket.SHUT_WR)
             deadline = time.monotonic() + self.timeout
             while sock.recv(4096):

@@ -5,11 +5,7 @@ Threads each use their own database connection, as separate worker processes wou
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
-from django.db import connection
 
 from audit.models import AuditEvent
 from audit.services import record, verify_chain
@@ -18,22 +14,9 @@ from operations.models import Event, Operation
 from operations.runner import _claim
 from operations.services import interrupt
 from tests.factories import make_cluster
+from tests.support.threads import in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def in_threads(count: int, target, *args):
-    barrier = threading.Barrier(count)
-
-    def run(index: int):
-        try:
-            barrier.wait()
-            return target(index, *args)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def test_audit_chain_stays_linear_under_concurrent_writers():

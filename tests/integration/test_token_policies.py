@@ -10,16 +10,14 @@ that make them hold on PostgreSQL are proven there by tests/integration/test_tok
 from __future__ import annotations
 
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from tests.conftest import team_of
+from tests.support.threads import in_threads
 from tokens import services, sweeps
 from tokens.models import BootstrapToken, TokenPolicy
 from tokens.policies import policy_for
@@ -66,20 +64,6 @@ def secret_names(testbed) -> set[str]:
         ).stdout
     )["items"]
     return {item["metadata"]["name"] for item in items}
-
-
-def in_threads(count: int, target):
-    barrier = threading.Barrier(count)
-
-    def run(index: int):
-        try:
-            barrier.wait()
-            return target(index)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 @pytest.mark.django_db(transaction=True)

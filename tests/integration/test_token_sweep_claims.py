@@ -10,35 +10,19 @@ A row claimed by both workers would leave two. The same sweeps racing against a 
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from tests.factories import make_cluster
 from tests.support.services import free_port
+from tests.support.threads import in_threads
 from tokens import sweeps
 from tokens.models import BootstrapToken, TokenPolicy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def in_threads(count: int, target):
-    barrier = threading.Barrier(count)
-
-    def run(index: int):
-        try:
-            barrier.wait()
-            return target(index)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def unreachable_cluster(name: str):

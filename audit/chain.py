@@ -54,14 +54,10 @@ def _advance(count: int, last_hash: str, ring: keys.KeyRing) -> None:
 def append(event: AuditEvent) -> AuditEvent:
     """Seal ``event`` as the newest record and insert it (inside the caller's transaction).
 
-    On PostgreSQL outside a transaction (autocommit) the record is staged and sealed in a group
-    (``_stage_and_seal``): it is in the chain, durable, when this returns."""
+    Outside a transaction (autocommit) the record is in the chain, durable, when this returns."""
     ring = keys.keyring()
     if connection.vendor == "postgresql":
-        if connection.get_autocommit():
-            _stage_and_seal(event, ring)
-        else:
-            _append_postgres(event, ring, own_transaction=False)
+        _append_postgres(event, ring, own_transaction=connection.get_autocommit())
         return event
     with transaction.atomic():
         head = _locked_head()
@@ -79,23 +75,43 @@ LOCK_HEAD = (
 )
 
 
+# An append in its own transaction commits without waiting for the WAL flush, so the head's
+# lock is released at once instead of after the flush (every writer would wait for every flush
+# in turn). The record is visible then but not yet durable: ``append`` returns only after
+# DURABLE. A crash in between loses it and every record after it (the WAL is one sequence, and
+# later records' writers have not returned either), never a record in the middle.
+BEGIN_APPEND = "BEGIN; SET LOCAL synchronous_commit TO off"
+
+# After the head's lock is gone, wait until the record is on disk: a transactional WAL message
+# gets a transaction id, so its commit (synchronous) flushes the WAL up to and past the record's
+# commit. Concurrent writers' flushes are shared by PostgreSQL's group commit, outside the lock.
+DURABLE = "SELECT pg_logical_emit_message(true, 'kubeboard.audit', '')"
+
+
 def _lock_head(cursor, own_transaction: bool) -> tuple[int, str] | None:
     """Lock and read the head in one round trip (its lock serialises every writer)."""
     if not own_transaction:
         cursor.execute(LOCK_HEAD)
         return cursor.fetchone()
-    cursor.execute(f"BEGIN; {LOCK_HEAD}")
-    cursor.nextset()  # past BEGIN's result
+    cursor.execute(f"{BEGIN_APPEND}; {LOCK_HEAD}")
+    for _ in range(BEGIN_APPEND.count(";") + 1):
+        cursor.nextset()  # past BEGIN's and SET's results
     row = cursor.fetchone()
     if row is None:
         cursor.execute("ROLLBACK")
     return row
 
 
+# The columns sealing fills in: the chain position and the MAC.
+SEALED = ("seq", "prev_hash", "hash", "key_id")
+
+
 @functools.cache
-def _insert_and_advance() -> tuple[list[models.Field], str]:
-    """The record's columns and the one statement that inserts it and moves the head (built once)."""
+def _insert_and_advance() -> tuple[list[models.Field], list[tuple[int, str]], str]:
+    """The record's columns, where the sealed ones are among them, and the one statement that
+    inserts it and moves the head (built once)."""
     fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+    sealed = [(index, field.attname) for index, field in enumerate(fields) if field.attname in SEALED]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     sql = (
         f"WITH inserted AS (INSERT INTO audit_auditevent ({columns}) "
@@ -103,12 +119,18 @@ def _insert_and_advance() -> tuple[list[models.Field], str]:
         "UPDATE audit_auditchainhead SET last_hash = %s, key_id = %s, mac = %s WHERE id = 1 "
         "RETURNING (SELECT id FROM inserted)"
     )
-    return fields, sql
+    return fields, sealed, sql
 
 
 def _append_postgres(event: AuditEvent, ring: keys.KeyRing, *, own_transaction: bool) -> None:
     """Two statements while the head row is locked, as short as it can be held: the lock and
-    read, then the insert with the head's update (and, in its own transaction, the COMMIT)."""
+    read, then the insert with the head's update (and, in its own transaction, the COMMIT).
+    Every value but the chain position is ready before the lock is taken."""
+    fields, sealed, sql = _insert_and_advance()
+    values = [
+        None if field.attname in SEALED else field.get_db_prep_save(getattr(event, field.attname), connection)
+        for field in fields
+    ]
     with connection.cursor() as cursor:
         try:
             row = _lock_head(cursor, own_transaction)
@@ -116,10 +138,12 @@ def _append_postgres(event: AuditEvent, ring: keys.KeyRing, *, own_transaction: 
                 AuditChainHead.objects.get_or_create(pk=1)
                 row = _lock_head(cursor, own_transaction)
             _seal(event, row[0], row[1] or GENESIS, ring)
+            for index, attname in sealed:
+                values[index] = getattr(event, attname)
             key_id, mac = ring.sign(AuditChainHead.mac_input(event.seq, event.hash))
-            fields, sql = _insert_and_advance()
-            values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
-            cursor.execute(sql + ("; COMMIT" if own_transaction else ""), [*values, event.hash, key_id, mac])
+            cursor.execute(
+                sql + (f"; COMMIT; {DURABLE}" if own_transaction else ""), [*values, event.hash, key_id, mac]
+            )
             event.pk = cursor.fetchone()[0]
         except BaseException:
             if own_transaction and connection.connection is not None:
@@ -135,173 +159,6 @@ def _rollback_quietly(cursor) -> None:
         cursor.execute("ROLLBACK")
     except Exception:
         pass
-
-
-# --- grouped sealing: PostgreSQL appends outside a transaction ----------------------------
-#
-# With fsync on, a commit waits for its WAL flush; an append that commits while holding the
-# head lock makes every other writer wait for that flush too (one flush per record, in turn).
-# Instead a writer commits its record to ``audit_auditstaged`` without any lock (concurrent
-# commits share flushes), then takes the head lock and moves every staged record into the
-# chain, in staging order, with one commit: one flush seals the whole group. A writer whose
-# record another writer sealed meanwhile finds it in the chain and returns. A record staged by
-# a process that died before sealing it is sealed by the next append or by ``seal_staged``.
-
-SEAL_BATCH = 500
-
-
-@functools.cache
-def _staging_sql() -> tuple[list[models.Field], list[models.Field], str, str]:
-    """The staged columns, the record's columns, the staging insert and the group's take (built once)."""
-    from audit.models import AuditStaged
-
-    staged = [
-        field
-        for field in AuditStaged._meta.concrete_fields
-        if not field.primary_key and field.name not in ("stage_key_id", "stage_mac")
-    ]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in staged)
-    # The staged row's id comes from the records' own sequence: it is the record's id for good,
-    # and the writer's MAC covers it (a row copied back in after its seal has an id taken).
-    # Its commit does not wait for a WAL flush: the group's sealing commit (synchronous) flushes
-    # the WAL up to and past it, and ``append`` returns only once that commit is visible, which
-    # PostgreSQL makes a synchronous commit only after its flush. So one flush per group.
-    stage = (
-        "BEGIN; SET LOCAL synchronous_commit TO off; "
-        f"INSERT INTO audit_auditstaged (id, {columns}, stage_key_id, stage_mac) VALUES "
-        f"({', '.join(['%s'] * (len(staged) + 3))}) RETURNING id; COMMIT"
-    )
-    take = (
-        "BEGIN; SELECT GREATEST(count, (SELECT COALESCE(MAX(seq), 0) FROM audit_auditevent)), last_hash "
-        "FROM audit_auditchainhead WHERE id = 1 FOR UPDATE; "
-        "DELETE FROM audit_auditstaged WHERE id IN "
-        f"(SELECT id FROM audit_auditstaged ORDER BY id LIMIT {SEAL_BATCH}) RETURNING id, {columns}, "
-        "stage_key_id, stage_mac, EXISTS (SELECT 1 FROM audit_auditevent e WHERE e.id = audit_auditstaged.id); "
-        "SELECT seq, prev_hash, hash, key_id FROM audit_auditevent WHERE id = %s"
-    )
-    return staged, list(AuditEvent._meta.concrete_fields), stage, take
-
-
-def staged_message(record_id: int, event: AuditEvent) -> bytes:
-    """What a staged row's MAC covers: its id and the record's content, without the chain
-    position sealing gives it."""
-    content = event_content(event)
-    for sealed in ("seq", "prev", "key_id"):
-        content.pop(sealed)
-    return canonical_json({"staged": record_id, **content})
-
-
-def _stage_and_seal(event: AuditEvent, ring: keys.KeyRing) -> None:
-    staged = _staging_sql()[0]
-    values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in staged]
-    with connection.cursor() as cursor:
-        try:
-            cursor.execute("SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id'))")
-            record_id = cursor.fetchone()[0]
-            stage_key_id, stage_mac = ring.sign(staged_message(record_id, event))
-        except BaseException:
-            if connection.connection is not None:
-                _rollback_quietly(cursor)
-            raise
-        event.pk = record_id
-        # The staging and the first try to seal go in one round trip.
-        placed, more = _seal_group(cursor, ring, record_id, stage=[record_id, *values, stage_key_id, stage_mac])
-        while placed is None:
-            if not more:
-                raise RuntimeError(f"audit record {record_id} was staged but is neither staged nor in the chain now")
-            placed, more = _seal_group(cursor, ring, record_id)
-    event.seq, event.prev_hash, event.hash, event.key_id = placed
-    event._state.adding = False
-    event._state.db = connection.alias
-
-
-def _seal_group(
-    cursor, ring: keys.KeyRing, mine: int, *, stage: list | None = None
-) -> tuple[tuple[int, str, str, str] | None, bool]:
-    """Under the head lock, seal up to SEAL_BATCH staged records in one commit. Returns where
-    record ``mine`` is in the chain (seq, prev_hash, hash, key_id; None if not there), and
-    whether records may still be staged (a full batch, or the head row had to be made).
-    ``stage``: the staging statement's parameters, to stage ``mine`` first in the same round trip."""
-    staged, fields, stage_sql, take = _staging_sql()
-    try:
-        if stage is None:
-            cursor.execute(take, [mine])
-        else:
-            cursor.execute(f"{stage_sql}; {take}", [*stage, mine])
-            for _ in range(4):  # past the staging's BEGIN, SET, INSERT and COMMIT
-                cursor.nextset()
-        cursor.nextset()  # past BEGIN
-        head = cursor.fetchone()
-        cursor.nextset()
-        rows = sorted(cursor.fetchall())  # staging order
-        cursor.nextset()
-        already = cursor.fetchone()
-        if head is None:  # a fresh database has no head row yet
-            cursor.execute("ROLLBACK")
-            AuditChainHead.objects.get_or_create(pk=1)
-            return None, True
-        if not rows:
-            cursor.execute("COMMIT")
-            return already, False
-        seq, prev = head[0], head[1] or GENESIS
-        params: list = []
-        placed = already
-        sealing = 0
-        for row in rows:
-            event = AuditEvent(id=row[0])
-            content, (stage_key_id, stage_mac, taken) = row[1:-3], row[-3:]
-            for field, value in zip(staged, content, strict=True):
-                converter = getattr(field, "from_db_value", None)
-                setattr(event, field.attname, converter(value, None, connection) if converter else value)
-            if taken or not ring.verifies(stage_key_id, staged_message(event.id, event), stage_mac):
-                # Not staged by a holder of the audit key (or copied back in after its seal):
-                # a database writer's row. Dropped, never sealed; said loudly.
-                logger.error(
-                    "audit: dropped staged row %s (%s): %s",
-                    event.id,
-                    event.action[:64],
-                    "its id is already a record" if taken else "its MAC does not verify (not written by Kubeboard)",
-                )
-                continue
-            sealing += 1
-            seq += 1
-            _seal(event, seq, prev, ring)
-            prev = event.hash
-            params += [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
-            if event.id == mine:
-                placed = (event.seq, event.prev_hash, event.hash, event.key_id)
-        if not sealing:
-            cursor.execute("COMMIT")  # the dropped rows go; nothing to seal
-            return placed, len(rows) == SEAL_BATCH
-        key_id, mac = ring.sign(AuditChainHead.mac_input(seq, prev))
-        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-        row_marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        cursor.execute(
-            f"INSERT INTO audit_auditevent ({columns}) VALUES {', '.join([row_marks] * sealing)}; "
-            "UPDATE audit_auditchainhead SET count = %s, last_hash = %s, key_id = %s, mac = %s WHERE id = 1; COMMIT",
-            [*params, seq, prev, key_id, mac],
-        )
-    except BaseException:
-        if connection.connection is not None:
-            _rollback_quietly(cursor)
-        raise
-    return placed, len(rows) == SEAL_BATCH
-
-
-def seal_staged() -> int:
-    """Seal records a process staged but did not live to seal (PostgreSQL; elsewhere nothing is
-    ever staged). Outside a transaction only. Returns how many remained staged before."""
-    if connection.vendor != "postgresql" or not connection.get_autocommit():
-        return 0
-    from audit.models import AuditStaged
-
-    waiting = AuditStaged.objects.count()
-    if waiting:
-        ring = keys.keyring()
-        with connection.cursor() as cursor:
-            while _seal_group(cursor, ring, 0)[1]:
-                pass
-    return waiting
 
 
 def append_many(events: Iterable[AuditEvent], *, batch_size: int = 5000) -> int:

@@ -66,7 +66,7 @@ def sign_head(seq: int, head: str, *, reason: str, at: datetime | None = None) -
         "seq": seq,
         "head": head,
         "created": created,
-        "public_key": keys.public_key_text(key.public_key()),
+        "public_key": keys.checkpoint_public_text(),
         "signature": base64.b64encode(key.sign(_message(seq, head, created))).decode(),
         "reason": reason[:32],
     }
@@ -151,8 +151,11 @@ def write_external(data: dict, *, sync: bool) -> Path:
     directory = checkpoint_dir()
     path = directory / f"checkpoints-{data['created'][:10]}.jsonl"
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # the directory is made on first use (or again, if removed)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, (json.dumps(data, sort_keys=True) + "\n").encode())
             if sync:
@@ -295,14 +298,11 @@ def scheduled_checkpoint() -> int:
 
     from django.conf import settings
 
-    from audit.chain import seal_staged
     from audit.context import audit_context
     from audit.services import record
 
     if settings.AUDIT_CHECKPOINT_MINUTES <= 0:
         return 0
-    # Records a writer staged but did not live to seal (PostgreSQL): into the chain first.
-    seal_staged()
     head = AuditChainHead.objects.filter(pk=1).first()
     latest = AuditCheckpoint.objects.order_by("-seq", "-id").first()
     # The checkpoint's own record follows it: nothing else new means nothing to sign.

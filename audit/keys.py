@@ -115,6 +115,12 @@ def public_key_text(key: Ed25519PublicKey) -> str:
     return base64.b64encode(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
 
 
+@functools.cache
+def checkpoint_public_text() -> str:
+    """This installation's checkpoint public key as checkpoints carry it (one per append: cached)."""
+    return public_key_text(checkpoint_key().public_key())
+
+
 def load_public_key(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(text))
 
@@ -123,8 +129,7 @@ def trusted_checkpoint_keys() -> dict[str, Ed25519PublicKey]:
     """The public keys a checkpoint may be signed with: this installation's key (from its private
     key file) and earlier ones listed in ``AUDIT_CHECKPOINT_PUBLIC_KEYS`` (after a rotation).
     Never the key stored beside a checkpoint: whoever writes the database could swap both."""
-    current = public_key_text(checkpoint_key().public_key())
-    trusted = {current: checkpoint_key().public_key()}
+    trusted = {checkpoint_public_text(): checkpoint_key().public_key()}
     for text in settings.AUDIT_CHECKPOINT_PUBLIC_KEYS:
         try:
             trusted[text] = load_public_key(text)
@@ -143,3 +148,4 @@ def reset() -> None:
     """Forget cached keys (tests that change the settings; a key rotation in a shell)."""
     keyring.cache_clear()
     checkpoint_key.cache_clear()
+    checkpoint_public_text.cache_clear()

@@ -251,38 +251,3 @@ class AuditStreamCursor(models.Model):
 
     def __str__(self) -> str:
         return f"audit stream to {self.sink}: delivered up to record {self.last_seq}"
-
-
-class AuditStaged(models.Model):
-    """A record committed but not yet in the chain (PostgreSQL only, ``audit.chain``).
-
-    A writer outside a transaction stages its record here, with no lock held, then one writer
-    at a time moves every staged record into the chain with one commit (grouped sealing), so
-    one WAL flush covers many records. Its ``id`` is the record's ``AuditEvent.id``, taken
-    from the same sequence when staged. The columns are the record's, so a value the chain
-    would refuse (too long) is refused here, before it could hold up the records behind it.
-    """
-
-    # The writer's HMAC over the staged row's id and content (``audit.chain.staged_message``):
-    # the sealer seals only rows a holder of the audit key staged, so the staging table is no
-    # way for a database writer to have a record of its own sealed into the chain.
-    stage_key_id = models.CharField(max_length=32, blank=True)
-    stage_mac = models.CharField(max_length=64, blank=True)
-
-    class Meta:
-        ordering = ["id"]
-
-
-# The record's columns, minus what sealing adds (its place in the chain and its MAC). The
-# references are plain numbers, as in AuditEvent (no constraint, nothing to cascade).
-for _field in AuditEvent._meta.concrete_fields:
-    if _field.name in {"id", "seq", "prev_hash", "hash", "key_id"}:
-        continue
-    if _field.is_relation:
-        _copy = models.BigIntegerField(null=True, blank=True)
-        AuditStaged.add_to_class(_field.attname, _copy)
-    else:
-        _copy = _field.clone()
-        _copy.db_index = False
-        AuditStaged.add_to_class(_field.name, _copy)
-del _field, _copy

@@ -15,8 +15,8 @@ bulk load that still forms one valid keyed chain), then prints:
   baseline of materialising the same rows in a list;
 * appends/s through ``audit.services.record`` (outside a transaction, as tasks and commands
   write them) with 1 and 4 writer processes: "appends/s with 4 writers, fsync on: N (goal >=
-  1000)"; baseline in the same run: the old path (each append commits while holding the chain
-  head's lock), as a ratio.
+  1000)"; baseline in the same run: the old path (each append's commit waits for its WAL flush
+  while holding the chain head's lock), as a ratio.
 
 It runs on PostgreSQL: ``DATABASE_URL`` if set (its own fsync setting is reported), else a
 server it starts itself (the test helper ``tests.support.services.start_postgres``) with fsync

@@ -33,6 +33,7 @@ from clusters import kubeapi, remote
 from core.formatting import duration_words
 from daytwo import etcd, machine
 from daytwo.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
+from kubeadm import components
 from nodes.checks import listening_ports
 from nodes.models import Node
 from operations.models import Operation
@@ -44,8 +45,6 @@ CHUNK_BYTES = 1 << 20
 # SSH transport's line cap.
 B64_LINE = 12288
 SNAPSHOT_TIMEOUT = 30 * 60
-# The control-plane ports the static Pods listen on: stopped when none of them is open.
-CONTROL_PLANE_PORTS = (2379, 6443, 10257, 10259)
 STOP_TIMEOUT = 120
 START_TIMEOUT = 300
 
@@ -468,11 +467,6 @@ def _restore_upload(ctx: PhaseContext) -> None:
     )
 
 
-def _ports_open(conn) -> set[int]:
-    _, lines = machine.quiet(conn, "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null")
-    return listening_ports(lines) & set(CONTROL_PLANE_PORTS)
-
-
 def wait_ports(
     ctx: PhaseContext, conn, *, closed: set[int] = frozenset(), opened: set[int] = frozenset(), timeout: float
 ) -> None:
@@ -502,13 +496,13 @@ def wait_ports(
 def _stop_control_plane(ctx: PhaseContext) -> None:
     held = f"{_restore_dir(ctx)}/manifests"
     script = (
-        f"mkdir -p {held} && for f in /etc/kubernetes/manifests/*.yaml; do "
+        f"mkdir -p {held} && for f in {components.MANIFESTS_DIR}/*.yaml; do "
         f'[ -e "$f" ] || continue; mv "$f" {held}/; echo "moved $f out"; done; ls {held}'
     )
     with remote.connection(ctx) as conn:
         machine.capture(ctx, conn, script, label="move the static Pod manifests out")
         ctx.log("Waiting for the kubelet to stop etcd, the API server, the controller manager and the scheduler…")
-        wait_ports(ctx, conn, closed=set(CONTROL_PLANE_PORTS), timeout=STOP_TIMEOUT)
+        wait_ports(ctx, conn, closed=set(components.CONTROL_PLANE_PORTS), timeout=STOP_TIMEOUT)
     ctx.log("The control plane of this machine is stopped; etcd's data directory is no longer in use.")
 
 
@@ -542,10 +536,10 @@ def _restore_data(ctx: PhaseContext) -> None:
 
 def _start_control_plane(ctx: PhaseContext) -> None:
     held = f"{_restore_dir(ctx)}/manifests"
-    script = f'for f in {held}/*.yaml; do [ -e "$f" ] || continue; mv "$f" /etc/kubernetes/manifests/; echo "moved $f back"; done'
+    script = f'for f in {held}/*.yaml; do [ -e "$f" ] || continue; mv "$f" {components.MANIFESTS_DIR}/; echo "moved $f back"; done'
     with remote.connection(ctx) as conn:
         machine.capture(ctx, conn, script, label="move the static Pod manifests back")
-        wait_ports(ctx, conn, opened={2379, 6443}, timeout=START_TIMEOUT)
+        wait_ports(ctx, conn, opened={components.ETCD_CLIENT_PORT, components.API_SERVER_PORT}, timeout=START_TIMEOUT)
     wait_api_ready(ctx, timeout=START_TIMEOUT)
 
 

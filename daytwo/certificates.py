@@ -39,6 +39,15 @@ from daytwo.models import CertificateReport, RenewalPolicy
 from kubeadm import certs as kubeadm_certs
 from kubeadm import config as kubeadm_config
 from kubeadm import netutil, pki, readback, workflow
+from kubeadm.components import (
+    API_SERVER_PORT,
+    COMPONENT_OF_CERTIFICATE,
+    CONTROL_PLANE_COMPONENTS,
+    KUBE_APISERVER,
+    PORT_OF,
+    TMP_DIR,
+    manifest_path,
+)
 from nodes.models import Node
 from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
@@ -49,23 +58,6 @@ RENEW_KIND = "renew-certificates"
 WARNING_DAYS = (30, 7, 1)
 PKI_DIR = readback.PKI_DIR
 
-# Which static Pod uses which certificate kubeadm renews (kubeadm: "You must restart the
-# kube-apiserver, kube-controller-manager, kube-scheduler and etcd").
-COMPONENT_OF = {
-    "apiserver": "kube-apiserver",
-    "apiserver-kubelet-client": "kube-apiserver",
-    "apiserver-etcd-client": "kube-apiserver",
-    "front-proxy-client": "kube-apiserver",
-    "etcd-server": "etcd",
-    "etcd-peer": "etcd",
-    "etcd-healthcheck-client": "etcd",
-    "controller-manager.conf": "kube-controller-manager",
-    "scheduler.conf": "kube-scheduler",
-    "admin.conf": None,
-    "super-admin.conf": None,
-}
-RESTART_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-PORT_OF = {"etcd": 2379, "kube-apiserver": 6443, "kube-controller-manager": 10257, "kube-scheduler": 10259}
 RESTART_TIMEOUT = 180
 
 
@@ -307,12 +299,12 @@ def _components(names: list[str], add_sans: bool) -> list[str]:
     wanted = set()
     for name in names:
         if name == "all":
-            wanted.update(RESTART_ORDER)
-        elif COMPONENT_OF.get(name):
-            wanted.add(COMPONENT_OF[name])
+            wanted.update(CONTROL_PLANE_COMPONENTS)
+        elif COMPONENT_OF_CERTIFICATE.get(name):
+            wanted.add(COMPONENT_OF_CERTIFICATE[name])
     if add_sans:
-        wanted.add("kube-apiserver")
-    return [c for c in RESTART_ORDER if c in wanted]
+        wanted.add(KUBE_APISERVER)
+    return [c for c in CONTROL_PLANE_COMPONENTS if c in wanted]
 
 
 def _serials(conn) -> dict[str, str]:
@@ -388,7 +380,7 @@ def kubeadm_certs_names() -> tuple[str, ...]:
 
 def _apiserver_certificate(ctx: PhaseContext) -> None:
     """Issue the API server certificate again with the SANs of the cluster's configuration."""
-    work = f"/etc/kubernetes/tmp/kubeboard-certs-op{ctx.operation.pk}"
+    work = f"{TMP_DIR}/kubeboard-certs-op{ctx.operation.pk}"
     config_path = f"{remote.CONFIG_DIR}/kubeadm-certs.yaml"
     # The cluster as kubeadm-config holds it now (with the new SANs), and this node's address:
     # without one kubeadm would guess it from the default route.
@@ -424,7 +416,7 @@ def _apiserver_certificate(ctx: PhaseContext) -> None:
     ctx.log(f"New API server certificate (serial {cert.serial_number:x}) with SANs {', '.join(dns + ips)}.")
 
 
-def served_serial(address: str, port: int = 6443) -> str:
+def served_serial(address: str, port: int = API_SERVER_PORT) -> str:
     """The serial of the certificate a TLS server presents (hex)."""
     host = check_destination(address, port)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -439,8 +431,8 @@ def served_serial(address: str, port: int = 6443) -> str:
 def restart_static_pod(ctx: PhaseContext, conn, component: str) -> None:
     """Move the manifest out until the kubelet stopped the Pod, then back; wait for its port."""
     port = PORT_OF[component]
-    held = f"/etc/kubernetes/tmp/kubeboard-restart-op{ctx.operation.pk}"
-    manifest = f"/etc/kubernetes/manifests/{component}.yaml"
+    held = f"{TMP_DIR}/kubeboard-restart-op{ctx.operation.pk}"
+    manifest = manifest_path(component)
     script = (
         f"mkdir -p {held} && if [ -e {manifest} ]; then mv {manifest} {held}/; echo moved out; "
         f"elif [ -e {held}/{component}.yaml ]; then echo already out; else echo no manifest; exit 3; fi"
@@ -463,7 +455,7 @@ def _restart_static_pods(ctx: PhaseContext) -> None:
             ctx.check_cancelled()
             restart_static_pod(ctx, conn, component)
         expected = _serials(conn).get("apiserver")
-    if "kube-apiserver" in components and expected:
+    if KUBE_APISERVER in components and expected:
         deadline = time.monotonic() + RESTART_TIMEOUT
         while True:
             try:
@@ -471,7 +463,9 @@ def _restart_static_pods(ctx: PhaseContext) -> None:
             except OSError as exc:
                 served = f"no answer ({exc})"
             if served == expected:
-                ctx.log(f"The API server on {ctx.node.address}:6443 serves the new certificate (serial {served}).")
+                ctx.log(
+                    f"The API server on {ctx.node.address}:{API_SERVER_PORT} serves the new certificate (serial {served})."
+                )
                 break
             if time.monotonic() > deadline:
                 raise PhaseError(

@@ -37,6 +37,7 @@ from daytwo import kube, machine
 from daytwo.backup import settings_for, take_snapshot
 from daytwo.models import DayTwoSettings, EtcdSnapshot
 from kubeadm import versions, workflow
+from kubeadm.components import ETCD, UPGRADE_PLAN_ORDER, VERSIONED_COMPONENTS
 from kubeadm.errors import UnsupportedVersionError
 from nodes.models import Node
 from operations.models import Operation, PhaseRun
@@ -58,7 +59,6 @@ APPLY_PHASES = (
 NODE_PHASES = ("preflight", "control-plane", "kubelet-config", "addon", "post-upgrade")
 # On a worker kubeadm only says "Skipping phase. Not a control plane node." for the others.
 WORKER_PHASES = ("preflight", "kubelet-config", "post-upgrade")
-CONTROL_PLANE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
 
 
 class UpgradeRefused(Exception):
@@ -83,8 +83,8 @@ class NodePlan:
 
     @property
     def component_tags(self) -> list[str]:
-        """The control-plane images' tags in CONTROL_PLANE_COMPONENTS order ("" on a worker)."""
-        return [self.components.get(c, "") for c in CONTROL_PLANE_COMPONENTS]
+        """The control-plane images' tags in ``kubeadm upgrade plan``'s order ("" on a worker)."""
+        return [self.components.get(c, "") for c in UPGRADE_PLAN_ORDER]
 
 
 @dataclass
@@ -200,11 +200,11 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
             )
     nodes_seen = state.nodes if state else {}
     # Components as kubeadm upgrade plan lists them.
-    for component in CONTROL_PLANE_COMPONENTS:
+    for component in UPGRADE_PLAN_ORDER:
         now = sorted(
             {_tag(n.components.get(component, "")) for n in nodes_seen.values() if n.components.get(component)}
         )
-        after = target if component != "etcd" else f"the etcd kubeadm {target or 'of the target'} ships"
+        after = target if component != ETCD else f"the etcd kubeadm {target or 'of the target'} ships"
         plan.components.append({"name": component, "current": ", ".join(now) or "?", "target": after or "—"})
     if state is not None:
         plan.components.append(
@@ -472,7 +472,7 @@ def _verify_node(ctx: PhaseContext) -> None:
                 if want_kubelet and not _same(node.kubelet_version, target):
                     problems.append(f"kubelet {node.kubelet_version}")
                 if _is_control_plane(ctx):
-                    for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+                    for component in VERSIONED_COMPONENTS:
                         tag = _tag(node.components.get(component, ""))
                         if not _same(tag, target):
                             problems.append(f"{component} {tag or 'not seen'}")
@@ -480,7 +480,7 @@ def _verify_node(ctx: PhaseContext) -> None:
             if not problems:
                 parts = [f"kubelet {node.kubelet_version}"]
                 if _is_control_plane(ctx):
-                    parts += [f"{c} {_tag(node.components.get(c, ''))}" for c in CONTROL_PLANE_COMPONENTS]
+                    parts += [f"{c} {_tag(node.components.get(c, ''))}" for c in UPGRADE_PLAN_ORDER]
                 ctx.log(f"{name} is Ready: " + ", ".join(parts) + ".")
                 return
         if not announced:

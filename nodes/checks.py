@@ -16,20 +16,10 @@ from collections.abc import Callable
 from django.utils import timezone
 
 from kubeadm import versions
+from kubeadm.components import NODEPORT_RANGE, PREFLIGHT_PORTS_CONTROL_PLANE, PREFLIGHT_PORTS_WORKER
 from kubeadm.errors import UnsupportedVersionError
 from nodes import ssh
 
-# The ports kubeadm's preflight checks (Port-NNNN) before init / a control-plane join.
-CONTROL_PLANE_PORTS = {
-    6443: "kube-apiserver",
-    2379: "etcd client",
-    2380: "etcd peer",
-    10250: "kubelet",
-    10257: "kube-controller-manager",
-    10259: "kube-scheduler",
-}
-WORKER_PORTS = {10250: "kubelet"}
-NODEPORT_RANGE = (30000, 32767)
 MAX_LISTED_FILES = 100
 SCRIPT_TIMEOUT = 60
 
@@ -167,7 +157,7 @@ def analyse(lines: list[str], *, role: str, kubernetes_version: str, joined: boo
             "reset it first (kubeadm reset) if it is no longer part of a cluster"
         )
 
-    needed = CONTROL_PLANE_PORTS if role == "control-plane" else WORKER_PORTS
+    needed = PREFLIGHT_PORTS_CONTROL_PLANE if role == "control-plane" else PREFLIGHT_PORTS_WORKER
     listening = listening_ports(sections.get("tcp", []))
     in_use = sorted(port for port in needed if port in listening)
     nodeport = sorted(port for port in listening if NODEPORT_RANGE[0] <= port <= NODEPORT_RANGE[1])

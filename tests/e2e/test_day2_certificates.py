@@ -28,8 +28,8 @@ from clusters.models import Cluster
 from core.network import check_destination
 from daytwo import certificates, config_io, kube
 from daytwo.models import CertificateReport, RenewalPolicy, StoredConfiguration
+from kubeadm import components, pki
 from kubeadm import config as kubeadm_config
-from kubeadm import pki
 from kubeadm.errors import ConfigError
 from operations.models import Operation
 from tests.conftest import team_of
@@ -107,7 +107,7 @@ def test_import_inventory_renewal_policy_san_and_drift(transactional_db, operato
         run(certificates.start_inventory(cluster, user=operator))
         report = CertificateReport.objects.get(node=node)
         first = leaves(report)
-        assert set(certificates.COMPONENT_OF) <= set(first), sorted(first)
+        assert set(components.COMPONENT_OF_CERTIFICATE) <= set(first), sorted(first)
         for name, row in first.items():
             assert 19 < row["days_left"] <= 20, (name, row["days_left"])
             assert row["warning"] == "30", (name, row)

@@ -19,6 +19,7 @@ from clusters.models import Cluster
 from daytwo import backup, certificates, config_io, etcd, reset, upgrade
 from daytwo.kube import ClusterState, NodeState
 from daytwo.models import BackupSchedule, CertificateReport, EtcdSnapshot, RenewalPolicy, validate_package_command
+from kubeadm import components
 from nodes.models import Node
 from operations.models import Operation
 from tests.conftest import team_of
@@ -320,7 +321,7 @@ def test_warning_levels_and_names():
     assert certificates.check_expiration_name("/etc/kubernetes/admin.conf") == "admin.conf"
     assert certificates._components(["apiserver", "scheduler.conf"], False) == ["kube-apiserver", "kube-scheduler"]
     assert certificates._components(["admin.conf"], True) == ["kube-apiserver"]
-    assert certificates._components(["all"], False) == list(certificates.RESTART_ORDER)
+    assert certificates._components(["all"], False) == list(components.CONTROL_PLANE_COMPONENTS)
 
 
 def test_policy_renews_when_the_soonest_leaf_is_below_the_limit(cluster):

@@ -46,19 +46,10 @@ from operations.runner import OperationCancelled, PhaseContext, PhaseError
 
 KIND = "upgrade"
 VERIFY_TIMEOUT = 300
-# kubeadm's phases, in its order (v1.37.2 `kubeadm upgrade apply|node --help`).
-APPLY_PHASES = (
-    "preflight",
-    "control-plane",
-    "upload-config",
-    "kubelet-config",
-    "bootstrap-token",
-    "addon",
-    "post-upgrade",
-)
-NODE_PHASES = ("preflight", "control-plane", "kubelet-config", "addon", "post-upgrade")
-# On a worker kubeadm only says "Skipping phase. Not a control plane node." for the others.
-WORKER_PHASES = ("preflight", "kubelet-config", "post-upgrade")
+# kubeadm's phases, in its order: upgrade apply on the first control plane, upgrade node on the others.
+APPLY_PHASES = tuple(p.name for p in workflow.UPGRADE_PHASES)
+NODE_PHASES = tuple(p.name for p in workflow.UPGRADE_NODE_PHASES)
+WORKER_PHASES = tuple(p.name for p in workflow.UPGRADE_NODE_WORKER_PHASES)
 
 
 class UpgradeRefused(Exception):

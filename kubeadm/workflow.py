@@ -367,6 +367,13 @@ UPGRADE_NODE_PHASES: tuple[Phase, ...] = (
     ),
 )
 
+# On a worker ``kubeadm upgrade node phase control-plane|addon`` only print "Skipping phase. Not
+# a control plane node." and exit 0 (v1.37.2), so a worker runs just these.
+UPGRADE_NODE_CONTROL_PLANE_ONLY = frozenset({"control-plane", "addon"})
+UPGRADE_NODE_WORKER_PHASES: tuple[Phase, ...] = tuple(
+    p for p in UPGRADE_NODE_PHASES if p.name not in UPGRADE_NODE_CONTROL_PLANE_ONLY
+)
+
 WORKFLOWS: dict[str, tuple[Phase, ...]] = {
     "init": INIT_PHASES,
     "join-worker": JOIN_WORKER_PHASES,

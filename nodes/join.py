@@ -28,7 +28,7 @@ from django.utils import timezone
 from audit.services import refusals_of
 from clusters import inventory, kubeapi, remote
 from clusters.models import Cluster
-from kubeadm import nodeconfig
+from kubeadm import nodeconfig, workflow
 from nodes.models import Node
 from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
@@ -43,18 +43,10 @@ CERTIFICATE_KEY_MARGIN = timedelta(minutes=30)
 # A join token is reused by a retry only while it has this much life left.
 TOKEN_MARGIN = timedelta(minutes=30)
 TOKEN_DESCRIPTION = "join of {node} (Kubeboard operation #{operation})"
-# kubeadm join's phases in v1.37.2 (`kubeadm join --help`); on a worker the control-plane
-# ones only say they skip, so a worker runs just these.
-WORKER_KUBEADM_PHASES = ("preflight", "kubelet-start", "kubelet-wait-bootstrap")
-CONTROL_PLANE_KUBEADM_PHASES = (
-    "preflight",
-    "control-plane-prepare",
-    "kubelet-start",
-    "etcd-join",
-    "kubelet-wait-bootstrap",
-    "control-plane-join",
-    "wait-control-plane",
-)
+# kubeadm join's phases, in its order; a worker runs only its own (the control-plane ones only
+# say they skip there).
+WORKER_KUBEADM_PHASES = tuple(p.name for p in workflow.JOIN_WORKER_PHASES)
+CONTROL_PLANE_KUBEADM_PHASES = tuple(p.name for p in workflow.JOIN_CONTROL_PLANE_PHASES)
 
 
 class JoinRefused(Exception):
@@ -243,13 +235,10 @@ def read_back(ctx: PhaseContext) -> None:
     ctx.log(inventory.api_nodes_summary(api))
 
 
-def _kubeadm(name: str, description: str) -> PhaseSpec:
-    from kubeadm import workflow
-
-    phase = workflow.find_phase(workflow.JOIN_CONTROL_PLANE_PHASES, name)
+def _kubeadm(phase: workflow.Phase) -> PhaseSpec:
     # kubeadm's join phases re-run safely after a crash (files rewritten, objects updated);
     # the job lock keeps two attempts from overlapping on the machine.
-    return PhaseSpec(name, phase.description if phase is not None else description, kubeadm_phase(name), True)
+    return PhaseSpec(phase.name, phase.description, kubeadm_phase(phase.name), True)
 
 
 CHECK = PhaseSpec(
@@ -288,9 +277,7 @@ WORKER_PHASES = (
     CHECK,
     TOKEN,
     UPLOAD,
-    _kubeadm("preflight", "Run join pre-flight checks"),
-    _kubeadm("kubelet-start", "Write kubelet settings and start the kubelet (TLS bootstrap)"),
-    _kubeadm("kubelet-wait-bootstrap", "Wait for the kubelet to bootstrap itself"),
+    *(_kubeadm(phase) for phase in workflow.JOIN_WORKER_PHASES),
     VERIFY,
     READ_BACK,
 )
@@ -299,7 +286,7 @@ CONTROL_PLANE_PHASES = (
     TOKEN,
     CERTIFICATE_KEY,
     UPLOAD,
-    *(_kubeadm(name, name) for name in CONTROL_PLANE_KUBEADM_PHASES),
+    *(_kubeadm(phase) for phase in workflow.JOIN_CONTROL_PLANE_PHASES),
     VERIFY,
     READ_BACK,
 )

@@ -63,6 +63,8 @@ def test_join_lists_are_v1_37s():
     assert not any(p.hidden for p in workflow.JOIN_CONTROL_PLANE_PHASES)
     assert [p.name for p in workflow.RESET_PHASES] == ["preflight", "remove-etcd-member", "cleanup-node"]
     assert workflow.phase_names(workflow.UPGRADE_PHASES)[:2] == ["preflight", "control-plane"]
+    # A worker skips upgrade node's control-plane and addon (kubeadm only says "Skipping phase").
+    assert [p.name for p in workflow.UPGRADE_NODE_WORKER_PHASES] == ["preflight", "kubelet-config", "post-upgrade"]
 
 
 @pytest.mark.parametrize(

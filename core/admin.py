@@ -1,18 +1,14 @@
-"""Users and groups stay in the admin for superusers, audited; team membership is managed on
-the Teams page (same validation and audit as everywhere) and is read-only here."""
+"""Team membership is managed on the Teams page (same validation and audit as everywhere) and is
+read-only here; users and groups stay in the admin for superusers, audited (teams/admin.py)."""
 
-from django import forms
 from django.contrib import admin
-from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.contenttypes.views import shortcut
 from django.http import Http404, HttpRequest, HttpResponse
 
-from core.admin_mixins import AuditedAdmin, ReadOnlyAdmin
+from core.admin_mixins import ReadOnlyAdmin
 from core.models import TeamMembership, WorkerHeartbeat
 from core.permissions import ADMIN, can_see, teams_for
-from teams.names import clash_message, clashing_team
 
 
 def view_on_site(request: HttpRequest, content_type_id: str, object_id: str) -> HttpResponse:
@@ -26,44 +22,6 @@ def view_on_site(request: HttpRequest, content_type_id: str, object_id: str) -> 
     if model is None or not can_see(request.user, model, object_id):
         raise Http404("no such object")
     return shortcut(request, content_type_id, object_id)
-
-
-admin.site.unregister(User)
-admin.site.unregister(Group)
-
-# django-axes: deleting an access attempt lifts a login lockout, so it is audited too
-# (django-q2's screens are wrapped the same way in operations/admin.py).
-for _model, _model_admin in list(admin.site._registry.items()):
-    if _model._meta.app_label == "axes" and not isinstance(_model_admin, AuditedAdmin):
-        _base = type(_model_admin)
-        admin.site.unregister(_model)
-        admin.site.register(_model, type(f"Audited{_base.__name__}", (AuditedAdmin, _base), {}))
-
-
-@admin.register(User)
-class AuditedUserAdmin(AuditedAdmin, UserAdmin):
-    pass
-
-
-class TeamGroupForm(forms.ModelForm):
-    """A group is a team: its name may not repeat another's in other letter case (as on the
-    Teams page; the database refuses it too)."""
-
-    class Meta:
-        model = Group
-        fields = "__all__"
-
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        existing = clashing_team(name, exclude_pk=self.instance.pk)
-        if existing is not None:
-            raise forms.ValidationError(clash_message(name, existing))
-        return name
-
-
-@admin.register(Group)
-class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
-    form = TeamGroupForm
 
 
 @admin.register(TeamMembership)

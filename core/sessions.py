@@ -57,10 +57,9 @@ def session_keys_of(user_id: int) -> list[str]:
 
 def _current_session_of(user_id: int) -> str | None:
     """The session of the request being handled, if that request is ``user_id``'s own."""
-    from audit.context import current
+    from core.requests import current_request
 
-    context = current()
-    request = getattr(context, "request", None)
+    request = current_request()
     user = getattr(request, "user", None)
     session = getattr(request, "session", None)
     if session is None or not getattr(user, "is_authenticated", False) or user.pk != user_id:

@@ -4,7 +4,8 @@ audit); here they are read-only and scoped."""
 from django.contrib import admin
 from django_q.models import Failure, OrmQ, Schedule, Success
 
-from core.admin_mixins import AuditedAdmin, ReadOnlyAdmin, ReadOnlyInline
+from audit.admin_mixins import AuditedAdmin
+from core.admin_mixins import ReadOnlyAdmin, ReadOnlyInline
 from operations.models import Event, Operation, PhaseAttempt, PhaseRun
 
 

@@ -232,7 +232,7 @@ def test_production_start_refuses_audit_keys_it_cannot_use(tmp_path, audit, says
         "KUBEBOARD_AUDIT_SIGNING_KEY_FILE": str(checkpoint_key_file(tmp_path / "audit-checkpoint.key")),
     } | {name: value.format(tmp=tmp_path) for name, value in audit.items()}
     result = subprocess.run(
-        [sys.executable, "-m", "core.production"],
+        [sys.executable, "-m", "config.production"],
         cwd=ROOT,
         env=production_env(tmp_path, **settings),
         capture_output=True,

@@ -9,8 +9,8 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.admin_mixins import AuditedAdmin
 from audit.models import AuditEvent
-from core.admin_mixins import AuditedAdmin
 
 pytestmark = pytest.mark.django_db
 

@@ -61,12 +61,6 @@ PKI_DIR = readback.PKI_DIR
 RESTART_TIMEOUT = 180
 
 
-def check_expiration_name(path: str) -> str:
-    """The name ``kubeadm certs check-expiration`` uses for a file ("etcd/server.crt" -> "etcd-server")."""
-    base = path.removeprefix(f"{PKI_DIR}/").removeprefix(f"{readback.KUBERNETES_DIR}/").removesuffix(".crt")
-    return base.replace("/", "-")
-
-
 def expected_apiserver_sans(cluster) -> list[str]:
     """SANs the cluster's configuration asks the API server certificate to carry: the
     control-plane endpoint's host and every ``apiServer.certSANs`` entry."""
@@ -90,53 +84,6 @@ def _has_san(cert_dns: list[str], cert_ips: list[str], san: str) -> bool:
         return san.lower() in [d.lower() for d in cert_dns]
 
 
-def certificate_row(kind: str, path: str, text: str, held: dict[str, x509.Certificate], now) -> dict:
-    name = check_expiration_name(path)
-    row: dict = {"name": name, "path": path, "source": kind, "drift": []}
-    try:
-        cert = pki.load_certificate(text.encode(), name=path)
-    except Exception as exc:
-        row.update(kind="unreadable", error=f"not a PEM certificate: {exc}", custody="unreadable")
-        row["drift"].append(f"{path} is not a readable certificate")
-        return row
-    dns, ips = pki.alt_names(cert)
-    not_after = cert.not_valid_after_utc
-    row.update(
-        kind="ca" if pki.is_ca(cert) and kind == "cert" else ("kubeconfig" if kind == "kubeconfig" else "leaf"),
-        subject=pki.common_name(cert),
-        issuer=cert.issuer.rfc4514_string(),
-        serial=format(cert.serial_number, "x"),
-        not_before=cert.not_valid_before_utc.isoformat(),
-        not_after=not_after.isoformat(),
-        days_left=round((not_after - now).total_seconds() / 86400, 2),
-        dns=dns,
-        ips=ips,
-        fingerprint=pki.fingerprint_sha256(cert),
-    )
-    if row["kind"] == "ca":
-        base = path.removeprefix(f"{PKI_DIR}/").removesuffix(".crt")
-        ours = held.get(base)
-        if ours is None:
-            row["custody"] = "not held by Kubeboard"
-        elif pki.fingerprint_sha256(ours) == row["fingerprint"]:
-            row["custody"] = "same as Kubeboard's"
-        else:
-            row["custody"] = "DIFFERENT from Kubeboard's"
-            row["drift"].append(f"CA {base} on the machine is not the one Kubeboard holds")
-        return row
-    signer = pki.signer_among(cert, held)
-    if signer:
-        row["custody"] = f"signed by Kubeboard's {signer}"
-        row["ca"] = signer
-        return row
-    if held:
-        row["custody"] = "NOT signed by a CA Kubeboard holds"
-        row["drift"].append(f"{name} is not signed by a CA Kubeboard holds")
-    else:
-        row["custody"] = "Kubeboard holds no CA of this cluster"
-    return row
-
-
 def warning_level(days_left: float | None) -> str:
     """ "expired", "1", "7", "30" (days) or "" — the warning a certificate deserves."""
     if days_left is None:
@@ -158,7 +105,7 @@ def build_rows(lines: list[str], cluster, now) -> tuple[list[dict], str, str]:
         if kind == "check-expiration":
             check_text = text
         elif kind in ("cert", "kubeconfig") and text.strip():
-            rows.append(certificate_row(kind, path, text, held, now))
+            rows.append(readback.certificate_row(kind, path, text, held, now))
     error = ""
     kubeadm_view: dict[str, datetime.datetime | None] = {}
     try:
@@ -314,7 +261,9 @@ def _serials(conn) -> dict[str, str]:
     for kind, path, text in readback.parse_sections(lines):
         if kind in ("cert", "kubeconfig") and text.strip():
             try:
-                serials[check_expiration_name(path)] = format(pki.load_certificate(text.encode()).serial_number, "x")
+                serials[readback.check_expiration_name(path)] = format(
+                    pki.load_certificate(text.encode()).serial_number, "x"
+                )
             except Exception:
                 continue
     return serials

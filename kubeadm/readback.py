@@ -12,18 +12,23 @@
   (``check_expiration=True``), followed by ``@@exit STATUS``.
 
 The read-back after init and joins (clusters/inventory.py) and the certificate inventory and
-renewal (daytwo/certificates.py) read machines through this one command.
+renewal (daytwo/certificates.py) read machines through this one command, and turn each
+certificate it prints into the same row with ``certificate_row``.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
+from datetime import datetime
 from typing import NamedTuple
 
+from cryptography import x509
+
+from kubeadm import pki
+from kubeadm.components import KUBERNETES_DIR
 from kubeadm.config import DEFAULT_CERTIFICATES_DIR
 
-KUBERNETES_DIR = "/etc/kubernetes"
 PKI_DIR = DEFAULT_CERTIFICATES_DIR
 # The kubeconfig files kubeadm writes on a node (kubeconfig phase, kubelet-start), in the order read.
 KUBECONFIG_FILES = ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf")
@@ -82,3 +87,65 @@ def parse_sections(lines: Iterable[str]) -> list[Section]:
         elif found:
             found[-1][2].append(line)
     return [Section(kind, path, "\n".join(body) + "\n") for kind, path, body in found if kind not in _MARKERS]
+
+
+def check_expiration_name(path: str) -> str:
+    """The name ``kubeadm certs check-expiration`` uses for a file ("etcd/server.crt" -> "etcd-server")."""
+    base = path.removeprefix(f"{PKI_DIR}/").removeprefix(f"{KUBERNETES_DIR}/").removesuffix(".crt")
+    return base.replace("/", "-")
+
+
+def certificate_row(source: str, path: str, text: str, held: dict[str, x509.Certificate], now: datetime) -> dict:
+    """One certificate section (``source`` "cert" or "kubeconfig") as a row, compared with the CAs
+    Kubeboard holds (``held``, by base name such as "etcd/ca").
+
+    Keys: ``name`` (check-expiration's), ``path``, ``source``, ``kind`` ("ca", "leaf",
+    "kubeconfig" or "unreadable"), ``subject`` (common name), ``issuer``, ``serial`` (hex),
+    ``not_before``, ``not_after`` (ISO), ``days_left``, ``dns``, ``ips``, ``fingerprint``,
+    ``custody`` (in words), ``ca`` (the held CA that signed a leaf), ``drift`` (findings),
+    ``error`` (unreadable only).
+    """
+    name = check_expiration_name(path)
+    row: dict = {"name": name, "path": path, "source": source, "drift": []}
+    try:
+        cert = pki.load_certificate(text.encode(), name=path)
+    except Exception as exc:  # a truncated or foreign file is shown, not fatal
+        row.update(kind="unreadable", error=f"not a PEM certificate: {exc}", custody="unreadable")
+        row["drift"].append(f"{path} is not a readable certificate")
+        return row
+    dns, ips = pki.alt_names(cert)
+    not_after = cert.not_valid_after_utc
+    row.update(
+        kind="ca" if pki.is_ca(cert) and source == "cert" else ("kubeconfig" if source == "kubeconfig" else "leaf"),
+        subject=pki.common_name(cert),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc.isoformat(),
+        not_after=not_after.isoformat(),
+        days_left=round((not_after - now).total_seconds() / 86400, 2),
+        dns=dns,
+        ips=ips,
+        fingerprint=pki.fingerprint_sha256(cert),
+    )
+    if row["kind"] == "ca":
+        base = path.removeprefix(f"{PKI_DIR}/").removesuffix(".crt")
+        ours = held.get(base)
+        if ours is None:
+            row["custody"] = "not held by Kubeboard"
+        elif pki.fingerprint_sha256(ours) == row["fingerprint"]:
+            row["custody"] = "same as Kubeboard's"
+        else:
+            row["custody"] = "DIFFERENT from Kubeboard's"
+            row["drift"].append(f"CA {base} on the machine is not the one Kubeboard holds")
+        return row
+    signer = pki.signer_among(cert, held)
+    if signer:
+        row["custody"] = f"signed by Kubeboard's {signer}"
+        row["ca"] = signer
+        return row
+    if held:
+        row["custody"] = "NOT signed by a CA Kubeboard holds"
+        row["drift"].append(f"{name} is not signed by a CA Kubeboard holds")
+    else:
+        row["custody"] = "Kubeboard holds no CA of this cluster"
+    return row

@@ -19,7 +19,7 @@ from clusters.models import Cluster
 from daytwo import backup, certificates, config_io, etcd, reset, upgrade
 from daytwo.kube import ClusterState, NodeState
 from daytwo.models import BackupSchedule, CertificateReport, EtcdSnapshot, RenewalPolicy, validate_package_command
-from kubeadm import components
+from kubeadm import components, readback
 from nodes.models import Node
 from operations.models import Operation
 from tests.conftest import team_of
@@ -317,8 +317,8 @@ def test_schedule_starts_snapshots_and_retention_keeps_the_newest(cluster):
 
 def test_warning_levels_and_names():
     assert [certificates.warning_level(d) for d in (400, 29.9, 6.5, 0.5, -1)] == ["", "30", "7", "1", "expired"]
-    assert certificates.check_expiration_name("/etc/kubernetes/pki/etcd/server.crt") == "etcd-server"
-    assert certificates.check_expiration_name("/etc/kubernetes/admin.conf") == "admin.conf"
+    assert readback.check_expiration_name("/etc/kubernetes/pki/etcd/server.crt") == "etcd-server"
+    assert readback.check_expiration_name("/etc/kubernetes/admin.conf") == "admin.conf"
     assert certificates._components(["apiserver", "scheduler.conf"], False) == ["kube-apiserver", "kube-scheduler"]
     assert certificates._components(["admin.conf"], True) == ["kube-apiserver"]
     assert certificates._components(["all"], False) == list(components.CONTROL_PLANE_COMPONENTS)

@@ -5,6 +5,7 @@ certificate and never a key; and the certificate facts the read-back rows rest o
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kubeadm import kubeconfig, pki, readback
@@ -94,3 +95,30 @@ def test_ca_and_signer_among_held_cas():
     assert pki.signer_among(leaf.cert, {"front-proxy-ca": other.cert, "ca": ca.cert}) == "ca"
     assert pki.signer_among(leaf.cert, {"ca": other.cert}) is None
     assert pki.signer_among(leaf.cert, {}) is None
+
+
+def test_certificate_rows_have_one_set_of_keys_and_name_custody():
+    ca = pki.generate_ca("kubernetes", "ECDSA-P256")
+    etcd_ca = pki.generate_ca("etcd-ca", "ECDSA-P256")
+    stranger = pki.generate_ca("kubernetes", "ECDSA-P256")
+    server = pki.issue_certificate(etcd_ca, "node1", algorithm="ECDSA-P256", dns_names=["node1"])
+    now = datetime.now(UTC)
+
+    def row(path, pair, held, source="cert"):
+        return readback.certificate_row(source, path, pair.cert_pem().decode(), held, now)
+
+    held = {"ca": ca.cert, "etcd/ca": etcd_ca.cert}
+    leaf = row("/etc/kubernetes/pki/etcd/server.crt", server, held)
+    assert leaf["name"] == "etcd-server" and leaf["kind"] == "leaf" and leaf["subject"] == "node1"
+    assert leaf["custody"] == "signed by Kubeboard's etcd/ca" and leaf["ca"] == "etcd/ca" and leaf["drift"] == []
+    assert 364 < leaf["days_left"] <= 365 and leaf["dns"] == ["node1"]
+    assert {"path", "source", "issuer", "serial", "not_before", "not_after", "ips", "fingerprint"} <= set(leaf)
+    assert row("/etc/kubernetes/pki/etcd/ca.crt", etcd_ca, held)["custody"] == "same as Kubeboard's"
+    differing = row("/etc/kubernetes/pki/ca.crt", stranger, held)
+    assert differing["custody"] == "DIFFERENT from Kubeboard's" and differing["drift"]
+    assert row("/etc/kubernetes/pki/front-proxy-ca.crt", stranger, held)["custody"] == "not held by Kubeboard"
+    foreign = row("/etc/kubernetes/pki/etcd/server.crt", server, {"ca": ca.cert})
+    assert foreign["custody"] == "NOT signed by a CA Kubeboard holds" and foreign["drift"]
+    assert row("/etc/kubernetes/admin.conf", server, held, "kubeconfig")["kind"] == "kubeconfig"
+    broken = readback.certificate_row("cert", "/etc/kubernetes/pki/ca.crt", "garbage", held, now)
+    assert broken["kind"] == "unreadable" and broken["error"].startswith("not a PEM certificate")

@@ -1,4 +1,4 @@
-"""The SSH transport (nodes.ssh) against the OpenSSH client, on a real sshd on loopback.
+"""The SSH transport (remote.ssh) against the OpenSSH client, on a real sshd on loopback.
 
 Usage: python bench/bench_ssh.py [--runs N] [--megabytes M] [--parallel P]   (as root: it starts sshd)
 
@@ -52,8 +52,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="kb-bench-ssh-"))
     setup_django(work / "data")
-    from nodes import services, ssh
+    from nodes import services
+    from nodes.connect import connect
     from nodes.models import Node
+    from remote import ssh
     from tests.factories import make_cluster
     from tests.support.services import start_sshd
 
@@ -64,7 +66,7 @@ def main() -> None:
         server.authorize(pair.public_key)
         node = Node.objects.create(cluster=cluster, name="m1", address=server.host, ssh_port=server.port)
         try:
-            ssh.connect(node)
+            connect(node)
         except ssh.HostKeyUnknown as exc:
             services.accept_host_key(node, user=None, fingerprint=exc.fingerprint)
         key_file = work / "id_ed25519"
@@ -93,10 +95,10 @@ def main() -> None:
         def report(label: str, ours: float, baseline: float, unit: str = "ms", scale: float = 1000) -> None:
             print(f"{label:<44} {ours * scale:>9.1f}{unit} {baseline * scale:>9.1f}{unit} {ours / baseline:>7.2f}x")
 
-        print(f"{'':<44} {'nodes.ssh':>11} {'OpenSSH':>11} {'ratio':>8}")
+        print(f"{'':<44} {'remote.ssh':>11} {'OpenSSH':>11} {'ratio':>8}")
 
         def ours_once() -> None:
-            with ssh.connect(node) as conn:
+            with connect(node) as conn:
                 conn.run("true")
 
         ours = statistics.median(timed(ours_once) for _ in range(args.runs))
@@ -105,7 +107,7 @@ def main() -> None:
         )
         report(f"connect + `true` + close (median of {args.runs})", ours, theirs)
 
-        with ssh.connect(node) as conn:
+        with connect(node) as conn:
             ours = timed(lambda: [conn.run("true") for _ in range(args.runs)]) / args.runs
         theirs = timed(lambda: [subprocess.run([*openssh, "true"], check=True) for _ in range(args.runs)]) / args.runs
         report("one command on an open connection (mean)", ours, theirs)
@@ -117,7 +119,7 @@ def main() -> None:
             nonlocal lines
             lines += 1
 
-        with ssh.connect(node) as conn:
+        with connect(node) as conn:
             ours = timed(lambda: conn.run(command, on_line=count))
         theirs = timed(lambda: subprocess.run([*openssh, command], check=True, stdout=subprocess.DEVNULL))
         print(
@@ -126,7 +128,7 @@ def main() -> None:
         )
 
         def sleeper() -> None:
-            with ssh.connect(node) as conn:
+            with connect(node) as conn:
                 conn.run("sleep 1")
 
         def parallel() -> None:

@@ -10,25 +10,21 @@ and the manifests. Nothing secret leaves the machine.
 from __future__ import annotations
 
 import hashlib
-import time
 
-import kubernetes.client
 import yaml
 from cryptography import x509
 from django.db import transaction
 from django.utils import timezone
 
+import kube
 from audit.services import refusals_of
-from clusters import kubeapi
 from clusters.models import ClusterInventory, MachineInventory
-from core.formatting import duration_words
 from kubeadm import pki, readback
-from nodes import ssh
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
-from operations.runner import OperationCancelled, PhaseContext, PhaseError
+from operations.runner import PhaseContext, PhaseError
+from remote import ssh
 
 READ_TIMEOUT = 60
-NODE_READY_TIMEOUT = 180
 
 
 def custody_certificates(cluster) -> dict[str, x509.Certificate]:
@@ -37,37 +33,6 @@ def custody_certificates(cluster) -> dict[str, x509.Certificate]:
     for authority in cluster.authorities.exclude(certificate_pem=""):
         held[authority.name] = pki.load_certificate(authority.certificate_pem.encode(), name=authority.name)
     return held
-
-
-def _certificate_row(kind: str, path: str, text: str, held: dict[str, x509.Certificate], now) -> dict:
-    name = path.removeprefix(f"{readback.PKI_DIR}/").removeprefix(f"{readback.KUBERNETES_DIR}/").removesuffix(".crt")
-    row: dict = {"name": name, "path": path, "kind": kind}
-    try:
-        cert = pki.load_certificate(text.encode(), name=path)
-    except Exception as exc:  # a truncated or foreign file is shown, not fatal
-        row.update(error=f"not a PEM certificate: {exc}", custody="unreadable")
-        return row
-    not_after = cert.not_valid_after_utc
-    row.update(
-        kind="ca" if pki.is_ca(cert) and kind == "cert" else ("leaf" if kind == "cert" else "kubeconfig"),
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        not_after=not_after.isoformat(),
-        residual_days=round((not_after - now).total_seconds() / 86400, 1),
-        fingerprint=pki.fingerprint_sha256(cert),
-    )
-    if row["kind"] == "ca":
-        ours = held.get(name)
-        if ours is None:
-            row["custody"] = "not held"
-        elif pki.fingerprint_sha256(ours) == row["fingerprint"]:
-            row["custody"] = "same as Kubeboard's"
-        else:
-            row["custody"] = "DIFFERENT from Kubeboard's"
-        return row
-    signer = pki.signer_among(cert, held)
-    row["custody"] = f"signed by Kubeboard's {signer}" if signer else "NOT signed by a CA Kubeboard holds"
-    return row
 
 
 def _manifest_row(path: str, text: str) -> dict:
@@ -96,7 +61,7 @@ def read_machine(conn: ssh.Connection, node) -> MachineInventory:
     for kind, path, text in readback.parse_sections(lines):
         if kind in ("cert", "kubeconfig"):
             if text.strip():
-                certificates.append(_certificate_row(kind, path, text, held, now))
+                certificates.append(readback.certificate_row(kind, path, text, held, now))
         elif kind == "manifest":
             manifests.append(_manifest_row(path, text))
     error = "" if result.exit_status == 0 else f"the read-back command ended with exit status {result.exit_status}"
@@ -107,39 +72,11 @@ def read_machine(conn: ssh.Connection, node) -> MachineInventory:
     return inventory
 
 
-def _ready(node) -> bool:
-    for condition in (node.status.conditions or []) if node.status else []:
-        if condition.type == "Ready":
-            return condition.status == "True"
-    return False
-
-
-def _node_row(node) -> dict:
-    labels = node.metadata.labels or {}
-    roles = sorted(key.split("/", 1)[1] for key in labels if key.startswith("node-role.kubernetes.io/"))
-    addresses = {a.type: a.address for a in (node.status.addresses or [])} if node.status else {}
-    info = node.status.node_info if node.status else None
-    return {
-        "name": node.metadata.name,
-        "ready": _ready(node),
-        "roles": roles,
-        "kubelet_version": info.kubelet_version if info else "",
-        "internal_ip": addresses.get("InternalIP", ""),
-        "created": node.metadata.creation_timestamp.isoformat() if node.metadata.creation_timestamp else "",
-    }
-
-
-def list_api_nodes(cluster) -> list[dict]:
-    with kubeapi.connect(cluster, "list Nodes") as client:
-        items = kubernetes.client.CoreV1Api(client).list_node().items
-    return sorted((_node_row(item) for item in items), key=lambda row: row["name"])
-
-
 def read_api(cluster) -> ClusterInventory:
     """Store the API server's node list (or why it could not be read)."""
     try:
-        rows, error = list_api_nodes(cluster), ""
-    except kubeapi.KubeAPIError as exc:
+        rows, error = kube.list_nodes(cluster), ""
+    except kube.KubeAPIError as exc:
         rows, error = None, str(exc)
     with transaction.atomic():
         inventory, _ = ClusterInventory.objects.select_for_update().get_or_create(cluster=cluster)
@@ -149,47 +86,6 @@ def read_api(cluster) -> ClusterInventory:
             inventory.api_nodes = rows
         inventory.save()
     return inventory
-
-
-def wait_node_ready(cluster, name: str, *, timeout: float = NODE_READY_TIMEOUT, cancel=None, log=None) -> dict:
-    """Poll the API server until Node ``name`` is Ready; returns its row. Raises TimeoutError
-    (with the last state seen) or the API errors."""
-    deadline = time.monotonic() + timeout
-    last = "not registered"
-    announced = False
-    while True:
-        try:
-            rows = {row["name"]: row for row in list_api_nodes(cluster)}
-        except kubeapi.ClusterUnreachable as exc:
-            rows, last = {}, str(exc)
-        row = rows.get(name)
-        if row is not None and row["ready"]:
-            return row
-        if row is not None:
-            last = "registered, not Ready yet"
-        if log is not None and not announced:
-            log(f"Waiting for node {name} to be Ready in the API server ({last})…")
-            announced = True
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"node {name} not Ready after {duration_words(timeout)} ({last})")
-        if cancel is not None and cancel.wait(2.0):
-            raise InterruptedError("cancelled")
-        if cancel is None:
-            time.sleep(2.0)
-
-
-def wait_phase_node_ready(ctx: PhaseContext) -> dict:
-    """``wait_node_ready`` for the phase's node, its outcomes as the phase's: a cancel cancels,
-    a timeout or an API error fails the phase with what to look at."""
-    node = ctx.node
-    try:
-        return wait_node_ready(ctx.cluster, node.name, cancel=ctx.cancel_event, log=ctx.log)
-    except InterruptedError:
-        raise OperationCancelled("cancelled while waiting for the node") from None
-    except TimeoutError as exc:
-        raise PhaseError(str(exc), hint=f"check the kubelet on {node.name}") from None
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint) from None
 
 
 def api_nodes_summary(api: ClusterInventory) -> str:

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 from kubeadm import nodeconfig, uploads, workflow
 from kubeadm import output as kubeadm_output
-from nodes import ssh
 from nodes.checks import check_machine
+from nodes.connect import connect as connect_node
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
+from remote import ssh
 
 # Kubeboard's files for kubeadm on the machine (kubeadm.nodeconfig says where and why).
 CONFIG_DIR = nodeconfig.CONFIG_DIR
@@ -87,7 +88,7 @@ def connection(ctx: PhaseContext) -> Iterator[ssh.Connection]:
     if node is None:
         raise PhaseError(f"phase {ctx.phase.name} has no machine (its node was deleted)", hint="start a new operation")
     try:
-        with ssh.connect(node) as conn:
+        with connect_node(node) as conn:
             yield conn
     except ssh.CommandCancelled:
         raise

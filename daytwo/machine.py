@@ -12,8 +12,9 @@ import shlex
 from collections.abc import Callable, Iterable
 
 from clusters import remote
-from nodes import ssh
+from nodes.connect import connect
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
+from remote import ssh
 
 TAIL_LINES = 200
 KUBEADM = "kubeadm"  # found on the machine's PATH, as an operator types it
@@ -90,7 +91,7 @@ def run_kubeadm(ctx: PhaseContext, argv: list[str], *, label: str) -> None:
     node = ctx.node
     for attempt in (1, 2):
         try:
-            with ssh.connect(node) as conn:
+            with connect(node) as conn:
                 if attempt == 2:
                     deadline = time.monotonic() + RECONNECT_WAIT
                     while conn.job_running(ctx.job):

@@ -98,14 +98,15 @@ def _check(ctx: PhaseContext) -> None:
     ]
     # The etcd view from another control plane first (this member may be the broken one); the
     # member list is read serializable, so a member that lost quorum still says who is there.
-    from nodes import ssh
+    from nodes.connect import connect
+    from remote import ssh
 
     members: list[etcd.Member] = []
     health: dict[str, bool] = {}
     asked = node
     for candidate in [*others, node]:
         try:
-            with ssh.connect(candidate) as conn:
+            with connect(candidate) as conn:
                 status, lines = machine.capture(
                     ctx, conn,
                     etcd.etcdctl(tools.etcdctl, "member", "list", "--consistency=s", "-w", "json"),

@@ -18,7 +18,8 @@ from django.utils import timezone
 from kubeadm import versions
 from kubeadm.components import NODEPORT_RANGE, PREFLIGHT_PORTS_CONTROL_PLANE, PREFLIGHT_PORTS_WORKER
 from kubeadm.errors import UnsupportedVersionError
-from nodes import ssh
+from nodes.connect import connect
+from remote import ssh
 
 MAX_LISTED_FILES = 100
 SCRIPT_TIMEOUT = 60
@@ -191,7 +192,7 @@ def check_machine(node, *, progress: Callable[[str], None] = lambda step: None) 
             progress(line.split(" ", 1)[1])
 
     try:
-        with ssh.connect(node) as conn:
+        with connect(node) as conn:
             report["reachable"] = report["login"] = True
             result = conn.run(_SCRIPT, on_line=on_line, timeout=SCRIPT_TIMEOUT)
             report["exit_status"] = result.exit_status

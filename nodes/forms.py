@@ -5,9 +5,9 @@ from django.core.exceptions import ValidationError
 
 from core.permissions import VIEW, can
 from core.secret_forms import SecretFieldsMixin, WriteOnlyTextarea
-from nodes import keys
 from nodes.models import Node
 from nodes.validators import normalize_address, parse_check_list, validate_ignore_preflight_errors
+from remote import keys
 
 
 class NodeForm(SecretFieldsMixin, forms.ModelForm):

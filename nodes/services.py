@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import record, refusals_of
-from nodes import keys
 from nodes.models import ClusterSSHKey, Node
+from remote import keys
 
 
 class NodeStateError(Exception):

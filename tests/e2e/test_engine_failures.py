@@ -21,12 +21,13 @@ import pytest
 
 from clusters.init import InitRefused, start_init
 from clusters.models import Cluster
-from nodes import keys, services
+from nodes import services
 from nodes.join import JoinRefused, start_join
 from nodes.models import Node
 from operations.models import Event, Operation, PhaseAttempt, PhaseRun
 from operations.runner import run_operation
 from operations.services import cancel_operation, resume_operation
+from remote import keys
 from tests.conftest import team_of
 from tests.conftest import test_database_env as database_env
 from tests.support import processes

@@ -12,8 +12,10 @@ import time
 
 import pytest
 
-from nodes import services, ssh
+from nodes import services
+from nodes.connect import connect
 from nodes.models import Node
+from remote import ssh
 from tests.factories import make_cluster
 from tools.testbed.binaries import selected_version
 from tools.testbed.testing import require_binaries, sandbox
@@ -37,7 +39,7 @@ def test_blank_testbed_machine_is_checked_and_an_unused_address_is_unreachable()
             handle.write(key.public_key + "\n")
 
         with pytest.raises(ssh.HostKeyUnknown) as first:
-            ssh.connect(node)
+            connect(node)
         on_machine = subprocess.run(
             ["ssh-keygen", "-lf", f"{machine.dir / 'ssh_host_ed25519_key'}.pub"],
             capture_output=True,
@@ -70,11 +72,11 @@ def test_blank_testbed_machine_is_checked_and_an_unused_address_is_unreachable()
         ghost = Node.objects.create(cluster=cluster, name="ghost", address=UNUSED_ADDRESS)
         started = time.monotonic()
         with pytest.raises(ssh.Unreachable) as info:
-            ssh.connect(ghost, timeout=3)
+            connect(ghost, timeout=3)
         elapsed = time.monotonic() - started
         assert UNUSED_ADDRESS in str(info.value) and elapsed < 3 + 1.5, (elapsed, str(info.value))
 
     # The sandbox is gone: its addresses are no longer routed via a test bridge, so the guard
     # refuses before anything is sent.
     with pytest.raises(ssh.GuardRefused):
-        ssh.connect(node)
+        connect(node)

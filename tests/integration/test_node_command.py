@@ -13,8 +13,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.models import AuditEvent
-from nodes import services, ssh
+from nodes import services
+from nodes.connect import connect
 from nodes.models import Node
+from remote import ssh
 from tests.conftest import require_or_skip, session_cookie, team_of
 from tests.factories import make_cluster
 from tests.support.services import ServiceUnavailable, free_port, start_sshd
@@ -216,7 +218,7 @@ def test_check_runs_in_a_real_worker_and_the_page_follows_it(sshd, stack_factory
     node = Node.objects.create(cluster=cluster, name="m1", address=sshd.host, ssh_port=sshd.port)
     sshd.authorize(services.ensure_cluster_key(cluster).public_key)
     with pytest.raises(ssh.HostKeyUnknown) as first:
-        ssh.connect(node)
+        connect(node)
     services.accept_host_key(node, user=operator, fingerprint=first.value.fingerprint)
 
     stack = stack_factory()

@@ -1,4 +1,4 @@
-"""The SSH transport against a real OpenSSH sshd on loopback (nodes/ssh.py)."""
+"""The SSH transport against a real OpenSSH sshd on loopback (remote/ssh.py, with targets from nodes/connect.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import time
 import pytest
 
 from audit.models import AuditEvent
-from nodes import services, ssh
+from nodes import services
+from nodes.connect import connect, scan_host_key
 from nodes.models import Node
+from remote import ssh
 from tests.conftest import require_or_skip
 from tests.factories import make_cluster
 from tests.support.services import ServiceUnavailable, free_port, local_user, start_sshd
@@ -45,7 +47,7 @@ def make_node(server, cluster, **fields) -> Node:
 def pin(node: Node) -> Node:
     """What a person does on first contact: look at the offered fingerprint and accept it."""
     with pytest.raises(ssh.HostKeyUnknown) as info:
-        ssh.connect(node)
+        connect(node)
     return services.accept_host_key(node, user=None, fingerprint=info.value.fingerprint)
 
 
@@ -86,7 +88,7 @@ def wait_for(predicate, timeout: float = 10.0):
 def test_first_contact_offers_the_host_key_with_ssh_keygen_fingerprint_and_connects_nothing(sshd, cluster):
     node = make_node(sshd, cluster)
     with pytest.raises(ssh.HostKeyUnknown) as info:
-        ssh.connect(node)
+        connect(node)
     assert info.value.fingerprint == sshd.host_key_fingerprint()
     assert info.value.key.startswith("ssh-ed25519 ")
     assert "accept" in info.value.hint
@@ -97,12 +99,12 @@ def test_first_contact_offers_the_host_key_with_ssh_keygen_fingerprint_and_conne
     assert AuditEvent.objects.filter(action="node.host_key_offered").count() == 1
     # Asking again records nothing new.
     with pytest.raises(ssh.HostKeyUnknown):
-        ssh.connect(node)
+        connect(node)
     assert AuditEvent.objects.filter(action="node.host_key_offered").count() == 1
 
 
 def test_scan_host_key_matches_ssh_keygen(sshd, cluster):
-    line, fingerprint = ssh.scan_host_key(make_node(sshd, cluster))
+    line, fingerprint = scan_host_key(make_node(sshd, cluster))
     assert fingerprint == sshd.host_key_fingerprint()
     with open(f"{sshd.host_key}.pub") as handle:
         assert line.split()[:2] == handle.read().split()[:2]
@@ -111,7 +113,7 @@ def test_scan_host_key_matches_ssh_keygen(sshd, cluster):
 def test_accepting_needs_the_offered_fingerprint(sshd, cluster):
     node = make_node(sshd, cluster)
     with pytest.raises(ssh.HostKeyUnknown):
-        ssh.connect(node)
+        connect(node)
     with pytest.raises(services.NodeStateError, match="does not match"):
         services.accept_host_key(node, user=None, fingerprint="SHA256:" + "A" * 43)
     node.refresh_from_db()
@@ -129,14 +131,14 @@ def test_changed_host_key_stops_every_connection_until_accepted(tmp_path, cluste
         server.authorize(key.public_key)
         node = pin(make_node(server, cluster))
         old = server.host_key_fingerprint()
-        with ssh.connect(node) as conn:
+        with connect(node) as conn:
             assert conn.run("true").exit_status == 0
 
         server.restart(new_host_key=True)
         new = server.host_key_fingerprint()
         assert new != old
         with pytest.raises(ssh.HostKeyChanged) as info:
-            ssh.connect(node)
+            connect(node)
         assert (info.value.pinned_fingerprint, info.value.offered_fingerprint) == (old, new)
         assert old in str(info.value) and new in str(info.value)
         node.refresh_from_db()
@@ -148,11 +150,11 @@ def test_changed_host_key_stops_every_connection_until_accepted(tmp_path, cluste
         # "host key changed", not "unreachable".
         server.stop()
         with pytest.raises(ssh.HostKeyChanged):
-            ssh.connect(node)
+            connect(node)
         server.start()
 
         services.accept_host_key(node, user=None, fingerprint=new)
-        with ssh.connect(node) as conn:
+        with connect(node) as conn:
             assert conn.run("true").exit_status == 0
         accepted = AuditEvent.objects.filter(action="node.host_key_accepted").order_by("id").last()
         assert accepted.details == {"fingerprint": new, "replaced_fingerprint": old}
@@ -165,7 +167,7 @@ def test_changed_host_key_stops_every_connection_until_accepted(tmp_path, cluste
 
 def test_cluster_key_authenticates_and_runs_as_root(node):
     lines = []
-    with ssh.connect(node) as conn:
+    with connect(node) as conn:
         result = conn.run("id -u; echo hello", on_line=lines.append)
     assert result.exit_status == 0 and result.signal is None
     assert lines == ["0", "hello"]
@@ -185,7 +187,7 @@ def test_pasted_private_key_with_passphrase(sshd, cluster, tmp_path):
         )
     )
     lines = []
-    with ssh.connect(node) as conn:
+    with connect(node) as conn:
         conn.run("echo pasted", on_line=lines.append)
     assert lines == ["pasted"]
 
@@ -194,7 +196,7 @@ def test_wrong_key_is_refused_with_the_key_and_user_named(sshd, cluster):
     services.ensure_cluster_key(cluster)  # generated but never added to authorized_keys
     node = pin(make_node(sshd, cluster))
     with pytest.raises(ssh.AuthenticationFailed) as info:
-        ssh.connect(node)
+        connect(node)
     fingerprint = cluster.ssh_key.fingerprint
     assert f"refused the cluster's key {fingerprint} for user root" in str(info.value)
     assert "authorized_keys" in info.value.hint
@@ -213,7 +215,7 @@ def test_password_login_and_sudo_needed_for_root(tmp_path, cluster):
             make_node(server, cluster, ssh_user=name, credential=Node.Credential.PASSWORD, ssh_password=password)
         )
         lines = []
-        with ssh.connect(node) as conn:
+        with connect(node) as conn:
             assert conn.run("whoami", on_line=lines.append, root=False).exit_status == 0
             # Commands run as root through `sudo -n`; this user has no sudo rights.
             with pytest.raises(ssh.SudoFailed) as info:
@@ -223,7 +225,7 @@ def test_password_login_and_sudo_needed_for_root(tmp_path, cluster):
 
         Node.objects.filter(pk=node.pk).update(ssh_password="wrong password")
         with pytest.raises(ssh.AuthenticationFailed, match=f"refused the password for user {name}"):
-            ssh.connect(node)
+            connect(node)
     finally:
         user_context.__exit__(None, None, None)
         server.stop()
@@ -235,7 +237,7 @@ def test_password_login_and_sudo_needed_for_root(tmp_path, cluster):
 def test_closed_port_is_unreachable(cluster):
     node = Node.objects.create(cluster=cluster, name="m1", address="127.0.0.1", ssh_port=free_port())
     with pytest.raises(ssh.Unreachable) as info:
-        ssh.connect(node)
+        connect(node)
     assert f"127.0.0.1:{node.ssh_port} refused the connection" in str(info.value)
 
 
@@ -246,17 +248,17 @@ def test_silent_port_is_unreachable_within_the_timeout(cluster):
         node = Node.objects.create(cluster=cluster, name="m1", address="127.0.0.1", ssh_port=listener.getsockname()[1])
         started = time.monotonic()
         with pytest.raises(ssh.Unreachable, match="within 1 second"):
-            ssh.connect(node, timeout=1)
+            connect(node, timeout=1)
         assert time.monotonic() - started < 5
 
 
 def test_guard_refuses_a_documentation_address_before_any_packet(cluster):
     node = Node.objects.create(cluster=cluster, name="m1", address="192.0.2.1")
     with pytest.raises(ssh.GuardRefused, match="refused by the network guard") as info:
-        ssh.scan_host_key(node)
+        scan_host_key(node)
     assert "nothing was sent" in info.value.hint
     with pytest.raises(ssh.GuardRefused):
-        ssh.connect(node)
+        connect(node)
     node.refresh_from_db()
     assert node.host_key_state == Node.HostKeyState.UNKNOWN
 
@@ -267,7 +269,7 @@ def test_guard_refuses_a_documentation_address_before_any_packet(cluster):
 def test_output_streams_line_by_line_in_order_with_stderr_merged(node):
     arrivals = []
     script = "for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.4; done"
-    with ssh.connect(node) as conn:
+    with connect(node) as conn:
         started = time.monotonic()
         result = conn.run(script, on_line=lambda line: arrivals.append((line, time.monotonic() - started)))
     assert [line for line, _ in arrivals] == ["out1", "err1", "out2", "err2", "out3", "err3"]
@@ -283,7 +285,7 @@ def test_invalid_utf8_ansi_and_a_5mb_line_are_capped_not_fatal(node):
         r"printf 'bad \377\376 bytes \033[31mred\033[0m\n'; "
         "head -c 5000000 /dev/zero | tr '\\0' a; echo; echo after"
     )
-    with ssh.connect(node) as conn:
+    with connect(node) as conn:
         assert conn.run(script, on_line=lines.append).exit_status == 0
     assert len(lines) == 3
     assert lines[0] == "bad \ufffd\ufffd bytes \x1b[31mred\x1b[0m"
@@ -294,7 +296,7 @@ def test_invalid_utf8_ansi_and_a_5mb_line_are_capped_not_fatal(node):
 
 
 def test_exit_status_is_reported(node):
-    with ssh.connect(node) as conn:
+    with connect(node) as conn:
         assert conn.run("exit 3").exit_status == 3
 
 
@@ -310,7 +312,7 @@ def test_cancel_kills_the_remote_process_group(node):
         if line == "started":
             cancel.set()
 
-    with ssh.connect(node) as conn:
+    with connect(node) as conn:
         with pytest.raises(ssh.CommandCancelled):
             conn.run("sleep 3017 & sleep 3018 & echo started; wait", on_line=on_line, cancel=cancel)
     assert lines == ["started"]
@@ -318,7 +320,7 @@ def test_cancel_kills_the_remote_process_group(node):
 
 
 def test_timeout_stops_the_command(node):
-    with ssh.connect(node) as conn:
+    with connect(node) as conn:
         with pytest.raises(ssh.CommandTimeout, match="within 1 second"):
             conn.run("sleep 3027", timeout=1)
     assert wait_for(lambda: not remote_processes("sleep 3027"))
@@ -327,7 +329,7 @@ def test_timeout_stops_the_command(node):
 def test_a_job_survives_a_lost_connection_and_is_found_and_killed_from_another(node):
     job = "test-job"
     outcome: dict = {}
-    conn1 = ssh.connect(node)
+    conn1 = connect(node)
 
     def long_job() -> None:
         try:
@@ -337,7 +339,7 @@ def test_a_job_survives_a_lost_connection_and_is_found_and_killed_from_another(n
 
     worker = threading.Thread(target=long_job)
     worker.start()
-    with ssh.connect(node) as conn2, leftover_job_killed(conn2, job):
+    with connect(node) as conn2, leftover_job_killed(conn2, job):
         assert wait_for(lambda: conn2.job_running(job))
         # The "worker" dies: its connection goes away, the remote job keeps running.
         conn1.close()
@@ -374,7 +376,7 @@ def test_connections_from_several_threads_run_at_once(node, tmp_path):
 
     def work(index: int) -> None:
         lines: list[str] = []
-        with ssh.connect(node) as conn:
+        with connect(node) as conn:
             conn.run(script, on_line=lines.append)
         outputs[index] = lines
 
@@ -391,7 +393,7 @@ def test_connections_from_several_threads_run_at_once(node, tmp_path):
 
 def test_write_file_is_atomic_with_mode_and_parent_dirs(node, tmp_path):
     target = tmp_path / "etc" / "kubernetes" / "pki" / "ca.key"
-    with ssh.connect(node) as conn:
+    with connect(node) as conn:
         assert not conn.exists(str(target))
         conn.write_file(str(target), b"first\n", mode=0o600)
         first_inode = target.stat().st_ino
@@ -406,7 +408,7 @@ def test_write_file_is_atomic_with_mode_and_parent_dirs(node, tmp_path):
 
 
 def test_read_missing_file_is_a_clear_error(node, tmp_path):
-    with ssh.connect(node) as conn:
+    with connect(node) as conn:
         with pytest.raises(ssh.RemoteFileError, match="cannot read .*missing"):
             conn.read_file(str(tmp_path / "missing"))
 
@@ -423,7 +425,7 @@ def test_non_root_user_runs_as_root_through_sudo_jobs_and_files(sshd, cluster, t
     try:
         sshd.authorize(services.ensure_cluster_key(cluster).public_key)
         node = pin(make_node(sshd, cluster, ssh_user=name))
-        with ssh.connect(node) as conn:
+        with connect(node) as conn:
             lines = []
             conn.run("id -u; echo done", on_line=lines.append)
             conn.run("whoami", on_line=lines.append, root=False)

@@ -20,9 +20,10 @@ from clusters.models import Cluster
 from kubeadm import preflight
 from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
 from nodes import services as node_services
-from nodes import ssh
+from nodes.connect import connect
 from nodes.models import Node
 from operations.models import Operation
+from remote import ssh
 from tests.support.processes import wait_until
 from tools.testbed import Sandbox
 from tools.testbed.testing import assert_no_traces, require_binaries
@@ -89,7 +90,7 @@ def machine_fingerprint(sandbox: Sandbox, index: int) -> str:
 def accept_host_key(node: Node, sandbox: Sandbox, index: int, *, user=None) -> Node:
     """First contact shows the fingerprint; it is compared with the machine's and accepted."""
     with pytest.raises(ssh.HostKeyUnknown) as info:
-        ssh.connect(node)
+        connect(node)
     assert info.value.fingerprint == machine_fingerprint(sandbox, index)
     return node_services.accept_host_key(node, user=user, fingerprint=info.value.fingerprint)
 

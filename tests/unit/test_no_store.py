@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from core.no_store import NO_STORE_ROUTES
 from kubeadm import pki
-from nodes import keys
+from remote import keys
 from tests import permission_matrix as pm
 from tests.support.kubeclusters import store_authorities
 from tests.unit.test_permission_matrix import ROUTES

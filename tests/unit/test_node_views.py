@@ -8,8 +8,9 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from nodes import keys, services
+from nodes import services
 from nodes.models import ClusterSSHKey, Node
+from remote import keys
 from tests.conftest import team_of
 from tests.factories import make_cluster
 

@@ -7,8 +7,6 @@ import subprocess
 import pytest
 from django.core.exceptions import ValidationError
 
-from nodes import keys
-from nodes.ssh import LineSplitter, job_pid_file
 from nodes.validators import (
     normalize_address,
     parse_check_list,
@@ -17,6 +15,8 @@ from nodes.validators import (
     validate_node_name,
     validate_ssh_user,
 )
+from remote import keys
+from remote.ssh import LineSplitter, job_pid_file
 
 
 def test_lines_split_across_chunks_and_crlf():

@@ -21,8 +21,8 @@ from django.utils.html import escape
 from clusters.models import Cluster
 from kubeadm import kubeconfig as kubeconfig_files
 from kubeadm import pki
-from nodes import keys
 from nodes.models import Node
+from remote import keys
 from tests.conftest import team_of
 from tests.factories import make_cluster
 from tokens.models import BootstrapToken

@@ -16,9 +16,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from clusters.models import Cluster
 from daytwo import commands as day2_commands
-from nodes import join_command, services, ssh
+from nodes import join_command, services
+from nodes.connect import connect
 from nodes.forms import NodeForm
 from nodes.models import Node
+from remote import ssh
 
 UNREACHABLE_EXIT = 2
 
@@ -190,7 +192,7 @@ class Command(BaseCommand):
         if not node.offered_host_key:
             # Fetch what the machine offers now (connect records it, then refuses it).
             try:
-                ssh.connect(node).close()
+                connect(node).close()
             except (ssh.HostKeyUnknown, ssh.HostKeyChanged):
                 pass
             except ssh.SSHError as exc:

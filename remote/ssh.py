@@ -8,9 +8,11 @@ database) as they arrive, through a bounded queue: a slow consumer pauses readin
 flow control then pauses the remote side; nothing is buffered without bound.
 
 Safety: every connection first passes ``core.network.check_destination`` and goes to the
-address it returns; the host key must equal the key a person pinned. An unknown key is
-recorded on the node and refused (``HostKeyUnknown``); a different key is recorded, flags the
-node, and is refused until a person accepts it (``HostKeyChanged``).
+address it returns; the host key must equal the key a person pinned. An unknown key is handed
+to the target's ``on_offered`` (the machine's owner records it) and refused
+(``HostKeyUnknown``); a different key is handed over too, and refused until a person accepts
+it (``HostKeyChanged``). What to connect to comes as a ``Target`` the machine's owner builds
+(``nodes.connect``): this module reads no table.
 
 Remote commands run in their own process group (``setsid``) with stderr merged into stdout.
 With ``job=`` the group id is written to ``/run/kubeboard/jobs/<job>.pid`` first, so a later
@@ -38,7 +40,7 @@ from django.conf import settings
 
 from core import network
 from core.formatting import duration_words
-from nodes import keys
+from remote import keys
 
 JOBS_DIR = "/run/kubeboard/jobs"
 # Longer lines keep their start; the rest is counted and dropped (a megabyte line is noise).
@@ -217,86 +219,62 @@ class LineSplitter:
         return text
 
 
-# --- what a connection needs from the node -------------------------------------------------
+# --- what a connection needs to know about the machine --------------------------------------
+
+# How the machine is logged in to (the values of nodes.models.Node.Credential).
+CLUSTER_KEY = "cluster-key"
+PRIVATE_KEY = "private-key"
+PASSWORD = "password"
 
 
 @dataclass
-class _Target:
-    node_id: int | None
+class Credentials:
+    """What logs in: client keys, or a password (``None``: keys only)."""
+
+    client_keys: list = field(default_factory=list)
+    password: str | None = None
+    key_fingerprint: str = ""
+
+
+@dataclass
+class Target:
+    """One machine to connect to, as its owner knows it right now (a person may have accepted a
+    key since the last connection, so the owner builds a new one for each connection)."""
+
     label: str
     host: str
     port: int
     user: str
-    credential: str
-    client_keys: list = field(default_factory=list)
-    password: str | None = None
-    key_fingerprint: str = ""
+    credential: str  # CLUSTER_KEY, PRIVATE_KEY or PASSWORD: worded into an authentication failure
     pinned_line: str = ""
     pinned_fingerprint: str = ""
     offered_line: str = ""
     offered_fingerprint: str = ""
     cluster_name: str = ""
-    cluster_id: int | None = None
-    # Still encrypted (SecretValue) until _load_credentials.
-    private_key: object = None
-    passphrase: object = None
-    password_secret: object = None
+    # Called only right before logging in, so a secret is decrypted only when it is used; may
+    # raise AuthenticationFailed (no key pair yet, a stored key that cannot be read).
+    credentials: Callable[[], Credentials] | None = field(default=None, repr=False)
+    # Told of a host key that is not the pinned one (line, fingerprint, changed), so a person can
+    # compare and accept it; called before the connection is refused.
+    on_offered: Callable[[str, str, bool], None] | None = field(default=None, repr=False)
+    client_keys: list = field(default_factory=list, repr=False)
+    password: str | None = field(default=None, repr=False)
+    key_fingerprint: str = ""
 
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
 
 
-def _target(node) -> _Target:
-    """Read the node's current connection facts (a person may have accepted a key meanwhile)."""
-    from nodes.models import Node
-
-    if node.pk is not None:
-        node = Node.objects.select_related("cluster").get(pk=node.pk)
-    return _Target(
-        node_id=node.pk,
-        label=str(node) if node.cluster_id else node.name,
-        host=node.address,
-        port=node.ssh_port,
-        user=node.ssh_user,
-        credential=node.credential,
-        pinned_line=node.ssh_host_key,
-        pinned_fingerprint=node.ssh_host_key_fingerprint,
-        offered_line=node.offered_host_key,
-        offered_fingerprint=node.offered_host_key_fingerprint,
-        cluster_name=node.cluster.name if node.cluster_id else "",
-        cluster_id=node.cluster_id,
-        private_key=node.ssh_private_key,
-        passphrase=node.ssh_key_passphrase,
-        password_secret=node.ssh_password,
+def _load_credentials(target: Target) -> None:
+    if target.credentials is None:
+        return
+    loaded = target.credentials()
+    target.client_keys, target.password, target.key_fingerprint = (
+        loaded.client_keys,
+        loaded.password,
+        loaded.key_fingerprint,
     )
-
-
-def _load_credentials(target: _Target) -> None:
-    """Decrypt the credential only now, right before it is used."""
-    from nodes.models import ClusterSSHKey, Node
-
-    if target.credential == Node.Credential.CLUSTER_KEY:
-        pair = ClusterSSHKey.objects.filter(cluster_id=target.cluster_id).first()
-        if pair is None:
-            raise AuthenticationFailed(
-                f"cluster {target.cluster_name} has no SSH key pair yet",
-                hint="generate it on the cluster page (or `manage.py node show-key CLUSTER`) and add its public "
-                "key to the machine's ~/.ssh/authorized_keys",
-            )
-        key = asyncssh.import_private_key(pair.private_key.reveal())
-        target.client_keys, target.key_fingerprint = [key], pair.fingerprint
-    elif target.credential == Node.Credential.PRIVATE_KEY:
-        passphrase = target.passphrase.reveal() if target.passphrase else None
-        try:
-            key = keys.load_private_key(target.private_key.reveal() if target.private_key else "", passphrase)
-        except keys.InvalidKey as exc:
-            raise AuthenticationFailed(
-                f"the private key stored for {target.label} cannot be used: {exc}", hint="edit the machine"
-            ) from exc
-        target.client_keys, target.key_fingerprint = [key], key.get_fingerprint("sha256")
-    else:
-        target.password = target.password_secret.reveal() if target.password_secret else ""
 
 
 def _destination(host: str, port: int) -> str:
@@ -311,7 +289,7 @@ def _destination(host: str, port: int) -> str:
         ) from exc
 
 
-def _unreachable(target: _Target, exc: BaseException, timeout: float) -> Unreachable:
+def _unreachable(target: Target, exc: BaseException, timeout: float) -> Unreachable:
     where = target.where
     if isinstance(exc, TimeoutError):
         return Unreachable(
@@ -335,15 +313,13 @@ def _unreachable(target: _Target, exc: BaseException, timeout: float) -> Unreach
     return Unreachable(f"cannot connect to {where}: {exc}", hint="check the address, port and network")
 
 
-def _auth_failed(target: _Target) -> AuthenticationFailed:
-    from nodes.models import Node
-
-    if target.credential == Node.Credential.PASSWORD:
+def _auth_failed(target: Target) -> AuthenticationFailed:
+    if target.credential == PASSWORD:
         return AuthenticationFailed(
             f"the machine {target.where} refused the password for user {target.user}",
             hint="check the password; the machine may also refuse password logins (sshd PasswordAuthentication no)",
         )
-    if target.credential == Node.Credential.CLUSTER_KEY:
+    if target.credential == CLUSTER_KEY:
         return AuthenticationFailed(
             f"the machine {target.where} refused the cluster's key {target.key_fingerprint} for user {target.user}",
             hint=f"add the cluster's public key to ~{target.user}/.ssh/authorized_keys on the machine "
@@ -387,7 +363,7 @@ class _Mismatch(Exception):
         self.key = key
 
 
-async def _open(target: _Target, address: str, timeout: float) -> asyncssh.SSHClientConnection:
+async def _open(target: Target, address: str, timeout: float) -> asyncssh.SSHClientConnection:
     pinned = keys.import_public_key(target.pinned_line)
     client = _Client()
     options = _common_options() | {
@@ -414,16 +390,14 @@ async def _open(target: _Target, address: str, timeout: float) -> asyncssh.SSHCl
         raise _Mismatch(await _scan(address, target.port, timeout)) from None
 
 
-def _note_offered(target: _Target, key: asyncssh.SSHKey, *, changed: bool) -> tuple[str, str]:
-    from nodes import services
-
+def _note_offered(target: Target, key: asyncssh.SSHKey, *, changed: bool) -> tuple[str, str]:
     line, fingerprint = keys.host_key_line(key), keys.fingerprint(key)
-    if target.node_id is not None:
-        services.note_offered_host_key(target.node_id, line, fingerprint, changed=changed)
+    if target.on_offered is not None:
+        target.on_offered(line, fingerprint, changed)
     return line, fingerprint
 
 
-def _host_key_changed(target: _Target, offered_fingerprint: str) -> HostKeyChanged:
+def _host_key_changed(target: Target, offered_fingerprint: str) -> HostKeyChanged:
     return HostKeyChanged(
         f"the host key of {target.label} ({target.where}) changed: pinned {target.pinned_fingerprint}, "
         f"now offered {offered_fingerprint}. Nothing is run on it until a person checks and accepts the new key.",
@@ -435,10 +409,9 @@ def _host_key_changed(target: _Target, offered_fingerprint: str) -> HostKeyChang
     )
 
 
-def scan_host_key(node, *, timeout: float | None = None) -> tuple[str, str]:
+def scan_host_key(target: Target, *, timeout: float | None = None) -> tuple[str, str]:
     """The host key the machine offers: (OpenSSH public key line, "SHA256:…")."""
     timeout = timeout or connect_timeout()
-    target = _Target(node.pk, str(node), node.address, node.ssh_port, node.ssh_user, node.credential)
     address = _destination(target.host, target.port)
     try:
         key = _call(_scan(address, target.port, timeout))
@@ -447,10 +420,9 @@ def scan_host_key(node, *, timeout: float | None = None) -> tuple[str, str]:
     return keys.host_key_line(key), keys.fingerprint(key)
 
 
-def connect(node, *, timeout: float | None = None) -> Connection:
-    """Open an SSH connection to ``node``; use as ``with connect(node) as conn:``."""
+def connect(target: Target, *, timeout: float | None = None) -> Connection:
+    """Open an SSH connection to ``target``; use as ``with connect(target) as conn:``."""
     timeout = timeout or connect_timeout()
-    target = _target(node)
     if target.pinned_line and target.offered_line and target.offered_line != target.pinned_line:
         # A change was seen before: stop here until a person decides (no connection at all).
         raise _host_key_changed(target, target.offered_fingerprint)
@@ -548,7 +520,7 @@ _DONE = object()  # the last item of a run's queue: the command finished (or fai
 class Connection:
     """An open SSH connection to one machine. Safe to share between threads."""
 
-    def __init__(self, conn: asyncssh.SSHClientConnection, target: _Target) -> None:
+    def __init__(self, conn: asyncssh.SSHClientConnection, target: Target) -> None:
         self._conn = conn
         self.target = target
         self.is_root = target.user == "root"

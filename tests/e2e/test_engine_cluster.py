@@ -137,10 +137,10 @@ def assert_inventory(node: Node) -> None:
     machine = MachineInventory.objects.get(node=node)
     by_name = {row["name"]: row for row in machine.certificates}
     assert by_name["ca"]["custody"] == "same as Kubeboard's"
-    assert by_name["etcd/ca"]["custody"] == "same as Kubeboard's"
+    assert by_name["etcd-ca"]["custody"] == "same as Kubeboard's"
     assert by_name["apiserver"]["custody"] == "signed by Kubeboard's ca"
-    assert by_name["etcd/server"]["custody"] == "signed by Kubeboard's etcd/ca"
-    assert by_name["apiserver"]["residual_days"] > 360
+    assert by_name["etcd-server"]["custody"] == "signed by Kubeboard's etcd/ca"
+    assert by_name["apiserver"]["days_left"] > 360
     assert {row["name"] for row in machine.manifests} == {
         "etcd.yaml",
         "kube-apiserver.yaml",

@@ -96,13 +96,6 @@ def correlation_id_of(obj) -> str | None:
     )
 
 
-@contextmanager
-def continuing(obj, *, actor: Any = _UNSET, source: str) -> Iterator[AuditContext]:
-    """A context for background work on ``obj``: same correlation id as the request that made it."""
-    with audit_context(actor=actor, correlation_id=correlation_id_of(obj), source=source) as context:
-        yield context
-
-
 # --- django-q2: a task continues the story of the request that queued it --------------------
 # pre_enqueue puts the current correlation id and actor into the task (the task dict travels
 # whole to the worker); pre_execute opens a context from it, or a fresh one for a scheduled

@@ -22,7 +22,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import Http404
 
-from core.models import TeamMembership, TeamRole
+from core.models import TeamRole
 
 VIEW = "view"
 OPERATE = "operate"
@@ -99,12 +99,6 @@ def teams_for(user, action: str = VIEW) -> models.QuerySet:
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return Group.objects.none()
     return Group.objects.filter(memberships__user=user, memberships__role__in=roles)
-
-
-def role_in(user, team: Group | None) -> str | None:
-    if team is None or not getattr(user, "is_authenticated", False):
-        return None
-    return TeamMembership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
 
 
 def can(user, action: str, obj: models.Model) -> bool:

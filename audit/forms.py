@@ -9,8 +9,7 @@ from django import forms
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.queries import Records, node_story_filter, search_details
-from clusters.models import Cluster
+from audit.queries import Records, cluster_model, history_of, search_details
 
 OBJECT = re.compile(r"^(?P<type>[a-z_]+)(?::(?P<id>[A-Za-z0-9._-]+))?$")
 MAX_ID = 2**63 - 1
@@ -83,7 +82,7 @@ class HistoryFilterForm(forms.Form):
     def apply(self, records: Records) -> Records:
         data = self.cleaned_data
         if data.get("cluster"):
-            cluster = Cluster.objects.filter(name=data["cluster"]).values_list("pk", flat=True).first()
+            cluster = cluster_model().objects.filter(name=data["cluster"]).values_list("pk", flat=True).first()
             records = records.filter(cluster_id=cluster) if cluster else records.filter(cluster_name=data["cluster"])
         if data.get("actor"):
             records = records.filter(actor_name=data["actor"].strip())
@@ -100,7 +99,7 @@ class HistoryFilterForm(forms.Form):
             if match["id"]:
                 records = records.filter(object_id=match["id"])
         if data.get("node"):
-            records = records.filter(node_story_filter(data["node"]))
+            records = records.filter(history_of("node").condition(data["node"]))
         if data.get("outcome"):
             records = records.filter(outcome=data["outcome"])
         if data.get("correlation"):

@@ -1,4 +1,4 @@
-"""Which records a user may read, the history filters, keyset pages and a node's story.
+"""Which records a user may read, the history filters, keyset pages and per-object histories.
 
 Visibility (decided here, used by the pages, the exports and ``audit_export --as``):
 * records of a cluster: whoever may view the cluster now (``core.permissions``), so a user
@@ -13,13 +13,13 @@ same at any depth, using the ``(filter column, id)`` indexes of ``AuditEvent``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
 from audit.models import AuditEvent
-from clusters.models import Cluster
 from core.permissions import ADMIN, VIEW, restrict, teams_for
 
 PAGE_SIZE = 50
@@ -57,13 +57,19 @@ class Records:
         return any(part.exists() for part in self.parts)
 
 
+def cluster_model():
+    """The cluster model, through the reference every record has to it (``AuditEvent.cluster``
+    names it lazily): audit sits below the clusters app and never imports it."""
+    return AuditEvent._meta.get_field("cluster").related_model
+
+
 def visible_records(user) -> Records:
     records = AuditEvent.objects.all()
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return Records([records.none()])
     if user.is_superuser:
         return Records([records])
-    clusters = list(restrict(Cluster.objects.all(), user, VIEW).values_list("pk", flat=True))
+    clusters = list(restrict(cluster_model().objects.all(), user, VIEW).values_list("pk", flat=True))
     admin_teams = list(teams_for(user, ADMIN).values_list("pk", flat=True))
     return Records(
         [
@@ -83,37 +89,27 @@ def search_details(records: QuerySet, text: str) -> QuerySet:
     return records.extra(where=["audit_auditevent.details LIKE %s ESCAPE '\\'"], params=[pattern])
 
 
-def node_story_filter(node_id: int) -> Q:
-    """Everything about one machine: its own records, the operations that acted on it, the
-    tokens made for it or named as the one it joined with, and records naming it in details."""
-    from nodes.models import Node
-    from operations.models import PhaseRun
-    from tokens.models import BootstrapToken
+@dataclass(frozen=True)
+class ObjectHistory:
+    """How the history of one kind of object is found. Audit sits below every domain app and
+    knows none of their models, so the app that owns the object registers this
+    (``register_history``), e.g. ``nodes.history`` for a machine's history page and the history's
+    ``node`` filter."""
 
-    condition = Q(object_type="node", object_id=str(node_id))
-    node = Node.objects.filter(pk=node_id).only("id", "name", "cluster_id").first()
-    own = AuditEvent.objects.filter(object_type="node", object_id=str(node_id))
-    cluster_id = node.cluster_id if node else own.values_list("cluster_id", flat=True).first()
-    name = node.name if node else None
-    if cluster_id is not None:
-        in_cluster = Q(cluster_id=cluster_id)
-        condition |= in_cluster & Q(details__node_id=node_id)
-        if name:
-            condition |= in_cluster & Q(details__node=name)
-        token_ids = set(BootstrapToken.objects.filter(node_id=node_id).values_list("token_id", flat=True))
-        for details in own.values_list("details", flat=True):
-            if isinstance(details, dict) and isinstance(details.get("token_id"), str):
-                token_ids.add(details["token_id"])
-        if token_ids:
-            token_pks = BootstrapToken.objects.filter(cluster_id=cluster_id, token_id__in=token_ids).values_list(
-                "pk", flat=True
-            )
-            condition |= Q(object_type="bootstraptoken", object_id__in=[str(pk) for pk in token_pks])
-            condition |= in_cluster & Q(details__token_id__in=sorted(token_ids))
-        operation_ids = set(PhaseRun.objects.filter(node_id=node_id).values_list("operation_id", flat=True))
-        if operation_ids:
-            condition |= Q(object_type="operation", object_id__in=[str(pk) for pk in operation_ids])
-    return condition
+    condition: Callable[[int], Q]  # every record about the object with this primary key
+    find: Callable[[Any, int], Any]  # the object, if this user may see it; else None
+    story: Callable[[int, Any, QuerySet], Any]  # the summary above its records (has ``template``)
+
+
+_histories: dict[str, ObjectHistory] = {}
+
+
+def register_history(kind: str, history: ObjectHistory) -> None:
+    _histories[kind] = history
+
+
+def history_of(kind: str) -> ObjectHistory:
+    return _histories[kind]
 
 
 @dataclass

@@ -9,11 +9,9 @@ from django.utils import timezone
 
 from audit.export import FORMATS, streaming_response
 from audit.forms import HistoryFilterForm
-from audit.queries import keyset_page, visible_records
+from audit.queries import history_of, keyset_page, visible_records
 from audit.siem import stream_status
-from audit.story import node_story
 from audit.verification import latest
-from core.permissions import VIEW, restrict
 
 
 def _filtered(request: HttpRequest):
@@ -49,17 +47,16 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
 
 @login_required
 def node_history(request: HttpRequest, node_id: int) -> HttpResponse:
-    from nodes.models import Node
-
+    history = history_of("node")  # registered by the nodes app (nodes/history.py)
     query = request.GET.copy()
     query["node"] = str(node_id)
     form = HistoryFilterForm(query, user=request.user)
     if not form.is_valid():
         return render(request, "audit/history.html", {"form": form, "page": None, "story": None}, status=400)
     records = form.apply(visible_records(request.user))
-    node = restrict(Node.objects.select_related("cluster"), request.user, VIEW).filter(pk=node_id).first()
+    node = history.find(request.user, node_id)
     if node is None and not records.exists():
         raise Http404("No machine with this id is visible to you.")
     page = keyset_page(records, before=form.cleaned_data.get("before"), after=form.cleaned_data.get("after"))
-    story = node_story(node_id, node, records.combined())
+    story = history.story(node_id, node, records.combined())
     return render(request, "audit/history.html", {"form": form, "page": page, "story": story})

@@ -10,3 +10,9 @@ class NodesConfig(AppConfig):
 
         register(JOIN_WORKERS)
         register(JOIN_CONTROL_PLANE)
+
+        # A machine's audit history: audit cannot know nodes (it sits below them), so we tell it.
+        from audit.queries import register_history
+        from nodes.history import NODE_HISTORY
+
+        register_history("node", NODE_HISTORY)

@@ -12,17 +12,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from kubeadm import yamlio
+from kubeadm import certs, yamlio
+from kubeadm.components import ETCD, ETCD_CLIENT_PORT, TMP_DIR, manifest_path
+from kubeadm.config import DEFAULT_CERTIFICATES_DIR
 
-PKI = "/etc/kubernetes/pki/etcd"
-CA = f"{PKI}/ca.crt"
-CLIENT_CERT = f"{PKI}/healthcheck-client.crt"
-CLIENT_KEY = f"{PKI}/healthcheck-client.key"
-LOCAL_ENDPOINT = "https://127.0.0.1:2379"
-MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
-# kubeadm's own scratch directory (upgrade backups live there too): on the same disk as
-# /etc/kubernetes, and emptied by `kubeadm reset --cleanup-tmp-dir`.
-SCRATCH = "/etc/kubernetes/tmp"
+_HEALTHCHECK = certs.spec("etcd-healthcheck-client")
+CA = f"{DEFAULT_CERTIFICATES_DIR}/{_HEALTHCHECK.ca_base_name}.crt"
+CLIENT_CERT = f"{DEFAULT_CERTIFICATES_DIR}/{_HEALTHCHECK.base_name}.crt"
+CLIENT_KEY = f"{DEFAULT_CERTIFICATES_DIR}/{_HEALTHCHECK.base_name}.key"
+LOCAL_ENDPOINT = f"https://127.0.0.1:{ETCD_CLIENT_PORT}"
+MANIFEST = manifest_path(ETCD)
+# Snapshots and restores work in kubeadm's own scratch directory (see components.TMP_DIR).
+SCRATCH = TMP_DIR
 
 
 def etcdctl(program: str, *args: str, endpoints: str = LOCAL_ENDPOINT) -> list[str]:
@@ -128,7 +129,7 @@ class LocalMember:
 def local_member(manifest_text: str) -> LocalMember:
     pod = yamlio.load_documents(manifest_text)[0]
     containers = (pod.get("spec") or {}).get("containers") or []
-    command = [str(arg) for c in containers if c.get("name") == "etcd" for arg in (c.get("command") or [])]
+    command = [str(arg) for c in containers if c.get("name") == ETCD for arg in (c.get("command") or [])]
     flags = {}
     for arg in command:
         if arg.startswith("--") and "=" in arg:

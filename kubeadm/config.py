@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from kubeadm import CONFIG_API_VERSION, yamlio
+from kubeadm import CONFIG_API_VERSION, pki, tokens, yamlio
+from kubeadm.components import API_SERVER_PORT, KUBERNETES_DIR
 from kubeadm.durations import format_duration, parse_duration
 from kubeadm.errors import ConfigError, KubeadmError, YAMLFormatError
 from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
@@ -31,20 +32,20 @@ from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
 
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
 DEFAULT_DNS_DOMAIN = "cluster.local"
-DEFAULT_CERTIFICATES_DIR = "/etc/kubernetes/pki"
+DEFAULT_CERTIFICATES_DIR = f"{KUBERNETES_DIR}/pki"
 DEFAULT_IMAGE_REPOSITORY = "registry.k8s.io"
 DEFAULT_CLUSTER_NAME = "kubernetes"
 DEFAULT_ETCD_DATA_DIR = "/var/lib/etcd"
-DEFAULT_BIND_PORT = 6443
+DEFAULT_BIND_PORT = API_SERVER_PORT
 DEFAULT_CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
 DEFAULT_IMAGE_PULL_POLICY = "IfNotPresent"
 DEFAULT_ENCRYPTION_ALGORITHM = "RSA-2048"
-DEFAULT_CA_CERT_PATH = "/etc/kubernetes/pki/ca.crt"
-DEFAULT_CERTIFICATE_VALIDITY = timedelta(hours=8760)
-DEFAULT_CA_CERTIFICATE_VALIDITY = timedelta(hours=87600)
-DEFAULT_TOKEN_TTL = timedelta(hours=24)
-DEFAULT_TOKEN_USAGES = ("signing", "authentication")
-DEFAULT_TOKEN_GROUPS = ("system:bootstrappers:kubeadm:default-node-token",)
+DEFAULT_CA_CERT_PATH = f"{DEFAULT_CERTIFICATES_DIR}/ca.crt"
+DEFAULT_CERTIFICATE_VALIDITY = pki.CERT_VALIDITY
+DEFAULT_CA_CERTIFICATE_VALIDITY = pki.CA_VALIDITY
+DEFAULT_TOKEN_TTL = tokens.DEFAULT_TTL
+DEFAULT_TOKEN_USAGES = tokens.DEFAULT_USAGES
+DEFAULT_TOKEN_GROUPS = tokens.DEFAULT_GROUPS
 
 # Placeholders fixed in cmd/kubeadm/app/cmd/config.go for `config print`.
 PLACEHOLDER_TOKEN = "abcdef.0123456789abcdef"

@@ -21,13 +21,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kubeadm import pki
+from kubeadm import certs, pki
 from kubeadm.config import DEFAULT_CERTIFICATES_DIR
 from kubeadm.errors import CertificateError
 from kubeadm.pki import KeyPair
 
-CERT_MODE = 0o644
-KEY_MODE = 0o600
+CERT_MODE = certs.CERT_MODE
+KEY_MODE = certs.KEY_MODE
 DIR_MODE = 0o755
 
 # kubeadm base name -> (certificate or public-key file, key file), relative to the pki directory.

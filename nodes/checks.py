@@ -16,7 +16,12 @@ from collections.abc import Callable
 from django.utils import timezone
 
 from kubeadm import versions
-from kubeadm.components import NODEPORT_RANGE, PREFLIGHT_PORTS_CONTROL_PLANE, PREFLIGHT_PORTS_WORKER
+from kubeadm.components import (
+    KUBERNETES_DIR,
+    NODEPORT_RANGE,
+    PREFLIGHT_PORTS_CONTROL_PLANE,
+    PREFLIGHT_PORTS_WORKER,
+)
 from kubeadm.errors import UnsupportedVersionError
 from nodes.connect import connect
 from remote import ssh
@@ -38,15 +43,15 @@ done
 echo "@@version kubeadm"; command -v kubeadm >/dev/null 2>&1 && kubeadm version -o short 2>&1
 echo "@@version kubelet"; command -v kubelet >/dev/null 2>&1 && kubelet --version 2>&1
 echo "@@version kubectl"; command -v kubectl >/dev/null 2>&1 && kubectl version --client 2>&1
-echo "@@etc Listing /etc/kubernetes"
-if [ -d /etc/kubernetes ]; then
+echo "@@etc Listing KUBERNETES_DIR"
+if [ -d KUBERNETES_DIR ]; then
   echo "exists"
-  find /etc/kubernetes -mindepth 1 \( -type f -o -type l \) 2>/dev/null | sort | head -n MAX_FILES
-  echo "@@etc-count"; find /etc/kubernetes -mindepth 1 \( -type f -o -type l \) 2>/dev/null | wc -l
+  find KUBERNETES_DIR -mindepth 1 \( -type f -o -type l \) 2>/dev/null | sort | head -n MAX_FILES
+  echo "@@etc-count"; find KUBERNETES_DIR -mindepth 1 \( -type f -o -type l \) 2>/dev/null | wc -l
 fi
 echo "@@tcp Checking the ports kubeadm needs"; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
 echo "@@end"
-""".replace("MAX_FILES", str(MAX_LISTED_FILES))
+""".replace("MAX_FILES", str(MAX_LISTED_FILES)).replace("KUBERNETES_DIR", KUBERNETES_DIR)
 
 _VERSION = re.compile(r"v?\d+\.\d+\.\d+[0-9A-Za-z.+-]*")
 
@@ -154,7 +159,7 @@ def analyse(lines: list[str], *, role: str, kubernetes_version: str, joined: boo
     if count and not joined:
         shown = ", ".join(files[:5]) + (f" and {count - 5} more" if count > 5 else "")
         problems.append(
-            f"/etc/kubernetes is not empty ({count} files: {shown}); kubeadm init/join refuses such a machine — "
+            f"{KUBERNETES_DIR} is not empty ({count} files: {shown}); kubeadm init/join refuses such a machine — "
             "reset it first (kubeadm reset) if it is no longer part of a cluster"
         )
 

@@ -17,14 +17,15 @@ from django.db import models
 from django.utils import timezone
 
 from core.encryption import EncryptedTextField, SecretValue
+from kubeadm import tokens as kubeadm_tokens
 
 
 def default_usages() -> list[str]:
-    return ["signing", "authentication"]
+    return list(kubeadm_tokens.DEFAULT_USAGES)
 
 
 def default_groups() -> list[str]:
-    return ["system:bootstrappers:kubeadm:default-node-token"]
+    return list(kubeadm_tokens.DEFAULT_GROUPS)
 
 
 class TokenState(models.TextChoices):
@@ -64,7 +65,7 @@ class BootstrapToken(models.Model):
     usages = models.JSONField(default=default_usages)
     groups = models.JSONField(default=default_groups)
     # The TTL asked for (None when an expiry date was given instead).
-    ttl = models.DurationField(null=True, blank=True, default=timedelta(hours=24))
+    ttl = models.DurationField(null=True, blank=True, default=kubeadm_tokens.DEFAULT_TTL)
     expires_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.KUBEBOARD)
@@ -162,7 +163,7 @@ class TokenPolicy(models.Model):
         default=False,
         help_text="Always keep at least one valid join token (created and rotated by Kubeboard).",
     )
-    default_ttl = models.DurationField("default TTL", default=timedelta(hours=24))
+    default_ttl = models.DurationField("default TTL", default=kubeadm_tokens.DEFAULT_TTL)
     max_ttl = models.DurationField(
         "maximum TTL", default=timedelta(days=7), help_text="No token may be created with a longer TTL."
     )

@@ -30,6 +30,7 @@ from daytwo.forms import (
     UpgradeForm,
 )
 from daytwo.models import BackupSchedule, CertificateReport, EtcdSnapshot, RenewalPolicy, StoredConfiguration
+from kubeadm import config as kubeadm_config
 from kubeadm.errors import KubeadmError
 
 
@@ -146,6 +147,8 @@ def certificate_page(request: HttpRequest, name: str) -> HttpResponse:
             reports=reports,
             timeline=certificates.timeline(cluster),
             soonest=certificates.soonest_leaf(cluster),
+            leaf_validity=kubeadm_config.DEFAULT_CERTIFICATE_VALIDITY,
+            ca_validity=kubeadm_config.DEFAULT_CA_CERTIFICATE_VALIDITY,
             renew_form=RenewForm(),
             policy=policy,
             policy_form=RenewalPolicyForm(instance=policy),

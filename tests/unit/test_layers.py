@@ -152,10 +152,6 @@ KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
         "daytwo.commands",
     ): "issue 17 item 1: the workflow subcommands of `manage.py node` move to the workflows package",
     (
-        "operations.management.commands.operation",
-        "clusters.models",
-    ): "issue 17 item 1: operations/ below the nouns (reach the cluster through Operation.cluster)",
-    (
         "operations.runner",
         "clusters.models",
     ): "issue 17 item 1: operations/ below the nouns (lock the cluster row through Operation.cluster)",

@@ -94,9 +94,9 @@ class Command(BaseCommand):
         return user
 
     def list_operations(self, cluster_name: str, limit: int) -> None:
-        from clusters.models import Cluster
-
-        cluster = Cluster.objects.filter(name=cluster_name).first()
+        # Through the operation's own reference: operations sits below the clusters app.
+        clusters = Operation._meta.get_field("cluster").related_model
+        cluster = clusters.objects.filter(name=cluster_name).first()
         if cluster is None:
             raise CommandError(f"there is no cluster {cluster_name!r}", returncode=2)
         rows = cluster.operations.select_related("requested_by")[:limit]

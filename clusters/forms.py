@@ -9,6 +9,7 @@ from clusters.kubeadm_config import FIELD_FOR_CONFIG_PATH, configuration_errors,
 from clusters.models import Cluster
 from core.permissions import OPERATE, teams_for
 from kubeadm import versions
+from kubeadm.config import DEFAULT_SERVICE_SUBNET
 from kubeadm.errors import UnsupportedVersionError
 from kubeadm.validation import CLUSTER_NAME_RULE
 
@@ -66,7 +67,7 @@ class ClusterForm(forms.ModelForm):
             "control_plane_endpoint": "host or host:port of the API server (load balancer or first control plane), "
             "without a scheme, e.g. 10.0.0.10:6443.",
             "pod_subnet": "CIDR for pod IPs, e.g. 10.244.0.0/16 (dual-stack: two CIDRs separated by a comma).",
-            "service_subnet": "CIDR for service IPs; kubeadm's default is 10.96.0.0/12.",
+            "service_subnet": f"CIDR for service IPs; kubeadm's default is {DEFAULT_SERVICE_SUBNET}.",
         }
 
     def __init__(self, *args, user=None, **kwargs) -> None:

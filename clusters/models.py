@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -9,6 +11,9 @@ from django.urls import reverse
 from clusters.validators import validate_cluster_name
 from core.encryption import EncryptedTextField
 from nodes.validators import validate_ignore_preflight_errors
+
+if TYPE_CHECKING:
+    from kube.client import Credentials
 
 
 class Cluster(models.Model):
@@ -100,6 +105,13 @@ class Cluster(models.Model):
     @property
     def is_adopted(self) -> bool:
         return self.origin == self.Origin.ADOPTED
+
+    def api_credentials(self, *, user=None) -> Credentials:
+        """Fresh credentials for this cluster's API server; what makes a Cluster a ``kube.APITarget``."""
+        # Imported here: apiaccess pulls in the Kubernetes client, which loading the models need not.
+        from clusters.apiaccess import credentials
+
+        return credentials(self, user=user)
 
 
 class CertificateAuthority(models.Model):

@@ -191,19 +191,23 @@ def parse_kubeconfig(text: str | bytes) -> dict:
     return config
 
 
-def _current(config: dict) -> tuple[dict, dict]:
-    """(cluster, user) entries of the current context.
+def current_entries(config: dict, *, need_user: bool = False) -> tuple[dict, dict]:
+    """(cluster, user) entries of the current context; messages never echo credentials.
 
     The cluster-info kubeconfig (kube-public/cluster-info) has one cluster, no
     contexts, no users and an empty current-context (seen in real v1.37.2): with
     no current-context and no contexts, its only cluster is the answer and the
     user is empty. Several clusters without a context stay an error: which one
-    the caller means is not written anywhere.
+    the caller means is not written anywhere. ``need_user`` (a kubeconfig to
+    authenticate with) refuses both that shape and a context whose user is not
+    defined.
     """
     name = config.get("current-context") or ""
-    contexts = {c.get("name"): c.get("context") or {} for c in config.get("contexts") or []}
-    clusters = {c.get("name"): c.get("cluster") or {} for c in config.get("clusters") or []}
-    users = {u.get("name"): u.get("user") or {} for u in config.get("users") or []}
+    contexts = {c.get("name"): c.get("context") or {} for c in config.get("contexts") or [] if isinstance(c, dict)}
+    clusters = {c.get("name"): c.get("cluster") or {} for c in config.get("clusters") or [] if isinstance(c, dict)}
+    users = {u.get("name"): u.get("user") or {} for u in config.get("users") or [] if isinstance(u, dict)}
+    if not contexts and (name or need_user):
+        raise KubeconfigError("the kubeconfig has no contexts" + (f" for current-context {name!r}" if name else ""))
     if not name and not contexts:
         if len(clusters) != 1:
             raise KubeconfigError(
@@ -211,19 +215,21 @@ def _current(config: dict) -> tuple[dict, dict]:
             )
         return next(iter(clusters.values())), {}
     if name not in contexts:
-        raise KubeconfigError(f"kubeconfig current-context: expected one of {sorted(contexts)}, found {name!r}")
+        raise KubeconfigError(f"current-context {name!r} is not one of the contexts {sorted(contexts)}")
     context = contexts[name]
     if context.get("cluster") not in clusters:
-        raise KubeconfigError(f"kubeconfig context {name!r}: cluster {context.get('cluster')!r} is not defined")
+        raise KubeconfigError(f"context {name!r} names cluster {context.get('cluster')!r}, which is not defined")
+    if need_user and context.get("user") not in users:
+        raise KubeconfigError(f"context {name!r} names user {context.get('user')!r}, which is not defined")
     return clusters[context["cluster"]], users.get(context.get("user"), {})
 
 
 def server_of(config: dict) -> str:
-    return _current(config)[0].get("server", "")
+    return current_entries(config)[0].get("server", "")
 
 
 def ca_certificates(config: dict) -> list[x509.Certificate]:
-    cluster, _ = _current(config)
+    cluster, _ = current_entries(config)
     data = cluster.get("certificate-authority-data")
     if not data:
         raise KubeconfigError("kubeconfig cluster: expected certificate-authority-data, found none")
@@ -235,7 +241,7 @@ def ca_certificates(config: dict) -> list[x509.Certificate]:
 
 def client_certificate(config: dict) -> x509.Certificate | None:
     """The embedded client certificate of the current user (None if not embedded)."""
-    _, user = _current(config)
+    _, user = current_entries(config)
     data = user.get("client-certificate-data")
     if not data:
         return None
@@ -244,7 +250,7 @@ def client_certificate(config: dict) -> x509.Certificate | None:
 
 def client_key_pair(config: dict) -> KeyPair:
     """Client certificate and key of the current user; never echoes the key."""
-    _, user = _current(config)
+    _, user = current_entries(config)
     if not user.get("client-certificate-data") or not user.get("client-key-data"):
         raise KubeconfigError("kubeconfig user: expected client-certificate-data and client-key-data")
     return pki.load_key_pair(
@@ -257,7 +263,7 @@ def client_key_pair(config: dict) -> KeyPair:
 def replace_client(config: dict, client: KeyPair) -> dict:
     """A copy with the current user's embedded certificate and key replaced
     (what `kubeadm certs renew admin.conf` does)."""
-    _current(config)  # raises KubeconfigError for a kubeconfig without a current user
+    current_entries(config)  # raises KubeconfigError for a kubeconfig without a current user
     new = copy.deepcopy(config)
     name = new.get("current-context") or ""
     context = next((c["context"] for c in new.get("contexts") or [] if c["name"] == name), None)

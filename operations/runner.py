@@ -27,6 +27,7 @@ from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from audit.services import record
+from core.phases import OperationCancelled, PhaseError  # phases import them from here too
 from kubeadm.output import parse_line
 from operations.events import EventWriter, Heartbeat, LeaseLost
 from operations.models import Event, Operation, PhaseAttempt, PhaseRun
@@ -34,21 +35,6 @@ from operations.registry import OperationKind, UnknownKind, get_kind, notify_fin
 from operations.services import END_OUTCOMES, enqueue_next_waiting, reap_operations, worker_identity
 
 log = logging.getLogger(__name__)
-
-
-class PhaseError(Exception):
-    """A phase failed for a reason the user can act on; the message is shown as is and the
-    hint ("what to do next") prominently beside it."""
-
-    def __init__(self, message: str, *, hint: str = "", exit_status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.exit_status = exit_status
-
-
-class OperationCancelled(Exception):
-    """Raised inside a phase (``ctx.check_cancelled()``) once the user cancelled the operation."""
 
 
 class PhaseContext:

@@ -47,6 +47,14 @@ DEFAULT_TOKEN_TTL = tokens.DEFAULT_TTL
 DEFAULT_TOKEN_USAGES = tokens.DEFAULT_USAGES
 DEFAULT_TOKEN_GROUPS = tokens.DEFAULT_GROUPS
 
+# Where kubeadm keeps the cluster's configuration (constants.KubeadmConfigConfigMap,
+# ClusterConfigurationConfigMapKey, KubeletBaseConfigurationConfigMap and its key).
+CONFIG_MAP_NAMESPACE = "kube-system"
+KUBEADM_CONFIG_MAP = "kubeadm-config"
+CLUSTER_CONFIGURATION_KEY = "ClusterConfiguration"
+KUBELET_CONFIG_MAP = "kubelet-config"
+KUBELET_CONFIGURATION_KEY = "kubelet"
+
 # Placeholders fixed in cmd/kubeadm/app/cmd/config.go for `config print`.
 PLACEHOLDER_TOKEN = "abcdef.0123456789abcdef"
 PLACEHOLDER_ADVERTISE_ADDRESS = "1.2.3.4"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from datetime import timedelta
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -26,6 +27,8 @@ TAG_SIZE = 16
 SECRET_NAME = "kubeadm-certs"
 SECRET_NAMESPACE = "kube-system"
 TOKEN_DESCRIPTION = "Proxy for managing TTL for the kubeadm-certs secret"
+# The Secret's owner token lives this long, and the Secret with it (constants.DefaultCertTokenDuration).
+LIFETIME = timedelta(hours=2)
 # certsToTransfer: files under certificatesDir, local etcd.
 LOCAL_ETCD_FILES = (
     "ca.crt",

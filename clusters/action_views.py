@@ -12,8 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
+import kube
 from audit.services import refusals
-from clusters import inventory, kubeapi
+from clusters import apiaccess, inventory
 from clusters.action_forms import EngineSettingsForm, InitForm, JoinForm, KubeconfigForm
 from clusters.init import InitRefused, start_init
 from clusters.models import Cluster
@@ -97,13 +98,13 @@ def admin_kubeconfig(request: HttpRequest, name: str) -> HttpResponse:
         # Refused (no CA key here) or failed on the way: audited as the issue it was not.
         with refusals(
             "cluster.admin_kubeconfig_issued",
-            kubeapi.ClusterNotConnectable,
-            failed=(kubeapi.KubeAPIError,),
+            kube.ClusterNotConnectable,
+            failed=(kube.KubeAPIError,),
             actor=request.user,
             obj=cluster,
         ):
-            text = kubeapi.issue_admin_kubeconfig(cluster, user=request.user, ttl=form.cleaned_ttl())
-    except kubeapi.KubeAPIError as exc:
+            text = apiaccess.issue_admin_kubeconfig(cluster, user=request.user, ttl=form.cleaned_ttl())
+    except kube.KubeAPIError as exc:
         feedback.refused(request, exc)
         return _back(cluster, "overview")
     response = HttpResponse(text, content_type="application/yaml; charset=utf-8")

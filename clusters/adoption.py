@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 
+import kube
 from audit.services import record, refusals
-from clusters import kubeapi
 from clusters.models import Cluster
 from core.encryption import SecretValue
 from kubeadm import discovery, pki
@@ -36,7 +36,7 @@ class AdoptionError(Exception):
         super().__init__(message)
 
 
-def _probe(name: str, text: str, creds: kubeapi.Credentials) -> Cluster:
+def _probe(name: str, text: str, creds: kube.Credentials) -> Cluster:
     """An unsaved cluster that reaches the API server through ``text``."""
     return Cluster(
         name=name,
@@ -46,32 +46,32 @@ def _probe(name: str, text: str, creds: kubeapi.Credentials) -> Cluster:
     )
 
 
-def check_kubeconfig(name: str, text: str) -> tuple[kubeapi.Credentials, str, str]:
+def check_kubeconfig(name: str, text: str) -> tuple[kube.Credentials, str, str]:
     """Validate, reach and authorize; returns (credentials, server version, identity). No writes."""
     try:
-        creds = kubeapi.credentials_from_kubeconfig(text)
-    except kubeapi.KubeconfigRejected as exc:
+        creds = kube.credentials_from_kubeconfig(text)
+    except kube.KubeconfigRejected as exc:
         raise AdoptionError(f"This kubeconfig cannot be used: {exc}.") from None
     probe = _probe(name, text, creds)
     try:
-        version = kubeapi.server_version(probe)
-        username, groups = kubeapi.whoami(probe)
+        version = kube.server_version(probe)
+        username, groups = kube.whoami(probe)
         missing = []
         for verb, resource, namespace in REQUIRED_ACCESS:
-            allowed, _ = kubeapi.self_subject_access(probe, verb=verb, resource=resource, namespace=namespace)
+            allowed, _ = kube.self_subject_access(probe, verb=verb, resource=resource, namespace=namespace)
             if not allowed:
                 missing.append(f"{verb} {resource}")
-    except kubeapi.ClusterUnreachable as exc:
+    except kube.ClusterUnreachable as exc:
         raise AdoptionError(
             f"The API server at {creds.server} cannot be reached: {exc}. Check that the kubeconfig's server "
             "address is the one this Kubeboard can reach, then try again."
         ) from None
-    except kubeapi.ClusterForbidden as exc:
+    except kube.ClusterForbidden as exc:
         raise AdoptionError(
             f"The API server at {creds.server} refused this kubeconfig's credentials ({exc}). Upload a current "
             "admin kubeconfig (e.g. /etc/kubernetes/admin.conf of a control-plane node)."
         ) from None
-    except kubeapi.KubeAPIError as exc:
+    except kube.KubeAPIError as exc:
         raise AdoptionError(f"The API server at {creds.server} answered with an error: {exc}") from None
     if missing:
         raise AdoptionError(

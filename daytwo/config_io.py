@@ -23,9 +23,8 @@ from typing import Any
 
 from django.db import transaction
 
+import kube
 from audit.services import record
-from clusters import kubeapi
-from daytwo import kube
 from daytwo.models import StoredConfiguration
 from kubeadm import config as kubeadm_config
 from kubeadm import netutil, yamlio
@@ -92,7 +91,7 @@ def live_view(cluster) -> ConfigView:
     try:
         kubeadm_data = kube.config_map(cluster, "kube-system", "kubeadm-config")
         kubelet_data = kube.config_map(cluster, "kube-system", "kubelet-config")
-    except kubeapi.KubeAPIError as exc:
+    except kube.KubeAPIError as exc:
         view.error = str(exc)
         return view
     if not kubeadm_data or "ClusterConfiguration" not in kubeadm_data:

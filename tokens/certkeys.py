@@ -15,12 +15,11 @@ from datetime import timedelta
 
 from django.db import transaction
 
+import kube
 from audit.services import record, refusals_of
-from clusters import kubeapi
 from kubeadm import certkeys, uploads
 from operations.registry import OperationKind, PhaseSpec
 from operations.runner import PhaseContext, PhaseError
-from tokens import kube
 from tokens.models import BootstrapToken, CertificateKey
 from tokens.policies import policy_for
 from tokens.services import TokenStateError, create_token
@@ -140,7 +139,7 @@ def issue_certificate_key(cluster, *, user=None, operation=None, log=lambda mess
 def _upload_certs_phase(ctx: PhaseContext) -> None:
     try:
         issue_certificate_key(ctx.cluster, user=ctx.operation.requested_by, operation=ctx.operation, log=ctx.log)
-    except kubeapi.KubeAPIError as exc:
+    except kube.KubeAPIError as exc:
         raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
 
 

@@ -3,7 +3,7 @@
 Never half-done: a create makes the Secret first and then, in one transaction, the row and
 its audit record; if that transaction fails the Secret is deleted again. A delete removes the
 Secret and then marks the row; if marking fails the Secret is put back from the row. An API
-server that cannot be reached raises ``clusters.kubeapi.ClusterUnreachable`` (retryable)
+server that cannot be reached raises ``kube.ClusterUnreachable`` (retryable)
 before anything changed.
 
 Concurrency: every action on an existing token first takes the row's *lease* in a short
@@ -25,13 +25,13 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+import kube
 from audit.services import record, refusals_of
-from clusters import kubeapi
+from clusters import apiaccess
 from core.formatting import duration_words
 from core.permissions import ADMIN, require
 from kubeadm import join as kubeadm_join
 from kubeadm import tokens as kubeadm_tokens
-from tokens import kube
 from tokens.models import BootstrapToken, TokenPolicy, TokenSync
 from tokens.policies import (
     MIN_SUCCESSOR_LIFE,
@@ -229,7 +229,7 @@ def _create(
         meta = kube.create_secret(cluster, body, user=user)
     except BaseException as exc:
         BootstrapToken.objects.filter(pk=row.pk, status=BootstrapToken.Status.PENDING).delete()
-        if isinstance(exc, kubeapi.ClusterAPIError) and exc.status == 409:
+        if isinstance(exc, kube.ClusterAPIError) and exc.status == 409:
             raise DuplicateToken(
                 f"token id {token_id} already exists in cluster {cluster.name} (Secret {request.token.secret_name} "
                 "is there; sync to import it); choose another id",
@@ -539,8 +539,8 @@ def reveal_token(token: BootstrapToken, *, user) -> str:
 def join_endpoint(cluster) -> str:
     """What kubeadm prints after "kubeadm join": the API server as host:port."""
     if cluster.is_adopted:
-        return kubeapi.credentials(cluster).server
-    return kubeapi.server_url(cluster)
+        return apiaccess.credentials(cluster).server
+    return apiaccess.server_url(cluster)
 
 
 def join_command_for(cluster, full_token: str, *, control_plane: bool = False, certificate_key: str = "") -> str:

@@ -20,10 +20,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+import kube
 from audit.models import AuditEvent
 from audit.services import record
-from clusters import kubeapi
-from tokens import kube
 from tokens.models import BootstrapToken, CertificateKey, TokenPolicy
 from tokens.policies import (
     POLICY_RECHECK,
@@ -129,7 +128,7 @@ def sweep_tokens(
                 continue
             try:
                 _act(token, policy, action, now, report)
-            except (kubeapi.KubeAPIError, TokenError) as exc:
+            except (kube.KubeAPIError, TokenError) as exc:
                 # The services already released the lease and set a retry time; say why here.
                 report.errors.append(f"{token.cluster.name}/{token.token_id} {action}: {exc}")
                 if not token.last_error:
@@ -238,7 +237,7 @@ def sweep_policies(*, now: datetime.datetime, report: SweepReport, batch: int = 
     for policy in TokenPolicy.objects.filter(pk__in=claim_policies(now, batch=batch)).select_related("cluster"):
         try:
             created = ensure_join_token(policy, now=now)
-        except (kubeapi.KubeAPIError, TokenError) as exc:
+        except (kube.KubeAPIError, TokenError) as exc:
             report.errors.append(f"{policy.cluster.name} keep-valid: {exc}")
             if not policy.last_error:  # the first failed try: one record, not one per retry
                 record(

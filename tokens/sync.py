@@ -27,13 +27,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+import kube
 from audit.models import AuditEvent
 from audit.services import record
-from clusters import kubeapi
 from kubeadm import discovery, kubeconfig
 from kubeadm import tokens as kubeadm_tokens
 from kubeadm.errors import JWSError, KubeadmError, PinError, TokenFormatError
-from tokens import kube
 from tokens.models import BootstrapToken, TokenSync
 from tokens.policies import next_action_for, policy_for
 from tokens.services import _wake_policy, mark_gone
@@ -255,11 +254,11 @@ def sync_cluster(cluster, *, user=None, now: datetime.datetime | None = None) ->
     report = SyncReport(result=TokenSync.Result.OK)
     try:
         _sync(cluster, report, user=user, now=now)
-    except kubeapi.ClusterUnreachable as exc:
+    except kube.ClusterUnreachable as exc:
         report.result, report.message = TokenSync.Result.UNREACHABLE, str(exc)
-    except kubeapi.ClusterForbidden as exc:
+    except kube.ClusterForbidden as exc:
         report.result, report.message = TokenSync.Result.FORBIDDEN, str(exc)
-    except kubeapi.KubeAPIError as exc:
+    except kube.KubeAPIError as exc:
         report.result, report.message = TokenSync.Result.ERROR, str(exc)
     finally:
         state.refresh_from_db()

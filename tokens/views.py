@@ -14,9 +14,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+import kube
 from audit.models import AuditEvent
 from audit.services import refusals
-from clusters import kubeapi
 from clusters.models import Cluster
 from core.permissions import ADMIN, OPERATE, VIEW, can, get_object_for
 from operations.services import OperationStateError
@@ -29,7 +29,7 @@ from tokens.sync import sync_now
 
 ACTIVITY_LIMIT = 25
 # A person's create, rotate or delete that the cluster did not carry out is audited as failed.
-API_ERRORS = (kubeapi.KubeAPIError,)
+API_ERRORS = (kube.KubeAPIError,)
 
 
 def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
@@ -95,7 +95,7 @@ def token_create(request: HttpRequest, name: str) -> HttpResponse:
                 )
         except TokenError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
-        except kubeapi.KubeAPIError as exc:
+        except kube.KubeAPIError as exc:
             form.add_error(None, f"Nothing was created: {exc}")
         else:
             return _show_new_token(request, cluster, token, full, title="Token created")
@@ -115,7 +115,7 @@ def token_rotate(request: HttpRequest, name: str, token_id: str) -> HttpResponse
     try:
         with refusals("token.rotated", TokenError, failed=API_ERRORS, actor=request.user, obj=token):
             successor, full = services.rotate_token(token, user=request.user, reason="requested in the UI")
-    except (TokenError, kubeapi.KubeAPIError) as exc:
+    except (TokenError, kube.KubeAPIError) as exc:
         messages.error(request, f"Token {token.token_id} was not rotated: {exc}")
         return redirect("tokens:list", name=cluster.name)
     return _show_new_token(request, cluster, successor, full, title=f"Token {token.token_id} rotated: its successor")
@@ -130,7 +130,7 @@ def token_delete(request: HttpRequest, name: str, token_id: str) -> HttpResponse
     try:
         with refusals("token.revoked", TokenError, failed=API_ERRORS, actor=request.user, obj=token):
             services.delete_token(token, user=request.user, reason=reason[:200])
-    except (TokenError, kubeapi.KubeAPIError) as exc:
+    except (TokenError, kube.KubeAPIError) as exc:
         messages.error(request, f"Token {token.token_id} was not deleted: {exc}")
     else:
         messages.success(request, f"Token {token.token_id} deleted from the cluster and revoked.")

@@ -23,10 +23,11 @@ import ssl
 import pytest
 from django.utils import timezone
 
+import kube
 from clusters.init import start_init
 from clusters.models import Cluster
 from core.network import check_destination
-from daytwo import certificates, config_io, kube
+from daytwo import certificates, config_io
 from daytwo.models import CertificateReport, RenewalPolicy, StoredConfiguration
 from kubeadm import components, pki
 from kubeadm import config as kubeadm_config

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from clusters import inventory, kubeapi
+import kube
 from clusters.init import start_init
 from clusters.models import Cluster
 from daytwo import reset
@@ -45,7 +45,7 @@ def wait_port(sb, index: int, port: int, *, listening: bool, timeout: float = 90
 
 
 def api_nodes(cluster) -> set[str]:
-    return {row["name"] for row in inventory.list_api_nodes(cluster)}
+    return {row["name"] for row in kube.list_nodes(cluster)}
 
 
 def test_reset_control_plane_and_worker(transactional_db, operator):
@@ -65,7 +65,7 @@ def test_reset_control_plane_and_worker(transactional_db, operator):
         run(start_join(cluster, [worker], user=operator))
         run(start_join(cluster, [cp2], control_plane=True, user=operator))
         assert etcd_members(sb) == ["node1", "node3"]
-        inventory.wait_node_ready(cluster, "node3", timeout=120)
+        kube.wait_node_ready(cluster, "node3", timeout=120)
 
         # --- quorum: cp2's etcd stopped, its reset refused, nothing changed ------------------------
         sb.node(3).exec(["mv", "/etc/kubernetes/manifests/etcd.yaml", "/etc/kubernetes/etcd.yaml.away"])
@@ -81,7 +81,7 @@ def test_reset_control_plane_and_worker(transactional_db, operator):
         deadline = time.monotonic() + 120
         while True:
             try:
-                if etcd_members(sb) == ["node1", "node3"] and kubeapi.readyz(cluster) == "ok":
+                if etcd_members(sb) == ["node1", "node3"] and kube.readyz(cluster) == "ok":
                     break
             except Exception:
                 pass
@@ -115,5 +115,5 @@ def test_reset_control_plane_and_worker(transactional_db, operator):
         assert any("Cordoned node2" in m for m in messages(done, "drain"))
         rejoined = run(start_join(Cluster.objects.get(pk=cluster.pk), [Node.objects.get(pk=worker.pk)], user=operator))
         assert rejoined.phases.filter(status=PhaseRun.Status.SUCCEEDED).count() == rejoined.phases.count()
-        row = inventory.wait_node_ready(cluster, "node2", timeout=120)
+        row = kube.wait_node_ready(cluster, "node2", timeout=120)
         assert row["ready"] and api_nodes(cluster) == {"node1", "node2"}

@@ -29,7 +29,7 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from clusters import kubeapi
+import kube
 from clusters.init import start_init
 from clusters.models import Cluster
 from daytwo import backup, upgrade
@@ -65,7 +65,7 @@ def older_release():
 
 
 def config_map(cluster, name: str) -> dict | None:
-    with kubeapi.connect(cluster, "read ConfigMap") as client:
+    with kube.connect(cluster, "read ConfigMap") as client:
         try:
             return kubernetes.client.CoreV1Api(client).read_namespaced_config_map(name, "default").data
         except ApiException as exc:
@@ -75,7 +75,7 @@ def config_map(cluster, name: str) -> dict | None:
 
 
 def config_map_data(cluster, namespace: str, name: str) -> dict:
-    with kubeapi.connect(cluster, "read ConfigMap") as client:
+    with kube.connect(cluster, "read ConfigMap") as client:
         return kubernetes.client.CoreV1Api(client).read_namespaced_config_map(name, namespace).data
 
 
@@ -100,7 +100,7 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         for node in (cp, worker):
             assert run_check(node.pk)["binaries"]["kubeadm"]["version"] == OLDER_VERSION
         cluster.refresh_from_db()
-        assert kubeapi.server_version(cluster) == OLDER_VERSION
+        assert kube.server_version(cluster) == OLDER_VERSION
 
         # --- bad input, refused before anything changes -----------------------------------------
         refused = {
@@ -175,10 +175,9 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         # The API server and every node report the new release.
         cluster.refresh_from_db()
         assert cluster.kubernetes_version == DEFAULT_VERSION
-        assert kubeapi.server_version(cluster) == DEFAULT_VERSION
-        from daytwo.kube import cluster_state
+        assert kube.server_version(cluster) == DEFAULT_VERSION
 
-        state = cluster_state(cluster)
+        state = kube.cluster_state(cluster)
         assert {n.name: n.kubelet_version for n in state.nodes.values()} == {
             cp.name: DEFAULT_VERSION,
             worker.name: DEFAULT_VERSION,
@@ -234,13 +233,13 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         assert status["hash"] == snapshot.etcd_hash
 
         # --- restore drill ----------------------------------------------------------------------
-        with kubeapi.connect(cluster, "create ConfigMap") as client:
+        with kube.connect(cluster, "create ConfigMap") as client:
             kubernetes.client.CoreV1Api(client).create_namespaced_config_map(
                 "default", {"metadata": {"name": "drill"}, "data": {"written": "before the snapshot"}}
             )
         taken = wait_done(backup.start_snapshot(cluster, user=operator))
         drill = EtcdSnapshot.objects.get(operation=taken)
-        with kubeapi.connect(cluster, "delete ConfigMap") as client:
+        with kube.connect(cluster, "delete ConfigMap") as client:
             kubernetes.client.CoreV1Api(client).delete_namespaced_config_map("drill", "default")
         assert config_map(cluster, "drill") is None
 
@@ -262,4 +261,4 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         restored = wait_done(backup.start_restore(cluster, drill, user=operator, confirm=cluster.name))
         assert config_map(cluster, "drill") == {"written": "before the snapshot"}
         assert EtcdSnapshot.objects.filter(operation=restored, reason=EtcdSnapshot.Reason.PRE_RESTORE).exists()
-        assert kubeapi.readyz(cluster) == "ok"
+        assert kube.readyz(cluster) == "ok"

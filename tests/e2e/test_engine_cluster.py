@@ -24,11 +24,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+import kube
 from audit.models import AuditEvent
-from clusters import inventory, kubeapi
+from clusters import inventory
 from clusters.models import Cluster, MachineInventory
 from core.network import check_destination
-from kubeadm import pki, preflight
+from kubeadm import pki
 from nodes.models import Node
 from operations.models import Event, Operation, PhaseAttempt
 from tests.conftest import session_cookie, team_of
@@ -39,6 +40,7 @@ from tests.support.processes import ROOT, wait_until
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
 from tests.support.web import collect, logged_in_session
 from tokens.models import BootstrapToken, CertificateKey
+from tools.testbed import preflight
 from tools.testbed.guard import assert_routed_via_bridge
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -93,7 +95,7 @@ def etcd_members(sb) -> int:
 
 
 def assert_api_server_uses_our_ca(cluster: Cluster, address: str) -> None:
-    assert kubeapi.readyz(cluster) == "ok"
+    assert kube.readyz(cluster) == "ok"
     served = ssl.get_server_certificate((check_destination(address, 6443), 6443))
     ours = pki.load_certificate(cluster.authorities.get(name="ca").certificate_pem.encode())
     pki.verify_signed_by(pki.load_certificate(served.encode()), ours, name="API server certificate")
@@ -101,8 +103,8 @@ def assert_api_server_uses_our_ca(cluster: Cluster, address: str) -> None:
 
 def assert_ready_nodes(cluster: Cluster, expected: dict[str, bool]) -> None:
     for name in expected:
-        inventory.wait_node_ready(cluster, name, timeout=120)
-    rows = {row["name"]: row for row in inventory.list_api_nodes(cluster)}
+        kube.wait_node_ready(cluster, name, timeout=120)
+    rows = {row["name"]: row for row in kube.list_nodes(cluster)}
     assert {name: row["ready"] for name, row in rows.items()} == {name: True for name in expected}
     roles = {name: "control-plane" in row["roles"] for name, row in rows.items()}
     assert roles == expected
@@ -299,7 +301,6 @@ def test_commands_and_pre_seeded_control_plane(stack_factory, operator, make_use
         held = cluster.authorities.get(name="ca").private_key.reveal()
         assert sb.node(2).host_path("/etc/kubernetes/pki/ca.key").read_text() == held
         assert not CertificateKey.objects.filter(cluster=cluster).exists()
-        from tokens import kube
 
         assert not kube.secret_exists(cluster, "kubeadm-certs")
 

@@ -17,8 +17,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+import kube
 from audit.models import AuditEvent
-from clusters import kubeapi
 from clusters.adoption import AdoptionError, adopt_cluster
 from clusters.models import Cluster
 from kubeadm import certkeys as kubeadm_certkeys
@@ -73,14 +73,14 @@ def secret_or_none(testbed, name: str) -> dict | None:
 
 @pytest.mark.django_db
 def test_both_identities_reach_the_real_api_server(testbed, created, admin):
-    assert kubeapi.readyz(created) == "ok"
-    username, groups = kubeapi.whoami(created)
+    assert kube.readyz(created) == "ok"
+    username, groups = kube.whoami(created)
     assert username == "kubeboard" and "kubeadm:cluster-admins" in groups
     adopted = adopt_cluster(name="adopted", team=team_of(admin), kubeconfig=testbed.admin_conf, user=admin)
     assert adopted.is_adopted and adopted.status == Cluster.Status.READY
     assert adopted.ca_pin_hash == discovery.ca_pin_hash(testbed.authorities["ca"].cert), "pin from the kubeconfig's CA"
     assert adopted.kubernetes_version == "v1.37.2"
-    assert kubeapi.whoami(adopted)[0] == "kubernetes-admin"
+    assert kube.whoami(adopted)[0] == "kubernetes-admin"
     assert "client-key-data" not in stored_column(adopted), "stored encrypted"
     event = AuditEvent.objects.get(action="cluster.adopted")
     assert event.actor == admin and event.details["identity"] == "kubernetes-admin"
@@ -100,7 +100,7 @@ def test_adoption_refuses_bad_kubeconfigs_and_stores_nothing(testbed, admin):
     with pytest.raises(AdoptionError, match="cannot be reached.*try again"):
         adopt_cluster(name="bad2", team=team, kubeconfig=unreachable, user=admin)
     # A real identity without rights on Secrets: a client certificate for a user nobody bound.
-    nobody = kubeapi_kubeconfig_for(testbed, "nobody", ())
+    nobody = user_kubeconfig(testbed, "nobody", ())
     with pytest.raises(AdoptionError, match="'nobody'.*may not create secrets, delete secrets, list secrets"):
         adopt_cluster(name="bad3", team=team, kubeconfig=nobody, user=admin)
     assert not Cluster.objects.filter(name__startswith="bad").exists()
@@ -114,7 +114,7 @@ def test_adoption_refuses_bad_kubeconfigs_and_stores_nothing(testbed, admin):
     assert "client-key-data" not in str([event.details for event in failed])
 
 
-def kubeapi_kubeconfig_for(testbed, user: str, groups: tuple[str, ...]) -> str:
+def user_kubeconfig(testbed, user: str, groups: tuple[str, ...]) -> str:
     from kubeadm import kubeconfig as kubeconfig_files
 
     client = kubeconfig_files.issue_client(testbed.authorities["ca"], user, groups, algorithm="ECDSA-P256")
@@ -262,7 +262,7 @@ def test_delete_removes_the_secret_and_leaves_one_audit_record(testbed, created,
 def test_unreachable_api_server_leaves_nothing_behind(testbed, admin):
     # An unused address on the sandbox bridge: the guard allows it, nobody answers.
     cluster = testbed.created_cluster("lost", team=team_of(admin), control_plane_endpoint="10.213.20.99:6443")
-    with pytest.raises(kubeapi.ClusterUnreachable) as info:
+    with pytest.raises(kube.ClusterUnreachable) as info:
         services.create_token(cluster, user=admin, ttl=timedelta(hours=1))
     assert info.value.retryable and "retry" in str(info.value)
     assert not BootstrapToken.objects.filter(cluster=cluster).exists()

@@ -18,8 +18,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+import kube
 from audit.services import refusals
-from clusters import kubeapi
 from clusters.models import Cluster
 from core.permissions import ADMIN, OPERATE, VIEW, require
 from kubeadm import join as kubeadm_join
@@ -93,7 +93,7 @@ class Command(BaseCommand):
         user = self._user(options["as_user"])
         try:
             getattr(self, f"_{action}")(cluster, user, options)
-        except (TokenError, kubeapi.KubeAPIError) as exc:
+        except (TokenError, kube.KubeAPIError) as exc:
             raise CommandError(str(exc)) from None
 
     def _user(self, username: str):
@@ -129,7 +129,7 @@ class Command(BaseCommand):
                 ttl = parse_duration(options["ttl"], field="--ttl")
             except KubeadmError as exc:
                 raise CommandError(str(exc)) from None
-        with refusals("token.created", TokenError, failed=(kubeapi.KubeAPIError,), actor=user, obj=cluster):
+        with refusals("token.created", TokenError, failed=(kube.KubeAPIError,), actor=user, obj=cluster):
             token, full = services.create_token(
                 cluster,
                 user=user,
@@ -186,7 +186,7 @@ class Command(BaseCommand):
                     f"bootstrap token {token_id!r} is not known in cluster {cluster.name}; "
                     f"run `manage.py token sync {cluster.name}` to import tokens made elsewhere"
                 )
-            with refusals("token.revoked", TokenError, failed=(kubeapi.KubeAPIError,), actor=user, obj=row):
+            with refusals("token.revoked", TokenError, failed=(kube.KubeAPIError,), actor=user, obj=row):
                 services.delete_token(row, user=user, reason="deleted with manage.py token delete")
             self.stdout.write(f'bootstrap token "{token_id}" deleted')
 

@@ -39,9 +39,9 @@ def shell_loop_init(cluster, sandbox) -> float:
 
     from django.utils import timezone
 
-    from clusters import remote
+    from clusters import identity
     from clusters.init import PHASES, init_configuration_text
-    from kubeadm import preflight, tokens
+    from kubeadm import nodeconfig, preflight, tokens
 
     machine = sandbox.node(1)
     token = tokens.generate_token()
@@ -56,15 +56,15 @@ def shell_loop_init(cluster, sandbox) -> float:
     ignored = list(preflight.TESTBED_INIT)
     machine_row = SimpleNamespace(name=machine.name, address=machine.address)
     config = init_configuration_text(cluster, machine_row, token=row, ignore_preflight_errors=ignored)
-    files = [(remote.INIT_CONFIG, config.encode(), 0o600)]
-    files += [(item.path, item.data, item.mode) for item in remote.authority_files(cluster)]
+    files = [(nodeconfig.INIT_CONFIG_PATH, config.encode(), 0o600)]
+    files += [(item.path, item.data, item.mode) for item in identity.authority_files(cluster)]
     kubeadm = [spec.name for spec in PHASES if spec.name not in KUBEBOARD_ONLY and spec.name != "upload-files"]
     began = time.perf_counter()
     for path, data, mode in files:
         write = f"mkdir -p {os.path.dirname(path)} && cat > {path} && chmod {mode:o} {path}"
         subprocess.run(machine.ssh_command(write), input=data, check=True, capture_output=True)
     for name in kubeadm:
-        argv = remote.init_phase_argv(name, ignore_preflight_errors=ignored if name == "preflight" else ())
+        argv = nodeconfig.init_phase_argv(name, ignore_preflight_errors=ignored if name == "preflight" else ())
         done = subprocess.run(machine.ssh_command(" ".join(argv)), capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"shell loop: {' '.join(argv)} failed:\n{done.stdout}{done.stderr}")

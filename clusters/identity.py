@@ -9,10 +9,11 @@ from django.db import transaction
 from audit.services import record
 from clusters import kubeadm_config
 from clusters.models import CertificateAuthority, Cluster
-from kubeadm import discovery, pki
+from kubeadm import discovery, pki, uploads
 from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec
 from operations.runner import PhaseContext, PhaseError
+from remote.commands import RemoteFile
 
 
 def validate_config(ctx: PhaseContext) -> None:
@@ -118,3 +119,27 @@ PREPARE_IDENTITY = OperationKind(
     phases=tuple(PREPARE_IDENTITY_PHASES),
     on_finished=on_operation_finished,
 )
+
+
+def authority_files(cluster: Cluster, *, shared: bool = False) -> list[RemoteFile]:
+    """The CA certificates and keys (and the service-account key pair) from Kubeboard's custody,
+    as kubeadm expects them under /etc/kubernetes/pki (kubeadm.uploads: paths and modes). On the
+    first control plane (``shared`` False) kubeadm then reuses them instead of generating its own
+    ("Using existing ... certificate authority"); ``shared`` pre-seeds a joining control plane."""
+    held = {authority.name: authority for authority in cluster.authorities.all()}
+    missing = sorted(set(uploads.AUTHORITY_FILES) - set(held))
+    if missing:
+        raise PhaseError(
+            f"Kubeboard holds no {', '.join(missing)} for cluster {cluster.name}",
+            hint="prepare the cluster's identity first (it generates the certificate authorities)",
+        )
+    authorities = {
+        name: (
+            authority.public_key_pem if name == "sa" else authority.certificate_pem,
+            authority.private_key.reveal(),
+        )
+        for name, authority in held.items()
+        if name in uploads.AUTHORITY_FILES
+    }
+    make = uploads.control_plane_shared_files if shared else uploads.init_upload_files
+    return [RemoteFile(item.path, item.data, item.mode) for item in make(authorities)]

@@ -31,15 +31,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import refusals_of
-from clusters import inventory, kubeadm_config, kubeapi, remote
+from clusters import identity, inventory, kubeadm_config, kubeapi
 from clusters.models import Cluster
 from kubeadm import config as kubeadm_config_api
 from kubeadm import discovery, nodeconfig, workflow
 from kubeadm import tokens as kubeadm_tokens
 from kubeadm.errors import JWSError, KubeadmError, PinError
+from nodes import readiness
+from nodes.connect import phase_connection
 from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
+from remote import commands
 
 KIND = "init"
 API_READY_TIMEOUT = 180
@@ -99,16 +102,16 @@ def _mark_initializing(ctx: PhaseContext) -> None:
 
 def check_machine(ctx: PhaseContext) -> None:
     _mark_initializing(ctx)
-    remote.check_before_kubeadm(ctx, control_plane=True)
+    readiness.check_before_kubeadm(ctx, control_plane=True)
 
 
 def upload_files(ctx: PhaseContext) -> None:
     _mark_initializing(ctx)
     text = init_configuration_text(ctx.cluster, ctx.node, ignore_preflight_errors=_ignored(ctx))
-    files = [remote.RemoteFile(remote.INIT_CONFIG, text.encode(), nodeconfig.CONFIG_MODE)]
-    files += remote.authority_files(ctx.cluster)
-    with remote.connection(ctx) as conn:
-        remote.upload(ctx, conn, files)
+    files = [commands.RemoteFile(nodeconfig.INIT_CONFIG_PATH, text.encode(), nodeconfig.CONFIG_MODE)]
+    files += identity.authority_files(ctx.cluster)
+    with phase_connection(ctx) as conn:
+        commands.upload(ctx, conn, files)
     ctx.log("kubeadm will find the cluster's CAs in /etc/kubernetes/pki and reuse them instead of making its own.")
 
 
@@ -195,13 +198,15 @@ def bootstrap_token(ctx: PhaseContext) -> None:
     (RBAC for joining nodes, cluster-info) re-applies exactly that token."""
     _mark_initializing(ctx)
     token = _init_token(ctx)
-    secrets = remote.Secrets()
+    secrets = commands.Secrets()
     secrets.add(token.plain_secret(), f"{token.token_id}.{token.plain_secret()}")
     text = init_configuration_text(ctx.cluster, ctx.node, token=token, ignore_preflight_errors=_ignored(ctx))
-    with remote.connection(ctx) as conn:
-        remote.upload(ctx, conn, [remote.RemoteFile(remote.INIT_CONFIG, text.encode(), nodeconfig.CONFIG_MODE)])
-        argv = remote.init_phase_argv("bootstrap-token")
-        remote.run(ctx, conn, argv, secrets=secrets, label="kubeadm init phase bootstrap-token")
+    with phase_connection(ctx) as conn:
+        commands.upload(
+            ctx, conn, [commands.RemoteFile(nodeconfig.INIT_CONFIG_PATH, text.encode(), nodeconfig.CONFIG_MODE)]
+        )
+        argv = nodeconfig.init_phase_argv("bootstrap-token")
+        commands.run(ctx, conn, argv, secrets=secrets, label="kubeadm init phase bootstrap-token")
     _restore_token_secret(ctx, token)
 
 
@@ -283,7 +288,7 @@ def read_back(ctx: PhaseContext) -> None:
     row = inventory.wait_phase_node_ready(ctx)
     ctx.log(f"Node {node.name} is Ready ({', '.join(row['roles']) or 'no role'}, kubelet {row['kubelet_version']}).")
     ctx.log(inventory.api_nodes_summary(inventory.read_api(ctx.cluster)))
-    with remote.connection(ctx) as conn:
+    with phase_connection(ctx) as conn:
         machine = inventory.read_machine(conn, node)
     differing = [c["name"] for c in machine.certificates if c.get("custody", "").startswith(("DIFFERENT", "NOT"))]
     ctx.log(inventory.machine_summary(machine))
@@ -304,9 +309,9 @@ def _ignored(ctx: PhaseContext) -> list[str]:
 def kubeadm_phase(name: str):
     def run(ctx: PhaseContext) -> None:
         _mark_initializing(ctx)
-        argv = remote.init_phase_argv(name, ignore_preflight_errors=_ignored(ctx) if name == "preflight" else ())
-        with remote.connection(ctx) as conn:
-            remote.run(ctx, conn, argv, label=f"kubeadm init phase {name}")
+        argv = nodeconfig.init_phase_argv(name, ignore_preflight_errors=_ignored(ctx) if name == "preflight" else ())
+        with phase_connection(ctx) as conn:
+            commands.run(ctx, conn, argv, label=f"kubeadm init phase {name}")
 
     run.__name__ = f"kubeadm_init_{name.replace('-', '_')}"
     return run
@@ -442,7 +447,7 @@ def start_init(cluster: Cluster, node, *, user=None, skip=(), skip_reason: str =
         cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
         node = Node.objects.select_related("cluster").get(pk=node.pk)
         _refuse_init(cluster, node)
-        ignored = remote.preflight_ignore_list(cluster, node)
+        ignored = readiness.preflight_ignore_list(cluster, node)
         Node.objects.filter(pk=node.pk).update(role=Node.Role.CONTROL_PLANE, status=Node.Status.JOINING)
         Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.INITIALIZING)
         # The ignore list is recorded with the run (its params), as it was when it started.
@@ -477,6 +482,6 @@ def _refuse_init(cluster: Cluster, node) -> None:
             f"operation #{stopped.pk} already initialized {node.name} part of the way and stopped",
             hint="resume it from the operation page, or reset the machine before starting over",
         )
-    problems = remote.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
+    problems = readiness.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
     if problems:
         raise InitRefused("; ".join(p.message for p in problems), hint=problems[0].hint)

@@ -120,9 +120,9 @@ def _read_api_phase(ctx: PhaseContext) -> None:
 
 
 def _read_machine_phase(ctx: PhaseContext) -> None:
-    from clusters import remote
+    from nodes.connect import phase_connection
 
-    with remote.connection(ctx) as conn:
+    with phase_connection(ctx) as conn:
         machine = read_machine(conn, ctx.node)
     ctx.log(machine_summary(machine))
 

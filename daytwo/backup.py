@@ -29,16 +29,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record, refusals_of
-from clusters import kubeapi, remote
+from clusters import kubeapi
 from core.formatting import duration_words
-from daytwo import etcd, machine
+from daytwo import etcd
 from daytwo.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
 from kubeadm import components
+from nodes import readiness
 from nodes.checks import listening_ports
+from nodes.connect import phase_connection
 from nodes.models import Node
 from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
+from remote import commands
 
 CHUNK_BYTES = 1 << 20
 # Characters per base64 line: a multiple of 4 (every line decodes alone) and well under the
@@ -206,7 +209,7 @@ def take_snapshot(ctx: PhaseContext, *, reason: str) -> EtcdSnapshot:
     )
     started = time.monotonic()
     try:
-        with remote.connection(ctx) as conn:
+        with phase_connection(ctx) as conn:
             # One command: save, read the status, and the file's size (the database plus the
             # SHA-256 etcd appends, so 32 bytes more than totalSize).
             script = " && ".join(
@@ -218,7 +221,7 @@ def take_snapshot(ctx: PhaseContext, *, reason: str) -> EtcdSnapshot:
                     ["stat", "-c", "%s", path],
                 )
             )
-            _, lines = machine.capture(ctx, conn, script, label="etcdctl snapshot save", timeout=SNAPSHOT_TIMEOUT)
+            _, lines = commands.run(ctx, conn, script, label="etcdctl snapshot save", timeout=SNAPSHOT_TIMEOUT)
             saved = time.monotonic() - started
             try:
                 status = etcd.parse_snapshot_status(lines)
@@ -234,7 +237,7 @@ def take_snapshot(ctx: PhaseContext, *, reason: str) -> EtcdSnapshot:
             writer = _ChunkWriter(snapshot)
             # The copy, then the file goes (rm prints nothing into the base64 stream).
             copy = f"{shlex.join(['base64', '-w', str(B64_LINE), path])} && {shlex.join(['rm', '-f', path])}"
-            machine.capture(
+            commands.run(
                 ctx, conn, copy, label="copy the snapshot back", show=False, on_line=writer.line,
                 timeout=SNAPSHOT_TIMEOUT,
             )  # fmt: skip
@@ -330,7 +333,7 @@ def start_snapshot(cluster, *, user=None, node: Node | None = None, reason: str 
         )
     if node.cluster_id != cluster.pk or node.role != Node.Role.CONTROL_PLANE:
         raise BackupRefused(f"{node.name} is not a control plane of {cluster.name}")
-    problems = remote.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
+    problems = readiness.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
     problems = [p for p in problems if "host key" in p.message]
     if problems:
         raise BackupRefused(problems[0].message, hint=problems[0].hint)
@@ -405,7 +408,7 @@ def _snapshot_of(ctx: PhaseContext) -> EtcdSnapshot:
 
 
 def member_list(ctx: PhaseContext, conn, tools: DayTwoSettings) -> list[etcd.Member]:
-    _, lines = machine.capture(
+    _, lines = commands.run(
         ctx, conn, etcd.etcdctl(tools.etcdctl, "member", "list", "-w", "json"), label="etcdctl member list", show=False
     )
     try:
@@ -422,7 +425,7 @@ def _restore_check(ctx: PhaseContext) -> None:
         raise PhaseError(str(exc), hint="choose another snapshot; nothing was changed") from None
     ctx.log(f"Snapshot #{snapshot.pk} matches its checksum (SHA-256 {snapshot.sha256}, revision {snapshot.revision}).")
     tools = settings_for(ctx.cluster)
-    with remote.connection(ctx) as conn:
+    with phase_connection(ctx) as conn:
         members = member_list(ctx, conn, tools)
         manifest = conn.read_file(etcd.MANIFEST).decode()
     if len(members) != 1:
@@ -450,16 +453,16 @@ def _restore_upload(ctx: PhaseContext) -> None:
         raise PhaseError(str(exc), hint="choose another snapshot") from None
     tools = settings_for(ctx.cluster)
     path = f"{_restore_dir(ctx)}/snapshot.db"
-    with remote.connection(ctx) as conn:
-        remote.upload(ctx, conn, [remote.RemoteFile(path, data, 0o600)])
-        _, lines = machine.capture(ctx, conn, ["sha256sum", path], label="sha256sum", show=False)
+    with phase_connection(ctx) as conn:
+        commands.upload(ctx, conn, [commands.RemoteFile(path, data, 0o600)])
+        _, lines = commands.run(ctx, conn, ["sha256sum", path], label="sha256sum", show=False)
         remote_sum = (lines[-1].split() or [""])[0] if lines else ""
         if remote_sum != snapshot.sha256:
             raise PhaseError(
                 f"the snapshot on {ctx.node.name} has SHA-256 {remote_sum or 'unknown'}, expected {snapshot.sha256}",
                 hint="the upload was damaged; resume to upload it again",
             )
-        _, lines = machine.capture(ctx, conn, etcd.snapshot_status(tools.etcdutl, path), show=False)
+        _, lines = commands.run(ctx, conn, etcd.snapshot_status(tools.etcdutl, path), show=False)
     status = etcd.parse_snapshot_status(lines)
     ctx.log(
         f"Uploaded snapshot #{snapshot.pk} to {path}: SHA-256 matches, etcdutl reads revision {status.revision} "
@@ -473,7 +476,7 @@ def wait_ports(
     """Wait until every port of ``closed`` is closed and every one of ``opened`` listens."""
     deadline = time.monotonic() + timeout
     while True:
-        _, lines = machine.quiet(conn, "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null")
+        _, lines = commands.quiet(conn, "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null")
         listening = listening_ports(lines)
         still_open = sorted(closed & listening)
         not_yet = sorted(opened - listening)
@@ -499,8 +502,8 @@ def _stop_control_plane(ctx: PhaseContext) -> None:
         f"mkdir -p {held} && for f in {components.MANIFESTS_DIR}/*.yaml; do "
         f'[ -e "$f" ] || continue; mv "$f" {held}/; echo "moved $f out"; done; ls {held}'
     )
-    with remote.connection(ctx) as conn:
-        machine.capture(ctx, conn, script, label="move the static Pod manifests out")
+    with phase_connection(ctx) as conn:
+        commands.run(ctx, conn, script, label="move the static Pod manifests out")
         ctx.log("Waiting for the kubelet to stop etcd, the API server, the controller manager and the scheduler…")
         wait_ports(ctx, conn, closed=set(components.CONTROL_PLANE_PORTS), timeout=STOP_TIMEOUT)
     ctx.log("The control plane of this machine is stopped; etcd's data directory is no longer in use.")
@@ -509,20 +512,18 @@ def _stop_control_plane(ctx: PhaseContext) -> None:
 def _restore_data(ctx: PhaseContext) -> None:
     tools = settings_for(ctx.cluster)
     work = _restore_dir(ctx)
-    with remote.connection(ctx) as conn:
+    with phase_connection(ctx) as conn:
         manifest = conn.read_file(f"{work}/manifests/etcd.yaml").decode()
         local = etcd.local_member(manifest)
         fresh = f"{local.data_dir}/kubeboard-restore-op{ctx.operation.pk}"
         previous = f"{local.data_dir}/kubeboard-previous-op{ctx.operation.pk}"
         # A retry after the swap finds the previous data moved aside and does nothing.
-        done, _ = machine.capture(
-            ctx, conn, f"test -d {previous}/member && test -d {local.data_dir}/member", check=False
-        )
+        done, _ = commands.run(ctx, conn, f"test -d {previous}/member && test -d {local.data_dir}/member", check=False)
         if done == 0:
             ctx.log(f"The data directory was already replaced by an earlier attempt ({previous} holds the old one).")
             return
-        machine.capture(ctx, conn, ["rm", "-rf", fresh], label="rm")
-        machine.capture(
+        commands.run(ctx, conn, ["rm", "-rf", fresh], label="rm")
+        commands.run(
             ctx, conn, etcd.snapshot_restore(tools.etcdutl, f"{work}/snapshot.db", local, fresh),
             label="etcdutl snapshot restore", timeout=SNAPSHOT_TIMEOUT,
         )  # fmt: skip
@@ -530,15 +531,15 @@ def _restore_data(ctx: PhaseContext) -> None:
             f"set -e; mkdir -p {previous}; mv {local.data_dir}/member {previous}/member; "
             f"mv {fresh}/member {local.data_dir}/member; rmdir {fresh}; ls -l {local.data_dir}"
         )
-        machine.capture(ctx, conn, swap, label="swap the etcd data directory")
+        commands.run(ctx, conn, swap, label="swap the etcd data directory")
     ctx.log(f"{local.data_dir}/member now holds the restored data; the previous data waits in {previous}.")
 
 
 def _start_control_plane(ctx: PhaseContext) -> None:
     held = f"{_restore_dir(ctx)}/manifests"
     script = f'for f in {held}/*.yaml; do [ -e "$f" ] || continue; mv "$f" {components.MANIFESTS_DIR}/; echo "moved $f back"; done'
-    with remote.connection(ctx) as conn:
-        machine.capture(ctx, conn, script, label="move the static Pod manifests back")
+    with phase_connection(ctx) as conn:
+        commands.run(ctx, conn, script, label="move the static Pod manifests back")
         wait_ports(ctx, conn, opened={components.ETCD_CLIENT_PORT, components.API_SERVER_PORT}, timeout=START_TIMEOUT)
     wait_api_ready(ctx, timeout=START_TIMEOUT)
 
@@ -560,10 +561,10 @@ def wait_api_ready(ctx: PhaseContext, *, timeout: float) -> None:
 def _restore_cleanup(ctx: PhaseContext) -> None:
     snapshot = _snapshot_of(ctx)
     work = _restore_dir(ctx)
-    with remote.connection(ctx) as conn:
+    with phase_connection(ctx) as conn:
         manifest = conn.read_file(etcd.MANIFEST).decode()
         local = etcd.local_member(manifest)
-        machine.capture(
+        commands.run(
             ctx, conn, ["rm", "-rf", work, f"{local.data_dir}/kubeboard-previous-op{ctx.operation.pk}"], label="rm"
         )
     record(

@@ -32,13 +32,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import refusals_of
-from clusters import inventory, kubeapi, remote
+from clusters import inventory, kubeapi
 from core.network import check_destination
-from daytwo import backup, kube, machine
+from daytwo import backup, kube
 from daytwo.models import CertificateReport, RenewalPolicy
 from kubeadm import certs as kubeadm_certs
 from kubeadm import config as kubeadm_config
-from kubeadm import netutil, pki, readback, workflow
+from kubeadm import netutil, nodeconfig, pki, readback, workflow
 from kubeadm.components import (
     API_SERVER_PORT,
     COMPONENT_OF_CERTIFICATE,
@@ -48,10 +48,12 @@ from kubeadm.components import (
     TMP_DIR,
     manifest_path,
 )
+from nodes.connect import phase_connection
 from nodes.models import Node
 from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
+from remote import commands
 
 INVENTORY_KIND = "certificate-inventory"
 RENEW_KIND = "renew-certificates"
@@ -138,8 +140,8 @@ def build_rows(lines: list[str], cluster, now) -> tuple[list[dict], str, str]:
 
 
 def read_certificates(ctx: PhaseContext, conn, node: Node) -> CertificateReport:
-    command = readback.read_command(check_expiration=True, kubeadm=machine.KUBEADM)
-    _, lines = machine.capture(ctx, conn, command, label="read the certificates", show=False, check=False)
+    command = readback.read_command(check_expiration=True, kubeadm=commands.KUBEADM)
+    _, lines = commands.run(ctx, conn, command, label="read the certificates", show=False, check=False)
     now = timezone.now()
     rows, check_text, error = build_rows(lines, ctx.cluster, now)
     report, _ = CertificateReport.objects.update_or_create(
@@ -160,7 +162,7 @@ def read_certificates(ctx: PhaseContext, conn, node: Node) -> CertificateReport:
 
 
 def _inventory_phase(ctx: PhaseContext) -> None:
-    with remote.connection(ctx) as conn:
+    with phase_connection(ctx) as conn:
         read_certificates(ctx, conn, ctx.node)
 
 
@@ -256,7 +258,7 @@ def _components(names: list[str], add_sans: bool) -> list[str]:
 
 def _serials(conn) -> dict[str, str]:
     """check-expiration name -> serial of the certificate on the machine now."""
-    _, lines = machine.quiet(conn, readback.read_command())
+    _, lines = commands.quiet(conn, readback.read_command())
     serials = {}
     for kind, path, text in readback.parse_sections(lines):
         if kind in ("cert", "kubeconfig") and text.strip():
@@ -304,10 +306,10 @@ def _renew(ctx: PhaseContext) -> None:
     if not names:
         ctx.log("No certificate was asked for: nothing to renew here.")
         return
-    with remote.connection(ctx) as conn:
+    with phase_connection(ctx) as conn:
         before = _serials(conn)
         for name in names:
-            remote.run(ctx, conn, workflow.certs_renew_command(name), label=f"kubeadm certs renew {name}")
+            commands.run(ctx, conn, workflow.certs_renew_command(name), label=f"kubeadm certs renew {name}")
         after = _serials(conn)
     renewable = [n for n in kubeadm_certs_names() if n in before]
     asked = renewable if "all" in names else [n for n in names if n in before]
@@ -330,7 +332,7 @@ def kubeadm_certs_names() -> tuple[str, ...]:
 def _apiserver_certificate(ctx: PhaseContext) -> None:
     """Issue the API server certificate again with the SANs of the cluster's configuration."""
     work = f"{TMP_DIR}/kubeboard-certs-op{ctx.operation.pk}"
-    config_path = f"{remote.CONFIG_DIR}/kubeadm-certs.yaml"
+    config_path = f"{nodeconfig.CONFIG_DIR}/kubeadm-certs.yaml"
     # The cluster as kubeadm-config holds it now (with the new SANs), and this node's address:
     # without one kubeadm would guess it from the default route.
     try:
@@ -343,17 +345,17 @@ def _apiserver_certificate(ctx: PhaseContext) -> None:
     )
     init.bootstrap_tokens = None
     text = kubeadm_config.render_init_config(init, live)
-    with remote.connection(ctx) as conn:
-        remote.upload(ctx, conn, [remote.RemoteFile(config_path, text.encode(), 0o600)])
+    with phase_connection(ctx) as conn:
+        commands.upload(ctx, conn, [commands.RemoteFile(config_path, text.encode(), 0o600)])
         move = (
             f"mkdir -p {work} && for f in apiserver.crt apiserver.key; do "
             f"[ -e {PKI_DIR}/$f ] && mv {PKI_DIR}/$f {work}/$f; done; ls {work}"
         )
-        machine.capture(ctx, conn, move, label="move the old API server certificate aside")
-        remote.run(
+        commands.run(ctx, conn, move, label="move the old API server certificate aside")
+        commands.run(
             ctx,
             conn,
-            [machine.KUBEADM, "init", "phase", "certs", "apiserver", "--config", config_path],
+            [commands.KUBEADM, "init", "phase", "certs", "apiserver", "--config", config_path],
             label="kubeadm init phase certs apiserver",
         )
         data = conn.read_file(f"{PKI_DIR}/apiserver.crt")
@@ -386,10 +388,10 @@ def restart_static_pod(ctx: PhaseContext, conn, component: str) -> None:
         f"mkdir -p {held} && if [ -e {manifest} ]; then mv {manifest} {held}/; echo moved out; "
         f"elif [ -e {held}/{component}.yaml ]; then echo already out; else echo no manifest; exit 3; fi"
     )
-    machine.capture(ctx, conn, script, label=f"move {component}.yaml out")
+    commands.run(ctx, conn, script, label=f"move {component}.yaml out")
     backup.wait_ports(ctx, conn, closed={port}, timeout=RESTART_TIMEOUT)
     ctx.log(f"{component} stopped on {ctx.node.name}; putting its manifest back.")
-    machine.capture(ctx, conn, f"mv {held}/{component}.yaml {manifest} && rmdir {held} 2>/dev/null; true", label="mv")
+    commands.run(ctx, conn, f"mv {held}/{component}.yaml {manifest} && rmdir {held} 2>/dev/null; true", label="mv")
     backup.wait_ports(ctx, conn, opened={port}, timeout=RESTART_TIMEOUT)
     ctx.log(f"{component} listens on port {port} again.")
 
@@ -399,7 +401,7 @@ def _restart_static_pods(ctx: PhaseContext) -> None:
     if not components:
         ctx.log("No static Pod uses the renewed certificates (admin.conf, super-admin.conf): nothing to restart.")
         return
-    with remote.connection(ctx) as conn:
+    with phase_connection(ctx) as conn:
         for component in components:
             ctx.check_cancelled()
             restart_static_pod(ctx, conn, component)
@@ -427,7 +429,7 @@ def _restart_static_pods(ctx: PhaseContext) -> None:
 
 
 def _read_back(ctx: PhaseContext) -> None:
-    with remote.connection(ctx) as conn:
+    with phase_connection(ctx) as conn:
         report = read_certificates(ctx, conn, ctx.node)
     disagree = [d for r in report.rows for d in r["drift"] if d.startswith("kubeadm reports")]
     if disagree:

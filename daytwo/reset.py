@@ -29,16 +29,19 @@ from __future__ import annotations
 from django.db import transaction
 
 from audit.services import refusals_of
-from clusters import kubeapi, remote
+from clusters import kubeapi
 from clusters.models import Cluster, MachineInventory
-from daytwo import etcd, kube, machine
+from daytwo import etcd, kube
 from daytwo.backup import settings_for, wait_ports
 from daytwo.models import CertificateReport
-from kubeadm import workflow
+from kubeadm import nodeconfig, workflow
+from nodes import readiness
+from nodes.connect import phase_connection, run_kubeadm
 from nodes.models import Node
 from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import PhaseContext, PhaseError
+from remote import commands
 
 KIND = "reset-node"
 
@@ -107,7 +110,7 @@ def _check(ctx: PhaseContext) -> None:
     for candidate in [*others, node]:
         try:
             with connect(candidate) as conn:
-                status, lines = machine.capture(
+                status, lines = commands.run(
                     ctx, conn,
                     etcd.etcdctl(tools.etcdctl, "member", "list", "--consistency=s", "-w", "json"),
                     label="etcdctl member list", show=False, check=False,
@@ -120,7 +123,7 @@ def _check(ctx: PhaseContext) -> None:
                 members = etcd.parse_member_list(lines)
                 endpoints = ",".join(url for m in members for url in m.client_urls)
                 if endpoints:
-                    _, lines = machine.capture(
+                    _, lines = commands.run(
                         ctx, conn,
                         etcd.etcdctl(tools.etcdctl, "endpoint", "health", "-w", "json", endpoints=endpoints)
                         + ["--command-timeout=5s"],
@@ -189,7 +192,7 @@ def kubeadm_reset_phase(name: str):
         argv = workflow.reset_phase_command(name)
         if name == "cleanup-node":
             argv.append("--cleanup-tmp-dir")
-        machine.run_kubeadm(ctx, argv, label=f"kubeadm reset phase {name}")
+        run_kubeadm(ctx, argv, label=f"kubeadm reset phase {name}")
 
     run.__name__ = f"kubeadm_reset_{name.replace('-', '_')}"
     return run
@@ -204,23 +207,23 @@ def _cleanup_node(ctx: PhaseContext) -> None:
     """kubeadm's cleanup-node, then (control plane) an etcd data directory left empty for a new join."""
     data_dir = ""
     if _is_control_plane(ctx):
-        with remote.connection(ctx) as conn:
-            status, lines = machine.quiet(conn, ["cat", etcd.MANIFEST])
+        with phase_connection(ctx) as conn:
+            status, lines = commands.quiet(conn, ["cat", etcd.MANIFEST])
         if status == 0:
             data_dir = etcd.local_member("\n".join(lines)).data_dir
     kubeadm_reset_phase("cleanup-node")(ctx)
     if not data_dir:
         return
-    with remote.connection(ctx) as conn:
+    with phase_connection(ctx) as conn:
         wait_ports(ctx, conn, closed={2379}, timeout=ETCD_STOP_TIMEOUT)
-        _, left = machine.quiet(conn, ["find", data_dir, "-mindepth", "1", "-maxdepth", "1"])
+        _, left = commands.quiet(conn, ["find", data_dir, "-mindepth", "1", "-maxdepth", "1"])
         if left:
             ctx.log(
                 f"etcd, restarted after its member left, left {len(left)} file(s) in {data_dir}; "
                 "deleted now that it is stopped, so the machine can join again.",
                 level="warning",
             )
-            machine.capture(ctx, conn, ["find", data_dir, "-mindepth", "1", "-delete"], label="find")
+            commands.run(ctx, conn, ["find", data_dir, "-mindepth", "1", "-delete"], label="find")
 
 
 def _delete_node(ctx: PhaseContext) -> None:
@@ -260,8 +263,8 @@ def _forget(ctx: PhaseContext) -> None:
     from nodes.services import run_check
 
     node = ctx.node
-    with remote.connection(ctx) as conn:
-        machine.capture(ctx, conn, ["rm", "-rf", remote.CONFIG_DIR], label="rm")
+    with phase_connection(ctx) as conn:
+        commands.run(ctx, conn, ["rm", "-rf", nodeconfig.CONFIG_DIR], label="rm")
     gone = mark_blank(node, last_control_plane=_last_control_plane(ctx), user=ctx.operation.requested_by)
     if gone:
         ids = ", ".join(token.token_id for token in gone)
@@ -331,7 +334,9 @@ def start_reset(node: Node, *, user=None, confirm: str = "") -> Operation:
     if active is not None:
         raise ResetRefused(f"operation #{active.pk} ({active.get_kind_display()}) is running", hint="wait for it")
     problems = [
-        p for p in remote.facts_refusals(node, kubernetes_version=cluster.kubernetes_version) if "host key" in p.message
+        p
+        for p in readiness.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
+        if "host key" in p.message
     ]
     if problems:
         raise ResetRefused(problems[0].message, hint=problems[0].hint)

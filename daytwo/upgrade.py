@@ -31,18 +31,21 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from audit.services import refusals_of
-from clusters import kubeapi, remote
+from clusters import kubeapi
 from clusters.models import Cluster
-from daytwo import kube, machine
+from daytwo import kube
 from daytwo.backup import settings_for, take_snapshot
 from daytwo.models import DayTwoSettings, EtcdSnapshot
 from kubeadm import versions, workflow
 from kubeadm.components import ETCD, UPGRADE_PLAN_ORDER, VERSIONED_COMPONENTS
 from kubeadm.errors import UnsupportedVersionError
+from nodes import readiness
+from nodes.connect import phase_connection, run_kubeadm
 from nodes.models import Node
 from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
+from remote import commands
 
 KIND = "upgrade"
 VERIFY_TIMEOUT = 300
@@ -331,7 +334,7 @@ def start_upgrade(cluster, target: str, *, user=None, batch_size: int | None = N
 
 
 def upgrade_ignore_list(cluster, node: Node, tools: DayTwoSettings) -> list[str]:
-    names = remote.preflight_ignore_list(cluster, node) + list(tools.upgrade_ignore_preflight_errors or [])
+    names = readiness.preflight_ignore_list(cluster, node) + list(tools.upgrade_ignore_preflight_errors or [])
     seen: list[str] = []
     for name in names:
         if name.lower() not in {s.lower() for s in seen}:
@@ -401,8 +404,8 @@ def _package(which: str):
             _stop_if_rollout_failed(ctx)
         template = ctx.params.get(f"{which}_package_command") or ""
         command = template.format(**_package_values(_target(ctx)))
-        with remote.connection(ctx) as conn:
-            machine.capture(ctx, conn, command, label=f"the {which} package command", timeout=remote.COMMAND_TIMEOUT)
+        with phase_connection(ctx) as conn:
+            commands.run(ctx, conn, command, label=f"the {which} package command", timeout=commands.COMMAND_TIMEOUT)
         ctx.log(f"The {which} package command succeeded on {ctx.node.name}.")
 
     run.__name__ = f"{which}_package"
@@ -412,8 +415,8 @@ def _package(which: str):
 def _kubeadm_version(ctx: PhaseContext) -> None:
     if not _is_control_plane(ctx) and not ctx.params.get("kubeadm_package_command"):
         _stop_if_rollout_failed(ctx)
-    with remote.connection(ctx) as conn:
-        _, lines = machine.capture(ctx, conn, [machine.KUBEADM, "version", "-o", "short"], label="kubeadm version")
+    with phase_connection(ctx) as conn:
+        _, lines = commands.run(ctx, conn, [commands.KUBEADM, "version", "-o", "short"], label="kubeadm version")
     found = next((line.strip() for line in reversed(lines) if line.strip()), "")
     problem = kubeadm_problem(found, _target(ctx)) if found else "kubeadm printed no version"
     if problem:
@@ -433,7 +436,7 @@ def _kubeadm_phase(name: str):
         else:
             argv = workflow.upgrade_node_phase_command(name, ignore_preflight_errors=ignored)
             label = f"kubeadm upgrade node phase {name}"
-        machine.run_kubeadm(ctx, argv, label=label)
+        run_kubeadm(ctx, argv, label=label)
 
     run.__name__ = f"kubeadm_upgrade_{name.replace('-', '_')}"
     return run

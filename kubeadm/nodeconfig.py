@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 
 from kubeadm import config as cfg
-from kubeadm import discovery, netutil, preflight, tokens
+from kubeadm import discovery, netutil, preflight, tokens, workflow
 from kubeadm.errors import ConfigError
 
 # Where Kubeboard puts the files on the machine. kubeadm's preflight checks only manifests/,
@@ -188,3 +188,21 @@ def join_config_for_node(
             decode_certificate_key(certificate_key)
             join.control_plane.certificate_key = certificate_key
     return cfg.render_join_config(join)
+
+
+def init_phase_argv(name: str, *, ignore_preflight_errors: Iterable[str] = ()) -> list[str]:
+    """The command of one ``kubeadm init`` phase with the config at ``INIT_CONFIG_PATH``
+    (``workflow`` knows which phases run alone and which through the whole command with the
+    others skipped).
+
+    ``upload-certs`` without ``--upload-certs`` only says kubeadm skips it: with that flag kubeadm
+    would make its own owner token for the kubeadm-certs Secret, a token Kubeboard does not know;
+    Kubeboard writes that Secret itself when the cluster joins control planes that way."""
+    if name == "upload-certs":
+        return ["kubeadm", "init", "phase", "upload-certs", "--config", INIT_CONFIG_PATH]
+    return workflow.init_phase_command(name, INIT_CONFIG_PATH, ignore_preflight_errors=tuple(ignore_preflight_errors))
+
+
+def join_phase_argv(name: str, *, ignore_preflight_errors: Iterable[str] = ()) -> list[str]:
+    """The command of one ``kubeadm join`` phase with the config at ``JOIN_CONFIG_PATH``."""
+    return workflow.join_phase_command(name, JOIN_CONFIG_PATH, ignore_preflight_errors=tuple(ignore_preflight_errors))

@@ -7,11 +7,18 @@ meanwhile), with the credential decrypted only right before the login.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
 import asyncssh
 
 from nodes import services
 from nodes.models import ClusterSSHKey, Node
-from remote import keys, ssh
+from remote import commands, keys, ssh
+
+if TYPE_CHECKING:
+    from operations.runner import PhaseContext
 
 
 def target(node: Node) -> ssh.Target:
@@ -81,3 +88,13 @@ def scan_host_key(node: Node, *, timeout: float | None = None) -> tuple[str, str
         ),
         timeout=timeout,
     )
+
+
+def phase_connection(ctx: PhaseContext) -> AbstractContextManager[ssh.Connection]:
+    """The phase's SSH connection to its node (``remote.commands.connection``)."""
+    return commands.connection(ctx, lambda: connect(ctx.node))
+
+
+def run_kubeadm(ctx: PhaseContext, command: str | Iterable[str], *, label: str) -> None:
+    """A kubeadm phase on ``ctx.node`` that survives one broken connection (``remote.commands.run_reconnecting``)."""
+    commands.run_reconnecting(ctx, lambda: connect(ctx.node), command, label=label)

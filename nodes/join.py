@@ -26,13 +26,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import refusals_of
-from clusters import inventory, kubeapi, remote
+from clusters import identity, inventory, kubeapi
 from clusters.models import Cluster
 from kubeadm import nodeconfig, workflow
+from nodes import readiness
+from nodes.connect import phase_connection
 from nodes.models import Node
 from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import PhaseContext, PhaseError
+from remote import commands
 
 WORKERS = "join-workers"
 CONTROL_PLANE = "join-control-plane"
@@ -169,8 +172,8 @@ def _ignored(ctx: PhaseContext) -> list[str]:
     return list((ctx.params.get("ignore_preflight_errors") or {}).get(ctx.node.name) or [])
 
 
-def _secrets(ctx: PhaseContext) -> remote.Secrets:
-    secrets = remote.Secrets()
+def _secrets(ctx: PhaseContext) -> commands.Secrets:
+    secrets = commands.Secrets()
     token = _token_for(ctx)
     if token is not None:
         secrets.add(token.plain_secret(), f"{token.token_id}.{token.plain_secret()}")
@@ -191,11 +194,11 @@ def upload_files(ctx: PhaseContext) -> None:
     if _control_plane(ctx) and ctx.params.get("method") == UPLOAD_CERTS:
         key = _valid_certificate_key(ctx).plain_key()
     text = join_configuration_text(ctx, f"{token.token_id}.{token.plain_secret()}", key)
-    files = [remote.RemoteFile(remote.JOIN_CONFIG, text.encode(), nodeconfig.CONFIG_MODE)]
+    files = [commands.RemoteFile(nodeconfig.JOIN_CONFIG_PATH, text.encode(), nodeconfig.CONFIG_MODE)]
     if _control_plane(ctx) and ctx.params.get("method") == PRE_SEED:
-        files += remote.authority_files(ctx.cluster, shared=True)
-    with remote.connection(ctx) as conn:
-        remote.upload(ctx, conn, files)
+        files += identity.authority_files(ctx.cluster, shared=True)
+    with phase_connection(ctx) as conn:
+        commands.upload(ctx, conn, files)
     if _control_plane(ctx) and ctx.params.get("method") == PRE_SEED:
         ctx.log("The shared certificates came from Kubeboard's custody; kubeadm's download-certs has nothing to do.")
 
@@ -204,14 +207,14 @@ def upload_files(ctx: PhaseContext) -> None:
 
 
 def check_machine(ctx: PhaseContext) -> None:
-    remote.check_before_kubeadm(ctx, control_plane=_control_plane(ctx))
+    readiness.check_before_kubeadm(ctx, control_plane=_control_plane(ctx))
 
 
 def kubeadm_phase(name: str):
     def run(ctx: PhaseContext) -> None:
-        argv = remote.join_phase_argv(name, ignore_preflight_errors=_ignored(ctx) if name == "preflight" else ())
-        with remote.connection(ctx) as conn:
-            remote.run(ctx, conn, argv, secrets=_secrets(ctx), label=f"kubeadm join phase {name}")
+        argv = nodeconfig.join_phase_argv(name, ignore_preflight_errors=_ignored(ctx) if name == "preflight" else ())
+        with phase_connection(ctx) as conn:
+            commands.run(ctx, conn, argv, secrets=_secrets(ctx), label=f"kubeadm join phase {name}")
 
     run.__name__ = f"kubeadm_join_{name.replace('-', '_')}"
     return run
@@ -223,7 +226,7 @@ def verify_node(ctx: PhaseContext) -> None:
     ctx.log(f"Node {node.name} is Ready ({', '.join(row['roles']) or 'worker'}, kubelet {row['kubelet_version']}).")
     Node.objects.filter(pk=node.pk).update(status=Node.Status.JOINED)
     if _control_plane(ctx):
-        with remote.connection(ctx) as conn:
+        with phase_connection(ctx) as conn:
             machine = inventory.read_machine(conn, node)
         ctx.log(inventory.machine_summary(machine))
 
@@ -372,7 +375,7 @@ def start_join(
             "nodes": [node.name for node in nodes],
             "previous_status": {node.name: node.status for node in nodes},
             # Recorded with the run, as they were when it started.
-            "ignore_preflight_errors": {node.name: remote.preflight_ignore_list(cluster, node) for node in nodes},
+            "ignore_preflight_errors": {node.name: readiness.preflight_ignore_list(cluster, node) for node in nodes},
         }
         if control_plane:
             params["method"] = method
@@ -421,15 +424,15 @@ def _refuse_join(cluster: Cluster, nodes: list[Node], *, control_plane: bool, me
         )
         for name in operation.params.get("nodes", [])
     }
-    problems: list[remote.Refusal] = []
+    problems: list[readiness.Refusal] = []
     for node in nodes:
         if node.cluster_id != cluster.pk:
             raise JoinRefused(f"machine {node.name} belongs to another cluster")
         if node.status == Node.Status.JOINED:
-            problems.append(remote.Refusal(f"{node.name} has already joined the cluster", "choose another machine"))
+            problems.append(readiness.Refusal(f"{node.name} has already joined the cluster", "choose another machine"))
         elif node.name in busy or node.status == Node.Status.JOINING:
-            problems.append(remote.Refusal(f"{node.name} is being joined by another operation", "follow that one"))
-        problems += remote.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
+            problems.append(readiness.Refusal(f"{node.name} is being joined by another operation", "follow that one"))
+        problems += readiness.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
     if problems:
         raise JoinRefused("; ".join(p.message for p in problems), hint=problems[0].hint)
     return method

@@ -1,5 +1,5 @@
 """Shared steps of the kubeadm e2e tests: kubeadm/'s recipes run phase by phase on test-bed nodes
-over SSH (the engine does the same through nodes.ssh). Not a test module."""
+over SSH (the engine does the same through remote.ssh). Not a test module."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from daytwo import machine
 from nodes import services
+from nodes.connect import run_kubeadm
 from operations.models import Event, Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase, register, unregister
 from operations.runner import run_operation
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def _phase(ctx) -> None:
     log = ctx.params["log"]
     script = f"echo start $(date +%s.%N) >> {log}; echo begun; sleep 3; echo end $(date +%s.%N) >> {log}"
-    machine.run_kubeadm(ctx, ["sh", "-c", script], label="the long command")
+    run_kubeadm(ctx, ["sh", "-c", script], label="the long command")
 
 
 KIND = OperationKind(

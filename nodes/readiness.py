@@ -1,0 +1,135 @@
+"""Whether a machine may be given to kubeadm init or join, and the preflight checks it skips.
+
+The machine check itself is ``nodes.checks`` (read-only); this reads its report (live, in an
+operation's first phase, or the last one stored on the node) and says what forbids kubeadm there,
+each refusal with what to do next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core.phases import PhaseError
+from kubeadm import nodeconfig
+from nodes.checks import check_machine
+from nodes.models import Node
+
+if TYPE_CHECKING:
+    from operations.runner import PhaseContext
+
+
+def check_before_kubeadm(ctx: PhaseContext, *, control_plane: bool) -> dict:
+    """The machine check (nodes.checks, read-only), then refuse what kubeadm must not touch:
+    an unreachable machine, an unaccepted/changed host key, a populated /etc/kubernetes, a
+    missing kubeadm or one that cannot deploy the cluster's version. Returns the report."""
+    node = ctx.node
+    if node is None:
+        raise PhaseError(f"phase {ctx.phase.name} has no machine (its node was deleted)", hint="start a new operation")
+    report = check_machine(node, progress=lambda step: ctx.log(f"Check machine: {step}"))
+    if report.get("error"):
+        raise PhaseError(f"{node.name}: {report['error']}", hint=report.get("hint") or "fix the machine and resume")
+    problems = refusals(report, node=node, kubernetes_version=ctx.cluster.kubernetes_version)
+    kubeadm = report.get("binaries", {}).get("kubeadm", {})
+    ctx.log(
+        f"{node.name}: {report.get('os', {}).get('pretty_name', 'unknown OS')}, kernel {report.get('kernel')}, "
+        f"{report.get('architecture')}; kubeadm {kubeadm.get('version') or 'missing'} at {kubeadm.get('path') or '-'}",
+        facts={"kubeadm": kubeadm.get("version"), "path": kubeadm.get("path")},
+    )
+    for warning in report.get("warnings", []):
+        ctx.log(warning, level="warning")
+    if problems:
+        for problem in problems:
+            ctx.log(problem.message, level="error")
+        first = problems[0]
+        raise PhaseError("; ".join(problem.message for problem in problems), hint=first.hint)
+    role = "control-plane" if control_plane else "worker"
+    ctx.log(f"{node.name} can be used as a {role}: /etc/kubernetes is empty and kubeadm fits.")
+    return report
+
+
+@dataclass(frozen=True)
+class Refusal:
+    message: str
+    hint: str
+
+
+def refusals(report: dict, *, node: Node, kubernetes_version: str) -> list[Refusal]:
+    """What in a machine-check report forbids running kubeadm init/join there."""
+    found: list[Refusal] = []
+    etc = report.get("etc_kubernetes") or {}
+    # Kubeboard's own config files (left by an earlier attempt) are rewritten, not mixed in.
+    listed = etc.get("files") or []
+    files = [path for path in listed if not path.startswith(nodeconfig.CONFIG_DIR + "/")]
+    count = int(etc.get("count") or 0) - (len(listed) - len(files))
+    if etc.get("populated") and count > 0:
+        shown = ", ".join(files[:5]) + (f" and {count - 5} more" if count > 5 else "")
+        found.append(
+            Refusal(
+                f"{node.name}: /etc/kubernetes is not empty ({count} files: {shown}); "
+                "kubeadm would mix this cluster with whatever is there — reset the machine first",
+                f"reset the machine first (Reset node on its page if Kubeboard put a cluster there, else "
+                f"`kubeadm reset -f` on {node.name}), then run Check machine and try again",
+            )
+        )
+    binaries = report.get("binaries") or {}
+    kubeadm = binaries.get("kubeadm") or {}
+    if binaries and not kubeadm.get("path"):
+        found.append(
+            Refusal(
+                f"{node.name}: kubeadm not found (PATH searched: {report.get('path') or 'empty'})",
+                f"install kubeadm {kubernetes_version} on {node.name} in a directory on that PATH, then resume",
+            )
+        )
+    elif kubeadm.get("path") and not kubeadm.get("version"):
+        found.append(
+            Refusal(
+                f"{node.name}: {kubeadm['path']} did not report a version",
+                f"check the kubeadm binary on {node.name} (`kubeadm version -o short`)",
+            )
+        )
+    elif kubeadm.get("skew"):
+        found.append(
+            Refusal(
+                f"{node.name}: {kubeadm['skew']}",
+                f"install a kubeadm that can deploy Kubernetes {kubernetes_version} on {node.name}",
+            )
+        )
+    return found
+
+
+def facts_refusals(node: Node, *, kubernetes_version: str) -> list[Refusal]:
+    """Refusals known before an operation starts: the pinned host key, and the last machine
+    check's findings (stale facts are re-checked live by the operation's first phase)."""
+    found: list[Refusal] = []
+    state = node.host_key_state
+    if state == node.HostKeyState.CHANGED:
+        found.append(
+            Refusal(
+                f"{node.name}: the host key changed (pinned {node.ssh_host_key_fingerprint}, now offered "
+                f"{node.offered_host_key_fingerprint})",
+                "if the machine was reinstalled on purpose, accept the new key on the node page",
+            )
+        )
+    elif state != node.HostKeyState.PINNED:
+        found.append(
+            Refusal(
+                f"{node.name}: its host key has not been accepted yet",
+                "run Check machine, compare the fingerprint with the machine's and accept it",
+            )
+        )
+    facts = node.facts or {}
+    if facts.get("binaries") or facts.get("etc_kubernetes"):
+        found.extend(refusals(facts, node=node, kubernetes_version=kubernetes_version))
+    return found
+
+
+def preflight_ignore_list(cluster, node: Node) -> list[str]:
+    """The cluster's ignore list plus the machine's own, in order, without duplicates ("all" wins)."""
+    names: list[str] = []
+    for name in list(cluster.ignore_preflight_errors or []) + list(node.ignore_preflight_errors or []):
+        if name.lower() not in {n.lower() for n in names}:
+            names.append(name)
+    if any(name.lower() == "all" for name in names):
+        return ["all"]
+    return names

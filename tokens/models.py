@@ -124,7 +124,7 @@ class BootstrapToken(models.Model):
 
     @property
     def secret_name(self) -> str:
-        return f"bootstrap-token-{self.token_id}"
+        return f"{kubeadm_tokens.SECRET_NAME_PREFIX}{self.token_id}"
 
     @property
     def is_live(self) -> bool:
@@ -151,7 +151,7 @@ class BootstrapToken(models.Model):
     @property
     def can_join(self) -> bool:
         """Usable for `kubeadm join` discovery and TLS bootstrap."""
-        return {"signing", "authentication"} <= set(self.usages or [])
+        return set(kubeadm_tokens.KNOWN_USAGES) <= set(self.usages or [])
 
 
 class TokenPolicy(models.Model):

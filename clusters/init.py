@@ -24,15 +24,16 @@ phase (an InitConfiguration without tokens would make kubeadm invent one).
 from __future__ import annotations
 
 import math
-import time
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
+import kube
 from audit.services import refusals_of
-from clusters import identity, inventory, kubeadm_config, kubeapi
+from clusters import apiaccess, identity, inventory, kubeadm_config
 from clusters.models import Cluster
+from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from kubeadm import config as kubeadm_config_api
 from kubeadm import discovery, nodeconfig, workflow
 from kubeadm import tokens as kubeadm_tokens
@@ -118,24 +119,10 @@ def upload_files(ctx: PhaseContext) -> None:
 def verify_api_server(ctx: PhaseContext) -> None:
     _mark_initializing(ctx)
     cluster = ctx.cluster
-    deadline = time.monotonic() + API_READY_TIMEOUT
-    server = kubeapi.server_url(cluster)
-    while True:
-        try:
-            answer = kubeapi.readyz(cluster)
-            break
-        except kubeapi.ClusterUnreachable as exc:
-            if time.monotonic() > deadline:
-                raise PhaseError(str(exc), hint=exc.hint) from None
-            ctx.log(f"API server not ready yet: {exc}", level="debug")
-        except kubeapi.KubeAPIError as exc:
-            raise PhaseError(str(exc), hint=exc.hint) from None
-        if ctx.cancel_event.wait(2.0):
-            raise OperationCancelled("cancelled while waiting for the API server")
-    try:
-        version = kubeapi.server_version(cluster)
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint) from None
+    server = apiaccess.server_url(cluster)
+    answer = kube.phase_wait_api_ready(ctx, timeout=API_READY_TIMEOUT)
+    with kube.phase_errors():
+        version = kube.server_version(cluster)
     ca = cluster.authorities.get(name="ca")
     ctx.log(
         f"{server}/readyz answered {answer!r} to a client certificate Kubeboard issued from its own CA; "
@@ -182,7 +169,7 @@ def _init_token(ctx: PhaseContext):
             description=description,
             purpose=BootstrapToken.Purpose.JOIN,
         )
-    except kubeapi.KubeAPIError as exc:
+    except kube.KubeAPIError as exc:
         raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
     except Exception as exc:  # tokens.policies.TokenError and friends: a clear message already
         raise PhaseError(f"could not create the join token: {exc}", hint="check the cluster's token policy") from None
@@ -213,8 +200,6 @@ def bootstrap_token(ctx: PhaseContext) -> None:
 def _restore_token_secret(ctx: PhaseContext, token) -> None:
     """kubeadm rewrote the token's Secret with an expiry from the TTL (a second or so off);
     write it back exactly as Kubeboard recorded it, so cluster and row agree."""
-    from tokens import kube
-
     body = kubeadm_tokens.bootstrap_token_secret(
         f"{token.token_id}.{token.plain_secret()}",
         description=token.description,
@@ -223,17 +208,14 @@ def _restore_token_secret(ctx: PhaseContext, token) -> None:
         usages=tuple(token.usages or ()),
         groups=tuple(token.groups or ()),
     )
-    try:
+    with kube.phase_errors("retry the operation"):
         kube.put_secret(ctx.cluster, body)
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
     ctx.log(
         f"Secret {token.secret_name} matches Kubeboard's record again (expires {token.expires_at:%Y-%m-%d %H:%M:%S} UTC)."
     )
 
 
 def verify_cluster_info(ctx: PhaseContext) -> None:
-    from tokens import kube
     from tokens.models import BootstrapToken
 
     _mark_initializing(ctx)
@@ -248,25 +230,26 @@ def verify_cluster_info(ctx: PhaseContext) -> None:
     if token is None:
         raise PhaseError("this operation has no join token to verify", hint="resume from the bootstrap-token phase")
     key = f"{kubeadm_tokens.JWS_KEY_PREFIX}{token.token_id}"
-    deadline = time.monotonic() + CLUSTER_INFO_TIMEOUT
-    announced = False
-    while True:
-        try:
+
+    def signed() -> dict | None:
+        with kube.phase_errors():
             data = kube.cluster_info(cluster)
-        except kubeapi.KubeAPIError as exc:
-            raise PhaseError(str(exc), hint=exc.hint) from None
-        if data and "kubeconfig" in data and key in data:
-            break
-        if not announced:
-            ctx.log(f"Waiting for the bootstrap signer to add {key} to kube-public/cluster-info…")
-            announced = True
-        if time.monotonic() > deadline:
-            raise PhaseError(
-                f"kube-public/cluster-info has no {key} after {CLUSTER_INFO_TIMEOUT}s",
-                hint="the controller manager's bootstrap signer may not run; check kube-controller-manager",
-            )
-        if ctx.cancel_event.wait(2.0):
-            raise OperationCancelled("cancelled while waiting for cluster-info")
+        return data if data and "kubeconfig" in data and key in data else None
+
+    try:
+        data = wait_until(
+            signed,
+            timeout=CLUSTER_INFO_TIMEOUT,
+            cancel=ctx.cancel_event,
+            waiting=lambda: ctx.log(f"Waiting for the bootstrap signer to add {key} to kube-public/cluster-info…"),
+        )
+    except WaitTimedOut:
+        raise PhaseError(
+            f"kube-public/cluster-info has no {key} after {CLUSTER_INFO_TIMEOUT}s",
+            hint="the controller manager's bootstrap signer may not run; check kube-controller-manager",
+        ) from None
+    except WaitCancelled:
+        raise OperationCancelled("cancelled while waiting for cluster-info") from None
     try:
         # As a joining node checks it (kubeadm.discovery): the signature, then the CA pin.
         discovery.verify_cluster_info(data, f"{token.token_id}.{token.plain_secret()}", [cluster.ca_pin_hash])
@@ -285,7 +268,7 @@ def verify_cluster_info(ctx: PhaseContext) -> None:
 def read_back(ctx: PhaseContext) -> None:
     _mark_initializing(ctx)
     node = ctx.node
-    row = inventory.wait_phase_node_ready(ctx)
+    row = kube.phase_wait_node_ready(ctx)
     ctx.log(f"Node {node.name} is Ready ({', '.join(row['roles']) or 'no role'}, kubelet {row['kubelet_version']}).")
     ctx.log(inventory.api_nodes_summary(inventory.read_api(ctx.cluster)))
     with phase_connection(ctx) as conn:
@@ -328,12 +311,10 @@ def upload_certs(ctx: PhaseContext) -> None:
         return
     from tokens import certkeys
 
-    try:
+    with kube.phase_errors("retry the operation"):
         certkeys.issue_certificate_key(
             ctx.cluster, user=ctx.operation.requested_by, operation=ctx.operation, log=ctx.log
         )
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
 
 
 def _kubeadm(name: str) -> PhaseSpec:

@@ -28,9 +28,10 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+import kube
 from audit.services import record, refusals_of
-from clusters import kubeapi
 from core.formatting import duration_words
+from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from daytwo import etcd
 from daytwo.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
 from kubeadm import components
@@ -474,26 +475,31 @@ def wait_ports(
     ctx: PhaseContext, conn, *, closed: set[int] = frozenset(), opened: set[int] = frozenset(), timeout: float
 ) -> None:
     """Wait until every port of ``closed`` is closed and every one of ``opened`` listens."""
-    deadline = time.monotonic() + timeout
-    while True:
+    still_open: list[int] = []
+    not_yet: list[int] = []
+
+    def settled() -> bool | None:
+        nonlocal still_open, not_yet
         _, lines = commands.quiet(conn, "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null")
         listening = listening_ports(lines)
         still_open = sorted(closed & listening)
         not_yet = sorted(opened - listening)
-        if not still_open and not not_yet:
-            return
-        if time.monotonic() > deadline:
-            what = []
-            if still_open:
-                what.append(f"still listening on {', '.join(map(str, still_open))}")
-            if not_yet:
-                what.append(f"not listening on {', '.join(map(str, not_yet))}")
-            raise PhaseError(
-                f"{ctx.node.name}: after {duration_words(timeout)}, {' and '.join(what)}",
-                hint="the kubelet may not have picked up the manifest change; check it on the machine, then resume",
-            )
-        if ctx.cancel_event.wait(1.0):
-            raise OperationCancelled("cancelled while waiting for the static Pods")
+        return True if not still_open and not not_yet else None
+
+    try:
+        wait_until(settled, timeout=timeout, interval=1.0, cancel=ctx.cancel_event)
+    except WaitCancelled:
+        raise OperationCancelled("cancelled while waiting for the static Pods") from None
+    except WaitTimedOut:
+        what = []
+        if still_open:
+            what.append(f"still listening on {', '.join(map(str, still_open))}")
+        if not_yet:
+            what.append(f"not listening on {', '.join(map(str, not_yet))}")
+        raise PhaseError(
+            f"{ctx.node.name}: after {duration_words(timeout)}, {' and '.join(what)}",
+            hint="the kubelet may not have picked up the manifest change; check it on the machine, then resume",
+        ) from None
 
 
 def _stop_control_plane(ctx: PhaseContext) -> None:
@@ -545,17 +551,15 @@ def _start_control_plane(ctx: PhaseContext) -> None:
 
 
 def wait_api_ready(ctx: PhaseContext, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            answer = kubeapi.readyz(ctx.cluster)
-            ctx.log(f"The API server answers /readyz: {answer}.")
-            return
-        except kubeapi.KubeAPIError as exc:
-            if time.monotonic() > deadline:
-                raise PhaseError(str(exc), hint=exc.hint or "check the control plane, then resume") from None
-        if ctx.cancel_event.wait(2.0):
-            raise OperationCancelled("cancelled while waiting for the API server")
+    """After a restart of the control plane: any API error is waited out until ``timeout``."""
+    answer = kube.phase_wait_api_ready(
+        ctx,
+        timeout=timeout,
+        retry=(kube.KubeAPIError,),
+        hint="check the control plane, then resume",
+        log_retries=False,
+    )
+    ctx.log(f"The API server answers /readyz: {answer}.")
 
 
 def _restore_cleanup(ctx: PhaseContext) -> None:

@@ -24,17 +24,18 @@ import datetime
 import ipaddress
 import socket
 import ssl
-import time
 from dataclasses import dataclass
 
 from cryptography import x509
 from django.db import transaction
 from django.utils import timezone
 
+import kube
 from audit.services import refusals_of
-from clusters import inventory, kubeapi
+from clusters import inventory
 from core.network import check_destination
-from daytwo import backup, kube
+from core.waiting import WaitCancelled, WaitTimedOut, wait_until
+from daytwo import backup
 from daytwo.models import CertificateReport, RenewalPolicy
 from kubeadm import certs as kubeadm_certs
 from kubeadm import config as kubeadm_config
@@ -276,10 +277,8 @@ def _update_configuration(ctx: PhaseContext) -> None:
     from daytwo import config_io
 
     sans = list(ctx.params.get("add_sans") or [])
-    try:
+    with kube.phase_errors():
         data = kube.config_map(ctx.cluster, "kube-system", "kubeadm-config")
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint) from None
     if not data or "ClusterConfiguration" not in data:
         raise PhaseError(
             "kube-system/kubeadm-config has no ClusterConfiguration", hint="was the cluster made by kubeadm?"
@@ -290,10 +289,8 @@ def _update_configuration(ctx: PhaseContext) -> None:
     if added:
         live.api_server.cert_sans = current + added
         text = kubeadm_config.render_cluster_config(live)
-        try:
+        with kube.phase_errors():
             kube.patch_config_map(ctx.cluster, "kube-system", "kubeadm-config", {"ClusterConfiguration": text})
-        except kubeapi.KubeAPIError as exc:
-            raise PhaseError(str(exc), hint=exc.hint) from None
         ctx.log(f"kube-system/kubeadm-config: apiServer.certSANs is now {', '.join(live.api_server.cert_sans)}.")
     else:
         ctx.log("kube-system/kubeadm-config already lists the SAN(s).")
@@ -335,10 +332,8 @@ def _apiserver_certificate(ctx: PhaseContext) -> None:
     config_path = f"{nodeconfig.CONFIG_DIR}/kubeadm-certs.yaml"
     # The cluster as kubeadm-config holds it now (with the new SANs), and this node's address:
     # without one kubeadm would guess it from the default route.
-    try:
+    with kube.phase_errors():
         data = kube.config_map(ctx.cluster, "kube-system", "kubeadm-config") or {}
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint) from None
     live = kubeadm_config.parse_config(data.get("ClusterConfiguration", "")).cluster
     init = kubeadm_config.default_init_configuration(
         advertise_address=ctx.node.address, node_name=ctx.node.name, token=kubeadm_config.PLACEHOLDER_TOKEN
@@ -407,24 +402,26 @@ def _restart_static_pods(ctx: PhaseContext) -> None:
             restart_static_pod(ctx, conn, component)
         expected = _serials(conn).get("apiserver")
     if KUBE_APISERVER in components and expected:
-        deadline = time.monotonic() + RESTART_TIMEOUT
-        while True:
+        served = ""
+
+        def serves_new() -> str | None:
+            nonlocal served
             try:
                 served = served_serial(ctx.node.address)
             except OSError as exc:
                 served = f"no answer ({exc})"
-            if served == expected:
-                ctx.log(
-                    f"The API server on {ctx.node.address}:{API_SERVER_PORT} serves the new certificate (serial {served})."
-                )
-                break
-            if time.monotonic() > deadline:
-                raise PhaseError(
-                    f"the API server on {ctx.node.name} serves serial {served}, the file has {expected}",
-                    hint="restart kube-apiserver on the machine, then resume",
-                )
-            if ctx.cancel_event.wait(2.0):
-                raise OperationCancelled("cancelled while waiting for the API server")
+            return served if served == expected else None
+
+        try:
+            wait_until(serves_new, timeout=RESTART_TIMEOUT, cancel=ctx.cancel_event)
+        except WaitTimedOut:
+            raise PhaseError(
+                f"the API server on {ctx.node.name} serves serial {served}, the file has {expected}",
+                hint="restart kube-apiserver on the machine, then resume",
+            ) from None
+        except WaitCancelled:
+            raise OperationCancelled("cancelled while waiting for the API server") from None
+        ctx.log(f"The API server on {ctx.node.address}:{API_SERVER_PORT} serves the new certificate (serial {served}).")
     backup.wait_api_ready(ctx, timeout=RESTART_TIMEOUT)
 
 

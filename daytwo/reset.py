@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
+import kube
 from audit.services import refusals_of
-from clusters import kubeapi
 from clusters.models import Cluster, MachineInventory
-from daytwo import etcd, kube
+from daytwo import etcd
 from daytwo.backup import settings_for, wait_ports
 from daytwo.models import CertificateReport
 from kubeadm import nodeconfig, workflow
@@ -62,9 +62,9 @@ def _last_control_plane(ctx: PhaseContext) -> bool:
 
 def _api_reachable(ctx: PhaseContext) -> bool:
     try:
-        kubeapi.readyz(ctx.cluster)
+        kube.readyz(ctx.cluster)
         return True
-    except kubeapi.KubeAPIError as exc:
+    except kube.KubeAPIError as exc:
         ctx.log(f"The API server does not answer ({exc}).", level="warning")
         return False
 
@@ -162,7 +162,7 @@ def _drain(ctx: PhaseContext) -> None:
     if not _api_reachable(ctx):
         ctx.log("Not draining: the cluster does not answer. kubeadm reset runs anyway.", level="warning")
         return
-    kube.drain_phase_node(ctx)
+    kube.phase_drain(ctx)
 
 
 def _revoke_tokens(ctx: PhaseContext) -> None:
@@ -180,10 +180,8 @@ def _revoke_tokens(ctx: PhaseContext) -> None:
         ctx.log(f"No bootstrap token of {ctx.node.name} is left to revoke.")
         return
     for token in tokens:
-        try:
+        with kube.phase_errors(context=f"could not revoke token {token.token_id}"):
             delete_token(token, user=ctx.operation.requested_by, reason=f"node {ctx.node.name} reset")
-        except kubeapi.KubeAPIError as exc:
-            raise PhaseError(f"could not revoke token {token.token_id}: {exc}", hint=exc.hint) from None
         ctx.log(f"Revoked bootstrap token {token.token_id} (Secret deleted, row marked revoked).")
 
 
@@ -233,10 +231,8 @@ def _delete_node(ctx: PhaseContext) -> None:
     if not _api_reachable(ctx):
         ctx.log(f"Node object {ctx.node.name} not deleted: the cluster does not answer.", level="warning")
         return
-    try:
+    with kube.phase_errors():
         deleted = kube.delete_node(ctx.cluster, ctx.node.name)
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint) from None
     ctx.log(f"Deleted Node {ctx.node.name}." if deleted else f"There was no Node {ctx.node.name} to delete.")
 
 

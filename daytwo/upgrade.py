@@ -25,15 +25,14 @@ reason); resuming continues from the node that failed.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from django.db import transaction
 
+import kube
 from audit.services import refusals_of
-from clusters import kubeapi
 from clusters.models import Cluster
-from daytwo import kube
+from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from daytwo.backup import settings_for, take_snapshot
 from daytwo.models import DayTwoSettings, EtcdSnapshot
 from kubeadm import versions, workflow
@@ -157,7 +156,7 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
     if state is None:
         try:
             state = kube.cluster_state(cluster)
-        except kubeapi.KubeAPIError as exc:
+        except kube.KubeAPIError as exc:
             api_error = str(exc)
     current = state.server_version.split("+")[0] if state else ""
     target = target.strip()
@@ -448,52 +447,55 @@ def _verify_node(ctx: PhaseContext) -> None:
     target = _target(ctx)
     name = ctx.node.name
     want_kubelet = bool(ctx.params.get("kubelet_package_command"))
-    deadline = time.monotonic() + VERIFY_TIMEOUT
-    announced = False
-    while True:
+    last = ""
+
+    def upgraded() -> kube.NodeState | None:
+        nonlocal last
         try:
             state = kube.cluster_state(ctx.cluster)
-        except kubeapi.KubeAPIError as exc:
-            state, last = None, str(exc)
+        except kube.KubeAPIError as exc:
+            last = str(exc)
+            return None
         problems = []
-        if state is not None:
-            node = state.nodes.get(name)
-            if node is None:
-                problems.append("not registered")
-            else:
-                if not node.ready:
-                    problems.append("not Ready")
-                if want_kubelet and not _same(node.kubelet_version, target):
-                    problems.append(f"kubelet {node.kubelet_version}")
-                if _is_control_plane(ctx):
-                    for component in VERSIONED_COMPONENTS:
-                        tag = _tag(node.components.get(component, ""))
-                        if not _same(tag, target):
-                            problems.append(f"{component} {tag or 'not seen'}")
-            last = ", ".join(problems)
-            if not problems:
-                parts = [f"kubelet {node.kubelet_version}"]
-                if _is_control_plane(ctx):
-                    parts += [f"{c} {_tag(node.components.get(c, ''))}" for c in UPGRADE_PLAN_ORDER]
-                ctx.log(f"{name} is Ready: " + ", ".join(parts) + ".")
-                return
-        if not announced:
-            ctx.log(f"Waiting for the API server to report {name} upgraded ({last})…")
-            announced = True
-        if time.monotonic() > deadline:
-            raise PhaseError(
-                f"{name} not upgraded after {VERIFY_TIMEOUT} s: {last}",
-                hint="check the kubelet on the machine (did the package command restart it?), then resume",
-            )
-        if ctx.cancel_event.wait(2.0):
-            raise OperationCancelled("cancelled while waiting for the node")
+        node = state.nodes.get(name)
+        if node is None:
+            problems.append("not registered")
+        else:
+            if not node.ready:
+                problems.append("not Ready")
+            if want_kubelet and not _same(node.kubelet_version, target):
+                problems.append(f"kubelet {node.kubelet_version}")
+            if _is_control_plane(ctx):
+                for component in VERSIONED_COMPONENTS:
+                    tag = _tag(node.components.get(component, ""))
+                    if not _same(tag, target):
+                        problems.append(f"{component} {tag or 'not seen'}")
+        last = ", ".join(problems)
+        return None if problems else node
+
+    try:
+        node = wait_until(
+            upgraded,
+            timeout=VERIFY_TIMEOUT,
+            cancel=ctx.cancel_event,
+            waiting=lambda: ctx.log(f"Waiting for the API server to report {name} upgraded ({last})…"),
+        )
+    except WaitTimedOut:
+        raise PhaseError(
+            f"{name} not upgraded after {VERIFY_TIMEOUT} s: {last}",
+            hint="check the kubelet on the machine (did the package command restart it?), then resume",
+        ) from None
+    except WaitCancelled:
+        raise OperationCancelled("cancelled while waiting for the node") from None
+    parts = [f"kubelet {node.kubelet_version}"]
+    if _is_control_plane(ctx):
+        parts += [f"{c} {_tag(node.components.get(c, ''))}" for c in UPGRADE_PLAN_ORDER]
+    ctx.log(f"{name} is Ready: " + ", ".join(parts) + ".")
 
 
 def _uncordon(ctx: PhaseContext) -> None:
-    try:
+    with kube.phase_errors():
         kube.set_unschedulable(ctx.cluster, ctx.node.name, False)
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint) from None
     ctx.log(f"Uncordoned {ctx.node.name}: Pods may be scheduled there again.")
 
 
@@ -501,10 +503,8 @@ def _control_plane_upgraded(ctx: PhaseContext) -> None:
     from clusters import kubeadm_config
 
     target = _target(ctx)
-    try:
-        version = kubeapi.server_version(ctx.cluster)
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint) from None
+    with kube.phase_errors():
+        version = kube.server_version(ctx.cluster)
     if not _same(version, target):
         raise PhaseError(f"the API server reports {version}, expected {target}", hint="check the control planes")
     with transaction.atomic():
@@ -517,10 +517,8 @@ def _control_plane_upgraded(ctx: PhaseContext) -> None:
 def _done(ctx: PhaseContext) -> None:
     from audit.services import record
 
-    try:
+    with kube.phase_errors("resume once the API server answers"):
         state = kube.cluster_state(ctx.cluster)
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint or "resume once the API server answers") from None
     summary = ", ".join(f"{n.name} kubelet {n.kubelet_version}" for n in state.nodes.values())
     record(
         "cluster.upgraded",
@@ -560,7 +558,7 @@ PHASES = (
     ),
     _spec("addon", "kubeadm upgrade … phase addon (CoreDNS, kube-proxy)", _kubeadm_phase("addon")),
     _spec("post-upgrade", "kubeadm upgrade … phase post-upgrade", _kubeadm_phase("post-upgrade")),
-    _spec("drain", "Cordon the node and evict its Pods", kube.drain_phase_node),
+    _spec("drain", "Cordon the node and evict its Pods", kube.phase_drain),
     _spec(
         "kubelet-package",
         "Run the cluster's kubelet package command (install and restart the kubelet)",

@@ -25,8 +25,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+import kube
 from audit.services import refusals_of
-from clusters import identity, inventory, kubeapi
+from clusters import identity, inventory
 from clusters.models import Cluster
 from kubeadm import nodeconfig, workflow
 from nodes import readiness
@@ -107,7 +108,7 @@ def join_token(ctx: PhaseContext) -> None:
             node=ctx.node,
             purpose=BootstrapToken.Purpose.JOIN,
         )
-    except kubeapi.KubeAPIError as exc:
+    except kube.KubeAPIError as exc:
         raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
     except Exception as exc:  # the tokens service's TokenError: its message says what is wrong
         raise PhaseError(f"could not create a join token: {exc}", hint="check the cluster's token policy") from None
@@ -132,12 +133,10 @@ def certificate_key(ctx: PhaseContext) -> None:
             f"Certificate key #{current.pk} expires at {current.expires_at:%H:%M:%S} UTC, too soon for a join; "
             "uploading the certificates again with a fresh key."
         )
-    try:
+    with kube.phase_errors("retry the operation"):
         certkeys.issue_certificate_key(
             ctx.cluster, user=ctx.operation.requested_by, operation=ctx.operation, log=ctx.log
         )
-    except kubeapi.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
 
 
 def _valid_certificate_key(ctx: PhaseContext):
@@ -222,7 +221,7 @@ def kubeadm_phase(name: str):
 
 def verify_node(ctx: PhaseContext) -> None:
     node = ctx.node
-    row = inventory.wait_phase_node_ready(ctx)
+    row = kube.phase_wait_node_ready(ctx)
     ctx.log(f"Node {node.name} is Ready ({', '.join(row['roles']) or 'worker'}, kubelet {row['kubelet_version']}).")
     Node.objects.filter(pk=node.pk).update(status=Node.Status.JOINED)
     if _control_plane(ctx):

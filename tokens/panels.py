@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from clusters import kubeapi
+from clusters import apiaccess
 from core.permissions import ADMIN, OPERATE, can
 from tokens import certkeys, timeline
 from tokens.models import BootstrapToken, CertificateKey
@@ -36,7 +36,7 @@ def token_context(cluster, user, *, now=None) -> dict:
         "can_operate": can(user, OPERATE, cluster),
         "can_admin": can(user, ADMIN, cluster),
         "can_upload_certs": certkeys.can_upload_certs(cluster),
-        "can_connect": cluster.is_adopted or kubeapi.holds_ca_key(cluster),
+        "can_connect": cluster.is_adopted or apiaccess.holds_ca_key(cluster),
         "now": now,
     }
 

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from clusters.models import Cluster
 from daytwo import backup, certificates, config_io, etcd, reset, upgrade
-from daytwo.kube import ClusterState, NodeState
 from daytwo.models import BackupSchedule, CertificateReport, EtcdSnapshot, RenewalPolicy, validate_package_command
+from kube import ClusterState, NodeState
 from kubeadm import components, readback
 from nodes.models import Node
 from operations.models import Operation

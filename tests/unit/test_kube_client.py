@@ -1,4 +1,4 @@
-"""clusters.kubeapi without a network: which credentials a cluster gets, and kubeconfigs refused with a reason."""
+"""kube/ and clusters/apiaccess.py without a network: which credentials a cluster gets, and kubeconfigs refused with a reason."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import yaml
 from cryptography import x509
 
-from clusters import kubeapi
+import kube
+from clusters import apiaccess
 from clusters.models import Cluster
 from kubeadm import kubeconfig as kubeconfig_files
 from kubeadm import pki
@@ -38,8 +39,8 @@ def test_created_cluster_gets_a_fresh_short_lived_certificate_from_its_ca(ca, ma
     cluster = make_cluster("c1", control_plane_endpoint="10.0.0.10")
     store_authorities(cluster, {"ca": ca})
     user = make_user("olga", role="operator")
-    first = kubeapi.credentials(cluster, user=user)
-    second = kubeapi.credentials(cluster, user=user)
+    first = apiaccess.credentials(cluster, user=user)
+    second = apiaccess.credentials(cluster, user=user)
     assert first.server == "https://10.0.0.10:6443", "kubeadm's default port when the endpoint has none"
     cert = pki.load_certificate(first.client_cert_pem)
     assert pki.common_name(cert) == "kubeboard:olga"
@@ -47,7 +48,7 @@ def test_created_cluster_gets_a_fresh_short_lived_certificate_from_its_ca(ca, ma
     assert pki.extended_key_usages(cert) == ["clientAuth"]
     pki.verify_signed_by(cert, ca.cert)
     lifetime = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
-    assert datetime.timedelta(minutes=10) < lifetime <= kubeapi.CLIENT_CERT_TTL
+    assert datetime.timedelta(minutes=10) < lifetime <= apiaccess.CLIENT_CERT_TTL
     assert first.client_key_pem != second.client_key_pem, "every client has its own key"
     assert "PRIVATE" not in repr(first) and "BEGIN" not in repr(first)
 
@@ -55,15 +56,15 @@ def test_created_cluster_gets_a_fresh_short_lived_certificate_from_its_ca(ca, ma
 @pytest.mark.django_db
 def test_a_cluster_without_ca_key_or_kubeconfig_says_what_to_do():
     cluster = make_cluster("bare")
-    with pytest.raises(kubeapi.ClusterNotConnectable, match="holds no CA key.*adopt it"):
-        kubeapi.credentials(cluster)
+    with pytest.raises(kube.ClusterNotConnectable, match="holds no CA key.*adopt it"):
+        apiaccess.credentials(cluster)
 
 
 @pytest.mark.django_db
 def test_adopted_cluster_uses_its_stored_kubeconfig(ca):
     text = dump(admin_kubeconfig(ca, server="https://10.0.0.20:6443"))
     cluster = make_cluster("adopted", origin=Cluster.Origin.ADOPTED, admin_kubeconfig=text)
-    creds = kubeapi.credentials(Cluster.objects.get(pk=cluster.pk))
+    creds = apiaccess.credentials(Cluster.objects.get(pk=cluster.pk))
     assert creds.server == "https://10.0.0.20:6443"
     assert pki.common_name(pki.load_certificate(creds.client_cert_pem)) == "kubernetes-admin"
     assert "client-key-data" not in stored_column(cluster), "stored encrypted"
@@ -73,7 +74,7 @@ def test_adopted_cluster_uses_its_stored_kubeconfig(ca):
 def test_token_kubeconfig_is_accepted(ca):
     config = admin_kubeconfig(ca)
     config["users"][0]["user"] = {"token": "abc.def"}
-    creds = kubeapi.credentials_from_kubeconfig(dump(config))
+    creds = kube.credentials_from_kubeconfig(dump(config))
     assert creds.token == "abc.def" and not creds.client_cert_pem
     assert "abc.def" not in repr(creds)
 
@@ -103,8 +104,8 @@ def test_token_kubeconfig_is_accepted(ca):
 def test_unusable_kubeconfigs_are_refused_with_the_reason(ca, mutate, message):
     config = admin_kubeconfig(ca)
     mutate(config)
-    with pytest.raises(kubeapi.KubeconfigRejected, match=message):
-        kubeapi.credentials_from_kubeconfig(dump(config))
+    with pytest.raises(kube.KubeconfigRejected, match=message):
+        kube.credentials_from_kubeconfig(dump(config))
 
 
 def test_mismatched_key_is_refused_without_echoing_it(ca):
@@ -112,8 +113,8 @@ def test_mismatched_key_is_refused_without_echoing_it(ca):
     config = admin_kubeconfig(ca)
     key_b64 = base64.b64encode(other.key_pem()).decode()
     config["users"][0]["user"]["client-key-data"] = key_b64
-    with pytest.raises(kubeapi.KubeconfigRejected, match="not a matching certificate and private key") as info:
-        kubeapi.credentials_from_kubeconfig(dump(config))
+    with pytest.raises(kube.KubeconfigRejected, match="not a matching certificate and private key") as info:
+        kube.credentials_from_kubeconfig(dump(config))
     assert key_b64 not in str(info.value)
 
 
@@ -122,8 +123,8 @@ def test_guard_refuses_before_any_connection(ca):
     # 192.0.2.1 (TEST-NET-1) is not on a test-bed bridge: the guard refuses it, nothing is sent.
     cluster = make_cluster("far", control_plane_endpoint="192.0.2.1:6443")
     store_authorities(cluster, {"ca": ca})
-    with pytest.raises(kubeapi.ClusterUnreachable, match="refused by the network guard") as info:
-        kubeapi.readyz(cluster)
+    with pytest.raises(kube.ClusterUnreachable, match="refused by the network guard") as info:
+        kube.readyz(cluster)
     assert info.value.retryable and info.value.hint
 
 
@@ -134,7 +135,7 @@ def test_admin_kubeconfig_has_its_own_certificate_and_is_audited(ca, make_user):
     cluster = make_cluster("c2", control_plane_endpoint="10.0.0.10:6443")
     store_authorities(cluster, {"ca": ca})
     admin = make_user("ada", role="admin")
-    text = kubeapi.issue_admin_kubeconfig(cluster, user=admin, ttl=datetime.timedelta(hours=1))
+    text = apiaccess.issue_admin_kubeconfig(cluster, user=admin, ttl=datetime.timedelta(hours=1))
     config = kubeconfig_files.parse_kubeconfig(text)
     cert = kubeconfig_files.client_certificate(config)
     assert pki.common_name(cert) == "kubeboard:ada"
@@ -144,5 +145,5 @@ def test_admin_kubeconfig_has_its_own_certificate_and_is_audited(ca, make_user):
     assert event.actor == admin and event.details["serial"] == str(cert.serial_number)
     assert "PRIVATE" not in str(event.details)
     with pytest.raises(ValueError, match="at most"):
-        kubeapi.issue_admin_kubeconfig(cluster, user=admin, ttl=datetime.timedelta(days=30))
+        apiaccess.issue_admin_kubeconfig(cluster, user=admin, ttl=datetime.timedelta(days=30))
     assert isinstance(cert, x509.Certificate)

@@ -2,12 +2,19 @@
 
 Each app owns its panel: a function ``(cluster, user) -> dict`` adding to the page's context,
 and a template ``<app>/_cluster_<panel>.html`` included by ``clusters/cluster_detail.html``.
+
+Some parts of the page follow the cluster while it is open (``LIVE_PARTS``, served by
+``clusters.live``): each has a cheap version and renders alone, so a poll that finds nothing
+new costs a few small queries and no rendering.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.utils.module_loading import import_string
 
+from core.formatting import relative_text
 from core.permissions import ADMIN, OPERATE, can
 
 PANELS = [
@@ -20,13 +27,54 @@ PANELS = [
 ]
 
 
+@dataclass(frozen=True)
+class LivePart:
+    """A part of the cluster page that follows the cluster while the page is open."""
+
+    element_id: str
+    template: str  # renders the element with that id and nothing else
+    # Dotted path of ``(cluster) -> value`` (JSON-able, str() for the rest) that changes whenever
+    # what the part shows does, read with the fewest queries (no rendering, no secret decrypted).
+    version: str
+    # Dotted path of ``(cluster, user) -> dict``: the template's context besides base_context.
+    context: str
+
+
+# Forms and settings are not live: they change by the person's own actions, which reload the page.
+LIVE_PARTS = (
+    LivePart(
+        "cluster-status",
+        "clusters/_cluster_status.html",
+        "clusters.panels.status_version",
+        "clusters.panels.no_context",
+    ),
+    LivePart(
+        "init-state", "clusters/_init_state.html", "clusters.panels.init_state_version", "clusters.panels.init_state"
+    ),
+    LivePart("node-list", "nodes/_node_list.html", "nodes.panels.node_list_version", "nodes.panels.cluster_panel"),
+    LivePart(
+        "token-panel",
+        "tokens/_cluster_token_panel.html",
+        "tokens.panels.cluster_panel_version",
+        "tokens.panels.cluster_panel",
+    ),
+    LivePart(
+        "operations",
+        "operations/_cluster_operations.html",
+        "operations.panels.cluster_panel_version",
+        "operations.panels.cluster_panel",
+    ),
+    LivePart("inventory", "clusters/_inventory.html", "clusters.panels.inventory_version", "clusters.panels.inventory"),
+)
+
+
+def base_context(cluster, user) -> dict:
+    """What every panel and live part may use."""
+    return {"cluster": cluster, "can_operate": can(user, OPERATE, cluster), "can_admin": can(user, ADMIN, cluster)}
+
+
 def cluster_panels(cluster, user) -> dict:
-    context = {
-        "cluster": cluster,
-        "authorities": cluster.authorities.order_by("name"),
-        "can_operate": can(user, OPERATE, cluster),
-        "can_admin": can(user, ADMIN, cluster),
-    }
+    context = base_context(cluster, user) | {"authorities": cluster.authorities.order_by("name")}
     for path in PANELS:
         context.update(import_string(path)(cluster, user))
     return context
@@ -35,12 +83,10 @@ def cluster_panels(cluster, user) -> dict:
 def engine_panel(cluster, user) -> dict:
     """Initialize / join actions, the engine settings, and what the last read-back found."""
     from clusters.action_forms import EngineSettingsForm, InitForm, JoinForm, KubeconfigForm, candidate_machines
-    from clusters.init import KIND as INIT_KIND
-    from clusters.models import ClusterInventory, MachineInventory
     from operations.models import Operation
 
     Status = cluster.Status
-    init_operation = cluster.operations.filter(kind=INIT_KIND).order_by("-created_at", "-id").first()
+    init_operation = _init_operations(cluster).first()
     candidates = list(candidate_machines(cluster))
     can_initialize = (
         not cluster.is_adopted
@@ -58,6 +104,51 @@ def engine_panel(cluster, user) -> dict:
         "join_form": JoinForm(cluster=cluster) if can_join else None,
         "settings_form": EngineSettingsForm(instance=cluster),
         "kubeconfig_form": KubeconfigForm() if not cluster.is_adopted else None,
+        **inventory(cluster, user),
+    }
+
+
+def _init_operations(cluster):
+    from clusters.init import KIND as INIT_KIND
+
+    return cluster.operations.filter(kind=INIT_KIND).order_by("-created_at", "-id")
+
+
+def inventory(cluster, user) -> dict:
+    """What the last read-back found (the "After init" part)."""
+    from clusters.models import ClusterInventory, MachineInventory
+
+    return {
         "cluster_inventory": ClusterInventory.objects.filter(cluster=cluster).first(),
         "machine_inventories": MachineInventory.objects.filter(node__cluster=cluster).select_related("node"),
     }
+
+
+def init_state(cluster, user) -> dict:
+    return {"init_operation": _init_operations(cluster).first()}
+
+
+def no_context(cluster, user) -> dict:
+    return {}
+
+
+def status_version(cluster) -> str:
+    return cluster.status
+
+
+def init_state_version(cluster) -> tuple:
+    latest = _init_operations(cluster).values_list("pk", "status", "error", "params").first()
+    return cluster.is_adopted, bool(cluster.ca_pin_hash), latest
+
+
+def inventory_version(cluster) -> tuple:
+    from clusters.models import ClusterInventory, MachineInventory
+
+    # Every read-back stamps collected_at; the relative time ("3 min ago") is part of what shows.
+    api = ClusterInventory.objects.filter(cluster=cluster).values_list("pk", "collected_at", "error").first()
+    machines = MachineInventory.objects.filter(node__cluster=cluster).order_by("pk")
+    return (
+        api,
+        relative_text(api[1]) if api else "",
+        list(machines.values_list("pk", "node__name", "collected_at", "error")),
+    )

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.cluster_list, name="list"),
     path("new/", views.cluster_create, name="create"),
     path("<str:name>/", views.cluster_detail, name="detail"),
+    path("<str:name>/live/", views.cluster_live, name="live"),
     path("<str:name>/initialize/", action_views.initialize, name="initialize"),
     path("<str:name>/join/", action_views.join, name="join"),
     path("<str:name>/engine-settings/", action_views.engine_settings, name="engine-settings"),

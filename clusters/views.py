@@ -6,7 +6,9 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 
+from clusters import live
 from clusters.forms import ClusterForm, DeleteClusterForm
 from clusters.models import Cluster
 from clusters.panels import cluster_panels
@@ -49,7 +51,25 @@ def cluster_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
     cluster = get_object_for(request.user, VIEW, Cluster.objects.select_related("team"), name=name)
-    return render(request, "clusters/cluster_detail.html", cluster_panels(cluster, request.user))
+    # The versions first: whatever changes while the panels are read shows at the first poll.
+    live_versions = live.versions(cluster)
+    context = cluster_panels(cluster, request.user) | {
+        "live_versions": live_versions,
+        "live_selectors": live.selectors(),
+        "live_poll_ms": round(live.POLL_SECONDS * 1000),
+    }
+    return render(request, "clusters/cluster_detail.html", context)
+
+
+@login_required
+def cluster_live(request: HttpRequest, name: str) -> HttpResponse:
+    """The page's poll (every 1.5 s): nothing when no live part changed, else only the changed parts."""
+    cluster = get_object_for(request.user, VIEW, Cluster.objects.select_related("team"), name=name)
+    update = live.changes(cluster, request.user, request.GET)
+    if update is None:
+        return HttpResponse(status=204)
+    parts = [render_to_string(template, context, request=request) for template, context in update.parts]
+    return render(request, "clusters/_live_update.html", {"parts": parts, "live_versions": update.versions})
 
 
 @login_required

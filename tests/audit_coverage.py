@@ -368,6 +368,7 @@ PAGES = (
     "clusters:detail",
     "clusters:kubeadm-config",
     "clusters:list",
+    "clusters:live",
     "daytwo:backups",
     "daytwo:certificates",
     "daytwo:configuration",

@@ -201,6 +201,8 @@ MATRIX: dict[str, Route] = {
     "adopt-cluster": Route(GET=S(LOGIN, 200, 403, 403, 200, 200), POST=S(LOGIN, 200, 403, 403, 200, 200)),
     "clusters:create": Route(GET=S(LOGIN, 200, 403, 200, 200, 200), POST=S(LOGIN, 200, 403, 200, 200, 200)),
     "clusters:detail": Route(kwargs=_cluster, GET=TEAM_PAGE),
+    # The cluster page's poll: the same answer as the page (what changed since the versions it sends).
+    "clusters:live": Route(kwargs=_cluster, GET=TEAM_PAGE),
     "clusters:initialize": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:join": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:engine-settings": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from core.models import WorkerHeartbeat
+from core.waiting import WaitTimedOut, wait_until
 
 
 def masked_url(url: str) -> str:
@@ -60,12 +60,19 @@ def redis_problem(url: str, timeout: float = 2.0) -> str | None:
 
 def wait_for_redis(url: str, seconds: float) -> str | None:
     """Like ``redis_problem`` but keeps trying for ``seconds`` (Redis may start a moment later)."""
-    deadline = time.monotonic() + seconds
-    while True:
+    problem: str | None = None
+
+    def settled() -> bool | None:
+        nonlocal problem
         problem = redis_problem(url)
-        if problem is None or time.monotonic() >= deadline or "not a valid" in problem:
-            return problem
-        time.sleep(0.5)
+        # A URL that is not valid stays so: no point waiting for it.
+        return True if problem is None or "not a valid" in problem else None
+
+    try:
+        wait_until(settled, timeout=seconds, interval=0.5)
+    except WaitTimedOut:
+        pass  # the last problem seen is the answer
+    return problem
 
 
 def database_problem() -> str | None:

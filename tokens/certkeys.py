@@ -137,10 +137,8 @@ def issue_certificate_key(cluster, *, user=None, operation=None, log=lambda mess
 
 
 def _upload_certs_phase(ctx: PhaseContext) -> None:
-    try:
+    with kube.phase_errors("retry the operation"):
         issue_certificate_key(ctx.cluster, user=ctx.operation.requested_by, operation=ctx.operation, log=ctx.log)
-    except kube.KubeAPIError as exc:
-        raise PhaseError(str(exc), hint=exc.hint or "retry the operation") from None
 
 
 UPLOAD_CERTS = OperationKind(

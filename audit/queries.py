@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import models
 from django.db.models import Q, QuerySet
 
 from audit.models import AuditEvent
@@ -57,7 +58,7 @@ class Records:
         return any(part.exists() for part in self.parts)
 
 
-def cluster_model():
+def cluster_model() -> type[models.Model]:
     """The cluster model, through the reference every record has to it (``AuditEvent.cluster``
     names it lazily): audit sits below the clusters app and never imports it."""
     return AuditEvent._meta.get_field("cluster").related_model

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
 from audit.models import AuditEvent
@@ -52,7 +53,7 @@ def node_story_filter(node_id: int) -> Q:
     return condition
 
 
-def visible_node(user, node_id: int) -> Node | None:
+def visible_node(user: AbstractBaseUser | AnonymousUser, node_id: int) -> Node | None:
     return restrict(Node.objects.select_related("cluster"), user, VIEW).filter(pk=node_id).first()
 
 

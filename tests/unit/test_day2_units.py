@@ -424,6 +424,8 @@ def test_pages_render_for_a_viewer_and_show_the_refusal(cluster, make_user):
     for name in ("daytwo:certificates", "daytwo:backups", "daytwo:configuration"):
         response = client.get(reverse(name, args=[cluster.name]))
         assert response.status_code == 200, name
+    lifetimes = client.get(reverse("daytwo:certificates", args=[cluster.name])).content.decode()
+    assert "certificates live 365 days unless the configuration says otherwise; CAs 3650 days" in lifetimes
     backups = client.get(reverse("daytwo:backups", args=[cluster.name])).content.decode()
     assert f'id="snapshot-{snapshot.pk}"' in backups and "Download" not in backups  # admins only
     detail = client.get(cluster.get_absolute_url()).content.decode()

@@ -41,7 +41,8 @@ def shell_loop_init(cluster, sandbox) -> float:
 
     from clusters import identity
     from clusters.init import PHASES, init_configuration_text
-    from kubeadm import nodeconfig, preflight, tokens
+    from kubeadm import nodeconfig, tokens
+    from tools.testbed import preflight
 
     machine = sandbox.node(1)
     token = tokens.generate_token()

@@ -8,10 +8,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from clusters.models import Cluster
+from clusters.validators import validate_ignore_preflight_errors
 from core.form_fields import BoundedModelMultipleChoiceField
 from kubeadm import workflow
+from kubeadm.preflight import parse_check_list
 from nodes.models import Node
-from nodes.validators import parse_check_list, validate_ignore_preflight_errors
 
 # Kubeboard's own init phases a person may also skip (kubeadm's names come from kubeadm.workflow).
 _SKIPPABLE_INIT = {"verify-api-server", "verify-cluster-info", "read-back"}

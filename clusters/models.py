@@ -8,9 +8,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
-from clusters.validators import validate_cluster_name
+from clusters.validators import validate_cluster_name, validate_ignore_preflight_errors
 from core.encryption import EncryptedTextField
-from nodes.validators import validate_ignore_preflight_errors
 
 if TYPE_CHECKING:
     from kube.client import Credentials

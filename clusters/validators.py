@@ -5,9 +5,16 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 
 from clusters.kubeadm_config import field_message
-from kubeadm import validation
+from kubeadm import preflight, validation
 
 
 def validate_cluster_name(value: str) -> None:
     for error in validation.validate_cluster_name(value):
         raise ValidationError(field_message(error), code="invalid")
+
+
+def validate_ignore_preflight_errors(value: object) -> None:
+    """A preflight ignore list a person wrote: a cluster's, a machine's or the upgrade's."""
+    problem = preflight.ignore_list_problem(value)
+    if problem:
+        raise ValidationError(problem, code="ignore_preflight")

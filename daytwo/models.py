@@ -11,8 +11,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from clusters.validators import validate_ignore_preflight_errors
 from core.encryption import EncryptedTextField
-from nodes.validators import validate_ignore_preflight_errors
 
 # What a package command may use; anything else in braces is refused (a typo would install
 # the wrong thing).

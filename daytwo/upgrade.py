@@ -333,12 +333,7 @@ def start_upgrade(cluster, target: str, *, user=None, batch_size: int | None = N
 
 
 def upgrade_ignore_list(cluster, node: Node, tools: DayTwoSettings) -> list[str]:
-    names = readiness.preflight_ignore_list(cluster, node) + list(tools.upgrade_ignore_preflight_errors or [])
-    seen: list[str] = []
-    for name in names:
-        if name.lower() not in {s.lower() for s in seen}:
-            seen.append(name)
-    return ["all"] if any(n.lower() == "all" for n in seen) else seen
+    return readiness.preflight_ignore_list(cluster, node, tools.upgrade_ignore_preflight_errors)
 
 
 # --- the phases -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""kubeadm's preflight checks: names, the ignore-list rules, and the test bed's ignore lists.
+"""kubeadm's preflight checks: what a check name looks like, and the ignore-list rules.
 
 Check names are what kubeadm prints in ``[ERROR <Name>]`` / ``[WARNING <Name>]`` and accepts in
 ``--ignore-preflight-errors`` / ``nodeRegistration.ignorePreflightErrors``
@@ -6,70 +6,70 @@ Check names are what kubeadm prints in ``[ERROR <Name>]`` / ``[WARNING <Name>]``
 FileContentCheck name with "/" replaced by "-"). kubeadm compares them case-insensitively and
 refuses "all" mixed with other names (validation.ValidateIgnorePreflightErrors).
 
-The TESTBED_* lists are the narrowest lists that let ``kubeadm init|join phase preflight`` pass
-on the test bed (tools/testbed: Linux namespaces, kubemark's hollow kubelet, no container
-runtime), found by running the real kubeadm v1.37.2 there and adding one check at a time
-(tests/e2e/test_kubeadm_phases.py proves them). On a real machine with a container runtime none
-of them should be needed.
+The one home of the rules, for three situations:
+* ``ignore_list_problem``: one list a person writes (a cluster's, a machine's, the upgrade's):
+  refused with the reason if a name is malformed, listed twice, or mixed with "all";
+* ``merge_ignore_lists``: the list one run uses, made of several such lists (the cluster's, then
+  the machine's, then the upgrade's): duplicates dropped, and "all" in any of them wins;
+* ``normalize_ignore_list``: a list about to be written for kubeadm (its configuration, its
+  flag): duplicates dropped, a malformed name or "all" mixed with names refused.
+
+The test bed's own lists (the checks it cannot pass without a container runtime) are test-bed
+data: tools/testbed/preflight.py.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from kubeadm.errors import ConfigError
 
 ALL = "all"
-
-# Why each entry is on the test bed's list (checks that fail there, on kubeadm v1.37.2):
-# - CRI, ContainerRuntimeVersion: no container runtime answers on the CRI socket; the
-#   hollow kubelet uses an in-process fake runtime.
-# - ImagePull: pulling the control-plane images needs that runtime (control-plane nodes only:
-#   a worker's join preflight pulls nothing).
-# - SystemVerification: kubeadm refuses cgroups v1 for kubelet >= 1.35 unless FailCgroupV1 is
-#   off ("cgroups v1 support is deprecated ..."); the machine running the test bed has cgroups v1.
-# - FileContent--proc-sys-net-ipv4-ip_forward: sandbox nodes must never forward packets
-#   (tools/README.md, Safety), so net.ipv4.ip_forward stays 0 by design.
-# KubeletVersion is NOT needed: the test bed puts kubemark (the hollow kubelet, which prints
-# "Kubernetes v1.37.2" for --version) on the nodes' PATH as `kubelet`. Without that it would be a
-# sixth entry ("cannot execute 'kubelet --version'"), and SystemVerification fails for that
-# reason first. Service-kubelet is only a warning (no systemd), never an error.
-TESTBED_INIT = (
-    "CRI",
-    "ContainerRuntimeVersion",
-    "ImagePull",
-    "SystemVerification",
-    "FileContent--proc-sys-net-ipv4-ip_forward",
-)
-TESTBED_JOIN_CONTROL_PLANE = TESTBED_INIT
-TESTBED_JOIN_WORKER = (
-    "CRI",
-    "ContainerRuntimeVersion",
-    "SystemVerification",
-    "FileContent--proc-sys-net-ipv4-ip_forward",
-)
-# `kubeadm upgrade plan|apply` preflight: no CRI check there, but the cluster health check
-# starts a Job that never completes under the fake runtime (CreateJob).
-TESTBED_UPGRADE = ("ContainerRuntimeVersion", "ImagePull", "SystemVerification", "CreateJob")
-TESTBED_UPGRADE_PLAN = ("CreateJob",)
-# `kubeadm upgrade node` preflight on a worker (no health-check Job, no image pre-pull there).
-TESTBED_UPGRADE_NODE_WORKER = ("ContainerRuntimeVersion", "SystemVerification")
+# kubeadm's check names: "NumCPU", "Port-6443", "FileAvailable--etc-kubernetes-manifests-etcd.yaml", "all".
+CHECK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,252}$")
 
 
-def testbed_ignore_preflight_errors(role: str) -> tuple[str, ...]:
-    """The test bed's narrowest list for ``role``: "init", "control-plane" (join), "worker" (join),
-    "upgrade" (upgrade apply), "upgrade-plan" or "upgrade-node-worker"."""
-    lists = {
-        "init": TESTBED_INIT,
-        "control-plane": TESTBED_JOIN_CONTROL_PLANE,
-        "worker": TESTBED_JOIN_WORKER,
-        "upgrade": TESTBED_UPGRADE,
-        "upgrade-plan": TESTBED_UPGRADE_PLAN,
-        "upgrade-node-worker": TESTBED_UPGRADE_NODE_WORKER,
-    }
-    if role not in lists:
-        raise ConfigError("role", "one of " + ", ".join(lists), role)
-    return lists[role]
+def parse_check_list(text: str) -> list[str]:
+    """A list as a person types it ("CRI, ImagePull" or one per line) as a list of names."""
+    return [part.strip() for part in re.split(r"[,\s]+", text or "") if part.strip()]
+
+
+def ignore_list_problem(names: object) -> str | None:
+    """What is wrong with an ignore list a person wrote, in words they can act on; None if nothing."""
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        return "The preflight ignore list must be a list of check names."
+    bad = [name for name in names if not CHECK_NAME.match(name)]
+    if bad:
+        return (
+            f"Not a kubeadm preflight check name: {', '.join(repr(b) for b in bad)} "
+            "(names look like NumCPU, Port-6443, FileAvailable--etc-kubernetes-manifests-etcd.yaml, or all)."
+        )
+    lowered = [name.lower() for name in names]
+    if ALL in lowered and len(names) > 1:
+        return "'all' already ignores every check: list it alone, as kubeadm requires."
+    duplicates = sorted({name for name in names if lowered.count(name.lower()) > 1})
+    if duplicates:
+        return f"Listed twice: {', '.join(duplicates)}."
+    return None
+
+
+def _first_spellings(names: Iterable[str]) -> list[str]:
+    """Each name once, compared case-insensitively as kubeadm does, in its first spelling."""
+    result: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            result.append(name)
+    return result
+
+
+def merge_ignore_lists(*lists: Iterable[str] | None) -> list[str]:
+    """The list one run uses, from several lists in order (cluster, machine, upgrade): each
+    name once, and ["all"] if any of them says "all" (it already ignores the others)."""
+    names = _first_spellings(name for names in lists for name in (names or ()))
+    return [ALL] if any(name.lower() == ALL for name in names) else names
 
 
 def normalize_ignore_list(names: Iterable[str], *, field: str = "ignorePreflightErrors") -> list[str]:
@@ -77,20 +77,18 @@ def normalize_ignore_list(names: Iterable[str], *, field: str = "ignorePreflight
 
     "all" alone stays ["all"]; "all" mixed with names is refused as kubeadm refuses it
     ("don't specify individual checks if 'all' is used"). Names must be check-name shaped
-    (no spaces or commas): a comma inside one entry would silently become two on a command line.
+    (``CHECK_NAME``): a comma inside one entry would silently become two on a command line.
     """
-    result: list[str] = []
-    seen: set[str] = set()
+    stripped: list[str] = []
     for raw in names:
         if not isinstance(raw, str) or not raw.strip():
             raise ConfigError(field, "preflight check names such as Port-6443 or Swap", raw)
         name = raw.strip()
-        if any(c.isspace() or c == "," for c in name):
-            raise ConfigError(field, "one check name per entry (no spaces or commas)", name)
-        if name.lower() not in seen:
-            seen.add(name.lower())
-            result.append(name)
-    if ALL in seen and len(result) > 1:
+        if not CHECK_NAME.match(name):
+            raise ConfigError(field, "one check name per entry (letters, digits, '.', '_' and '-')", name)
+        stripped.append(name)
+    result = _first_spellings(stripped)
+    if ALL in {name.lower() for name in result} and len(result) > 1:
         raise ConfigError(
             field,
             "either 'all' alone or individual check names",

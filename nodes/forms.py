@@ -3,10 +3,12 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
+from clusters.validators import validate_ignore_preflight_errors
 from core.permissions import VIEW, can
 from core.secret_forms import SecretFieldsMixin, WriteOnlyTextarea
+from kubeadm.preflight import parse_check_list
 from nodes.models import Node
-from nodes.validators import normalize_address, parse_check_list, validate_ignore_preflight_errors
+from nodes.validators import normalize_address
 from remote import keys
 
 

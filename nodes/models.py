@@ -5,8 +5,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
+from clusters.validators import validate_ignore_preflight_errors
 from core.encryption import EncryptedTextField
-from nodes.validators import validate_address, validate_ignore_preflight_errors, validate_node_name, validate_ssh_user
+from nodes.validators import validate_address, validate_node_name, validate_ssh_user
 
 
 class ClusterSSHKey(models.Model):

@@ -7,11 +7,12 @@ each refusal with what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.phases import PhaseError
-from kubeadm import nodeconfig
+from kubeadm import nodeconfig, preflight
 from nodes.checks import check_machine
 from nodes.models import Node
 
@@ -124,12 +125,7 @@ def facts_refusals(node: Node, *, kubernetes_version: str) -> list[Refusal]:
     return found
 
 
-def preflight_ignore_list(cluster, node: Node) -> list[str]:
-    """The cluster's ignore list plus the machine's own, in order, without duplicates ("all" wins)."""
-    names: list[str] = []
-    for name in list(cluster.ignore_preflight_errors or []) + list(node.ignore_preflight_errors or []):
-        if name.lower() not in {n.lower() for n in names}:
-            names.append(name)
-    if any(name.lower() == "all" for name in names):
-        return ["all"]
-    return names
+def preflight_ignore_list(cluster, node: Node, extra: Iterable[str] | None = ()) -> list[str]:
+    """The list a run on ``node`` uses: the cluster's, the machine's own, then ``extra`` (the
+    upgrade's), merged by kubeadm.preflight's rule (each name once; "all" in any of them wins)."""
+    return preflight.merge_ignore_lists(cluster.ignore_preflight_errors, node.ignore_preflight_errors, extra)

@@ -1,4 +1,4 @@
-"""What a machine's address, SSH user, name and preflight ignore list may look like."""
+"""What a machine's address, SSH user and name may look like (its preflight ignore list: kubeadm.preflight)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from kubeadm.netutil import is_dns1123_subdomain
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 # What useradd accepts by default on Debian/RHEL (NAME_REGEX), plus the trailing '$' of machine accounts.
 _SSH_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,30}\$?$")
-# kubeadm's check names: "NumCPU", "Port-6443", "FileAvailable--etc-kubernetes-manifests-etcd.yaml", "all".
-_CHECK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,252}$")
 
 
 def normalize_address(value: str) -> str:
@@ -72,28 +70,3 @@ def validate_node_name(value: str) -> None:
             "at most 63 characters (it becomes the Kubernetes node name).",
             code="node_name",
         )
-
-
-def validate_ignore_preflight_errors(value) -> None:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValidationError("The preflight ignore list must be a list of check names.", code="ignore_preflight")
-    bad = [item for item in value if not _CHECK_NAME.match(item)]
-    if bad:
-        raise ValidationError(
-            f"Not a kubeadm preflight check name: {', '.join(repr(b) for b in bad)} "
-            "(names look like NumCPU, Port-6443, FileAvailable--etc-kubernetes-manifests-etcd.yaml, or all).",
-            code="ignore_preflight",
-        )
-    lowered = [item.lower() for item in value]
-    if "all" in lowered and len(value) > 1:
-        raise ValidationError(
-            "'all' already ignores every check: list it alone, as kubeadm requires.", code="ignore_preflight"
-        )
-    duplicates = sorted({item for item in value if lowered.count(item.lower()) > 1})
-    if duplicates:
-        raise ValidationError(f"Listed twice: {', '.join(duplicates)}.", code="ignore_preflight")
-
-
-def parse_check_list(text: str) -> list[str]:
-    """The form's text ("CRI, ImagePull" or one per line) as a list of names."""
-    return [part.strip() for part in re.split(r"[,\s]+", text or "") if part.strip()]

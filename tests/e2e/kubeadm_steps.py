@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kubeadm import certkeys, discovery, nodeconfig, pki, preflight, tokens, uploads, workflow
+from kubeadm import certkeys, discovery, nodeconfig, pki, tokens, uploads, workflow
 from kubeadm.config import ClusterConfiguration, default_cluster_configuration
 from tests.support import etcdctl
+from tools.testbed import preflight
 from tools.testbed.cluster import ControlPlane
 from tools.testbed.sandbox import Node
 

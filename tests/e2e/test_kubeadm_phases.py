@@ -39,7 +39,6 @@ from kubeadm import (
     nodeconfig,
     output,
     pki,
-    preflight,
     tokens,
     uploads,
     workflow,
@@ -48,6 +47,7 @@ from kubeadm.config import Timeouts, default_cluster_configuration
 from kubeadm.diagnose import diagnose
 from tests.e2e.kubeadm_steps import Cluster, ok, run_init_phases
 from tests.support.etcdctl import member_names
+from tools.testbed import preflight
 from tools.testbed.binaries import selected_version
 from tools.testbed.cluster import ControlPlane
 from tools.testbed.testing import require_binaries, sandbox, unavailable

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kubeadm import preflight
 from operations.models import Event, Operation
 from operations.runner import run_operation
-from tools.testbed import Sandbox
+from tools.testbed import Sandbox, preflight
 from tools.testbed.binaries import cache_root
 from tools.testbed.testing import assert_no_traces
 

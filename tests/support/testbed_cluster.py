@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from clusters.models import Cluster
-from kubeadm import preflight
 from kubeadm.versions import DEFAULT_KUBERNETES_VERSION
 from nodes import services as node_services
 from nodes.connect import connect
@@ -25,7 +24,7 @@ from nodes.models import Node
 from operations.models import Operation
 from remote import ssh
 from tests.support.processes import wait_until
-from tools.testbed import Sandbox
+from tools.testbed import Sandbox, preflight
 from tools.testbed.testing import assert_no_traces, require_binaries
 
 

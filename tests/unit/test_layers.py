@@ -111,10 +111,6 @@ KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
         "clusters.action_forms",
         "nodes.models",
     ): "issue 17 item 1: the init/join action forms of the cluster page move to the workflows package",
-    (
-        "clusters.action_forms",
-        "nodes.validators",
-    ): "issue 17 item 1: the init/join action forms of the cluster page move to the workflows package; item 3 gives the ignore-list rules one home",
     ("clusters.action_views", "nodes.join"): "issue 17 item 1: the join action moves to the workflows package",
     ("clusters.adoption", "tokens.models"): "issue 17 item 1: adoption moves to the workflows package",
     ("clusters.adoption", "tokens.sync"): "issue 17 item 1: adoption moves to the workflows package",
@@ -136,14 +132,6 @@ KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
         "clusters.management.commands.cluster",
         "daytwo.commands",
     ): "issue 17 item 1: the workflow subcommands of `manage.py cluster` move to the workflows package",
-    (
-        "clusters.migrations.0004_machines_settings",
-        "nodes.validators",
-    ): "issue 17 item 3: the preflight ignore-list rule gets one home in kubeadm/ (the migration then names it there)",
-    (
-        "clusters.models",
-        "nodes.validators",
-    ): "issue 17 item 3: the preflight ignore-list rule gets one home in kubeadm/",
     ("nodes.join", "tokens.certkeys"): "issue 17 item 1: join moves to the workflows package",
     ("nodes.join", "tokens.models"): "issue 17 item 1: join moves to the workflows package",
     ("nodes.join", "tokens.services"): "issue 17 item 1: join moves to the workflows package",

@@ -7,11 +7,11 @@ import subprocess
 import pytest
 from django.core.exceptions import ValidationError
 
+from clusters.validators import validate_ignore_preflight_errors
+from kubeadm.preflight import parse_check_list
 from nodes.validators import (
     normalize_address,
-    parse_check_list,
     validate_address,
-    validate_ignore_preflight_errors,
     validate_node_name,
     validate_ssh_user,
 )

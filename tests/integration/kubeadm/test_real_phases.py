@@ -7,8 +7,9 @@ import subprocess
 
 import pytest
 
-from kubeadm import config, nodeconfig, preflight, workflow
+from kubeadm import config, nodeconfig, workflow
 from tests.integration.kubeadm.test_real_kubeadm import _kubeadm
+from tools.testbed import preflight
 
 pytestmark = pytest.mark.integration
 

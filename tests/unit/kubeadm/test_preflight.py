@@ -1,25 +1,9 @@
-"""Preflight ignore lists: kubeadm's rules, and the test bed's narrowest lists."""
+"""Preflight ignore lists: kubeadm's rules (one home: kubeadm/preflight.py)."""
 
 import pytest
 
 from kubeadm import preflight
 from kubeadm.errors import ConfigError
-
-
-def test_testbed_lists_are_the_recorded_ones():
-    assert preflight.TESTBED_INIT == (
-        "CRI",
-        "ContainerRuntimeVersion",
-        "ImagePull",
-        "SystemVerification",
-        "FileContent--proc-sys-net-ipv4-ip_forward",
-    )
-    # a worker pulls no control-plane images
-    assert set(preflight.TESTBED_INIT) - set(preflight.TESTBED_JOIN_WORKER) == {"ImagePull"}
-    assert preflight.testbed_ignore_preflight_errors("control-plane") == preflight.TESTBED_INIT
-    assert "all" not in {n.lower() for n in preflight.TESTBED_INIT + preflight.TESTBED_UPGRADE}
-    with pytest.raises(ConfigError, match="worker"):
-        preflight.testbed_ignore_preflight_errors("laptop")
 
 
 def test_normalize_keeps_first_spelling_and_refuses_all_with_others():
@@ -35,3 +19,25 @@ def test_normalize_keeps_first_spelling_and_refuses_all_with_others():
 def test_ignore_flag():
     assert preflight.ignore_flag([]) == []
     assert preflight.ignore_flag(["CRI", "ImagePull"]) == ["--ignore-preflight-errors=CRI,ImagePull"]
+
+
+def test_a_list_a_person_writes_is_refused_with_the_reason():
+    assert preflight.ignore_list_problem(["FileAvailable--etc-kubernetes-manifests-etcd.yaml", "NumCPU"]) is None
+    assert preflight.ignore_list_problem(["all"]) is None
+    assert preflight.ignore_list_problem("CRI") == "The preflight ignore list must be a list of check names."
+    assert preflight.ignore_list_problem(["rm -rf"]).startswith("Not a kubeadm preflight check name: 'rm -rf'")
+    assert preflight.ignore_list_problem(["all", "CRI"]).startswith("'all' already ignores every check")
+    assert preflight.ignore_list_problem(["CRI", "cri"]) == "Listed twice: CRI, cri."
+
+
+def test_the_list_of_a_run_merges_its_sources_and_all_wins():
+    assert preflight.merge_ignore_lists(["CRI", "Swap"], ["swap", "NumCPU"], None) == ["CRI", "Swap", "NumCPU"]
+    assert preflight.merge_ignore_lists(["CRI"], ["ALL"], ["CreateJob"]) == ["all"]
+    assert preflight.merge_ignore_lists([], None) == []
+    # what a run uses is always a list kubeadm takes as it is
+    assert preflight.normalize_ignore_list(preflight.merge_ignore_lists(["CRI"], ["all"])) == ["all"]
+
+
+def test_a_typed_list_is_split_on_commas_and_whitespace():
+    assert preflight.parse_check_list("CRI, ImagePull\nPort-6443") == ["CRI", "ImagePull", "Port-6443"]
+    assert preflight.parse_check_list("") == []

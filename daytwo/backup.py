@@ -519,7 +519,7 @@ def _restore_data(ctx: PhaseContext) -> None:
     tools = settings_for(ctx.cluster)
     work = _restore_dir(ctx)
     with phase_connection(ctx) as conn:
-        manifest = conn.read_file(f"{work}/manifests/etcd.yaml").decode()
+        manifest = conn.read_file(f"{work}/manifests/{components.manifest_name(components.ETCD)}").decode()
         local = etcd.local_member(manifest)
         fresh = f"{local.data_dir}/kubeboard-restore-op{ctx.operation.pk}"
         previous = f"{local.data_dir}/kubeboard-previous-op{ctx.operation.pk}"
@@ -597,7 +597,7 @@ RESTORE_PHASES = (
     PhaseSpec("upload", "Upload the snapshot and check it again on the machine", _restore_upload, idempotent=True),
     PhaseSpec(
         "stop-control-plane",
-        "Move the static Pod manifests out of /etc/kubernetes/manifests and wait for the Pods to stop",
+        f"Move the static Pod manifests out of {components.MANIFESTS_DIR} and wait for the Pods to stop",
         _stop_control_plane,
         idempotent=True,
     ),

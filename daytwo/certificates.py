@@ -47,8 +47,10 @@ from kubeadm.components import (
     KUBE_APISERVER,
     PORT_OF,
     TMP_DIR,
+    manifest_name,
     manifest_path,
 )
+from kubeadm.config import CLUSTER_CONFIGURATION_KEY, CONFIG_MAP_NAMESPACE, KUBEADM_CONFIG_MAP
 from nodes.connect import phase_connection
 from nodes.models import Node
 from operations.models import Operation
@@ -278,19 +280,21 @@ def _update_configuration(ctx: PhaseContext) -> None:
 
     sans = list(ctx.params.get("add_sans") or [])
     with kube.phase_errors():
-        data = kube.config_map(ctx.cluster, "kube-system", "kubeadm-config")
-    if not data or "ClusterConfiguration" not in data:
+        data = kube.config_map(ctx.cluster, CONFIG_MAP_NAMESPACE, KUBEADM_CONFIG_MAP)
+    if not data or CLUSTER_CONFIGURATION_KEY not in data:
         raise PhaseError(
             "kube-system/kubeadm-config has no ClusterConfiguration", hint="was the cluster made by kubeadm?"
         )
-    live = kubeadm_config.parse_config(data["ClusterConfiguration"]).cluster
+    live = kubeadm_config.parse_config(data[CLUSTER_CONFIGURATION_KEY]).cluster
     current = list(live.api_server.cert_sans or [])
     added = [san for san in sans if san not in current]
     if added:
         live.api_server.cert_sans = current + added
         text = kubeadm_config.render_cluster_config(live)
         with kube.phase_errors():
-            kube.patch_config_map(ctx.cluster, "kube-system", "kubeadm-config", {"ClusterConfiguration": text})
+            kube.patch_config_map(
+                ctx.cluster, CONFIG_MAP_NAMESPACE, KUBEADM_CONFIG_MAP, {CLUSTER_CONFIGURATION_KEY: text}
+            )
         ctx.log(f"kube-system/kubeadm-config: apiServer.certSANs is now {', '.join(live.api_server.cert_sans)}.")
     else:
         ctx.log("kube-system/kubeadm-config already lists the SAN(s).")
@@ -333,8 +337,8 @@ def _apiserver_certificate(ctx: PhaseContext) -> None:
     # The cluster as kubeadm-config holds it now (with the new SANs), and this node's address:
     # without one kubeadm would guess it from the default route.
     with kube.phase_errors():
-        data = kube.config_map(ctx.cluster, "kube-system", "kubeadm-config") or {}
-    live = kubeadm_config.parse_config(data.get("ClusterConfiguration", "")).cluster
+        data = kube.config_map(ctx.cluster, CONFIG_MAP_NAMESPACE, KUBEADM_CONFIG_MAP) or {}
+    live = kubeadm_config.parse_config(data.get(CLUSTER_CONFIGURATION_KEY, "")).cluster
     init = kubeadm_config.default_init_configuration(
         advertise_address=ctx.node.address, node_name=ctx.node.name, token=kubeadm_config.PLACEHOLDER_TOKEN
     )
@@ -378,15 +382,15 @@ def restart_static_pod(ctx: PhaseContext, conn, component: str) -> None:
     """Move the manifest out until the kubelet stopped the Pod, then back; wait for its port."""
     port = PORT_OF[component]
     held = f"{TMP_DIR}/kubeboard-restart-op{ctx.operation.pk}"
-    manifest = manifest_path(component)
+    manifest, name = manifest_path(component), manifest_name(component)
     script = (
         f"mkdir -p {held} && if [ -e {manifest} ]; then mv {manifest} {held}/; echo moved out; "
-        f"elif [ -e {held}/{component}.yaml ]; then echo already out; else echo no manifest; exit 3; fi"
+        f"elif [ -e {held}/{name} ]; then echo already out; else echo no manifest; exit 3; fi"
     )
-    commands.run(ctx, conn, script, label=f"move {component}.yaml out")
+    commands.run(ctx, conn, script, label=f"move {name} out")
     backup.wait_ports(ctx, conn, closed={port}, timeout=RESTART_TIMEOUT)
     ctx.log(f"{component} stopped on {ctx.node.name}; putting its manifest back.")
-    commands.run(ctx, conn, f"mv {held}/{component}.yaml {manifest} && rmdir {held} 2>/dev/null; true", label="mv")
+    commands.run(ctx, conn, f"mv {held}/{name} {manifest} && rmdir {held} 2>/dev/null; true", label="mv")
     backup.wait_ports(ctx, conn, opened={port}, timeout=RESTART_TIMEOUT)
     ctx.log(f"{component} listens on port {port} again.")
 

@@ -89,21 +89,21 @@ def live_view(cluster) -> ConfigView:
     rendered = rendered_cluster_configuration(cluster)
     view = ConfigView(rendered_text=kubeadm_config.render_cluster_config(rendered))
     try:
-        kubeadm_data = kube.config_map(cluster, "kube-system", "kubeadm-config")
-        kubelet_data = kube.config_map(cluster, "kube-system", "kubelet-config")
+        kubeadm_data = kube.config_map(cluster, kubeadm_config.CONFIG_MAP_NAMESPACE, kubeadm_config.KUBEADM_CONFIG_MAP)
+        kubelet_data = kube.config_map(cluster, kubeadm_config.CONFIG_MAP_NAMESPACE, kubeadm_config.KUBELET_CONFIG_MAP)
     except kube.KubeAPIError as exc:
         view.error = str(exc)
         return view
-    if not kubeadm_data or "ClusterConfiguration" not in kubeadm_data:
+    if not kubeadm_data or kubeadm_config.CLUSTER_CONFIGURATION_KEY not in kubeadm_data:
         view.error = "kube-system/kubeadm-config has no ClusterConfiguration (was the cluster made by kubeadm?)"
         return view
-    view.live_cluster_text = kubeadm_data["ClusterConfiguration"]
+    view.live_cluster_text = kubeadm_data[kubeadm_config.CLUSTER_CONFIGURATION_KEY]
     try:
         live = kubeadm_config.parse_config(view.live_cluster_text).cluster
         view.drift = diff_configurations(kubeadm_config.to_dict(rendered), kubeadm_config.to_dict(live))
     except KubeadmError as exc:
         view.error = f"the live ClusterConfiguration could not be read: {exc}"
-    view.live_kubelet_text = (kubelet_data or {}).get("kubelet", "")
+    view.live_kubelet_text = (kubelet_data or {}).get(kubeadm_config.KUBELET_CONFIGURATION_KEY, "")
     view.kubelet_findings = kubelet_findings(view.live_kubelet_text, rendered)
     return view
 
@@ -146,9 +146,10 @@ def export_text(cluster, *, kubelet: bool = False) -> str:
         cluster_config.init_configuration(), rendered_cluster_configuration(cluster)
     )
     if kubelet:
-        data = kube.config_map(cluster, "kube-system", "kubelet-config") or {}
-        if data.get("kubelet"):
-            text = text.rstrip("\n") + "\n---\n" + data["kubelet"].strip("\n") + "\n"
+        data = kube.config_map(cluster, kubeadm_config.CONFIG_MAP_NAMESPACE, kubeadm_config.KUBELET_CONFIG_MAP) or {}
+        kubelet_text = data.get(kubeadm_config.KUBELET_CONFIGURATION_KEY)
+        if kubelet_text:
+            text = text.rstrip("\n") + "\n---\n" + kubelet_text.strip("\n") + "\n"
     return text
 
 

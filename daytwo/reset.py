@@ -35,6 +35,7 @@ from daytwo import etcd
 from daytwo.backup import settings_for, wait_ports
 from daytwo.models import CertificateReport
 from kubeadm import nodeconfig, workflow
+from kubeadm.components import ETCD_CLIENT_PORT, KUBERNETES_DIR
 from nodes import readiness
 from nodes.connect import phase_connection, run_kubeadm
 from nodes.models import Node
@@ -213,7 +214,7 @@ def _cleanup_node(ctx: PhaseContext) -> None:
     if not data_dir:
         return
     with phase_connection(ctx) as conn:
-        wait_ports(ctx, conn, closed={2379}, timeout=ETCD_STOP_TIMEOUT)
+        wait_ports(ctx, conn, closed={ETCD_CLIENT_PORT}, timeout=ETCD_STOP_TIMEOUT)
         _, left = commands.quiet(conn, ["find", data_dir, "-mindepth", "1", "-maxdepth", "1"])
         if left:
             ctx.log(
@@ -269,10 +270,10 @@ def _forget(ctx: PhaseContext) -> None:
     etc = report.get("etc_kubernetes") or {}
     if etc.get("populated"):
         raise PhaseError(
-            f"{node.name}: /etc/kubernetes still holds {etc.get('count')} file(s): {', '.join(etc.get('files', [])[:5])}",
+            f"{node.name}: {KUBERNETES_DIR} still holds {etc.get('count')} file(s): {', '.join(etc.get('files', [])[:5])}",
             hint="remove them by hand (kubeadm reset leaves files it did not create), then resume",
         )
-    ctx.log(f"{node.name} is a blank machine again: /etc/kubernetes is empty; it can join a cluster.")
+    ctx.log(f"{node.name} is a blank machine again: {KUBERNETES_DIR} is empty; it can join a cluster.")
 
 
 PHASES = (

@@ -76,6 +76,11 @@ MANIFESTS_DIR = f"{KUBERNETES_DIR}/manifests"
 TMP_DIR = f"{KUBERNETES_DIR}/tmp"
 
 
+def manifest_name(component: str) -> str:
+    """The file name of a component's static Pod manifest ("etcd" -> etcd.yaml)."""
+    return f"{component}.yaml"
+
+
 def manifest_path(component: str) -> str:
     """Where kubeadm writes a component's static Pod manifest ("etcd" -> /etc/kubernetes/manifests/etcd.yaml)."""
-    return f"{MANIFESTS_DIR}/{component}.yaml"
+    return f"{MANIFESTS_DIR}/{manifest_name(component)}"

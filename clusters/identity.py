@@ -9,7 +9,7 @@ from django.db import transaction
 from audit.services import record
 from clusters import kubeadm_config
 from clusters.models import CertificateAuthority, Cluster
-from kubeadm import discovery, pki, uploads
+from kubeadm import CONFIG_API_VERSION, discovery, pki, uploads
 from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec
 from operations.runner import PhaseContext, PhaseError
@@ -23,7 +23,7 @@ def validate_config(ctx: PhaseContext) -> None:
         ctx.log(str(error), level="error")
     if errors:
         raise PhaseError(f"the cluster configuration has {len(errors)} error(s): " + "; ".join(map(str, errors)))
-    ctx.log(f"Configuration valid for Kubernetes {cluster.kubernetes_version} (kubeadm.k8s.io/v1beta4).")
+    ctx.log(f"Configuration valid for Kubernetes {cluster.kubernetes_version} ({CONFIG_API_VERSION}).")
 
 
 def store_authority(cluster: Cluster, name: str, pair: pki.KeyPair) -> CertificateAuthority:

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from clusters.validators import validate_cluster_name, validate_ignore_preflight_errors
 from core.encryption import EncryptedTextField
+from kubeadm import config as kubeadm_config
 
 if TYPE_CHECKING:
     from kube.client import Credentials
@@ -47,9 +48,9 @@ class Cluster(models.Model):
     kubernetes_version = models.CharField("Kubernetes version", max_length=32)
     control_plane_endpoint = models.CharField("control-plane endpoint", max_length=255)
     pod_subnet = models.CharField(max_length=200, blank=True)
-    service_subnet = models.CharField(max_length=200, default="10.96.0.0/12")
-    dns_domain = models.CharField("DNS domain", max_length=253, default="cluster.local")
-    image_repository = models.CharField(max_length=255, default="registry.k8s.io")
+    service_subnet = models.CharField(max_length=200, default=kubeadm_config.DEFAULT_SERVICE_SUBNET)
+    dns_domain = models.CharField("DNS domain", max_length=253, default=kubeadm_config.DEFAULT_DNS_DOMAIN)
+    image_repository = models.CharField(max_length=255, default=kubeadm_config.DEFAULT_IMAGE_REPOSITORY)
     encryption_algorithm = models.CharField(
         "key algorithm", max_length=16, choices=EncryptionAlgorithm.choices, default=EncryptionAlgorithm.RSA_2048
     )

@@ -11,8 +11,6 @@ supersedes it.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.db import transaction
 
 import kube
@@ -25,7 +23,6 @@ from tokens.policies import policy_for
 from tokens.services import TokenStateError, create_token
 
 KIND = "upload-certs"
-LIFETIME = timedelta(hours=2)  # kubeadm's DefaultCertTokenDuration
 
 
 def can_upload_certs(cluster) -> bool:
@@ -88,7 +85,7 @@ def issue_certificate_key(cluster, *, user=None, operation=None, log=lambda mess
     owner, _ = create_token(
         cluster,
         user=user,
-        ttl=min(LIFETIME, policy.max_ttl),
+        ttl=min(certkeys.LIFETIME, policy.max_ttl),
         usages=(),
         groups=(),
         description=certkeys.TOKEN_DESCRIPTION,

@@ -168,7 +168,7 @@ class MachineInventory(models.Model):
 
     node = models.OneToOneField("nodes.Node", on_delete=models.CASCADE, related_name="inventory")
     collected_at = models.DateTimeField(null=True, blank=True)
-    # [{"name", "path", "kind": "ca"|"leaf"|"kubeconfig", "subject", "issuer", "not_after", "custody", "note"}]
+    # Rows of kubeadm.readback.certificate_row (its docstring lists the keys).
     certificates = models.JSONField(default=list, blank=True)
     # [{"name", "path", "sha256", "images", "text"}] (manifests reference files; they hold no secrets)
     manifests = models.JSONField(default=list, blank=True)

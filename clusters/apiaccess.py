@@ -27,6 +27,7 @@ from core.encryption import SecretValue
 from kube.client import CLIENT_GROUP, ClusterNotConnectable, Credentials, credentials_from_kubeconfig
 from kubeadm import kubeconfig as kubeconfig_files
 from kubeadm import netutil, pki
+from kubeadm.components import API_SERVER_PORT
 
 CLIENT_COMMON_NAME = "kubeboard"
 # Short enough that a leaked in-memory certificate is useless soon; long enough for one action.
@@ -35,7 +36,7 @@ CLIENT_CERT_TTL = timedelta(minutes=15)
 # any CA algorithm, and the key never outlives the client.
 CLIENT_KEY_ALGORITHM = "ECDSA-P256"
 MAX_ADMIN_KUBECONFIG_TTL = timedelta(days=1)
-DEFAULT_API_PORT = "6443"
+DEFAULT_API_PORT = str(API_SERVER_PORT)
 
 __all__ = [
     "CLIENT_CERT_TTL",

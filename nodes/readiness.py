@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from core.phases import PhaseError
 from kubeadm import nodeconfig, preflight
+from kubeadm.components import KUBERNETES_DIR
 from nodes.checks import check_machine
 from nodes.models import Node
 
@@ -45,7 +46,7 @@ def check_before_kubeadm(ctx: PhaseContext, *, control_plane: bool) -> dict:
         first = problems[0]
         raise PhaseError("; ".join(problem.message for problem in problems), hint=first.hint)
     role = "control-plane" if control_plane else "worker"
-    ctx.log(f"{node.name} can be used as a {role}: /etc/kubernetes is empty and kubeadm fits.")
+    ctx.log(f"{node.name} can be used as a {role}: {KUBERNETES_DIR} is empty and kubeadm fits.")
     return report
 
 
@@ -67,7 +68,7 @@ def refusals(report: dict, *, node: Node, kubernetes_version: str) -> list[Refus
         shown = ", ".join(files[:5]) + (f" and {count - 5} more" if count > 5 else "")
         found.append(
             Refusal(
-                f"{node.name}: /etc/kubernetes is not empty ({count} files: {shown}); "
+                f"{node.name}: {KUBERNETES_DIR} is not empty ({count} files: {shown}); "
                 "kubeadm would mix this cluster with whatever is there — reset the machine first",
                 f"reset the machine first (Reset node on its page if Kubeboard put a cluster there, else "
                 f"`kubeadm reset -f` on {node.name}), then run Check machine and try again",

@@ -12,23 +12,27 @@ from tests.support import cost, processes
 from tests.support.services import ServiceUnavailable, start_redis
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_itemcollected(item: pytest.Item) -> None:
     """Mark tests by cost from the fixtures they use (tests/support/cost.py): a new test that
     takes the Redis or the test-bed cluster fixture is selected by ``-m`` like the others.
+    Marked as each test is collected, so before pytest's ``-m`` deselection: marked later, in
+    the ordering hook below, ``-m "not cluster"`` still selected the token test bed's users."""
+    used = set(getattr(item, "fixturenames", ()))
+    if used & cost.SERVICE_FIXTURES:
+        item.add_marker(pytest.mark.services)
+    if used & cost.CLUSTER_FIXTURES:
+        item.add_marker(pytest.mark.cluster)
 
-    Tests sharing the token test bed then run back to back (each module's order kept), so it is
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests sharing the token test bed run back to back (each module's order kept), so it is
     booted once and closed right after them; trylast: after pytest-django's ordering, which the
     block keeps."""
     for item in items:
         if item.get_closest_marker("browser") and "tests/e2e/" not in item.nodeid:
             # bin/test's browser pass collects tests/e2e only: elsewhere this test would never run.
             raise pytest.UsageError(f"{item.nodeid} is marked browser: browser tests belong in tests/e2e/")
-        used = set(getattr(item, "fixturenames", ()))
-        if used & cost.SERVICE_FIXTURES:
-            item.add_marker(pytest.mark.services)
-        if used & cost.CLUSTER_FIXTURES:
-            item.add_marker(pytest.mark.cluster)
     users = [item for item in items if "token_testbeds" in getattr(item, "fixturenames", ())]
     if users:
         rest = [item for item in items if "token_testbeds" not in getattr(item, "fixturenames", ())]

@@ -12,8 +12,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 
+from clusters.models import Cluster
 from clusters.panels import LIVE_PARTS, base_context
 
 # A change shows within 2 s: at most one interval, plus the poll that brings it.
@@ -28,8 +30,18 @@ class Update:
     parts: list[tuple[str, dict]]  # (template, context) of each part that changed
 
 
+def clusters() -> QuerySet:
+    """Clusters with the values the live parts' versions read from the cluster's own row."""
+    fields: dict = {}
+    for part in LIVE_PARTS:
+        if part.fields:
+            fields |= import_string(part.fields)()
+    return Cluster.objects.select_related("team").annotate(**fields)
+
+
 def versions(cluster) -> dict[str, str]:
-    """The current version of every live part (element id -> short digest)."""
+    """The current version of every live part (element id -> short digest); ``cluster`` comes
+    from :func:`clusters`."""
     return {part.element_id: _digest(import_string(part.version)(cluster)) for part in LIVE_PARTS}
 
 

@@ -50,7 +50,7 @@ def cluster_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = get_object_for(request.user, VIEW, Cluster.objects.select_related("team"), name=name)
+    cluster = get_object_for(request.user, VIEW, live.clusters(), name=name)
     # The versions first: whatever changes while the panels are read shows at the first poll.
     live_versions = live.versions(cluster)
     context = cluster_panels(cluster, request.user) | {
@@ -64,7 +64,7 @@ def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 def cluster_live(request: HttpRequest, name: str) -> HttpResponse:
     """The page's poll (every 1.5 s): nothing when no live part changed, else only the changed parts."""
-    cluster = get_object_for(request.user, VIEW, Cluster.objects.select_related("team"), name=name)
+    cluster = get_object_for(request.user, VIEW, live.clusters(), name=name)
     update = live.changes(cluster, request.user, request.GET)
     if update is None:
         return HttpResponse(status=204)

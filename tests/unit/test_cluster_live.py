@@ -11,13 +11,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from clusters.models import Cluster, ClusterInventory, MachineInventory
 from core.models import TeamMembership
 from nodes.models import Node
 from operations.models import Operation
 from tests.conftest import team_of
 from tests.factories import make_cluster
 from tests.support.live import page_versions
-from tokens.models import BootstrapToken
+from tokens.models import BootstrapToken, CertificateKey, TokenPolicy, TokenSync
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +85,56 @@ def test_each_state_change_sends_only_its_own_part(client, world):
     response = poll(client, versions)
     assert swapped_ids(response) == {"token-panel"}
     assert 'data-state="revoked"' in response.content.decode()
+
+
+def _init_failed(w) -> None:
+    Operation.objects.create(cluster=w["cluster"], kind="init", params={"node": "node-a"}, status="failed")
+
+
+def _read_back(w) -> None:
+    ClusterInventory.objects.create(cluster=w["cluster"], collected_at=timezone.now(), api_nodes=[{"name": "x"}])
+
+
+def _machine_read_back(w) -> None:
+    MachineInventory.objects.create(node=w["node"], collected_at=timezone.now())
+
+
+def _sync_failed(w) -> None:
+    TokenSync.objects.filter(cluster=w["cluster"]).update(result=TokenSync.Result.UNREACHABLE, message="no route")
+
+
+def _certificate_key(w) -> None:
+    CertificateKey.objects.create(cluster=w["cluster"], key="00" * 32, expires_at=timezone.now() + timedelta(hours=2))
+
+
+def _rotate_sooner(w) -> None:
+    """The token (1 day left) is "expiring" once the policy rotates 2 days before expiry."""
+    TokenPolicy.objects.filter(cluster=w["cluster"]).update(rotate_before=timedelta(days=2))
+
+
+@pytest.mark.parametrize(
+    ("change", "part", "shown"),
+    [
+        (
+            lambda w: Cluster.objects.filter(pk=w["cluster"].pk).update(status=Cluster.Status.RUNNING),
+            "cluster-status",
+            "Running",
+        ),
+        (_init_failed, "init-state", "It stopped"),
+        (_read_back, "inventory", 'id="api-nodes"'),
+        (_machine_read_back, "inventory", 'id="certificates-node-a"'),
+        (_sync_failed, "token-panel", "no route"),
+        (_certificate_key, "token-panel", "certificate key #"),
+        (_rotate_sooner, "token-panel", 'data-state="expiring"'),
+    ],
+    ids=["cluster-status", "init", "api-read-back", "machine-read-back", "sync", "certificate-key", "policy"],
+)
+def test_each_part_follows_what_it_shows(client, world, change, part, shown):
+    versions = open_page(client, world)
+    change(world)
+    response = poll(client, versions)
+    assert part in swapped_ids(response)
+    assert shown in response.content.decode()
 
 
 def test_a_token_that_expires_changes_its_part_without_any_write(client, world):

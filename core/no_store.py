@@ -18,6 +18,7 @@ NO_STORE_ROUTES = frozenset(
         "daytwo:snapshot-download",
         # pages that show a token, a join command or a certificate key
         "tokens:create",
+        "tokens:created",
         "tokens:rotate",
         "tokens:reveal",
         "tokens:join_command",

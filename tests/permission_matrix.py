@@ -239,6 +239,8 @@ MATRIX: dict[str, Route] = {
         GET=POST_ONLY,
         POST=S(LOGIN, 404, 403, 403, 200, 200),
     ),
+    # Where a create or rotate sends the browser: the new token once (from the session), then a note.
+    "tokens:created": Route(kwargs=_token, GET=OPERATE_FORM),
     "tokens:rotate": Route(kwargs=_token, GET=POST_ONLY, POST=OPERATE_ACTION),
     "tokens:delete": Route(kwargs=_token, GET=POST_ONLY, POST=OPERATE_ACTION),
     "tokens:reveal": Route(kwargs=_token, GET=POST_ONLY, POST=S(LOGIN, 404, 403, 403, 200, 200)),

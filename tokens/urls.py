@@ -11,6 +11,7 @@ urlpatterns = [
     path("policy/", views.policy_edit, name="policy"),
     path("certificate-keys/new/", views.certificate_key_create, name="certificate_key_create"),
     path("certificate-keys/<int:pk>/reveal/", views.certificate_key_reveal, name="certificate_key_reveal"),
+    path("<str:token_id>/created/", views.token_created, name="created"),
     path("<str:token_id>/rotate/", views.token_rotate, name="rotate"),
     path("<str:token_id>/delete/", views.token_delete, name="delete"),
     path("<str:token_id>/reveal/", views.token_reveal, name="reveal"),

@@ -3,7 +3,9 @@ work in tokens.services / tokens.sync / tokens.certkeys.
 
 Pages that show a secret (a new or rotated token, a reveal, a join command, a certificate key)
 are answered with ``Cache-Control: no-store`` (their routes are listed in core.no_store) and
-never put the secret in a message, the session or a URL.
+never put the secret in a message or a URL. A create or rotate redirects to the page that shows
+the new token (Post/Redirect/Get: a reload repeats nothing); the token waits for that one read
+in the session, encrypted like every stored secret, and is removed from it as it is shown.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 import kube
 from audit.models import AuditEvent
 from audit.services import refusals
 from clusters.models import Cluster
+from core import encryption
 from core.permissions import ADMIN, OPERATE, VIEW, can, get_object_for
 from operations.services import OperationStateError
 from tokens import certkeys, services
@@ -30,6 +33,8 @@ from tokens.sync import sync_now
 ACTIVITY_LIMIT = 25
 # A person's create, rotate or delete that the cluster did not carry out is audited as failed.
 API_ERRORS = (kube.KubeAPIError,)
+# The session key under which a new token waits, encrypted, for the one page that shows it.
+SHOWN_ONCE = "tokens.shown_once"
 
 
 def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
@@ -55,22 +60,42 @@ def token_list(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "tokens/token_list.html", context)
 
 
-def _show_new_token(request, cluster, token, full, *, title: str, status: int = 200) -> HttpResponse:
-    """The one time a new token is shown: the token, and the join commands made from it."""
+def hold_for_one_read(session, token: BootstrapToken, full: str, *, title: str) -> None:
+    """Keep a new token (encrypted) in the session until the page that shows it reads it once."""
+    session[SHOWN_ONCE] = {"token": token.pk, "secret": encryption.encrypt(full), "title": title}
+
+
+def _redirect_to_new_token(request: HttpRequest, token: BootstrapToken, full: str, *, title: str) -> HttpResponse:
+    hold_for_one_read(request.session, token, full, title=title)
+    return redirect("tokens:created", name=token.cluster.name, token_id=token.token_id)
+
+
+@login_required
+@require_GET
+def token_created(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
+    """The one time a new token is shown: the token, and the join commands made from it.
+    A reload finds it gone from the session and says where it can still be revealed."""
+    cluster = _cluster(request, name, OPERATE)
+    token = _token(cluster, token_id)
+    held = request.session.get(SHOWN_ONCE)
+    is_admin = can(request.user, ADMIN, cluster)
+    context = {"cluster": cluster, "token": token, "title": f"Token {token.token_id}", "can_admin": is_admin}
+    if not held or held.get("token") != token.pk:
+        return render(request, "tokens/token_created.html", context)
+    del request.session[SHOWN_ONCE]
+    full = encryption.decrypt(held["secret"])
     key = certkeys.current_key(cluster)
-    context = {
-        "cluster": cluster,
-        "token": token,
+    context |= {
         "full_token": full,
-        "title": title,
+        "title": held["title"],
         "worker_command": services.join_command_for(cluster, full) if token.can_join and cluster.ca_pin_hash else "",
         "control_plane_command": (
             services.join_command_for(cluster, full, control_plane=True, certificate_key=key.plain_key())
-            if key is not None and token.can_join and cluster.ca_pin_hash and can(request.user, ADMIN, cluster)
+            if key is not None and token.can_join and cluster.ca_pin_hash and is_admin
             else ""
         ),
     }
-    return render(request, "tokens/token_created.html", context, status=status)
+    return render(request, "tokens/token_created.html", context)
 
 
 @login_required
@@ -98,7 +123,7 @@ def token_create(request: HttpRequest, name: str) -> HttpResponse:
         except kube.KubeAPIError as exc:
             form.add_error(None, f"Nothing was created: {exc}")
         else:
-            return _show_new_token(request, cluster, token, full, title="Token created")
+            return _redirect_to_new_token(request, token, full, title="Token created")
     return render(
         request,
         "tokens/token_form.html",
@@ -118,7 +143,7 @@ def token_rotate(request: HttpRequest, name: str, token_id: str) -> HttpResponse
     except (TokenError, kube.KubeAPIError) as exc:
         messages.error(request, f"Token {token.token_id} was not rotated: {exc}")
         return redirect("tokens:list", name=cluster.name)
-    return _show_new_token(request, cluster, successor, full, title=f"Token {token.token_id} rotated: its successor")
+    return _redirect_to_new_token(request, successor, full, title=f"Token {token.token_id} rotated: its successor")
 
 
 @login_required

@@ -14,6 +14,7 @@ from tests.e2e.test_browser import browser_page  # noqa: F401 - the Chromium fix
 from tests.support.kubeclusters import start_token_testbed
 from tests.support.web import log_in
 from tokens import services
+from tokens.models import BootstrapToken
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -56,6 +57,13 @@ def test_rotate_a_token_in_the_browser(testbed, stack_factory, make_user, browse
     shown = page.inner_text("#new-token-countdown")
     assert re.fullmatch(r"in 2h 59m \d\ds", shown), shown
     page.screenshot(path=str(tmp_path / "rotated.png"), full_page=True)
+    # Post/Redirect/Get: the result is a page of its own; a reload shows the token no more and rotates nothing.
+    assert page.url.endswith(f"/tokens/{new_token[:6]}/created/"), page.url
+    tokens_before = sorted(BootstrapToken.objects.filter(cluster=cluster).values_list("token_id", flat=True))
+    page.reload()
+    page.wait_for_selector("#already-shown")
+    assert new_token not in page.content()
+    assert sorted(BootstrapToken.objects.filter(cluster=cluster).values_list("token_id", flat=True)) == tokens_before
 
     # The successor is a real Secret the API server accepts.
     secret = json.loads(

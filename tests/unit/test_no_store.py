@@ -44,6 +44,7 @@ SECRET_RESPONSES: list[tuple[str, str | None, str, Any, Any, int]] = [
     ("tokens:create", "operator", "GET", _cluster, None, 200),
     ("tokens:create", "operator", "POST", _cluster, lambda w: {"token": "qwe123.zx8vb7nm6lk5jh4g", "ttl": "x"}, 400),
     ("tokens:rotate", "operator", "POST", lambda w: {"name": w.cluster.name, "token_id": w.token.token_id}, None, 302),
+    ("tokens:created", "operator", "GET", lambda w: {"name": w.cluster.name, "token_id": w.token.token_id}, None, 200),
     ("tokens:reveal", "admin", "POST", lambda w: {"name": w.cluster.name, "token_id": w.token.token_id}, None, 200),
     (
         "tokens:join_command",

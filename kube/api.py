@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
@@ -77,7 +78,7 @@ def _meta(obj) -> SecretMeta:
     return SecretMeta(name=meta.name, uid=meta.uid or "", created=meta.creation_timestamp)
 
 
-def create_secret(target: APITarget, body: dict, *, user=None) -> SecretMeta:
+def create_secret(target: APITarget, body: dict, *, user: Any = None) -> SecretMeta:
     """Create a Secret in kube-system; a 409 comes out as ``ClusterAPIError`` with status 409."""
     name = body["metadata"]["name"]
     with connect(target, f"create Secret {NAMESPACE}/{name}", user=user) as client:
@@ -85,7 +86,7 @@ def create_secret(target: APITarget, body: dict, *, user=None) -> SecretMeta:
     return _meta(created)
 
 
-def delete_secret(target: APITarget, name: str, *, user=None) -> bool:
+def delete_secret(target: APITarget, name: str, *, user: Any = None) -> bool:
     """Delete a Secret in kube-system; False when it was already gone (404)."""
     try:
         with connect(target, f"delete Secret {NAMESPACE}/{name}", user=user) as client:
@@ -97,7 +98,7 @@ def delete_secret(target: APITarget, name: str, *, user=None) -> bool:
     return True
 
 
-def secret_exists(target: APITarget, name: str, *, user=None) -> bool:
+def secret_exists(target: APITarget, name: str, *, user: Any = None) -> bool:
     try:
         with connect(target, f"get Secret {NAMESPACE}/{name}", user=user) as client:
             kubernetes.client.CoreV1Api(client).read_namespaced_secret(name, NAMESPACE)
@@ -108,7 +109,7 @@ def secret_exists(target: APITarget, name: str, *, user=None) -> bool:
     return True
 
 
-def list_token_secrets(target: APITarget, *, user=None) -> list[tuple[SecretMeta, dict]]:
+def list_token_secrets(target: APITarget, *, user: Any = None) -> list[tuple[SecretMeta, dict]]:
     """Every bootstrap-token Secret in kube-system, as (metadata, plain Secret dict)."""
     with connect(target, f"list bootstrap-token Secrets in {NAMESPACE}", user=user) as client:
         found = kubernetes.client.CoreV1Api(client).list_namespaced_secret(
@@ -117,7 +118,7 @@ def list_token_secrets(target: APITarget, *, user=None) -> list[tuple[SecretMeta
         return [(_meta(item), client.sanitize_for_serialization(item)) for item in found.items]
 
 
-def put_secret(target: APITarget, body: dict, *, user=None) -> SecretMeta:
+def put_secret(target: APITarget, body: dict, *, user: Any = None) -> SecretMeta:
     """Create the Secret, or replace it when it exists (what kubeadm's CreateOrUpdateSecret does)."""
     name = body["metadata"]["name"]
     namespace = body["metadata"]["namespace"]
@@ -131,7 +132,7 @@ def put_secret(target: APITarget, body: dict, *, user=None) -> SecretMeta:
         return _meta(api.replace_namespaced_secret(name, namespace, body))
 
 
-def ensure_role_and_binding(target: APITarget, role: dict, binding: dict, *, user=None) -> None:
+def ensure_role_and_binding(target: APITarget, role: dict, binding: dict, *, user: Any = None) -> None:
     """Create an RBAC Role and RoleBinding unless they exist (kubeadm's CreateOrUpdate*)."""
     namespace = role["metadata"]["namespace"]
     with connect(target, f"create Role/RoleBinding {role['metadata']['name']}", user=user) as client:
@@ -147,7 +148,7 @@ def ensure_role_and_binding(target: APITarget, role: dict, binding: dict, *, use
 # --- ConfigMaps ----------------------------------------------------------------------------------
 
 
-def cluster_info(target: APITarget, *, user=None) -> dict[str, str] | None:
+def cluster_info(target: APITarget, *, user: Any = None) -> dict[str, str] | None:
     """``kube-public/cluster-info``'s data (kubeconfig + jws-kubeconfig-<id> keys); None if absent."""
     try:
         with connect(target, "get ConfigMap kube-public/cluster-info", user=user) as client:

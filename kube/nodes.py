@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
@@ -51,7 +52,7 @@ def list_nodes(target: APITarget) -> list[dict]:
     return sorted((node_row(item) for item in items), key=lambda row: row["name"])
 
 
-def node_ready(target: APITarget, node_name: str, *, user=None) -> bool | None:
+def node_ready(target: APITarget, node_name: str, *, user: Any = None) -> bool | None:
     """Whether the API server reports the Node Ready; None when no such Node is registered."""
     try:
         with connect(target, f"get Node {node_name}", user=user) as client:

@@ -46,7 +46,6 @@ from operations.runner import OperationCancelled, PhaseContext, PhaseError
 from remote import commands
 
 KIND = "init"
-API_READY_TIMEOUT = 180
 CLUSTER_INFO_TIMEOUT = 120
 INIT_TOKEN_DESCRIPTION = "kubeadm init join token (Kubeboard operation #{operation})"
 
@@ -120,7 +119,7 @@ def verify_api_server(ctx: PhaseContext) -> None:
     _mark_initializing(ctx)
     cluster = ctx.cluster
     server = apiaccess.server_url(cluster)
-    answer = kube.phase_wait_api_ready(ctx, timeout=API_READY_TIMEOUT)
+    answer = kube.phase_wait_api_ready(ctx)  # kube.waits.API_READY_TIMEOUT
     with kube.phase_errors():
         version = kube.server_version(cluster)
     ca = cluster.authorities.get(name="ca")

@@ -205,8 +205,11 @@ def check_machine(node, *, progress: Callable[[str], None] = lambda step: None) 
         report.update(error=str(exc), hint=exc.hint)
     except (ssh.HostKeyUnknown, ssh.HostKeyChanged, ssh.AuthenticationFailed) as exc:
         report.update(reachable=True, error=str(exc), hint=exc.hint)
+        # Stopped before logging in on purpose: the machine answered, a person has to decide.
         if isinstance(exc, ssh.HostKeyUnknown):
-            report["offered_fingerprint"] = exc.fingerprint
+            report.update(offered_fingerprint=exc.fingerprint, host_key="offered")
+        elif isinstance(exc, ssh.HostKeyChanged):
+            report["host_key"] = "changed"
     except ssh.SSHError as exc:
         report.update(error=str(exc), hint=exc.hint)
     if report["login"] and not report["error"]:

@@ -128,6 +128,16 @@ class Node(models.Model):
         return self.HostKeyState(self.host_key_state).label
 
     @property
+    def status_badge(self) -> tuple[str, str]:
+        """(state, words) of the machine's badge: before it joins, a host key waiting for a person
+        says so (the machine answered; it is not unreachable)."""
+        if not self.is_joined and self.host_key_state == self.HostKeyState.OFFERED:
+            return "hostkey-offered", "Host key not accepted yet"
+        if not self.is_joined and self.host_key_state == self.HostKeyState.CHANGED:
+            return "hostkey-changed", "Host key changed"
+        return self.status, self.get_status_display()
+
+    @property
     def is_joined(self) -> bool:
         return self.status in (self.Status.JOINING, self.Status.JOINED)
 

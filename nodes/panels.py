@@ -16,3 +16,19 @@ def node_list_version(cluster) -> list:
         (node.pk, *(getattr(node, field) for field in fields), node.host_key_state, relative_text(node.checked_at))
         for node in rows
     ]
+
+
+def check_outcome(facts: dict) -> tuple[str, str]:
+    """(state, words) of the last machine check's result."""
+    if facts.get("login") and not facts.get("problems"):
+        return "check-done", "no problems found"
+    if facts.get("login"):
+        count = len(facts["problems"])
+        return "check-failed", f"{count} problem{'s' if count != 1 else ''} found"
+    if facts.get("host_key") == "offered":
+        return "hostkey-offered", "host key not accepted yet"
+    if facts.get("host_key") == "changed":
+        return "hostkey-changed", "host key changed"
+    if not facts.get("reachable"):
+        return "check-failed", "unreachable"
+    return "check-failed", "could not log in"

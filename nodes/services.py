@@ -162,6 +162,17 @@ def request_check(node: Node, *, user) -> Node:
     return locked
 
 
+def _status_after_check(report: dict, status: str) -> str:
+    """A machine that answered but waits for a person to accept its host key is not unreachable."""
+    if report["login"]:
+        return Node.Status.REACHABLE
+    if report.get("host_key") == "offered":
+        return Node.Status.NEW
+    if report.get("host_key") == "changed":
+        return status
+    return Node.Status.UNREACHABLE
+
+
 def run_check(node_id: int, *, actor=None, progress=None) -> dict:
     """Run the check now (the task, or ``manage.py node check``) and store its report on the node."""
     from nodes.checks import check_machine
@@ -186,7 +197,7 @@ def run_check(node_id: int, *, actor=None, progress=None) -> dict:
         locked.check_status = Node.CheckStatus.DONE if report["login"] else Node.CheckStatus.FAILED
         locked.check_progress = steps
         if not locked.is_joined:
-            locked.status = Node.Status.REACHABLE if report["login"] else Node.Status.UNREACHABLE
+            locked.status = _status_after_check(report, locked.status)
         locked.save()
         kubeadm = report.get("binaries", {}).get("kubeadm", {})
         # A check that could not log in failed; one that did succeeded, whatever problems it found.

@@ -14,6 +14,7 @@ from core.permissions import OPERATE, VIEW, can, get_object_for
 from nodes import services
 from nodes.forms import HostKeyForm, NodeForm
 from nodes.models import Node
+from nodes.panels import check_outcome
 
 
 def _cluster(request: HttpRequest, cluster: str, action: str) -> Cluster:
@@ -34,6 +35,7 @@ def _node_context(request: HttpRequest, node: Node) -> dict:
         "can_operate": can(request.user, OPERATE, node),
         "cluster_key": services.cluster_public_key(node.cluster),
         "facts": node.facts or {},
+        "check_outcome": check_outcome(node.facts or {}),
         "operations": operations,
     }
 
@@ -147,15 +149,16 @@ def node_check(request: HttpRequest, cluster: str, node: str) -> HttpResponse:
     except services.NodeStateError as exc:
         messages.error(request, str(exc))
     if request.htmx:
-        return render(request, "nodes/_check.html", _node_context(request, node_obj))
+        return render(request, "nodes/_check_update.html", _node_context(request, node_obj))
     return redirect(node_obj.get_absolute_url() + "#check")
 
 
 @login_required
 def node_check_status(request: HttpRequest, cluster: str, node: str) -> HttpResponse:
-    """The check panel alone, polled by htmx while a check is queued or running."""
+    """The check panel, polled by htmx while a check is queued or running, with the parts of the
+    page a check changes (host key, the machine's badge), swapped out of band: no reload needed."""
     node_obj = _node(request, cluster, node, VIEW)
-    return render(request, "nodes/_check.html", _node_context(request, node_obj))
+    return render(request, "nodes/_check_update.html", _node_context(request, node_obj))
 
 
 @login_required

@@ -7,6 +7,7 @@
 {{ cluster.created_at|when_ago }}        2026-11-27 07:54 UTC · 3 min ago
 {{ op.status|status_word }}              Succeeded
 {% status_badge op.status %}             <span class="status status-succeeded">Succeeded</span>
+{{ report.hint|code_spans }}             compare it with <code>ssh-keygen -lf …</code> (from `ssh-keygen -lf …`)
 """
 
 from __future__ import annotations
@@ -15,11 +16,24 @@ import json
 from datetime import timedelta
 
 from django import template
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 
 from core import formatting
 
 register = template.Library()
+
+
+@register.filter
+def code_spans(text) -> str:
+    """A message written for a terminal as well, where `command` is quoted with backticks: each
+    quoted part becomes <code>, everything escaped. Unbalanced backticks are left as they are."""
+    parts = str(text or "").split("`")
+    if len(parts) % 2 == 0:
+        return escape(text)
+    return mark_safe(  # noqa: S308 - every part is escaped
+        "".join(f"<code>{escape(part)}</code>" if index % 2 else escape(part) for index, part in enumerate(parts))
+    )
 
 
 @register.filter

@@ -1,8 +1,8 @@
 """SQL queries per minute for one open cluster page.
 
 The page stays live by polling. Before, it polled every 2 s and each poll re-read the whole page
-(all six panels, every query of a page load) to swap five parts of it. Now it polls every 1.5 s
-(``clusters.live.POLL_SECONDS``, so that a change shows within 2 s) and each poll asks
+(all six panels, every query of a page load) to swap five parts of it. Now it polls every second
+(``clusters.live.POLL_SECONDS``, so that a change shows within 2 s with room to spare on a busy machine) and each poll asks
 ``clusters:live`` with the version of each live part; the server answers 204 when no version
 changed, and renders only the parts that did.
 

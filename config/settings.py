@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from config.datadir import data_dir, sqlite_path
 from core.keyfiles import load_or_create_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("KUBEBOARD_DATA_DIR", BASE_DIR / "var")).resolve()
+DATA_DIR = data_dir()
 DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
@@ -118,7 +119,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": database_from_url(DATABASE_URL)}
 else:
-    SQLITE_PATH = Path(os.environ.get("KUBEBOARD_SQLITE_PATH", DATA_DIR / "kubeboard.sqlite3"))
+    SQLITE_PATH = sqlite_path()
     if not SQLITE_PATH.exists():
         # Created owner-only before SQLite opens it (its -wal/-shm files inherit the mode).
         SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)

@@ -95,3 +95,22 @@ def test_a_machine_that_does_not_answer_is_still_unreachable(operator):
     panel = _polled_panel(operator, node)
     assert re.search(r'id="check-status">([^<]*)<', panel).group(1) == "unreachable"
     assert "refused the connection" in panel and "`" not in panel.split('id="check-problems"', 1)[1]
+
+
+def test_the_command_says_the_host_key_is_not_accepted_yet_and_how_to_accept_it(sshd):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    make_cluster("c1")
+    call_command("node", "add", "c1", "m1", "--address", sshd.host, "--port", str(sshd.port), stdout=io.StringIO())
+    out = io.StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command("node", "check", "c1", "m1", stdout=out)
+    assert info.value.returncode == 2 and str(info.value) == "c1/m1: host key not accepted yet"
+    assert (
+        f"next: accept it after comparing: manage.py node accept-host-key c1 m1 --fingerprint {sshd.host_key_fingerprint()}"
+        in out.getvalue()
+    )
+    assert Node.objects.get().status == Node.Status.NEW

@@ -212,6 +212,13 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
         else:
             self.stdout.write(format_report(report))
+            if report.get("host_key") == "offered":
+                self.stdout.write(
+                    f"next: accept it after comparing: manage.py node accept-host-key {node.cluster.name} {node.name} "
+                    f"--fingerprint {report['offered_fingerprint']}"
+                )
+        if report.get("host_key") == "offered":
+            raise CommandError(f"{node}: host key not accepted yet", returncode=UNREACHABLE_EXIT)
         if not report["login"]:
             raise CommandError(f"{node}: {report['error']}", returncode=UNREACHABLE_EXIT)
         if report["problems"]:

@@ -95,7 +95,8 @@ def _claim(operation_id: int, worker: str) -> tuple[Operation | None, str]:
     transaction holds the database write lock), so two workers cannot both pass the check.
     A task that must wait refreshes the row's heartbeat, so the reaper knows it is not lost.
     """
-    from clusters.models import Cluster
+    # The cluster model through the operation's own reference: operations sits below the clusters app.
+    clusters = Operation._meta.get_field("cluster").related_model
 
     with transaction.atomic():
         operation = Operation.objects.select_for_update().filter(pk=operation_id).first()
@@ -103,7 +104,7 @@ def _claim(operation_id: int, worker: str) -> tuple[Operation | None, str]:
             return None, "gone"
         if operation.status != Operation.Status.QUEUED:
             return None, f"not queued ({operation.status})"
-        Cluster.objects.select_for_update().get(pk=operation.cluster_id)
+        clusters.objects.select_for_update().get(pk=operation.cluster_id)
         now = timezone.now()
         if operation.mutating:
             busy = (

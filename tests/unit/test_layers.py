@@ -139,10 +139,6 @@ KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
         "nodes.management.commands.node",
         "daytwo.commands",
     ): "issue 17 item 1: the workflow subcommands of `manage.py node` move to the workflows package",
-    (
-        "operations.runner",
-        "clusters.models",
-    ): "issue 17 item 1: operations/ below the nouns (lock the cluster row through Operation.cluster)",
 }
 
 

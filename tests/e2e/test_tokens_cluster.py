@@ -402,13 +402,21 @@ def test_adopt_through_the_form_then_manage_tokens_in_the_ui(testbed, admin, cli
             "groups": "system:bootstrappers:kubeadm:default-node-token",
         },
     )
-    assert created.status_code == 200 and "no-store" in created["Cache-Control"]
-    html = created.content.decode()
+    # Post/Redirect/Get: the create answers with a redirect to the page that shows the token once.
+    assert created.status_code == 302 and "no-store" in created["Cache-Control"]
+    shown = client.get(created["Location"])
+    assert shown.status_code == 200 and "no-store" in shown["Cache-Control"]
+    html = shown.content.decode()
     full = html.split('id="new-token-value">')[1].split("<")[0]
     token_id = full.split(".")[0]
+    assert created["Location"] == f"/clusters/via-ui/tokens/{token_id}/created/"
     assert secret_or_none(testbed, f"bootstrap-token-{token_id}") is not None, "a Secret the API server accepted"
     assert f"kubeadm join {testbed.endpoint} --token {full}" in html
     assert bearer_whoami(testbed, full)["username"] == f"system:bootstrap:{token_id}"
+    tokens_before = BootstrapToken.objects.filter(cluster__name="via-ui").count()
+    reloaded = client.get(created["Location"]).content.decode()
+    assert full not in reloaded and 'id="already-shown"' in reloaded, "a reload shows the token no more"
+    assert BootstrapToken.objects.filter(cluster__name="via-ui").count() == tokens_before, "and creates nothing"
 
 
 @pytest.mark.django_db

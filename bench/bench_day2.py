@@ -114,8 +114,8 @@ def ssh(node, command: str) -> None:
 
 def upgrade_by_hand(sandbox, operation_params: dict) -> float:
     """The upgrade operation's steps from a plain loop of ssh commands (same commands, same order)."""
-    from daytwo import upgrade
     from kubeadm import workflow
+    from workflows import upgrade
 
     cp, worker = sandbox.node(1), sandbox.node(2)
     target = operation_params["target"]
@@ -155,11 +155,11 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kb-bench-day2-") as data:
         setup_django(Path(data), testbed=True)
-        from daytwo import backup, upgrade
-        from daytwo.models import DayTwoSettings, EtcdSnapshot
         from operations.models import PhaseRun
         from tests.support.day2 import UPGRADE_IGNORE, machines, package_commands_on_testbed
         from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, find_binaries
+        from workflows import backup, upgrade
+        from workflows.models import DayTwoSettings, EtcdSnapshot
 
         old = find_binaries(OLDER_VERSION)
         kubeadm_cmd, kubelet_cmd = package_commands_on_testbed()

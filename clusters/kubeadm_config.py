@@ -47,7 +47,7 @@ def cluster_values(cluster) -> dict[str, Any]:
 
 
 def stored_base(cluster) -> kubeadm_config.ClusterConfiguration | None:
-    """The cluster's stored ClusterConfiguration (daytwo.models.StoredConfiguration: an imported
+    """The cluster's stored ClusterConfiguration (workflows.models.StoredConfiguration: an imported
     kubeadm file, an added API server SAN), or None when it has none."""
     try:
         stored = cluster.stored_configuration

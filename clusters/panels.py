@@ -23,7 +23,7 @@ PANELS = [
     "nodes.panels.cluster_panel",
     "tokens.panels.cluster_panel",
     "operations.panels.cluster_panel",
-    "daytwo.panels.cluster_panel",
+    "workflows.panels.cluster_panel",
     "audit.panels.cluster_panel",
 ]
 

@@ -53,7 +53,7 @@ INSTALLED_APPS = [
     "tokens",
     "operations",
     "teams",
-    "daytwo",
+    "workflows",
 ]
 
 MIDDLEWARE = [

@@ -7,7 +7,7 @@ from clusters import adoption_views
 from core import admin as core_admin
 from core import health
 from core.login_forms import AdminLoginForm, LoginForm
-from daytwo import views as daytwo_views
+from workflows import views as workflow_views
 
 admin.site.site_header = "Kubeboard administration"
 admin.site.site_title = "Kubeboard"
@@ -18,11 +18,11 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("clusters/adopt/", adoption_views.adopt, name="adopt-cluster"),
-    path("clusters/import/", daytwo_views.import_cluster, name="import-cluster"),
+    path("clusters/import/", workflow_views.import_cluster, name="import-cluster"),
     path("clusters/", include("clusters.urls")),
     path("clusters/<str:cluster>/nodes/", include("nodes.urls")),
     path("clusters/<str:name>/tokens/", include("tokens.urls")),
-    path("clusters/<str:name>/day2/", include("daytwo.urls")),
+    path("clusters/<str:name>/day2/", include("workflows.urls")),
     path("operations/", include("operations.urls")),
     path("audit/", include("audit.urls")),
     path("teams/", include("teams.urls")),

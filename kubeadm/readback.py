@@ -12,7 +12,7 @@
   (``check_expiration=True``), followed by ``@@exit STATUS``.
 
 The read-back after init and joins (clusters/inventory.py) and the certificate inventory and
-renewal (daytwo/certificates.py) read machines through this one command, and turn each
+renewal (workflows/certificates.py) read machines through this one command, and turn each
 certificate it prints into the same row with ``certificate_row``.
 """
 

@@ -520,9 +520,9 @@ TASKS: dict[str, Audited | ReadOnly | Elsewhere] = {
     ),
     "tokens.tasks.sync_cluster": Elsewhere(CLUSTER_E2E, "reads a live cluster"),
     "operations.tasks.run_operation": Elsewhere("tests/unit/test_operation_pipeline.py", "runs phases"),
-    "daytwo.tasks.due": ReadOnly(
+    "workflows.tasks.due": ReadOnly(
         "no schedule or policy is due in the world (tests/unit/test_day2_units.py proves they start operations)",
-        call=lambda w: __import__("daytwo.tasks").tasks.due(),
+        call=lambda w: __import__("workflows.tasks").tasks.due(),
     ),
     "audit.verification.scheduled_verify": ReadOnly(
         "verifies the trail; its result is a status line in the checkpoint directory, not a record",

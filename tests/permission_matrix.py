@@ -87,7 +87,7 @@ class World:
     membership: Any  # the viewer's membership of ``team``
     token: Any
     certificate_key: Any
-    snapshot: Any = None  # an etcd snapshot (daytwo), stored and verifiable
+    snapshot: Any = None  # an etcd snapshot (workflows), stored and verifiable
 
 
 def build_world() -> World:
@@ -139,7 +139,7 @@ def build_world() -> World:
     certificate_key = CertificateKey.objects.create(
         cluster=cluster, key="00" * 32, expires_at=timezone.now() + timedelta(hours=2)
     )
-    from daytwo.models import EtcdSnapshot
+    from workflows.models import EtcdSnapshot
 
     snapshot = EtcdSnapshot.objects.create(cluster=cluster, status=EtcdSnapshot.Status.AVAILABLE)
     _store_snapshot(snapshot, b"not really an etcd database")

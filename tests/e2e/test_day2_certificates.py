@@ -27,8 +27,6 @@ import kube
 from clusters.init import start_init
 from clusters.models import Cluster
 from core.network import check_destination
-from daytwo import certificates, config_io
-from daytwo.models import CertificateReport, RenewalPolicy, StoredConfiguration
 from kubeadm import components, pki
 from kubeadm import config as kubeadm_config
 from kubeadm.errors import ConfigError
@@ -36,6 +34,8 @@ from operations.models import Operation
 from tests.conftest import team_of
 from tests.support.day2 import run
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines
+from workflows import certificates, config_io
+from workflows.models import CertificateReport, RenewalPolicy, StoredConfiguration
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(1200)]
 

@@ -19,7 +19,6 @@ import pytest
 import kube
 from clusters.init import start_init
 from clusters.models import Cluster
-from daytwo import reset
 from nodes.checks import listening_ports
 from nodes.join import start_join
 from nodes.models import Node
@@ -29,6 +28,7 @@ from tests.support.day2 import messages, run
 from tests.support.etcdctl import member_names
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
 from tokens.models import BootstrapToken
+from workflows import reset
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(1200)]
 

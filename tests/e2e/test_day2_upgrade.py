@@ -32,8 +32,6 @@ from kubernetes.client.exceptions import ApiException
 import kube
 from clusters.init import start_init
 from clusters.models import Cluster
-from daytwo import backup, upgrade
-from daytwo.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
 from kubeadm import versions, workflow
 from nodes.join import start_join
 from nodes.services import run_check
@@ -46,6 +44,8 @@ from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine,
 from tests.support.web import log_in
 from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, BinariesMissing, find_binaries
 from tools.testbed.testing import require_binaries, unavailable
+from workflows import backup, upgrade
+from workflows.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(1500)]
 

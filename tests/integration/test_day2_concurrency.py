@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from daytwo import backup, certificates
-from daytwo.models import BackupSchedule, RenewalPolicy
 from nodes.models import Node
 from operations.models import Operation
 from tests.factories import make_cluster
 from tests.integration.test_concurrency import in_threads
+from workflows import backup, certificates
+from workflows.models import BackupSchedule, RenewalPolicy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

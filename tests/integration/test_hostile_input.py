@@ -438,7 +438,7 @@ def app_form_field_names() -> list[str]:
     """Every field name of Kubeboard's own form classes (not Django's or a library's)."""
     from django import forms
 
-    apps = ("audit.", "clusters.", "core.", "daytwo.", "nodes.", "operations.", "teams.", "tokens.")
+    apps = ("audit.", "clusters.", "core.", "nodes.", "operations.", "teams.", "tokens.", "workflows.")
     names: set[str] = set()
     pending = [forms.BaseForm]
     while pending:

@@ -386,7 +386,7 @@ def test_token_pages_show_ttls_in_words(token_admin):
 @pytest.mark.django_db
 def test_the_backup_schedule_reads_in_words(token_admin):
     from clusters.models import Cluster
-    from daytwo.models import BackupSchedule
+    from workflows.models import BackupSchedule
 
     BackupSchedule.objects.create(cluster=Cluster.objects.get(name="c1"), enabled=True, interval_hours=6)
     text = token_admin.get(reverse("daytwo:backups", args=["c1"])).content.decode()

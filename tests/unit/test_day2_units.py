@@ -16,14 +16,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clusters.models import Cluster
-from daytwo import backup, certificates, config_io, etcd, reset, upgrade
-from daytwo.models import BackupSchedule, CertificateReport, EtcdSnapshot, RenewalPolicy, validate_package_command
 from kube import ClusterState, NodeState
 from kubeadm import components, readback
 from nodes.models import Node
 from operations.models import Operation
 from tests.conftest import team_of
 from tests.factories import make_cluster
+from workflows import backup, certificates, config_io, etcd, reset, upgrade
+from workflows.models import BackupSchedule, CertificateReport, EtcdSnapshot, RenewalPolicy, validate_package_command
 
 pytestmark = pytest.mark.django_db
 
@@ -445,7 +445,7 @@ def test_import_page_shows_each_problem(operator):
         reverse("import-cluster"), {"name": "imported", "team": team_of(operator).pk, "text": V1BETA3}
     )
     assert response.status_code == 302
-    from daytwo.models import StoredConfiguration
+    from workflows.models import StoredConfiguration
 
     stored = StoredConfiguration.objects.get(cluster__name="imported")
     assert stored.original_api_version == "kubeadm.k8s.io/v1beta3" and "audit-log-maxage" in stored.text

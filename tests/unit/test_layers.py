@@ -3,7 +3,7 @@
 The declared order, bottom to top (docs/architecture.md, "Layers"):
 
     config                                   the top: settings, urls, asgi, the production launcher
-    daytwo  workflows                        operations that span nouns (daytwo moves into workflows)
+    workflows                                operations that span nouns: init, join, upgrade, reset, ...
     nodes  tokens                            the noun apps, by ownership: a node or token belongs to a
     clusters                                 cluster, a cluster to a team; a noun imports its owner,
     teams                                    never a sibling or what it owns
@@ -50,7 +50,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("teams",),
     ("clusters",),
     ("nodes", "tokens"),
-    ("daytwo", "workflows"),
+    ("workflows",),
     ("config",),
 ]
 # Not part of the product: they may import anything, the product imports none of them.
@@ -59,8 +59,6 @@ OUTSIDE = ("tools", "tests", "bench")
 LOOSE_MODULES = {"manage": "config"}
 # Packages that import less than every layer below them.
 ONLY: dict[str, tuple[str, ...]] = {"kubeadm": (), "remote": ("kubeadm", "core"), "kube": ("kubeadm", "core")}
-# Packages of one layer that may import one another: daytwo is moving into workflows.
-SAME_LAYER = {"daytwo", "workflows"}
 
 _NOUN_RULE = (
     "the noun apps import the layers below them and, among themselves, only the noun they belong to "
@@ -79,7 +77,6 @@ RULES: dict[str, str] = {
     "clusters": _NOUN_RULE,
     "nodes": _NOUN_RULE,
     "tokens": _NOUN_RULE,
-    "daytwo": "the workflows import every layer below them, never config/",
     "workflows": "the workflows import every layer below them, never config/",
     "config": "config/ is the top: it imports any product package, never the test bed, the tests or bench",
 }
@@ -90,8 +87,7 @@ def _allowed() -> dict[str, tuple[tuple[str, ...], str]]:
     below: tuple[str, ...] = ()
     for layer in LAYERS:
         for package in layer:
-            own = tuple(other for other in layer if other != package) if package in SAME_LAYER else ()
-            allowed[package] = (ONLY.get(package, below + own), RULES[package])
+            allowed[package] = (ONLY.get(package, below), RULES[package])
         below += layer
     return allowed
 
@@ -130,14 +126,14 @@ KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
     ): "issue 17 item 1: the remote package; the lookups that build a connection target stay with nodes",
     (
         "clusters.management.commands.cluster",
-        "daytwo.commands",
+        "workflows.commands",
     ): "issue 17 item 1: the workflow subcommands of `manage.py cluster` move to the workflows package",
     ("nodes.join", "tokens.certkeys"): "issue 17 item 1: join moves to the workflows package",
     ("nodes.join", "tokens.models"): "issue 17 item 1: join moves to the workflows package",
     ("nodes.join", "tokens.services"): "issue 17 item 1: join moves to the workflows package",
     (
         "nodes.management.commands.node",
-        "daytwo.commands",
+        "workflows.commands",
     ): "issue 17 item 1: the workflow subcommands of `manage.py node` move to the workflows package",
 }
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE_DIRS = ("config", "core", "clusters", "nodes", "tokens", "operations", "audit", "teams", "daytwo", "kubeadm")
+CODE_DIRS = ("config", "core", "clusters", "nodes", "tokens", "operations", "audit", "teams", "workflows", "kubeadm")
 VARIABLE = re.compile(r"\b(KUBEBOARD_[A-Z0-9_]+|DATABASE_URL|REDIS_URL)\b")
 
 

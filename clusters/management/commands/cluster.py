@@ -1,5 +1,5 @@
 """``manage.py cluster init NAME``: the cluster page's Initialize, for scripts (day-two actions:
-``daytwo/commands.py``).
+``workflows/commands.py``).
 
 Prints the same live progress as the operation page and exits 0 on success, 1 when the
 operation failed, was cancelled or interrupted, 2 when it was refused before anything ran.
@@ -14,8 +14,8 @@ from clusters.commandline import REFUSED, acting_user, follow_to_exit, split_nam
 from clusters.init import InitRefused, start_init
 from clusters.models import Cluster
 from core.feedback import refusal_text
-from daytwo import commands as day2_commands
 from operations.services import OperationStateError
+from workflows import commands as day2_commands
 
 
 class Command(BaseCommand):

@@ -15,12 +15,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from clusters.models import Cluster
-from daytwo import commands as day2_commands
 from nodes import join_command, services
 from nodes.connect import connect
 from nodes.forms import NodeForm
 from nodes.models import Node
 from remote import ssh
+from workflows import commands as day2_commands
 
 UNREACHABLE_EXIT = 2
 

@@ -33,8 +33,6 @@ import kube
 from audit.services import refusals_of
 from clusters.models import Cluster
 from core.waiting import WaitCancelled, WaitTimedOut, wait_until
-from daytwo.backup import settings_for, take_snapshot
-from daytwo.models import DayTwoSettings, EtcdSnapshot
 from kubeadm import versions, workflow
 from kubeadm.components import ETCD, UPGRADE_PLAN_ORDER, VERSIONED_COMPONENTS
 from kubeadm.errors import UnsupportedVersionError
@@ -45,6 +43,8 @@ from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
 from remote import commands
+from workflows.backup import settings_for, take_snapshot
+from workflows.models import DayTwoSettings, EtcdSnapshot
 
 KIND = "upgrade"
 VERIFY_TIMEOUT = 300

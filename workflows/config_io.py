@@ -25,11 +25,11 @@ from django.db import transaction
 
 import kube
 from audit.services import record
-from daytwo.models import StoredConfiguration
 from kubeadm import config as kubeadm_config
 from kubeadm import netutil, yamlio
 from kubeadm.errors import ConfigError, KubeadmError
 from kubeadm.validation import validate_cluster_configuration, validate_init_configuration
+from workflows.models import StoredConfiguration
 
 MAX_IMPORT_BYTES = 256 * 1024
 # Fields that describe the kubeadm-config object rather than the cluster (kubeadm fills them).

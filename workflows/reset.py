@@ -31,9 +31,6 @@ from django.db import transaction
 import kube
 from audit.services import refusals_of
 from clusters.models import Cluster, MachineInventory
-from daytwo import etcd
-from daytwo.backup import settings_for, wait_ports
-from daytwo.models import CertificateReport
 from kubeadm import nodeconfig, workflow
 from kubeadm.components import ETCD_CLIENT_PORT, KUBERNETES_DIR
 from nodes import readiness
@@ -43,6 +40,9 @@ from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import PhaseContext, PhaseError
 from remote import commands
+from workflows import etcd
+from workflows.backup import settings_for, wait_ports
+from workflows.models import CertificateReport
 
 KIND = "reset-node"
 

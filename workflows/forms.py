@@ -10,9 +10,9 @@ from django.contrib.auth.models import Group
 from clusters.models import Cluster
 from core.permissions import OPERATE, teams_for
 from core.secret_forms import SecretFieldsMixin, WriteOnlyTextarea
-from daytwo.models import BackupSchedule, DayTwoSettings, RenewalPolicy
 from kubeadm import workflow
 from nodes.models import Node
+from workflows.models import BackupSchedule, DayTwoSettings, RenewalPolicy
 
 MAX_IMPORT_BYTES = 256 * 1024
 

@@ -193,7 +193,7 @@ class CertificateReport(models.Model):
     node = models.OneToOneField("nodes.Node", on_delete=models.CASCADE, related_name="certificate_report")
     collected_at = models.DateTimeField(null=True, blank=True)
     # Rows of kubeadm.readback.certificate_row, with "warning" and "kubeadm_expires" added by
-    # daytwo.certificates.build_rows.
+    # workflows.certificates.build_rows.
     rows = models.JSONField(default=list, blank=True)
     check_expiration = models.TextField(blank=True)
     error = models.TextField(blank=True)

@@ -35,8 +35,6 @@ from audit.services import refusals_of
 from clusters import inventory
 from core.network import check_destination
 from core.waiting import WaitCancelled, WaitTimedOut, wait_until
-from daytwo import backup
-from daytwo.models import CertificateReport, RenewalPolicy
 from kubeadm import certs as kubeadm_certs
 from kubeadm import config as kubeadm_config
 from kubeadm import netutil, nodeconfig, pki, readback, workflow
@@ -57,6 +55,8 @@ from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
 from remote import commands
+from workflows import backup
+from workflows.models import CertificateReport, RenewalPolicy
 
 INVENTORY_KIND = "certificate-inventory"
 RENEW_KIND = "renew-certificates"
@@ -276,7 +276,7 @@ def _serials(conn) -> dict[str, str]:
 
 def _update_configuration(ctx: PhaseContext) -> None:
     """Add the SANs to Kubeboard's stored ClusterConfiguration and to kubeadm-config."""
-    from daytwo import config_io
+    from workflows import config_io
 
     sans = list(ctx.params.get("add_sans") or [])
     with kube.phase_errors():

@@ -32,8 +32,6 @@ import kube
 from audit.services import record, refusals_of
 from core.formatting import duration_words
 from core.waiting import WaitCancelled, WaitTimedOut, wait_until
-from daytwo import etcd
-from daytwo.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
 from kubeadm import components
 from nodes import readiness
 from nodes.checks import listening_ports
@@ -43,6 +41,8 @@ from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
 from remote import commands
+from workflows import etcd
+from workflows.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
 
 CHUNK_BYTES = 1 << 20
 # Characters per base64 line: a multiple of 4 (every line decodes alone) and well under the
@@ -664,7 +664,7 @@ def start_restore(cluster, snapshot: EtcdSnapshot, *, user=None, confirm: str = 
 
 def due_backups(now=None) -> list[Operation]:
     """Start the scheduled snapshots that are due (the django-q2 schedule calls this)."""
-    from daytwo.models import BackupSchedule
+    from workflows.models import BackupSchedule
 
     now = now or timezone.now()
     started = []

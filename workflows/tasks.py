@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from daytwo import backup, certificates
+from workflows import backup, certificates
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from django.core.management.base import CommandError
 from clusters.commandline import REFUSED, acting_user, follow_to_exit
 from clusters.models import Cluster
 from core.feedback import refusal_text
-from daytwo import backup, certificates, config_io, reset, upgrade
-from daytwo.models import CertificateReport, EtcdSnapshot
 from kubeadm.errors import KubeadmError
+from workflows import backup, certificates, config_io, reset, upgrade
+from workflows.models import CertificateReport, EtcdSnapshot
 
 CLUSTER_ACTIONS = (
     "upgrade-plan",

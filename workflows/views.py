@@ -18,8 +18,10 @@ from django.views.decorators.http import require_POST
 from clusters.models import Cluster
 from core import feedback
 from core.permissions import ADMIN, OPERATE, VIEW, can, get_object_for, teams_for
-from daytwo import backup, certificates, config_io, reset, services, upgrade
-from daytwo.forms import (
+from kubeadm import config as kubeadm_config
+from kubeadm.errors import KubeadmError
+from workflows import backup, certificates, config_io, reset, services, upgrade
+from workflows.forms import (
     BackupScheduleForm,
     DayTwoSettingsForm,
     ImportForm,
@@ -29,9 +31,7 @@ from daytwo.forms import (
     RestoreForm,
     UpgradeForm,
 )
-from daytwo.models import BackupSchedule, CertificateReport, EtcdSnapshot, RenewalPolicy, StoredConfiguration
-from kubeadm import config as kubeadm_config
-from kubeadm.errors import KubeadmError
+from workflows.models import BackupSchedule, CertificateReport, EtcdSnapshot, RenewalPolicy, StoredConfiguration
 
 
 def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from daytwo import views
+from workflows import views
 
 app_name = "daytwo"
 

@@ -3,9 +3,9 @@ links to the day-two pages and the reset of a machine."""
 
 from __future__ import annotations
 
-from daytwo import certificates, upgrade
-from daytwo.forms import ResetForm
-from daytwo.models import EtcdSnapshot
+from workflows import certificates, upgrade
+from workflows.forms import ResetForm
+from workflows.models import EtcdSnapshot
 
 
 def cluster_panel(cluster, user) -> dict:

@@ -2,7 +2,7 @@
 
 import clusters.validators
 import core.encryption
-import daytwo.models
+import workflows.models
 import django.core.validators
 import django.db.models.deletion
 from django.conf import settings
@@ -49,8 +49,8 @@ class Migration(migrations.Migration):
             name='DayTwoSettings',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kubeadm_package_command', models.TextField(blank=True, help_text='Run as root on each machine before kubeadm upgrade (placeholders {version} = v1.37.2, {version_number} = 1.37.2, {minor} = 1.37). Empty: the machines already have the target kubeadm.', validators=[daytwo.models.validate_package_command], verbose_name='kubeadm package command')),
-                ('kubelet_package_command', models.TextField(blank=True, help_text='Run as root on each machine after kubeadm upgrade, while it is drained: install the kubelet and restart it. Empty: the kubelet is left as it is.', validators=[daytwo.models.validate_package_command], verbose_name='kubelet package command')),
+                ('kubeadm_package_command', models.TextField(blank=True, help_text='Run as root on each machine before kubeadm upgrade (placeholders {version} = v1.37.2, {version_number} = 1.37.2, {minor} = 1.37). Empty: the machines already have the target kubeadm.', validators=[workflows.models.validate_package_command], verbose_name='kubeadm package command')),
+                ('kubelet_package_command', models.TextField(blank=True, help_text='Run as root on each machine after kubeadm upgrade, while it is drained: install the kubelet and restart it. Empty: the kubelet is left as it is.', validators=[workflows.models.validate_package_command], verbose_name='kubelet package command')),
                 ('upgrade_batch_size', models.PositiveSmallIntegerField(default=1, help_text='Control planes are always upgraded one at a time.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(50)], verbose_name='workers upgraded at once')),
                 ('upgrade_ignore_preflight_errors', models.JSONField(blank=True, default=list, help_text="Added to the cluster's and the machine's lists for kubeadm upgrade's preflight (e.g. CreateJob).", validators=[clusters.validators.validate_ignore_preflight_errors], verbose_name='upgrade preflight checks to ignore')),
                 ('etcdctl', models.CharField(default='etcdctl', max_length=200, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_./-]+$', 'a program name or absolute path, without spaces or options')])),

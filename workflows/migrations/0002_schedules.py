@@ -9,7 +9,7 @@ NAME = "daytwo: due"
 def create(apps, schema_editor):
     Schedule = apps.get_model("django_q", "Schedule")
     Schedule.objects.update_or_create(
-        name=NAME, defaults={"func": "daytwo.tasks.due", "schedule_type": "I", "minutes": 1, "repeats": -1}
+        name=NAME, defaults={"func": "workflows.tasks.due", "schedule_type": "I", "minutes": 1, "repeats": -1}
     )
 
 

@@ -1,0 +1,23 @@
+from django.apps import AppConfig
+
+
+class WorkflowsConfig(AppConfig):
+    """The operations that span nouns: upgrade, reset, certificates, etcd backup and restore,
+    configuration in and out (and, as they move here, init, join and adoption)."""
+
+    name = "workflows"
+    # The app was called daytwo: its label stays, so the tables (daytwo_*), the migrations'
+    # app label, other apps' migration dependencies and content types stay valid without a
+    # migration.
+    label = "daytwo"
+    verbose_name = "Day two"
+
+    def ready(self) -> None:
+        from operations.registry import register
+        from workflows.backup import RESTORE, SNAPSHOT
+        from workflows.certificates import CERTIFICATE_INVENTORY, RENEW_CERTIFICATES
+        from workflows.reset import RESET
+        from workflows.upgrade import UPGRADE
+
+        for kind in (UPGRADE, RESET, SNAPSHOT, RESTORE, CERTIFICATE_INVENTORY, RENEW_CERTIFICATES):
+            register(kind)

@@ -3,10 +3,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from clusters import adoption_views
 from core import admin as core_admin
 from core import health
 from core.login_forms import AdminLoginForm, LoginForm
+from workflows import adoption_views
 from workflows import views as workflow_views
 
 admin.site.site_header = "Kubeboard administration"

@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class WorkflowsConfig(AppConfig):
     """The operations that span nouns: upgrade, reset, certificates, etcd backup and restore,
-    configuration in and out (and, as they move here, init, join and adoption)."""
+    configuration in and out, adoption (and, as they move here, init and join)."""
 
     name = "workflows"
     # The app was called daytwo: its label stays, so the tables (daytwo_*), the migrations'

@@ -19,7 +19,6 @@ from django.utils import timezone
 
 import kube
 from audit.models import AuditEvent
-from clusters.adoption import AdoptionError, adopt_cluster
 from clusters.models import Cluster
 from kubeadm import certkeys as kubeadm_certkeys
 from kubeadm import discovery
@@ -30,6 +29,7 @@ from tokens import services, sweeps
 from tokens.certkeys import issue_certificate_key
 from tokens.models import BootstrapToken, CertificateKey, TokenSync
 from tokens.sync import sync_cluster
+from workflows.adoption import AdoptionError, adopt_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

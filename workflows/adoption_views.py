@@ -6,9 +6,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from clusters.adoption import AdoptionError, adopt_cluster
-from clusters.adoption_forms import AdoptClusterForm
 from core.permissions import ADMIN, teams_for
+from workflows.adoption import AdoptionError, adopt_cluster
+from workflows.adoption_forms import AdoptClusterForm
 
 
 @login_required

@@ -40,9 +40,9 @@ def shell_loop_init(cluster, sandbox) -> float:
     from django.utils import timezone
 
     from clusters import identity
-    from clusters.init import PHASES, init_configuration_text
     from kubeadm import nodeconfig, tokens
     from tools.testbed import preflight
+    from workflows.init import PHASES, init_configuration_text
 
     machine = sandbox.node(1)
     token = tokens.generate_token()
@@ -79,10 +79,10 @@ def main() -> int:
     sizes = [int(size) for size in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="kb-bench-join-") as data:
         setup_django(Path(data), testbed=True)
-        from clusters.init import start_init
         from nodes.join import start_join
         from operations.models import PhaseRun
         from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
+        from workflows.init import start_init
 
         with blank_machines("kbtbb1", "10.213.81.0/24", 1) as sb:
             baseline = ready_cluster(

@@ -1,4 +1,5 @@
-"""The cluster page's actions: initialize, join, engine settings, admin kubeconfig, read-back.
+"""The cluster page's own actions: engine settings, admin kubeconfig, read-back (initialize and join,
+which span nouns, are workflows/cluster_actions.py).
 
 Thin: a form validates, a service refuses or starts an operation, the person lands on the
 operation page (live) or back on the cluster page with the reason and what to do.
@@ -15,14 +16,11 @@ from django.views.decorators.http import require_POST
 import kube
 from audit.services import refusals
 from clusters import apiaccess, inventory
-from clusters.action_forms import EngineSettingsForm, InitForm, JoinForm, KubeconfigForm
-from clusters.init import InitRefused, start_init
+from clusters.action_forms import EngineSettingsForm, KubeconfigForm
 from clusters.models import Cluster
 from clusters.services import save_engine_settings
 from core import feedback
 from core.permissions import ADMIN, OPERATE, get_object_for
-from nodes.join import JoinRefused, start_join
-from operations.services import OperationStateError
 
 
 def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
@@ -31,46 +29,6 @@ def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
 
 def _back(cluster: Cluster, anchor: str = "") -> HttpResponse:
     return redirect(cluster.get_absolute_url() + (f"#{anchor}" if anchor else ""))
-
-
-@login_required
-@require_POST
-def initialize(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
-    form = InitForm(request.POST, cluster=cluster)
-    if not form.is_valid():
-        feedback.form_errors(request, form)
-        return _back(cluster, "cluster-actions")
-    try:
-        operation = start_init(cluster, form.cleaned_data["node"], user=request.user, skip=form.cleaned_data["skip"])
-    except (InitRefused, OperationStateError) as exc:
-        feedback.refused(request, exc)
-        return _back(cluster, "cluster-actions")
-    return redirect(operation)
-
-
-@login_required
-@require_POST
-def join(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
-    form = JoinForm(request.POST, cluster=cluster)
-    if not form.is_valid():
-        feedback.form_errors(request, form)
-        return _back(cluster, "nodes")
-    control_plane = form.cleaned_data["control_plane"]
-    try:
-        operation = start_join(
-            cluster,
-            list(form.cleaned_data["nodes"]),
-            control_plane=control_plane,
-            method=form.cleaned_data["method"] or "",
-            parallelism=form.cleaned_data["parallelism"],
-            user=request.user,
-        )
-    except (JoinRefused, OperationStateError) as exc:
-        feedback.refused(request, exc)
-        return _back(cluster, "nodes")
-    return redirect(operation)
 
 
 @login_required

@@ -6,10 +6,8 @@ class ClustersConfig(AppConfig):
 
     def ready(self) -> None:
         from clusters.identity import PREPARE_IDENTITY
-        from clusters.init import INIT
         from clusters.inventory import READ_BACK
         from operations.registry import register
 
         register(PREPARE_IDENTITY)
-        register(INIT)
         register(READ_BACK)

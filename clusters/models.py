@@ -15,6 +15,10 @@ from kubeadm import config as kubeadm_config
 if TYPE_CHECKING:
     from kube.client import Credentials
 
+# The operation kind that initializes a cluster (workflows/init.py registers it). Its name lives
+# here because the cluster page shows a cluster's latest init and clusters/ cannot import workflows/.
+INIT_KIND = "init"
+
 
 class Cluster(models.Model):
     class Status(models.TextChoices):

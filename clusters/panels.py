@@ -125,7 +125,7 @@ def engine_panel(cluster, user) -> dict:
 
 
 def _init_operations(cluster):
-    from clusters.init import KIND as INIT_KIND
+    from clusters.models import INIT_KIND
 
     return cluster.operations.filter(kind=INIT_KIND).order_by("-created_at", "-id")
 
@@ -153,7 +153,7 @@ def status_version(cluster) -> str:
 
 
 def init_state_fields() -> dict:
-    from clusters.init import KIND as INIT_KIND
+    from clusters.models import INIT_KIND
     from operations.models import Operation
 
     latest = Operation.objects.filter(cluster=OuterRef("pk"), kind=INIT_KIND).order_by("-created_at", "-id")

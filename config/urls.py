@@ -3,10 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from clusters import urls as cluster_urls
 from core import admin as core_admin
 from core import health
 from core.login_forms import AdminLoginForm, LoginForm
 from workflows import adoption_views
+from workflows import urls as workflow_urls
 from workflows import views as workflow_views
 
 admin.site.site_header = "Kubeboard administration"
@@ -19,7 +21,11 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("clusters/adopt/", adoption_views.adopt, name="adopt-cluster"),
     path("clusters/import/", workflow_views.import_cluster, name="import-cluster"),
-    path("clusters/", include("clusters.urls")),
+    # The clusters namespace: the noun's own routes and the cluster page's initialize and join,
+    # which live in workflows/ (they span nouns) and keep their names clusters:initialize, clusters:join.
+    path(
+        "clusters/", include(([*cluster_urls.urlpatterns, *workflow_urls.cluster_urlpatterns], cluster_urls.app_name))
+    ),
     path("clusters/<str:cluster>/nodes/", include("nodes.urls")),
     path("clusters/<str:name>/tokens/", include("tokens.urls")),
     path("clusters/<str:name>/day2/", include("workflows.urls")),

@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class WorkflowsConfig(AppConfig):
     """The operations that span nouns: upgrade, reset, certificates, etcd backup and restore,
-    configuration in and out, adoption (and, as they move here, init and join)."""
+    configuration in and out, adoption, init (and, as it moves here, join)."""
 
     name = "workflows"
     # The app was called daytwo: its label stays, so the tables (daytwo_*), the migrations'
@@ -16,8 +16,9 @@ class WorkflowsConfig(AppConfig):
         from operations.registry import register
         from workflows.backup import RESTORE, SNAPSHOT
         from workflows.certificates import CERTIFICATE_INVENTORY, RENEW_CERTIFICATES
+        from workflows.init import INIT
         from workflows.reset import RESET
         from workflows.upgrade import UPGRADE
 
-        for kind in (UPGRADE, RESET, SNAPSHOT, RESTORE, CERTIFICATE_INVENTORY, RENEW_CERTIFICATES):
+        for kind in (INIT, UPGRADE, RESET, SNAPSHOT, RESTORE, CERTIFICATE_INVENTORY, RENEW_CERTIFICATES):
             register(kind)

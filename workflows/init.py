@@ -32,7 +32,7 @@ from django.utils import timezone
 import kube
 from audit.services import refusals_of
 from clusters import apiaccess, identity, inventory, kubeadm_config
-from clusters.models import Cluster
+from clusters.models import INIT_KIND, Cluster
 from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from kubeadm import config as kubeadm_config_api
 from kubeadm import discovery, nodeconfig, workflow
@@ -45,7 +45,7 @@ from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
 from remote import commands
 
-KIND = "init"
+KIND = INIT_KIND
 CLUSTER_INFO_TIMEOUT = 120
 INIT_TOKEN_DESCRIPTION = "kubeadm init join token (Kubeboard operation #{operation})"
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflows import views
+from workflows import cluster_actions, views
 
 app_name = "daytwo"
 
@@ -22,4 +22,11 @@ urlpatterns = [
     path("backups/<int:pk>/restore/", views.snapshot_restore, name="snapshot-restore"),
     path("configuration/", views.configuration_page, name="configuration"),
     path("configuration/export/", views.configuration_export, name="configuration-export"),
+]
+
+# The cluster page's initialize and join, under /clusters/ in the clusters namespace (config/urls.py
+# adds them to clusters/urls.py's routes): their paths and names are the ones they had in clusters/.
+cluster_urlpatterns = [
+    path("<str:name>/initialize/", cluster_actions.initialize, name="initialize"),
+    path("<str:name>/join/", cluster_actions.join, name="join"),
 ]

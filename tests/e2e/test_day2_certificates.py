@@ -24,7 +24,6 @@ import pytest
 from django.utils import timezone
 
 import kube
-from clusters.init import start_init
 from clusters.models import Cluster
 from core.network import check_destination
 from kubeadm import components, pki
@@ -35,6 +34,7 @@ from tests.conftest import team_of
 from tests.support.day2 import run
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines
 from workflows import certificates, config_io
+from workflows.init import start_init
 from workflows.models import CertificateReport, RenewalPolicy, StoredConfiguration
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(1200)]

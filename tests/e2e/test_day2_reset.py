@@ -17,7 +17,6 @@ import time
 import pytest
 
 import kube
-from clusters.init import start_init
 from clusters.models import Cluster
 from nodes.checks import listening_ports
 from nodes.join import start_join
@@ -29,6 +28,7 @@ from tests.support.etcdctl import member_names
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
 from tokens.models import BootstrapToken
 from workflows import reset
+from workflows.init import start_init
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(1200)]
 

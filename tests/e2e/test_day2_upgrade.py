@@ -30,7 +30,6 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 import kube
-from clusters.init import start_init
 from clusters.models import Cluster
 from kubeadm import versions, workflow
 from nodes.join import start_join
@@ -45,6 +44,7 @@ from tests.support.web import log_in
 from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, BinariesMissing, find_binaries
 from tools.testbed.testing import require_binaries, unavailable
 from workflows import backup, upgrade
+from workflows.init import start_init
 from workflows.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(1500)]

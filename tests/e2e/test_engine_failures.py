@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from clusters.init import InitRefused, start_init
 from clusters.models import Cluster
 from nodes import services
 from nodes.join import JoinRefused, start_join
@@ -41,6 +40,7 @@ from tests.support.testbed_cluster import (
     ready_cluster,
 )
 from tools.testbed import bin_dir as release_bin_dir
+from workflows.init import InitRefused, start_init
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(900)]
 

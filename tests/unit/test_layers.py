@@ -107,13 +107,6 @@ KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
         "clusters.action_forms",
         "nodes.models",
     ): "issue 17 item 1: the init/join action forms of the cluster page move to the workflows package",
-    ("clusters.action_views", "nodes.join"): "issue 17 item 1: the join action moves to the workflows package",
-    ("clusters.init", "nodes.connect"): "issue 17 item 1: init moves to the workflows package",
-    ("clusters.init", "nodes.models"): "issue 17 item 1: init moves to the workflows package",
-    ("clusters.init", "nodes.readiness"): "issue 17 item 1: init moves to the workflows package",
-    ("clusters.init", "tokens.certkeys"): "issue 17 item 1: init moves to the workflows package",
-    ("clusters.init", "tokens.models"): "issue 17 item 1: init moves to the workflows package",
-    ("clusters.init", "tokens.services"): "issue 17 item 1: init moves to the workflows package",
     (
         "clusters.inventory",
         "nodes.connect",

@@ -1,5 +1,6 @@
-"""``manage.py cluster init NAME``: the cluster page's Initialize, for scripts (day-two actions:
-``workflows/commands.py``).
+"""``manage.py cluster ACTION …``: the cluster page's workflows, for scripts. Every action is a
+workflow (``init``: workflows/init_command.py; the day-two actions: workflows/commands.py); this
+command only gathers them under the name ``cluster``.
 
 Prints the same live progress as the operation page and exits 0 on success, 1 when the
 operation failed, was cancelled or interrupted, 2 when it was refused before anything ran.
@@ -7,14 +8,8 @@ operation failed, was cancelled or interrupted, 2 when it was refused before any
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from clusters.action_forms import candidate_machines
-from clusters.commandline import REFUSED, acting_user, follow_to_exit, split_names
-from clusters.init import InitRefused, start_init
-from clusters.models import Cluster
-from core.feedback import refusal_text
-from operations.services import OperationStateError
 from workflows import commands as day2_commands
 
 
@@ -23,44 +18,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        init = actions.add_parser("init", help="run kubeadm init on the first control-plane machine")
-        init.add_argument("name", help="cluster name")
-        init.add_argument("--node", help="the machine to initialize (default: the only machine not joined yet)")
-        init.add_argument(
-            "--skip-phases",
-            action="append",
-            default=[],
-            metavar="PHASES",
-            help="phases to skip, comma separated (kubeadm's --skip-phases names), e.g. addon",
-        )
-        init.add_argument("--user", help="act as this user (their role must allow operating the cluster)")
-        init.add_argument("--no-wait", action="store_true", help="queue it and print its id, do not follow")
+        day2_commands.add_init_parser(actions)
         day2_commands.add_cluster_parsers(actions)
 
     def handle(self, *args, action: str, **options) -> None:
         if action in day2_commands.CLUSTER_ACTIONS:
             return day2_commands.run_cluster(self, action, **options)
-        cluster = Cluster.objects.filter(name=options["name"]).first()
-        if cluster is None:
-            known = ", ".join(Cluster.objects.values_list("name", flat=True)[:20]) or "none yet"
-            raise CommandError(f"no cluster named {options['name']!r} (clusters: {known})", returncode=REFUSED)
-        user = acting_user(options.get("user"), cluster)
-        machines = list(candidate_machines(cluster))
-        if options.get("node"):
-            node = cluster.nodes.filter(name=options["node"]).first()
-            if node is None:
-                known = ", ".join(cluster.nodes.values_list("name", flat=True)) or "none yet"
-                raise CommandError(
-                    f"cluster {cluster.name} has no machine named {options['node']!r} (machines: {known})",
-                    returncode=REFUSED,
-                )
-        elif len(machines) == 1:
-            node = machines[0]
-        else:
-            names = ", ".join(machine.name for machine in machines) or "none — add one with `manage.py node add`"
-            raise CommandError(f"choose the machine with --node (candidates: {names})", returncode=REFUSED)
-        try:
-            operation = start_init(cluster, node, user=user, skip=split_names(options["skip_phases"]))
-        except (InitRefused, OperationStateError) as exc:
-            raise CommandError(refusal_text(exc), returncode=REFUSED) from None
-        follow_to_exit(self, operation, wait=not options["no_wait"])
+        day2_commands.run_init(self, **options)

@@ -1,0 +1,70 @@
+"""The cluster page's workflow actions: initialize and join.
+
+Thin: a form validates, a service refuses or starts an operation, the person lands on the
+operation page (live) or back on the cluster page with the reason and what to do. Their routes
+keep the names they had in clusters/ (``clusters:initialize``, ``clusters:join``): config/urls.py
+puts ``cluster_urlpatterns`` (workflows/urls.py) into the clusters namespace.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from clusters.action_forms import InitForm, JoinForm
+from clusters.models import Cluster
+from core import feedback
+from core.permissions import OPERATE, get_object_for
+from nodes.join import JoinRefused, start_join
+from operations.services import OperationStateError
+from workflows.init import InitRefused, start_init
+
+
+def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
+    return get_object_for(request.user, action, Cluster.objects.select_related("team"), name=name)
+
+
+def _back(cluster: Cluster, anchor: str = "") -> HttpResponse:
+    return redirect(cluster.get_absolute_url() + (f"#{anchor}" if anchor else ""))
+
+
+@login_required
+@require_POST
+def initialize(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    form = InitForm(request.POST, cluster=cluster)
+    if not form.is_valid():
+        feedback.form_errors(request, form)
+        return _back(cluster, "cluster-actions")
+    try:
+        operation = start_init(cluster, form.cleaned_data["node"], user=request.user, skip=form.cleaned_data["skip"])
+    except (InitRefused, OperationStateError) as exc:
+        feedback.refused(request, exc)
+        return _back(cluster, "cluster-actions")
+    return redirect(operation)
+
+
+@login_required
+@require_POST
+def join(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    form = JoinForm(request.POST, cluster=cluster)
+    if not form.is_valid():
+        feedback.form_errors(request, form)
+        return _back(cluster, "nodes")
+    control_plane = form.cleaned_data["control_plane"]
+    try:
+        operation = start_join(
+            cluster,
+            list(form.cleaned_data["nodes"]),
+            control_plane=control_plane,
+            method=form.cleaned_data["method"] or "",
+            parallelism=form.cleaned_data["parallelism"],
+            user=request.user,
+        )
+    except (JoinRefused, OperationStateError) as exc:
+        feedback.refused(request, exc)
+        return _back(cluster, "nodes")
+    return redirect(operation)

@@ -44,9 +44,9 @@ KUBEBOARD_ONLY = ("check", "kubeadm-version", "control-plane-upgraded", "done")
 def cluster_of(sandbox, name: str, version: str):
     """A control plane and a worker, initialized and joined by Kubeboard (in this process)."""
     from clusters.models import Cluster
-    from nodes.join import start_join
     from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, ready_cluster
     from workflows.init import start_init
+    from workflows.join import start_join
 
     cluster = ready_cluster(
         name,

@@ -79,10 +79,10 @@ def main() -> int:
     sizes = [int(size) for size in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="kb-bench-join-") as data:
         setup_django(Path(data), testbed=True)
-        from nodes.join import start_join
         from operations.models import PhaseRun
         from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
         from workflows.init import start_init
+        from workflows.join import start_join
 
         with blank_machines("kbtbb1", "10.213.81.0/24", 1) as sb:
             baseline = ready_cluster(

@@ -5,12 +5,6 @@ class NodesConfig(AppConfig):
     name = "nodes"
 
     def ready(self) -> None:
-        from nodes.join import JOIN_CONTROL_PLANE, JOIN_WORKERS
-        from operations.registry import register
-
-        register(JOIN_WORKERS)
-        register(JOIN_CONTROL_PLANE)
-
         # A machine's audit history: audit cannot know nodes (it sits below them), so we tell it.
         from audit.queries import register_history
         from nodes.history import NODE_HISTORY

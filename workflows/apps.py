@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class WorkflowsConfig(AppConfig):
     """The operations that span nouns: upgrade, reset, certificates, etcd backup and restore,
-    configuration in and out, adoption, init (and, as it moves here, join)."""
+    configuration in and out, adoption, init and join."""
 
     name = "workflows"
     # The app was called daytwo: its label stays, so the tables (daytwo_*), the migrations'
@@ -17,8 +17,19 @@ class WorkflowsConfig(AppConfig):
         from workflows.backup import RESTORE, SNAPSHOT
         from workflows.certificates import CERTIFICATE_INVENTORY, RENEW_CERTIFICATES
         from workflows.init import INIT
+        from workflows.join import JOIN_CONTROL_PLANE, JOIN_WORKERS
         from workflows.reset import RESET
         from workflows.upgrade import UPGRADE
 
-        for kind in (INIT, UPGRADE, RESET, SNAPSHOT, RESTORE, CERTIFICATE_INVENTORY, RENEW_CERTIFICATES):
+        for kind in (
+            INIT,
+            JOIN_WORKERS,
+            JOIN_CONTROL_PLANE,
+            UPGRADE,
+            RESET,
+            SNAPSHOT,
+            RESTORE,
+            CERTIFICATE_INVENTORY,
+            RENEW_CERTIFICATES,
+        ):
             register(kind)

@@ -17,9 +17,9 @@ from clusters.action_forms import InitForm, JoinForm
 from clusters.models import Cluster
 from core import feedback
 from core.permissions import OPERATE, get_object_for
-from nodes.join import JoinRefused, start_join
 from operations.services import OperationStateError
 from workflows.init import InitRefused, start_init
+from workflows.join import JoinRefused, start_join
 
 
 def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:

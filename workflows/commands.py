@@ -18,13 +18,16 @@ from clusters.commandline import REFUSED, acting_user, follow_to_exit
 from clusters.models import Cluster
 from core.feedback import refusal_text
 from kubeadm.errors import KubeadmError
-from workflows import backup, certificates, config_io, init_command, reset, upgrade
+from workflows import backup, certificates, config_io, init_command, join_command, reset, upgrade
 from workflows.models import CertificateReport, EtcdSnapshot
 
 # ``manage.py cluster init``: its parser and handler live beside the init workflow; the cluster
 # command reaches them through this module, its one import of workflows/.
 add_init_parser = init_command.add_parser
 run_init = init_command.run
+# ``manage.py node join``: the same, beside the join workflow, for the node command.
+add_join_parser = join_command.add_parser
+run_join = join_command.run
 
 CLUSTER_ACTIONS = (
     "upgrade-plan",

@@ -19,7 +19,6 @@ import pytest
 import kube
 from clusters.models import Cluster
 from nodes.checks import listening_ports
-from nodes.join import start_join
 from nodes.models import Node
 from operations.models import PhaseRun
 from tests.conftest import team_of
@@ -29,6 +28,7 @@ from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine,
 from tokens.models import BootstrapToken
 from workflows import reset
 from workflows.init import start_init
+from workflows.join import start_join
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(1200)]
 

@@ -32,7 +32,6 @@ from kubernetes.client.exceptions import ApiException
 import kube
 from clusters.models import Cluster
 from kubeadm import versions, workflow
-from nodes.join import start_join
 from nodes.services import run_check
 from operations.models import Operation
 from tests.conftest import team_of
@@ -45,6 +44,7 @@ from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, BinariesMissi
 from tools.testbed.testing import require_binaries, unavailable
 from workflows import backup, upgrade
 from workflows.init import start_init
+from workflows.join import start_join
 from workflows.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(1500)]

@@ -21,7 +21,6 @@ import pytest
 
 from clusters.models import Cluster
 from nodes import services
-from nodes.join import JoinRefused, start_join
 from nodes.models import Node
 from operations.models import Event, Operation, PhaseAttempt, PhaseRun
 from operations.runner import run_operation
@@ -41,6 +40,7 @@ from tests.support.testbed_cluster import (
 )
 from tools.testbed import bin_dir as release_bin_dir
 from workflows.init import InitRefused, start_init
+from workflows.join import JoinRefused, start_join
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 
 from clusters.models import Cluster
-from nodes.join import JoinRefused, start_join
 from nodes.models import Node
 from operations.models import Operation
 from tests.integration.test_concurrency import in_threads
 from tests.support.testbed_cluster import ready_cluster
 from workflows.init import InitRefused, start_init
+from workflows.join import JoinRefused, start_join
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

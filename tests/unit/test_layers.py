@@ -119,9 +119,6 @@ KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
         "clusters.management.commands.cluster",
         "workflows.commands",
     ): "issue 17 item 1: the workflow subcommands of `manage.py cluster` move to the workflows package",
-    ("nodes.join", "tokens.certkeys"): "issue 17 item 1: join moves to the workflows package",
-    ("nodes.join", "tokens.models"): "issue 17 item 1: join moves to the workflows package",
-    ("nodes.join", "tokens.services"): "issue 17 item 1: join moves to the workflows package",
     (
         "nodes.management.commands.node",
         "workflows.commands",

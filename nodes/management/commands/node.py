@@ -15,7 +15,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from clusters.models import Cluster
-from nodes import join_command, services
+from nodes import services
 from nodes.connect import connect
 from nodes.forms import NodeForm
 from nodes.models import Node
@@ -69,7 +69,7 @@ class Command(BaseCommand):
         check.add_argument("name")
         check.add_argument("--json", dest="as_json", action="store_true", help="print the report as JSON")
 
-        join_command.add_parser(actions)
+        day2_commands.add_join_parser(actions)
         day2_commands.add_node_parser(actions)
 
     def handle(self, *args, action: str, **options) -> None:
@@ -79,7 +79,7 @@ class Command(BaseCommand):
             "show-key": self.show_key,
             "accept-host-key": self.accept_host_key,
             "check": self.check,
-            "join": lambda **opts: join_command.run(self, **opts),
+            "join": lambda **opts: day2_commands.run_join(self, **opts),
             "reset": lambda **opts: day2_commands.run_node_reset(self, **opts),
         }[action]
         handler(**options)

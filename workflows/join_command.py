@@ -1,6 +1,7 @@
 """``manage.py node join CLUSTER NAME… [--control-plane]``: the nodes panel's join, for scripts.
 
-Kept beside the join engine; ``nodes/management/commands/node.py`` only adds the subcommand.
+Kept beside the join workflow; ``nodes/management/commands/node.py`` only adds the subcommand
+(through workflows/commands.py).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from django.core.management.base import CommandError
 from clusters.commandline import REFUSED, acting_user, follow_to_exit, split_names
 from clusters.models import Cluster
 from core.feedback import refusal_text
-from nodes.join import JoinRefused, start_join
 from operations.services import OperationStateError
+from workflows.join import JoinRefused, start_join
 
 
 def add_parser(actions) -> None:

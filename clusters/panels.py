@@ -23,6 +23,7 @@ PANELS = [
     "nodes.panels.cluster_panel",
     "tokens.panels.cluster_panel",
     "operations.panels.cluster_panel",
+    "workflows.panels.cluster_actions_panel",
     "workflows.panels.cluster_panel",
     "audit.panels.cluster_panel",
 ]
@@ -97,27 +98,11 @@ def cluster_panels(cluster, user) -> dict:
 
 
 def engine_panel(cluster, user) -> dict:
-    """Initialize / join actions, the engine settings, and what the last read-back found."""
-    from clusters.action_forms import EngineSettingsForm, InitForm, JoinForm, KubeconfigForm, candidate_machines
-    from operations.models import Operation
+    """The engine settings, and what the last read-back found (the initialize and join actions are
+    workflows.panels.cluster_actions_panel)."""
+    from clusters.action_forms import EngineSettingsForm, KubeconfigForm
 
-    Status = cluster.Status
-    init_operation = _init_operations(cluster).first()
-    candidates = list(candidate_machines(cluster))
-    can_initialize = (
-        not cluster.is_adopted
-        and bool(cluster.ca_pin_hash)
-        and cluster.status in (Status.READY, Status.INIT_STOPPED)
-        and not (init_operation is not None and init_operation.status in Operation.ACTIVE_STATUSES)
-    )
-    can_join = cluster.status == Status.RUNNING or cluster.is_adopted
     return {
-        "init_operation": init_operation,
-        "can_initialize": can_initialize,
-        "can_join": can_join,
-        "candidate_machines": candidates,
-        "init_form": InitForm(cluster=cluster) if can_initialize else None,
-        "join_form": JoinForm(cluster=cluster) if can_join else None,
         "settings_form": EngineSettingsForm(instance=cluster),
         "kubeconfig_form": KubeconfigForm() if not cluster.is_adopted else None,
         **inventory(cluster, user),

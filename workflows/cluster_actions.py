@@ -13,11 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from clusters.action_forms import InitForm, JoinForm
 from clusters.models import Cluster
 from core import feedback
 from core.permissions import OPERATE, get_object_for
 from operations.services import OperationStateError
+from workflows.cluster_forms import InitForm, JoinForm
 from workflows.init import InitRefused, start_init
 from workflows.join import JoinRefused, start_join
 

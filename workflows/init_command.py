@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from clusters.action_forms import candidate_machines
 from clusters.commandline import REFUSED, acting_user, follow_to_exit, split_names
 from clusters.models import Cluster
 from core.feedback import refusal_text
 from operations.services import OperationStateError
+from workflows.cluster_forms import candidate_machines
 from workflows.init import InitRefused, start_init
 
 

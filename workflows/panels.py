@@ -1,11 +1,37 @@
-"""The cluster page's day-two panel: versions, the last snapshot, the soonest certificate,
-links to the day-two pages and the reset of a machine."""
+"""The cluster page's workflow panels: initialize and join (the actions and the latest init), and
+day two (versions, the last snapshot, the soonest certificate, links to the day-two pages and the
+reset of a machine)."""
 
 from __future__ import annotations
 
+from clusters.panels import init_state
+from operations.models import Operation
 from workflows import certificates, upgrade
+from workflows.cluster_forms import InitForm, JoinForm, candidate_machines
 from workflows.forms import ResetForm
 from workflows.models import EtcdSnapshot
+
+
+def cluster_actions_panel(cluster, user) -> dict:
+    """Initialize / join actions and the latest init (clusters/_actions.html, nodes/_join_actions.html)."""
+    Status = cluster.Status
+    init_operation = init_state(cluster, user)["init_operation"]
+    candidates = list(candidate_machines(cluster))
+    can_initialize = (
+        not cluster.is_adopted
+        and bool(cluster.ca_pin_hash)
+        and cluster.status in (Status.READY, Status.INIT_STOPPED)
+        and not (init_operation is not None and init_operation.status in Operation.ACTIVE_STATUSES)
+    )
+    can_join = cluster.status == Status.RUNNING or cluster.is_adopted
+    return {
+        "init_operation": init_operation,
+        "can_initialize": can_initialize,
+        "can_join": can_join,
+        "candidate_machines": candidates,
+        "init_form": InitForm(cluster=cluster) if can_initialize else None,
+        "join_form": JoinForm(cluster=cluster) if can_join else None,
+    }
 
 
 def cluster_panel(cluster, user) -> dict:

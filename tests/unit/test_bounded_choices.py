@@ -8,10 +8,10 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from clusters.action_forms import JoinForm
 from nodes.models import Node
 from tests.conftest import team_of
 from tests.factories import make_cluster
+from workflows.cluster_forms import JoinForm
 
 pytestmark = pytest.mark.django_db
 

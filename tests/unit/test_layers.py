@@ -104,10 +104,6 @@ IMPORTING_CALLS = {"import_module", "__import__", "import_string"}
 # entry when its import goes; never add one (fix the import, or move the code to the right layer).
 KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
     (
-        "clusters.action_forms",
-        "nodes.models",
-    ): "issue 17 item 1: the init/join action forms of the cluster page move to the workflows package",
-    (
         "clusters.inventory",
         "nodes.connect",
     ): "issue 17 item 1: the remote package; the lookups that build a connection target stay with nodes",

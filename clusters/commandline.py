@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
@@ -68,3 +71,40 @@ def follow_to_exit(command, operation: Operation, *, wait: bool = True) -> None:
             f"operation {operation.pk} {status}; after fixing the cause: manage.py operation resume {operation.pk} --follow"
         )
     sys.exit(0 if status == Operation.Status.SUCCEEDED else 1)
+
+
+# --- subcommands the workflows add ----------------------------------------------------------
+# ``manage.py cluster`` and ``manage.py node`` live with their nouns, but most of their actions are
+# workflows (init, join, upgrade, reset, ...) and a noun may not import the workflows above it: the
+# workflows app registers its subcommands here from its AppConfig.ready(), and each command adds
+# and runs what is registered under its name.
+
+
+@dataclass(frozen=True)
+class Subcommands:
+    actions: tuple[str, ...]  # the names ``add_parsers`` adds
+    add_parsers: Callable[[Any], None]  # (the command's argparse subparsers) -> None
+    run: Callable[..., None]  # (command, action, **options) -> None
+
+
+_SUBCOMMANDS: dict[str, list[Subcommands]] = {}
+
+
+def register_subcommands(command: str, subcommands: Subcommands) -> None:
+    """Add ``subcommands`` to ``manage.py COMMAND``, after its own actions, in registration order."""
+    registered = _SUBCOMMANDS.setdefault(command, [])
+    if subcommands not in registered:
+        registered.append(subcommands)
+
+
+def add_registered_parsers(command: str, actions: Any) -> None:
+    for subcommands in _SUBCOMMANDS.get(command, []):
+        subcommands.add_parsers(actions)
+
+
+def registered_runner(command: str, action: str) -> Callable[..., None] | None:
+    """What runs ``manage.py COMMAND ACTION`` when another app registered it, else None."""
+    for subcommands in _SUBCOMMANDS.get(command, []):
+        if action in subcommands.actions:
+            return subcommands.run
+    return None

@@ -13,13 +13,20 @@ class WorkflowsConfig(AppConfig):
     verbose_name = "Day two"
 
     def ready(self) -> None:
+        from clusters.commandline import register_subcommands
         from operations.registry import register
         from workflows.backup import RESTORE, SNAPSHOT
         from workflows.certificates import CERTIFICATE_INVENTORY, RENEW_CERTIFICATES
+        from workflows.commands import SUBCOMMANDS
         from workflows.init import INIT
         from workflows.join import JOIN_CONTROL_PLANE, JOIN_WORKERS
         from workflows.reset import RESET
         from workflows.upgrade import UPGRADE
+
+        # manage.py cluster and node live with their nouns, which may not import workflows.
+        for command, groups in SUBCOMMANDS.items():
+            for subcommands in groups:
+                register_subcommands(command, subcommands)
 
         for kind in (
             INIT,

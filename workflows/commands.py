@@ -14,20 +14,12 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from clusters.commandline import REFUSED, acting_user, follow_to_exit
+from clusters.commandline import REFUSED, Subcommands, acting_user, follow_to_exit
 from clusters.models import Cluster
 from core.feedback import refusal_text
 from kubeadm.errors import KubeadmError
 from workflows import backup, certificates, config_io, init_command, join_command, reset, upgrade
 from workflows.models import CertificateReport, EtcdSnapshot
-
-# ``manage.py cluster init``: its parser and handler live beside the init workflow; the cluster
-# command reaches them through this module, its one import of workflows/.
-add_init_parser = init_command.add_parser
-run_init = init_command.run
-# ``manage.py node join``: the same, beside the join workflow, for the node command.
-add_join_parser = join_command.add_parser
-run_join = join_command.run
 
 CLUSTER_ACTIONS = (
     "upgrade-plan",
@@ -241,3 +233,33 @@ def run_node_reset(command, *, cluster: str, node: str, **options) -> None:
     except reset.ResetRefused as exc:
         raise _refused(exc) from None
     follow_to_exit(command, operation, wait=not options.get("no_wait"))
+
+
+# --- what workflows' AppConfig registers with clusters.commandline -------------------------
+
+
+def _run_init(command, action: str, **options) -> None:
+    init_command.run(command, **options)
+
+
+def _add_node_parsers(actions) -> None:
+    join_command.add_parser(actions)
+    add_node_parser(actions)
+
+
+def _run_node(command, action: str, **options) -> None:
+    if action == "join":
+        join_command.run(command, **options)
+    else:
+        run_node_reset(command, **options)
+
+
+# Command name -> its workflow subcommands, in the order ``--help`` lists them (init first, as
+# before; join and reset after the node command's own actions).
+SUBCOMMANDS: dict[str, tuple[Subcommands, ...]] = {
+    "cluster": (
+        Subcommands(("init",), init_command.add_parser, _run_init),
+        Subcommands(CLUSTER_ACTIONS, add_cluster_parsers, run_cluster),
+    ),
+    "node": (Subcommands(("join", "reset"), _add_node_parsers, _run_node),),
+}

@@ -1,7 +1,7 @@
 """``manage.py cluster init NAME``: the cluster page's Initialize, for scripts.
 
 Kept beside the init workflow; ``clusters/management/commands/cluster.py`` only adds the
-subcommand (through workflows/commands.py). Prints the same live progress as the operation page
+subcommand (workflows/commands.py's SUBCOMMANDS, registered with clusters.commandline). Prints the same live progress as the operation page
 and exits 0 on success, 1 when the operation failed, was cancelled or interrupted, 2 when it was
 refused before anything ran.
 """

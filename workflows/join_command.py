@@ -1,7 +1,7 @@
 """``manage.py node join CLUSTER NAME… [--control-plane]``: the nodes panel's join, for scripts.
 
 Kept beside the join workflow; ``nodes/management/commands/node.py`` only adds the subcommand
-(through workflows/commands.py).
+(workflows/commands.py's SUBCOMMANDS, registered with clusters.commandline).
 """
 
 from __future__ import annotations

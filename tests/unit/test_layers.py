@@ -111,14 +111,6 @@ KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
         "clusters.inventory",
         "nodes.models",
     ): "issue 17 item 1: the remote package; the lookups that build a connection target stay with nodes",
-    (
-        "clusters.management.commands.cluster",
-        "workflows.commands",
-    ): "issue 17 item 1: the workflow subcommands of `manage.py cluster` move to the workflows package",
-    (
-        "nodes.management.commands.node",
-        "workflows.commands",
-    ): "issue 17 item 1: the workflow subcommands of `manage.py node` move to the workflows package",
 }
 
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from clusters.commandline import add_registered_parsers, registered_runner
 from clusters.models import Cluster
 from nodes import services
 from nodes.connect import connect
 from nodes.forms import NodeForm
 from nodes.models import Node
 from remote import ssh
-from workflows import commands as day2_commands
 
 UNREACHABLE_EXIT = 2
 
@@ -69,8 +69,8 @@ class Command(BaseCommand):
         check.add_argument("name")
         check.add_argument("--json", dest="as_json", action="store_true", help="print the report as JSON")
 
-        day2_commands.add_join_parser(actions)
-        day2_commands.add_node_parser(actions)
+        # join and reset are workflows: the workflows app registers them (clusters.commandline).
+        add_registered_parsers("node", actions)
 
     def handle(self, *args, action: str, **options) -> None:
         handler = {
@@ -79,9 +79,9 @@ class Command(BaseCommand):
             "show-key": self.show_key,
             "accept-host-key": self.accept_host_key,
             "check": self.check,
-            "join": lambda **opts: day2_commands.run_join(self, **opts),
-            "reset": lambda **opts: day2_commands.run_node_reset(self, **opts),
-        }[action]
+        }.get(action)
+        if handler is None:
+            return registered_runner("node", action)(self, action, **options)
         handler(**options)
 
     # -- helpers ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Forms of the day-two pages: they validate; the services in daytwo/ refuse or act."""
+"""Forms of the day-two pages: they validate; the services in workflows/ refuse or act."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Day-two pages: upgrade plan, certificates, etcd backups, configuration, reset, import.
 
-Thin: permissions through core.permissions, forms validate, services in daytwo/ refuse (with
+Thin: permissions through core.permissions, forms validate, services in workflows/ refuse (with
 the reason and what to do) or start an operation, whose live page the person lands on.
 """
 

@@ -29,7 +29,7 @@ from audit.models import AuditEvent
 from clusters import inventory
 from clusters.models import Cluster, MachineInventory
 from core.network import check_destination
-from kubeadm import pki, preflight
+from kubeadm import pki
 from nodes.models import Node
 from operations.models import Event, Operation, PhaseAttempt
 from tests.conftest import session_cookie, team_of
@@ -40,6 +40,7 @@ from tests.support.processes import ROOT, wait_until
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, blank_machines, ready_cluster
 from tests.support.web import collect, logged_in_session
 from tokens.models import BootstrapToken, CertificateKey
+from tools.testbed import preflight
 from tools.testbed.guard import assert_routed_via_bridge
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(900)]

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 import kube
 from audit.services import refusals
-from clusters import apiaccess, inventory
+from clusters import apiaccess
 from clusters.action_forms import EngineSettingsForm, KubeconfigForm
 from clusters.models import Cluster
 from clusters.services import save_engine_settings
@@ -68,15 +68,3 @@ def admin_kubeconfig(request: HttpRequest, name: str) -> HttpResponse:
     response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{cluster.name}-admin.conf"'
     return response
-
-
-@login_required
-@require_POST
-def read_back(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
-    try:
-        operation = inventory.start_read_back(cluster, user=request.user)
-    except inventory.ReadBackRefused as exc:
-        feedback.refused(request, exc)
-        return _back(cluster, "inventory")
-    return redirect(operation)

@@ -11,7 +11,6 @@ urlpatterns = [
     path("<str:name>/live/", views.cluster_live, name="live"),
     path("<str:name>/engine-settings/", action_views.engine_settings, name="engine-settings"),
     path("<str:name>/admin-kubeconfig/", action_views.admin_kubeconfig, name="admin-kubeconfig"),
-    path("<str:name>/read-back/", action_views.read_back, name="read-back"),
     path("<str:name>/delete/", views.cluster_delete, name="delete"),
     path("<str:name>/ca/<str:ca>.crt", material_views.ca_certificate, name="ca-certificate"),
     path("<str:name>/ca-pin.txt", material_views.ca_pin, name="ca-pin"),

@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class WorkflowsConfig(AppConfig):
     """The operations that span nouns: upgrade, reset, certificates, etcd backup and restore,
-    configuration in and out, adoption, init and join."""
+    configuration in and out, adoption, init, join and read-back."""
 
     name = "workflows"
     # The app was called daytwo: its label stays, so the tables (daytwo_*), the migrations'
@@ -20,6 +20,7 @@ class WorkflowsConfig(AppConfig):
         from workflows.commands import SUBCOMMANDS
         from workflows.init import INIT
         from workflows.join import JOIN_CONTROL_PLANE, JOIN_WORKERS
+        from workflows.readback import READ_BACK
         from workflows.reset import RESET
         from workflows.upgrade import UPGRADE
 
@@ -38,5 +39,6 @@ class WorkflowsConfig(AppConfig):
             RESTORE,
             CERTIFICATE_INVENTORY,
             RENEW_CERTIFICATES,
+            READ_BACK,
         ):
             register(kind)

@@ -1,8 +1,8 @@
-"""The cluster page's workflow actions: initialize and join.
+"""The cluster page's workflow actions: initialize, join and read back.
 
 Thin: a form validates, a service refuses or starts an operation, the person lands on the
 operation page (live) or back on the cluster page with the reason and what to do. Their routes
-keep the names they had in clusters/ (``clusters:initialize``, ``clusters:join``): config/urls.py
+keep the names they had in clusters/ (``clusters:initialize``, ``clusters:join``, ``clusters:read-back``): config/urls.py
 puts ``cluster_urlpatterns`` (workflows/urls.py) into the clusters namespace.
 """
 
@@ -20,6 +20,7 @@ from operations.services import OperationStateError
 from workflows.cluster_forms import InitForm, JoinForm
 from workflows.init import InitRefused, start_init
 from workflows.join import JoinRefused, start_join
+from workflows.readback import ReadBackRefused, start_read_back
 
 
 def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
@@ -67,4 +68,16 @@ def join(request: HttpRequest, name: str) -> HttpResponse:
     except (JoinRefused, OperationStateError) as exc:
         feedback.refused(request, exc)
         return _back(cluster, "nodes")
+    return redirect(operation)
+
+
+@login_required
+@require_POST
+def read_back(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster(request, name, OPERATE)
+    try:
+        operation = start_read_back(cluster, user=request.user)
+    except ReadBackRefused as exc:
+        feedback.refused(request, exc)
+        return _back(cluster, "inventory")
     return redirect(operation)

@@ -24,9 +24,10 @@ urlpatterns = [
     path("configuration/export/", views.configuration_export, name="configuration-export"),
 ]
 
-# The cluster page's initialize and join, under /clusters/ in the clusters namespace (config/urls.py
+# The cluster page's initialize, join and read-back, under /clusters/ in the clusters namespace (config/urls.py
 # adds them to clusters/urls.py's routes): their paths and names are the ones they had in clusters/.
 cluster_urlpatterns = [
     path("<str:name>/initialize/", cluster_actions.initialize, name="initialize"),
     path("<str:name>/join/", cluster_actions.join, name="join"),
+    path("<str:name>/read-back/", cluster_actions.read_back, name="read-back"),
 ]

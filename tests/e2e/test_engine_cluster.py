@@ -26,7 +26,6 @@ from django.utils import timezone
 
 import kube
 from audit.models import AuditEvent
-from clusters import inventory
 from clusters.models import Cluster, MachineInventory
 from core.network import check_destination
 from kubeadm import pki
@@ -42,6 +41,7 @@ from tests.support.web import collect, logged_in_session
 from tokens.models import BootstrapToken, CertificateKey
 from tools.testbed import preflight
 from tools.testbed.guard import assert_routed_via_bridge
+from workflows import readback
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -317,7 +317,7 @@ def test_commands_and_pre_seeded_control_plane(stack_factory, operator, make_use
 
         # Read back on request (a read-only operation in the worker): both control planes again.
         before = dict(MachineInventory.objects.filter(node__cluster=cluster).values_list("node__name", "collected_at"))
-        again = inventory.start_read_back(cluster, user=operator)
+        again = readback.start_read_back(cluster, user=operator)
         wait_until(lambda: Operation.objects.get(pk=again.pk).status not in Operation.ACTIVE_STATUSES, timeout=120,
                    message="the read-back")  # fmt: skip
         assert Operation.objects.get(pk=again.pk).status == Operation.Status.SUCCEEDED

@@ -24,9 +24,9 @@ Not seen here: Django's lazy model references (``ForeignKey("clusters.Cluster")`
 ``apps.get_model``) and dotted names in settings; they are dependencies of the models and the
 settings, not imports.
 
-``KNOWN_BACK_IMPORTS`` lists the back-imports that existed when the test was written, each
-with the issue item that removes it. The list may only shrink: a back-import not on it fails,
-and an entry that no longer occurs fails too, so that it is deleted (and cannot come back).
+``KNOWN_BACK_IMPORTS`` listed the back-imports that existed when the test was written, each
+with the issue item that removed it; it is empty now. It may only shrink: a back-import not on
+it fails, and an entry that no longer occurs fails too, so that it is deleted (and cannot come back).
 """
 
 from __future__ import annotations
@@ -102,16 +102,7 @@ IMPORTING_CALLS = {"import_module", "__import__", "import_string"}
 
 # (importer module, imported module) -> the issue item that removes it. MAY ONLY SHRINK: delete an
 # entry when its import goes; never add one (fix the import, or move the code to the right layer).
-KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
-    (
-        "clusters.inventory",
-        "nodes.connect",
-    ): "issue 17 item 1: the remote package; the lookups that build a connection target stay with nodes",
-    (
-        "clusters.inventory",
-        "nodes.models",
-    ): "issue 17 item 1: the remote package; the lookups that build a connection target stay with nodes",
-}
+KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

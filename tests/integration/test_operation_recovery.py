@@ -276,17 +276,20 @@ def test_cancel_from_another_process_stops_a_blocking_phase(stack_factory, opera
 
 
 def test_follow_prints_live_and_exits_with_the_outcome(stack_factory, operator):
-    stack_factory(**KINDS)
     good = start_operation(make_cluster("good"), "test-steps", params={"sleep": 0.5})
     follower = subprocess.Popen(
         [sys.executable, "manage.py", "operation", "follow", str(good.pk)],
         cwd=ROOT,
-        env=env(),
+        env=env(PYTHONUNBUFFERED="1"),  # its first line before any event
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines, arrivals = [], []
+    # The worker starts once the follower follows: on a loaded machine starting the command took
+    # longer than the whole operation, and its events were then all old.
+    lines, arrivals = [follower.stdout.readline().rstrip("\n")], [timezone.now()]
+    assert lines[0].startswith("following "), (lines, follower.stderr.read())
+    stack_factory(**KINDS)
     for line in follower.stdout:
         lines.append(line.rstrip("\n"))
         arrivals.append(timezone.now())

@@ -10,48 +10,39 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 import kube
 from audit.services import refusals
 from clusters import apiaccess
 from clusters.action_forms import EngineSettingsForm, KubeconfigForm
-from clusters.models import Cluster
+from clusters.pages import back_to_cluster, cluster_for
 from clusters.services import save_engine_settings
 from core import feedback
-from core.permissions import ADMIN, OPERATE, get_object_for
-
-
-def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
-    return get_object_for(request.user, action, Cluster.objects.select_related("team"), name=name)
-
-
-def _back(cluster: Cluster, anchor: str = "") -> HttpResponse:
-    return redirect(cluster.get_absolute_url() + (f"#{anchor}" if anchor else ""))
+from core.permissions import ADMIN, OPERATE
 
 
 @login_required
 @require_POST
 def engine_settings(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     form = EngineSettingsForm(request.POST, instance=cluster)
     if not form.is_valid():
         feedback.form_errors(request, form)
-        return _back(cluster, "overview")
+        return back_to_cluster(cluster, "overview")
     save_engine_settings(form, user=request.user)
     messages.success(request, "Settings saved; they apply to the next initialize or join.")
-    return _back(cluster, "overview")
+    return back_to_cluster(cluster, "overview")
 
 
 @login_required
 @require_POST
 def admin_kubeconfig(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, ADMIN)
+    cluster = cluster_for(request, name, ADMIN)
     form = KubeconfigForm(request.POST)
     if not form.is_valid():
         feedback.form_errors(request, form)
-        return _back(cluster, "overview")
+        return back_to_cluster(cluster, "overview")
     try:
         # Refused (no CA key here) or failed on the way: audited as the issue it was not.
         with refusals(
@@ -64,7 +55,7 @@ def admin_kubeconfig(request: HttpRequest, name: str) -> HttpResponse:
             text = apiaccess.issue_admin_kubeconfig(cluster, user=request.user, ttl=form.cleaned_ttl())
     except kube.KubeAPIError as exc:
         feedback.refused(request, exc)
-        return _back(cluster, "overview")
+        return back_to_cluster(cluster, "overview")
     response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{cluster.name}-admin.conf"'
     return response

@@ -9,16 +9,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from clusters.models import Cluster
+from clusters.pages import cluster_for
 from core.permissions import OPERATE, VIEW, can, get_object_for
 from nodes import services
 from nodes.forms import HostKeyForm, NodeForm
 from nodes.models import Node
 from nodes.panels import check_outcome
-
-
-def _cluster(request: HttpRequest, cluster: str, action: str) -> Cluster:
-    return get_object_for(request.user, action, Cluster.objects.select_related("team"), name=cluster)
 
 
 def _node(request: HttpRequest, cluster: str, node: str, action: str) -> Node:
@@ -42,7 +38,7 @@ def _node_context(request: HttpRequest, node: Node) -> dict:
 
 @login_required
 def node_add(request: HttpRequest, cluster: str) -> HttpResponse:
-    cluster_obj = _cluster(request, cluster, OPERATE)
+    cluster_obj = cluster_for(request, cluster, OPERATE)
     form = NodeForm(request.POST or None, request.FILES or None, cluster=cluster_obj, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
@@ -164,7 +160,7 @@ def node_check_status(request: HttpRequest, cluster: str, node: str) -> HttpResp
 @login_required
 @require_POST
 def cluster_key_generate(request: HttpRequest, cluster: str) -> HttpResponse:
-    cluster_obj = _cluster(request, cluster, OPERATE)
+    cluster_obj = cluster_for(request, cluster, OPERATE)
     pair = services.ensure_cluster_key(cluster_obj, user=request.user)
     messages.success(request, f"The cluster's SSH key ({pair.fingerprint}) is ready to add to your machines.")
     return redirect(cluster_obj.get_absolute_url() + "#nodes")

@@ -20,8 +20,9 @@ import kube
 from audit.models import AuditEvent
 from audit.services import refusals
 from clusters.models import Cluster
+from clusters.pages import cluster_for
 from core import encryption
-from core.permissions import ADMIN, OPERATE, VIEW, can, get_object_for
+from core.permissions import ADMIN, OPERATE, VIEW, can
 from operations.services import OperationStateError
 from tokens import certkeys, services
 from tokens.forms import JoinCommandForm, TokenForm, TokenPolicyForm
@@ -37,10 +38,6 @@ API_ERRORS = (kube.KubeAPIError,)
 SHOWN_ONCE = "tokens.shown_once"
 
 
-def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
-    return get_object_for(request.user, action, Cluster.objects.select_related("team"), name=name)
-
-
 def _token(cluster: Cluster, token_id: str) -> BootstrapToken:
     return get_object_or_404(
         BootstrapToken.objects.select_related("cluster", "node", "created_by", "successor"),
@@ -51,7 +48,7 @@ def _token(cluster: Cluster, token_id: str) -> BootstrapToken:
 
 @login_required
 def token_list(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, VIEW)
+    cluster = cluster_for(request, name, VIEW)
     context = token_context(cluster, request.user)
     context["form"] = TokenForm(cluster=cluster, policy=context["policy"])
     context["activity"] = AuditEvent.objects.filter(cluster=cluster, action__regex=r"^(token|certificate_key)")[
@@ -75,7 +72,7 @@ def _redirect_to_new_token(request: HttpRequest, token: BootstrapToken, full: st
 def token_created(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
     """The one time a new token is shown: the token, and the join commands made from it.
     A reload finds it gone from the session and says where it can still be revealed."""
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     token = _token(cluster, token_id)
     held = request.session.get(SHOWN_ONCE)
     is_admin = can(request.user, ADMIN, cluster)
@@ -100,7 +97,7 @@ def token_created(request: HttpRequest, name: str, token_id: str) -> HttpRespons
 
 @login_required
 def token_create(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     policy = policy_for(cluster)
     form = TokenForm(request.POST or None, cluster=cluster, policy=policy)
     if request.method == "POST" and form.is_valid():
@@ -135,7 +132,7 @@ def token_create(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def token_rotate(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     token = _token(cluster, token_id)
     try:
         with refusals("token.rotated", TokenError, failed=API_ERRORS, actor=request.user, obj=token):
@@ -149,7 +146,7 @@ def token_rotate(request: HttpRequest, name: str, token_id: str) -> HttpResponse
 @login_required
 @require_POST
 def token_delete(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     token = _token(cluster, token_id)
     reason = (request.POST.get("reason") or "").strip() or "deleted in the UI"
     try:
@@ -165,7 +162,7 @@ def token_delete(request: HttpRequest, name: str, token_id: str) -> HttpResponse
 @login_required
 @require_POST
 def token_reveal(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
-    cluster = _cluster(request, name, ADMIN)
+    cluster = cluster_for(request, name, ADMIN)
     token = _token(cluster, token_id)
     try:
         secret = services.reveal_token(token, user=request.user)
@@ -177,7 +174,7 @@ def token_reveal(request: HttpRequest, name: str, token_id: str) -> HttpResponse
 @login_required
 @require_POST
 def token_join_command(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
-    cluster = _cluster(request, name, ADMIN)
+    cluster = cluster_for(request, name, ADMIN)
     token = _token(cluster, token_id)
     form = JoinCommandForm(request.POST)
     if not form.is_valid():
@@ -202,7 +199,7 @@ def token_join_command(request: HttpRequest, name: str, token_id: str) -> HttpRe
 @login_required
 @require_POST
 def token_sync(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     report = sync_now(cluster, user=request.user)
     if report.ok:
         summary = "; ".join(report.drift) or "no drift"
@@ -214,7 +211,7 @@ def token_sync(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 def policy_edit(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, ADMIN)
+    cluster = cluster_for(request, name, ADMIN)
     policy = policy_for(cluster)
     form = TokenPolicyForm(request.POST or None, instance=policy)
     if request.method == "POST" and form.is_valid():
@@ -229,7 +226,7 @@ def policy_edit(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def certificate_key_create(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     try:
         operation = certkeys.request_certificate_key(cluster, user=request.user)
     except certkeys.CertificateKeyRefused as exc:
@@ -244,7 +241,7 @@ def certificate_key_create(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def certificate_key_reveal(request: HttpRequest, name: str, pk: int) -> HttpResponse:
-    cluster = _cluster(request, name, ADMIN)
+    cluster = cluster_for(request, name, ADMIN)
     key = get_object_or_404(CertificateKey, cluster=cluster, pk=pk)
     try:
         value = certkeys.reveal_certificate_key(key, user=request.user)

@@ -13,9 +13,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from clusters.models import Cluster
+from clusters.pages import back_to_cluster, cluster_for
 from core import feedback
-from core.permissions import OPERATE, get_object_for
+from core.permissions import OPERATE
 from operations.services import OperationStateError
 from workflows.cluster_forms import InitForm, JoinForm
 from workflows.init import InitRefused, start_init
@@ -23,38 +23,30 @@ from workflows.join import JoinRefused, start_join
 from workflows.readback import ReadBackRefused, start_read_back
 
 
-def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
-    return get_object_for(request.user, action, Cluster.objects.select_related("team"), name=name)
-
-
-def _back(cluster: Cluster, anchor: str = "") -> HttpResponse:
-    return redirect(cluster.get_absolute_url() + (f"#{anchor}" if anchor else ""))
-
-
 @login_required
 @require_POST
 def initialize(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     form = InitForm(request.POST, cluster=cluster)
     if not form.is_valid():
         feedback.form_errors(request, form)
-        return _back(cluster, "cluster-actions")
+        return back_to_cluster(cluster, "cluster-actions")
     try:
         operation = start_init(cluster, form.cleaned_data["node"], user=request.user, skip=form.cleaned_data["skip"])
     except (InitRefused, OperationStateError) as exc:
         feedback.refused(request, exc)
-        return _back(cluster, "cluster-actions")
+        return back_to_cluster(cluster, "cluster-actions")
     return redirect(operation)
 
 
 @login_required
 @require_POST
 def join(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     form = JoinForm(request.POST, cluster=cluster)
     if not form.is_valid():
         feedback.form_errors(request, form)
-        return _back(cluster, "nodes")
+        return back_to_cluster(cluster, "nodes")
     control_plane = form.cleaned_data["control_plane"]
     try:
         operation = start_join(
@@ -67,17 +59,17 @@ def join(request: HttpRequest, name: str) -> HttpResponse:
         )
     except (JoinRefused, OperationStateError) as exc:
         feedback.refused(request, exc)
-        return _back(cluster, "nodes")
+        return back_to_cluster(cluster, "nodes")
     return redirect(operation)
 
 
 @login_required
 @require_POST
 def read_back(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     try:
         operation = start_read_back(cluster, user=request.user)
     except ReadBackRefused as exc:
         feedback.refused(request, exc)
-        return _back(cluster, "inventory")
+        return back_to_cluster(cluster, "inventory")
     return redirect(operation)

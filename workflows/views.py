@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from clusters.models import Cluster
+from clusters.pages import cluster_for
 from core import feedback
 from core.permissions import ADMIN, OPERATE, VIEW, can, get_object_for, teams_for
 from kubeadm import config as kubeadm_config
@@ -34,10 +35,6 @@ from workflows.forms import (
 from workflows.models import BackupSchedule, CertificateReport, EtcdSnapshot, RenewalPolicy, StoredConfiguration
 
 
-def _cluster(request: HttpRequest, name: str, action: str) -> Cluster:
-    return get_object_for(request.user, action, Cluster.objects.select_related("team"), name=name)
-
-
 def _context(request: HttpRequest, cluster: Cluster, **extra) -> dict:
     return {
         "cluster": cluster,
@@ -52,7 +49,7 @@ def _context(request: HttpRequest, cluster: Cluster, **extra) -> dict:
 
 @login_required
 def upgrade_plan(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, VIEW)
+    cluster = cluster_for(request, name, VIEW)
     target = request.GET.get("target", "").strip()[:32]
     plan = upgrade.build_plan(cluster, target)
     tools = backup.settings_for(cluster)
@@ -77,7 +74,7 @@ def upgrade_plan(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def upgrade_start(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     form = UpgradeForm(request.POST)
     back = reverse("daytwo:upgrade", args=[cluster.name])
     if not form.is_valid():
@@ -97,7 +94,7 @@ def upgrade_start(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def settings(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, ADMIN)
+    cluster = cluster_for(request, name, ADMIN)
     form = DayTwoSettingsForm(request.POST, instance=backup.settings_for(cluster))
     if form.is_valid():
         services.save_settings(form, user=request.user)
@@ -113,7 +110,7 @@ def settings(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def reset_node(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     form = ResetForm(request.POST, cluster=cluster)
     if not form.is_valid():
         feedback.form_errors(request, form)
@@ -133,7 +130,7 @@ def reset_node(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 def certificate_page(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, VIEW)
+    cluster = cluster_for(request, name, VIEW)
     reports = list(
         CertificateReport.objects.filter(node__cluster=cluster).select_related("node").order_by("node__name")
     )
@@ -162,7 +159,7 @@ def certificate_page(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def certificates_read(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     try:
         return redirect(certificates.start_inventory(cluster, user=request.user))
     except certificates.CertificatesRefused as exc:
@@ -173,7 +170,7 @@ def certificates_read(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def certificates_renew(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     form = RenewForm(request.POST)
     if not form.is_valid():
         feedback.form_errors(request, form)
@@ -191,7 +188,7 @@ def certificates_renew(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def renewal_policy(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, ADMIN)
+    cluster = cluster_for(request, name, ADMIN)
     policy = RenewalPolicy.objects.filter(cluster=cluster).first() or RenewalPolicy(cluster=cluster)
     form = RenewalPolicyForm(request.POST, instance=policy)
     if form.is_valid():
@@ -207,7 +204,7 @@ def renewal_policy(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 def backup_page(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, VIEW)
+    cluster = cluster_for(request, name, VIEW)
     schedule = BackupSchedule.objects.filter(cluster=cluster).first() or BackupSchedule(cluster=cluster)
     return render(
         request,
@@ -236,7 +233,7 @@ def _snapshot(request: HttpRequest, name: str, pk: int, action: str) -> EtcdSnap
 @login_required
 @require_POST
 def snapshot_take(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, OPERATE)
+    cluster = cluster_for(request, name, OPERATE)
     try:
         return redirect(backup.start_snapshot(cluster, user=request.user))
     except backup.BackupRefused as exc:
@@ -247,7 +244,7 @@ def snapshot_take(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def backup_schedule(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, ADMIN)
+    cluster = cluster_for(request, name, ADMIN)
     schedule = BackupSchedule.objects.filter(cluster=cluster).first() or BackupSchedule(cluster=cluster)
     form = BackupScheduleForm(request.POST, instance=schedule)
     if form.is_valid():
@@ -309,7 +306,7 @@ def snapshot_restore(request: HttpRequest, name: str, pk: int) -> HttpResponse:
 
 @login_required
 def configuration_page(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, VIEW)
+    cluster = cluster_for(request, name, VIEW)
     view = config_io.live_view(cluster)
     stored = StoredConfiguration.objects.filter(cluster=cluster).first()
     return render(request, "daytwo/configuration.html", _context(request, cluster, view=view, stored=stored))
@@ -317,7 +314,7 @@ def configuration_page(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 def configuration_export(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster(request, name, VIEW)
+    cluster = cluster_for(request, name, VIEW)
     kubelet = request.GET.get("kubelet") == "1"
     try:
         text = config_io.export_text(cluster, kubelet=kubelet)

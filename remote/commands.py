@@ -21,13 +21,13 @@ from __future__ import annotations
 import re
 import shlex
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from core.phases import OperationCancelled, PhaseError
+from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from kubeadm import output as kubeadm_output
 from kubeadm.diagnose import diagnose as kubeadm_diagnose
 from remote import ssh
@@ -123,14 +123,19 @@ def connection(ctx: Phase, open_connection: Callable[[], ssh.Connection]) -> Ite
 def _wait_for_job(ctx: Phase, conn: ssh.Connection, job: str, *, what: str, poll: float) -> bool:
     """Wait (at most LEFTOVER_WAIT) for ``job`` to end on the machine; past that, stop it.
     True if it ended by itself."""
-    deadline = time.monotonic() + LEFTOVER_WAIT
-    while conn.job_running(job):
-        if ctx.cancel_event.wait(poll):
-            conn.kill_job(job)
-            raise OperationCancelled(f"cancelled while waiting for {what}")
-        if time.monotonic() > deadline:
-            conn.kill_job(job)
-            return False
+    try:
+        wait_until(
+            lambda: None if conn.job_running(job) else True,
+            timeout=LEFTOVER_WAIT,
+            interval=poll,
+            cancel=ctx.cancel_event,
+        )
+    except WaitCancelled:
+        conn.kill_job(job)
+        raise OperationCancelled(f"cancelled while waiting for {what}") from None
+    except WaitTimedOut:
+        conn.kill_job(job)
+        return False
     return True
 
 

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 from core.phases import OperationCancelled, PhaseError
 from core.waiting import WaitCancelled, WaitTimedOut, wait_until
@@ -115,9 +115,14 @@ def connection(ctx: Phase, open_connection: Callable[[], ssh.Connection]) -> Ite
     except ssh.CommandCancelled:
         raise
     except ssh.SSHError as exc:
-        if ctx.cancel_event.is_set():
-            raise OperationCancelled(str(exc)) from exc
-        raise phase_error(exc, node) from None
+        _end_phase(ctx, exc, node)
+
+
+def _end_phase(ctx: Phase, exc: ssh.SSHError, node) -> NoReturn:
+    """SSH trouble ends the phase: as cancelled if a cancel was asked, else with its hint."""
+    if ctx.cancel_event.is_set():
+        raise OperationCancelled(str(exc)) from exc
+    raise phase_error(exc, node) from None
 
 
 def _wait_for_job(ctx: Phase, conn: ssh.Connection, job: str, *, what: str, poll: float) -> bool:
@@ -281,9 +286,7 @@ def run_reconnecting(
         except ssh.CommandCancelled:
             raise
         except ssh.SSHError as exc:
-            if ctx.cancel_event.is_set():
-                raise OperationCancelled(str(exc)) from exc
-            raise phase_error(exc, node) from None
+            _end_phase(ctx, exc, node)
 
 
 @dataclass(frozen=True)

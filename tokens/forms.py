@@ -39,7 +39,7 @@ def parse_ttl(text: str) -> timedelta:
         if not text:
             return days
     try:
-        total = days + parse_duration(text, field="ttl")
+        total = days + parse_duration(text, field="lifetime")
     except DurationRangeError:
         raise forms.ValidationError(f"{shown!r} is too long; a duration is {_TOO_LONG}", code="max_value") from None
     except DurationError:
@@ -88,7 +88,7 @@ class TokenForm(SecretFieldsMixin, forms.Form):
         widget=WriteOnlyTextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     ttl = DurationTextField(
-        label="TTL",
+        label="Lifetime (TTL)",
         required=False,
         help_text="How long the token is valid, e.g. 24h, 2h30m, 7d. Leave empty for the cluster's default.",
     )
@@ -170,16 +170,17 @@ class TokenForm(SecretFieldsMixin, forms.Form):
 
 
 class TokenPolicyForm(forms.ModelForm):
-    default_ttl = DurationTextField(label="Default TTL", help_text="TTL of tokens created without one, e.g. 24h.")
-    max_ttl = DurationTextField(label="Maximum TTL", help_text="No token may be created with a longer TTL.")
+    default_ttl = DurationTextField(
+        label="Default lifetime (TTL)", help_text="Lifetime of tokens created without one, e.g. 24h."
+    )
+    max_ttl = DurationTextField(label="Maximum lifetime (TTL)", help_text="No token may be created with a longer one.")
     max_lifetime = DurationTextField(
         label="Hard maximum lifetime",
         help_text="No token — and no rotation chain for a node that never joins — stays valid longer, e.g. 30d.",
     )
     rotate_before = DurationTextField(
         label="Rotate before expiry",
-        help_text="Tokens marked for rotation get their successor this long before they expire; also the "
-        "'expiring soon' threshold.",
+        help_text="Tokens marked for rotation get their successor this long before they expire.",
     )
     rotation_grace = DurationTextField(
         label="Grace after rotation", help_text="How long the old token stays valid once its successor exists."

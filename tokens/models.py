@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from core.encryption import EncryptedTextField, SecretValue
 from kubeadm import tokens as kubeadm_tokens
+from tokens import vocabulary
 
 
 def default_usages() -> list[str]:
@@ -29,14 +30,17 @@ def default_groups() -> list[str]:
 
 
 class TokenState(models.TextChoices):
-    """What a person sees in the list (computed, not stored)."""
+    """What a person sees in the list (computed, not stored); the words are tokens.vocabulary's."""
 
-    VALID = "valid", "Valid"
-    EXPIRING = "expiring", "Expiring soon"
-    EXPIRED = "expired", "Expired"
-    REVOKED = "revoked", "Revoked"
-    EXTERNAL = "external", "External"
-    GONE = "gone", "Gone"
+    VALID = vocabulary.VALID.key, vocabulary.VALID.label
+    EXPIRING = vocabulary.EXPIRING.key, vocabulary.EXPIRING.label
+    EXPIRED = vocabulary.EXPIRED.key, vocabulary.EXPIRED.label
+    REVOKED = vocabulary.REVOKED.key, vocabulary.REVOKED.label
+    CONSUMED = vocabulary.CONSUMED.key, vocabulary.CONSUMED.label
+    RETIRED = vocabulary.RETIRED.key, vocabulary.RETIRED.label
+    LIFETIME_ENDED = vocabulary.LIFETIME_ENDED.key, vocabulary.LIFETIME_ENDED.label
+    EXTERNAL = vocabulary.EXTERNAL.key, vocabulary.EXTERNAL.label
+    GONE = vocabulary.GONE.key, vocabulary.GONE.label
 
 
 class BootstrapToken(models.Model):
@@ -105,6 +109,9 @@ class BootstrapToken(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     revoke_reason = models.CharField(max_length=200, blank=True)
+    # How a revoked (deleted) token ended, in the vocabulary's words: revoked, consumed, retired or
+    # lifetime-ended, from the audit action that recorded it (tokens.vocabulary.ENDINGS).
+    ended_as = models.CharField(max_length=16, blank=True)
     gone_at = models.DateTimeField(null=True, blank=True)
     node_joined_at = models.DateTimeField(null=True, blank=True)
 
@@ -134,19 +141,30 @@ class BootstrapToken(models.Model):
     def is_expired(self, now: datetime.datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
-    def state(self, now: datetime.datetime | None = None, expiring_within: timedelta = timedelta(hours=2)) -> str:
+    def state(self, now: datetime.datetime | None = None) -> str:
+        """The state a person sees (tokens.vocabulary): how it ended, or where it is in its life."""
         now = now or timezone.now()
         if self.status == self.Status.REVOKED:
-            return TokenState.REVOKED
+            return self.ended_as or TokenState.REVOKED
         if self.status == self.Status.GONE:
             return TokenState.GONE
         if self.status == self.Status.EXPIRED or self.is_expired(now):
             return TokenState.EXPIRED
         if self.origin == self.Origin.EXTERNAL:
             return TokenState.EXTERNAL
-        if self.expires_at is not None and self.expires_at - now <= expiring_within:
+        if self.expires_at is not None and vocabulary.is_expiring(self.created_at, self.expires_at, now):
             return TokenState.EXPIRING
         return TokenState.VALID
+
+    def state_label(self, now: datetime.datetime | None = None) -> str:
+        return vocabulary.state_label(self.state(now))
+
+    @property
+    def expiring_seconds(self) -> int:
+        """How long before its expiry the countdown turns to "expiring" (the vocabulary's rule)."""
+        if self.expires_at is None:
+            return 0
+        return int(vocabulary.expiring_window(self.created_at, self.expires_at).total_seconds())
 
     @property
     def can_join(self) -> bool:
@@ -175,8 +193,7 @@ class TokenPolicy(models.Model):
     rotate_before = models.DurationField(
         "rotate before expiry",
         default=timedelta(hours=2),
-        help_text="A token marked for rotation gets its successor this long before it expires; "
-        "also the 'expiring soon' threshold.",
+        help_text="A token marked for rotation gets its successor this long before it expires.",
     )
     rotation_grace = models.DurationField(
         "grace after rotation",
@@ -262,6 +279,21 @@ class CertificateKey(models.Model):
 
     def is_valid(self, now: datetime.datetime | None = None) -> bool:
         return self.status == self.Status.ACTIVE and bool(self.key) and self.expires_at > (now or timezone.now())
+
+    def state(self, now: datetime.datetime | None = None) -> str:
+        """valid, expiring, expired or superseded: the same words and "expiring" rule as a token's."""
+        now = now or timezone.now()
+        if self.status == self.Status.SUPERSEDED:
+            return vocabulary.KEY_SUPERSEDED.key
+        if not self.is_valid(now):
+            return vocabulary.KEY_EXPIRED.key
+        if vocabulary.is_expiring(self.created_at, self.expires_at, now):
+            return vocabulary.KEY_EXPIRING.key
+        return vocabulary.KEY_VALID.key
+
+    @property
+    def expiring_seconds(self) -> int:
+        return int(vocabulary.expiring_window(self.created_at, self.expires_at).total_seconds())
 
     def plain_key(self) -> str:
         value = self.key

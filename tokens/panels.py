@@ -7,10 +7,21 @@ from django.utils import timezone
 
 from clusters import apiaccess
 from core.permissions import ADMIN, OPERATE, can
-from tokens import certkeys, timeline
+from tokens import certkeys, timeline, vocabulary
 from tokens.models import BootstrapToken, CertificateKey, TokenPolicy, TokenSync
 from tokens.policies import policy_for
 from tokens.sync import sync_state
+
+
+def _row(token: BootstrapToken, state: str) -> dict:
+    """What a token's row shows: its state in the vocabulary's words, and whether it still works."""
+    return {
+        "token": token,
+        "state": state,
+        "label": vocabulary.state_label(state),
+        "live": state in vocabulary.LIVE_STATES,
+        "consumed": state == vocabulary.CONSUMED.key,
+    }
 
 
 def token_context(cluster, user, *, now=None) -> dict:
@@ -23,13 +34,18 @@ def token_context(cluster, user, *, now=None) -> dict:
         .select_related("node", "created_by", "successor")
     )
     keys = list(CertificateKey.objects.filter(cluster=cluster).select_related("token", "created_by")[:10])
-    rows = [{"token": token, "state": token.state(now, policy.rotate_before)} for token in tokens]
+    rows = [_row(token, token.state(now)) for token in tokens]
     current_key = next((key for key in keys if key.is_valid(now)), None)
+    key_rows = [
+        {"key": key, "state": (state := key.state(now)), "label": vocabulary.state_label(state)} for key in keys
+    ]
     return {
         "cluster": cluster,
         "token_rows": rows,
-        "live_count": sum(1 for row in rows if row["state"] in ("valid", "expiring", "external")),
+        # "usable": valid, expiring or external, the states a join can still use.
+        "live_count": sum(1 for row in rows if row["live"]),
         "certificate_keys": keys,
+        "certificate_key_rows": key_rows,
         "current_certificate_key": current_key,
         "policy": policy,
         "token_sync": sync_state(cluster),
@@ -48,6 +64,7 @@ def cluster_panel(cluster, user) -> dict:
     context = token_context(cluster, user)
     keys = (
         "token_rows",
+        "certificate_key_rows",
         "live_count",
         "policy",
         "token_sync",
@@ -74,6 +91,8 @@ _SHOWN_FIELDS = (
     "retire_at",
     "last_error",
     "revoke_reason",
+    "ended_as",
+    "created_at",
     "successor_id",
     "node_id",
     "created_by_id",
@@ -119,7 +138,7 @@ def cluster_panel_version(cluster) -> tuple:
         rotate_before,
         max_ttl,
         [
-            (token.pk, *(getattr(token, field) for field in _SHOWN_FIELDS), token.state(now, rotate_before))
+            (token.pk, *(getattr(token, field) for field in _SHOWN_FIELDS), token.state(now))
             for token in tokens.only(*_SHOWN_FIELDS)
         ],
         cluster.live_valid_keys,

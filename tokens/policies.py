@@ -106,26 +106,26 @@ def check_request(
         ttl = policy.default_ttl if ttl is None else ttl
         if ttl <= timedelta(0):
             raise TokenError(
-                "ttl: a TTL of zero (a token that never expires) is not allowed; give a duration such as 24h",
+                "lifetime: a TTL of zero (a token that never expires) is not allowed; give a duration such as 24h",
                 field="ttl",
             )
         if ttl < timedelta(seconds=1):
-            raise TokenError("ttl: expected at least 1 second", field="ttl")
+            raise TokenError("lifetime: expected at least 1 second", field="ttl")
         if ttl > policy.max_ttl:
             raise TokenError(
-                f"ttl: {duration_words(ttl)} is longer than this cluster's maximum TTL of "
+                f"lifetime: {duration_words(ttl)} is longer than this cluster's maximum TTL of "
                 f"{duration_words(policy.max_ttl)}",
                 field="ttl",
             )
         expires_at = now + ttl
     else:
         if expires_at.tzinfo is None:
-            raise TokenError("expires: expected a time with a time zone", field="expires_at")
+            raise TokenError("expiry date: expected a time with a time zone", field="expires_at")
         if expires_at <= now:
-            raise TokenError("expires: the expiry date is in the past; choose a later one", field="expires_at")
+            raise TokenError("expiry date: it is in the past; choose a later one", field="expires_at")
         if expires_at - now > policy.max_ttl:
             raise TokenError(
-                f"expires: {expires_at:%Y-%m-%d %H:%M} UTC is further away than this cluster's maximum TTL of "
+                f"expiry date: {expires_at:%Y-%m-%d %H:%M} UTC is further away than this cluster's maximum TTL of "
                 f"{duration_words(policy.max_ttl)}",
                 field="expires_at",
             )
@@ -134,7 +134,7 @@ def check_request(
     limit = lifetime_limit or now + policy.max_lifetime
     if expires_at > limit:
         raise TokenError(
-            f"expires: {expires_at:%Y-%m-%d %H:%M} UTC is beyond the hard maximum lifetime "
+            f"expiry: {expires_at:%Y-%m-%d %H:%M} UTC is beyond the hard maximum lifetime "
             f"({duration_words(policy.max_lifetime)}, until {limit:%Y-%m-%d %H:%M} UTC)",
             field="ttl",
         )

@@ -32,6 +32,7 @@ from core.formatting import duration_words
 from core.permissions import ADMIN, require
 from kubeadm import join as kubeadm_join
 from kubeadm import tokens as kubeadm_tokens
+from tokens import vocabulary
 from tokens.models import BootstrapToken, TokenPolicy, TokenSync
 from tokens.policies import (
     MIN_SUCCESSOR_LIFE,
@@ -323,13 +324,16 @@ def delete_token(
 ) -> None:
     """Delete the token's Secret and mark the row revoked (one audit record).
 
+    ``audit_action`` says why it ended (token.revoked, token.consumed, token.retired,
+    token.lifetime_ended) and decides the state the row shows from now on (tokens.vocabulary).
     ``leased``: the caller (the sweep) already holds the token's lease.
     """
+    ended_as = vocabulary.ending_for(audit_action)
     now = _now(now)
     row = token if leased else acquire(token, now=now)
     if row.status not in (BootstrapToken.Status.ACTIVE, BootstrapToken.Status.EXPIRED):
         release(row, now=now)
-        raise TokenStateError(f"token {row.token_id} is {row.get_status_display().lower()}; nothing to delete")
+        raise TokenStateError(f"token {row.token_id} is {row.state_label(now)}; nothing to revoke")
     try:
         existed = kube.delete_secret(row.cluster, row.secret_name, user=user)
     except Exception as exc:
@@ -341,6 +345,10 @@ def delete_token(
             row.revoked_at = now
             row.revoked_by = user if getattr(user, "pk", None) else None
             row.revoke_reason = reason[:200]
+            row.ended_as = ended_as
+            if ended_as == vocabulary.CONSUMED.key:
+                # Used by its node: recorded with the deletion, so the row never shows "revoked" between.
+                row.node_joined_at = now
             row.retire_at = None
             row.next_action_at = None
             row.lease_until = None
@@ -405,7 +413,7 @@ def rotate_token(
     try:
         policy = policy_for(row.cluster)
         if row.status != BootstrapToken.Status.ACTIVE or row.is_expired(now):
-            raise TokenStateError(f"token {row.token_id} is {row.state(now)}; only a valid token can be rotated")
+            raise TokenStateError(f"token {row.token_id} is {row.state_label(now)}; only a valid token can be rotated")
         if row.successor_id is not None:
             raise TokenStateError(
                 f"token {row.token_id} was already rotated; its successor is {row.successor.token_id}"
@@ -531,7 +539,7 @@ def reveal_token(token: BootstrapToken, *, user) -> str:
     if user is not None:
         require(user, ADMIN, token.cluster)
     if token.status != BootstrapToken.Status.ACTIVE or token.is_expired():
-        raise TokenStateError(f"token {token.token_id} is {token.state()}; its secret is no longer shown")
+        raise TokenStateError(f"token {token.token_id} is {token.state_label()}; its secret is no longer shown")
     record("token.revealed", actor=user, obj=token, cluster=token.cluster, details={"token_id": token.token_id})
     return f"{token.token_id}.{token.plain_secret()}"
 
@@ -562,7 +570,7 @@ def reveal_join_command(token: BootstrapToken, *, user, control_plane: bool = Fa
     if user is not None:
         require(user, ADMIN, token.cluster)
     if token.status != BootstrapToken.Status.ACTIVE or token.is_expired():
-        raise TokenStateError(f"token {token.token_id} is {token.state()}; it can no longer join nodes")
+        raise TokenStateError(f"token {token.token_id} is {token.state_label()}; it can no longer join nodes")
     if not token.can_join:
         raise TokenStateError(f"token {token.token_id} lacks the signing and authentication usages a join needs")
     command = join_command_for(

@@ -186,7 +186,6 @@ def _act(token: BootstrapToken, policy: TokenPolicy, action: str, now: datetime.
                 audit_action="token.consumed",
                 leased=True,
             )
-            BootstrapToken.objects.filter(pk=token.pk).update(node_joined_at=now)
         else:
             rotation = rotation_due_at(token, policy)
             if rotation is not None and rotation <= now:

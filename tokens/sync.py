@@ -130,6 +130,7 @@ def import_external(
         row.revoked_at = row.gone_at = None
         row.revoked_by = None
         row.revoke_reason = ""
+        row.ended_as = ""
         row.lease_until = None
         row.leased_by = ""
         row.next_action_at = next_action_for(row, policy_for(cluster), now)

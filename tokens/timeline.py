@@ -149,7 +149,7 @@ def build(
             marks: list[Mark] = []
         else:
             begin, finish = token.created_at, token.expires_at
-            label, state = token.token_id, token.state(now, policy.rotate_before)
+            label, state = token.token_id, token.state(now)
             title = f"{token.token_id} ({token.get_purpose_display()}), expires {finish:%Y-%m-%d %H:%M:%S} UTC"
             marks = []
             rotation = rotation_due_at(token, policy)

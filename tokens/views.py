@@ -148,14 +148,15 @@ def token_rotate(request: HttpRequest, name: str, token_id: str) -> HttpResponse
 def token_delete(request: HttpRequest, name: str, token_id: str) -> HttpResponse:
     cluster = cluster_for(request, name, OPERATE)
     token = _token(cluster, token_id)
-    reason = (request.POST.get("reason") or "").strip() or "deleted in the UI"
+    # Revoke (the button's word and the audit action): the Secret is deleted from the cluster.
+    reason = (request.POST.get("reason") or "").strip() or "revoked in the UI"
     try:
         with refusals("token.revoked", TokenError, failed=API_ERRORS, actor=request.user, obj=token):
             services.delete_token(token, user=request.user, reason=reason[:200])
     except (TokenError, kube.KubeAPIError) as exc:
-        messages.error(request, f"Token {token.token_id} was not deleted: {exc}")
+        messages.error(request, f"Token {token.token_id} was not revoked: {exc}")
     else:
-        messages.success(request, f"Token {token.token_id} deleted from the cluster and revoked.")
+        messages.success(request, f"Token {token.token_id} revoked: its Secret was deleted from the cluster.")
     return redirect("tokens:list", name=cluster.name)
 
 
@@ -178,7 +179,9 @@ def token_join_command(request: HttpRequest, name: str, token_id: str) -> HttpRe
     token = _token(cluster, token_id)
     form = JoinCommandForm(request.POST)
     if not form.is_valid():
-        return render(request, "tokens/_revealed.html", {"error": "choose worker or control plane"}, status=400)
+        return render(
+            request, "tokens/_revealed.html", {"error": "choose a worker or a control-plane join command"}, status=400
+        )
     control_plane = form.cleaned_data["role"] == "control-plane"
     key = certkeys.current_key(cluster) if control_plane else None
     try:
@@ -216,7 +219,9 @@ def policy_edit(request: HttpRequest, name: str) -> HttpResponse:
     form = TokenPolicyForm(request.POST or None, instance=policy)
     if request.method == "POST" and form.is_valid():
         changed = services.update_policy(form.save(commit=False), user=request.user)
-        messages.success(request, f"Token policy saved ({', '.join(changed) or 'no changes'}).")
+        # The labels a person saw on the form, never the field names.
+        labels = [str(form.fields[name].label or name).lower() for name in changed]
+        messages.success(request, f"Token policy saved ({', '.join(labels) or 'no changes'}).")
         return redirect("tokens:list", name=cluster.name)
     return render(
         request, "tokens/policy_form.html", {"cluster": cluster, "form": form}, status=400 if form.errors else 200

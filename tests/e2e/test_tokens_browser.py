@@ -98,13 +98,20 @@ def test_an_admin_reveals_a_token_and_its_join_command_on_request(testbed, stack
     page.goto(f"{stack.http}/clusters/{cluster.name}/tokens/")
     assert full not in page.content()
     row = page.locator(f"#token-{token.token_id}")
+    # Reveals sit behind one "Reveal…" menu, so the Actions column is one row, not a stack of buttons.
+    row.locator("details.token-menu summary").click()
     row.locator("button.reveal").click()
     page.wait_for_selector(f"#reveal-{token.token_id} #revealed-value")
     assert page.inner_text(f"#reveal-{token.token_id} #revealed-value").strip() == full
     assert page.url.endswith(f"/clusters/{cluster.name}/tokens/"), "shown in place (htmx), not on a new page"
-    row.locator("button", has_text="Join command").click()
+    row.locator("button", has_text="Join command").first.click()
     page.wait_for_selector(f"#reveal-{token.token_id} #join-command")
     command = page.inner_text(f"#reveal-{token.token_id} #join-command")
+    # The command gets the table's whole width (its own row), not the Actions cell's.
+    box = page.locator(f"#reveal-{token.token_id} #join-command").bounding_box()
+    table = page.locator("#token-table").bounding_box()
+    actions = row.locator("td.token-actions").bounding_box()
+    assert box["width"] > actions["width"] * 2 and box["width"] > table["width"] * 0.7, (box, actions, table)
     assert command.startswith(f"kubeadm join {testbed.endpoint} --token {full}")
     assert f"--discovery-token-ca-cert-hash {cluster.ca_pin_hash}" in command
     page.reload()

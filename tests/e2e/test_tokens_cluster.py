@@ -369,7 +369,8 @@ def test_revoke_after_join_deletes_the_secret_once_the_node_is_ready(testbed, cr
     assert report.actions["node-check"] == 1, report
     assert secret_or_none(testbed, token.secret_name) is None, "deleted in the real cluster"
     token.refresh_from_db()
-    assert token.state() == "revoked" and token.node_joined_at is not None
+    # Shown as the audit trail records it: used by its node, "consumed" (token.consumed), not "revoked".
+    assert token.state() == "consumed" and token.node_joined_at is not None
     event = AuditEvent.objects.get(action="token.consumed", object_id=str(token.pk))
     assert node.name in event.details["reason"]
 

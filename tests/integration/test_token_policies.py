@@ -92,7 +92,8 @@ def test_rotation_makes_the_successor_before_expiry_and_retires_the_old_after_th
     assert report.actions["retire"] == 1
     assert old.secret_name not in secret_names(testbed) and successor.secret_name in secret_names(testbed)
     old.refresh_from_db()
-    assert old.state(now=rotation_time + timedelta(minutes=11)) == "revoked"
+    # Shown as what the audit trail says happened to it (token.retired), not as "revoked".
+    assert old.state(now=rotation_time + timedelta(minutes=11)) == "retired"
     assert AuditEvent.objects.filter(action="token.rotated").count() == 1
     assert AuditEvent.objects.get(action="token.retired").details["token_id"] == old.token_id
 

@@ -8,6 +8,11 @@ Examples (as root, from the repository root)::
     python -m tools.testbed ssh 1 -- hostname      # guarded SSH to node1
     python -m tools.testbed runner 1               # start the static-pod runner on node1
     python -m tools.testbed down                   # remove everything
+
+The sandbox's name and subnet default to ``$KUBEBOARD_TESTBED_NAME`` and
+``$KUBEBOARD_TESTBED_SUBNET`` (else kbtb and 10.213.0.0/24): a walkthrough's commands
+then read the same whatever sandbox they drive (the README's test-bed walkthrough is run
+as written by a test, on a sandbox of its own).
 """
 
 from __future__ import annotations
@@ -22,17 +27,32 @@ from tools.testbed.cluster import ControlPlane, new_bootstrap_token
 from tools.testbed.guard import NotRoutedViaBridge
 from tools.testbed.sandbox import Sandbox, SandboxError, known_sandboxes, load
 
+DEFAULT_NAME = "kbtb"
+DEFAULT_SUBNET = "10.213.0.0/24"
+
+
+def default_name() -> str:
+    return os.environ.get("KUBEBOARD_TESTBED_NAME") or DEFAULT_NAME
+
+
+def default_subnet() -> str:
+    return os.environ.get("KUBEBOARD_TESTBED_SUBNET") or DEFAULT_SUBNET
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.testbed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--name", default="kbtb", help="sandbox name (default kbtb)")
+    common.add_argument(
+        "--name", default=default_name(), help=f"sandbox name (default $KUBEBOARD_TESTBED_NAME, else {DEFAULT_NAME})"
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", parents=[common], help="create a sandbox (cleans a leftover of the same name)")
     up.add_argument("--nodes", type=int, default=1)
-    up.add_argument("--subnet", default="10.213.0.0/24")
+    up.add_argument(
+        "--subnet", default=default_subnet(), help=f"default $KUBEBOARD_TESTBED_SUBNET, else {DEFAULT_SUBNET}"
+    )
     up.add_argument(
         "--runner", action="store_true", help="start the static-pod runner (+ hollow kubelet) on every node"
     )

@@ -70,3 +70,25 @@ def test_a_database_of_something_else_is_refused(tmp_path):
 def test_commands_that_need_no_database_still_run_in_an_empty_data_directory(tmp_path):
     result = manage("help", data_dir=tmp_path / "fresh")
     assert result.returncode == 0 and "Available subcommands" in result.stdout
+
+
+def test_the_readmes_show_key_line_with_another_data_directory_prints_no_key_and_creates_nothing(tmp_path):
+    """The walkthrough's line as a person types it (``.venv/bin/python``, through bash, from the
+    repository root), up to its redirection: pointed at a directory bin/run never used, it says
+    which directory and what to do on stderr, and prints nothing that ``>> authorized_keys``
+    would append."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    walkthrough = readme.split("\n## Try it on the test bed\n", 1)[1].split("\n## ", 1)[0]
+    line = next(
+        line for line in walkthrough.splitlines() if line.startswith(".venv/bin/python manage.py node show-key ")
+    )
+    command = line.split(" >> ", 1)[0].replace("CLUSTER", "zeta")
+    assert command == ".venv/bin/python manage.py node show-key zeta"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBEBOARD_") and k != "DATABASE_URL"}
+    env["KUBEBOARD_DATA_DIR"] = str(tmp_path / "typo")
+    result = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result
+    assert result.stdout == "", "nothing to append to authorized_keys"
+    assert f"Kubeboard has no database in the data directory {tmp_path / 'typo'}" in result.stderr
+    assert "KUBEBOARD_DATA_DIR" in result.stderr and "var/" in result.stderr and "Nothing was created." in result.stderr
+    assert files_in(tmp_path) == []

@@ -13,7 +13,7 @@ from clusters.forms import ClusterForm, DeleteClusterForm
 from clusters.models import Cluster
 from clusters.panels import cluster_panels
 from clusters.services import ClusterDeleteRefused, create_cluster, delete_cluster, deletion_summary
-from core.permissions import ADMIN, OPERATE, VIEW, get_object_for, restrict, teams_for
+from core.permissions import ADMIN, OPERATE, VIEW, can_manage_accounts, get_object_for, restrict, teams_for
 from teams.forms import TeamForm
 
 
@@ -24,8 +24,12 @@ def _team_guide(user) -> dict:
         "can_create": operable.exists(),
         "can_adopt": teams_for(user, ADMIN).exists(),
         "no_team_yet": not Group.objects.exists(),
-        "can_create_team": user.is_superuser,
-        "team_form": TeamForm() if user.is_superuser else None,
+        "can_create_team": can_manage_accounts(user),
+        "team_form": TeamForm() if can_manage_accounts(user) else None,
+        # A viewer is told to ask for a role, not to be added to a team they are already in.
+        "viewer_teams": []
+        if operable.exists()
+        else list(teams_for(user, VIEW).order_by("name").values_list("name", flat=True)),
     }
 
 

@@ -23,6 +23,8 @@ NO_STORE_ROUTES = frozenset(
         "tokens:reveal",
         "tokens:join_command",
         "tokens:certificate_key_reveal",
+        # a new user account's one-time password
+        "teams:user_create",
         # forms that take a secret (private key, password, kubeconfig, token, a kubeadm file with tokens)
         "nodes:add",
         "nodes:edit",

@@ -117,6 +117,12 @@ def can_see(user, model: type[models.Model], pk) -> bool:
     return _is_superuser(user)
 
 
+def can_manage_accounts(user) -> bool:
+    """Creating teams and user accounts is a superuser's (accounts exist before any team has them,
+    so no team role can grant it)."""
+    return _is_superuser(user)
+
+
 def can_in_team(user, action: str, team: Group | None) -> bool:
     """For objects that do not exist yet (a new cluster in ``team``)."""
     return team is not None and teams_for(user, action).filter(pk=team.pk).exists()

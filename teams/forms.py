@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.auth.validators import UnicodeUsernameValidator
 
 from core.models import TeamRole
 
@@ -14,13 +16,36 @@ class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.VIEWER)
 
+    def __init__(self, *args, can_create_users: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Who reads the mistake decides what to do about a missing account.
+        self.can_create_users = can_create_users
+
     def clean_username(self):
         name = self.cleaned_data["username"].strip()
         user = get_user_model().objects.filter(username=name).first()
         if user is None:
-            raise forms.ValidationError(f"there is no user “{name}”; a superuser creates users in the admin")
+            if self.can_create_users:
+                raise forms.ValidationError(
+                    f"there is no user “{name}”; create the account under “New user” on the Teams page first"
+                )
+            raise forms.ValidationError(f"there is no user “{name}”; ask a superuser to create the account")
         return user
 
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=TeamRole.choices)
+
+
+class UserForm(forms.Form):
+    """A new account, made by a superuser on the Teams page; its password is made for it."""
+
+    username = forms.CharField(
+        max_length=150,
+        validators=[UnicodeUsernameValidator()],
+        help_text="Letters, digits and @ . + - _ only. A one-time password is made and shown once.",
+    )
+    team = forms.ModelChoiceField(
+        queryset=Group.objects.order_by("name"), required=False, empty_label="no team yet", label="Team"
+    )
+    role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.VIEWER, label="Role in that team")

@@ -4,6 +4,9 @@ row, read by ``core.permissions`` on every request, so a change applies at once 
 
 from __future__ import annotations
 
+import secrets
+
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
@@ -11,7 +14,7 @@ from django.db import IntegrityError, transaction
 from audit.services import record, refusals
 from audit.snapshot import snapshot
 from core.models import TeamMembership, TeamRole
-from core.permissions import ADMIN, can_in_team
+from core.permissions import ADMIN, can_in_team, can_manage_accounts
 from teams.names import clash_message, clashing_team
 
 
@@ -36,7 +39,7 @@ def create_team(name: str, *, user) -> Group:
 
 
 def _create_team(name: str, *, user) -> Group:
-    if not (user.is_active and user.is_superuser):
+    if not can_manage_accounts(user):
         raise PermissionDenied("only a superuser creates teams")
     name = name.strip()
     if not name:
@@ -48,6 +51,15 @@ def _create_team(name: str, *, user) -> Group:
         with transaction.atomic():
             team = Group.objects.create(name=name)
             record("team.created", actor=user, obj=team, details={"team": team.name}, after=snapshot(team))
+            # Its creator is its first admin, recorded like every other membership change, so the
+            # team has someone to manage it and shows up among the creator's own teams.
+            TeamMembership.objects.create(team=team, user=user, role=TeamRole.ADMIN)
+            record(
+                "team.member_added",
+                actor=user,
+                obj=team,
+                details={"team": team.name, "user": user.get_username(), "role": TeamRole.ADMIN},
+            )
     except IntegrityError:
         # Created meanwhile by someone else: the database's case-insensitive index refused it.
         existing = clashing_team(name)
@@ -142,3 +154,52 @@ def _remove_member(membership: TeamMembership, *, user) -> None:
             obj=team,
             details={"team": team.name, "user": locked.user.get_username(), "role": locked.role},
         )
+
+
+# --- user accounts ------------------------------------------------------------------------------------
+
+# A one-time password: long enough to resist guessing until its owner replaces it.
+ONE_TIME_PASSWORD_BYTES = 12
+
+
+def create_user(username: str, *, user, team: Group | None = None, role: str = TeamRole.VIEWER) -> tuple:
+    """A new account with a one-time password, returned once to show to the superuser who made it
+    (never stored in clear, never in the audit record); optionally a member of ``team`` at once.
+    Returns (account, password)."""
+    details = {"username": username.strip()[:150], "team": team.name if team else None}
+    with refusals("user.created", TeamError, actor=user, details=details):
+        return _create_user(username, user=user, team=team, role=role)
+
+
+def _create_user(username: str, *, user, team: Group | None, role: str) -> tuple:
+    if not can_manage_accounts(user):
+        raise PermissionDenied("only a superuser creates users")
+    username = username.strip()
+    if not username:
+        raise TeamError("a user needs a username")
+    accounts = get_user_model()
+    if accounts.objects.filter(username__iexact=username).exists():
+        raise TeamError(f"a user named “{username}” already exists; add them to a team instead")
+    if team is not None:
+        _check_role(role)
+    password = secrets.token_urlsafe(ONE_TIME_PASSWORD_BYTES)
+    try:
+        with transaction.atomic():
+            account = accounts.objects.create_user(username=username, password=password)
+            record(
+                "user.created",
+                actor=user,
+                obj=account,
+                details={"username": username, "superuser": False, "via": "teams page"},
+            )
+            if team is not None:
+                TeamMembership.objects.create(team=team, user=account, role=role)
+                record(
+                    "team.member_added",
+                    actor=user,
+                    obj=team,
+                    details={"team": team.name, "user": username, "role": role},
+                )
+    except IntegrityError:
+        raise TeamError(f"a user named “{username}” already exists; add them to a team instead") from None
+    return account, password

@@ -1,4 +1,8 @@
-"""Teams and roles: admins manage their team's members, superusers create teams."""
+"""Teams and roles: admins manage their team's members, superusers create teams and user accounts.
+
+A new account's one-time password is shown once: the create redirects (Post/Redirect/Get) to the
+page that reads it, encrypted, from the session and removes it as it is shown (as a new token is,
+tokens.views); the page is never stored by a browser (core.no_store)."""
 
 from __future__ import annotations
 
@@ -11,10 +15,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from core import encryption
 from core.models import TeamMembership
-from core.permissions import ADMIN, VIEW, can_in_team, teams_for
+from core.permissions import ADMIN, VIEW, can_in_team, can_manage_accounts, teams_for
 from teams import services
-from teams.forms import MemberForm, RoleForm, TeamForm
+from teams.forms import MemberForm, RoleForm, TeamForm, UserForm
+
+# The session key under which a new account's password waits, encrypted, for its one showing.
+NEW_ACCOUNT = "teams.new_account"
 
 
 def _team(user, pk: int) -> Group:
@@ -24,17 +32,25 @@ def _team(user, pk: int) -> Group:
     return team
 
 
+def _list(request: HttpRequest, *, form=None, user_form=None, status: int = 200) -> HttpResponse:
+    manages = can_manage_accounts(request.user)
+    context = {
+        "teams": teams_for(request.user, VIEW).distinct().order_by("name"),
+        "form": (form or TeamForm()) if manages else None,
+        "user_form": (user_form or UserForm()) if manages else None,
+    }
+    return render(request, "teams/team_list.html", context, status=status)
+
+
 @login_required
 def team_list(request: HttpRequest) -> HttpResponse:
-    teams = teams_for(request.user, VIEW).distinct().order_by("name")
-    context = {"teams": teams, "form": TeamForm() if request.user.is_superuser else None}
-    return render(request, "teams/team_list.html", context)
+    return _list(request)
 
 
 @login_required
 @require_POST
 def team_create(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_superuser:
+    if not can_manage_accounts(request.user):
         raise PermissionDenied("only a superuser creates teams")
     form = TeamForm(request.POST)
     if form.is_valid():
@@ -47,10 +63,41 @@ def team_create(request: HttpRequest) -> HttpResponse:
             if request.POST.get("next") == reverse("clusters:create"):
                 messages.success(request, f"Team {team.name} created; its members are managed on Teams.")
                 return redirect("clusters:create")
-            messages.success(request, f"Team {team.name} created; add its members below.")
+            messages.success(request, f"Team {team.name} created with you as its admin; add its members below.")
             return redirect("teams:detail", pk=team.pk)
-    teams = teams_for(request.user, VIEW).distinct().order_by("name")
-    return render(request, "teams/team_list.html", {"teams": teams, "form": form}, status=400)
+    return _list(request, form=form, status=400)
+
+
+@login_required
+def user_create(request: HttpRequest) -> HttpResponse:
+    """A superuser's new account (POST), and the one showing of its password (the GET after it)."""
+    if not can_manage_accounts(request.user):
+        raise PermissionDenied("only a superuser creates users")
+    if request.method != "POST":
+        held = request.session.pop(NEW_ACCOUNT, None)
+        if not held:
+            return redirect("teams:list")
+        context = {"username": held["username"], "team": held["team"], "role": held["role"]}
+        context["password"] = encryption.decrypt(held["password"])
+        return render(request, "teams/user_created.html", context)
+    form = UserForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            account, password = services.create_user(
+                data["username"], user=request.user, team=data["team"], role=data["role"]
+            )
+        except services.TeamError as exc:
+            form.add_error("username", str(exc))
+        else:
+            request.session[NEW_ACCOUNT] = {
+                "username": account.get_username(),
+                "team": data["team"].name if data["team"] else "",
+                "role": data["role"] if data["team"] else "",
+                "password": encryption.encrypt(password),
+            }
+            return redirect("teams:user_create")
+    return _list(request, user_form=form, status=400)
 
 
 def _detail(request, team, *, member_form=None, status=200) -> HttpResponse:
@@ -61,6 +108,7 @@ def _detail(request, team, *, member_form=None, status=200) -> HttpResponse:
         "members": members,
         "can_manage": can_manage,
         "member_form": member_form or MemberForm(),
+        "can_create_users": can_manage_accounts(request.user),
         "role_form": RoleForm,
     }
     return render(request, "teams/team_detail.html", context, status=status)
@@ -77,7 +125,7 @@ def member_add(request: HttpRequest, pk: int) -> HttpResponse:
     team = _team(request.user, pk)
     if not can_in_team(request.user, ADMIN, team):
         raise PermissionDenied(f"managing team {team.name} needs its admin role")
-    form = MemberForm(request.POST)
+    form = MemberForm(request.POST, can_create_users=can_manage_accounts(request.user))
     if form.is_valid():
         try:
             services.add_member(team, form.cleaned_data["username"], form.cleaned_data["role"], user=request.user)

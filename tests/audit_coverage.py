@@ -288,7 +288,17 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
             outcome="denied",  # the world's operation has already failed: nothing to cancel
         )
     },
-    "teams:create": {"POST": Audited("team.created", role="superuser", data=lambda w: {"name": "green"})},
+    # The creator becomes the new team's admin, recorded like any membership change.
+    "teams:create": {
+        "POST": Audited(("team.created", "team.member_added"), role="superuser", data=lambda w: {"name": "green"})
+    },
+    "teams:user_create": {
+        "POST": Audited(
+            ("user.created", "team.member_added"),
+            role="superuser",
+            data=lambda w: {"username": "newcomer", "team": w.team.pk, "role": "viewer"},
+        )
+    },
     "teams:member_add": {
         "POST": Audited("team.member_added", data=lambda w: {"username": "other-admin", "role": "viewer"})
     },
@@ -602,6 +612,9 @@ REFUSED_ROUTES: dict[str, Audited] = {
         "operation.cancel_requested", role="operator", setup=_operation_status("succeeded"), outcome="denied"
     ),
     "teams:create": Audited("team.created", role="superuser", data=lambda w: {"name": "blue"}, outcome="denied"),
+    "teams:user_create": Audited(
+        "user.created", role="superuser", data=lambda w: {"username": "blue-viewer", "role": "viewer"}, outcome="denied"
+    ),
     "teams:member_add": Audited(
         "team.member_added", data=lambda w: {"username": "blue-viewer", "role": "viewer"}, outcome="denied"
     ),

@@ -277,6 +277,8 @@ MATRIX: dict[str, Route] = {
     # teams
     "teams:list": Route(GET=LOGGED_IN_PAGE),
     "teams:create": Route(GET=POST_ONLY, POST=S(LOGIN, 403, 403, 403, 403, 400)),
+    # GET shows a new account's one-time password once; without one waiting, back to Teams.
+    "teams:user_create": Route(GET=S(LOGIN, 403, 403, 403, 403, REDIRECT), POST=S(LOGIN, 403, 403, 403, 403, 400)),
     "teams:detail": Route(kwargs=lambda w: {"pk": w.team.pk}, GET=TEAM_PAGE),
     "teams:member_add": Route(
         kwargs=lambda w: {"pk": w.team.pk}, GET=POST_ONLY, POST=S(LOGIN, 404, 403, 403, 400, 400)

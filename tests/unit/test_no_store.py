@@ -62,6 +62,9 @@ SECRET_RESPONSES: list[tuple[str, str | None, str, Any, Any, int]] = [
         None,
         200,
     ),
+    # a new account's one-time password: the create, and the one page that shows it
+    ("teams:user_create", "superuser", "POST", lambda w: {}, lambda w: {"username": "fresh", "role": "viewer"}, 302),
+    ("teams:user_create", "superuser", "GET", lambda w: {}, None, 302),
     # forms a secret is posted to: the empty form, and the form answering a mistake
     ("nodes:add", "operator", "GET", lambda w: {"cluster": w.cluster.name}, None, 200),
     (

@@ -7,6 +7,7 @@ from clusters.validators import validate_ignore_preflight_errors
 from core.permissions import VIEW, can
 from core.secret_forms import SecretFieldsMixin, WriteOnlyTextarea
 from kubeadm.preflight import parse_check_list
+from nodes import machine_list
 from nodes.models import Node
 from nodes.validators import normalize_address
 from remote import keys
@@ -186,3 +187,146 @@ class NodeForm(SecretFieldsMixin, forms.ModelForm):
 
 class HostKeyForm(forms.Form):
     fingerprint = forms.CharField(max_length=100)
+
+
+# A long list with a mistake on every line is shown up to here, then counted.
+MAX_SHOWN_PROBLEMS = 50
+
+
+class BulkNodeForm(forms.Form):
+    """Add several machines at once (all or none): each row of the list goes through ``NodeForm``,
+    the single Add machine's rules and messages, and every problem is reported with its line.
+    The machines log in with the cluster's key pair: a secret never goes into a list."""
+
+    machines = forms.CharField(
+        label="Machines",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "autocomplete": "off"}),
+        help_text="One address per line (the node is named after it), or CSV rows name,address,user,port,role; "
+        "empty columns take the defaults below. A header row (name,address,…) lets the columns come in any order. "
+        f"At most {machine_list.MAX_LINES} lines.",
+    )
+    machines_file = forms.FileField(label="…or upload a CSV file", required=False)
+    ssh_user = forms.CharField(label="SSH user", initial="root", max_length=32, help_text="For rows without a user.")
+    ssh_port = forms.IntegerField(
+        label="SSH port", initial=22, min_value=1, max_value=65535, help_text="For rows without a port."
+    )
+    role = forms.ChoiceField(
+        label="Role", choices=Node.Role.choices, initial=Node.Role.WORKER, help_text="For rows without a role."
+    )
+
+    def __init__(self, *args, cluster, user=None, **kwargs) -> None:
+        kwargs.setdefault("prefix", "bulk")
+        super().__init__(*args, **kwargs)
+        self.cluster = cluster
+        self.user = user
+        self.nodes: list[Node] = []
+
+    def clean_machines(self) -> str:
+        text = self.cleaned_data.get("machines") or ""
+        upload = self.files.get(self.add_prefix("machines_file")) if self.files else None
+        if upload is None:
+            return text
+        if text.strip():
+            raise ValidationError("A list was pasted and a file uploaded: paste the list or upload its file, not both.")
+        if upload.size > machine_list.MAX_BYTES:
+            raise ValidationError(f"The uploaded file is larger than {machine_list.MAX_BYTES // 1024} KiB.")
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ValidationError("The uploaded file is not UTF-8 text (save the spreadsheet as CSV UTF-8).") from exc
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned  # the defaults or the upload are wrong: the rows would repeat it
+        try:
+            rows = machine_list.parse(cleaned["machines"])
+        except machine_list.MachineListError as exc:
+            self._report(exc.problems)
+            return cleaned
+        problems: list[tuple[int, str]] = []
+        found: list[tuple[int, str, str, int]] = []
+        for row in rows:
+            form = NodeForm(self._node_data(row, cleaned), cluster=self.cluster, user=self.user)
+            if form.is_valid():
+                node = form.save()
+                self.nodes.append(node)
+                found.append((row.line, node.name, node.address, node.ssh_port))
+                continue
+            for field, errors in form.errors.items():
+                label = form.fields[field].label if field in form.fields else ""
+                for error in errors:
+                    if field == "name" and row.name is None:
+                        error = (
+                            f"{row.address} cannot be a node name; give the row a name column (name,address). {error}"
+                        )
+                    problems.append((row.line, f"{row.text}: {label}: {error}" if label else f"{row.text}: {error}"))
+        problems.extend(machine_list.duplicates(found))
+        if problems:
+            self.nodes = []
+            self._report(sorted(problems))
+        return cleaned
+
+    def _node_data(self, row: machine_list.MachineRow, cleaned: dict) -> dict:
+        return {
+            "name": row.name if row.name is not None else normalize_address(row.address),
+            "address": row.address,
+            "ssh_port": row.port or cleaned["ssh_port"],
+            "ssh_user": row.user or cleaned["ssh_user"],
+            "role": row.role or cleaned["role"],
+            "credential": Node.Credential.CLUSTER_KEY,
+        }
+
+    def _report(self, problems: list[tuple[int, str]]) -> None:
+        shown = [machine_list.describe(line, message) for line, message in problems[:MAX_SHOWN_PROBLEMS]]
+        if len(problems) > MAX_SHOWN_PROBLEMS:
+            shown.append(f"…and {len(problems) - MAX_SHOWN_PROBLEMS} more problems. Nothing was added.")
+        self.add_error("machines", shown)
+
+
+class BulkCheckForm(forms.Form):
+    """The machines of one cluster to check together."""
+
+    nodes = forms.ModelMultipleChoiceField(
+        queryset=Node.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose the machines to check."},
+    )
+
+    def __init__(self, *args, cluster, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["nodes"].queryset = cluster.nodes.all()
+
+
+class BulkHostKeyForm(forms.Form):
+    """Host keys to accept together: each ticked box carries the machine's name and the fingerprint
+    shown next to it, which ``services.accept_host_key`` compares with what the machine offered."""
+
+    accept = forms.Field(
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Tick the machines whose fingerprint you compared and want to accept."},
+    )
+
+    def __init__(self, *args, cluster, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cluster = cluster
+
+    def clean_accept(self) -> list[tuple[Node, str]]:
+        values = self.cleaned_data["accept"]
+        if not isinstance(values, list) or len(values) > machine_list.MAX_LINES:
+            raise ValidationError("Reload the page and tick the machines again.")
+        wanted: list[tuple[str, str]] = []
+        for value in values:
+            name, _, fingerprint = str(value).partition(" ")
+            if not fingerprint:
+                raise ValidationError("Reload the page and tick the machines again.")
+            wanted.append((name, fingerprint))
+        nodes = {node.name: node for node in self.cluster.nodes.filter(name__in=[name for name, _ in wanted])}
+        missing = sorted({name for name, _ in wanted} - set(nodes))
+        if missing:
+            raise ValidationError(
+                f"{', '.join(missing)} is no longer a machine of {self.cluster.name}; reload the page."
+            )
+        return [(nodes[name], fingerprint) for name, fingerprint in wanted]

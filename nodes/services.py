@@ -107,6 +107,21 @@ def accept_host_key(node: Node, *, user, fingerprint: str) -> Node:
     return locked
 
 
+def accept_host_keys(choices: list[tuple[Node, str]], *, user) -> tuple[list[Node], list[tuple[Node, str]]]:
+    """Accept several host keys, each exactly as ``accept_host_key`` does (its own check of the
+    fingerprint the person saw, its own transaction and audit record): one machine whose key
+    changed since the page was shown is refused without holding back the others.
+    Returns (accepted, [(refused, why)])."""
+    accepted: list[Node] = []
+    refused: list[tuple[Node, str]] = []
+    for node, fingerprint in choices:
+        try:
+            accepted.append(accept_host_key(node, user=user, fingerprint=fingerprint))
+        except NodeStateError as exc:
+            refused.append((node, str(exc)))
+    return accepted, refused
+
+
 @refusals_of("node.host_key_kept", NodeStateError)
 def keep_pinned_host_key(node: Node, *, user) -> Node:
     """Dismiss a different key the machine offered; the pinned key stays the only one trusted."""
@@ -160,6 +175,19 @@ def request_check(node: Node, *, user) -> Node:
             lambda: async_task("nodes.tasks.check_machine", node_id, task_name=f"check-node-{node_id}")
         )
     return locked
+
+
+def request_checks(nodes: list[Node], *, user) -> tuple[list[Node], list[tuple[Node, str]]]:
+    """Queue a check of each machine with ``request_check`` (each audited on its own); one that is
+    already being checked is refused and the others still go. Returns (queued, [(refused, why)])."""
+    queued: list[Node] = []
+    refused: list[tuple[Node, str]] = []
+    for node in nodes:
+        try:
+            queued.append(request_check(node, user=user))
+        except NodeStateError as exc:
+            refused.append((node, str(exc)))
+    return queued, refused
 
 
 def _status_after_check(report: dict, status: str) -> str:
@@ -253,6 +281,13 @@ def add_node(node: Node, *, user) -> Node:
         node.save()
         record("node.added", actor=user, obj=node, details=_description(node))
     return node
+
+
+def add_nodes(nodes: list[Node], *, user) -> list[Node]:
+    """Save validated new machines all or none (bulk add): each as ``add_node`` does, with its
+    ``node.added`` record, in one transaction."""
+    with transaction.atomic():
+        return [add_node(node, user=user) for node in nodes]
 
 
 @refusals_of("node.changed", NodeStateError)

@@ -12,9 +12,9 @@ from django.views.decorators.http import require_POST
 from clusters.pages import cluster_for
 from core.permissions import OPERATE, VIEW, can, get_object_for
 from nodes import services
-from nodes.forms import HostKeyForm, NodeForm
+from nodes.forms import BulkCheckForm, BulkHostKeyForm, BulkNodeForm, HostKeyForm, NodeForm
 from nodes.models import Node
-from nodes.panels import check_outcome
+from nodes.panels import check_outcome, machine_keys
 
 
 def _node(request: HttpRequest, cluster: str, node: str, action: str) -> Node:
@@ -164,3 +164,64 @@ def cluster_key_generate(request: HttpRequest, cluster: str) -> HttpResponse:
     pair = services.ensure_cluster_key(cluster_obj, user=request.user)
     messages.success(request, f"The cluster's SSH key ({pair.fingerprint}) is ready to add to your machines.")
     return redirect(cluster_obj.get_absolute_url() + "#nodes")
+
+
+# --- several machines at once ---------------------------------------------------------------
+
+
+@login_required
+def node_bulk_add(request: HttpRequest, cluster: str) -> HttpResponse:
+    cluster_obj = cluster_for(request, cluster, OPERATE)
+    form = BulkNodeForm(request.POST or None, request.FILES or None, cluster=cluster_obj, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            nodes = services.add_nodes(form.nodes, user=request.user)
+        except IntegrityError:
+            form.add_error("machines", "A machine or node name was registered at the same moment; nothing was added.")
+        else:
+            names = ", ".join(node.name for node in nodes)
+            messages.success(request, f"Added {names}. Check the machines, then accept their host keys here.")
+            return redirect("nodes:host-keys", cluster_obj.name)
+    context = {"form": form, "cluster": cluster_obj, "cluster_key": services.cluster_public_key(cluster_obj)}
+    return render(request, "nodes/bulk_add.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+def machine_host_keys(request: HttpRequest, cluster: str) -> HttpResponse:
+    """The cluster's machines side by side: check them together, then accept the host keys they
+    offered, each fingerprint next to its own box."""
+    cluster_obj = cluster_for(request, cluster, VIEW)
+    context = {"cluster": cluster_obj, "can_operate": can(request.user, OPERATE, cluster_obj)}
+    return render(request, "nodes/host_keys.html", context | machine_keys(cluster_obj))
+
+
+@login_required
+@require_POST
+def bulk_check(request: HttpRequest, cluster: str) -> HttpResponse:
+    cluster_obj = cluster_for(request, cluster, OPERATE)
+    form = BulkCheckForm(request.POST, cluster=cluster_obj)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["nodes"]))
+        return redirect("nodes:host-keys", cluster_obj.name)
+    queued, refused = services.request_checks(list(form.cleaned_data["nodes"]), user=request.user)
+    if queued:
+        messages.success(request, f"Checking {', '.join(node.name for node in queued)}.")
+    for node, why in refused:
+        messages.error(request, f"{node.name}: {why}.")
+    return redirect("nodes:host-keys", cluster_obj.name)
+
+
+@login_required
+@require_POST
+def bulk_host_key_accept(request: HttpRequest, cluster: str) -> HttpResponse:
+    cluster_obj = cluster_for(request, cluster, OPERATE)
+    form = BulkHostKeyForm(request.POST, cluster=cluster_obj)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["accept"]))
+        return redirect("nodes:host-keys", cluster_obj.name)
+    accepted, refused = services.accept_host_keys(form.cleaned_data["accept"], user=request.user)
+    for node in accepted:
+        messages.success(request, f"Host key {node.ssh_host_key_fingerprint} accepted and pinned for {node.name}.")
+    for node, why in refused:
+        messages.error(request, f"{node.name}: {why}.")
+    return redirect("nodes:host-keys", cluster_obj.name)

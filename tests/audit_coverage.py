@@ -238,6 +238,30 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
         )
     },
     "nodes:host-key-keep": {"POST": Audited("node.host_key_kept", role="operator", setup=_pin_and_offer_other)},
+    "nodes:bulk-add": {
+        # One machine listed: its node.added, and the cluster's key pair made for it.
+        "POST": Audited(
+            ("cluster.ssh_key_generated", "node.added"),
+            role="operator",
+            data=lambda w: {
+                "bulk-machines": "n9,10.0.0.99",
+                "bulk-ssh_user": "root",
+                "bulk-ssh_port": 22,
+                "bulk-role": "worker",
+            },
+        )
+    },
+    "nodes:bulk-check": {
+        "POST": Audited("node.check_requested", role="operator", data=lambda w: {"nodes": [w.node.pk]})
+    },
+    "nodes:bulk-host-key-accept": {
+        "POST": Audited(
+            "node.host_key_accepted",
+            role="operator",
+            setup=_offer_host_key,
+            data=lambda w: {"accept": f"{w.node.name} SHA256:coverage"},
+        )
+    },
     "tokens:create": {
         "POST": Elsewhere(
             CLUSTER_E2E,
@@ -386,6 +410,7 @@ PAGES = (
     "daytwo:upgrade",
     "nodes:check-status",
     "nodes:detail",
+    "nodes:host-keys",
     "operations:detail",
     "operations:log-text",
     "teams:detail",
@@ -605,6 +630,19 @@ REFUSED_ROUTES: dict[str, Audited] = {
         outcome="denied",
     ),
     "nodes:host-key-keep": Audited("node.host_key_kept", role="operator", outcome="denied"),
+    "nodes:bulk-check": Audited(
+        "node.check_requested",
+        role="operator",
+        setup=_check_running,
+        data=lambda w: {"nodes": [w.node.pk]},
+        outcome="denied",
+    ),
+    "nodes:bulk-host-key-accept": Audited(
+        "node.host_key_accepted",
+        role="operator",
+        data=lambda w: {"accept": f"{w.node.name} SHA256:never-offered"},
+        outcome="denied",
+    ),
     "operations:resume": Audited(
         "operation.resumed", role="operator", setup=_operation_status("succeeded"), outcome="denied"
     ),

@@ -226,6 +226,12 @@ MATRIX: dict[str, Route] = {
     "nodes:check-status": Route(kwargs=_node, GET=TEAM_PAGE),
     "nodes:host-key-accept": Route(kwargs=_node, GET=POST_ONLY, POST=OPERATE_ACTION),
     "nodes:host-key-keep": Route(kwargs=_node, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "nodes:bulk-add": Route(kwargs=lambda w: {"cluster": w.cluster.name}, GET=OPERATE_FORM, POST=OPERATE_FORM),
+    "nodes:host-keys": Route(kwargs=lambda w: {"cluster": w.cluster.name}, GET=TEAM_PAGE),
+    "nodes:bulk-check": Route(kwargs=lambda w: {"cluster": w.cluster.name}, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "nodes:bulk-host-key-accept": Route(
+        kwargs=lambda w: {"cluster": w.cluster.name}, GET=POST_ONLY, POST=OPERATE_ACTION
+    ),
     # tokens
     "tokens:list": Route(kwargs=_cluster, GET=TEAM_PAGE),
     "tokens:create": Route(kwargs=_cluster, GET=OPERATE_FORM, POST=OPERATE_FORM),

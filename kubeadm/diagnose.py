@@ -21,6 +21,11 @@ from dataclasses import dataclass, field
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
+# The places hints send a person to, in words; Kubeboard's pages add their address to exactly
+# these phrases (nodes.places.linked_hint), so keep them stable.
+IGNORE_LISTS = "the ignore-preflight-errors list of the cluster or the machine"
+RESET = "the Reset operation"
+
 
 @dataclass(frozen=True)
 class Diagnosis:
@@ -100,7 +105,7 @@ def _not_blank(ctx: _Context) -> Diagnosis | None:
     return Diagnosis(
         "machine-not-blank",
         f"the machine already holds Kubernetes files: {', '.join(paths)}{busy}",
-        "it is (or was) part of a cluster: reset it first (the Reset operation, or `kubeadm reset --force` on "
+        f"it is (or was) part of a cluster: reset it first ({RESET}, or `kubeadm reset --force` on "
         "the machine, which also stops what holds the ports), or use a blank machine; then " + _resume(ctx),
         {"paths": paths, "ports": ports},
     )
@@ -122,7 +127,7 @@ def _port_in_use(ctx: _Context) -> Diagnosis | None:
         "port-in-use",
         f"port{plural} {listed} already in use on the machine",
         f"find what listens there (`ss -ltnp 'sport = :{ports[0]}'`) and stop it; if it is a leftover "
-        f"kube-apiserver, etcd or kubelet, reset the machine; then {_resume(ctx)}",
+        f"kube-apiserver, etcd or kubelet, reset the machine ({RESET}); then {_resume(ctx)}",
         {"ports": ports},
     )
 
@@ -351,7 +356,7 @@ def _preflight(ctx: _Context) -> Diagnosis | None:
         "preflight-failed",
         "preflight checks failed: " + "; ".join(f"{name}: {msg}" for name, msg in errors),
         "fix the machine so these checks pass; only if you are sure they do not matter there, add "
-        f"{', '.join(names)} to the ignore-preflight-errors list of the cluster or the machine; then " + _resume(ctx),
+        f"{', '.join(names)} to {IGNORE_LISTS}; then " + _resume(ctx),
         {"checks": names},
     )
 

@@ -43,6 +43,10 @@ class OutputLine:
     text: str
     check: str = ""  # preflight check name for [WARNING X]/[ERROR X] lines
     location: str = ""  # klog's file:line
+    # kubeadm's closing "error execution phase <phase>: …" line: it restates the failure the
+    # lines before it gave ("preflight checks failed" after the [ERROR X] lines), so it is not
+    # one more error when errors are counted (unless nothing before it said what failed).
+    summary: bool = False
 
 
 def parse_line(line: str) -> OutputLine:
@@ -62,7 +66,7 @@ def parse_line(line: str) -> OutputLine:
         return OutputLine(ERROR if kind == "ERROR" else WARNING, "preflight", text, check=name)
     match = _PHASE_ERROR.match(stripped)
     if match and stripped.startswith("error"):
-        return OutputLine(ERROR, match.group(1) or "", stripped)
+        return OutputLine(ERROR, match.group(1) or "", stripped, summary="execution phase" in stripped)
     match = _PREFIX.match(stripped)
     if match:
         source, text = match.groups()

@@ -393,6 +393,14 @@ def phase_names(phases: tuple[Phase, ...]) -> list[str]:
     return names
 
 
+def skippable_phases(workflow: str) -> tuple[str, ...]:
+    """The phases of ``workflow`` a person may skip, by the names kubeadm's ``--skip-phases`` takes
+    (``kubeadm init|join --help`` lists them). Kubeboard runs each top-level phase as one step
+    (``kubeadm <workflow> phase <name> [all]``), so the top-level names are the ones it can leave out;
+    a sub-phase ("control-plane-prepare/download-certs") runs inside its parent's step."""
+    return tuple(phase.name for phase in WORKFLOWS[workflow])
+
+
 def find_phase(phases: tuple[Phase, ...], path: str) -> Phase | None:
     head, _, rest = path.partition("/")
     for phase in phases:

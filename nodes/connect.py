@@ -7,13 +7,14 @@ meanwhile), with the credential decrypted only right before the login.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import asyncssh
 
-from nodes import services
+from core.phases import PhaseError
+from nodes import places, services
 from nodes.models import ClusterSSHKey, Node
 from remote import commands, keys, ssh
 
@@ -90,9 +91,18 @@ def scan_host_key(node: Node, *, timeout: float | None = None) -> tuple[str, str
     )
 
 
-def phase_connection(ctx: PhaseContext) -> AbstractContextManager[ssh.Connection]:
-    """The phase's SSH connection to its node (``remote.commands.connection``)."""
-    return commands.connection(ctx, lambda: connect(ctx.node))
+@contextmanager
+def phase_connection(ctx: PhaseContext) -> Iterator[ssh.Connection]:
+    """The phase's SSH connection to its node (``remote.commands.connection``). A phase that
+    fails inside it gets the addresses of the pages its hint names (nodes.places)."""
+    try:
+        with commands.connection(ctx, lambda: connect(ctx.node)) as conn:
+            yield conn
+    except PhaseError as exc:
+        linked = places.linked_hint(exc.hint, ctx.node)
+        if linked == exc.hint:
+            raise
+        raise PhaseError(exc.message, hint=linked, exit_status=exc.exit_status) from exc
 
 
 def run_kubeadm(ctx: PhaseContext, command: str | Iterable[str], *, label: str) -> None:

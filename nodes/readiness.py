@@ -7,30 +7,52 @@ each refusal with what to do next.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.phases import PhaseError
 from kubeadm import nodeconfig, preflight
 from kubeadm.components import KUBERNETES_DIR
+from nodes import places
 from nodes.checks import check_machine
+from nodes.connect import phase_connection
 from nodes.models import Node
+from remote import commands
+from remote.commands import RemoteFile
 
 if TYPE_CHECKING:
     from operations.runner import PhaseContext
 
 
-def check_before_kubeadm(ctx: PhaseContext, *, control_plane: bool) -> dict:
+def check_before_kubeadm(ctx: PhaseContext, *, control_plane: bool, own_files: Sequence[RemoteFile] = ()) -> dict:
     """The machine check (nodes.checks, read-only), then refuse what kubeadm must not touch:
     an unreachable machine, an unaccepted/changed host key, a populated /etc/kubernetes, a
-    missing kubeadm or one that cannot deploy the cluster's version. Returns the report."""
+    missing kubeadm or one that cannot deploy the cluster's version. Returns the report.
+
+    ``own_files``: what this operation itself writes into /etc/kubernetes before kubeadm runs. Found
+    there byte for byte (an earlier attempt of the same work failed after writing them), they are
+    written again, not mixed in: they do not count as a populated /etc/kubernetes. Anything else
+    there, or one of them with other content, still does (nothing is ever removed here)."""
     node = ctx.node
     if node is None:
         raise PhaseError(f"phase {ctx.phase.name} has no machine (its node was deleted)", hint="start a new operation")
     report = check_machine(node, progress=lambda step: ctx.log(f"Check machine: {step}"))
     if report.get("error"):
         raise PhaseError(f"{node.name}: {report['error']}", hint=report.get("hint") or "fix the machine and resume")
+    leftovers = _own_leftovers(ctx, report, own_files)
+    if leftovers:
+        ctx.log(
+            f"{len(leftovers)} file(s) in {KUBERNETES_DIR} are exactly what this operation writes there "
+            f"(left by an earlier attempt that failed): {', '.join(leftovers)}; they are written again, not mixed in.",
+            files=leftovers,
+        )
+        etc = dict(report["etc_kubernetes"])
+        etc["files"] = [path for path in etc["files"] if path not in leftovers]
+        etc["count"] = int(etc.get("count") or 0) - len(leftovers)
+        etc["populated"] = etc["count"] > 0
+        report = {**report, "etc_kubernetes": etc}
     problems = refusals(report, node=node, kubernetes_version=ctx.cluster.kubernetes_version)
     kubeadm = report.get("binaries", {}).get("kubeadm", {})
     ctx.log(
@@ -48,6 +70,24 @@ def check_before_kubeadm(ctx: PhaseContext, *, control_plane: bool) -> dict:
     role = "control-plane" if control_plane else "worker"
     ctx.log(f"{node.name} can be used as a {role}: {KUBERNETES_DIR} is empty and kubeadm fits.")
     return report
+
+
+def _own_leftovers(ctx: PhaseContext, report: dict, own_files: Sequence[RemoteFile]) -> list[str]:
+    """The files of /etc/kubernetes (outside Kubeboard's config directory) if every one of them is
+    one of ``own_files`` with the same SHA-256 on the machine; else none (the usual refusal)."""
+    etc = report.get("etc_kubernetes") or {}
+    listed = [path for path in etc.get("files") or [] if not path.startswith(nodeconfig.CONFIG_DIR + "/")]
+    expected = {item.path: hashlib.sha256(item.data).hexdigest() for item in own_files}
+    complete = int(etc.get("count") or 0) == len(etc.get("files") or [])  # the listing is not cut short
+    if not listed or not complete or not set(listed) <= set(expected):
+        return []
+    with phase_connection(ctx) as conn:
+        output = commands.quiet(conn, ["sha256sum", "--", *listed])
+    found = {}
+    for line in output.lines:
+        digest, _, path = line.strip().partition("  ")
+        found[path] = digest
+    return listed if all(found.get(path) == expected[path] for path in listed) else []
 
 
 @dataclass(frozen=True)
@@ -70,8 +110,9 @@ def refusals(report: dict, *, node: Node, kubernetes_version: str) -> list[Refus
             Refusal(
                 f"{node.name}: {KUBERNETES_DIR} is not empty ({count} files: {shown}); "
                 "kubeadm would mix this cluster with whatever is there — reset the machine first",
-                f"reset the machine first (Reset node on its page if Kubeboard put a cluster there, else "
-                f"`kubeadm reset -f` on {node.name}), then run Check machine and try again",
+                f"reset the machine first ({places.reset_text(node)} if Kubeboard joined it or a join of it "
+                f"failed, else `kubeadm reset -f` on {node.name}), then run Check machine on its page "
+                f"({places.machine_page(node)}) and try again",
             )
         )
     binaries = report.get("binaries") or {}
@@ -110,14 +151,15 @@ def facts_refusals(node: Node, *, kubernetes_version: str) -> list[Refusal]:
             Refusal(
                 f"{node.name}: the host key changed (pinned {node.ssh_host_key_fingerprint}, now offered "
                 f"{node.offered_host_key_fingerprint})",
-                "if the machine was reinstalled on purpose, accept the new key on the node page",
+                places.linked_hint("if the machine was reinstalled on purpose, accept the new key on the node page", node),
             )
         )
     elif state != node.HostKeyState.PINNED:
         found.append(
             Refusal(
                 f"{node.name}: its host key has not been accepted yet",
-                "run Check machine, compare the fingerprint with the machine's and accept it",
+                f"run Check machine on its page ({places.machine_page(node)}), compare the fingerprint with the "
+                "machine's and accept it",
             )
         )
     facts = node.facts or {}

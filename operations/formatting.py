@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.formatting import seconds_text
 from operations.models import Event
 
-__all__ = ["event_line", "seconds_text"]
+__all__ = ["event_line", "seconds_text", "settings_changes"]
 
 
 def event_line(event: Event) -> str:
@@ -22,6 +22,8 @@ def event_line(event: Event) -> str:
             facts.append(seconds_text(data["duration"]))
         if data.get("exit_status") is not None:
             facts.append(f"exit status {data['exit_status']}")
+        if data.get("changes"):
+            facts.append("changed: " + "; ".join(data["changes"]))
         text = f"{time} ==> {where}: {status}" + (f" ({', '.join(facts)})" if facts else "")
         if data.get("error"):
             text += f"\n             {data['error']}"
@@ -33,3 +35,23 @@ def event_line(event: Event) -> str:
     level = "" if event.level in (Event.Level.INFO, Event.Level.DEBUG) else f"{event.level.upper()} "
     prefix = f"[{where}] " if where else ""
     return f"{time} {prefix}{level}{event.message}"
+
+
+def settings_changes(before: dict, after: dict) -> list[str]:
+    """What differs between two attempts' settings, one line per setting:
+    "ignore-preflight-errors + ImagePull", "certificate-method pre-seed → upload-certs"."""
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if isinstance(old, list | type(None)) and isinstance(new, list | type(None)):
+            added = [item for item in new or [] if item not in (old or [])]
+            removed = [item for item in old or [] if item not in (new or [])]
+            parts = [f"+ {', '.join(map(str, added))}"] if added else []
+            parts += [f"− {', '.join(map(str, removed))}"] if removed else []
+            if parts:
+                changes.append(f"{name} {' '.join(parts)}")
+            continue
+        changes.append(f"{name} {old if old not in (None, '') else 'none'} → {new if new not in (None, '') else 'none'}")
+    return changes

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django import forms
 
-from operations.models import Operation, PhaseRun
+from operations.models import Operation
+from operations.services import skippable_phases
 
 
 class ResumeForm(forms.Form):
@@ -14,8 +15,12 @@ class ResumeForm(forms.Form):
     def __init__(self, operation: Operation, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.operation = operation
-        phases = operation.phases.exclude(status__in=PhaseRun.DONE_STATUSES).order_by("order")
-        self.fields["skip"].choices = [(phase.label, phase.label) for phase in phases]
+        # Only what the kind lets people skip (kubeadm's own phases for init and join), by the
+        # phase's own name; the machine it runs on is said next to it.
+        self.fields["skip"].choices = [
+            (phase.label, f"{phase.name} on {phase.group}" if phase.group else phase.name)
+            for phase in skippable_phases(operation)
+        ]
 
     def clean(self):
         data = super().clean()

@@ -141,6 +141,10 @@ class PhaseAttempt(TimedModel):
     # interleave; filter by the event's phase and group).
     first_seq = models.BigIntegerField(null=True, blank=True)
     last_seq = models.BigIntegerField(null=True, blank=True)
+    # The settings this attempt ran with (the kind's ``settings``, read when it started), and
+    # what differed from the attempt before it: a resume after changing a setting shows it.
+    settings = models.JSONField(default=dict, blank=True)
+    changes = models.JSONField(default=list, blank=True)
 
     TEAM_PATH = "phase__operation__cluster__team"
 

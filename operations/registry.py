@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from operations.models import Operation
+    from operations.models import Operation, PhaseRun
     from operations.runner import PhaseContext
 
 
@@ -53,6 +53,13 @@ class OperationKind:
     max_parallel_groups: Callable[[Operation], int] | int = 1  # worker joins: N; control planes: 1
     mutating: bool = True  # mutating kinds are serialized per cluster
     on_finished: Callable[[Operation], None] | None = None
+    # The phase names a person may skip (at the start or on resume); None: any phase not finished.
+    skippable: frozenset[str] | None = None
+    # The settings an attempt of a phase runs with, read when the attempt starts (so a resume
+    # uses them as they are then, not as they were when the operation was queued). The runner
+    # records them with the attempt and hands them to the phase as ``ctx.settings``. Keys are the
+    # names people know them by ("ignore-preflight-errors"); values are JSON.
+    settings: Callable[[Operation, PhaseRun], dict] | None = None
 
     def spec(self, name: str) -> PhaseSpec | None:
         for spec in self.phases:
@@ -74,6 +81,12 @@ class OperationKind:
         if not planned:
             raise ValueError(f"operation kind {self.name!r} planned no phases")
         return planned
+
+    def may_skip(self, name: str) -> bool:
+        return self.skippable is None or name in self.skippable
+
+    def attempt_settings(self, operation: Operation, phase: PhaseRun) -> dict:
+        return dict(self.settings(operation, phase)) if self.settings is not None else {}
 
     def parallel_groups(self, operation: Operation) -> int:
         bound = self.max_parallel_groups

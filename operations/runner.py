@@ -30,6 +30,7 @@ from audit.services import record
 from core.phases import OperationCancelled, PhaseError  # phases import them from here too
 from kubeadm.output import parse_line
 from operations.events import EventWriter, Heartbeat, LeaseLost
+from operations.formatting import settings_changes
 from operations.models import Event, Operation, PhaseAttempt, PhaseRun
 from operations.registry import OperationKind, UnknownKind, get_kind, notify_finished
 from operations.services import END_OUTCOMES, enqueue_next_waiting, reap_operations, worker_identity
@@ -40,7 +41,14 @@ log = logging.getLogger(__name__)
 class PhaseContext:
     """What a phase's code gets: the operation, its phase row, the node, and ways to report."""
 
-    def __init__(self, run: Run, phase: PhaseRun, attempt: int, previous_attempt: PhaseAttempt | None) -> None:
+    def __init__(
+        self,
+        run: Run,
+        phase: PhaseRun,
+        attempt: int,
+        previous_attempt: PhaseAttempt | None,
+        settings: dict | None = None,
+    ) -> None:
         self.operation: Operation = run.operation
         self.phase = phase
         self.node = phase.node
@@ -52,6 +60,8 @@ class PhaseContext:
         self.writer: EventWriter = run.writer
         # kubeadm --skip-phases names skipped in this phase's group, for phases that run a composite command.
         self.skip_phases: list[str] = run.skipped_names(phase.group)
+        # The settings this attempt runs with (the kind's ``settings``, recorded with the attempt).
+        self.settings: dict = settings or {}
 
     @property
     def cluster(self):
@@ -78,6 +88,8 @@ class PhaseContext:
             data["check"] = parsed.check
         if parsed.location:
             data["location"] = parsed.location
+        if parsed.summary:
+            data["summary"] = True  # restates the errors above it: the page does not count it again
         self.writer.emit(
             line.rstrip("\r\n"),
             phase=self.phase.name,
@@ -394,18 +406,27 @@ class Run:
         else:
             trigger = self.operation.resume_trigger or PhaseAttempt.Trigger.RESUME
         where = f" on {phase.group}" if phase.group else ""
+        # Read now, not when the operation was queued: a person may have changed them to fix
+        # what made the last attempt fail (an ignore list, a method) before resuming.
+        settings = self.kind.attempt_settings(self.operation, phase)
+        changes = settings_changes(previous.settings or {}, settings) if previous is not None else []
+        message = f"Phase {phase.name}{where} started: {phase.description}"
+        if changes:
+            message += f" (attempt {number} runs with changed settings: {'; '.join(changes)})"
         self._phase_event(
             phase,
             PhaseRun.Status.RUNNING,
-            f"Phase {phase.name}{where} started: {phase.description}",
+            message,
             number=number,
             trigger=trigger,
+            settings=settings,
+            changes=changes,
         )
         if spec is None:
             error = f"phase {phase.name!r} is not known to this version of Kubeboard"
             self._phase_event(phase, PhaseRun.Status.FAILED, error, number=number, error=error)
             return PhaseRun.Status.FAILED
-        context = PhaseContext(self, phase, number, previous)
+        context = PhaseContext(self, phase, number, previous, settings)
         error, hint, exit_status = "", "", None
         try:
             spec.run(context)
@@ -454,6 +475,8 @@ class Run:
         error: str = "",
         hint: str = "",
         exit_status: int | None = None,
+        settings: dict | None = None,
+        changes: list[str] | None = None,
     ) -> None:
         """Record a phase's new state: the event, the PhaseRun and its attempt commit together."""
         now = timezone.now()
@@ -476,6 +499,10 @@ class Run:
             data["exit_status"] = exit_status
         if phase.duration is not None:
             data["duration"] = round(phase.duration.total_seconds(), 3)
+        if settings:
+            data["settings"] = settings
+        if changes:
+            data["changes"] = changes
         worker = self.writer.worker
         operation_id = self.operation.pk
         label = f"{phase.name} on {phase.group}" if phase.group else phase.name
@@ -492,6 +519,8 @@ class Run:
                     started_at=now,
                     worker=worker,
                     first_seq=seq,
+                    settings=settings or {},
+                    changes=changes or [],
                 )
             else:
                 PhaseAttempt.objects.filter(phase_id=phase.pk, number=number).update(

@@ -50,14 +50,30 @@ def enqueue(operation: Operation) -> None:
     )
 
 
-def _resolve_skip(phases: list[PhaseRun], skip: Iterable[str]) -> list[PhaseRun]:
+def skippable_phases(operation: Operation) -> list[PhaseRun]:
+    """The phases of ``operation`` a person may still skip: not finished, and one its kind lets
+    people skip (for kubeadm's workflows: kubeadm's own phases, not Kubeboard's checks)."""
+    try:
+        kind = get_kind(operation.kind)
+    except UnknownKind:
+        return []
+    phases = operation.phases.exclude(status__in=PhaseRun.DONE_STATUSES).order_by("order")
+    return [phase for phase in phases if kind.may_skip(phase.name)]
+
+
+def _resolve_skip(phases: list[PhaseRun], skip: Iterable[str], kind=None) -> list[PhaseRun]:
     """Phases named by ``skip``: ``name`` (in every group) or ``group:name`` (one group).
 
-    Only phases that have not finished may be skipped; anything else is refused with the
-    names that would have been accepted, so a typo never silently runs a phase.
+    Only phases that have not finished, and that the kind lets people skip, may be skipped;
+    anything else is refused with the names that would have been accepted, so a typo never
+    silently runs a phase.
     """
     wanted = [item.strip() for item in skip if item and item.strip()]
-    open_phases = [phase for phase in phases if phase.status not in PhaseRun.DONE_STATUSES]
+    open_phases = [
+        phase
+        for phase in phases
+        if phase.status not in PhaseRun.DONE_STATUSES and (kind is None or kind.may_skip(phase.name))
+    ]
     chosen: dict[int, PhaseRun] = {}
     for item in wanted:
         matches = [phase for phase in open_phases if item in (phase.name, phase.label)]
@@ -116,7 +132,7 @@ def start_operation(
             )
             for index, item in enumerate(planned)
         )
-        skipped = _resolve_skip(list(operation.phases.all()), skip)
+        skipped = _resolve_skip(list(operation.phases.all()), skip, operation_kind)
         details: dict = {"kind": kind}
         if skipped:
             details["skipped"] = [phase.label for phase in skipped]
@@ -148,9 +164,9 @@ def _resume(operation: Operation, *, user, skip: Iterable[str], skip_reason: str
             raise OperationStateError(
                 f"only a failed, interrupted or cancelled operation can be resumed; this one is {locked.status}"
             )
-        get_kind(locked.kind)  # refuse early if this version no longer knows the kind
+        kind = get_kind(locked.kind)  # refuse early if this version no longer knows the kind
         phases = list(locked.phases.order_by("order"))
-        skipped = _resolve_skip(phases, skip)
+        skipped = _resolve_skip(phases, skip, kind)
         # An attempt still "running" here lost its runner without a reaper closing it: close it now.
         PhaseAttempt.objects.filter(phase__operation=locked, status=PhaseAttempt.Status.RUNNING).update(
             status=PhaseAttempt.Status.INTERRUPTED, finished_at=timezone.now(), error="its runner stopped"

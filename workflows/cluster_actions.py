@@ -54,8 +54,8 @@ def join(request: HttpRequest, name: str) -> HttpResponse:
             list(form.cleaned_data["nodes"]),
             control_plane=control_plane,
             method=form.cleaned_data["method"] or "",
-            parallelism=form.cleaned_data["parallelism"],
             user=request.user,
+            skip=form.cleaned_data["skip"],
         )
     except (JoinRefused, OperationStateError) as exc:
         feedback.refused(request, exc)

@@ -6,36 +6,32 @@ They choose among the cluster's machines, so they span nouns and live here, not 
 from __future__ import annotations
 
 from django import forms
-from django.core.exceptions import ValidationError
 
 from clusters.models import Cluster
 from core.form_fields import BoundedModelMultipleChoiceField
 from kubeadm import workflow
-from kubeadm.preflight import parse_check_list
 from nodes.models import Node
-
-# Kubeboard's own init phases a person may also skip (kubeadm's names come from kubeadm.workflow).
-_SKIPPABLE_INIT = {"verify-api-server", "verify-cluster-info", "read-back"}
+from workflows.init import KUBEADM_PHASES as INIT_KUBEADM_PHASES
 
 
-def candidate_machines(cluster: Cluster):
-    """Machines of the cluster that are not part of it yet (nor being joined)."""
-    return cluster.nodes.exclude(status__in=(Node.Status.JOINED, Node.Status.JOINING)).order_by("name")
+def candidate_machines(cluster: Cluster, role: str | None = None):
+    """Machines of the cluster that are not part of it yet (nor being joined), of ``role`` if given."""
+    machines = cluster.nodes.exclude(status__in=(Node.Status.JOINED, Node.Status.JOINING))
+    if role is not None:
+        machines = machines.filter(role=role)
+    return machines.order_by("name")
 
 
-class SkipField(forms.CharField):
-    def __init__(self, *, allowed: set[str], **kwargs) -> None:
-        super().__init__(required=False, **kwargs)
-        self.allowed = allowed
-
-    def clean(self, value):
-        names = parse_check_list(super().clean(value))
-        unknown = sorted(set(names) - self.allowed)
-        if unknown:
-            raise ValidationError(
-                f"Not a phase of this operation: {', '.join(unknown)} (skippable: {', '.join(sorted(self.allowed))})."
-            )
-        return names
+def skip_field(workflow_name: str) -> forms.MultipleChoiceField:
+    """The kubeadm phases a person may skip, by kubeadm's own names (kubeadm.workflow)."""
+    names = workflow.skippable_phases(workflow_name)
+    return forms.MultipleChoiceField(
+        choices=[(name, name) for name in names],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Skip kubeadm phases",
+        help_text="Optional: kubeadm's phases not to run (the names kubeadm's --skip-phases takes).",
+    )
 
 
 class InitForm(forms.Form):
@@ -43,21 +39,23 @@ class InitForm(forms.Form):
         queryset=Node.objects.none(),
         label="First control-plane machine",
         empty_label=None,
-        help_text="kubeadm init runs here; its /etc/kubernetes must be empty.",
-    )
-    skip = SkipField(
-        allowed={p.name for p in workflow.INIT_PHASES} | _SKIPPABLE_INIT,
-        label="Skip phases",
-        help_text="Optional: phase names separated by commas (kubeadm's --skip-phases names), e.g. addon.",
+        help_text="kubeadm init runs here; its /etc/kubernetes must be empty. Machines registered as control planes.",
     )
 
     def __init__(self, *args, cluster: Cluster, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["node"].queryset = candidate_machines(cluster)
+        self.fields["node"].queryset = candidate_machines(cluster, Node.Role.CONTROL_PLANE)
         self.fields["node"].label_from_instance = lambda node: f"{node.name} ({node.address})"
+        # Kubeboard runs kubeadm init's phases but show-join-command (it makes its own tokens).
+        self.fields["skip"] = skip_field("init")
+        self.fields["skip"].choices = [(n, n) for n in INIT_KUBEADM_PHASES]
 
 
 class JoinForm(forms.Form):
+    """Join workers or control planes: each lists the cluster's machines of that role that are
+    not part of it yet. How many workers join at once is the cluster's setting "Worker joins at
+    once" (How Kubeboard drives kubeadm here), not a field here."""
+
     nodes = BoundedModelMultipleChoiceField(
         queryset=Node.objects.none(),
         label="Machines",
@@ -71,16 +69,13 @@ class JoinForm(forms.Form):
         label="Shared certificates",
         help_text="How a new control plane gets the cluster's CA keys.",
     )
-    parallelism = forms.IntegerField(
-        min_value=1,
-        max_value=50,
-        required=False,
-        label="Workers at once",
-        help_text="How many workers join at the same time.",
-    )
 
-    def __init__(self, *args, cluster: Cluster, **kwargs) -> None:
+    def __init__(self, *args, cluster: Cluster, control_plane: bool | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["nodes"].queryset = candidate_machines(cluster)
+        if control_plane is None:
+            control_plane = self.fields["control_plane"].to_python(self.data.get("control_plane"))
+        self.control_plane = bool(control_plane)
+        role = Node.Role.CONTROL_PLANE if self.control_plane else Node.Role.WORKER
+        self.fields["nodes"].queryset = candidate_machines(cluster, role)
         self.fields["method"].initial = cluster.control_plane_join_method
-        self.fields["parallelism"].initial = cluster.join_parallelism
+        self.fields["skip"] = skip_field("join-control-plane" if self.control_plane else "join-worker")

@@ -40,10 +40,11 @@ from kubeadm import tokens as kubeadm_tokens
 from kubeadm.errors import JWSError, KubeadmError, PinError
 from nodes import readiness
 from nodes.connect import phase_connection
-from operations.models import Operation
+from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
 from remote import commands
+from workflows import attempts
 
 KIND = INIT_KIND
 CLUSTER_INFO_TIMEOUT = 120
@@ -102,7 +103,9 @@ def _mark_initializing(ctx: PhaseContext) -> None:
 
 def check_machine(ctx: PhaseContext) -> None:
     _mark_initializing(ctx)
-    readiness.check_before_kubeadm(ctx, control_plane=True)
+    # The CA material upload-files writes may be there already, byte for byte, from an earlier
+    # init of this machine that failed before kubeadm wrote anything: written again, not mixed in.
+    readiness.check_before_kubeadm(ctx, control_plane=True, own_files=identity.authority_files(ctx.cluster))
 
 
 def upload_files(ctx: PhaseContext) -> None:
@@ -284,13 +287,32 @@ def read_back(ctx: PhaseContext) -> None:
 # --- kubeadm's phases ---------------------------------------------------------------------------
 
 
+def attempt_settings(operation: Operation, phase: PhaseRun) -> dict:
+    """What an attempt runs with, read now (a resume after changing them uses the new ones): the
+    cluster's and the machine's ignore lists merged, the certificate method, the kubeadm phases
+    skipped."""
+    from nodes.models import Node
+
+    cluster = Cluster.objects.get(pk=operation.cluster_id)
+    settings: dict = {}
+    node = Node.objects.filter(pk=phase.node_id).first() if phase.node_id else None
+    if node is not None:
+        settings[attempts.IGNORE] = readiness.preflight_ignore_list(cluster, node)
+    settings[attempts.METHOD] = cluster.control_plane_join_method
+    settings[attempts.SKIP] = attempts.skipped_kubeadm_phases(operation, phase.group, KUBEADM_PHASES)
+    return settings
+
+
 def _ignored(ctx: PhaseContext) -> list[str]:
+    if attempts.IGNORE in ctx.settings:
+        return list(ctx.settings[attempts.IGNORE])
     return list(ctx.params.get("ignore_preflight_errors") or [])
 
 
 def kubeadm_phase(name: str):
     def run(ctx: PhaseContext) -> None:
         _mark_initializing(ctx)
+        attempts.refresh_files(ctx, upload_phase="upload-files", keys=(attempts.IGNORE,), upload=upload_files)
         argv = nodeconfig.init_phase_argv(name, ignore_preflight_errors=_ignored(ctx) if name == "preflight" else ())
         with phase_connection(ctx) as conn:
             commands.run(ctx, conn, argv, label=f"kubeadm init phase {name}")
@@ -304,7 +326,8 @@ def upload_certs(ctx: PhaseContext) -> None:
     by a token it knows; kubeadm's own --upload-certs would invent that token. Otherwise kubeadm
     runs the phase without the flag and says it skips (the certificates are pre-seeded later)."""
     _mark_initializing(ctx)
-    if ctx.cluster.control_plane_join_method != Cluster.ControlPlaneJoinMethod.UPLOAD_CERTS:
+    method = ctx.settings.get(attempts.METHOD) or ctx.cluster.control_plane_join_method
+    if method != Cluster.ControlPlaneJoinMethod.UPLOAD_CERTS:
         kubeadm_phase("upload-certs")(ctx)
         ctx.log("Control planes of this cluster get the shared certificates pre-seeded from Kubeboard's custody.")
         return
@@ -398,12 +421,17 @@ def on_finished(operation: Operation) -> None:
     )
 
 
+# kubeadm's own init phases among the operation's (the ones a person may skip).
+KUBEADM_PHASES = tuple(name for name in workflow.skippable_phases("init") if any(s.name == name for s in PHASES))
+
 INIT = OperationKind(
     name=KIND,
     label="Initialize control plane",
     phases=PHASES,
     plan=plan,
     on_finished=on_finished,
+    skippable=frozenset(KUBEADM_PHASES),
+    settings=attempt_settings,
 )
 
 

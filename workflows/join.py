@@ -5,7 +5,8 @@ over SSH with a JoinConfiguration Kubeboard uploads (0600: it holds the token). 
 uses its own ``BootstrapToken`` row, made for that machine through the tokens service (the
 Secret through the API) — never a token Kubeboard does not know.
 
-Control planes get the shared CA material one of two ways (``params["method"]``):
+Control planes get the shared CA material one of two ways (the ``certificate-method`` setting:
+the one chosen at the start, and once the operation is resumed the cluster's setting as it is then):
 
 * ``pre-seed`` (Cluster API's way): the CA certificates and keys and the service-account key
   pair are written to /etc/kubernetes/pki over SFTP from Kubeboard's custody; kubeadm's
@@ -16,6 +17,11 @@ Control planes get the shared CA material one of two ways (``params["method"]``)
   that machine's JoinConfiguration; kubeadm's download-certs decrypts the Secret.
 
 Control planes join one at a time: etcd membership changes must not overlap.
+
+Settings are read when each attempt of a phase starts (``attempt_settings``), not frozen when the
+join is queued: a person who adds a check to a machine's ignore list after a failed preflight and
+resumes gets a preflight with that list. Each attempt records them, and a kubeadm phase whose
+files on the machine were written with other settings writes them again first.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import PhaseContext, PhaseError
 from remote import commands
+from workflows import attempts
 
 WORKERS = "join-workers"
 CONTROL_PLANE = "join-control-plane"
@@ -49,8 +56,8 @@ TOKEN_MARGIN = timedelta(minutes=30)
 TOKEN_DESCRIPTION = "join of {node} (Kubeboard operation #{operation})"
 # kubeadm join's phases, in its order; a worker runs only its own (the control-plane ones only
 # say they skip there).
-WORKER_KUBEADM_PHASES = tuple(p.name for p in workflow.JOIN_WORKER_PHASES)
-CONTROL_PLANE_KUBEADM_PHASES = tuple(p.name for p in workflow.JOIN_CONTROL_PLANE_PHASES)
+WORKER_KUBEADM_PHASES = workflow.skippable_phases("join-worker")
+CONTROL_PLANE_KUBEADM_PHASES = workflow.skippable_phases("join-control-plane")
 
 
 class JoinRefused(Exception):
@@ -167,8 +174,34 @@ def join_configuration_text(ctx: PhaseContext, full_token: str, key: str = "") -
     )
 
 
+IGNORE, METHOD, SKIP = attempts.IGNORE, attempts.METHOD, attempts.SKIP
+
+
+def attempt_settings(operation: Operation, phase: PhaseRun) -> dict:
+    """The settings an attempt runs with, read now: the cluster's and the machine's ignore lists
+    merged, the certificate method (control planes) and the kubeadm phases skipped on the machine."""
+    cluster = Cluster.objects.get(pk=operation.cluster_id)
+    settings: dict = {}
+    node = Node.objects.filter(pk=phase.node_id).first() if phase.node_id else None
+    if node is not None:
+        settings[IGNORE] = readiness.preflight_ignore_list(cluster, node)
+    if operation.kind == CONTROL_PLANE:
+        # The join's own choice until someone resumes it; from then on the cluster's setting.
+        started = operation.params.get("method") or cluster.control_plane_join_method
+        settings[METHOD] = cluster.control_plane_join_method if operation.resume_trigger else started
+    if phase.group:
+        settings[SKIP] = attempts.skipped_kubeadm_phases(operation, phase.group, CONTROL_PLANE_KUBEADM_PHASES)
+    return settings
+
+
 def _ignored(ctx: PhaseContext) -> list[str]:
+    if IGNORE in ctx.settings:
+        return list(ctx.settings[IGNORE])
     return list((ctx.params.get("ignore_preflight_errors") or {}).get(ctx.node.name) or [])
+
+
+def _method(ctx: PhaseContext) -> str:
+    return ctx.settings.get(METHOD) or ctx.params.get("method") or ""
 
 
 def _secrets(ctx: PhaseContext) -> commands.Secrets:
@@ -176,7 +209,7 @@ def _secrets(ctx: PhaseContext) -> commands.Secrets:
     token = _token_for(ctx)
     if token is not None:
         secrets.add(token.plain_secret(), f"{token.token_id}.{token.plain_secret()}")
-    if _control_plane(ctx) and ctx.params.get("method") == UPLOAD_CERTS:
+    if _control_plane(ctx) and _method(ctx) == UPLOAD_CERTS:
         from tokens import certkeys
 
         current = certkeys.current_key(ctx.cluster)
@@ -190,15 +223,18 @@ def upload_files(ctx: PhaseContext) -> None:
     if token is None:
         raise PhaseError(f"no valid join token for {ctx.node.name}", hint="resume from this machine's join-token phase")
     key = ""
-    if _control_plane(ctx) and ctx.params.get("method") == UPLOAD_CERTS:
+    if _control_plane(ctx) and _method(ctx) == UPLOAD_CERTS:
+        # Planned with pre-seed and resumed after the cluster moved to upload-certs, the operation
+        # has no certificate-key phase: make sure of the key here.
+        certificate_key(ctx)
         key = _valid_certificate_key(ctx).plain_key()
     text = join_configuration_text(ctx, f"{token.token_id}.{token.plain_secret()}", key)
     files = [commands.RemoteFile(nodeconfig.JOIN_CONFIG_PATH, text.encode(), nodeconfig.CONFIG_MODE)]
-    if _control_plane(ctx) and ctx.params.get("method") == PRE_SEED:
+    if _control_plane(ctx) and _method(ctx) == PRE_SEED:
         files += identity.authority_files(ctx.cluster, shared=True)
     with phase_connection(ctx) as conn:
         commands.upload(ctx, conn, files)
-    if _control_plane(ctx) and ctx.params.get("method") == PRE_SEED:
+    if _control_plane(ctx) and _method(ctx) == PRE_SEED:
         ctx.log("The shared certificates came from Kubeboard's custody; kubeadm's download-certs has nothing to do.")
 
 
@@ -206,11 +242,16 @@ def upload_files(ctx: PhaseContext) -> None:
 
 
 def check_machine(ctx: PhaseContext) -> None:
-    readiness.check_before_kubeadm(ctx, control_plane=_control_plane(ctx))
+    # What upload-files writes for a control plane (the shared CA material) may be there already,
+    # byte for byte, from an earlier join of this machine that failed: it is written again, not
+    # mixed in, so it does not make the machine "not empty".
+    own = identity.authority_files(ctx.cluster, shared=True) if _control_plane(ctx) else []
+    readiness.check_before_kubeadm(ctx, control_plane=_control_plane(ctx), own_files=own)
 
 
 def kubeadm_phase(name: str):
     def run(ctx: PhaseContext) -> None:
+        attempts.refresh_files(ctx, upload_phase=UPLOAD.name, keys=(IGNORE, METHOD), upload=upload_files)
         argv = nodeconfig.join_phase_argv(name, ignore_preflight_errors=_ignored(ctx) if name == "preflight" else ())
         with phase_connection(ctx) as conn:
             commands.run(ctx, conn, argv, secrets=_secrets(ctx), label=f"kubeadm join phase {name}")
@@ -329,8 +370,14 @@ JOIN_WORKERS = OperationKind(
     label="Join workers",
     phases=WORKER_PHASES,
     plan=_plan(WORKER_KUBEADM_PHASES),
-    max_parallel_groups=lambda operation: int(operation.params.get("parallelism") or 1),
+    # A bound given when it started (manage.py node join --parallel), else the cluster's setting
+    # "Worker joins at once" as it is when the block starts.
+    max_parallel_groups=lambda operation: int(
+        operation.params.get("parallelism") or operation.cluster.join_parallelism or 1
+    ),
     on_finished=on_finished,
+    skippable=frozenset(WORKER_KUBEADM_PHASES),
+    settings=attempt_settings,
 )
 JOIN_CONTROL_PLANE = OperationKind(
     name=CONTROL_PLANE,
@@ -340,6 +387,8 @@ JOIN_CONTROL_PLANE = OperationKind(
     # etcd membership changes must not overlap: one machine at a time, stop at the first failure.
     max_parallel_groups=1,
     on_finished=on_finished,
+    skippable=frozenset(CONTROL_PLANE_KUBEADM_PHASES),
+    settings=attempt_settings,
 )
 
 
@@ -366,20 +415,20 @@ def start_join(
         cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
         nodes = [Node.objects.select_related("cluster").get(pk=node.pk) for node in nodes]
         method = _refuse_join(cluster, nodes, control_plane=control_plane, method=method)
-        bound = parallelism if parallelism is not None else cluster.join_parallelism
-        if bound < 1:
+        if parallelism is not None and parallelism < 1:
             raise JoinRefused("parallelism must be at least 1")
         params = {
             "node_ids": [node.pk for node in nodes],
             "nodes": [node.name for node in nodes],
             "previous_status": {node.name: node.status for node in nodes},
-            # Recorded with the run, as they were when it started.
+            # As they were when it started; each attempt reads them again and records what it
+            # used (PhaseAttempt.settings), so a resume after changing them uses the new ones.
             "ignore_preflight_errors": {node.name: readiness.preflight_ignore_list(cluster, node) for node in nodes},
         }
         if control_plane:
             params["method"] = method
-        else:
-            params["parallelism"] = bound
+        elif parallelism is not None:
+            params["parallelism"] = parallelism
         role = Node.Role.CONTROL_PLANE if control_plane else Node.Role.WORKER
         Node.objects.filter(pk__in=[node.pk for node in nodes]).update(role=role, status=Node.Status.JOINING)
         return start_operation(

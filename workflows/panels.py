@@ -5,6 +5,7 @@ reset of a machine)."""
 from __future__ import annotations
 
 from clusters.panels import init_state
+from nodes.models import Node
 from operations.models import Operation
 from workflows import certificates, upgrade
 from workflows.cluster_forms import InitForm, JoinForm, candidate_machines
@@ -17,6 +18,8 @@ def cluster_actions_panel(cluster, user) -> dict:
     Status = cluster.Status
     init_operation = init_state(cluster, user)["init_operation"]
     candidates = list(candidate_machines(cluster))
+    workers = [node for node in candidates if node.role == Node.Role.WORKER]
+    control_planes = [node for node in candidates if node.role == Node.Role.CONTROL_PLANE]
     can_initialize = (
         not cluster.is_adopted
         and bool(cluster.ca_pin_hash)
@@ -29,8 +32,13 @@ def cluster_actions_panel(cluster, user) -> dict:
         "can_initialize": can_initialize,
         "can_join": can_join,
         "candidate_machines": candidates,
+        # Initialize takes a control plane; each join form lists the machines of its role.
+        "init_candidates": control_planes,
+        "worker_candidates": workers,
+        "control_plane_candidates": control_planes,
         "init_form": InitForm(cluster=cluster) if can_initialize else None,
-        "join_form": JoinForm(cluster=cluster) if can_join else None,
+        "join_form": JoinForm(cluster=cluster, control_plane=False) if can_join else None,
+        "join_control_plane_form": JoinForm(cluster=cluster, control_plane=True) if can_join else None,
     }
 
 

@@ -71,6 +71,24 @@
     return document.querySelector('.phase[data-key="' + CSS.escape(key) + '"]');
   }
 
+  // A hint's page addresses in parentheses become links ("(/clusters/beta/#reset-node)"), as the
+  // page's own "linked" filter renders them.
+  function fillLinked(element, text) {
+    element.textContent = "";
+    var pattern = /\((\/[\w.\/#?=-]*)\)/g, last = 0, match;
+    text = text || "";
+    while ((match = pattern.exec(text)) !== null) {
+      element.appendChild(document.createTextNode(text.substring(last, match.index) + "("));
+      var link = document.createElement("a");
+      link.href = match[1];
+      link.textContent = match[1];
+      element.appendChild(link);
+      element.appendChild(document.createTextNode(")"));
+      last = pattern.lastIndex;
+    }
+    element.appendChild(document.createTextNode(text.substring(last)));
+  }
+
   function setHint(key, hint) {
     var item = hintList.querySelector('li[data-key="' + CSS.escape(key) + '"]');
     if (!hint) {
@@ -81,7 +99,7 @@
         item.dataset.key = key;
         hintList.appendChild(item);
       }
-      item.textContent = key + ": " + hint;
+      fillLinked(item, key + ": " + hint);
     }
     hintBox.hidden = hintList.children.length === 0;
   }
@@ -104,7 +122,8 @@
     if (!line) {
       line = document.createElement("tr");
       line.dataset.attempt = number;
-      ["number", "how", "attempt-status", "started", "attempt-duration", "worker", "attempt-exit", "attempt-error"]
+      ["number", "how", "attempt-status", "started", "attempt-duration", "worker", "attempt-exit", "attempt-error",
+       "attempt-settings"]
         .forEach(function (name) { var cell = document.createElement("td"); cell.className = name; line.appendChild(cell); });
       line.children[0].textContent = number;
       line.children[1].textContent = number === 1 ? "First run" : "Resumed";
@@ -118,6 +137,11 @@
     }
     if (event.data.exit_status !== undefined) { line.querySelector(".attempt-exit").textContent = event.data.exit_status; }
     line.querySelector(".attempt-error").textContent = event.data.error || "";
+    if (event.data.changes) {
+      line.querySelector(".attempt-settings").textContent = event.data.changes.map(function (change) {
+        return "attempt " + number + ": " + change;
+      }).join("\n");
+    }
     row.querySelector(".attempt-count").textContent = number;
     attempts.hidden = false;
     if (number > 1) { attempts.open = true; }
@@ -140,7 +164,7 @@
       if (event.data.duration !== undefined) { duration.textContent = formatSeconds(event.data.duration); }
     }
     row.querySelector(".phase-error").textContent = status === "running" ? "" : (event.data.error || "");
-    row.querySelector(".phase-hint").textContent = event.data.hint || "";
+    fillLinked(row.querySelector(".phase-hint"), event.data.hint || "");
     if (status === "skipped") {
       row.querySelector(".phase-skip").textContent = event.message;
     }
@@ -163,11 +187,26 @@
     showStreamState();
   }
 
+  // The counts are those of the phase's latest attempt, as kubeadm printed them: kubeadm's closing
+  // "error execution phase …" line restates the errors above it and counts only when alone.
+  function resetCounts(row) {
+    row.querySelectorAll(".count-warning, .count-error").forEach(function (badge) {
+      badge.dataset.count = 0;
+      badge.textContent = "";
+    });
+  }
+
   function countLevel(event) {
+    if (event.kind === "phase" && event.data.status === "running") {
+      var started = phaseRow(keyOf(event));
+      if (started) { resetCounts(started); }
+      return;
+    }
     if (event.kind !== "log" || (event.level !== "warning" && event.level !== "error")) { return; }
     var row = phaseRow(keyOf(event));
     if (!row) { return; }
     var badge = row.querySelector(".count-" + event.level);
+    if (event.data && event.data.summary && Number(badge.dataset.count) > 0) { return; }
     var count = Number(badge.dataset.count) + 1;
     badge.dataset.count = count;
     badge.textContent = count + (event.level === "warning" ? (count === 1 ? " warning" : " warnings")

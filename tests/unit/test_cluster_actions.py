@@ -45,7 +45,7 @@ def messages_of(response) -> str:
 
 
 def test_operator_sees_initialize_with_the_machines_a_viewer_does_not(client, cluster, operator, make_user):
-    machine(cluster)
+    machine(cluster, role=Node.Role.CONTROL_PLANE)
     client.force_login(operator)
     html = page(client, cluster)
     assert 'id="initialize"' in html and ">m1<" in html
@@ -88,7 +88,7 @@ def test_operator_sees_initialize_with_the_machines_a_viewer_does_not(client, cl
 def test_initialize_is_refused_before_anything_runs(client, cluster, operator, fields, expected):
     import re
 
-    node = machine(cluster, **fields)
+    node = machine(cluster, role=Node.Role.CONTROL_PLANE, **fields)
     client.force_login(operator)
     before = AuditEvent.objects.count()
     response = client.post(f"/clusters/{cluster.name}/initialize/", {"node": node.pk}, follow=True)
@@ -107,7 +107,7 @@ def test_initialize_is_refused_before_anything_runs(client, cluster, operator, f
 
 def test_initialize_queues_the_operation_with_the_ignore_list_recorded(client, cluster, operator):
     Cluster.objects.filter(pk=cluster.pk).update(ignore_preflight_errors=["NumCPU"])
-    node = machine(cluster, ignore_preflight_errors=["Mem", "numcpu"])
+    node = machine(cluster, ignore_preflight_errors=["Mem", "numcpu"], role=Node.Role.CONTROL_PLANE)
     client.force_login(operator)
     before = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
     response = client.post(f"/clusters/{cluster.name}/initialize/", {"node": node.pk, "skip": "addon"})
@@ -129,10 +129,10 @@ def test_initialize_queues_the_operation_with_the_ignore_list_recorded(client, c
 
 
 def test_unknown_skip_name_is_a_form_error(client, cluster, operator):
-    node = machine(cluster)
+    node = machine(cluster, role=Node.Role.CONTROL_PLANE)
     client.force_login(operator)
     response = client.post(f"/clusters/{cluster.name}/initialize/", {"node": node.pk, "skip": "cert"}, follow=True)
-    assert "Not a phase of this operation: cert" in messages_of(response)
+    assert "cert is not one of the available choices" in messages_of(response)
     assert not Operation.objects.filter(kind="init").exists()
 
 
@@ -150,6 +150,7 @@ def test_join_is_refused_until_the_control_plane_runs(client, cluster, operator)
 def test_join_refuses_a_machine_that_joined_and_one_whose_etc_kubernetes_is_populated(client, cluster, operator):
     Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.RUNNING)
     dirty = machine(cluster, "m2", "10.0.0.12", facts=dict(FACTS_OK, etc_kubernetes={"populated": True, "count": 1}))
+    machine(cluster, "m3", "10.0.0.13", role=Node.Role.CONTROL_PLANE)
     client.force_login(operator)
     html = page(client, cluster)
     assert 'id="join-workers"' in html and 'id="join-control-plane"' in html and 'id="initialize"' not in html

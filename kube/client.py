@@ -3,8 +3,10 @@
 Every connection passes ``core.network.check_destination`` right before the TCP connect
 (inside the connection pool, so a reconnect is checked too); every request has a timeout; no
 proxy is ever used (the guard vouches for the direct route only). Failures surface as
-``ClusterUnreachable`` (retry later) or ``ClusterForbidden`` (fix the credentials/RBAC), each
-with a message naming the endpoint and a hint.
+``ClusterUnreachable`` (retry once the control plane answers) or ``ClusterForbidden`` (fix the
+credentials/RBAC), each with a message naming the endpoint and a hint. Whether a cluster can have
+an API server to ask at all (initialized, credentials held) is decided before a client is built,
+by ``clusters.preconditions``.
 
 Which credentials a cluster gets is not decided here: a target (``APITarget``, in practice a
 ``clusters.models.Cluster``) hands them out, built by ``clusters/apiaccess.py`` from the CA
@@ -274,8 +276,7 @@ def api_client(target: APITarget, *, user: Any = None) -> kubernetes.client.ApiC
         check_destination(host, port)
     except ConnectionRefused as exc:
         raise ClusterUnreachable(
-            f"API server {creds.server} of cluster {target.name}: {exc}",
-            hint="check the cluster's control-plane endpoint",
+            f"cluster {target.name} is unreachable: {exc}", hint="check the cluster's control-plane endpoint"
         ) from None
     return client_for(creds)
 
@@ -291,13 +292,47 @@ def _api_message(exc: ApiException) -> str:
     return str(body.get("message") or exc.reason or "").strip()
 
 
+def _endpoint(server: str) -> str:
+    """host:port of an API server URL, as a person compares it with the cluster's endpoint."""
+    parts = urlsplit(server)
+    return f"{parts.hostname}:{parts.port or 443}" if parts.hostname else server
+
+
+def _why(exc: BaseException) -> str:
+    """The operating system's words for a failed connection ("No route to host"), not urllib3's
+    wrapper ("<HTTPSConnection object at 0x…>: Failed to establish a new connection: …")."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # a cause chain is short; never loop on a cycle
+        if cause is None:
+            break
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc)
+    return text.split(": ", 1)[1] if text.startswith("<") and ": " in text else text
+
+
+# Said of an initialized cluster whose API server does not answer: waiting helps only once the
+# control plane is back, so the hint says what to look at first.
+_NO_ANSWER_HINT = "check that its control plane is running and reachable from Kubeboard, then retry"
+
+
 def translate(exc: BaseException, *, server: str, cluster_name: str, action: str) -> KubeAPIError:
-    """The typed error a caller (and its user) can act on, for any failure of an API call."""
+    """The typed error a caller (and its user) can act on, for any failure of an API call.
+
+    A connection that fails reads "cluster NAME is unreachable: the API server at HOST:PORT does
+    not answer (ACTION): WHY", naming the endpoint a person can check.
+    """
     where = f"{action} on cluster {cluster_name} ({server})"
+    endpoint = _endpoint(server)
+    unreachable = f"cluster {cluster_name} is unreachable: the API server at {endpoint}"
     if isinstance(exc, KubeAPIError):
         return exc
     if isinstance(exc, ConnectionRefused):
-        return ClusterUnreachable(f"{where}: {exc}", hint="check the cluster's control-plane endpoint")
+        return ClusterUnreachable(
+            f"cluster {cluster_name} is unreachable ({action}): {exc}",
+            hint="check the cluster's control-plane endpoint",
+        )
     if isinstance(exc, ApiException):
         message = _api_message(exc)
         if exc.status == 401:
@@ -324,27 +359,21 @@ def translate(exc: BaseException, *, server: str, cluster_name: str, action: str
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         exc = exc.reason
     if isinstance(exc, urllib3.exceptions.NewConnectionError):  # a subclass of ConnectTimeoutError
-        return ClusterUnreachable(
-            f"{where}: cannot connect: {exc}",
-            hint="check that the API server is running and reachable; retry in a moment",
-        )
+        return ClusterUnreachable(f"{unreachable} does not answer ({action}): {_why(exc)}", hint=_NO_ANSWER_HINT)
     if isinstance(exc, urllib3.exceptions.SSLError | ssl.SSLError):
         return ClusterUnreachable(
-            f"{where}: TLS handshake failed: {exc}",
+            f"{where}: TLS handshake with {endpoint} failed: {exc}",
             hint="the server's certificate is not signed by the cluster CA Kubeboard pins, or "
             "the endpoint points at another server",
         )
     if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
         return ClusterUnreachable(
-            f"{where}: no answer within {CONNECT_TIMEOUT:.0f}s/{READ_TIMEOUT:.0f}s",
-            hint="the API server may be down or starting; retry in a moment",
+            f"{unreachable} does not answer ({action}): no answer within {CONNECT_TIMEOUT:.0f}s/{READ_TIMEOUT:.0f}s",
+            hint=_NO_ANSWER_HINT,
         )
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
-        return ClusterUnreachable(
-            f"{where}: cannot connect: {exc}",
-            hint="check that the API server is running and reachable; retry in a moment",
-        )
-    return ClusterUnreachable(f"{where}: {type(exc).__name__}: {exc}", hint="retry in a moment")
+        return ClusterUnreachable(f"{unreachable} does not answer ({action}): {_why(exc)}", hint=_NO_ANSWER_HINT)
+    return ClusterUnreachable(f"{where}: {type(exc).__name__}: {exc}", hint=_NO_ANSWER_HINT)
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 import kube
 from audit.models import AuditEvent
 from audit.services import refusals
+from clusters import preconditions
 from clusters.models import Cluster
 from clusters.pages import cluster_for
 from core import encryption
@@ -51,6 +52,7 @@ def token_list(request: HttpRequest, name: str) -> HttpResponse:
     cluster = cluster_for(request, name, VIEW)
     context = token_context(cluster, request.user)
     context["form"] = TokenForm(cluster=cluster, policy=context["policy"])
+    context["create_token"] = preconditions.check(cluster, "create_token")
     context["activity"] = AuditEvent.objects.filter(cluster=cluster, action__regex=r"^(token|certificate_key)")[
         :ACTIVITY_LIMIT
     ]
@@ -102,8 +104,11 @@ def token_create(request: HttpRequest, name: str) -> HttpResponse:
     form = TokenForm(request.POST or None, cluster=cluster, policy=policy)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        ready = preconditions.check(cluster, "create_token")
         try:
             with refusals("token.created", TokenError, failed=API_ERRORS, actor=request.user, obj=cluster):
+                if not ready:  # refused before any connection, audited as the API's refusal would be
+                    raise kube.ClusterNotConnectable(ready.reason, hint=ready.hint)
                 token, full = services.create_token(
                     cluster,
                     user=request.user,

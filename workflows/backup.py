@@ -30,6 +30,7 @@ from django.utils import timezone
 
 import kube
 from audit.services import record, refusals_of
+from clusters import preconditions
 from core.formatting import duration_words
 from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from kubeadm import components
@@ -326,6 +327,9 @@ SNAPSHOT = OperationKind(
 def start_snapshot(cluster, *, user=None, node: Node | None = None, reason: str = EtcdSnapshot.Reason.MANUAL):
     from operations.services import start_operation
 
+    ready = preconditions.check(cluster, "snapshot")
+    if not ready:
+        raise BackupRefused(ready.reason, hint=ready.hint)
     node = node or first_control_plane(cluster)
     if node is None:
         raise BackupRefused(
@@ -629,6 +633,9 @@ def start_restore(cluster, snapshot: EtcdSnapshot, *, user=None, confirm: str = 
     """Refuse what cannot work (before anything changes), then queue the restore."""
     from operations.services import start_operation
 
+    ready = preconditions.check(cluster, "restore")
+    if not ready:
+        raise BackupRefused(ready.reason, hint=ready.hint)
     if confirm.strip() != cluster.name:
         raise BackupRefused(
             "a restore replaces everything in the cluster with the snapshot's content; "

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 import kube
 from audit.services import refusals_of
-from clusters import inventory
+from clusters import inventory, preconditions
 from core.network import check_destination
 from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from kubeadm import certs as kubeadm_certs
@@ -479,6 +479,9 @@ def _control_planes(cluster) -> list[Node]:
 def start_inventory(cluster, *, user=None, policy: RenewalPolicy | None = None) -> Operation:
     from operations.services import start_operation
 
+    ready = preconditions.check(cluster, "read_certificates")
+    if not ready:
+        raise CertificatesRefused(ready.reason, hint=ready.hint)
     planes = _control_planes(cluster)
     if not planes:
         raise CertificatesRefused(
@@ -508,6 +511,9 @@ def start_renewal(cluster, *, names: list[str], add_sans: list[str] = (), user=N
     """Refuse a bad request before anything runs, then queue the renewal (control planes one at a time)."""
     from operations.services import start_operation
 
+    ready = preconditions.check(cluster, "renew_certificates")
+    if not ready:
+        raise CertificatesRefused(ready.reason, hint=ready.hint)
     names = [n.strip() for n in names if n and n.strip()]
     sans = [validate_san(s) for s in add_sans if s and s.strip()]
     if not names and not sans:

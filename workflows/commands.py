@@ -129,16 +129,30 @@ def run_cluster(command, action: str, **options) -> None:
 
 
 def _print_plan(out, plan: upgrade.UpgradePlan) -> None:
-    out.write(f"[upgrade/versions] Cluster version: {plan.current or 'unknown (' + plan.api_error + ')'}")
+    """Like the page: the versions, then either the refusal (its reasons and what to do, exit 2)
+    or what will change and in which order."""
+    if not plan.blocked:
+        out.write(f"refused: {plan.blocked}")
+        sys.exit(REFUSED)
+    out.write(f"[upgrade/versions] Cluster version: {plan.current or 'unknown'}")
     out.write(f"[upgrade/versions] {plan.policy}")
-    out.write("[upgrade/versions] Allowed targets: " + (", ".join(plan.suggestions) or "none known"))
+    out.write("[upgrade/versions] Allowed targets: " + (", ".join(plan.suggestions) or "none"))
     out.write("")
     width = max([len(n.name) for n in plan.nodes] + [4])
     out.write(f"{'NODE':<{width}}   ROLE            KUBELET      KUBEADM      CONTROL PLANE")
     for node in plan.nodes:
         tags = ", ".join(t for t in node.component_tags if t) or "-"
         out.write(f"{node.name:<{width}}   {node.role:<15} {node.kubelet or '?':<12} {node.kubeadm or '?':<12} {tags}")
-    if not plan.target:
+    for warning in plan.warnings:
+        out.write(f"warning: {warning}")
+    if plan.refusals:
+        out.write("")
+        for refusal in plan.refusals:
+            out.write(f"refused: {refusal.message}")
+        out.write("what to do: " + "; ".join(plan.way_forward))
+        if plan.target:
+            sys.exit(REFUSED)
+    if not plan.target or plan.refusals:
         return
     out.write("")
     out.write(f"{'COMPONENT':<24} {'CURRENT':<20} TARGET")
@@ -146,12 +160,6 @@ def _print_plan(out, plan: upgrade.UpgradePlan) -> None:
         out.write(f"{row['name']:<24} {row['current']:<20} {row['target']}")
     out.write("")
     out.write("Order: etcd snapshot, then " + " → ".join("+".join(group) for group in plan.order))
-    for warning in plan.warnings:
-        out.write(f"warning: {warning}")
-    if plan.refusals:
-        for refusal in plan.refusals:
-            out.write(f"refused: {refusal.message}" + (f" — {refusal.hint}" if refusal.hint else ""))
-        sys.exit(REFUSED)
     out.write(f"You can now apply the upgrade by running: manage.py cluster upgrade {plan.cluster.name} {plan.target}")
 
 

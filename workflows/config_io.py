@@ -25,6 +25,7 @@ from django.db import transaction
 
 import kube
 from audit.services import record
+from clusters import preconditions
 from kubeadm import config as kubeadm_config
 from kubeadm import netutil, yamlio
 from kubeadm.errors import ConfigError, KubeadmError
@@ -85,9 +86,24 @@ class ConfigView:
     error: str = ""
 
 
+class ExportRefused(Exception):
+    """The export asked for what the cluster cannot give now (the live KubeletConfiguration of a
+    cluster that is not initialized); ``hint`` says what to do."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 def live_view(cluster) -> ConfigView:
+    """What Kubeboard renders next to what the cluster holds; a cluster that cannot hold anything
+    yet (not initialized) is not asked, and ``error`` says why."""
     rendered = rendered_cluster_configuration(cluster)
     view = ConfigView(rendered_text=kubeadm_config.render_cluster_config(rendered))
+    ready = preconditions.check(cluster, "configuration")
+    if not ready:
+        view.error = str(ready)
+        return view
     try:
         kubeadm_data = kube.config_map(cluster, kubeadm_config.CONFIG_MAP_NAMESPACE, kubeadm_config.KUBEADM_CONFIG_MAP)
         kubelet_data = kube.config_map(cluster, kubeadm_config.CONFIG_MAP_NAMESPACE, kubeadm_config.KUBELET_CONFIG_MAP)
@@ -146,6 +162,9 @@ def export_text(cluster, *, kubelet: bool = False) -> str:
         cluster_config.init_configuration(), rendered_cluster_configuration(cluster)
     )
     if kubelet:
+        ready = preconditions.check(cluster, "export_kubelet")
+        if not ready:
+            raise ExportRefused(ready.reason, hint=ready.hint)
         data = kube.config_map(cluster, kubeadm_config.CONFIG_MAP_NAMESPACE, kubeadm_config.KUBELET_CONFIG_MAP) or {}
         kubelet_text = data.get(kubeadm_config.KUBELET_CONFIGURATION_KEY)
         if kubelet_text:

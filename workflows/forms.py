@@ -12,6 +12,7 @@ from core.permissions import OPERATE, teams_for
 from core.secret_forms import SecretFieldsMixin, WriteOnlyTextarea
 from kubeadm import workflow
 from nodes.models import Node
+from workflows import reset
 from workflows.models import BackupSchedule, DayTwoSettings, RenewalPolicy
 
 MAX_IMPORT_BYTES = 256 * 1024
@@ -34,9 +35,7 @@ class ResetForm(forms.Form):
 
     def __init__(self, *args, cluster: Cluster, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["node"].queryset = cluster.nodes.filter(
-            status__in=(Node.Status.JOINED, Node.Status.FAILED, Node.Status.JOINING)
-        ).order_by("role", "name")
+        self.fields["node"].queryset = reset.resettable(cluster).order_by("role", "name")
         self.fields["node"].label_from_instance = lambda node: f"{node.name} ({node.get_role_display().lower()})"
 
 

@@ -27,9 +27,11 @@ control plane whose removal would cost etcd its quorum.
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 import kube
 from audit.services import refusals_of
+from clusters import preconditions
 from clusters.models import Cluster, MachineInventory
 from kubeadm import nodeconfig, workflow
 from kubeadm.components import ETCD_CLIENT_PORT, KUBERNETES_DIR
@@ -311,6 +313,24 @@ def _plan(operation: Operation) -> list[PlannedPhase]:
 RESET = OperationKind(name=KIND, label="Reset node", phases=PHASES, plan=_plan)
 
 
+RESETTABLE = (Node.Status.JOINED, Node.Status.FAILED, Node.Status.JOINING)
+
+
+def resettable(cluster) -> QuerySet[Node]:
+    """The machines that hold something of the cluster (joined, or a join or init that failed)."""
+    return cluster.nodes.filter(status__in=RESETTABLE)
+
+
+def reset_precondition(cluster) -> preconditions.Precondition:
+    """Whether the cluster page offers a reset: it needs no API server (a machine whose init
+    failed is reset to start again), only a machine that holds something to reset."""
+    if resettable(cluster).exists():
+        return preconditions.MET
+    return preconditions.Precondition(
+        f"no machine of cluster {cluster.name} has joined it or tried to", "there is nothing to reset"
+    )
+
+
 @refusals_of("operation.queued", ResetRefused, details={"kind": KIND})
 def start_reset(node: Node, *, user=None, confirm: str = "") -> Operation:
     """Refuse what would break the cluster (nothing runs), then queue the reset of ``node``."""
@@ -322,7 +342,7 @@ def start_reset(node: Node, *, user=None, confirm: str = "") -> Operation:
             f"resetting {node.name} deletes everything kubeadm put on it; type its name to confirm",
             hint="its Pods are evicted first when the cluster answers",
         )
-    if node.status not in (Node.Status.JOINED, Node.Status.FAILED, Node.Status.JOINING):
+    if node.status not in RESETTABLE:
         raise ResetRefused(
             f"{node.name} is {node.get_status_display().lower()}: there is nothing of a cluster on it to reset",
             hint="run Check machine to see what it holds",

@@ -31,6 +31,7 @@ from django.db import transaction
 
 import kube
 from audit.services import refusals_of
+from clusters import preconditions
 from clusters.models import Cluster
 from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from kubeadm import versions, workflow
@@ -92,17 +93,27 @@ class UpgradePlan:
     current: str  # the API server's version ("" when unreachable)
     target: str
     policy: str
-    suggestions: list[str]
+    suggestions: list[str]  # the allowed targets, newest first: what the policy text names
     components: list[dict]  # {"name", "current", "target"}
     nodes: list[NodePlan]
     order: list[list[str]]  # groups of node names, in rollout order
     refusals: list[Refusal] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     api_error: str = ""
+    # Why nothing can be planned at all (the cluster is not initialized …): the page shows only this.
+    blocked: preconditions.Precondition = preconditions.MET
+    # What the machines' kubeadm means for the target when no kubeadm package command is set.
+    kubeadm_note: str = ""
 
     @property
     def allowed(self) -> bool:
         return bool(self.target) and not self.refusals
+
+    @property
+    def way_forward(self) -> list[str]:
+        """What to do about the refusals, each hint once (three machines with the same old
+        kubeadm need one instruction)."""
+        return list(dict.fromkeys(r.hint for r in self.refusals if r.hint))
 
 
 def _tag(image: str) -> str:
@@ -113,27 +124,62 @@ def _same(a: str, b: str) -> bool:
     return versions.with_v(a.split("+")[0]) == versions.with_v(b.split("+")[0]) if a and b else False
 
 
-def policy_text(current: str) -> str:
-    try:
-        major, minor, patch = versions.parse_version(current, check_supported=False)
-    except UnsupportedVersionError:
-        return "The control plane moves one minor version at a time and never down."
-    return (
-        f"From {current} the control plane may go to a newer v{major}.{minor}.z patch or to v{major}.{minor + 1}.z "
-        f"(one minor at a time, never down); kubelets may then be as old as v{major}.{minor + 1 - versions.KUBELET_SKEW}."
-    )
-
-
-def _suggestions(current: str, kubeadms: list[str]) -> list[str]:
-    found = set(versions.NEWEST_PATCHES.values()) | {versions.with_v(k) for k in kubeadms if k}
+def allowed_targets(current: str, kubeadms: list[str] = ()) -> list[str]:
+    """The versions a control plane at ``current`` may be upgraded to, newest first: the ones this
+    Kubeboard deploys (the newest patch of each supported minor, and any patch of a supported minor
+    a machine's kubeadm has) that the version policy (``versions.upgrade_path``) allows. The
+    policy text, the page's choice and the refusal's hint all read this one list."""
+    if not current:
+        return []
+    found = set(versions.offered_versions()) | {versions.with_v(k) for k in kubeadms if k}
     ok = []
     for version in found:
         try:
-            if current and versions.upgrade_path(current, version) is None:
+            if versions.upgrade_path(current, version) is None:
                 ok.append(version)
         except UnsupportedVersionError:
             continue
     return sorted(ok, key=lambda v: versions.parse_version(v, check_supported=False), reverse=True)
+
+
+def policy_text(current: str, allowed: list[str]) -> str:
+    """The policy in words, for ``current`` and its ``allowed_targets``."""
+    rule = "the control plane moves one minor version at a time and never down"
+    if not current:
+        return f"The allowed targets are known once the API server reports its version ({rule})."
+    if not allowed:
+        return (
+            f"No version this Kubeboard deploys ({', '.join(versions.offered_versions())}) is an upgrade "
+            f"from {current}: {rule}."
+        )
+    major, minor, _ = versions.parse_version(allowed[0], check_supported=False)
+    return (
+        f"From {current} the control plane may go to {', '.join(allowed)} ({rule}); "
+        f"kubelets may then be as old as v{major}.{minor - versions.KUBELET_SKEW}."
+    )
+
+
+def _way_forward(current: str, allowed: list[str]) -> str:
+    if allowed:
+        return "choose one of the allowed targets: " + ", ".join(allowed)
+    return f"nothing to upgrade to: {current} is as new as this Kubeboard deploys"
+
+
+def resolve_target(text: str) -> tuple[str, str]:
+    """(the target as a version, why it is not one or ""). "1.37" means the newest patch of
+    1.37, as in every form; an unsupported minor stays as typed, for the policy to refuse."""
+    text = text.strip()
+    if not text:
+        return "", ""
+    try:
+        return versions.resolve_version(text, field="target version"), ""
+    except UnsupportedVersionError:
+        pass
+    try:
+        versions.parse_version(text, field="target version", check_supported=False)
+    except UnsupportedVersionError as exc:
+        return text, str(exc)
+    return versions.with_v(text), ""
 
 
 def ordered_nodes(cluster) -> tuple[list[Node], list[Node]]:
@@ -148,49 +194,86 @@ def _kubeadm_of(node: Node) -> str:
     return ((node.facts or {}).get("binaries") or {}).get("kubeadm", {}).get("version") or ""
 
 
+def _kubeadm_note(machines: list[tuple[str, str]], target: str) -> str:
+    """What "no kubeadm package command" means here, in agreement with each machine's kubeadm."""
+    if not machines:
+        return "none: there is no joined machine yet"
+    if not target:
+        found = ", ".join(f"{name} {version or 'unknown (run Check machine)'}" for name, version in machines)
+        return f"none: each machine's own kubeadm is used ({found})"
+    lacking = [(name, version) for name, version in machines if not version or kubeadm_problem(version, target)]
+    if not lacking:
+        return f"none: every machine's kubeadm can upgrade to {target}"
+    found = ", ".join(f"{name} has {version or 'no known kubeadm'}" for name, version in lacking)
+    return f"none, and not every machine can upgrade to {target} with its own kubeadm: {found}"
+
+
 def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = None) -> UpgradePlan:
-    """What an upgrade to ``target`` would do, and why it would be refused (``refusals``)."""
+    """What an upgrade to ``target`` would do, and why it would be refused (``refusals``).
+
+    A cluster that cannot have an upgrade (not initialized …) is not asked anything: the plan is
+    ``blocked`` with that reason, and no connection is made."""
     tools = settings_for(cluster)
     planes, workers = ordered_nodes(cluster)
-    api_error = ""
+    target, target_problem = resolve_target(target)
+    if state is None:
+        blocked = preconditions.check(cluster, "upgrade_plan")
+        if not blocked:
+            return UpgradePlan(
+                cluster=cluster,
+                current="",
+                target=target,
+                policy="",
+                suggestions=[],
+                components=[],
+                nodes=[],
+                order=[],
+                refusals=[Refusal(blocked.reason, blocked.hint)],
+                blocked=blocked,
+            )
+    api_error, api_refusal = "", None
     if state is None:
         try:
             state = kube.cluster_state(cluster)
         except kube.KubeAPIError as exc:
             api_error = str(exc)
+            # The error names the endpoint and says what to do: said once, not wrapped again.
+            reason = api_error.removesuffix(f" — {exc.hint}") if exc.hint else api_error
+            api_refusal = Refusal(reason, exc.hint or "bring the control plane back first")
     current = state.server_version.split("+")[0] if state else ""
-    target = target.strip()
-    if target and not target.startswith("v") and target[:1].isdigit():
-        target = "v" + target
+    kubeadms = [(n.name, _kubeadm_of(n)) for n in planes + workers]
+    allowed = allowed_targets(current, [version for _, version in kubeadms])
     plan = UpgradePlan(
         cluster=cluster,
         current=current,
         target=target,
-        policy=policy_text(current or cluster.kubernetes_version),
-        suggestions=_suggestions(current, [_kubeadm_of(n) for n in planes + workers]),
+        policy=policy_text(current, allowed),
+        suggestions=allowed,
         components=[],
         nodes=[],
         order=[],
         api_error=api_error,
     )
-    if api_error:
-        plan.refusals.append(
-            Refusal(f"the API server does not answer: {api_error}", "bring the control plane back first")
-        )
+    if api_refusal is not None:
+        plan.refusals.append(api_refusal)
     if not planes:
         plan.refusals.append(Refusal(f"cluster {cluster.name} has no joined control plane", "initialize it first"))
     busy = cluster.operations.filter(status__in=Operation.ACTIVE_STATUSES, mutating=True).first()
     if busy is not None:
         plan.refusals.append(Refusal(f"operation #{busy.pk} ({busy.get_kind_display()}) is running", "wait for it"))
+    # The machines are checked against the target only once the policy allows it: a target no
+    # one may choose needs one reason, not one more per machine.
+    target_allowed = False
     if target and current:
-        try:
-            reason = versions.upgrade_path(current, target)
-        except UnsupportedVersionError as exc:
-            reason = str(exc)
-        if reason:
-            plan.refusals.append(
-                Refusal(reason, "choose one of the allowed targets: " + (", ".join(plan.suggestions) or "none"))
-            )
+        if not target_problem:
+            try:
+                target_problem = versions.upgrade_path(current, target) or ""
+            except UnsupportedVersionError as exc:
+                target_problem = str(exc)
+        if target_problem:
+            plan.refusals.append(Refusal(target_problem, _way_forward(current, allowed)))
+        else:
+            target_allowed = True
     nodes_seen = state.nodes if state else {}
     # Components as kubeadm upgrade plan lists them.
     for component in UPGRADE_PLAN_ORDER:
@@ -212,6 +295,8 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
         )
     kubelet_package = bool(tools.kubelet_package_command.strip())
     kubeadm_package = bool(tools.kubeadm_package_command.strip())
+    if not kubeadm_package:
+        plan.kubeadm_note = _kubeadm_note(kubeadms, target if target_allowed else "")
     first = planes[0].name if planes else ""
     for node in planes + workers:
         seen = nodes_seen.get(node.name)
@@ -235,7 +320,7 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
                 role=node.get_role_display(),
                 ready=seen.ready if seen else None,
                 kubelet=kubelet,
-                kubelet_after=(target if kubelet_package and target else kubelet),
+                kubelet_after=(target if kubelet_package and target_allowed else kubelet),
                 kubeadm=_kubeadm_of(node),
                 components={k: _tag(v) for k, v in (seen.components if seen else {}).items()},
                 steps=steps,
@@ -247,7 +332,7 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
             )
         elif seen is not None and not seen.ready:
             plan.warnings.append(f"{node.name} is not Ready")
-        if target and kubelet and not kubelet_package:
+        if target_allowed and kubelet and not kubelet_package:
             try:
                 skew = versions.kubelet_skew(kubelet, target)
             except UnsupportedVersionError:
@@ -256,7 +341,7 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
                 plan.refusals.append(
                     Refusal(f"{node.name}: {skew}", "upgrade that kubelet first (set a kubelet package command)")
                 )
-        if target and not kubeadm_package:
+        if target_allowed and not kubeadm_package:
             found = _kubeadm_of(node)
             problem = kubeadm_problem(found, target) if found else "no kubeadm version known (run Check machine)"
             if problem:
@@ -308,11 +393,12 @@ def start_upgrade(cluster, target: str, *, user=None, batch_size: int | None = N
     if batch_size is not None and not 1 <= batch_size <= 50:
         raise UpgradeRefused("workers upgraded at once must be between 1 and 50")
     plan = build_plan(cluster, target)
-    if not plan.target:
-        raise UpgradeRefused("choose a target version", hint="allowed: " + (", ".join(plan.suggestions) or "none"))
+    if not plan.blocked:
+        raise UpgradeRefused(plan.blocked.reason, hint=plan.blocked.hint)
     if plan.refusals:
-        first = plan.refusals[0]
-        raise UpgradeRefused("; ".join(r.message for r in plan.refusals), hint=first.hint)
+        raise UpgradeRefused("; ".join(r.message for r in plan.refusals), hint="; ".join(plan.way_forward))
+    if not plan.target:
+        raise UpgradeRefused("choose a target version", hint=_way_forward(plan.current, plan.suggestions))
     planes, workers = ordered_nodes(cluster)
     everyone = planes + workers
     params = {

@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from clusters import preconditions
 from clusters.models import Cluster
 from clusters.pages import cluster_for
 from core import feedback
@@ -40,6 +41,8 @@ def _context(request: HttpRequest, cluster: Cluster, **extra) -> dict:
         "cluster": cluster,
         "can_operate": can(request.user, OPERATE, cluster),
         "can_admin": can(request.user, ADMIN, cluster),
+        # Each action offered only when it can work, else shown disabled with the reason.
+        "preconditions": preconditions.for_cluster(cluster),
         **extra,
     }
 
@@ -54,8 +57,7 @@ def upgrade_plan(request: HttpRequest, name: str) -> HttpResponse:
     plan = upgrade.build_plan(cluster, target)
     tools = backup.settings_for(cluster)
     running = cluster.operations.filter(kind=upgrade.KIND).order_by("-created_at", "-id").first()
-    form = UpgradeForm(initial={"target": plan.target or (plan.suggestions[0] if plan.suggestions else ""),
-                                "batch_size": tools.upgrade_batch_size})  # fmt: skip
+    form = UpgradeForm(initial={"batch_size": tools.upgrade_batch_size})
     return render(
         request,
         "daytwo/upgrade_plan.html",
@@ -318,6 +320,9 @@ def configuration_export(request: HttpRequest, name: str) -> HttpResponse:
     kubelet = request.GET.get("kubelet") == "1"
     try:
         text = config_io.export_text(cluster, kubelet=kubelet)
+    except config_io.ExportRefused as exc:
+        feedback.refused(request, exc)
+        return redirect("daytwo:configuration", name=name)
     except Exception as exc:  # the live KubeletConfiguration could not be read
         messages.error(request, f"Export with the live KubeletConfiguration failed: {exc}")
         return redirect("daytwo:configuration", name=name)

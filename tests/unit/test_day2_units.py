@@ -17,11 +17,12 @@ from django.utils import timezone
 
 from clusters.models import Cluster
 from kube import ClusterState, NodeState
-from kubeadm import components, readback
+from kubeadm import components, pki, readback
 from nodes.models import Node
 from operations.models import Operation
 from tests.conftest import team_of
 from tests.factories import make_cluster
+from tests.support.kubeclusters import store_authorities
 from workflows import backup, certificates, config_io, etcd, reset, upgrade
 from workflows.models import BackupSchedule, CertificateReport, EtcdSnapshot, RenewalPolicy, validate_package_command
 
@@ -55,9 +56,16 @@ def _machine(cluster, name: str, role: str, *, kubeadm: str = "v1.36.3", address
     )
 
 
+@pytest.fixture(scope="module")
+def ca() -> pki.KeyPair:
+    return pki.generate_ca("kubernetes", "ECDSA-P256")
+
+
 @pytest.fixture
-def cluster(operator):
-    made = make_cluster("c1", team=team_of(operator), kubernetes_version="v1.36.3")
+def cluster(operator, ca):
+    # Initialized (its machines joined) and in Kubeboard's custody, as a cluster with day two has.
+    made = make_cluster("c1", team=team_of(operator), kubernetes_version="v1.36.3", status=Cluster.Status.RUNNING)
+    store_authorities(made, {"ca": ca})
     _machine(made, "cp1", Node.Role.CONTROL_PLANE)
     _machine(made, "w1", Node.Role.WORKER)
     _machine(made, "w2", Node.Role.WORKER)
@@ -418,7 +426,8 @@ def test_pages_render_for_a_viewer_and_show_the_refusal(cluster, make_user):
     page = client.get(reverse("daytwo:upgrade", args=[cluster.name]) + "?target=v1.38.0")
     assert page.status_code == 200
     body = page.content.decode()
-    assert "does not answer" in body  # the test guard refuses 10.0.0.10: nothing is reachable
+    # The test guard refuses 10.0.0.10: the cluster is unreachable, said once, naming the endpoint.
+    assert body.count("is unreachable") == 1 and "10.0.0.10:6443" in body
     assert "start-upgrade" not in body  # a viewer never sees the button, and the plan is refused anyway
     snapshot = _stored(cluster, b"etcd")
     for name in ("daytwo:certificates", "daytwo:backups", "daytwo:configuration"):
@@ -476,9 +485,9 @@ def test_commands_print_the_plan_import_a_file_and_refuse_bad_input(cluster, ope
 
     with pytest.raises(SystemExit) as exited:
         call_command("cluster", "upgrade-plan", cluster.name, "v1.38.0")
-    assert exited.value.code == 2  # refused: the API server does not answer here
+    assert exited.value.code == 2  # refused: the API server is unreachable here
     out = capsys.readouterr().out
-    assert "NODE" in out and "cp1" in out and "refused: the API server does not answer" in out
+    assert "NODE" in out and "cp1" in out and "refused: cluster c1 is unreachable" in out
     path = tmp_path / "kubeadm.yaml"
     path.write_text(V1BETA3.replace("10.244.0.0/16", "10.96.0.0/16"))
     with pytest.raises(Exception, match="networking.podSubnet"):

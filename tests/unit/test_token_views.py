@@ -196,7 +196,9 @@ def test_unreachable_cluster_gives_a_retryable_message_and_no_row(client, owner,
         },
     )
     assert response.status_code == 400
-    assert b"Nothing was created" in response.content and b"holds no CA key" in response.content
+    # Never initialized: refused with what to do, before any connection (clusters.preconditions).
+    assert b"Nothing was created: cluster c1 is not initialized" in response.content
+    assert b"initialize the cluster first" in response.content
     assert not BootstrapToken.objects.exists()
 
 

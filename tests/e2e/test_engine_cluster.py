@@ -8,7 +8,9 @@ machine or API server passes the test bed's route guard (tests/support/environme
 * ``test_init_parallel_workers_and_upload_certs_control_plane``: Initialize from the page,
   two workers joined in parallel, a second control plane with kubeadm's upload-certs;
 * ``test_commands_and_pre_seeded_control_plane``: the same through the management commands,
-  the second control plane pre-seeded with the CAs from Kubeboard's custody.
+  the second control plane pre-seeded with the CAs from Kubeboard's custody — after a join that
+  fails its preflight on ImagePull, a new join over its leftovers, and a resume once ImagePull
+  is on the machine's ignore list (the attempts record both lists, the page shows the change).
 """
 
 from __future__ import annotations
@@ -278,8 +280,10 @@ def test_commands_and_pre_seeded_control_plane(stack_factory, operator, make_use
             ignore_preflight_errors=TESTBED_IGNORE_PREFLIGHT,
         )
         assert cluster.control_plane_join_method == Cluster.ControlPlaneJoinMethod.PRE_SEED
-        for index in (1, 2, 3):
-            add_machine(cluster, sb, index, user=operator, control_plane=index in (1, 2))
+        add_machine(cluster, sb, 1, user=operator, control_plane=True)
+        # node2 is a control plane whose own ignore list lacks ImagePull (see below).
+        add_machine(cluster, sb, 2, user=operator, role=Node.Role.CONTROL_PLANE)
+        add_machine(cluster, sb, 3, user=operator)
         stack = stack_factory()
 
         # A machine must be chosen when several could be the first control plane.
@@ -294,9 +298,34 @@ def test_commands_and_pre_seeded_control_plane(stack_factory, operator, make_use
             assert f"==> {phase}: succeeded" in done.stdout, phase
         assert "[certs] Using existing ca certificate authority" in done.stdout
 
-        done = manage("node", "join", "beta", "node2", "--control-plane", "--certificate-method", "pre-seed")
+        join_node2 = ("node", "join", "beta", "node2", "--control-plane", "--certificate-method", "pre-seed")
+        # Without ImagePull in its ignore list the control-plane join fails kubeadm's preflight
+        # (no container runtime to pull with), after upload-files pre-seeded the CA material.
+        failed = manage(*join_node2)
+        assert failed.returncode == 1, failed.stdout[-4000:] + failed.stderr[-4000:]
+        assert "ImagePull" in failed.stdout
+        assert sb.node(2).host_path("/etc/kubernetes/pki/ca.key").exists()
+        # Those leftovers are byte for byte what a join writes: a new join is not refused by them.
+        failed = manage(*join_node2)
+        assert failed.returncode == 1, failed.stdout[-4000:] + failed.stderr[-4000:]
+        join = Operation.objects.filter(cluster=cluster, kind="join-control-plane").order_by("-pk").first()
+        assert join.phases.get(group="node2", name="check-machine").status == "succeeded"
+        assert join.phases.get(group="node2", name="preflight").status == "failed"
+        assert join.events.filter(message__contains="written again, not mixed in").exists()
+        hint = join.phases.get(group="node2", name="preflight").hint
+        assert "ImagePull" in hint and "/clusters/beta/nodes/node2/edit/" in hint, hint
+        # The person does what the hint says (the machine's own list) and resumes: the retried
+        # preflight runs with the list as it is now.
+        Node.objects.filter(cluster=cluster, name="node2").update(ignore_preflight_errors=["ImagePull"])
+        done = manage("operation", "resume", str(join.pk), "--follow")
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
         assert "node2:control-plane-prepare: succeeded" in done.stdout
+        first, second = join.phases.get(group="node2", name="preflight").attempts.order_by("number")
+        assert "ImagePull" not in first.settings["ignore-preflight-errors"]
+        assert second.settings["ignore-preflight-errors"] == [*TESTBED_IGNORE_PREFLIGHT, "ImagePull"]
+        assert second.changes == ["ignore-preflight-errors + ImagePull"]
+        page = logged_in_session(stack.http, session_cookie(operator)).get(f"{stack.http}/operations/{join.pk}/")
+        assert "attempt 2: ignore-preflight-errors + ImagePull" in page.text
         # The CA keys came from Kubeboard's custody over SFTP; nothing secret waits in the cluster.
         held = cluster.authorities.get(name="ca").private_key.reveal()
         assert sb.node(2).host_path("/etc/kubernetes/pki/ca.key").read_text() == held

@@ -41,12 +41,13 @@ def wait_succeeded(page, stack, timeout: int) -> None:
         ) from None
 
 
-def add_machine_in_the_ui(page, base: str, sb, index: int, ignore: str = "") -> None:
+def add_machine_in_the_ui(page, base: str, sb, index: int, ignore: str = "", role: str = "worker") -> None:
     machine = sb.node(index)
     page.goto(f"{base}/clusters/zeta/")
     page.click("#add-machine")
     page.fill("#id_name", machine.name)
     page.fill("#id_address", machine.address)
+    page.select_option("#id_role", role)  # Initialize offers control planes only
     page.fill("#id_ignore_preflight_errors", ignore)
     page.click("main button[type=submit]")
     page.wait_for_url(f"**/clusters/zeta/nodes/{machine.name}/")
@@ -72,7 +73,9 @@ def test_add_machines_initialize_and_join_a_worker_in_the_browser(stack_factory,
         page.click("text=Generate the cluster's SSH key")
         authorize(sb, page.inner_text("#cluster-public-key"))
         # The first control plane also pulls images, which cannot work on the test bed.
-        add_machine_in_the_ui(page, stack.http, sb, 1, ignore=", ".join(TESTBED_CONTROL_PLANE_EXTRA))
+        add_machine_in_the_ui(
+            page, stack.http, sb, 1, ignore=", ".join(TESTBED_CONTROL_PLANE_EXTRA), role="control-plane"
+        )
         add_machine_in_the_ui(page, stack.http, sb, 2)
 
         # The preflight checks that cannot pass on the test bed are ignored, as a setting.

@@ -216,7 +216,7 @@ def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, ope
         assert init_token.status == BootstrapToken.Status.ACTIVE
 
         # Two workers, in parallel, each with its own token.
-        response = post_action(session, page, f"{page}join/", {"nodes": [worker1.pk, worker2.pk], "parallelism": 2})
+        response = post_action(session, page, f"{page}join/", {"nodes": [worker1.pk, worker2.pk]})
         joins = Operation.objects.get(cluster=cluster, kind="join-workers")
         assert response.url.endswith(joins.get_absolute_url())
         watch(stack, joins, key)

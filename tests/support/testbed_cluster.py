@@ -97,13 +97,15 @@ def accept_host_key(node: Node, sandbox: Sandbox, index: int, *, user=None) -> N
 def add_machine(
     cluster: Cluster, sandbox: Sandbox, index: int, *, user=None, name: str = "", control_plane: bool = False, **fields
 ) -> Node:
-    """A machine as a person adds it; a control-plane machine also ignores what only control
-    planes need to ignore on the test bed (the image pull)."""
+    """A machine as a person adds it; a control-plane machine has that role (Initialize and Join
+    control plane offer only those) and also ignores what only control planes need to ignore on
+    the test bed (the image pull)."""
     key = node_services.ensure_cluster_key(cluster, user=user)
     authorize(sandbox, key.public_key)
     machine = sandbox.node(index)
     values = {"address": machine.address, "ssh_port": 22, "ssh_user": "root", "credential": Node.Credential.CLUSTER_KEY}
     if control_plane:
+        values["role"] = Node.Role.CONTROL_PLANE
         values["ignore_preflight_errors"] = list(TESTBED_CONTROL_PLANE_EXTRA)
     values.update(fields)
     node = Node.objects.create(cluster=cluster, name=name or machine.name, **values)

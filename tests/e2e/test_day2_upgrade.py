@@ -141,11 +141,15 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         assert page.inner_text("#current-version") == OLDER_VERSION
         rows = page.locator("#plan-nodes tbody tr")
         assert rows.count() == 2 and OLDER_VERSION in rows.nth(0).inner_text()
-        page.fill("#plan-target", "v1.38.0")
-        page.click("#show-plan")
+        # The choice holds only the allowed targets; another version typed into the address is
+        # refused with the reason and nothing else of a plan.
+        assert page.eval_on_selector_all("#plan-target option", "os => os.map(o => o.value)") == [DEFAULT_VERSION]
+        assert DEFAULT_VERSION in page.inner_text("#policy")
+        page.goto(f"{page.url.split('?')[0]}?target=v1.38.0")
         assert "outside the versions this Kubeboard drives" in page.inner_text("#refusals")
-        assert page.locator("#start-upgrade").count() == 0
-        page.click(f"#suggestions a:has-text('{DEFAULT_VERSION}')")
+        assert page.locator("#start-upgrade").count() == 0 and page.locator("#plan-order").count() == 0
+        page.select_option("#plan-target", DEFAULT_VERSION)
+        page.click("#show-plan")
         assert page.inner_text("#plan-allowed") == f"{OLDER_VERSION} → {DEFAULT_VERSION} is allowed."
         assert page.inner_text("#plan-order").count("\n") == 2  # snapshot, node1, node2
         page.screenshot(path=str(tmp_path / "upgrade-plan.png"), full_page=True)

@@ -61,7 +61,8 @@ class TokenTestbed:
         return json.loads(self.cp.kubectl(*args, "-o", "json").stdout)
 
     def created_cluster(self, name: str = "created", **fields):
-        """A Cluster row as Kubeboard's identity operation leaves it: CA custody, pin, endpoint."""
+        """A Cluster row for the control plane the test bed initialized: CA custody, pin, endpoint,
+        and running (Kubeboard offers API actions only on an initialized cluster)."""
         from clusters.models import Cluster
         from kubeadm import discovery
         from tests.factories import make_cluster
@@ -69,7 +70,7 @@ class TokenTestbed:
         values = {
             "control_plane_endpoint": self.endpoint,
             "ca_pin_hash": discovery.ca_pin_hash(self.authorities["ca"].cert),
-            "status": Cluster.Status.READY,
+            "status": Cluster.Status.RUNNING,
         }
         cluster = make_cluster(name, **(values | fields))
         store_authorities(cluster, self.authorities)

@@ -1,0 +1,282 @@
+"""The README's test-bed walkthrough in Chromium, as a person does it ("Done when" of issue 18).
+
+At 1280x800: log in as the first administrator, Create team, New cluster, Generate the cluster's
+SSH key, the README's show-key line (run as written through bash), Add machine three times with
+roles, Check machine and accept each host key after comparing it with the README's ssh-keygen
+line, the cluster's preflight ignore list as the README gives it, Initialize node1, Join workers
+node2, and Join control plane node3 *without* ImagePull in its own list: that join fails its
+preflight on ImagePull; ImagePull is then added to node3's list and the operation resumed, which
+succeeds. Then the key pages again at 390x844.
+
+On every page: nothing wider than the viewport, and no console error; after every form post,
+reloading the page it led to creates nothing a second time.
+
+Written against element ids where the pages have them; the README's own words (labels, the
+ignore list, the show-key line) are read from the README, so a change there is walked here.
+
+Run it in its own pytest process: ``pytest -m browser -p no:cacheprovider tests/e2e/test_walkthrough_browser.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_browser import browser_page  # noqa: F401 (the Chromium fixture)
+from tests.e2e.test_readme_walkthrough import ROOT, section
+from tests.support.testbed_cluster import blank_machines, machine_fingerprint
+
+pytestmark = [pytest.mark.cluster, pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(900)]
+
+# A sandbox of its own: not kbtb (a person's), not kbtb plus letters (setup-testbed.sh's leftovers),
+# not kbwalk (test_readme_walkthrough.py, which may run at the same time in the cluster pass).
+NAME, SUBNET = "kbwalkb", "10.213.89.0/24"
+CLUSTER = "walk"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+FITS = "document.documentElement.scrollWidth <= window.innerWidth"
+# What sticks out, for the message: elements past the viewport's right edge that no scroll box
+# (overflow-x other than visible) around them keeps in.
+OVERFLOW = """() => [...document.querySelectorAll('body *')].filter(e => {
+    if (e.getBoundingClientRect().right <= window.innerWidth + 1) return false;
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement)
+      if (getComputedStyle(a).overflowX !== 'visible') return false;
+    return true;
+  }).sort((a, b) => b.getBoundingClientRect().right - a.getBoundingClientRect().right)
+  .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '')
+    + ' ' + Math.round(e.getBoundingClientRect().right) + 'px')"""
+
+
+def readme_ignore_list() -> str:
+    found = re.search(r"set the preflight\s+checks to ignore to\s+`([^`]+)`", section())
+    assert found, "the README's walkthrough no longer gives the cluster's ignore list"
+    return found.group(1)
+
+
+def readme_show_key_line() -> str:
+    lines = [line for line in section().splitlines() if "manage.py node show-key CLUSTER" in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+class Walk:
+    """The browser tab plus what every step checks: page width, console errors, no double posts."""
+
+    def __init__(self, page, base: str) -> None:
+        self.page = page
+        self.base = base
+        self.errors: list[str] = []
+        page.on(
+            "console", lambda message: message.type == "error" and self.errors.append(f"{page.url}: {message.text}")
+        )
+        page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
+
+    def too_wide(self) -> str:
+        """'' when the page fits its viewport, else what sticks out."""
+        if self.page.evaluate(FITS):
+            return ""
+        widths = self.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        return f"{self.page.url} is {widths[0]} px wide in {widths[1]}: {self.page.evaluate(OVERFLOW)}"
+
+    def fits(self) -> None:
+        wide = self.too_wide()
+        assert not wide, wide
+
+    def goto(self, path: str) -> None:
+        self.page.goto(self.base + path)
+        self.fits()
+
+    def reload_creates_nothing(self, count) -> None:
+        """Reload the page a post led to (POST-redirect-GET): ``count()`` must not change."""
+        before = count()
+        self.page.reload()
+        self.page.wait_for_load_state("load")
+        self.fits()
+        assert count() == before, f"reloading {self.page.url} created something again: {before} -> {count()}"
+
+    def wait_operation(self, status: str, timeout: int, stack) -> None:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        from operations.models import Operation
+
+        try:
+            self.page.wait_for_selector(f"#operation-status[data-status={status}]", timeout=timeout)
+        except PlaywrightTimeout:
+            operation = Operation.objects.get(pk=int(self.page.url.rstrip("/").rsplit("/", 1)[1]))
+            last = list(operation.events.order_by("-seq").values_list("message", flat=True)[:20])
+            raise AssertionError(
+                f"expected {status}: {operation} {operation.status}: {operation.error}\n{last}\n{stack.logs()[-3000:]}"
+            ) from None
+        self.fits()
+
+
+def operations_count() -> int:
+    from operations.models import Operation
+
+    return Operation.objects.count()
+
+
+def add_machine(walk: Walk, sb, index: int, role: str, ignore: str) -> None:
+    from nodes.models import Node
+
+    machine = sb.node(index)
+    walk.goto(f"/clusters/{CLUSTER}/")
+    walk.page.click("#add-machine")
+    walk.fits()
+    walk.page.fill("#id_name", machine.name)
+    walk.page.fill("#id_address", machine.address)
+    assert walk.page.input_value("#id_ssh_user") == "root", "the README says user root (the form's default)"
+    walk.page.select_option("#id_role", role)
+    walk.page.fill("#id_ignore_preflight_errors", ignore)
+    walk.page.click("main button[type=submit]")
+    walk.page.wait_for_url(f"**/clusters/{CLUSTER}/nodes/{machine.name}/")
+    walk.reload_creates_nothing(lambda: Node.objects.filter(cluster__name=CLUSTER).count())
+
+    walk.page.click("#check-machine")
+    walk.page.wait_for_selector("#check-status.status-hostkey-offered", timeout=60_000)
+    assert "host key not accepted yet" in walk.page.inner_text("main")
+    # The README's comparison: ssh-keygen -lf on the machine's own public host key.
+    public = Path("/var/lib/kubeboard-testbed") / NAME / machine.name / "ssh_host_ed25519_key.pub"
+    printed = subprocess.run(["ssh-keygen", "-lf", str(public)], capture_output=True, text=True, check=True)
+    assert walk.page.inner_text("#offered-fingerprint") == printed.stdout.split()[1] == machine_fingerprint(sb, index)
+    walk.page.click("#accept-host-key")
+    walk.page.wait_for_selector("#host-key-state.status-hostkey-pinned")
+    walk.fits()
+
+
+def test_the_walkthrough_in_the_browser(stack_factory, make_user, browser_page, tmp_path):  # noqa: F811
+    from django.contrib.auth.models import Group
+
+    from clusters.models import Cluster
+    from nodes.models import ClusterSSHKey, Node
+
+    page = browser_page
+    page.set_viewport_size(DESKTOP)
+    make_user("admin", team=None, superuser=True)  # what bin/run's ensure_admin makes
+    with blank_machines(NAME, SUBNET, 3) as sb:
+        stack = stack_factory()
+        walk = Walk(page, stack.http)
+        node1 = sb.node(1).address
+
+        # Log in; a fresh install has no team: Create team, which leads to the New cluster form.
+        walk.goto("/login/")
+        page.fill("#id_username", "admin")
+        page.fill("#id_password", "pw-admin")
+        page.click("main button[type=submit]")
+        page.wait_for_url("**/clusters/")
+        walk.fits()
+        assert page.locator("#new-cluster").count() == 0
+        page.fill("#guide-team-name", "walkers")
+        page.click("#create-team")
+        page.wait_for_url("**/clusters/new/")
+        walk.reload_creates_nothing(Group.objects.count)
+
+        # New cluster: the endpoint on node1, v1.37.2 preselected.
+        assert page.input_value("#id_kubernetes_version") == "v1.37.2"
+        page.fill("#id_name", CLUSTER)
+        page.fill("#id_control_plane_endpoint", f"{node1}:6443")
+        page.click("#cluster-form button[type=submit]")
+        page.wait_for_url("**/operations/*/")
+        walk.wait_operation("succeeded", 120_000, stack)
+        walk.reload_creates_nothing(lambda: (Cluster.objects.count(), operations_count()))
+
+        # Generate the cluster's SSH key (the button's text, as the README names it).
+        walk.goto(f"/clusters/{CLUSTER}/")
+        page.click('button:has-text("Generate the cluster\'s SSH key")')
+        page.wait_for_selector("#cluster-public-key")
+        walk.reload_creates_nothing(ClusterSSHKey.objects.count)
+        public_key = page.inner_text("#cluster-public-key").strip()
+
+        # The README's show-key line, as written, in "a second terminal" reading the same database.
+        authorized = Path("/var/lib/kubeboard-testbed") / NAME / "authorized_keys"
+        from tests.conftest import test_database_env
+
+        env = {**os.environ, "KUBEBOARD_TESTBED_NAME": NAME}
+        env["KUBEBOARD_SQLITE_PATH"] = test_database_env()["sqlite_path"]
+        shown = subprocess.run(
+            ["bash", "-c", readme_show_key_line().replace("CLUSTER", CLUSTER)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert shown.returncode == 0, shown
+        assert authorized.read_text().splitlines()[-1] == public_key
+
+        # Add machine three times. node3 is a control plane WITHOUT ImagePull in its list: its
+        # join must fail its preflight on exactly that (the README: "fails its preflight without it").
+        add_machine(walk, sb, 1, "control-plane", "ImagePull")
+        add_machine(walk, sb, 2, "worker", "")
+        add_machine(walk, sb, 3, "control-plane", "")
+
+        # How Kubeboard drives kubeadm here: the cluster's ignore list, copied from the README.
+        walk.goto(f"/clusters/{CLUSTER}/")
+        page.click("#engine-settings summary")
+        page.fill("#engine-settings #id_ignore_preflight_errors", readme_ignore_list())
+        page.click("#engine-settings button[type=submit]")
+        assert "Settings saved" in page.inner_text("main")
+        walk.fits()
+
+        # Initialize on node1.
+        page.select_option("#id_node", label=f"node1 ({node1})")
+        page.click("#initialize")
+        page.wait_for_url("**/operations/*/")
+        walk.wait_operation("succeeded", 300_000, stack)
+        walk.reload_creates_nothing(operations_count)
+
+        # Join workers: node2.
+        walk.goto(f"/clusters/{CLUSTER}/")
+        worker = Node.objects.get(cluster__name=CLUSTER, name="node2")
+        page.check(f"#join-workers-form input[name=nodes][value='{worker.pk}']")
+        page.click("#join-workers")
+        page.wait_for_url("**/operations/*/")
+        walk.wait_operation("succeeded", 240_000, stack)
+        walk.reload_creates_nothing(operations_count)
+
+        # Join control plane: node3, whose preflight fails on ImagePull.
+        walk.goto(f"/clusters/{CLUSTER}/")
+        third = Node.objects.get(cluster__name=CLUSTER, name="node3")
+        page.check(f"#join-control-plane-form input[name=nodes][value='{third.pk}']")
+        page.click("#join-control-plane")
+        page.wait_for_url("**/operations/*/")
+        join_url = page.url
+        walk.wait_operation("failed", 240_000, stack)
+        failed = page.eval_on_selector_all(".phase[data-status=failed]", "rows => rows.map(r => r.dataset.phase)")
+        assert failed == ["preflight"], failed
+        assert "[ERROR ImagePull]" in page.inner_text("#log"), page.inner_text("#log")[-3000:]
+        walk.reload_creates_nothing(operations_count)
+
+        # ImagePull into node3's own list, then Resume: the same operation now succeeds.
+        walk.goto(f"/clusters/{CLUSTER}/nodes/node3/edit/")
+        page.fill("#id_ignore_preflight_errors", "ImagePull")
+        page.click("main button[type=submit]")
+        page.wait_for_url(f"**/clusters/{CLUSTER}/nodes/node3/")
+        walk.reload_creates_nothing(lambda: Node.objects.count())
+        page.goto(join_url)
+        before = operations_count()
+        page.click("#resume-form button[type=submit]")
+        walk.wait_operation("succeeded", 300_000, stack)
+        assert page.url == join_url and operations_count() == before, "resumed, not a new operation"
+        walk.reload_creates_nothing(operations_count)
+
+        # The key pages at phone width.
+        page.set_viewport_size(PHONE)
+        operation_paths = [join_url.removeprefix(stack.http)]
+        too_wide: list[str] = []
+        for path in [
+            "/clusters/",
+            f"/clusters/{CLUSTER}/",
+            f"/clusters/{CLUSTER}/nodes/_add/",
+            f"/clusters/{CLUSTER}/nodes/node1/",
+            f"/clusters/{CLUSTER}/nodes/node3/edit/",
+            *operation_paths,
+        ]:
+            page.goto(stack.http + path)
+            too_wide.append(walk.too_wide())
+        assert [wide for wide in too_wide if wide] == [], "pages wider than a phone"
+        assert walk.errors == [], "console errors:\n" + "\n".join(walk.errors)

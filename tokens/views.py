@@ -225,7 +225,8 @@ def policy_edit(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         changed = services.update_policy(form.save(commit=False), user=request.user)
         # The labels a person saw on the form, never the field names.
-        labels = [str(form.fields[name].label or name).lower() for name in changed]
+        labels = [str(form.fields[name].label or name) for name in changed]
+        labels = [label[:1].lower() + label[1:] for label in labels]
         messages.success(request, f"Token policy saved ({', '.join(labels) or 'no changes'}).")
         return redirect("tokens:list", name=cluster.name)
     return render(

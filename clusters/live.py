@@ -42,8 +42,13 @@ def clusters() -> QuerySet:
 
 def versions(cluster) -> dict[str, str]:
     """The current version of every live part (element id -> short digest); ``cluster`` comes
-    from :func:`clusters`."""
-    return {part.element_id: _digest(import_string(part.version)(cluster)) for part in LIVE_PARTS}
+    from :func:`clusters`. A part that includes others (``LivePart.includes``) digests their
+    versions with its own, so it changes whenever one of them does."""
+    current: dict[str, str] = {}
+    for part in LIVE_PARTS:
+        own = import_string(part.version)(cluster)
+        current[part.element_id] = _digest([own, *(current[included] for included in part.includes)])
+    return current
 
 
 def selectors() -> str:

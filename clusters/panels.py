@@ -19,6 +19,8 @@ from core.formatting import relative_text
 from core.permissions import ADMIN, OPERATE, can
 
 PANELS = [
+    "workflows.next_step.panel",
+    "workflows.summary.panel",
     "clusters.panels.engine_panel",
     "nodes.panels.cluster_panel",
     "tokens.panels.cluster_panel",
@@ -44,6 +46,9 @@ class LivePart:
     # cluster's own row (which every poll reads anyway, to check access) instead of a query each.
     # Names start with ``live_``; the version reads them from the cluster (clusters.live.clusters).
     fields: str = ""
+    # Element ids of parts listed before this one whose versions are part of its own: a part that
+    # restates what they show (the next step, the summary) changes when they do, for no query.
+    includes: tuple[str, ...] = ()
 
 
 # Forms and settings are not live: they change by the person's own actions, which reload the page.
@@ -81,6 +86,23 @@ LIVE_PARTS = (
         "clusters.panels.inventory_version",
         "clusters.panels.inventory",
         "clusters.panels.inventory_fields",
+    ),
+    # The top of the page (workflows/): what to do next, and the cluster at a glance.
+    LivePart(
+        "next-step",
+        "clusters/_next_step.html",
+        "workflows.next_step.version",
+        "workflows.next_step.panel",
+        "workflows.next_step.fields",
+        includes=("cluster-status", "init-state", "node-list", "operations"),
+    ),
+    LivePart(
+        "summary",
+        "clusters/_summary.html",
+        "workflows.summary.version",
+        "workflows.summary.panel",
+        "workflows.summary.fields",
+        includes=("cluster-status", "node-list", "token-panel", "operations", "inventory"),
     ),
 )
 

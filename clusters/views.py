@@ -10,6 +10,7 @@ from django.template.loader import render_to_string
 
 from clusters import live
 from clusters.forms import ClusterForm, DeleteClusterForm
+from clusters.health import health, with_health
 from clusters.models import Cluster
 from clusters.panels import cluster_panels
 from clusters.services import ClusterDeleteRefused, create_cluster, delete_cluster, deletion_summary
@@ -35,8 +36,8 @@ def _team_guide(user) -> dict:
 
 @login_required
 def cluster_list(request: HttpRequest) -> HttpResponse:
-    clusters = restrict(Cluster.objects.all(), request.user, VIEW).select_related("team")
-    return render(request, "clusters/cluster_list.html", {"clusters": clusters, **_team_guide(request.user)})
+    clusters = with_health(restrict(Cluster.objects.all(), request.user, VIEW).select_related("team"))
+    return render(request, "clusters/cluster_list.html", {"rows": health(clusters), **_team_guide(request.user)})
 
 
 @login_required

@@ -1,0 +1,283 @@
+"""Issue 18 item 3: the cluster page leads. One next step at the top for each stage of a cluster
+(workflows.next_step), the page's sections in the steps' order with the details collapsed, the
+operation page's way on, and the cluster list's health without a query per cluster."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from clusters.models import CertificateAuthority, Cluster, ClusterInventory, MachineInventory
+from nodes.models import Node
+from operations.models import Operation
+from tests.conftest import team_of
+from tests.factories import make_cluster
+from tokens.models import BootstrapToken
+
+pytestmark = pytest.mark.django_db
+
+PIN = "sha256:" + "ab" * 32
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvYc1kzWnUq2m1cJ6fG2nGqvYfMZ2bM2hJw0cXcCq6Z"
+
+
+@pytest.fixture
+def people(make_user):
+    operator = make_user("olivia", role="operator")
+    viewer = make_user("vera", role="viewer")
+    return {"operator": operator, "viewer": viewer}
+
+
+def ready_cluster(people, name: str = "lead", **fields) -> Cluster:
+    values = {"ca_pin_hash": PIN, "status": Cluster.Status.READY} | fields
+    return make_cluster(name, team=team_of(people["operator"]), **values)
+
+
+def machine(cluster, name: str, *, pinned: bool = False, offered: bool = False, **fields) -> Node:
+    keys = {"ssh_host_key": HOST_KEY} if pinned else ({"offered_host_key": HOST_KEY} if offered else {})
+    return Node.objects.create(
+        cluster=cluster, name=name, address=f"10.0.0.{Node.objects.count() + 11}", **keys, **fields
+    )
+
+
+def page(client, user, cluster) -> str:
+    client.force_login(user)
+    response = client.get(f"/clusters/{cluster.name}/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def next_step(html: str) -> dict:
+    """The next-step card as the page shows it: stage, title and where its action leads."""
+    card = re.search(r'<section class="card next-step" id="next-step" data-stage="([\w-]+)".*?</section>', html, re.S)
+    assert card, "the page has a next-step card"
+    title = re.search(r'<h2 id="next-step-title">(.*?)</h2>', card.group(0), re.S).group(1)
+    action = re.search(r'id="next-step-action"', card.group(0))
+    link = re.search(r'<a class="button" href="([^"]+)" id="next-step-action"', card.group(0))
+    form = re.search(r'<form method="post" action="([^"]+)" id="next-step-form"', card.group(0))
+    return {
+        "stage": card.group(1),
+        "title": title.replace("&#x27;", "'"),
+        "href": link.group(1) if link else None,
+        "post": form.group(1) if form else None,
+        "action": bool(action),
+        "html": card.group(0),
+    }
+
+
+def test_each_stage_has_one_next_step_at_the_top(client, people):
+    operator = people["operator"]
+    cluster = make_cluster("lead", team=team_of(operator), status=Cluster.Status.PREPARING)
+    prepare = Operation.objects.create(cluster=cluster, kind="prepare-identity", status=Operation.Status.RUNNING)
+
+    step = next_step(page(client, operator, cluster))
+    assert step["stage"] == "identity" and step["href"] == f"/operations/{prepare.pk}/"
+    assert "identity is being prepared" in step["title"]
+
+    Operation.objects.filter(pk=prepare.pk).update(status=Operation.Status.SUCCEEDED)
+    Cluster.objects.filter(pk=cluster.pk).update(ca_pin_hash=PIN, status=Cluster.Status.READY)
+    step = next_step(page(client, operator, cluster))
+    assert step["stage"] == "ssh-key" and step["title"] == "Generate the cluster's SSH key"
+    assert step["post"] == "/clusters/lead/nodes/_ssh-key/"
+    # The step's button is the real action: it makes the key.
+    client.post(step["post"])
+    step = next_step(page(client, operator, cluster))
+    assert step["stage"] == "machines" and step["href"] == "/clusters/lead/nodes/_add/"
+
+    node = machine(cluster, "node-a")
+    step = next_step(page(client, operator, cluster))
+    assert (step["stage"], step["title"]) == ("machines", "Add a control-plane machine"), "a worker cannot init"
+
+    Node.objects.filter(pk=node.pk).update(role=Node.Role.CONTROL_PLANE)
+    step = next_step(page(client, operator, cluster))
+    assert (step["stage"], step["title"], step["href"]) == ("check", "Check node-a", "/clusters/lead/nodes/node-a/")
+
+    Node.objects.filter(pk=node.pk).update(offered_host_key=HOST_KEY)
+    step = next_step(page(client, operator, cluster))
+    assert (step["stage"], step["title"]) == ("check", "Accept node-a's host key")
+
+    Node.objects.filter(pk=node.pk).update(ssh_host_key=HOST_KEY)
+    html = page(client, operator, cluster)
+    step = next_step(html)
+    assert step["stage"] == "initialize" and step["href"] == "/clusters/lead/#cluster-actions"
+    assert 'id="cluster-actions"' in html, "the step leads to the Initialize section"
+
+    init = Operation.objects.create(cluster=cluster, kind="init", params={"node": "node-a"}, status="running")
+    Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.INITIALIZING)
+    step = next_step(page(client, operator, cluster))
+    assert step["stage"] == "initialize" and step["href"] == f"/operations/{init.pk}/"
+    assert "being initialized on node-a" in step["title"]
+
+    Operation.objects.filter(pk=init.pk).update(status=Operation.Status.FAILED, error="kubelet never became healthy")
+    Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.INIT_STOPPED)
+    step = next_step(page(client, operator, cluster))
+    assert step["title"] == "Initializing the control plane stopped" and step["href"] == f"/operations/{init.pk}/"
+    assert "kubelet never became healthy" in step["html"]
+
+    Operation.objects.filter(pk=init.pk).update(status=Operation.Status.SUCCEEDED, error="")
+    Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.RUNNING)
+    Node.objects.filter(pk=node.pk).update(status=Node.Status.JOINED)
+    worker = machine(cluster, "node-b")
+    step = next_step(page(client, operator, cluster))
+    assert (step["stage"], step["title"]) == ("check", "Check node-b"), "a machine to join is checked first"
+
+    machine(cluster, "node-c")
+    step = next_step(page(client, operator, cluster))
+    assert step["title"] == "Check 2 machines and accept their host keys"
+    assert step["href"] == "/clusters/lead/nodes/_host-keys/", "several at once on the page made for it"
+    Node.objects.filter(name="node-c").delete()
+
+    Node.objects.filter(pk=worker.pk).update(ssh_host_key=HOST_KEY)
+    html = page(client, operator, cluster)
+    step = next_step(html)
+    assert step["stage"] == "join" and step["href"] == "/clusters/lead/#join-actions"
+    assert 'id="join-workers-form"' in html, "the step leads to the Join form"
+    assert html.index('id="cluster-actions"') < html.index('id="join-actions"'), "join after init"
+
+    Node.objects.filter(pk=worker.pk).update(status=Node.Status.JOINED)
+    step = next_step(page(client, operator, cluster))
+    assert step["stage"] == "network" and "pod network" in step["title"]
+
+
+def test_a_viewer_sees_the_step_without_an_action(client, people):
+    cluster = ready_cluster(people)
+    step = next_step(page(client, people["viewer"], cluster))
+    assert step["stage"] == "ssh-key" and not step["action"]
+    assert "An operator or admin of team platform does this." in step["html"]
+
+
+def test_the_page_follows_the_steps_and_keeps_the_details_collapsed(client, people):
+    cluster = ready_cluster(people, kubeadm_config="apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n")
+    CertificateAuthority.objects.create(cluster=cluster, name="ca", not_after=timezone.now() + timedelta(days=3650))
+    html = page(client, people["operator"], cluster)
+
+    def at(marker: str) -> int:
+        assert marker in html, marker
+        return html.index(marker)
+
+    order = [
+        'id="next-step"',
+        'id="summary"',
+        'id="cluster-tabs"',
+        'id="nodes"',
+        'id="ssh-key"',  # the key before the machines that need it
+        'id="add-machine"',
+        'id="cluster-actions"',
+        'id="tokens"',
+        'id="operations"',
+        'id="identity"',
+        'id="kubeadm-config"',
+        'id="audit"',
+    ]
+    positions = [at(marker) for marker in order]
+    assert positions == sorted(positions), "the next step first, the identity and its YAML far below"
+    # The details are collapsed <details> (no "open"), each reachable from a tab.
+    for detail in ("identity", "after-init", "audit-section", "cluster-facts", "engine-settings"):
+        assert re.search(rf'<details class="[^"]*" id="{detail}">', html), detail
+    tabs = re.search(r'<nav class="tabs" id="cluster-tabs".*?</nav>', html, re.S).group(0)
+    targets = re.findall(r'href="#([\w-]+)">([^<]+)</a>', tabs)
+    for target, _label in targets:
+        assert f'id="{target}"' in html, f"the tab to #{target} has a section"
+    assert ("cluster-actions", "Control plane") in targets, "the tab is named as its section"
+    assert "<h2>Control plane</h2>" in html
+
+
+def test_the_summary_shows_nodes_work_in_progress_and_the_soonest_expiries(client, people):
+    cluster = ready_cluster(people, status=Cluster.Status.RUNNING)
+    node = machine(cluster, "cp1", pinned=True, status=Node.Status.JOINED, role=Node.Role.CONTROL_PLANE)
+    machine(cluster, "w1", pinned=True)
+    ClusterInventory.objects.create(
+        cluster=cluster,
+        collected_at=timezone.now() - timedelta(minutes=3),
+        api_nodes=[{"name": "cp1", "ready": True, "roles": ["control-plane"], "kubelet_version": "v1.37.2"}],
+    )
+    soon = timezone.now() + timedelta(days=20, hours=1)
+    MachineInventory.objects.create(
+        node=node,
+        collected_at=timezone.now(),
+        certificates=[
+            {"name": "apiserver", "path": "pki/apiserver.crt", "kind": "leaf", "not_after": soon.isoformat()},
+            {"name": "kubelet", "path": "kubelet.conf", "kind": "kubeconfig", "not_after": timezone.now().isoformat()},
+        ],
+    )
+    CertificateAuthority.objects.create(cluster=cluster, name="ca", not_after=timezone.now() + timedelta(days=3650))
+    BootstrapToken.objects.create(
+        cluster=cluster,
+        token_id="abcdef",
+        secret="0123456789abcdef",
+        expires_at=timezone.now() + timedelta(hours=5, minutes=1),
+    )
+    join = Operation.objects.create(cluster=cluster, kind="join-workers", status=Operation.Status.RUNNING)
+    html = page(client, people["viewer"], cluster)
+    summary = re.search(r'<section class="card summary" id="summary".*?</section>', html, re.S).group(0)
+
+    row = re.search(r'<tr data-node="cp1">.*?</tr>', summary, re.S).group(0)
+    assert "Joined" in row and ">Ready<" in row and "v1.37.2" in row and "control-plane" in row
+    assert '<span class="muted">—</span>' in re.search(r'<tr data-node="w1">.*?</tr>', summary, re.S).group(0)
+    assert f'href="/operations/{join.pk}/"' in summary and "Join workers" in summary
+    assert "apiserver on cp1 in 20 days" in summary, "the soonest certificate; kubelet.conf rotates itself"
+    assert "token abcdef in 5 h" in summary
+    assert "3 min ago" in summary
+
+
+def list_page(client, user) -> tuple[str, int]:
+    client.force_login(user)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/clusters/")
+    assert response.status_code == 200
+    return response.content.decode(), len(queries)
+
+
+def busy_cluster(people, name: str) -> Cluster:
+    cluster = ready_cluster(people, name, status=Cluster.Status.RUNNING)
+    cp = machine(cluster, f"{name}-cp", pinned=True, status=Node.Status.JOINED)
+    machine(cluster, f"{name}-w", pinned=True, status=Node.Status.JOINED)
+    ClusterInventory.objects.create(
+        cluster=cluster,
+        collected_at=timezone.now(),
+        api_nodes=[{"name": f"{name}-cp", "ready": True}, {"name": f"{name}-w", "ready": False}],
+    )
+    MachineInventory.objects.create(
+        node=cp,
+        collected_at=timezone.now(),
+        certificates=[
+            {
+                "name": "apiserver",
+                "path": "pki/apiserver.crt",
+                "kind": "leaf",
+                "not_after": (timezone.now() + timedelta(days=40, hours=1)).isoformat(),
+            }
+        ],
+    )
+    CertificateAuthority.objects.create(cluster=cluster, name="ca", not_after=timezone.now() + timedelta(days=3650))
+    Operation.objects.create(cluster=cluster, kind="join-workers", status=Operation.Status.FAILED)
+    return cluster
+
+
+def test_the_list_shows_each_clusters_health_without_a_query_per_cluster(client, people):
+    busy_cluster(people, "one")
+    _, one_cluster = list_page(client, people["viewer"])
+
+    for name in ("two", "three", "four"):
+        busy_cluster(people, name)
+    quiet = ready_cluster(people, "quiet")
+    machine(quiet, "quiet-a")
+    CertificateAuthority.objects.create(cluster=quiet, name="ca", not_after=timezone.now() + timedelta(days=400))
+    upgrade = Operation.objects.create(cluster=quiet, kind="upgrade", status=Operation.Status.RUNNING)
+    html, five_clusters = list_page(client, people["viewer"])
+    assert five_clusters == one_cluster, f"{one_cluster} queries for 1 cluster, {five_clusters} for 5"
+
+    def row(name: str) -> str:
+        return re.search(rf'<tr data-cluster="{name}">.*?</tr>', html, re.S).group(0)
+
+    assert "1/2 Ready" in row("three") and "status-failed" in row("three")
+    assert "in 40 days" in row("three") and "apiserver on three-cp" in row("three")
+    assert "Join workers" in row("three") and 'status-failed">Failed' in row("three")
+    quiet_row = row("quiet")
+    assert "— · 1 machine" in quiet_row, "nothing read back yet: the machines counted"
+    assert "in 13 months" in quiet_row and "CA ca" in quiet_row
+    assert f'href="/operations/{upgrade.pk}/"' in quiet_row and "status-running" in quiet_row

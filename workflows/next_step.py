@@ -1,0 +1,245 @@
+"""The one next step of a cluster: what a person does now to get from a new cluster to a running one.
+
+The path is the first hour's: the cluster's identity, the cluster's SSH key, machines, each
+machine checked and its host key accepted, the control plane initialized, the other machines
+joined, then (not in Kubeboard yet) a pod network. ``next_step`` finds the first stage that is
+not done and says what to do about it; the cluster page shows it at the top
+(``clusters/_next_step.html``, a live part) and an operation's page links to it once the
+operation has ended. It lives in workflows/ because it reads the cluster, its machines, its key
+and its operations (the nouns' data and the workflows' operation kinds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef
+from django.urls import reverse
+
+from clusters.identity import PREPARE_IDENTITY
+from clusters.models import INIT_KIND, Cluster
+from nodes.models import ClusterSSHKey, Node
+from operations.models import Operation
+from workflows.join import CONTROL_PLANE as JOIN_CONTROL_PLANE_KIND
+from workflows.join import WORKERS as JOIN_WORKERS_KIND
+
+# The stages in the order a cluster passes them; the page's sections follow this order.
+STAGES = ("identity", "ssh-key", "machines", "check", "initialize", "join", "network")
+
+# Ids of the cluster page's parts that hold a stage's form (clusters/cluster_detail.html).
+SECTION = {"initialize": "cluster-actions", "join": "join-actions"}
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What to do now. ``url`` is where the action is: a page, a section of the cluster page or,
+    with ``method`` "post", the form's target (a button that needs no input)."""
+
+    stage: str
+    title: str
+    why: str
+    label: str
+    url: str
+    method: str = "get"
+    # The step is to wait for (or look after) an operation that is running or stopped.
+    operation: Operation | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return self.operation is not None and self.operation.is_active
+
+
+def _section(cluster: Cluster, stage: str) -> str:
+    return f"{cluster.get_absolute_url()}#{SECTION[stage]}"
+
+
+def _latest(cluster: Cluster, *kinds: str) -> Operation | None:
+    return cluster.operations.filter(kind__in=kinds).order_by("-created_at", "-id").first()
+
+
+def _follow(stage: str, operation: Operation, title: str, why: str) -> NextStep:
+    return NextStep(stage, title, why, "Follow it live", operation.get_absolute_url(), operation=operation)
+
+
+def _resume(stage: str, operation: Operation, title: str) -> NextStep:
+    why = f"It stopped: {operation.error}" if operation.error else "It stopped before its last phase."
+    return NextStep(
+        stage,
+        title,
+        f"{why} Fix the cause, then resume it from the failed phase on its page.",
+        "Open the operation",
+        operation.get_absolute_url(),
+        operation=operation,
+    )
+
+
+def _check(cluster: Cluster, nodes: list[Node]) -> NextStep:
+    """The step for machines whose host keys Kubeboard cannot use yet: one machine's page, or the
+    page that checks several together and accepts their keys each next to its fingerprint."""
+    if len(nodes) > 1:
+        return NextStep(
+            "check",
+            f"Check {len(nodes)} machines and accept their host keys",
+            "Check machine logs in, reports what kubeadm needs and records the host key each machine "
+            "offers; compare each fingerprint with the machine's own (ssh-keygen -lf) and accept it.",
+            "Check and accept together",
+            reverse("nodes:host-keys", args=[cluster.name]),
+        )
+    node = nodes[0]
+    state = node.host_key_state
+    if state == Node.HostKeyState.OFFERED:
+        title, why, label = (
+            f"Accept {node.name}'s host key",
+            "The machine answered with a host key: compare its fingerprint with the machine's own "
+            "(ssh-keygen -lf) and accept it. Nothing runs there before.",
+            "Compare and accept",
+        )
+    elif state == Node.HostKeyState.CHANGED:
+        title, why, label = (
+            f"{node.name} offers a different host key",
+            "Every connection to it stops until an operator accepts the new key or keeps the pinned one.",
+            "Compare the keys",
+        )
+    else:
+        title, why, label = (
+            f"Check {node.name}",
+            "Check machine logs in, reports what kubeadm needs and records the host key the machine "
+            "offers, for you to accept.",
+            "Open the machine",
+        )
+    return NextStep("check", title, why, label, node.get_absolute_url())
+
+
+def next_step(cluster: Cluster) -> NextStep:
+    """The first stage of ``cluster`` that is not done, as what to do now."""
+    if not cluster.is_adopted and not cluster.ca_pin_hash:
+        prepare = _latest(cluster, PREPARE_IDENTITY.name)
+        if prepare is not None and prepare.is_resumable:
+            return _resume("identity", prepare, "Preparing the cluster's identity stopped")
+        if prepare is not None:
+            return _follow(
+                "identity",
+                prepare,
+                "Wait: the cluster's identity is being prepared",
+                "Kubeboard generates the certificate authorities, the CA pin and the kubeadm configuration.",
+            )
+        return NextStep(
+            "identity",
+            "The cluster has no identity yet",
+            "No operation prepared its certificate authorities.",
+            "Open the cluster",
+            cluster.get_absolute_url(),
+        )
+
+    nodes = list(cluster.nodes.order_by("name"))
+    if not nodes:
+        if not ClusterSSHKey.objects.filter(cluster=cluster).exists():
+            return NextStep(
+                "ssh-key",
+                "Generate the cluster's SSH key",
+                "Kubeboard logs in to your machines with it: you add its public key to each machine's "
+                "authorized_keys before adding the machine (a machine may also use its own key or a password).",
+                "Generate the cluster's SSH key",
+                reverse("nodes:cluster-key", args=[cluster.name]),
+                method="post",
+            )
+        return NextStep(
+            "machines",
+            "Add a machine",
+            "Register the first machine by address, SSH port and user; the control plane is initialized on it.",
+            "Add machine",
+            reverse("nodes:add", args=[cluster.name]),
+        )
+
+    if not cluster.is_adopted and cluster.status != Cluster.Status.RUNNING:
+        init = _latest(cluster, INIT_KIND)
+        if init is not None and init.is_active:
+            return _follow(
+                "initialize",
+                init,
+                f"Wait: the control plane is being initialized on {init.params.get('node', 'a machine')}",
+                "kubeadm init runs phase by phase; machines can be joined once it has succeeded.",
+            )
+        if init is not None and init.is_resumable:
+            return _resume("initialize", init, "Initializing the control plane stopped")
+        # The Initialize form offers the machines registered as control planes (workflows.cluster_forms).
+        control_planes = [node for node in nodes if node.role == Node.Role.CONTROL_PLANE and not node.is_joined]
+        if not control_planes:
+            return NextStep(
+                "machines",
+                "Add a control-plane machine",
+                "The control plane is initialized on a machine registered with the role Control plane; "
+                "the machines here are all workers.",
+                "Add machine",
+                reverse("nodes:add", args=[cluster.name]),
+            )
+        pinned = [node for node in control_planes if node.host_key_state == Node.HostKeyState.PINNED]
+        if not pinned:
+            return _check(cluster, control_planes)
+        return NextStep(
+            "initialize",
+            "Initialize the control plane",
+            f"Choose the first control-plane machine ({len(pinned)} with an accepted host key) and run kubeadm "
+            "init on it, phase by phase.",
+            "Initialize",
+            _section(cluster, "initialize"),
+        )
+
+    join = _latest(cluster, JOIN_WORKERS_KIND, JOIN_CONTROL_PLANE_KIND)
+    if join is not None and join.is_active:
+        return _follow(
+            "join", join, "Wait: machines are joining", "Each machine joins with its own token, then is checked Ready."
+        )
+    waiting = [node for node in nodes if not node.is_joined]
+    if join is not None and join.is_resumable and waiting:
+        return _resume("join", join, "Joining machines stopped")
+    ready = [node for node in waiting if node.host_key_state == Node.HostKeyState.PINNED]
+    if ready:
+        workers = [node for node in ready if node.role == Node.Role.WORKER]
+        names = ", ".join(node.name for node in ready[:3]) + (" …" if len(ready) > 3 else "")
+        title = "Join workers" if workers else "Join control planes"
+        return NextStep(
+            "join",
+            title,
+            f"{len(ready)} machine{'s' if len(ready) != 1 else ''} can join: {names}.",
+            title,
+            _section(cluster, "join"),
+        )
+    if waiting:
+        return _check(cluster, waiting)
+    return NextStep(
+        "network",
+        "Next: a pod network",
+        "Every machine has joined. Kubeboard does not install a network add-on yet: apply one (Calico, "
+        "Cilium, …) with the admin kubeconfig. Add machines to grow the cluster.",
+        "Add machine",
+        reverse("nodes:add", args=[cluster.name]),
+    )
+
+
+def panel(cluster: Cluster, user) -> dict:
+    """The cluster page's next step (clusters/_next_step.html)."""
+    return {"next_step": next_step(cluster)}
+
+
+def fields() -> dict:
+    """What the next step reads that no other live part's version does: whether the cluster has
+    its SSH key (read with the cluster's row)."""
+    return {"live_ssh_key": Exists(ClusterSSHKey.objects.filter(cluster=OuterRef("pk")))}
+
+
+def version(cluster: Cluster) -> tuple:
+    """The rest of what the step depends on (status, init, machines, operations) is in the
+    versions of the parts it is listed after (clusters.panels.LIVE_PARTS)."""
+    return (cluster.live_ssh_key, cluster.ca_pin_hash, cluster.is_adopted)
+
+
+def after_operation(operation: Operation) -> NextStep | None:
+    """The cluster's next step, for the page of an operation that has ended: None while it runs
+    and when the step is this operation itself (its page's Resume is the step)."""
+    if operation.is_active:
+        return None
+    step = next_step(operation.cluster)
+    if step.operation is not None and step.operation.pk == operation.pk:
+        return None
+    return step

@@ -26,6 +26,7 @@
   var searchBox = document.getElementById("log-search");
   var searchCount = document.getElementById("log-search-count");
   var followButton = document.getElementById("log-follow");
+  var nextStep = document.getElementById("next-step-link");
   var searchText = "";
   var following = true;
   var socketOpen = false;
@@ -184,6 +185,12 @@
     else if (active.indexOf(status) >= 0) { errorBox.hidden = true; }
     if (cancelForm) { cancelForm.hidden = active.indexOf(status) < 0; }
     if (resumeForm) { resumeForm.hidden = resumable.indexOf(status) < 0; }
+    // Nothing more arrives once the operation has ended: Pause/Follow has nothing to follow.
+    if (followButton) { followButton.hidden = active.indexOf(status) < 0; }
+    // The way on: the server's link to the next step, or (rendered while it ran) the cluster page's.
+    if (nextStep) {
+      nextStep.hidden = active.indexOf(status) >= 0 || (nextStep.dataset.generic === "yes" && status !== "succeeded");
+    }
     showStreamState();
   }
 

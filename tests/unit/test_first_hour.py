@@ -40,7 +40,9 @@ def test_a_member_without_an_operating_role_is_told_whom_to_ask(client, make_use
     viewer = make_user("vera", role="viewer")
     client.force_login(viewer)
     text = client.get("/clusters/").content.decode()
-    assert "Ask an administrator to add" in text and 'id="create-team-form"' not in text
+    # Already in a team (issue 18 item 9): told to ask that team's admin for a role, not to be added.
+    assert "Ask an admin of the team to change your role" in text and 'id="create-team-form"' not in text
+    assert "Ask an administrator to add" not in text
     assert 'id="adopt-cluster"' not in text, "adopting needs the admin role somewhere"
     assert client.get("/clusters/new/").status_code == 403
 

@@ -31,6 +31,15 @@ def reset_machine(node: Node) -> str:
     return reverse("clusters:detail", args=[node.cluster.name]) + "#reset-node"
 
 
+def undo_join(node: Node) -> str:
+    """The machine's page, where a failed join of it is undone in one click (workflows.undo_join)."""
+    return machine_page(node) + "#undo-join"
+
+
+def undo_join_text(node: Node) -> str:
+    return f'"Undo this join attempt on {node.name}" on its page ({undo_join(node)})'
+
+
 def ignore_lists_text(node: Node) -> str:
     return (
         f"the ignore-preflight-errors list of the cluster (How Kubeboard drives kubeadm here, "

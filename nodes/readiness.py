@@ -110,9 +110,9 @@ def refusals(report: dict, *, node: Node, kubernetes_version: str) -> list[Refus
             Refusal(
                 f"{node.name}: {KUBERNETES_DIR} is not empty ({count} files: {shown}); "
                 "kubeadm would mix this cluster with whatever is there — reset the machine first",
-                f"reset the machine first ({places.reset_text(node)} if Kubeboard joined it or a join of it "
-                f"failed, else `kubeadm reset -f` on {node.name}), then run Check machine on its page "
-                f"({places.machine_page(node)}) and try again",
+                f"reset the machine first: one click, {places.undo_join_text(node)}, if a join of it failed; "
+                f"{places.reset_text(node)} if Kubeboard joined it or an init of it failed; else `kubeadm reset -f` "
+                f"on {node.name}, then run Check machine on its page ({places.machine_page(node)}) and try again",
             )
         )
     binaries = report.get("binaries") or {}
@@ -151,7 +151,9 @@ def facts_refusals(node: Node, *, kubernetes_version: str) -> list[Refusal]:
             Refusal(
                 f"{node.name}: the host key changed (pinned {node.ssh_host_key_fingerprint}, now offered "
                 f"{node.offered_host_key_fingerprint})",
-                places.linked_hint("if the machine was reinstalled on purpose, accept the new key on the node page", node),
+                places.linked_hint(
+                    "if the machine was reinstalled on purpose, accept the new key on the node page", node
+                ),
             )
         )
     elif state != node.HostKeyState.PINNED:

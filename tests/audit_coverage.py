@@ -345,6 +345,15 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
         )
     },
     "daytwo:reset": {"POST": Elsewhere("tests/e2e/test_day2_reset.py", "resets a machine of a running cluster")},
+    # Here the machine never tried to join: refused, recorded like a refused reset.
+    "daytwo:undo-join": {
+        "POST": Elsewhere(
+            "tests/e2e/test_engine_cluster.py",
+            "undoes a failed join on a running cluster",
+            role="operator",
+            fails="operation.queued",
+        )
+    },
     "daytwo:certificates-read": {
         "POST": Elsewhere(
             DAY2_CERTS_E2E, "reads control-plane machines over SSH", role="operator", fails="operation.queued"

@@ -332,8 +332,10 @@ def reset_precondition(cluster) -> preconditions.Precondition:
 
 
 @refusals_of("operation.queued", ResetRefused, details={"kind": KIND})
-def start_reset(node: Node, *, user=None, confirm: str = "") -> Operation:
-    """Refuse what would break the cluster (nothing runs), then queue the reset of ``node``."""
+def start_reset(node: Node, *, user=None, confirm: str = "", undoes: Operation | None = None) -> Operation:
+    """Refuse what would break the cluster (nothing runs), then queue the reset of ``node``.
+    ``undoes``: the failed join this reset undoes (workflows.undo_join), so its page can offer
+    that join again once the machine is blank."""
     from operations.services import start_operation
 
     cluster = node.cluster
@@ -383,6 +385,7 @@ def start_reset(node: Node, *, user=None, confirm: str = "") -> Operation:
                 "role": node.role,
                 "last_control_plane": last,
                 "previous_status": previous,
+                **({"undoes_join": undoes.pk} if undoes is not None else {}),
             },
         )
     return operation

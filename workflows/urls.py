@@ -10,6 +10,7 @@ urlpatterns = [
     path("upgrade/start/", views.upgrade_start, name="upgrade-start"),
     path("settings/", views.settings, name="settings"),
     path("reset/", views.reset_node, name="reset"),
+    path("undo-join/<str:node>/", views.undo_join, name="undo-join"),
     path("certificates/", views.certificate_page, name="certificates"),
     path("certificates/read/", views.certificates_read, name="certificates-read"),
     path("certificates/renew/", views.certificates_renew, name="certificates-renew"),

@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -23,6 +23,7 @@ from core.permissions import ADMIN, OPERATE, VIEW, can, get_object_for, teams_fo
 from kubeadm import config as kubeadm_config
 from kubeadm.errors import KubeadmError
 from workflows import backup, certificates, config_io, reset, services, upgrade
+from workflows import undo_join as undo_join_service
 from workflows.forms import (
     BackupScheduleForm,
     DayTwoSettingsForm,
@@ -124,6 +125,20 @@ def reset_node(request: HttpRequest, name: str) -> HttpResponse:
     except reset.ResetRefused as exc:
         feedback.refused(request, exc)
         return redirect(cluster.get_absolute_url() + "#day2")
+    return redirect(operation)
+
+
+@login_required
+@require_POST
+def undo_join(request: HttpRequest, name: str, node: str) -> HttpResponse:
+    """The failed join's page and the machine's page: one button, the reset of that machine."""
+    cluster = cluster_for(request, name, OPERATE)
+    machine = get_object_or_404(cluster.nodes.select_related("cluster"), name=node)
+    try:
+        operation = undo_join_service.start_undo_join(machine, user=request.user)
+    except reset.ResetRefused as exc:
+        feedback.refused(request, exc)
+        return redirect(machine)
     return redirect(operation)
 
 

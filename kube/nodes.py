@@ -41,6 +41,8 @@ def node_row(node) -> dict:
         "roles": roles,
         "kubelet_version": info.kubelet_version if info else "",
         "internal_ip": addresses.get("InternalIP", ""),
+        # Cordoned (kubectl cordon): no new Pods are scheduled there.
+        "unschedulable": bool(node.spec.unschedulable) if node.spec else False,
         "created": node.metadata.creation_timestamp.isoformat() if node.metadata.creation_timestamp else "",
     }
 

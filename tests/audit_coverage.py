@@ -354,6 +354,16 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
             fails="operation.queued",
         )
     },
+    # Cordon, uncordon, drain: here the machine has not joined (no Node), so refused and recorded.
+    "daytwo:node-scheduling": {
+        "POST": Elsewhere(
+            "tests/unit/test_node_scheduling.py",
+            "queues a cordon, uncordon or drain of a joined machine's Node",
+            role="operator",
+            data=lambda w: {"action": "cordon"},
+            fails="operation.queued",
+        )
+    },
     "daytwo:certificates-read": {
         "POST": Elsewhere(
             DAY2_CERTS_E2E, "reads control-plane machines over SSH", role="operator", fails="operation.queued"

@@ -259,6 +259,9 @@ MATRIX: dict[str, Route] = {
     "daytwo:undo-join": Route(
         kwargs=lambda w: {"name": w.cluster.name, "node": w.node.name}, GET=POST_ONLY, POST=OPERATE_ACTION
     ),
+    "daytwo:node-scheduling": Route(
+        kwargs=lambda w: {"name": w.cluster.name, "node": w.node.name}, GET=POST_ONLY, POST=OPERATE_ACTION
+    ),
     "daytwo:certificates": Route(kwargs=_cluster, GET=TEAM_PAGE),
     "daytwo:certificates-read": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "daytwo:certificates-renew": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),

@@ -22,6 +22,7 @@ class WorkflowsConfig(AppConfig):
         from workflows.join import JOIN_CONTROL_PLANE, JOIN_WORKERS
         from workflows.readback import READ_BACK
         from workflows.reset import RESET
+        from workflows.scheduling import KINDS as SCHEDULING
         from workflows.upgrade import UPGRADE
 
         # manage.py cluster and node live with their nouns, which may not import workflows.
@@ -40,5 +41,6 @@ class WorkflowsConfig(AppConfig):
             CERTIFICATE_INVENTORY,
             RENEW_CERTIFICATES,
             READ_BACK,
+            *SCHEDULING,
         ):
             register(kind)

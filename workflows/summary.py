@@ -1,7 +1,7 @@
 """The top of the cluster page: the cluster at a glance (clusters/_summary.html, a live part).
 
-Its machines with what the API server last said of each (Ready, kubelet version, roles, from
-the last read-back), the operations in progress or the last one if it stopped, and the soonest
+Its machines with what the API server last said of each (Ready, cordoned, kubelet version,
+roles, from the last read-back; cordon, uncordon and drain for operators), the operations in progress or the last one if it stopped, and the soonest
 expiry of a certificate and of a bootstrap token. In workflows/ because it reads the machines,
 the tokens and the day-two certificate reports beside the cluster's own rows.
 """
@@ -16,9 +16,11 @@ from django.utils import timezone
 from clusters.health import Expiry, leaf_expiries
 from clusters.models import Cluster, ClusterInventory, MachineInventory
 from core.formatting import relative_text
+from nodes.models import Node
 from operations.models import Operation
 from tokens.models import BootstrapToken
 from workflows.models import CertificateReport
+from workflows.scheduling import CORDON, DRAIN, UNCORDON
 
 
 def _node_rows(cluster: Cluster, api_nodes: list[dict]) -> list[dict]:
@@ -27,9 +29,18 @@ def _node_rows(cluster: Cluster, api_nodes: list[dict]) -> list[dict]:
     by_name = {row.get("name"): row for row in api_nodes}
     rows = []
     for node in cluster.nodes.order_by("name"):
-        rows.append({"machine": node, "name": node.name, "api": by_name.pop(node.name, None)})
-    rows += [{"machine": None, "name": name, "api": row} for name, row in sorted(by_name.items())]
+        api = by_name.pop(node.name, None)
+        rows.append({"machine": node, "name": node.name, "api": api, "actions": _actions(node, api)})
+    rows += [{"machine": None, "name": name, "api": row, "actions": ()} for name, row in sorted(by_name.items())]
     return rows
+
+
+def _actions(node: Node, api: dict | None) -> tuple[str, ...]:
+    """What an operator may do to a joined machine's Node (workflows.scheduling): cordon or
+    uncordon, whichever changes it, and drain."""
+    if api is None or node.status != Node.Status.JOINED:
+        return ()
+    return (UNCORDON if api.get("unschedulable") else CORDON, DRAIN)
 
 
 def soonest_certificate(cluster: Cluster) -> Expiry | None:

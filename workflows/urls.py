@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflows import cluster_actions, views
+from workflows import cluster_actions, scheduling_views, views
 
 app_name = "daytwo"
 
@@ -23,6 +23,7 @@ urlpatterns = [
     path("backups/<int:pk>/restore/", views.snapshot_restore, name="snapshot-restore"),
     path("configuration/", views.configuration_page, name="configuration"),
     path("configuration/export/", views.configuration_export, name="configuration-export"),
+    path("nodes/<str:node>/scheduling/", scheduling_views.node_scheduling, name="node-scheduling"),
 ]
 
 # The cluster page's initialize, join and read-back, under /clusters/ in the clusters namespace (config/urls.py

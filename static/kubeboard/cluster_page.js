@@ -19,5 +19,15 @@
     if (link) { reveal(link.getAttribute("href")); }
   });
   window.addEventListener("hashchange", function () { reveal(window.location.hash); });
+  // Drain evicts Pods: asked once more (the forms come and go with the summary's live updates,
+  // so the listener sits on the document).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var button = event.submitter;
+    if (form.classList.contains("node-scheduling") && button && button.value === "drain" &&
+        !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  });
   reveal(window.location.hash);
 })();

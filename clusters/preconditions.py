@@ -69,7 +69,9 @@ def running(cluster: Cluster) -> Precondition:
 ACTIONS = {
     "day_two": running,  # the cluster page's links to the day-two pages
     "create_token": running,
-    "sync_tokens": running,
+    "sync_tokens": running,  # the Tokens page's Sync, and the scheduled sync (skipped while unmet)
+    "rotate_token": running,  # a token row's Rotate
+    "revoke_token": running,  # a token row's Revoke
     "upgrade_plan": running,
     "upgrade": running,
     "read_certificates": running,

@@ -14,6 +14,11 @@ scheduled sync that finds nothing new writes no audit record, so drift is report
 change, not once per sync. A sync someone asks for (``sync_now``: the Tokens page's Sync,
 ``manage.py token sync``) also writes one ``token.synced`` record of its own with its counts
 and outcome. Two syncs of one cluster never overlap (a lease on the ``TokenSync`` row).
+
+A cluster that cannot have an API server to ask yet (never initialized, no credentials held:
+``clusters.preconditions``, ``sync_tokens``) is not asked: the sync is skipped before any
+connection. The schedule skips it quietly (no log line, no record, the state it showed stays) and
+looks again at the normal interval; a sync someone asked for is refused with the reason.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from django.utils import timezone
 import kube
 from audit.models import AuditEvent
 from audit.services import record
+from clusters import preconditions
 from kubeadm import discovery, kubeconfig
 from kubeadm import tokens as kubeadm_tokens
 from kubeadm.errors import JWSError, KubeadmError, PinError, TokenFormatError
@@ -42,6 +48,8 @@ log = logging.getLogger(__name__)
 SYNC_INTERVAL = timedelta(minutes=5)
 SYNC_RETRY = timedelta(minutes=1)
 SYNC_LEASE = timedelta(minutes=2)
+# A sync's result when the cluster cannot be asked yet (its reason is the report's message).
+SKIPPED = "skipped"
 
 
 @dataclass
@@ -248,6 +256,12 @@ def _verify_cluster_info(cluster, report: SyncReport, *, user, now: datetime.dat
 def sync_cluster(cluster, *, user=None, now: datetime.datetime | None = None) -> SyncReport:
     """Compare the cluster's token Secrets with the rows and reconcile (see the module docstring)."""
     now = now or timezone.now()
+    ready = preconditions.check(cluster, "sync_tokens")
+    if not ready:
+        # Asking would only fail ("No route to host") at every run, and retrying cannot help until
+        # someone initializes the cluster: look again at the normal interval, not the retry's.
+        TokenSync.objects.filter(cluster=cluster).update(next_sync_at=now + SYNC_INTERVAL)
+        return SyncReport(result=SKIPPED, message=str(ready))
     try:
         state = _claim(cluster, now)
     except SyncBusy as exc:
@@ -283,7 +297,8 @@ def sync_cluster(cluster, *, user=None, now: datetime.datetime | None = None) ->
 
 def sync_now(cluster, *, user=None) -> SyncReport:
     """A sync someone asked for: ``sync_cluster`` plus one ``token.synced`` record with its
-    counts, whatever came of it (another sync running: refused; cluster unreachable: failed)."""
+    counts, whatever came of it (another sync running: refused; cluster unreachable, or one that
+    cannot be asked yet: failed, as a token create refused for that reason is)."""
     report = sync_cluster(cluster, user=user)
     if report.ok:
         outcome = AuditEvent.Outcome.SUCCESS

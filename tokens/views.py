@@ -30,7 +30,7 @@ from tokens.forms import JoinCommandForm, TokenForm, TokenPolicyForm
 from tokens.models import BootstrapToken, CertificateKey
 from tokens.panels import token_context
 from tokens.policies import TokenError, policy_for
-from tokens.sync import sync_now
+from tokens.sync import SKIPPED, sync_now
 
 ACTIVITY_LIMIT = 25
 # A person's create, rotate or delete that the cluster did not carry out is audited as failed.
@@ -47,12 +47,24 @@ def _token(cluster: Cluster, token_id: str) -> BootstrapToken:
     )
 
 
+def _refuse_unless_ready(cluster: Cluster, action: str) -> None:
+    """Refuse an action the cluster cannot carry out now (never initialized, no credentials)
+    before any connection, in the words the page shows beside the disabled button. Raised inside
+    the action's ``refusals``, it is audited as the API server's own refusal would be (failed)."""
+    ready = preconditions.check(cluster, action)
+    if not ready:
+        raise kube.ClusterNotConnectable(ready.reason, hint=ready.hint)
+
+
 @login_required
 def token_list(request: HttpRequest, name: str) -> HttpResponse:
     cluster = cluster_for(request, name, VIEW)
     context = token_context(cluster, request.user)
     context["form"] = TokenForm(cluster=cluster, policy=context["policy"])
-    context["create_token"] = preconditions.check(cluster, "create_token")
+    ready = preconditions.for_cluster(cluster)
+    # Each action the page offers, or its reason when it cannot work now (shown disabled).
+    for action in ("create_token", "sync_tokens", "rotate_token", "revoke_token"):
+        context[action] = ready[action]
     context["activity"] = AuditEvent.objects.filter(cluster=cluster, action__regex=r"^(token|certificate_key)")[
         :ACTIVITY_LIMIT
     ]
@@ -104,11 +116,9 @@ def token_create(request: HttpRequest, name: str) -> HttpResponse:
     form = TokenForm(request.POST or None, cluster=cluster, policy=policy)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        ready = preconditions.check(cluster, "create_token")
         try:
             with refusals("token.created", TokenError, failed=API_ERRORS, actor=request.user, obj=cluster):
-                if not ready:  # refused before any connection, audited as the API's refusal would be
-                    raise kube.ClusterNotConnectable(ready.reason, hint=ready.hint)
+                _refuse_unless_ready(cluster, "create_token")
                 token, full = services.create_token(
                     cluster,
                     user=request.user,
@@ -141,6 +151,7 @@ def token_rotate(request: HttpRequest, name: str, token_id: str) -> HttpResponse
     token = _token(cluster, token_id)
     try:
         with refusals("token.rotated", TokenError, failed=API_ERRORS, actor=request.user, obj=token):
+            _refuse_unless_ready(cluster, "rotate_token")
             successor, full = services.rotate_token(token, user=request.user, reason="requested in the UI")
     except (TokenError, kube.KubeAPIError) as exc:
         messages.error(request, f"Token {token.token_id} was not rotated: {exc}")
@@ -157,6 +168,7 @@ def token_delete(request: HttpRequest, name: str, token_id: str) -> HttpResponse
     reason = (request.POST.get("reason") or "").strip() or "revoked in the UI"
     try:
         with refusals("token.revoked", TokenError, failed=API_ERRORS, actor=request.user, obj=token):
+            _refuse_unless_ready(cluster, "revoke_token")
             services.delete_token(token, user=request.user, reason=reason[:200])
     except (TokenError, kube.KubeAPIError) as exc:
         messages.error(request, f"Token {token.token_id} was not revoked: {exc}")
@@ -212,6 +224,8 @@ def token_sync(request: HttpRequest, name: str) -> HttpResponse:
     if report.ok:
         summary = "; ".join(report.drift) or "no drift"
         messages.success(request, f"Synced with the cluster: {summary}.")
+    elif report.result == SKIPPED:  # the words the disabled button shows (clusters.preconditions)
+        messages.error(request, f"Nothing was synced: {report.message}")
     else:
         messages.error(request, f"Sync did not complete ({report.result}): {report.message}")
     return redirect("tokens:list", name=cluster.name)

@@ -12,9 +12,12 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from clusters.models import Cluster
+from kubeadm import pki
 from nodes.models import Node
 from tests.conftest import team_of
 from tests.factories import make_cluster
+from tests.support.kubeclusters import store_authorities
 from tokens import sweeps, vocabulary
 from tokens.models import BootstrapToken, CertificateKey
 
@@ -26,9 +29,18 @@ def admin(make_user):
     return make_user("ada", role="admin")
 
 
+@pytest.fixture(scope="module")
+def ca() -> pki.KeyPair:
+    return pki.generate_ca("kubernetes", "ECDSA-P256")
+
+
 @pytest.fixture
-def cluster(admin):
-    return make_cluster("c1", team=team_of(admin), ca_pin_hash="sha256:" + "ab" * 32)
+def cluster(admin, ca):
+    # Initialized, with the CA Kubeboard holds: Rotate and Revoke are offered only where the API
+    # server can be asked (clusters.preconditions; tests/unit/test_token_preconditions.py).
+    made = make_cluster("c1", team=team_of(admin), ca_pin_hash="sha256:" + "ab" * 32, status=Cluster.Status.RUNNING)
+    store_authorities(made, {"ca": ca})
+    return made
 
 
 def _token(cluster, token_id: str, **fields) -> BootstrapToken:

@@ -175,7 +175,13 @@ def rejoin_for(operation: Operation) -> Rejoin | None:
     undone = operation.params.get("undoes_join") if operation.kind == reset.KIND else None
     if not undone or operation.status != Operation.Status.SUCCEEDED:
         return None
-    node = Node.objects.filter(pk=operation.params.get("node_id"), status=Node.Status.NEW).first()
+    # Blank again: new, or reachable once the reset's closing machine check ran; not if it has
+    # been joined (or tried) since.
+    node = (
+        Node.objects.filter(pk=operation.params.get("node_id"))
+        .exclude(status__in=(Node.Status.JOINED, Node.Status.JOINING, Node.Status.FAILED))
+        .first()
+    )
     failed = Operation.objects.filter(pk=undone, kind__in=JOIN_KINDS).first()
     if node is None or failed is None:
         return None

@@ -9,8 +9,10 @@ machine or API server passes the test bed's route guard (tests/support/environme
   two workers joined in parallel, a second control plane with kubeadm's upload-certs;
 * ``test_commands_and_pre_seeded_control_plane``: the same through the management commands,
   the second control plane pre-seeded with the CAs from Kubeboard's custody — after a join that
-  fails its preflight on ImagePull, a new join over its leftovers, and a resume once ImagePull
-  is on the machine's ignore list (the attempts record both lists, the page shows the change).
+  fails its preflight on ImagePull, undone with its page's one button (the reset empties the
+  machine's /etc/kubernetes) and started again from the reset's page, a new join over its
+  leftovers, and a resume once ImagePull is on the machine's ignore list (the attempts record
+  both lists, the page shows the change).
 """
 
 from __future__ import annotations
@@ -304,6 +306,36 @@ def test_commands_and_pre_seeded_control_plane(stack_factory, operator, make_use
         failed = manage(*join_node2)
         assert failed.returncode == 1, failed.stdout[-4000:] + failed.stderr[-4000:]
         assert "ImagePull" in failed.stdout
+        assert sb.node(2).host_path("/etc/kubernetes/pki/ca.key").exists()
+        # The failed join's page undoes it in one click: the reset of node2 empties its
+        # /etc/kubernetes and leaves it blank; the reset's page starts the join again.
+        first = Operation.objects.filter(cluster=cluster, kind="join-control-plane").latest("pk")
+        session = logged_in_session(stack.http, session_cookie(operator))
+        first_page = f"{stack.http}/operations/{first.pk}/"
+        assert "Undo this join attempt on node2" in session.get(first_page, timeout=30).text
+        pressed = post_action(session, first_page, f"{stack.http}/clusters/beta/day2/undo-join/node2/", {})
+        undo = Operation.objects.filter(cluster=cluster, kind="reset-node").latest("pk")
+        assert pressed.url == f"{stack.http}/operations/{undo.pk}/", pressed.url
+        assert undo.params["undoes_join"] == first.pk and undo.requested_by == operator
+        wait_until(lambda: Operation.objects.get(pk=undo.pk).status not in Operation.ACTIVE_STATUSES, timeout=300,
+                   message="the undo of node2's join")  # fmt: skip
+        undo.refresh_from_db()
+        assert undo.status == Operation.Status.SUCCEEDED, (undo.error, list(undo.events.values_list("message")))
+        # No file left (kubeadm reset keeps its empty directories), as the machine check counts.
+        assert [p for p in sb.node(2).host_path("/etc/kubernetes").rglob("*") if not p.is_dir()] == []
+        assert "Join node2 again" in session.get(pressed.url, timeout=30).text
+        assert Node.objects.get(cluster=cluster, name="node2").status == Node.Status.REACHABLE  # checked again
+        again = post_action(session, pressed.url, f"{stack.http}/clusters/beta/join/", {
+            "nodes": Node.objects.get(cluster=cluster, name="node2").pk, "control_plane": "True"})  # fmt: skip
+        rejoin = Operation.objects.filter(cluster=cluster, kind="join-control-plane").latest("pk")
+        assert rejoin.pk != first.pk and again.url == f"{stack.http}/operations/{rejoin.pk}/", again.url
+        wait_until(lambda: Operation.objects.get(pk=rejoin.pk).status not in Operation.ACTIVE_STATUSES, timeout=300,
+                   message="the join started again")  # fmt: skip
+        # The blank machine passes the check; the join fails only where this test makes it fail
+        # (ImagePull is not ignored yet), writing the CA material again.
+        assert rejoin.phases.get(group="node2", name="check-machine").status == "succeeded"
+        assert not rejoin.events.filter(message__contains="written again, not mixed in").exists()
+        assert rejoin.phases.get(group="node2", name="preflight").status == "failed"
         assert sb.node(2).host_path("/etc/kubernetes/pki/ca.key").exists()
         # Those leftovers are byte for byte what a join writes: a new join is not refused by them.
         failed = manage(*join_node2)

@@ -170,10 +170,13 @@ def test_the_reset_it_started_offers_the_join_again(failed_join, operator):
     client = logged_in(operator)
     assert "Join w1 again" not in page(client, started.get_absolute_url())  # not before it succeeded
     Operation.objects.filter(pk=started.pk).update(status=Operation.Status.SUCCEEDED)
-    Node.objects.filter(pk=machine.pk).update(status=Node.Status.NEW)  # what its forget phase does
+    # What its forget phase leaves: marked new, then reachable after its machine check.
+    Node.objects.filter(pk=machine.pk).update(status=Node.Status.REACHABLE)
     html = page(client, started.get_absolute_url())
     assert "Join w1 again" in html and 'action="/clusters/web/join/"' in html
     response = client.post("/clusters/web/join/", {"nodes": str(machine.pk)})
     again = Operation.objects.filter(kind=join.WORKERS).latest("pk")
     assert response.status_code == 302 and response["Location"] == again.get_absolute_url()
     assert again.pk != failed_join.pk and again.params["nodes"] == ["w1"]
+    # Once the machine is being joined again, the reset's page offers it no more.
+    assert "Join w1 again" not in page(client, started.get_absolute_url())

@@ -26,6 +26,7 @@ VIEWPORTS = {"phone": {"width": 390, "height": 844}, "laptop": {"width": 1280, "
 PAGES = {
     "": lambda d: {},
     "login": lambda d: {},
+    "password-change": lambda d: {},
     "adopt-cluster": lambda d: {},
     "import-cluster": lambda d: {},
     "clusters:list": lambda d: {},
@@ -108,7 +109,7 @@ class Data:
         from audit.services import record
         from nodes.models import Node
         from tokens.models import BootstrapToken, CertificateKey, TokenSync
-        from workflows.models import EtcdSnapshot
+        from workflows.models import CertificateReport, EtcdSnapshot
 
         self.cluster, self.operation = cluster, operation
         self.team = Group.objects.get(name="platform")
@@ -174,6 +175,34 @@ class Data:
                 "last_drift_at": now,
                 "drift": [f"bootstrap-token-{'q' * 6} in the cluster, unknown to Kubeboard: {cluster.ca_pin_hash}"],
             },
+        )
+        # A control plane's certificates as read back: the certificates page's timeline and table.
+        CertificateReport.objects.create(
+            node=self.checked,
+            collected_at=now,
+            rows=[
+                {
+                    "name": name,
+                    "path": f"/etc/kubernetes/pki/{name}.crt",
+                    "source": "cert",
+                    "kind": "leaf",
+                    "subject": name,
+                    "issuer": "CN=kubernetes",
+                    "not_before": now.isoformat(),
+                    "fingerprint": "ab" * 32,
+                    "ca": "ca",
+                    "not_after": (now + timedelta(days=days)).isoformat(),
+                    "days_left": days,
+                    "warning": warning,
+                    "kubeadm_expires": (now + timedelta(days=days)).isoformat(),
+                    "custody": "issued by the cluster CA Kubeboard holds",
+                    "dns": [long_host, "kubernetes.default.svc.cluster.local"],
+                    "ips": ["10.96.0.1", "fd00:0000:0000:0000:0000:0000:0000:0001"],
+                    "serial": "7f" * 16,
+                    "drift": [f"the SANs differ from the configuration: {long_host}"] if warning else [],
+                }
+                for name, days, warning in (("apiserver", 364.9, ""), ("apiserver-kubelet-client", 6.5, "7"))
+            ],
         )
         snapshot = EtcdSnapshot.objects.create(cluster=cluster, status=EtcdSnapshot.Status.AVAILABLE)
         pm._store_snapshot(snapshot, b"not really an etcd database")

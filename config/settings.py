@@ -69,6 +69,8 @@ MIDDLEWARE = [
     # Correlation id, actor, address and user agent for every audit record of the request.
     "audit.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After a one-time password, every page leads to the password change form until it is changed.
+    "teams.middleware.PasswordChangeRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.SecurityHeadersMiddleware",
     # Cache-Control: no-store on the responses that carry a secret or a backup (the list is there).

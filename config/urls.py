@@ -7,6 +7,7 @@ from clusters import urls as cluster_urls
 from core import admin as core_admin
 from core import health
 from core.login_forms import AdminLoginForm, LoginForm
+from teams import views as teams_views
 from workflows import adoption_views
 from workflows import urls as workflow_urls
 from workflows import views as workflow_views
@@ -19,6 +20,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="clusters:list", permanent=False)),
     path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", teams_views.PasswordChange.as_view(), name="password-change"),
     path("clusters/adopt/", adoption_views.adopt, name="adopt-cluster"),
     path("clusters/import/", workflow_views.import_cluster, name="import-cluster"),
     # The clusters namespace: the noun's own routes and the cluster page's initialize and join,

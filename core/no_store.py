@@ -31,6 +31,7 @@ NO_STORE_ROUTES = frozenset(
         "adopt-cluster",
         "import-cluster",
         "login",
+        "password-change",
     }
 )
 

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.models import Group
 from django.contrib.auth.validators import UnicodeUsernameValidator
 
 from core.models import TeamRole
+from core.secret_forms import SecretFieldsMixin
 
 
 class TeamForm(forms.Form):
@@ -49,3 +51,10 @@ class UserForm(forms.Form):
         queryset=Group.objects.order_by("name"), required=False, empty_label="no team yet", label="Team"
     )
     role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.VIEWER, label="Role in that team")
+
+
+class OwnPasswordForm(SecretFieldsMixin, PasswordChangeForm):
+    """Django's change of one's own password; after a mistake no password is sent back, and
+    each one typed says to type it again."""
+
+    secret_fields = ("old_password", "new_password1", "new_password2")

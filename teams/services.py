@@ -15,6 +15,7 @@ from audit.services import record, refusals
 from audit.snapshot import snapshot
 from core.models import TeamMembership, TeamRole
 from core.permissions import ADMIN, can_in_team, can_manage_accounts
+from teams.accounts import require_password_change
 from teams.names import clash_message, clashing_team
 
 
@@ -186,6 +187,8 @@ def _create_user(username: str, *, user, team: Group | None, role: str) -> tuple
     try:
         with transaction.atomic():
             account = accounts.objects.create_user(username=username, password=password)
+            # The superuser saw this password: its owner replaces it at first login.
+            require_password_change(account)
             record(
                 "user.created",
                 actor=user,

@@ -7,19 +7,21 @@ tokens.views); the page is never stored by a browser (core.no_store)."""
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 
 from core import encryption
 from core.models import TeamMembership
 from core.permissions import ADMIN, VIEW, can_in_team, can_manage_accounts, teams_for
-from teams import services
-from teams.forms import MemberForm, RoleForm, TeamForm, UserForm
+from teams import accounts, services
+from teams.forms import MemberForm, OwnPasswordForm, RoleForm, TeamForm, UserForm
 
 # The session key under which a new account's password waits, encrypted, for its one showing.
 NEW_ACCOUNT = "teams.new_account"
@@ -169,3 +171,26 @@ def member_remove(request: HttpRequest, pk: int, member: int) -> HttpResponse:
     if not teams_for(request.user, VIEW).filter(pk=team.pk).exists():
         return redirect("teams:list")
     return redirect("teams:detail", pk=team.pk)
+
+
+class PasswordChange(auth_views.PasswordChangeView):
+    """A user's own password (Django's form: the old one, the new one twice, the validators).
+    Required before anything else after a one-time password (teams.middleware)."""
+
+    form_class = OwnPasswordForm
+    template_name = "registration/password_change.html"
+    success_url = reverse_lazy("clusters:list")
+
+    def get_context_data(self, **kwargs) -> dict:
+        return super().get_context_data(**kwargs) | {"required": bool(self.request.session.get(accounts.MUST_CHANGE))}
+
+    def form_valid(self, form) -> HttpResponse:
+        accounts.change_own_password(form)
+        # This browser stays logged in; the user's other sessions were ended by the new password.
+        update_session_auth_hash(self.request, form.user)
+        self.request.session.pop(accounts.MUST_CHANGE, None)
+        messages.success(self.request, "Your password was changed.")
+        return redirect(self.get_success_url())
+
+    def form_invalid(self, form) -> HttpResponse:
+        return self.render_to_response(self.get_context_data(form=form), status=400)

@@ -148,6 +148,18 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
         )
     },
     "logout": {"POST": Audited("auth.logout")},
+    # One's own password: the old one, then the new one twice; the record names the user, no password.
+    "password-change": {
+        "POST": Audited(
+            "user.password_changed",
+            setup=_login_password,
+            data=lambda w: {
+                "old_password": "right-password-123",
+                "new_password1": "a-new-password-456",
+                "new_password2": "a-new-password-456",
+            },
+        )
+    },
     "clusters:create": {
         "POST": Audited(
             ("cluster.created", "operation.queued"),

@@ -192,6 +192,8 @@ MATRIX: dict[str, Route] = {
     "": Route(GET=ALL_REDIRECT),
     "login": Route(GET=S(200, 200, 200, 200, 200, 200), POST=S(200, 200, 200, 200, 200, 200)),
     "logout": Route(GET=S(405, 405, 405, 405, 405, 405), POST=S(LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN)),
+    # One's own password: every signed-in user; an empty form is shown again with its mistakes.
+    "password-change": Route(GET=LOGGED_IN_PAGE, POST=S(LOGIN, 400, 400, 400, 400, 400)),
     "healthz": Route(GET=S(200, 200, 200, 200, 200, 200)),
     # Ready or not depends on live workers' heartbeats, not on the user: public either way.
     "readyz": Route(GET=S(*[either(200, 503)] * 6)),

@@ -151,7 +151,17 @@ def _run_route(key: str, method: str, entry) -> None:
     _no_secret_recorded(data, before, f"{method} {key}")
 
 
-SECRET_FIELDS = ("kubeconfig_text", "password", "ssh_private_key", "ssh_password", "ssh_key_passphrase", "token")
+SECRET_FIELDS = (
+    "kubeconfig_text",
+    "password",
+    "old_password",
+    "new_password1",
+    "new_password2",
+    "ssh_private_key",
+    "ssh_password",
+    "ssh_key_passphrase",
+    "token",
+)
 
 
 def _no_secret_recorded(data: dict, since: int, what: str) -> None:

@@ -96,6 +96,15 @@ SECRET_RESPONSES: list[tuple[str, str | None, str, Any, Any, int]] = [
     ("import-cluster", "operator", "POST", None, lambda w: {"name": "x", "text": "bootstrapTokens: []"}, 400),
     ("login", None, "GET", None, None, 200),
     ("login", None, "POST", None, lambda w: {"username": "blue-admin", "password": "not-the-password"}, 200),
+    ("password-change", "viewer", "GET", None, None, 200),
+    (
+        "password-change",
+        "viewer",
+        "POST",
+        None,
+        lambda w: {"old_password": "not-the-password", "new_password1": "a", "new_password2": "b"},
+        400,
+    ),
     # Django's own password forms (its admin is never cached)
     (
         "admin:auth_user_add",

@@ -305,9 +305,41 @@ def test_every_page_fits_the_window_without_console_errors(stack_factory, make_u
         lambda message: console.append(f"console {message.type}: {message.text}") if message.type == "error" else None,
     )
     page.on("pageerror", lambda error: console.append(f"script error: {error}"))
-    # The console says only "Failed to load resource: 404": name the resource.
-    page.on("response", lambda r: console.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None)
+    # The console says only "Failed to load resource: 404": name the resource (the page's own status is checked below).
+    page.on(
+        "response",
+        lambda r: (
+            console.append(f"HTTP {r.status} for {r.url}")
+            if r.status >= 400 and r.request.resource_type != "document"
+            else None
+        ),
+    )
     page.add_init_script(CSP_LISTENER)
+    problems: list[str] = []
+
+    def check(key: str, path: str, viewport: str) -> None:
+        console.clear()
+        response = page.goto(f"{stack.http}{path}")
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(300)  # htmx and the page scripts start after load
+        where = f"{key} {path} at {viewport} {VIEWPORTS[viewport]['width']}px"
+        if response is None or response.status >= 400:
+            problems.append(f"{where}: HTTP {response.status if response else 'no response'}")
+        widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        if widths[0] > widths[1]:
+            widest = page.evaluate(WIDEST_ELEMENT)
+            problems.append(f"{where}: {widths[0]} px wide in a {widths[1]} px window; sticking out: {widest}")
+            page.screenshot(path=str(tmp_path / f"{viewport}-{key.replace(':', '-') or 'root'}.png"), full_page=True)
+        if viewport == "phone":
+            problems.extend(f"{where}: {found}" for _, script in READABLE if (found := page.evaluate(script)))
+        violations = page.evaluate("window.__csp || []")
+        problems.extend(f"{where}: CSP violation: {v}" for v in violations)
+        # A violation is also logged to the console; the listener's line says more (element, sample).
+        problems.extend(f"{where}: {line}" for line in console if not (violations and "Content Security" in line))
+
+    for viewport, size in VIEWPORTS.items():  # the login page as a visitor sees it, before logging in
+        page.set_viewport_size(size)
+        check("login (logged out)", reverse("login"), viewport)
     log_in(page, stack.http, "root", "pw-root")
     page.wait_for_url("**/clusters/")
 
@@ -316,29 +348,8 @@ def test_every_page_fits_the_window_without_console_errors(stack_factory, make_u
 
     visits = [(key or "/", url(key, kwargs(data))) for key, kwargs in PAGES.items()]
     visits += [(f"{key} ({label})", url(key, kwargs(data))) for label, key, kwargs in VARIANTS]
-    problems: list[str] = []
     for viewport, size in VIEWPORTS.items():
         page.set_viewport_size(size)
         for key, path in visits:
-            console.clear()
-            response = page.goto(f"{stack.http}{path}")
-            page.wait_for_load_state("load")
-            page.wait_for_timeout(300)  # htmx and the page scripts start after load
-            where = f"{key} {path} at {viewport} {size['width']}px"
-            if response is None or response.status >= 400:
-                problems.append(f"{where}: HTTP {response.status if response else 'no response'}")
-            widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-            if widths[0] > widths[1]:
-                widest = page.evaluate(WIDEST_ELEMENT)
-                problems.append(f"{where}: {widths[0]} px wide in a {widths[1]} px window; sticking out: {widest}")
-                page.screenshot(
-                    path=str(tmp_path / f"{viewport}-{key.replace(':', '-') or 'root'}.png"), full_page=True
-                )
-            if viewport == "phone":
-                problems += [f"{where}: {found}" for _, script in READABLE if (found := page.evaluate(script))]
-            violations = page.evaluate("window.__csp || []")
-            problems += [f"{where}: CSP violation: {v}" for v in violations]
-            problems += [
-                f"{where}: {line}" for line in console if "Content Security Policy" not in line or not violations
-            ]
+            check(key, path, viewport)
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)

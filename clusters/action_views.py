@@ -29,10 +29,10 @@ def engine_settings(request: HttpRequest, name: str) -> HttpResponse:
     form = EngineSettingsForm(request.POST, instance=cluster)
     if not form.is_valid():
         feedback.form_errors(request, form)
-        return back_to_cluster(cluster, "overview")
+        return back_to_cluster(cluster, "engine-settings")
     save_engine_settings(form, user=request.user)
     messages.success(request, "Settings saved; they apply to the next initialize or join.")
-    return back_to_cluster(cluster, "overview")
+    return back_to_cluster(cluster, "engine-settings")
 
 
 @login_required
@@ -42,7 +42,7 @@ def admin_kubeconfig(request: HttpRequest, name: str) -> HttpResponse:
     form = KubeconfigForm(request.POST)
     if not form.is_valid():
         feedback.form_errors(request, form)
-        return back_to_cluster(cluster, "overview")
+        return back_to_cluster(cluster, "admin-kubeconfig")
     try:
         # Refused (no CA key here) or failed on the way: audited as the issue it was not.
         with refusals(
@@ -55,7 +55,7 @@ def admin_kubeconfig(request: HttpRequest, name: str) -> HttpResponse:
             text = apiaccess.issue_admin_kubeconfig(cluster, user=request.user, ttl=form.cleaned_ttl())
     except kube.KubeAPIError as exc:
         feedback.refused(request, exc)
-        return back_to_cluster(cluster, "overview")
+        return back_to_cluster(cluster, "admin-kubeconfig")
     response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{cluster.name}-admin.conf"'
     return response

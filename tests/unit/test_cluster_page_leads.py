@@ -281,3 +281,16 @@ def test_the_list_shows_each_clusters_health_without_a_query_per_cluster(client,
     assert "— · 1 machine" in quiet_row, "nothing read back yet: the machines counted"
     assert "in 13 months" in quiet_row and "CA ca" in quiet_row
     assert f'href="/operations/{upgrade.pk}/"' in quiet_row and "status-running" in quiet_row
+
+
+def test_a_saved_setting_comes_back_to_its_open_section(client, people):
+    """The settings' forms moved into collapsed sections: their answers point at them (the page's
+    script opens the <details> that holds the target)."""
+    cluster = ready_cluster(people)
+    client.force_login(people["operator"])
+    response = client.post(
+        f"/clusters/{cluster.name}/engine-settings/",
+        {"ignore_preflight_errors": "", "join_parallelism": 2, "control_plane_join_method": "pre-seed"},
+    )
+    assert response.status_code == 302 and response.url == "/clusters/lead/#engine-settings"
+    assert '<details class="engine-settings" id="engine-settings">' in page(client, people["operator"], cluster)

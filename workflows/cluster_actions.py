@@ -46,7 +46,7 @@ def join(request: HttpRequest, name: str) -> HttpResponse:
     form = JoinForm(request.POST, cluster=cluster)
     if not form.is_valid():
         feedback.form_errors(request, form)
-        return back_to_cluster(cluster, "nodes")
+        return back_to_cluster(cluster, "join-actions")
     control_plane = form.cleaned_data["control_plane"]
     try:
         operation = start_join(
@@ -59,7 +59,7 @@ def join(request: HttpRequest, name: str) -> HttpResponse:
         )
     except (JoinRefused, OperationStateError) as exc:
         feedback.refused(request, exc)
-        return back_to_cluster(cluster, "nodes")
+        return back_to_cluster(cluster, "join-actions")
     return redirect(operation)
 
 

@@ -190,7 +190,7 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
             CLUSTER_E2E,
             "needs a running control plane and machines",
             role="operator",
-            data=lambda w: {"nodes": [w.node.pk], "parallelism": 1},
+            data=lambda w: {"nodes": [w.node.pk], "control_plane": "True"},  # n1 is a control plane
             fails="operation.queued",
         )
     },

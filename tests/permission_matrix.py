@@ -133,7 +133,8 @@ def build_world() -> World:
         public_key_pem="x",
         private_key="k",
     )
-    node = Node.objects.create(cluster=cluster, name="n1", address="10.0.0.21")
+    # A control plane: Initialize offers only machines of that role.
+    node = Node.objects.create(cluster=cluster, name="n1", address="10.0.0.21", role=Node.Role.CONTROL_PLANE)
     operation = Operation.objects.create(cluster=cluster, kind="prepare-identity", status=Operation.Status.FAILED)
     token = BootstrapToken.objects.create(cluster=cluster, token_id="abcdef", secret="0123456789abcdef")
     certificate_key = CertificateKey.objects.create(

@@ -296,6 +296,12 @@ def _run_command(name: str, entry) -> None:
         if getattr(entry, "outcome", "success") == "success":
             raise
         message = str(exc)
+    except SystemExit as exc:
+        # A read-only command that refuses (e.g. the upgrade plan of a cluster never initialized)
+        # exits non-zero after printing why; what it wrote is checked all the same.
+        if not isinstance(entry, ac.ReadOnly):
+            raise
+        message = f"exit {exc.code}"
     else:
         message = "exit 0"
     _check(entry, before, f"manage.py {name} ({message})")

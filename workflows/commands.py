@@ -131,8 +131,8 @@ def run_cluster(command, action: str, **options) -> None:
 def _print_plan(out, plan: upgrade.UpgradePlan) -> None:
     """Like the page: the versions, then either the refusal (its reasons and what to do, exit 2)
     or what will change and in which order."""
-    if not plan.blocked:
-        out.write(f"refused: {plan.blocked}")
+    if not plan.precondition:
+        out.write(f"refused: {plan.precondition}")
         sys.exit(REFUSED)
     out.write(f"[upgrade/versions] Cluster version: {plan.current or 'unknown'}")
     out.write(f"[upgrade/versions] {plan.policy}")

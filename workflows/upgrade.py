@@ -101,7 +101,7 @@ class UpgradePlan:
     warnings: list[str] = field(default_factory=list)
     api_error: str = ""
     # Why nothing can be planned at all (the cluster is not initialized …): the page shows only this.
-    blocked: preconditions.Precondition = preconditions.MET
+    precondition: preconditions.Precondition = preconditions.MET
     # What the machines' kubeadm means for the target when no kubeadm package command is set.
     kubeadm_note: str = ""
 
@@ -212,13 +212,13 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
     """What an upgrade to ``target`` would do, and why it would be refused (``refusals``).
 
     A cluster that cannot have an upgrade (not initialized …) is not asked anything: the plan is
-    ``blocked`` with that reason, and no connection is made."""
+    ``precondition`` unmet with that reason, and no connection is made."""
     tools = settings_for(cluster)
     planes, workers = ordered_nodes(cluster)
     target, target_problem = resolve_target(target)
     if state is None:
-        blocked = preconditions.check(cluster, "upgrade_plan")
-        if not blocked:
+        precondition = preconditions.check(cluster, "upgrade_plan")
+        if not precondition:
             return UpgradePlan(
                 cluster=cluster,
                 current="",
@@ -228,8 +228,8 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
                 components=[],
                 nodes=[],
                 order=[],
-                refusals=[Refusal(blocked.reason, blocked.hint)],
-                blocked=blocked,
+                refusals=[Refusal(precondition.reason, precondition.hint)],
+                precondition=precondition,
             )
     api_error, api_refusal = "", None
     if state is None:
@@ -393,8 +393,8 @@ def start_upgrade(cluster, target: str, *, user=None, batch_size: int | None = N
     if batch_size is not None and not 1 <= batch_size <= 50:
         raise UpgradeRefused("workers upgraded at once must be between 1 and 50")
     plan = build_plan(cluster, target)
-    if not plan.blocked:
-        raise UpgradeRefused(plan.blocked.reason, hint=plan.blocked.hint)
+    if not plan.precondition:
+        raise UpgradeRefused(plan.precondition.reason, hint=plan.precondition.hint)
     if plan.refusals:
         raise UpgradeRefused("; ".join(r.message for r in plan.refusals), hint="; ".join(plan.way_forward))
     if not plan.target:

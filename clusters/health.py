@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 
 from django.db.models import Count, Min, OuterRef, QuerySet, Subquery
-from django.utils.dateparse import parse_datetime
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from clusters.models import CertificateAuthority, MachineInventory
 from operations.models import Operation
@@ -51,10 +52,24 @@ def leaf_expiries(rows: Iterable[dict], node: str) -> list[Expiry]:
     for row in rows:
         if row.get("kind") not in ("leaf", "kubeconfig") or str(row.get("path", "")).endswith("kubelet.conf"):
             continue
-        at = parse_datetime(row.get("not_after") or "")
+        at = _instant(row.get("not_after") or "")
         if at is not None:
             found.append(Expiry(f"{row.get('name') or row.get('path')} on {node}", at))
     return found
+
+
+def _instant(text: str) -> datetime | None:
+    """A row's ``not_after``: kubeadm.readback writes an ISO time in UTC with its offset; a time
+    without one, or a bare date, is read as UTC."""
+    try:
+        at = parse_datetime(text)
+        if at is None and (day := parse_date(text)) is not None:
+            at = datetime.combine(day, time())
+    except ValueError:  # well-formed but impossible, e.g. month 13
+        return None
+    if at is not None and timezone.is_naive(at):
+        at = timezone.make_aware(at, UTC)
+    return at
 
 
 def _operation_fields() -> dict:

@@ -294,3 +294,25 @@ def test_a_saved_setting_comes_back_to_its_open_section(client, people):
     )
     assert response.status_code == 302 and response.url == "/clusters/lead/#engine-settings"
     assert '<details class="engine-settings" id="engine-settings">' in page(client, people["operator"], cluster)
+
+
+def test_expiries_read_every_shape_of_not_after():
+    """kubeadm.readback writes ISO times with their offset; rows without one (or a bare date) are
+    UTC, and a row that is no time is left out, never an error on the cluster list."""
+    from datetime import UTC, datetime
+
+    from clusters.health import leaf_expiries
+
+    rows = [
+        {"name": "apiserver", "kind": "leaf", "not_after": "2027-12-06T10:00:00+00:00"},
+        {"name": "front-proxy-client", "kind": "leaf", "not_after": "2027-12-06T10:00:00"},
+        {"name": "etcd-server", "kind": "leaf", "not_after": "2027-12-06"},
+        {"name": "bad", "kind": "leaf", "not_after": "2027-13-45"},
+        {"name": "ca", "kind": "ca", "not_after": "2035-01-01T00:00:00+00:00"},
+        {"name": "kubelet", "kind": "kubeconfig", "path": "/etc/kubernetes/kubelet.conf", "not_after": "2026-01-01"},
+    ]
+    assert [(e.what, e.at) for e in leaf_expiries(rows, "cp1")] == [
+        ("apiserver on cp1", datetime(2027, 12, 6, 10, tzinfo=UTC)),
+        ("front-proxy-client on cp1", datetime(2027, 12, 6, 10, tzinfo=UTC)),
+        ("etcd-server on cp1", datetime(2027, 12, 6, tzinfo=UTC)),
+    ]

@@ -128,3 +128,18 @@ def test_anyone_changes_their_own_password_from_the_header(make_user):
     record = AuditEvent.objects.get(action="user.password_changed")
     assert record.details == {"username": "vera", "required": False, "via": "password page"}
     assert NEW_PASSWORD not in _records_text() and "pw-vera" not in _records_text()
+
+
+def test_a_password_from_reset_password_must_be_changed_too(root):
+    """``manage.py reset_password`` prints the new password on a terminal: like a one-time password
+    from the Teams page, it leads to the change form at its first login."""
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("reset_password", "root", stdout=out)
+    printed = out.getvalue().split("password: ")[1].split()[0]
+    client, landed = _log_in("root", printed)
+    assert landed.redirect_chain[-1][0] == "/password/" and REQUIRED in landed.content.decode()
+    assert client.get("/clusters/")["Location"] == "/password/"

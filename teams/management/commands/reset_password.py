@@ -8,12 +8,14 @@ from django.db import transaction
 
 from audit.context import audit_context
 from audit.services import record
+from teams.accounts import require_password_change
 
 
 class Command(BaseCommand):
     help = (
         "Set a new random password for USERNAME (default: the first superuser) and print it once. "
-        "Audited (never the password); also lifts a login lockout for that user."
+        "Audited (never the password); also lifts a login lockout for that user. "
+        "The new password must be changed at its first login."
     )
 
     def add_arguments(self, parser) -> None:
@@ -33,13 +35,15 @@ class Command(BaseCommand):
         with audit_context(source="command:reset_password"), transaction.atomic():
             user.set_password(password)
             user.save(update_fields=["password"])
+            # Printed on a terminal, so someone else may have seen it: its owner replaces it first.
+            require_password_change(user)
             record("user.password_reset", obj=user, details={"username": user.username, "via": "command"})
         self._lift_lockout(user.username)
         self.stdout.write(
             "\n".join(
                 [
                     "",
-                    f"  New password for {user.username} (shown only this once):",
+                    f"  New password for {user.username} (shown only this once; changed at the first login):",
                     f"    username: {user.username}",
                     f"    password: {password}",
                     "",

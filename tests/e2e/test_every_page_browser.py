@@ -6,6 +6,7 @@ A failure names the page, the viewport and the widest element that sticks out (a
 the violation with the element and directive. ``test_every_url_pattern_is_crawled`` keeps the
 list whole: a new URL pattern must be added to PAGES, or to NOT_PAGES with the reason it is not
 an HTML page (downloads, JSON, fragments); POST-only actions are read from the permission matrix.
+Of Django's admin (its own URL patterns), the index and each registered model's list are crawled.
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ NOT_PAGES = {
     "operations:log-text": "download (text)",
     "audit:export": "download (CSV or JSON lines)",
 }
+
+
+def admin_pages() -> list[tuple[str, str]]:
+    """The admin's list of each registered model: Django's own screens, with Kubeboard's audited
+    mixin and the CSP; the index is in PAGES."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    names = sorted(
+        f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist" for model in admin.site._registry
+    )
+    return [(name, reverse(name)) for name in names]
 
 
 def post_only_actions() -> set[str]:
@@ -348,6 +361,7 @@ def test_every_page_fits_the_window_without_console_errors(stack_factory, make_u
 
     visits = [(key or "/", url(key, kwargs(data))) for key, kwargs in PAGES.items()]
     visits += [(f"{key} ({label})", url(key, kwargs(data))) for label, key, kwargs in VARIANTS]
+    visits += admin_pages()
     for viewport, size in VIEWPORTS.items():
         page.set_viewport_size(size)
         for key, path in visits:

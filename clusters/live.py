@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 
+from clusters import nodestatus
 from clusters.models import Cluster
 from clusters.panels import LIVE_PARTS, base_context
 
@@ -33,7 +34,8 @@ class Update:
 
 def clusters() -> QuerySet:
     """Clusters with the values the live parts' versions read from the cluster's own row."""
-    fields: dict = {}
+    # The live Node status's claim columns: a poll tells whether a refresh is due for no query.
+    fields: dict = nodestatus.fields()
     for part in LIVE_PARTS:
         if part.fields:
             fields |= import_string(part.fields)()

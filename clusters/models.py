@@ -158,6 +158,17 @@ class ClusterInventory(models.Model):
     # [{"name", "ready", "roles", "kubelet_version", "internal_ip", "created"}]
     api_nodes = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
+    # The live Node status (clusters.nodestatus): the Nodes read again while a cluster page is
+    # open, at most once per NODE_STATUS_REFRESH_SECONDS, kept apart from the read-back above
+    # so "Read back 3 min ago" stays true. The summary shows whichever of the two is newer.
+    refreshed_nodes = models.JSONField(default=list, blank=True)  # node_row()s, like api_nodes
+    refreshed_at = models.DateTimeField(null=True, blank=True)  # when that successful read started
+    refresh_changed_at = models.DateTimeField(null=True, blank=True)  # when refreshed_nodes last differed
+    refresh_error = models.TextField(blank=True)  # the last refresh's failure; empty after a success
+    # The claim: set by the one process whose conditional UPDATE wins (refreshes are spaced from
+    # refresh_claimed_at; the lease stops a second one while one runs or waits in the queue).
+    refresh_claimed_at = models.DateTimeField(null=True, blank=True)
+    refresh_lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "cluster inventories"

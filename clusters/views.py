@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 
-from clusters import live
+from clusters import live, nodestatus
 from clusters.forms import ClusterForm, DeleteClusterForm
 from clusters.health import health, with_health
 from clusters.models import Cluster
@@ -70,6 +70,9 @@ def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
 def cluster_live(request: HttpRequest, name: str) -> HttpResponse:
     """The page's poll (every 1.5 s): nothing when no live part changed, else only the changed parts."""
     cluster = get_object_for(request.user, VIEW, live.clusters(), name=name)
+    # An open page keeps the summary's Node status live: at most one refresh per cluster per
+    # interval, queued by whichever poll claims it first (no query when none is due).
+    nodestatus.request_refresh(cluster)
     update = live.changes(cluster, request.user, request.GET)
     if update is None:
         return HttpResponse(status=204)

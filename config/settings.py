@@ -327,6 +327,10 @@ EVENT_MESSAGE_MAX_CHARS = int(os.environ.get("KUBEBOARD_EVENT_MESSAGE_MAX_CHARS"
 OPERATION_QUEUE_TIMEOUT_SECONDS = int(os.environ.get("KUBEBOARD_OPERATION_QUEUE_TIMEOUT_SECONDS", "60"))
 # How often a running operation looks for a cancel request (the phase sees cancel_event then).
 OPERATION_CANCEL_POLL_SECONDS = float(os.environ.get("KUBEBOARD_OPERATION_CANCEL_POLL_SECONDS", "0.5"))
+# While a cluster page is open, its Nodes are read again from the API server at most this often
+# (one worker task per cluster, whatever the number of viewers and processes: clusters.nodestatus);
+# 0 turns the live Node status off (the summary then shows the last read-back).
+NODE_STATUS_REFRESH_SECONDS = float(os.environ.get("KUBEBOARD_NODE_STATUS_REFRESH_SECONDS", "15"))
 # How many times an operation interrupted inside idempotent phases is resumed automatically.
 OPERATION_AUTO_RESUME_LIMIT = int(os.environ.get("KUBEBOARD_OPERATION_AUTO_RESUME_LIMIT", "2"))
 # Extra modules that register operation kinds when the operations app starts (comma-separated).

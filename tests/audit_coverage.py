@@ -585,6 +585,11 @@ TASKS: dict[str, Audited | ReadOnly | Elsewhere] = {
         "no sync is due in the world", call=lambda w: __import__("tokens.tasks").tasks.sync_due()
     ),
     "tokens.tasks.sync_cluster": Elsewhere(CLUSTER_E2E, "reads a live cluster"),
+    "clusters.tasks.refresh_nodes": ReadOnly(
+        "reads the Nodes for the cluster page's summary (a stale claim here: it does nothing); "
+        "tests/unit/test_node_status.py and tests/e2e/test_engine_cluster.py prove what it stores",
+        call=lambda w: __import__("clusters.tasks").tasks.refresh_nodes(w.cluster.pk, "2000-01-01T00:00:00+00:00"),
+    ),
     "operations.tasks.run_operation": Elsewhere("tests/unit/test_operation_pipeline.py", "runs phases"),
     "workflows.tasks.due": ReadOnly(
         "no schedule or policy is due in the world (tests/unit/test_day2_units.py proves they start operations)",

@@ -1,7 +1,8 @@
 """The top of the cluster page: the cluster at a glance (clusters/_summary.html, a live part).
 
-Its machines with what the API server last said of each (Ready, cordoned, kubelet version,
-roles, from the last read-back; cordon, uncordon and drain for operators), the operations in progress or the last one if it stopped, and the soonest
+Its machines with what the API server says of each (Ready, cordoned, kubelet version, roles:
+read again while the page is open, clusters.nodestatus, or else the last read-back; cordon,
+uncordon and drain for operators), the operations in progress or the last one if it stopped, and the soonest
 expiry of a certificate and of a bootstrap token. In workflows/ because it reads the machines,
 the tokens and the day-two certificate reports beside the cluster's own rows.
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Min, OuterRef, Subquery
+from django.db.models import F, Min, OuterRef, Subquery
 from django.utils import timezone
 
+from clusters import nodestatus
 from clusters.health import Expiry, leaf_expiries
 from clusters.models import Cluster, ClusterInventory, MachineInventory
 from core.formatting import relative_text
@@ -73,9 +75,16 @@ def cluster_summary(cluster: Cluster) -> dict:
     inventory = ClusterInventory.objects.filter(cluster=cluster).first()
     operations = cluster.operations.select_related("requested_by").order_by("-created_at", "-id")
     latest = operations.first()
+    api_nodes, read_at, refreshed = nodestatus.shown_nodes(inventory)
+    every = nodestatus.interval() if nodestatus.may_run(cluster) else None
     return {
-        "summary_nodes": _node_rows(cluster, inventory.api_nodes if inventory else []),
+        "summary_nodes": _node_rows(cluster, api_nodes),
         "summary_inventory": inventory,
+        "summary_read_at": read_at,
+        "summary_refreshed": refreshed,
+        # Read again while the page is open (clusters.nodestatus), or only at read-backs.
+        "summary_refresh_seconds": every.total_seconds() if every and inventory else None,
+        "summary_refresh_error": inventory.refresh_error if inventory and every else "",
         "summary_running": list(operations.filter(status__in=Operation.ACTIVE_STATUSES)),
         "summary_stopped": latest if latest is not None and latest.is_resumable else None,
         "summary_certificate": soonest_certificate(cluster),
@@ -88,16 +97,34 @@ def panel(cluster: Cluster, user) -> dict:
 
 
 def fields() -> dict:
-    """The soonest token expiry, read with the cluster's row: its "in 3 h" moves with the clock."""
+    """The soonest token expiry, read with the cluster's row: its "in 3 h" moves with the clock.
+    And the live Node status's columns (clusters.nodestatus): a refresh that found the Nodes
+    changed, or could not read them, changes the version."""
     now = timezone.now()
     tokens = BootstrapToken.objects.filter(
         cluster=OuterRef("pk"), status=BootstrapToken.Status.ACTIVE, expires_at__gt=now
     ).order_by()
     soonest = tokens.values("cluster").annotate(soonest=Min("expires_at")).values("soonest")
-    return {"live_soonest_token": Subquery(soonest)}
+    return {
+        "live_soonest_token": Subquery(soonest),
+        "live_refreshed_at": F("inventory__refreshed_at"),
+        "live_refresh_changed_at": F("inventory__refresh_changed_at"),
+        "live_refresh_error": F("inventory__refresh_error"),
+    }
 
 
 def version(cluster: Cluster) -> tuple:
     """Machines, operations, tokens and the read-back are in the versions of the parts this one is
-    listed after (clusters.panels.LIVE_PARTS); the clock moves the token's countdown."""
-    return (cluster.live_soonest_token, relative_text(cluster.live_soonest_token))
+    listed after (clusters.panels.LIVE_PARTS); the clock moves the token's countdown.
+
+    Of the live Node status: when the refreshed Nodes last differed, the failure, and which of
+    the read-back and the refresh is newer (the one shown; the read-back's "3 min ago" is in the
+    inventory's version): not the refresh's own time, which moves at every refresh while nothing
+    shown changes."""
+    return (
+        cluster.live_soonest_token,
+        relative_text(cluster.live_soonest_token),
+        cluster.live_refresh_changed_at,
+        cluster.live_refresh_error,
+        nodestatus.refresh_is_newer(cluster.live_refreshed_at, cluster.live_inventory_collected_at),
+    )

@@ -77,3 +77,30 @@ def test_reaper_and_runner_never_write_the_same_sequence_number():
     assert operation.status == Operation.Status.INTERRUPTED
     assert operation.last_seq == seqs[-1]
     assert Event.objects.filter(operation=operation, kind=Event.Kind.STATUS, data__status="interrupted").count() == 1
+
+
+def test_the_live_node_status_is_refreshed_by_one_of_many_pollers():
+    """clusters.nodestatus: pages polling in several processes at once, each having read the
+    cluster's row (a refresh due) before any claimed it: one claim, one task queued."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_q.models import OrmQ
+
+    from clusters import live, nodestatus
+    from clusters.models import Cluster, ClusterInventory
+    from kubeadm import pki
+    from tests.support.kubeclusters import store_authorities
+
+    cluster = make_cluster("polled", status=Cluster.Status.RUNNING)
+    store_authorities(cluster, {"ca": pki.generate_ca("kubernetes", "ECDSA-P256")})
+    ClusterInventory.objects.create(cluster=cluster, collected_at=timezone.now() - timedelta(minutes=3))
+    rows = [live.clusters().get(pk=cluster.pk) for _ in range(8)]
+    assert all(row.live_refresh_claimed_at is None for row in rows), "every poller sees it due"
+
+    queued = in_threads(8, lambda index: nodestatus.request_refresh(rows[index]))
+    assert queued.count(True) == 1, queued
+    # The embedded broker (bin/test's passes run without Redis): the queue is a table.
+    tasks = [q.task["args"] for q in OrmQ.objects.all() if q.task.get("func") == nodestatus.TASK]
+    inventory = ClusterInventory.objects.get(cluster=cluster)
+    assert tasks == [(cluster.pk, inventory.refresh_lease_until.isoformat())]

@@ -23,6 +23,7 @@ import re
 import ssl
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -167,6 +168,119 @@ def manage(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     )
 
 
+LIVE_REFRESH_SECONDS = 2
+
+
+def summary_row(html: str, node: str) -> str:
+    summary = re.search(r'<section class="card summary" id="summary".*?</section>', html, re.S)
+    assert summary, "the page or poll answer has the summary"
+    row = re.search(rf'<tr data-node="{node}">.*?</tr>', summary[0], re.S)
+    assert row, f"the summary lists {node}"
+    return row[0]
+
+
+def unschedulable(cluster: Cluster, node: str) -> bool:
+    return {row["name"]: row["unschedulable"] for row in kube.list_nodes(cluster)}[node]
+
+
+def pods_on(cluster: Cluster, node: str) -> list:
+    import kubernetes.client
+
+    with kube.client.connect(cluster, f"list Pods on {node}") as client:
+        return (
+            kubernetes.client.CoreV1Api(client)
+            .list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}")
+            .items
+        )
+
+
+def cordon_drain_uncordon_and_live_status(stack, session, page: str, key: str, cluster: Cluster) -> None:
+    """The summary's Cordon, Drain and Uncordon on a joined worker, posted as its buttons do, against
+    the real API server and hollow kubelet; then a Node changed behind Kubeboard's back shows on
+    the open page by the live refresh alone (clusters.nodestatus, run by the stack's worker)."""
+    import kubernetes.client
+
+    scheduling = f"{page}day2/nodes/node2/scheduling/"
+
+    def run_action(action: str) -> list[dict]:
+        before = set(Operation.objects.filter(cluster=cluster, kind=action).values_list("pk", flat=True))
+        response = post_action(session, page, scheduling, {"action": action})
+        operation = Operation.objects.filter(cluster=cluster, kind=action).exclude(pk__in=before).get()
+        assert response.url.endswith(operation.get_absolute_url()), response.url
+        return watch(stack, operation, key)
+
+    # A Pod the drain must evict (bare, bound to node2 as the scheduler would), beside the
+    # kube-proxy DaemonSet Pod a drain leaves, as kubectl drain --ignore-daemonsets does.
+    with kube.client.connect(cluster, "create a Pod on node2") as client:
+        kubernetes.client.CoreV1Api(client).create_namespaced_pod(
+            "default",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "drain-me"},
+                "spec": {
+                    "nodeName": "node2",
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}],
+                },
+            },
+        )
+
+    events = run_action("cordon")
+    assert any("Cordoned node2" in e["message"] for e in events)
+    assert unschedulable(cluster, "node2"), "the Node is unschedulable in the API server"
+    row = summary_row(session.get(page, timeout=30).text, "node2")
+    assert "SchedulingDisabled" in row and 'value="uncordon"' in row, row
+
+    events = run_action("drain")
+    said = [e["message"] for e in events]
+    assert "Evicting pod default/drain-me" in said, said
+    assert any(m.startswith("Drained node2: ") for m in said), said
+    left = pods_on(cluster, "node2")
+    assert "drain-me" not in {pod.metadata.name for pod in left}
+    assert all(
+        any(ref.kind == "DaemonSet" for ref in pod.metadata.owner_references or [])
+        or "kubernetes.io/config.mirror" in (pod.metadata.annotations or {})
+        for pod in left
+    ), [pod.metadata.name for pod in left]
+    assert not any("kube-proxy" in m and "Evicting" in m for m in said), "DaemonSet Pods stay"
+    assert unschedulable(cluster, "node2")
+
+    run_action("uncordon")
+    assert not unschedulable(cluster, "node2"), "schedulable again"
+    html = session.get(page, timeout=30).text
+    row = summary_row(html, "node2")
+    assert "SchedulingDisabled" not in row and 'value="cordon"' in row, row
+
+    # Live: node3 cordoned with the Kubernetes client directly, no Kubeboard action; the open
+    # page's poll (as htmx sends it, with the page's versions) shows it within the interval.
+    from tests.support.live import page_versions
+
+    versions = page_versions(html)
+    assert "SchedulingDisabled" not in summary_row(html, "node3")
+    # (Scheduled sweeps may write token records meanwhile; an action would queue an operation.)
+    actions = Operation.objects.count(), AuditEvent.objects.filter(action__startswith="operation.").count()
+    with kube.client.connect(cluster, "cordon node3 by hand") as client:
+        kubernetes.client.CoreV1Api(client).patch_node("node3", {"spec": {"unschedulable": True}})
+    changed_at = time.monotonic()
+    shown = None
+    while shown is None and time.monotonic() - changed_at < 60:
+        answer = session.get(f"{page}live/", params=versions, timeout=30)
+        assert answer.status_code in (200, 204), answer.status_code
+        if answer.status_code == 200:
+            versions |= page_versions(answer.text)
+            if 'id="summary"' in answer.text and "SchedulingDisabled" in summary_row(answer.text, "node3"):
+                shown = time.monotonic() - changed_at
+        time.sleep(0.5)  # the page polls every second; twice as often here, to time it closely
+    assert shown is not None, stack.logs()[-3000:]
+    # Within the interval, plus the poll, the queue's look (0.1 s) and one list of the Nodes.
+    assert shown <= LIVE_REFRESH_SECONDS + 3, shown
+    assert "Kubernetes status live from the API server" in session.get(page, timeout=30).text
+    after = Operation.objects.count(), AuditEvent.objects.filter(action__startswith="operation.").count()
+    assert after == actions, "no Kubeboard action"
+
+
 def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, operator):
     with blank_machines("kbtbj2", "10.213.72.0/24", 4) as sb:
         cluster = ready_cluster(
@@ -180,7 +294,9 @@ def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, ope
         cp1, worker1, worker2, cp2 = (
             add_machine(cluster, sb, i, user=operator, control_plane=i in (1, 4)) for i in (1, 2, 3, 4)
         )
-        stack = stack_factory()
+        # The summary's live Node status is asked for every 2 s here (15 s by default), so the
+        # hand-made cordon below must show within seconds.
+        stack = stack_factory(KUBEBOARD_NODE_STATUS_REFRESH_SECONDS=str(LIVE_REFRESH_SECONDS))
         key = session_cookie(operator)
         session = logged_in_session(stack.http, key)
         page = f"{stack.http}/clusters/alpha/"
@@ -263,6 +379,8 @@ def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, ope
         assert_ready_nodes(cluster, {"node1": True, "node2": False, "node3": False, "node4": True})
         assert etcd_members(sb) == 2
         assert_inventory(cp2)
+
+        cordon_drain_uncordon_and_live_status(stack, session, page, key, cluster)
 
         # Every token in the cluster is one Kubeboard made (kubeadm invented none).
         from tokens.sync import sync_cluster

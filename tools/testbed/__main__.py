@@ -1,4 +1,4 @@
-"""CLI: python -m tools.testbed up|down|status|ssh|runner.
+"""CLI: python -m tools.testbed up|down|status|ssh|runner|artifacts.
 
 Examples (as root, from the repository root)::
 
@@ -8,6 +8,8 @@ Examples (as root, from the repository root)::
     python -m tools.testbed ssh 1 -- hostname      # guarded SSH to node1
     python -m tools.testbed runner 1               # start the static-pod runner on node1
     python -m tools.testbed down                   # remove everything
+    python -m tools.testbed up --nodes 2 --bare    # blank machines with private roots (issue 19)
+    python -m tools.testbed artifacts /srv/set     # air-gapped artifact set from the cached binaries
 
 The sandbox's name and subnet default to ``$KUBEBOARD_TESTBED_NAME`` and
 ``$KUBEBOARD_TESTBED_SUBNET`` (else kbtb and 10.213.0.0/24): a walkthrough's commands
@@ -57,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         "--runner", action="store_true", help="start the static-pod runner (+ hollow kubelet) on every node"
     )
     up.add_argument("--init", action="store_true", help="also run `kubeadm init` on node1 (implies --runner)")
+    up.add_argument(
+        "--bare",
+        action="store_true",
+        help="blank machines (issue 19): a private root per node, no kubeadm/kubelet/kubectl/crictl/containerd, "
+        "the systemctl test double; to be prepared (not with --runner/--init)",
+    )
     sub.add_parser("down", parents=[common], help="remove the sandbox completely")
     st = sub.add_parser("status", parents=[common], help="show sandboxes and leftovers")
     st.add_argument("--json", action="store_true")
@@ -65,12 +73,24 @@ def main(argv: list[str] | None = None) -> int:
     ssh.add_argument("command", nargs=argparse.REMAINDER)
     rn = sub.add_parser("runner", parents=[common], help="start the static-pod runner on a node")
     rn.add_argument("node", type=int)
+    sub.add_parser(
+        "artifacts", add_help=False, help="write an air-gapped artifact set: artifacts DIR [--version vX.Y.Z]"
+    )
+    if (argv if argv is not None else sys.argv[1:])[:1] == ["artifacts"]:
+        from tools.testbed import artifacts
+
+        return artifacts.main((argv if argv is not None else sys.argv[1:])[1:])
     args = parser.parse_args(argv)
 
     try:
         if args.cmd == "up":
+            if args.bare and (args.runner or args.init):
+                raise SandboxError(
+                    "--bare machines start blank: their runner is their init (started by up); prepare them, "
+                    "then kubeadm init/join (no --runner/--init)"
+                )
             bins = find_binaries() if (args.runner or args.init) else None
-            sb = Sandbox(name=args.name, subnet=args.subnet, size=args.nodes).up()
+            sb = Sandbox(name=args.name, subnet=args.subnet, size=args.nodes, bare=args.bare).up()
             if bins is not None:
                 kubelet = os.access(bins / "kubemark", os.X_OK)
                 for node in sb.nodes:

@@ -33,6 +33,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -310,11 +311,216 @@ class HollowKubelet:
             self.container.stop()
 
 
+class Service:
+    """One unit the systemctl test double started (runner ``--systemd``, bare nodes).
+
+    ExecStartPre lines run first (a leading ``-`` ignores their failure), then ExecStart under
+    supervision: restarted per ``Restart=`` (always / on-failure) after ``RestartSec=``. A
+    ``Type=notify`` unit gets a NOTIFY_SOCKET and is *active* only once it sent READY=1, as
+    under systemd, so ``systemctl start containerd`` returns when containerd serves.
+    """
+
+    def __init__(self, name: str, log_dir: Path) -> None:
+        from tools.testbed import systemctl as sd
+
+        self.name = name
+        self.unit = sd.load_unit(name)
+        self.log_dir = log_dir
+        self.notify = self.unit.last("Service", "Type", "simple") == "notify"
+        self.restart = self.unit.last("Service", "Restart", "no")
+        self.ready = not self.notify
+        self.failed = ""
+        self.sock: socket.socket | None = None
+        commands = self.unit.command("ExecStart")
+        if not commands:
+            raise ValueError(f"{name} ({self.unit.path}) has no ExecStart")
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **self.unit.environment()}
+        if self.notify:
+            path = Path(sd.STATE) / f"notify-{name}.sock"
+            path.unlink(missing_ok=True)
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(str(path))
+            self.sock.setblocking(False)
+            env["NOTIFY_SOCKET"] = str(path)
+        for pre in self.unit.command("ExecStartPre"):
+            ignore = pre[0] == "-"
+            argv = pre[1:] if ignore else pre
+            try:
+                code = subprocess.run(argv, env=env, capture_output=True, check=False).returncode
+            except OSError as exc:
+                code = 127
+                log(f"{name}: ExecStartPre {shlex.join(argv)}: {exc}")
+            if code != 0 and not ignore:
+                raise ValueError(f"{name}: ExecStartPre {shlex.join(argv)} exited with {code}")
+        argv = commands[-1]
+        argv = argv[1:] if argv[0] == "-" else argv
+        grace = float(re.sub(r"s$", "", self.unit.last("Service", "TimeoutStopSec", str(MAX_GRACE))) or MAX_GRACE)
+        self.container = Container(
+            pod="systemd",
+            name=name,
+            argv=argv,
+            env=env,
+            workdir=self.unit.last("Service", "WorkingDirectory", "/"),
+            log_path=log_dir / f"{name}.log",
+            grace=min(grace, MAX_GRACE),
+        )
+        self.container.start()
+
+    def check(self) -> None:
+        c = self.container
+        if self.sock is not None:
+            try:
+                while True:
+                    msg = self.sock.recv(4096).decode(errors="replace")
+                    if "READY=1" in msg.split("\n"):
+                        self.ready = True
+                        log(f"{self.name}: READY=1")
+            except BlockingIOError:
+                pass
+        if c.proc is not None and c.proc.poll() is not None:
+            code = c.proc.returncode
+            if self.restart == "no" or (self.restart == "on-failure" and code == 0):
+                self.failed = "" if code == 0 else f"exited with {code}"
+                log(f"{self.name} exited with {code} (Restart={self.restart}: not restarted)")
+                c.proc = None
+                c.next_start = float("inf")
+                return
+            self.ready = not self.notify
+        c.check()
+
+    def state(self) -> str:
+        if self.failed:
+            return "failed"
+        if self.container.proc is None:
+            return "activating" if self.container.next_start != float("inf") else "inactive"
+        return "active" if self.ready else "activating"
+
+    def pid(self) -> int | None:
+        return self.container.proc.pid if self.container.proc is not None else None
+
+    def stop(self) -> None:
+        self.container.stop()
+        self.container.next_start = float("inf")
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class Services:
+    """The node's init on a bare node: acts on what the systemctl test double asks for.
+
+    ``/run/testbed/systemd/<unit>.want`` (written by the double) says start / restart / stop
+    with a sequence number; this writes ``<unit>.status`` (state, main PID, the sequence
+    number it acted on) so the double can wait for the job and answer is-active/status.
+    ``kubelet.service`` runs the hollow kubelet (kubemark) from the unit's ExecStart binary,
+    once kubeadm has configured it, like HollowKubelet below; its real command line is logged.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        from tools.testbed import systemctl as sd
+
+        self.sd = sd
+        self.log_dir = log_dir
+        self.services: dict[str, Service] = {}
+        self.kubelet: HollowKubelet | None = None
+        self.kubelet_on = False
+        self.acted: dict[str, int] = {}
+        self.notes: dict[str, str] = {}
+        sd.STATE.mkdir(parents=True, exist_ok=True)
+
+    def act(self, name: str, action: str) -> None:
+        self.notes.pop(name, None)
+        if name == "kubelet.service":
+            if action in ("stop", "restart") and self.kubelet is not None:
+                self.kubelet.stop()
+                self.kubelet.container = None
+            self.kubelet_on = action in ("start", "restart")
+            if self.kubelet_on:
+                unit = self.sd.load_unit(name)
+                commands = unit.command("ExecStart")
+                if not commands:
+                    self.notes[name] = f"{unit.path} has no ExecStart"
+                    self.kubelet_on = False
+                    return
+                binary = Path(commands[-1][0].lstrip("-"))
+                log(f"kubelet.service: unit command {shlex.join(commands[-1])}; runs the hollow kubelet {binary}")
+                if self.kubelet is None:
+                    self.kubelet = HollowKubelet(binary, self.log_dir)
+                self.kubelet.kubemark = binary
+            return
+        current = self.services.pop(name, None)
+        if current is not None:
+            current.stop()
+        if action in ("start", "restart"):
+            try:
+                self.services[name] = Service(name, self.log_dir)
+            except (ValueError, OSError) as exc:
+                log(f"{name}: cannot start: {exc}")
+                self.notes[name] = str(exc)
+
+    def state(self, name: str) -> tuple[str, int | None]:
+        if name == "kubelet.service":
+            if not self.kubelet_on:
+                return ("failed" if name in self.notes else "inactive"), None
+            c = self.kubelet.container if self.kubelet is not None else None
+            if c is not None and c.proc is not None and c.proc.poll() is None:
+                return "active", c.proc.pid
+            return "activating", None  # waiting for kubeadm's configuration, as kubelet crash-loops
+        if name in self.notes:
+            return "failed", None
+        svc = self.services.get(name)
+        if svc is None:
+            return "inactive", None
+        return svc.state(), svc.pid()
+
+    def check(self) -> None:
+        for want_path in sorted(self.sd.STATE.glob("*.want")):
+            name = want_path.name[: -len(".want")]
+            want = self.sd.read_json(want_path)
+            seq = int(want.get("seq", 0))  # type: ignore[call-overload]
+            if self.acted.get(name) != seq:
+                log(f"systemctl {want.get('action')} {name} (#{seq})")
+                self.act(name, str(want.get("action")))
+                self.acted[name] = seq
+        for svc in self.services.values():
+            svc.check()
+        if self.kubelet is not None and self.kubelet_on:
+            self.kubelet.check()
+        for name, seq in self.acted.items():
+            state, pid = self.state(name)
+            status_path = self.sd.STATE / f"{name}.status"
+            old = self.sd.read_json(status_path)
+            # A notify unit's start is answered once it is ready (or failed), like systemd's job.
+            answered = seq if state != "activating" or name == "kubelet.service" else old.get("seq", 0)
+            new = {
+                "state": state,
+                "pid": pid,
+                "seq": answered,
+                "since": old.get("since") if old.get("state") == state else time.time(),
+                "note": self.notes.get(name, ""),
+            }
+            if new != old:
+                self.sd.write_json(status_path, new)
+
+    def stop(self) -> None:
+        if self.kubelet is not None:
+            self.kubelet.stop()
+        for svc in self.services.values():
+            svc.stop()
+
+
 class Runner:
     def __init__(
-        self, manifests: Path, bin_dir: Path, cache_root: Path, log_dir: Path, kubelet: HollowKubelet | None = None
+        self,
+        manifests: Path,
+        bin_dir: Path,
+        cache_root: Path,
+        log_dir: Path,
+        kubelet: HollowKubelet | None = None,
+        services: Services | None = None,
     ) -> None:
         self.kubelet = kubelet
+        self.services = services
         self.manifests = manifests
         self.bin_dir = bin_dir
         self.cache_root = cache_root
@@ -473,6 +679,8 @@ class Runner:
                 c.check()
         if self.kubelet is not None:
             self.kubelet.check()
+        if self.services is not None:
+            self.services.check()
 
     def stop_orphans(self) -> None:
         if not CHILDREN.exists():
@@ -501,10 +709,13 @@ class Runner:
         log(f"watching {self.manifests} (bin dir {self.bin_dir}, logs {self.log_dir}, pid {os.getpid()})")
         while not self.stopping:
             self.scan()
-            time.sleep(1.0)
+            # As the node's init it answers systemctl jobs quicker than it rescans manifests.
+            time.sleep(0.25 if self.services is not None else 1.0)
         log("stopping all static pods")
         if self.kubelet is not None:
             self.kubelet.stop()
+        if self.services is not None:
+            self.services.stop()
         for pod in self.pods.values():
             pod.stop()
         log("stopped")
@@ -521,9 +732,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kubelet", action="store_true", help="also act as the kubelet service with kubemark's hollow kubelet"
     )
+    parser.add_argument(
+        "--systemd",
+        action="store_true",
+        help="also be the node's init for the systemctl test double (bare nodes: containerd, kubelet units)",
+    )
     args = parser.parse_args(argv)
     kubelet = HollowKubelet(args.bin_dir / "kubemark", args.log_dir) if args.kubelet else None
-    Runner(args.manifests, args.bin_dir, args.cache_root, args.log_dir, kubelet).run()
+    services = Services(args.log_dir) if args.systemd else None
+    Runner(args.manifests, args.bin_dir, args.cache_root, args.log_dir, kubelet, services).run()
     return 0
 
 

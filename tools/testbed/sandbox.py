@@ -49,6 +49,29 @@ PRIVATE_DIRS = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/run")
 # `kubeadm` / `kubelet` "upgrades the package" on that node only (the runner's hollow kubelet
 # follows PACKAGES_BIN/kubelet too). Empty on a new sandbox: the release's bin dir serves.
 PACKAGES_BIN = "/run/testbed/bin"
+# What a bare machine must not have on its PATH (issue 19: the machines start blank). Each one
+# the host has is removed from the node's private root: its Debian package purged there by
+# dpkg (so the node's package database does not claim it either), or the file deleted (the
+# overlay records a whiteout), never on the host.
+BARE_ABSENT = (
+    "kubeadm",
+    "kubelet",
+    "kubectl",
+    "crictl",
+    "containerd",
+    "containerd-shim-runc-v2",
+    "ctr",
+    "runc",
+)
+BARE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# On a bare node these are bind mounts of node directories on the host's ext4 rather than
+# directories of the overlay: containerd's overlayfs snapshotter cannot put its upper layers on
+# an overlayfs (the kernel refuses overlayfs as an upper filesystem), and a real machine's
+# /var/lib/containerd is on a disk filesystem too.
+BARE_PRIVATE_DIRS = ("/var/lib/containerd",)
+# The systemctl test double's unit state (tools/testbed/systemctl.py, runner --systemd).
+SYSTEMD_STATE = "/run/testbed/systemd"
+EMPTY_SWAPS = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # interface names are <= 15 chars
 
 
@@ -147,9 +170,26 @@ class Node:
     def dir(self) -> Path:
         return self.sandbox.state_dir / self.name
 
+    @property
+    def bare(self) -> bool:
+        return self.sandbox.bare
+
+    @property
+    def rootfs(self) -> Path:
+        """A bare node's private root: ``upper`` and ``work`` of its overlay over /."""
+        return self.dir / "rootfs"
+
+    @property
+    def root(self) -> Path:
+        """The node's whole filesystem as its processes see it, from the host: the root of its
+        sshd (``/proc/PID/root``). On a bare node that is the private root; read files there,
+        and write them over SSH or with ``exec`` as the node would."""
+        pid = int(self.host_path("/run/sshd.pid").read_text().split()[0])
+        return Path(f"/proc/{pid}/root")
+
     def host_path(self, node_path: str) -> Path:
         """Where a node-private path (under PRIVATE_DIRS) lives on the host."""
-        for private in PRIVATE_DIRS:
+        for private in PRIVATE_DIRS + (BARE_PRIVATE_DIRS if self.bare else ()):
             if node_path == private or node_path.startswith(private + "/"):
                 rest = node_path[len(private) :].lstrip("/")
                 return self.dir / "root" / private.strip("/").replace("/", "-") / rest
@@ -229,11 +269,13 @@ class Node:
         """Run a shell command on the node over SSH, as Kubeboard would."""
         return run(self.ssh_command(command), check=check, timeout=timeout)
 
-    def start_runner(self, bin_dir: Path, kubelet: bool = False) -> int:
+    def start_runner(self, bin_dir: Path, kubelet: bool = False, systemd: bool = False) -> int:
         """Start the static-pod runner for this node; returns its PID.
 
         With ``kubelet=True`` it also plays the kubelet service, running
-        kubemark's hollow kubelet once kubeadm has configured it.
+        kubemark's hollow kubelet once kubeadm has configured it. With ``systemd=True`` (bare
+        nodes, started by ``up``) it is the node's init instead: it runs the services the
+        systemctl test double starts (containerd.service, kubelet.service).
         """
         pidfile = self.dir / "runner.pid"
         if pidfile.exists() and _alive(int(pidfile.read_text())):
@@ -252,7 +294,8 @@ class Node:
                 "--log-dir",
                 str(self.dir / "logs"),
             ]
-            + (["--kubelet"] if kubelet else []),
+            + (["--kubelet"] if kubelet else [])
+            + (["--systemd"] if systemd else []),
             self.dir / "logs" / "runner.log",
             env=env,
         )
@@ -270,6 +313,9 @@ class Sandbox:
     nodes: list[Node] = field(default_factory=list)
     # Put first on PATH in SSH sessions (default: the selected release's cache).
     bin_dir: Path = field(default_factory=default_bin_dir)
+    # Blank machines (issue 19): a private root per node (an overlay over /), none of
+    # BARE_ABSENT on the PATH, the systemctl test double, the runner as the node's init.
+    bare: bool = False
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -376,6 +422,7 @@ class Sandbox:
                     "size": self.size,
                     "pid": os.getpid(),
                     "created": time.time(),
+                    "bare": self.bare,
                 }
             )
         )
@@ -403,6 +450,10 @@ class Sandbox:
         self.known_hosts.write_text("".join(known))
         for node in self.nodes:
             self._wait_ssh(node)
+        if self.bare:
+            for node in self.nodes:
+                # The node's init (systemd's part): runs what the systemctl double starts.
+                node.start_runner(self.bin_dir, systemd=True)
         say(f"testbed: sandbox {self.name} up: " + ", ".join(f"{n.name}={n.address}" for n in self.nodes))
 
     @property
@@ -464,20 +515,23 @@ class Sandbox:
             "127.0.0.1 localhost\n::1 localhost ip6-localhost\n"
             + "".join(f"{n.address} {n.name}\n" for n in self.nodes)
         )
-        binds = " && ".join(
-            [f"mount --bind {node.host_path(p)} {p}" for p in PRIVATE_DIRS] + [f"mount --bind {hosts} /etc/hosts"]
-        )
-        run(
-            [
-                "nsenter",
-                f"--mount={node.mnt_ns}",
-                f"--uts={node.uts_ns}",
-                "--",
-                "sh",
-                "-c",
-                f"{binds} && hostname {node.name}",
-            ]
-        )
+        if self.bare:
+            self._make_private_root(node, hosts)
+        else:
+            binds = " && ".join(
+                [f"mount --bind {node.host_path(p)} {p}" for p in PRIVATE_DIRS] + [f"mount --bind {hosts} /etc/hosts"]
+            )
+            run(
+                [
+                    "nsenter",
+                    f"--mount={node.mnt_ns}",
+                    f"--uts={node.uts_ns}",
+                    "--",
+                    "sh",
+                    "-c",
+                    f"{binds} && hostname {node.name}",
+                ]
+            )
 
         # sshd inside the node, key-only.
         hostkey = node.dir / "ssh_host_ed25519_key"
@@ -497,13 +551,129 @@ class Sandbox:
             "PrintMotd no\n"
             "UseDNS no\n"
             "Subsystem sftp internal-sftp\n"
-            # Sessions find kubeadm/kubectl/etcdctl as on a provisioned machine; a package
-            # installed on this node alone (PACKAGES_BIN, node-private) comes first.
-            f"SetEnv PATH={PACKAGES_BIN}:{self.node_bin}:{self.bin_dir}:"
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+            + (
+                # A bare machine's PATH is a Debian default: what it runs is what was installed
+                # in its private root.
+                f"SetEnv PATH={BARE_PATH}\n"
+                if self.bare
+                # Sessions find kubeadm/kubectl/etcdctl as on a provisioned machine; a package
+                # installed on this node alone (PACKAGES_BIN, node-private) comes first.
+                else f"SetEnv PATH={PACKAGES_BIN}:{self.node_bin}:{self.bin_dir}:{BARE_PATH}\n"
+            )
         )
         node.exec(["/usr/sbin/sshd", "-t", "-f", str(cfg)])
         node.exec(["/usr/sbin/sshd", "-f", str(cfg), "-E", str(node.dir / "sshd.log")])
+
+    def _make_private_root(self, node: Node, hosts: Path) -> None:
+        """Give a bare node a root of its own: an overlay whose lower layer is the host's / and
+        whose upper layer is ``node.rootfs/upper``, made the root of the node's mount namespace
+        with pivot_root. Everything the node writes (packages in /usr, /etc, /opt, /var, its
+        dpkg database) lands in the upper layer; the host's files are never written. sshd,
+        every SSH session and the runner live in that root.
+
+        Kernel state that is not per network namespace is shielded where a blank machine's
+        preparation would touch it: /proc/sys is read-only except /proc/sys/net (per netns:
+        ip_forward, bridge-nf-call-*), /proc/swaps shows no swap and /etc/fstab is the node's
+        own, so `swapoff -a` finds nothing of the host's to switch off.
+        """
+        rootfs = node.rootfs
+        upper, work, merged = rootfs / "upper", rootfs / "work", rootfs / "merged"
+        for d in (upper, work, merged):
+            d.mkdir(parents=True, exist_ok=True)
+        for private in BARE_PRIVATE_DIRS:
+            node.host_path(private).mkdir(parents=True, exist_ok=True)
+        # Files a blank machine has of its own, laid into the upper layer before mounting.
+        (upper / "etc").mkdir(exist_ok=True)
+        (upper / "etc" / "fstab").write_text(
+            "# /etc/fstab of a bare test-bed machine (node-private): no swap, nothing to mount\n"
+        )
+        (upper / "etc" / "hostname").write_text(f"{node.name}\n")
+        # root's shell start-up files as Debian installs them: the host's own (which put Go,
+        # pyenv or cargo on PATH, and may run slow rehashes) are not a blank machine's.
+        (upper / "root").mkdir(exist_ok=True)
+        for dot in ("bashrc", "profile"):
+            shutil.copyfile(f"/usr/share/base-files/dot.{dot}", upper / "root" / f".{dot}")
+        systemctl = upper / "usr" / "bin" / "systemctl"
+        systemctl.parent.mkdir(parents=True, exist_ok=True)
+        # The systemctl TEST DOUBLE (systemd cannot run as these namespaces' init; see
+        # tools/README.md): it hands units to the node's runner (runner.py --systemd).
+        systemctl.write_text(
+            "#!/bin/sh\n# Kubeboard test bed: systemctl TEST DOUBLE (tools/testbed/systemctl.py)\n"
+            f'PYTHONPATH={REPO_ROOT} exec {sys.executable} -m tools.testbed.systemctl "$@"\n'
+        )
+        systemctl.chmod(0o755)
+        swaps = rootfs / "swaps"
+        swaps.write_text(EMPTY_SWAPS)
+        purge, remove = self._bare_absent()
+
+        m = str(merged)
+        steps = [
+            f"mount -t overlay kubeboard-{self.name}-{node.name} -o lowerdir=/,upperdir={upper},workdir={work} {m}",
+            f"mount --rbind /dev {m}/dev",
+            f"mount -t proc proc {m}/proc",
+            # Non-network sysctls are the host's kernel: read-only. /proc/sys/net shows the
+            # reading process's network namespace, i.e. the node's own values: writable.
+            f"mount --bind {m}/proc/sys {m}/proc/sys",
+            f"mount -o remount,bind,ro {m}/proc/sys",
+            f"mount --bind {m}/proc/sys/net {m}/proc/sys/net",
+            f"mount -o remount,bind,rw {m}/proc/sys/net",
+            f"mount --bind {swaps} {m}/proc/swaps",
+            f"mount --rbind /sys {m}/sys",
+        ]
+        for private in PRIVATE_DIRS + BARE_PRIVATE_DIRS:
+            steps += [f"mkdir -p {m}{private}", f"mount --bind {node.host_path(private)} {m}{private}"]
+        steps += [
+            f"mount --bind {hosts} {m}/etc/hosts",
+            # The sandbox's state (sshd config, keys, logs) stays the host's live directory.
+            f"mkdir -p {m}{self.state_dir}",
+            f"mount --bind {self.state_dir} {m}{self.state_dir}",
+            f"cd {m}",
+            "mkdir -p .oldroot",
+            "pivot_root . .oldroot",
+            "cd /",
+            "umount -l /.oldroot",
+            "rmdir /.oldroot",
+            f"hostname {node.name}",
+        ]
+        run(
+            [
+                "nsenter",
+                f"--net=/run/netns/{node.netns}",
+                f"--mount={node.mnt_ns}",
+                f"--uts={node.uts_ns}",
+                "--",
+                "sh",
+                "-ec",
+                " && ".join(steps),
+            ]
+        )
+        if purge:
+            # The host's packages of these binaries, purged from the node's own dpkg database
+            # (their files go with them, from the upper layer's view only).
+            node.exec(["dpkg", "--purge", "--force-depends", "--force-remove-essential", *purge])
+        if remove:
+            node.exec(["rm", "-f", *remove])
+
+    def _bare_absent(self) -> tuple[list[str], list[str]]:
+        """(packages to purge, unpackaged files to delete) so that no BARE_ABSENT name is on a
+        bare node's PATH. Read from the host without changing it (dpkg -S only reads)."""
+        packages: set[str] = set()
+        files = []
+        for directory in BARE_PATH.split(":"):
+            for name in BARE_ABSENT:
+                path = os.path.join(directory, name)
+                if not os.path.lexists(path):
+                    continue
+                owner = run(["dpkg", "-S", path], check=False)
+                if owner.returncode == 0:
+                    packages.add(owner.stdout.split(":", 1)[0].strip())
+                real = os.path.realpath(path)
+                if owner.returncode != 0 and real != path:
+                    owner = run(["dpkg", "-S", real], check=False)
+                    if owner.returncode == 0:
+                        packages.add(owner.stdout.split(":", 1)[0].strip())
+                files.append(path)
+        return sorted(packages), files
 
     def _wait_ssh(self, node: Node, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -687,5 +857,5 @@ def load(name: str) -> Sandbox:
     meta = STATE_ROOT / name / "meta.json"
     if meta.exists():
         data = json.loads(meta.read_text())
-        return Sandbox(name=name, subnet=data["subnet"], size=data["size"])
+        return Sandbox(name=name, subnet=data["subnet"], size=data["size"], bare=bool(data.get("bare")))
     return Sandbox(name=name)

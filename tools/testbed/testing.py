@@ -65,13 +65,16 @@ def assert_no_traces(sb: Sandbox) -> None:
 
 
 @contextmanager
-def sandbox(name: str, subnet: str, size: int = 1, bin_dir: Path | None = None) -> Iterator[Sandbox]:
+def sandbox(
+    name: str, subnet: str, size: int = 1, bin_dir: Path | None = None, bare: bool = False
+) -> Iterator[Sandbox]:
     """A sandbox that is torn down (and checked) even when the test fails. ``bin_dir``: the
-    release whose binaries the nodes' SSH sessions find first (default: the selected one)."""
+    release whose binaries the nodes' SSH sessions find first (default: the selected one).
+    ``bare``: blank machines with private roots (issue 19)."""
     sb = (
-        Sandbox(name=name, subnet=subnet, size=size)
+        Sandbox(name=name, subnet=subnet, size=size, bare=bare)
         if bin_dir is None
-        else Sandbox(name=name, subnet=subnet, size=size, bin_dir=bin_dir)
+        else Sandbox(name=name, subnet=subnet, size=size, bin_dir=bin_dir, bare=bare)
     )
     try:
         yield sb.up()

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "tokens",
     "operations",
     "teams",
+    "artifacts",
     "workflows",
 ]
 
@@ -331,6 +332,19 @@ OPERATION_CANCEL_POLL_SECONDS = float(os.environ.get("KUBEBOARD_OPERATION_CANCEL
 # (one worker task per cluster, whatever the number of viewers and processes: clusters.nodestatus);
 # 0 turns the live Node status off (the summary then shows the last read-back).
 NODE_STATUS_REFRESH_SECONDS = float(os.environ.get("KUBEBOARD_NODE_STATUS_REFRESH_SECONDS", "15"))
+# Machine preparation (issue 19). Air-gapped artifact sets are kept here, one directory per set.
+ARTIFACTS_DIR = Path(os.environ.get("KUBEBOARD_ARTIFACTS_DIR", DATA_DIR / "artifacts"))
+# The largest set an import or upload accepts (an upload is streamed to disk, never held in memory).
+ARTIFACT_MAX_BYTES = int(os.environ.get("KUBEBOARD_ARTIFACT_MAX_BYTES", str(4 * 1024**3)))
+# Machines a Prepare operation works on at once (each its own SSH connection and thread).
+PREPARE_MAX_PARALLEL = int(os.environ.get("KUBEBOARD_PREPARE_MAX_PARALLEL", "6"))
+# How long apt-get waits for a package-manager lock another process holds before it fails.
+PREPARE_LOCK_WAIT_SECONDS = int(os.environ.get("KUBEBOARD_PREPARE_LOCK_WAIT_SECONDS", "120"))
+# How long a started containerd has to answer on its socket.
+PREPARE_RUNTIME_START_SECONDS = float(os.environ.get("KUBEBOARD_PREPARE_RUNTIME_START_SECONDS", "30"))
+# The directory that stands for / on every machine Prepare touches: "/" on real machines. A test
+# bed whose machines share this host's root sets it to each machine's own directory tree.
+PREPARE_ROOT = os.environ.get("KUBEBOARD_PREPARE_ROOT", "/")
 # How many times an operation interrupted inside idempotent phases is resumed automatically.
 OPERATION_AUTO_RESUME_LIMIT = int(os.environ.get("KUBEBOARD_OPERATION_AUTO_RESUME_LIMIT", "2"))
 # Extra modules that register operation kinds when the operations app starts (comma-separated).

@@ -798,6 +798,37 @@ class Connection:
         except asyncssh.SFTPError as exc:
             raise RemoteFileError(f"cannot write {path} on {self.target.label}: {exc.reason}") from exc
 
+    def put_file(self, local_path: str, path: str, *, mode: int = 0o644) -> int:
+        """Stream a local file to ``path`` over SFTP as the login user (never read whole: artifact
+        sets hold binaries of 100 MB), beside it first, then renamed over it. The directory must be
+        writable by that user. Returns the bytes sent."""
+        directory, name = os.path.split(path)
+        if not directory.startswith("/") or not name:
+            raise ValueError(f"put_file needs an absolute file path, got {path!r}")
+        temp = f"{directory}/.{name}.kubeboard-{uuid.uuid4().hex[:12]}"
+        size = os.path.getsize(local_path)
+
+        async def put() -> None:
+            sftp = await self._sftp_client()
+            try:
+                await sftp.put(local_path, temp, block_size=256 * 1024, max_requests=32)
+                await sftp.chmod(temp, mode)
+                await sftp.posix_rename(temp, path)
+            except BaseException:
+                try:
+                    await sftp.remove(temp)
+                except asyncssh.SFTPError:
+                    pass
+                raise
+
+        try:
+            _call(put())
+        except asyncssh.SFTPError as exc:
+            raise RemoteFileError(f"cannot write {path} on {self.target.label}: {exc.reason}") from exc
+        except OSError as exc:
+            raise Unreachable(f"the connection to {self.target.label} broke while {name} was sent: {exc}") from exc
+        return size
+
     def exists(self, path: str) -> bool:
         if not self.is_root:
             return self._quiet(f"test -e {shlex.quote(path)}").exit_status == 0

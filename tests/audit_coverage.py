@@ -470,6 +470,13 @@ COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
         ("cluster.ssh_key_generated", "node.added"),
         argv=lambda w: ["node", "add", w.cluster.name, "n7", "--address", "10.0.0.77"],
     ),
+    "artifacts import": Elsewhere(
+        "tests/unit/test_artifact_sets.py",
+        "imports a whole set from a directory (here the directory does not exist: refused)",
+        argv=lambda w: ["artifacts", "import", "/nonexistent-artifact-set"],
+        fails="artifacts.imported",
+    ),
+    "artifacts list": ReadOnly("lists the sets", argv=lambda w: ["artifacts", "list"]),
     "node list": ReadOnly("lists", argv=lambda w: ["node", "list", w.cluster.name]),
     "node show-key": Audited("cluster.ssh_key_generated", argv=lambda w: ["node", "show-key", w.cluster.name]),
     "node accept-host-key": Audited(

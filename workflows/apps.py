@@ -20,6 +20,7 @@ class WorkflowsConfig(AppConfig):
         from workflows.commands import SUBCOMMANDS
         from workflows.init import INIT
         from workflows.join import JOIN_CONTROL_PLANE, JOIN_WORKERS
+        from workflows.prepare import PREPARE
         from workflows.readback import READ_BACK
         from workflows.reset import RESET
         from workflows.scheduling import KINDS as SCHEDULING
@@ -41,6 +42,7 @@ class WorkflowsConfig(AppConfig):
             CERTIFICATE_INVENTORY,
             RENEW_CERTIFICATES,
             READ_BACK,
+            PREPARE,
             *SCHEDULING,
         ):
             register(kind)

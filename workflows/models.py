@@ -224,3 +224,78 @@ class StoredConfiguration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster.name} stored kubeadm configuration"
+
+
+def validate_registry_mirrors(value: str) -> None:
+    from kubeadm.prepare import MirrorError, parse_mirrors
+
+    try:
+        parse_mirrors(value)
+    except MirrorError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+_FINGERPRINT = RegexValidator(
+    r"^[0-9A-Fa-f: ]{40,60}$", "an OpenPGP fingerprint: 40 hexadecimal digits (spaces allowed)"
+)
+
+
+class PrepareSettings(models.Model):
+    """Where Prepare machine (workflows.prepare) gets a cluster's container runtime and kubeadm,
+    kubelet, kubectl and crictl, and how it configures containerd."""
+
+    class Source(models.TextChoices):
+        PACKAGES = "packages", "Package repositories (pkgs.k8s.io, or a mirror of it)"
+        ARTIFACTS = "artifacts", "Air-gapped: an artifact set Kubeboard holds"
+
+    cluster = models.OneToOneField("clusters.Cluster", on_delete=models.CASCADE, related_name="prepare_settings")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.PACKAGES)
+    repository_url = models.URLField(
+        "package repository mirror",
+        blank=True,
+        max_length=300,
+        help_text="Laid out like https://pkgs.k8s.io/core:/stable: (…/v1.37/deb/, …/v1.37/rpm/). Empty: pkgs.k8s.io.",
+    )
+    repository_key_fingerprint = models.CharField(
+        "repository signing key fingerprint",
+        max_length=60,
+        default="DE15B14486CD377B9E876E1A234654DA9A296436",
+        validators=[_FINGERPRINT],
+        help_text="A downloaded key is used only if it has this fingerprint (pkgs.k8s.io's is the default).",
+    )
+    registry_mirrors = models.TextField(
+        blank=True,
+        validators=[validate_registry_mirrors],
+        help_text="One registry=URL a line, e.g. registry.k8s.io=https://mirror.local:5000 (containerd's hosts.toml).",
+    )
+    replace_runtime = models.BooleanField(
+        "replace an existing container runtime",
+        default=False,
+        help_text="Off: a containerd or CRI-O already on a machine is left as it is.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "machine preparation settings"
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name} preparation settings"
+
+
+class MachinePreparation(models.Model):
+    """What the last Prepare found on and did to one machine; ``prepared_at`` is set only by a
+    run whose every step succeeded and whose closing check passed (never a half-installed one)."""
+
+    TEAM_PATH = "node__cluster__team"
+
+    node = models.OneToOneField("nodes.Node", on_delete=models.CASCADE, related_name="preparation")
+    facts = models.JSONField(default=dict, blank=True)
+    kubernetes_version = models.CharField(max_length=32, blank=True)
+    source = models.CharField(max_length=16, blank=True)
+    operation = models.ForeignKey("operations.Operation", null=True, blank=True, on_delete=models.SET_NULL)
+    prepared_at = models.DateTimeField(null=True, blank=True)
+    bytes_pushed = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.node} preparation"

@@ -47,7 +47,7 @@ LAYERS: list[tuple[str, ...]] = [
     # The noun apps, ordered by ownership: a cluster belongs to a team, nodes and tokens to a
     # cluster. A noun imports the nouns it belongs to (a node's page finds its cluster), never
     # a sibling or an owned noun.
-    ("teams",),
+    ("teams", "artifacts"),
     ("clusters",),
     ("nodes", "tokens"),
     ("workflows",),
@@ -74,6 +74,7 @@ RULES: dict[str, str] = {
     "remote": "the transports (remote/, kube/) have no models: they import kubeadm/ and core/ only",
     "kube": "the transports (remote/, kube/) have no models: they import kubeadm/ and core/ only",
     "teams": _NOUN_RULE,
+    "artifacts": _NOUN_RULE,
     "clusters": _NOUN_RULE,
     "nodes": _NOUN_RULE,
     "tokens": _NOUN_RULE,

@@ -1,0 +1,283 @@
+"""Importing an artifact set: from a directory on Kubeboard's host or from an uploaded archive.
+
+Either way the files are copied in 1 MiB pieces (never read whole), hashed while they are
+copied, and compared with the set's SHA256SUMS (kubeadm.artifacts holds the layout and its
+rules). A set whose files do not match, that has a file SHA256SUMS does not list, or that lacks
+a required file is refused naming the file, and nothing of it is kept: the copy goes to a
+staging directory that is renamed into place only once the whole set checked out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+from django.db import transaction
+
+from artifacts.models import ArtifactFile, ArtifactSet
+from audit.services import record, refusals
+from kubeadm import artifacts as layout
+
+CHUNK = 1024 * 1024
+# An OCI archive's index.json / docker manifest.json are a few KiB; read at most this much of one.
+MAX_INDEX_BYTES = 1024 * 1024
+
+
+class ImportRefused(Exception):
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _store() -> Path:
+    root = Path(settings.ARTIFACTS_DIR)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return root
+
+
+@contextmanager
+def _staging() -> Iterator[Path]:
+    staging = _store() / f".import-{uuid.uuid4().hex[:12]}"
+    staging.mkdir(mode=0o700)
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _copy(source: IO[bytes], target: Path, *, limit: int) -> tuple[str, int]:
+    """Copy in pieces while hashing; refuse past ``limit`` bytes in all."""
+    digest = hashlib.sha256()
+    size = 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as out:
+        while chunk := source.read(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise ImportRefused(
+                    f"{target.name}: the set is larger than {limit // (1024 * 1024)} MiB",
+                    hint="KUBEBOARD_ARTIFACT_MAX_BYTES raises the bound",
+                )
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest(), size
+
+
+def image_names_of(path: Path) -> list[str]:
+    """The references an image archive holds (its index.json or manifest.json, bounded)."""
+    try:
+        with tarfile.open(path, "r:") as archive:
+            found: dict[str, bytes] = {}
+            for member in archive:
+                if member.name.lstrip("./") in ("index.json", "manifest.json") and member.isfile():
+                    if member.size > MAX_INDEX_BYTES:
+                        continue
+                    handle = archive.extractfile(member)
+                    found[member.name.lstrip("./")] = handle.read() if handle else b""
+                if len(found) == 2:
+                    break
+    except (tarfile.TarError, OSError) as exc:
+        raise layout.SetError(f"{path.name} is not an image archive (tar): {exc}") from None
+    return layout.image_names(found.get("index.json", b""), found.get("manifest.json"))
+
+
+def _check_and_save(staging: Path, sizes: dict[str, tuple[str, int]], *, source: str, user) -> ArtifactSet:
+    """The staged set checked against its SHA256SUMS, then moved into place and recorded."""
+    try:
+        sums = layout.parse_sums((staging / layout.SUMS_FILE).read_text(errors="replace"))
+        version, architecture = layout.check_identity(
+            (staging / layout.VERSION_FILE).read_text(errors="replace")[:100],
+            (staging / layout.ARCHITECTURE_FILE).read_text(errors="replace")[:100],
+        )
+    except FileNotFoundError as exc:
+        raise ImportRefused(
+            f"the set has no {Path(exc.filename).name}",
+            hint=f"a set holds {layout.VERSION_FILE}, {layout.ARCHITECTURE_FILE} and {layout.SUMS_FILE} at its top",
+        ) from None
+    except layout.SetError as exc:
+        raise ImportRefused(str(exc)) from None
+    try:
+        layout.check_complete(sums, set(sizes))
+    except layout.SetError as exc:
+        raise ImportRefused(str(exc), hint="build the set again (every file listed in SHA256SUMS)") from None
+    for path, expected in sorted(sums.items()):
+        found = sizes[path][0]
+        if found != expected:
+            raise ImportRefused(
+                f"{path}: SHA-256 {found} does not match SHA256SUMS ({expected})",
+                hint="the file was changed or damaged on the way; copy the set again",
+            )
+    images: dict[str, list[str]] = {}
+    for path in sums:
+        if path.startswith("images/"):
+            try:
+                images[path] = image_names_of(staging / path)
+            except layout.SetError as exc:
+                raise ImportRefused(str(exc)) from None
+            if not images[path]:
+                raise ImportRefused(
+                    f"{path} names no image (no io.containerd.image.name or org.opencontainers.image.ref.name "
+                    "annotation, no RepoTags)",
+                    hint="export it with `ctr images export` or `docker save` so it carries its name",
+                )
+    name = f"{version}-{architecture}"
+    final = _store() / name
+    with transaction.atomic():
+        previous = (
+            ArtifactSet.objects.select_for_update()
+            .filter(kubernetes_version=version, architecture=architecture)
+            .first()
+        )
+        replaced = previous is not None
+        if previous is not None:
+            previous.delete()
+        artifact_set = ArtifactSet.objects.create(
+            kubernetes_version=version,
+            architecture=architecture,
+            source=source[:300],
+            total_bytes=sum(size for _, size in sizes.values()),
+            imported_by=user if getattr(user, "pk", None) else None,
+        )
+        ArtifactFile.objects.bulk_create(
+            ArtifactFile(
+                artifact_set=artifact_set, path=path, sha256=digest, size=sizes[path][1], images=images.get(path, [])
+            )
+            for path, digest in sorted(sums.items())
+        )
+        # The old copy goes aside first, so a failure here leaves the database's rollback and
+        # the old files together.
+        old = None
+        if final.exists():
+            old = final.with_name(f".old-{name}-{uuid.uuid4().hex[:8]}")
+            final.rename(old)
+        staging.rename(final)
+        record(
+            "artifacts.imported",
+            actor=user,
+            details={
+                "set": name,
+                "files": len(sums),
+                "bytes": artifact_set.total_bytes,
+                "source": source[:200],
+                "replaced": replaced,
+            },
+        )
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return artifact_set
+
+
+def _limit() -> int:
+    return int(settings.ARTIFACT_MAX_BYTES)
+
+
+def import_directory(directory: str | os.PathLike, *, user=None) -> ArtifactSet:
+    """Import the set in ``directory`` (``manage.py artifacts import DIR``)."""
+    with refusals("artifacts.imported", ImportRefused, actor=user, details={"source": str(directory)[:200]}):
+        root = Path(directory)
+        if not root.is_dir():
+            raise ImportRefused(f"{directory} is not a directory", hint="give the set's top directory")
+        with _staging() as staging:
+            sizes: dict[str, tuple[str, int]] = {}
+            budget = _limit()
+            for current, dirs, files in os.walk(root, followlinks=False):
+                for entry in sorted(dirs + files):
+                    full = Path(current) / entry
+                    relative = full.relative_to(root).as_posix()
+                    if full.is_symlink():
+                        raise ImportRefused(f"{relative} is a symbolic link; a set holds plain files only")
+                    if full.is_dir():
+                        continue
+                    try:
+                        layout.check_path(relative)
+                    except layout.SetError as exc:
+                        raise ImportRefused(str(exc)) from None
+                    if len(sizes) >= layout.MAX_FILES + 3:
+                        raise ImportRefused(f"the set has more than {layout.MAX_FILES} files")
+                    with open(full, "rb") as handle:
+                        sizes[relative] = _copy(handle, staging / relative, limit=budget)
+                    budget -= sizes[relative][1]
+            return _check_and_save(staging, sizes, source=f"directory {root.resolve()}", user=user)
+
+
+def import_archive(archive: IO[bytes], *, name: str, user=None) -> ArtifactSet:
+    """Import a set uploaded as a tar archive (.tar, .tar.gz): its files at the top, or in one
+    top directory. Only plain files and directories; read as a stream, bounded."""
+    with refusals("artifacts.imported", ImportRefused, actor=user, details={"source": f"upload {name[:100]}"}):
+        with _staging() as staging:
+            sizes: dict[str, tuple[str, int]] = {}
+            budget = _limit()
+            try:
+                stream = tarfile.open(fileobj=archive, mode="r|*")
+            except tarfile.TarError as exc:
+                raise ImportRefused(
+                    f"{name} is not a tar archive ({exc})", hint="upload the set as .tar or .tar.gz"
+                ) from None
+            prefix: str | None = None
+            with stream:
+                try:
+                    for member in stream:
+                        path = member.name.removeprefix("./").rstrip("/")
+                        if not path or member.isdir():
+                            continue
+                        if not member.isfile():
+                            raise ImportRefused(f"{path[:200]} is not a plain file (links and devices are refused)")
+                        if prefix is None:
+                            top = path.split("/", 1)[0]
+                            prefix = f"{top}/" if "/" in path and top not in ("bin", "systemd", "images") else ""
+                        if prefix and not path.startswith(prefix):
+                            raise ImportRefused(f"{path[:200]} is outside the archive's top directory {prefix}")
+                        relative = path[len(prefix) :]
+                        try:
+                            layout.check_path(relative)
+                        except layout.SetError as exc:
+                            raise ImportRefused(str(exc)) from None
+                        if relative in sizes:
+                            raise ImportRefused(f"{relative} is in the archive twice")
+                        if len(sizes) >= layout.MAX_FILES + 3:
+                            raise ImportRefused(f"the set has more than {layout.MAX_FILES} files")
+                        handle = stream.extractfile(member) or io.BytesIO()
+                        sizes[relative] = _copy(handle, staging / relative, limit=budget)
+                        budget -= sizes[relative][1]
+                except (tarfile.TarError, EOFError, OSError) as exc:
+                    raise ImportRefused(f"{name} could not be read ({exc})", hint="upload the archive again") from None
+            return _check_and_save(staging, sizes, source=f"upload {name}", user=user)
+
+
+def delete_set(artifact_set: ArtifactSet, *, user=None) -> None:
+    name = artifact_set.name
+    directory = artifact_set.directory
+    with transaction.atomic():
+        artifact_set.delete()
+        record("artifacts.deleted", actor=user, details={"set": name})
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def find_set(kubernetes_version: str, architecture: str) -> ArtifactSet | None:
+    return ArtifactSet.objects.filter(kubernetes_version=kubernetes_version, architecture=architecture).first()
+
+
+def verify_stored(artifact_set: ArtifactSet) -> list[str]:
+    """The files whose stored copy no longer matches its recorded SHA-256 (none: intact)."""
+    bad = []
+    for item in artifact_set.files.all():
+        digest = hashlib.sha256()
+        try:
+            with open(item.local_path, "rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    digest.update(chunk)
+        except OSError:
+            bad.append(f"{item.path} (missing)")
+            continue
+        if digest.hexdigest() != item.sha256:
+            bad.append(item.path)
+    return bad

@@ -1,0 +1,803 @@
+"""The steps of Prepare machine (workflows.prepare), each a phase on one machine over SSH.
+
+Each step reads the machine, decides from kubeadm/prepare.py what should be there, logs "already
+done" or each change (a dry run logs "would …" and changes nothing), then changes it. Paths are
+rendered through ``kubeadm.prepare.Layout`` (``settings.PREPARE_ROOT``, "/" on a real machine).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from artifacts.models import ArtifactFile, ArtifactSet
+from core.phases import PhaseError
+from kubeadm import artifacts as layout_of_sets
+from kubeadm import prepare as knowledge
+from kubeadm.config import parse_config
+from kubeadm.errors import KubeadmError
+from kubeadm.versions import minor_of, with_v
+from nodes.connect import phase_connection
+from operations.runner import PhaseContext
+from remote import commands, ssh
+from workflows.models import MachinePreparation, PrepareSettings, StoredConfiguration
+
+MIB = 1024 * 1024
+# Kept free beyond what is pushed, so the machine is not left with a full disk.
+FREE_MARGIN = 64 * MIB
+
+
+def settings_for(cluster) -> PrepareSettings:
+    found = PrepareSettings.objects.filter(cluster=cluster).first()
+    return found if found is not None else PrepareSettings(cluster=cluster)
+
+
+def mark_prepared(node, operation, *, source: str, version: str) -> None:
+    MachinePreparation.objects.update_or_create(
+        node=node,
+        defaults={
+            "operation": operation,
+            "prepared_at": timezone.now(),
+            "source": source,
+            "kubernetes_version": version,
+        },
+    )
+
+
+def kubelet_settings(cluster) -> knowledge.KubeletSettings:
+    """The cluster's KubeletConfiguration (from its stored kubeadm file), or kubeadm's defaults."""
+    stored = StoredConfiguration.objects.filter(cluster=cluster).values_list("text", flat=True).first()
+    if not stored:
+        return knowledge.KubeletSettings()
+    try:
+        return knowledge.kubelet_settings(parse_config(stored).other_documents)
+    except KubeadmError:  # a file kubeadm rejects is reported by init, not here
+        return knowledge.KubeletSettings()
+
+
+@dataclass
+class Machine:
+    """One phase's view of its machine: paths under the layout's root, reads that log nothing,
+    changes that are logged (or only announced in a dry run)."""
+
+    ctx: PhaseContext
+    conn: ssh.Connection
+    layout: knowledge.Layout
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.ctx.params.get("dry_run"))
+
+    def path(self, absolute: str) -> str:
+        return self.layout.path(absolute)
+
+    def command(self, argv: list[str] | str) -> str:
+        text = argv if isinstance(argv, str) else shlex.join(argv)
+        if self.layout.root == "/":
+            return text
+        return f"env PATH={shlex.quote(self.layout.search_path)} {text}"
+
+    def script(self, script: str, *args: str) -> str:
+        return self.command(["sh", "-c", script, "kubeboard", *args])
+
+    def read(self, argv: list[str] | str, *, timeout: float = 60) -> commands.Output:
+        try:
+            return commands.quiet(self.conn, self.command(argv), timeout=timeout)
+        except ssh.SSHError as exc:
+            raise commands.phase_error(exc, self.ctx.node) from None
+
+    def read_file(self, absolute: str) -> str | None:
+        status, lines = self.read(["cat", "--", self.path(absolute)])
+        return "\n".join(lines) + "\n" if status == 0 else None
+
+    def exists(self, absolute: str) -> bool:
+        return self.read(["test", "-e", self.path(absolute)]).exit_status == 0
+
+    def run(self, argv: list[str] | str, *, label: str = "", check: bool = True, show: bool = True):
+        return commands.run(self.ctx, self.conn, self.command(argv), label=label, check=check, show=show)
+
+    def write(self, absolute: str, text: str, *, mode: int = 0o644) -> None:
+        target = self.path(absolute)
+        parent = target.rsplit("/", 1)[0] or "/"
+        self.read(["mkdir", "-p", "-m", "0755", parent])
+        try:
+            self.conn.write_file(target, text.encode(), mode=mode)
+        except ssh.SSHError as exc:
+            raise commands.phase_error(exc, self.ctx.node) from None
+
+    def sha256(self, absolute_paths: list[str]) -> dict[str, str]:
+        """path -> SHA-256 of those that exist (one command for all)."""
+        if not absolute_paths:
+            return {}
+        script = 'for f; do [ -f "$f" ] && sha256sum -- "$f"; done; true'
+        _, lines = self.read(self.script(script, *[self.path(p) for p in absolute_paths]), timeout=300)
+        found = {}
+        by_target = {self.path(p): p for p in absolute_paths}
+        for line in lines:
+            digest, _, name = line.partition("  ")
+            if name in by_target:
+                found[by_target[name]] = digest
+        return found
+
+
+def _machine(ctx: PhaseContext, conn: ssh.Connection) -> Machine:
+    return Machine(ctx, conn, knowledge.Layout(ctx.settings.get("root") or settings.PREPARE_ROOT or "/"))
+
+
+def report(machine: Machine, step: knowledge.StepReport) -> None:
+    """Say what the step found: "already done", or each change (as "would" in a dry run)."""
+    for note in step.notes:
+        machine.ctx.log(note)
+    if step.done_already:
+        machine.ctx.log(f"{step.step}: already done, nothing changed.")
+        return
+    verb = "would change" if machine.dry_run else "changed"
+    for change in step.changes:
+        machine.ctx.log(f"{step.step}: {verb}: {change}", change=change, dry_run=machine.dry_run)
+
+
+def _facts_of(ctx: PhaseContext) -> knowledge.Facts:
+    preparation = MachinePreparation.objects.filter(node=ctx.node).first()
+    stored = (preparation.facts or {}) if preparation else {}
+    if not stored:
+        raise PhaseError(f"{ctx.node.name}: the facts step has not run", hint="resume from the facts step")
+    return knowledge.facts(stored["os_release"], stored["machine"], stored["init"])
+
+
+# --- facts ------------------------------------------------------------------------------------
+
+
+def facts(ctx: PhaseContext) -> None:
+    with phase_connection(ctx) as conn:
+        machine = _machine(ctx, conn)
+        if not conn.is_root:
+            try:
+                result = conn.run("sudo -n true", root=False, timeout=30)
+            except ssh.SSHError as exc:
+                raise commands.phase_error(exc, ctx.node) from None
+            if result.exit_status != 0:
+                user = conn.target.user
+                raise PhaseError(
+                    f"{user} on {ctx.node.name} has no passwordless sudo (sudo -n true failed): Kubeboard installs "
+                    "packages and writes /etc as root",
+                    hint=f"allow it, e.g. /etc/sudoers.d/kubeboard with '{user} ALL=(ALL) NOPASSWD: ALL' (visudo -cf to "
+                    "check), or connect as root; then resume",
+                )
+            ctx.log(f"{conn.target.user} may run commands as root (passwordless sudo).")
+        os_release = machine.read_file("/etc/os-release") or machine.read_file("/usr/lib/os-release") or ""
+        _, arch_lines = machine.read(["uname", "-m"])
+        init = "systemd" if machine.exists("/run/systemd/system") else (machine.read_file("/proc/1/comm") or "").strip()
+        values = {"os_release": os_release[:8000], "machine": (arch_lines or [""])[0].strip(), "init": init}
+        try:
+            found = knowledge.facts(values["os_release"], values["machine"], values["init"])
+        except knowledge.Unsupported as exc:
+            raise PhaseError(
+                f"{ctx.node.name}: {exc}",
+                hint="prepare it by hand as kubeadm's install guide says, or reinstall it with a supported system",
+            ) from None
+        MachinePreparation.objects.update_or_create(
+            node=ctx.node,
+            defaults={
+                "facts": {**values, "family": found.family, "architecture": found.architecture},
+                "operation": ctx.operation,
+            },
+        )
+        ctx.log(f"{ctx.node.name}: {found.describe()}.", family=found.family, architecture=found.architecture)
+        if _is_artifacts(ctx):
+            _artifact_set(ctx, found)  # refuses now, before anything changes, if there is none
+
+
+def _is_artifacts(ctx: PhaseContext) -> bool:
+    return ctx.settings.get("source", ctx.params.get("source")) == PrepareSettings.Source.ARTIFACTS
+
+
+def _artifact_set(ctx: PhaseContext, found: knowledge.Facts) -> ArtifactSet:
+    version = with_v(ctx.cluster.kubernetes_version)
+    artifact_set = ArtifactSet.objects.filter(kubernetes_version=version, architecture=found.architecture).first()
+    if artifact_set is None:
+        held = ", ".join(ArtifactSet.objects.values_list("kubernetes_version", flat=True).distinct()) or "none"
+        raise PhaseError(
+            f"Kubeboard holds no artifact set for Kubernetes {version} on {found.architecture} (held: {held})",
+            hint=f"import one built for {found.architecture} (manage.py artifacts import DIR, or the Artifact sets "
+            "page), then resume",
+        )
+    return artifact_set
+
+
+# --- swap, modules, sysctls ------------------------------------------------------------------------
+
+
+def swap(ctx: PhaseContext) -> None:
+    step = knowledge.StepReport("swap")
+    with phase_connection(ctx) as conn:
+        machine = _machine(ctx, conn)
+        if kubelet_settings(ctx.cluster).swap_allowed:
+            ctx.log("The cluster's KubeletConfiguration allows swap (failSwapOn: false): swap is left as it is.")
+            return
+        active = knowledge.swaps_in_use(machine.read_file(knowledge.PROC_SWAPS) or "")
+        fstab = machine.read_file(knowledge.FSTAB)
+        new_fstab, commented = knowledge.comment_out_swap(fstab or "")
+        _, unit_lines = machine.read(["systemctl", "list-units", "--type=swap", "--all", "--plain", "--no-legend"])
+        to_mask = []
+        for unit in knowledge.swap_units(unit_lines):
+            _, state = machine.read(["systemctl", "is-enabled", unit])
+            if (state or [""])[0].strip() != "masked":
+                to_mask.append(unit)
+        if active:
+            step.change(f"swapoff -a (in use: {', '.join(active)})")
+        for entry in commented:
+            step.change(f"commented out in {knowledge.FSTAB}: {entry}")
+        for unit in to_mask:
+            step.change(f"masked {unit} (systemd would turn it on at boot)")
+        report(machine, step)
+        if machine.dry_run or step.done_already:
+            return
+        if active:
+            machine.run(["swapoff", "-a"], label="swapoff")
+        if commented:
+            machine.write(knowledge.FSTAB, new_fstab, mode=0o644)
+        if to_mask:
+            machine.run(["systemctl", "mask", *to_mask], label="systemctl mask")
+
+
+def modules(ctx: PhaseContext) -> None:
+    step = knowledge.StepReport("kernel modules")
+    with phase_connection(ctx) as conn:
+        machine = _machine(ctx, conn)
+        listed = (machine.read_file(knowledge.MODULES_FILE) or "").split()
+        missing_file = [name for name in knowledge.MODULES if name not in listed]
+        unloaded = [name for name in knowledge.MODULES if not machine.exists(knowledge.module_loaded_path(name))]
+        if missing_file:
+            step.change(f"{knowledge.MODULES_FILE} lists {', '.join(knowledge.MODULES)} (loaded at every boot)")
+        for name in unloaded:
+            step.change(f"modprobe {name}")
+        report(machine, step)
+        if machine.dry_run or step.done_already:
+            return
+        if missing_file:
+            machine.write(knowledge.MODULES_FILE, knowledge.modules_file())
+        for name in unloaded:
+            machine.run(["modprobe", name], label=f"modprobe {name}")
+
+
+def _sysctl_file_values(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.strip().startswith(("#", ";")):
+            values[key.strip()] = value.strip()
+    return values
+
+
+def sysctl(ctx: PhaseContext) -> None:
+    step = knowledge.StepReport("sysctl")
+    with phase_connection(ctx) as conn:
+        machine = _machine(ctx, conn)
+        persisted = _sysctl_file_values(machine.read_file(knowledge.SYSCTL_FILE) or "")
+        wrong_file = [k for k, v in knowledge.SYSCTLS.items() if persisted.get(k) != v]
+        live_wrong = []
+        for key, value in knowledge.SYSCTLS.items():
+            now = (machine.read_file(knowledge.sysctl_proc_path(key)) or "").strip()
+            if now != value:
+                live_wrong.append(f"{key} = {value} (now {now or 'absent: br_netfilter not loaded'})")
+        if wrong_file:
+            step.change(f"{knowledge.SYSCTL_FILE} sets {', '.join(f'{k} = 1' for k in knowledge.SYSCTLS)}")
+        for text in live_wrong:
+            step.change(f"applied {text}")
+        report(machine, step)
+        if machine.dry_run or step.done_already:
+            return
+        if wrong_file:
+            machine.write(knowledge.SYSCTL_FILE, knowledge.sysctl_file())
+        machine.run(["sysctl", "-p", machine.path(knowledge.SYSCTL_FILE)], label="sysctl -p")
+        still = [
+            key
+            for key, value in knowledge.SYSCTLS.items()
+            if (machine.read_file(knowledge.sysctl_proc_path(key)) or "").strip() != value
+        ]
+        if still:
+            raise PhaseError(
+                f"{', '.join(still)} still not 1 on {ctx.node.name} after sysctl -p",
+                hint="another file in /etc/sysctl.d or a network manager sets it back; look at sysctl --system's "
+                "output, fix it, then resume",
+            )
+
+
+# --- the artifact set ----------------------------------------------------------------------------
+
+
+def staging_dir(artifact_set: ArtifactSet) -> str:
+    return f"{knowledge.ARTIFACTS_DIR}/{artifact_set.name}"
+
+
+def _free_bytes(machine: Machine, absolute: str) -> int | None:
+    script = 'd="$1"; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | tail -n 1'
+    status, lines = machine.read(machine.script(script, machine.path(absolute)))
+    try:
+        return int(lines[-1].split()[3]) * 1024 if status == 0 and lines else None
+    except (IndexError, ValueError):
+        return None
+
+
+def push(ctx: PhaseContext) -> None:
+    found = _facts_of(ctx)
+    artifact_set = _artifact_set(ctx, found)
+    files = list(artifact_set.files.all())
+    where = staging_dir(artifact_set)
+    with phase_connection(ctx) as conn:
+        machine = _machine(ctx, conn)
+        remote = machine.sha256([f"{where}/{item.path}" for item in files])
+        to_push = [item for item in files if remote.get(f"{where}/{item.path}") != item.sha256]
+        size = sum(item.size for item in to_push)
+        kept = len(files) - len(to_push)
+        ctx.log(
+            f"Artifact set {artifact_set.name}: {len(files)} files; {kept} already on {ctx.node.name} with the same "
+            f"SHA-256 (not sent again), {len(to_push)} to send ({size / MIB:.1f} MiB).",
+            bytes_to_push=size,
+        )
+        if machine.dry_run:
+            for item in to_push:
+                ctx.log(f"push: would send {item.path} ({item.size / MIB:.1f} MiB) to {where}/")
+            return
+        free = _free_bytes(machine, where)
+        if free is not None and size and free < size + FREE_MARGIN:
+            raise PhaseError(
+                f"not enough free space on {ctx.node.name} for {where}: {free / MIB:.0f} MiB free, "
+                f"{(size + FREE_MARGIN) / MIB:.0f} MiB needed ({size / MIB:.0f} MiB to send + {FREE_MARGIN // MIB} MiB "
+                "kept free); nothing was sent",
+                hint="free space on that file system (or grow it), then resume",
+            )
+        owner = [] if conn.is_root else ["-o", conn.target.user]
+        directories = sorted({f"{where}/{item.path}".rsplit("/", 1)[0] for item in files} | {where})
+        machine.run(
+            ["install", "-d", "-m", "0755", *owner, *[machine.path(d) for d in directories]], label="install -d"
+        )
+        sent = 0
+        for item in to_push:
+            ctx.check_cancelled()
+            try:
+                sent += conn.put_file(str(item.local_path), machine.path(f"{where}/{item.path}"), mode=0o644)
+            except FileNotFoundError:
+                raise PhaseError(
+                    f"Kubeboard's copy of {artifact_set.name}/{item.path} is missing",
+                    hint="import the set again, then resume",
+                ) from None
+            except ssh.SSHError as exc:
+                raise commands.phase_error(exc, ctx.node) from None
+            ctx.log(f"Sent {item.path} ({item.size / MIB:.1f} MiB).", path=item.path, bytes=item.size)
+        sums = layout_of_sets.render_sums({item.path: item.sha256 for item in files})
+        machine.write(f"{where}/{layout_of_sets.SUMS_FILE}", sums)
+        MachinePreparation.objects.filter(node=ctx.node).update(bytes_pushed=sent)
+        ctx.log(f"Sent {sent} bytes to {ctx.node.name}.", bytes_pushed=sent)
+        _check_sums(machine, where)
+
+
+def _check_sums(machine: Machine, where: str) -> None:
+    """``sha256sum -c`` on the machine; a file that does not match is deleted (a resume sends it again)."""
+    status, lines = machine.run(
+        machine.script('cd "$1" && sha256sum -c --strict --quiet SHA256SUMS', machine.path(where)),
+        label="sha256sum -c",
+        check=False,
+        show=False,
+    )
+    if status == 0:
+        machine.ctx.log(f"sha256sum -c: every file of {where} matches SHA256SUMS.")
+        return
+    bad = [line.split(":", 1)[0] for line in lines if line.rstrip().endswith(("FAILED", "FAILED open or read"))]
+    for path in bad:
+        layout_of_sets.check_path(path)  # a name from the machine: only plain relative paths are removed
+    if bad:
+        machine.read(["rm", "-f", "--", *[machine.path(f"{where}/{p}") for p in bad]])
+    raise PhaseError(
+        f"checksum mismatch on {machine.ctx.node.name}: {', '.join(bad) or ' '.join(lines)[-300:]} "
+        "did not match SHA256SUMS; nothing was installed",
+        hint="the bad copies were deleted: resume to send them again (if they fail again, Kubeboard's own copy is "
+        "damaged: import the set again)",
+    )
+
+
+def _install_from_set(
+    machine: Machine, artifact_set: ArtifactSet, paths: tuple[str, ...], step: knowledge.StepReport
+) -> list[str]:
+    """Install those set files whose installed copy differs; returns the machine paths changed."""
+    where = staging_dir(artifact_set)
+    rows = {row.path: row for row in ArtifactFile.objects.filter(artifact_set=artifact_set, path__in=paths)}
+    targets = {path: layout_of_sets.destination(path) for path in rows}
+    installed = machine.sha256([dest for dest, _ in targets.values() if dest])
+    changed = []
+    for path, (dest, mode) in sorted(targets.items()):
+        if installed.get(dest) == rows[path].sha256:
+            continue
+        step.change(f"installed {dest} from {artifact_set.name}/{path}")
+        changed.append(dest)
+        if not machine.dry_run:
+            machine.run(
+                ["install", "-D", "-m", f"{mode:04o}", machine.path(f"{where}/{path}"), machine.path(dest)],
+                label="install",
+            )
+    return changed
+
+
+# --- container runtime ------------------------------------------------------------------------------
+
+
+def _systemctl_state(machine: Machine, verb: str, unit: str) -> str:
+    _, lines = machine.read(["systemctl", verb, unit])
+    return (lines or [""])[0].strip()
+
+
+def _runtime_answers(machine: Machine) -> bool:
+    socket = machine.path(knowledge.CONTAINERD_SOCKET)
+    return machine.read(["ctr", "--address", socket, "version"], timeout=20).exit_status == 0
+
+
+# Where a distribution's package (or someone by hand) puts a runtime; Kubeboard's own containerd
+# is the one in /usr/local/bin, installed from an artifact set.
+OTHER_RUNTIME_DIRS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/sbin", "/opt/bin")
+
+
+def _existing_runtime(machine: Machine, *, ours_too: bool = False) -> str:
+    """A runtime that is not Kubeboard's to touch: CRI-O, or a containerd installed otherwise
+    (looked for under the machine's root only, never on the PATH of whoever runs the test bed)."""
+    if machine.exists(knowledge.CRIO_SOCKET):
+        return "CRI-O"
+    dirs = OTHER_RUNTIME_DIRS + ((knowledge.BIN_DIR,) if ours_too else ())
+    for directory in dirs:
+        if machine.exists(f"{directory}/crio"):
+            return f"CRI-O ({directory}/crio)"
+    for directory in dirs:
+        if machine.exists(f"{directory}/containerd"):
+            return f"containerd ({directory}/containerd)"
+    return ""
+
+
+def _package_manager(machine: Machine, family: str, argv: list[str], *, label: str) -> None:
+    """Run apt-get/dnf; a lock held by another process becomes a clear failure (checked first
+    with lslocks, and in the output: apt waits PREPARE_LOCK_WAIT_SECONDS for it)."""
+    holders = _lock_holders(machine, family)
+    if holders:
+        _locked(machine, "; ".join(holders))
+    command = ["env", "DEBIAN_FRONTEND=noninteractive", *argv] if family == knowledge.DEBIAN else argv
+    status, lines = machine.run(command, label=label, check=False)
+    if status == 0:
+        return
+    locked = knowledge.package_manager_locked(lines)
+    if locked:
+        _locked(machine, locked)
+    tail = " ".join(line.strip() for line in lines[-4:])[-400:]
+    raise PhaseError(
+        f"{label} failed on {machine.ctx.node.name} (exit status {status}): {tail}",
+        hint="read its output above (a repository the machine cannot reach, a package missing from the mirror), fix "
+        "it, then resume",
+    )
+
+
+def _lock_holders(machine: Machine, family: str) -> list[str]:
+    paths = [machine.path(p) for p in knowledge.lock_paths(family)]
+    status, lines = machine.read(["lslocks", "--noheadings", "--raw", "-o", "PID,COMMAND,PATH"])
+    return knowledge.lock_holders(lines, paths) if status == 0 else []
+
+
+def _locked(machine: Machine, holder: str) -> None:
+    raise PhaseError(
+        f"the package manager on {machine.ctx.node.name} is busy: {holder}; nothing was installed",
+        hint="wait for that process to finish (unattended-upgrades or cloud-init often run after boot), then resume",
+    )
+
+
+def runtime(ctx: PhaseContext) -> None:
+    found = _facts_of(ctx)
+    step = knowledge.StepReport("container runtime")
+    chosen = settings_for(ctx.cluster)
+    with phase_connection(ctx) as conn:
+        machine = _machine(ctx, conn)
+        other = _existing_runtime(machine)
+        if other and not ctx.settings.get("replace-runtime", chosen.replace_runtime):
+            ctx.log(
+                f"{ctx.node.name} already has {other}: left as it is (the cluster's 'replace an existing container "
+                "runtime' is off). kubeadm needs its CRI on, its cgroup driver matching the kubelet's "
+                f"({kubelet_settings(ctx.cluster).cgroup_driver}) and kubeadm's pause image.",
+                level="warning",
+            )
+            return
+        units_changed: list[str] = []
+        if _is_artifacts(ctx):
+            artifact_set = _artifact_set(ctx, found)
+            binaries = tuple(f"bin/{name}" for name in layout_of_sets.RUNTIME_BINARIES)
+            changed = _install_from_set(machine, artifact_set, (*binaries, "systemd/containerd.service"), step)
+            units_changed = [path for path in changed if path.endswith(".service")]
+        elif not _existing_runtime(machine, ours_too=True):
+            package = knowledge.CONTAINERD_PACKAGE[found.family]
+            step.change(f"installed the {package} package")
+            if not machine.dry_run:
+                _install_packages(machine, found, [package], refresh=False, label=f"install {package}")
+        major = knowledge.containerd_major(" ".join(machine.read(["containerd", "--version"]).lines)) or 2
+        kubelet = kubelet_settings(ctx.cluster)
+        image = knowledge.pause_image(ctx.cluster.kubernetes_version, ctx.cluster.image_repository)
+        wanted = {
+            knowledge.CONTAINERD_CONFIG: knowledge.containerd_config(
+                major=major,
+                sandbox_image=image,
+                systemd_cgroup=kubelet.systemd_cgroup,
+                certs_dir=machine.path(knowledge.CONTAINERD_CERTS_DIR),
+            ),
+            knowledge.CRICTL_CONFIG: knowledge.crictl_config(machine.path(knowledge.CONTAINERD_SOCKET)),
+        }
+        mirrors = knowledge.parse_mirrors(ctx.settings.get("registry-mirrors", chosen.registry_mirrors) or "")
+        for registry, urls in mirrors.items():
+            wanted[f"{knowledge.CONTAINERD_CERTS_DIR}/{registry}/hosts.toml"] = knowledge.hosts_toml(registry, urls)
+        config_changed = []
+        for path, text in wanted.items():
+            if machine.read_file(path) != text:
+                config_changed.append(path)
+                step.change(
+                    f"wrote {path}"
+                    + (
+                        f" (SystemdCgroup = {str(kubelet.systemd_cgroup).lower()}, sandbox {image})"
+                        if path.endswith("config.toml")
+                        else ""
+                    )
+                )
+                if not machine.dry_run:
+                    machine.write(path, text)
+        enabled = _systemctl_state(machine, "is-enabled", "containerd") == "enabled"
+        running = _runtime_answers(machine)
+        if not enabled:
+            step.change("enabled containerd (starts at boot)")
+        if not running:
+            step.change("started containerd")
+        elif config_changed or step.changes:
+            step.change("restarted containerd (new configuration or binaries)")
+        report(machine, step)
+        if machine.dry_run or step.done_already:
+            return
+        if units_changed:
+            machine.run(["systemctl", "daemon-reload"], label="systemctl daemon-reload")
+        if not enabled:
+            machine.run(["systemctl", "enable", "containerd"], label="systemctl enable containerd")
+        machine.run(["systemctl", "restart", "containerd"], label="systemctl restart containerd", check=False)
+        _wait_for_runtime(machine)
+
+
+def _wait_for_runtime(machine: Machine) -> None:
+    deadline = time.monotonic() + float(settings.PREPARE_RUNTIME_START_SECONDS)
+    while True:
+        if _runtime_answers(machine):
+            machine.ctx.log("containerd answers on its socket.")
+            return
+        machine.ctx.check_cancelled()
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    _, log = machine.read(["journalctl", "-u", "containerd", "-n", "20", "--no-pager"])
+    for line in log[-20:]:
+        machine.ctx.log(f"journal: {line}", level="warning")
+    raise PhaseError(
+        f"containerd did not start on {machine.ctx.node.name}: it does not answer on {knowledge.CONTAINERD_SOCKET} "
+        f"after {settings.PREPARE_RUNTIME_START_SECONDS:.0f} s; the machine is not ready",
+        hint="read its journal (last lines above; journalctl -u containerd), fix the cause (its configuration, a "
+        "missing runc, the cgroup driver), then resume",
+    )
+
+
+# --- kubeadm, kubelet, kubectl, crictl ---------------------------------------------------------------
+
+
+def _repository(ctx: PhaseContext, found: knowledge.Facts) -> knowledge.Repository:
+    chosen = settings_for(ctx.cluster)
+    return knowledge.Repository(
+        family=found.family,
+        minor=minor_of(ctx.cluster.kubernetes_version),
+        base=ctx.settings.get("repository") or chosen.repository_url or knowledge.PKGS_K8S_IO,
+        fingerprint=knowledge.normalize_fingerprint(
+            ctx.settings.get("repository-key") or chosen.repository_key_fingerprint
+        ),
+    )
+
+
+def _key_fingerprints(machine: Machine, path: str) -> list[str]:
+    _, lines = machine.read(["gpg", "--show-keys", "--with-colons", path])
+    return [line.split(":")[9] for line in lines if line.startswith("fpr:") and len(line.split(":")) > 9]
+
+
+def _ensure_repository(machine: Machine, repo: knowledge.Repository, step: knowledge.StepReport) -> bool:
+    """The repository's key (only with the pinned fingerprint) and source file; True if changed."""
+    key_path = machine.path(repo.key_path)
+    changed = False
+    if repo.fingerprint not in _key_fingerprints(machine, key_path):
+        step.change(f"{repo.key_path}: the key from {repo.key_url} (fingerprint {repo.fingerprint})")
+        changed = True
+        if not machine.dry_run:
+            download = f"{key_path}.download"
+            status, lines = machine.run(
+                ["curl", "-fsSL", "--retry", "3", "--max-time", "60", "-o", download, repo.key_url],
+                label="curl",
+                check=False,
+            )
+            if status != 0:
+                raise PhaseError(
+                    f"downloading {repo.key_url} failed on {machine.ctx.node.name}: {' '.join(lines)[-300:] or f'exit {status}'}",
+                    hint="check that the machine reaches it (DNS, proxy, firewall) or set the cluster's repository "
+                    "mirror; then resume",
+                )
+            got = _key_fingerprints(machine, download)
+            if repo.fingerprint not in got:
+                machine.read(["rm", "-f", download])
+                raise PhaseError(
+                    f"the key at {repo.key_url} has fingerprint {', '.join(got) or 'none (not an OpenPGP key)'}, not "
+                    f"the pinned {repo.fingerprint}; it was not installed",
+                    hint="if the mirror signs with its own key, set its fingerprint in the cluster's preparation "
+                    "settings; then resume",
+                )
+            if repo.family == knowledge.DEBIAN:
+                machine.run(["gpg", "--batch", "--yes", "--dearmor", "-o", key_path, download], label="gpg --dearmor")
+                machine.read(["rm", "-f", download])
+            else:
+                machine.run(["mv", "-f", download, key_path], label="mv")
+                machine.run(["rpm", "--import", key_path], label="rpm --import")
+    if machine.read_file(repo.source_path) != repo.source():
+        step.change(f"{repo.source_path}: {repo.url}")
+        changed = True
+        if not machine.dry_run:
+            machine.write(repo.source_path, repo.source())
+    return changed
+
+
+def _install_packages(machine: Machine, found: knowledge.Facts, specs: list[str], *, refresh: bool, label: str) -> None:
+    wait = int(settings.PREPARE_LOCK_WAIT_SECONDS)
+    if refresh:
+        _package_manager(
+            machine, found.family, knowledge.refresh_command(found.family, lock_wait=wait), label="refresh"
+        )
+    _package_manager(machine, found.family, knowledge.install_command(found.family, specs, lock_wait=wait), label=label)
+
+
+def kubernetes(ctx: PhaseContext) -> None:
+    found = _facts_of(ctx)
+    version = with_v(ctx.cluster.kubernetes_version)
+    step = knowledge.StepReport(f"Kubernetes {version}")
+    with phase_connection(ctx) as conn:
+        machine = _machine(ctx, conn)
+        if _is_artifacts(ctx):
+            artifact_set = _artifact_set(ctx, found)
+            paths = (
+                *(f"bin/{name}" for name in layout_of_sets.KUBERNETES_BINARIES),
+                "systemd/kubelet.service",
+                "systemd/10-kubeadm.conf",
+            )
+            changed = _install_from_set(machine, artifact_set, paths, step)
+            enabled = _systemctl_state(machine, "is-enabled", "kubelet") == "enabled"
+            if not enabled:
+                step.change("enabled the kubelet (kubeadm starts it)")
+            step.notes.append(
+                f"Installed from {artifact_set.name} into {knowledge.BIN_DIR}: no package manager owns these files, "
+                "so unattended upgrades never change them."
+            )
+            report(machine, step)
+            if machine.dry_run or step.done_already:
+                return
+            if any(path.endswith((".service", ".conf")) for path in changed):
+                machine.run(["systemctl", "daemon-reload"], label="systemctl daemon-reload")
+            if not enabled:
+                machine.run(["systemctl", "enable", "kubelet"], label="systemctl enable kubelet")
+            return
+        repo = _repository(ctx, found)
+        repo_changed = _ensure_repository(machine, repo, step)
+        installed = knowledge.parse_installed(machine.read(knowledge.installed_query(found.family)).lines)
+        wrong = knowledge.installed_matches(installed, version)
+        if wrong:
+            step.change(
+                f"installed {' '.join(knowledge.package_specs(found.family, version))} (was: {', '.join(wrong)})"
+            )
+        held = set(machine.read(["apt-mark", "showhold"]).lines) if found.family == knowledge.DEBIAN else set()
+        hold_needed = found.family == knowledge.DEBIAN and not set(knowledge.PACKAGES) <= {h.strip() for h in held}
+        if found.family == knowledge.RHEL:
+            status, lines = machine.read(["dnf", "versionlock", "list"])
+            hold_needed = status != 0 or not all(any(p in line for line in lines) for p in knowledge.PACKAGES)
+        if hold_needed or wrong:
+            step.change(f"held {', '.join(knowledge.PACKAGES)} ({' '.join(knowledge.hold_command(found.family)[:2])})")
+        report(machine, step)
+        if machine.dry_run or step.done_already:
+            return
+        if wrong:
+            _install_packages(
+                machine, found, knowledge.package_specs(found.family, version), refresh=repo_changed or True,
+                label="install kubeadm, kubelet, kubectl, cri-tools",
+            )  # fmt: skip
+        machine.run(knowledge.hold_command(found.family), label="hold")
+
+
+# --- images -------------------------------------------------------------------------------------------
+
+
+def _images_present(machine: Machine) -> set[str]:
+    socket = machine.path(knowledge.CONTAINERD_SOCKET)
+    status, lines = machine.read(["ctr", "--address", socket, "-n", "k8s.io", "images", "ls", "-q"])
+    return {line.strip() for line in lines} if status == 0 else set()
+
+
+def images(ctx: PhaseContext) -> None:
+    found = _facts_of(ctx)
+    artifact_set = _artifact_set(ctx, found)
+    step = knowledge.StepReport("images")
+    where = staging_dir(artifact_set)
+    with phase_connection(ctx) as conn:
+        machine = _machine(ctx, conn)
+        present = _images_present(machine)
+        archives = [row for row in artifact_set.files.filter(path__startswith="images/") if row.images]
+        missing = [row for row in archives if not set(row.images) <= present]
+        for row in missing:
+            step.change(f"imported {', '.join(row.images)} from {row.path}")
+        report(machine, step)
+        if machine.dry_run or step.done_already:
+            return
+        socket = machine.path(knowledge.CONTAINERD_SOCKET)
+        for row in missing:
+            ctx.check_cancelled()
+            machine.run(
+                ["ctr", "--address", socket, "-n", "k8s.io", "images", "import", machine.path(f"{where}/{row.path}")],
+                label=f"ctr images import {row.path}",
+            )
+        still = [name for row in archives for name in row.images if name not in _images_present(machine)]
+        if still:
+            raise PhaseError(
+                f"after the import containerd does not list {', '.join(still)}",
+                hint="the archive may be for another platform; build the set for this machine's architecture, import "
+                "it again, then resume",
+            )
+
+
+# --- verify -------------------------------------------------------------------------------------------
+
+
+def verify(ctx: PhaseContext) -> None:
+    _facts_of(ctx)  # the facts step ran (it may have been skipped on a resume)
+    version = with_v(ctx.cluster.kubernetes_version)
+    if ctx.params.get("dry_run"):
+        ctx.log(f"Dry run: nothing was changed on {ctx.node.name}; the steps above list what a run would change.")
+        return
+    problems: list[str] = []
+    with phase_connection(ctx) as conn:
+        machine = _machine(ctx, conn)
+        if not kubelet_settings(ctx.cluster).swap_allowed:
+            active = knowledge.swaps_in_use(machine.read_file(knowledge.PROC_SWAPS) or "")
+            if active:
+                problems.append(f"swap is on ({', '.join(active)})")
+        for name in knowledge.MODULES:
+            if not machine.exists(knowledge.module_loaded_path(name)):
+                problems.append(f"module {name} is not loaded")
+        for key, value in knowledge.SYSCTLS.items():
+            if (machine.read_file(knowledge.sysctl_proc_path(key)) or "").strip() != value:
+                problems.append(f"{key} is not {value}")
+        if not _runtime_answers(machine) and not _existing_runtime(machine):
+            problems.append("containerd does not answer on its socket")
+        status, lines = machine.read(["kubeadm", "version", "-o", "short"])
+        if status != 0 or (lines or [""])[0].strip() != version:
+            problems.append(
+                f"kubeadm version is {(lines or ['none'])[0].strip() if status == 0 else 'not found'}, not {version}"
+            )
+        status, lines = machine.read(["kubelet", "--version"])
+        if status != 0 or not (lines or [""])[0].strip().endswith(version):
+            problems.append(
+                f"kubelet --version says {(lines or ['nothing'])[0].strip() if status == 0 else 'not found'}"
+            )
+        for program in ("kubectl", "crictl"):
+            if not any(machine.exists(f"{d}/{program}") for d in (knowledge.BIN_DIR, "/usr/bin")):
+                problems.append(f"{program} is not installed")
+    if problems:
+        raise PhaseError(
+            f"{ctx.node.name} is not ready for kubeadm: {'; '.join(problems)}",
+            hint="resume: each step runs again and puts back what is missing (or skip it if done by hand)",
+        )
+    mark_prepared(ctx.node, ctx.operation, source=ctx.settings.get("source", ""), version=version)
+    ctx.log(
+        f"{ctx.node.name} is ready for kubeadm {version}: swap, modules, sysctls, containerd and the Kubernetes "
+        "binaries checked."
+    )
+    from nodes.services import run_check
+
+    run_check(ctx.node.pk, actor=ctx.operation.requested_by, progress=lambda text: ctx.log(f"Check: {text}"))

@@ -6,7 +6,8 @@
 #
 # Env: KUBEBOARD_K8S_CACHE (binary cache root), KUBEBOARD_K8S_VERSION,
 #      KUBEBOARD_TESTBED_OLDER=1 to also build the older pinned release,
-#      KUBEBOARD_TESTBED_KUBEMARK=0 to skip the hollow-kubelet build.
+#      KUBEBOARD_TESTBED_KUBEMARK=0 to skip the hollow-kubelet build,
+#      KUBEBOARD_TESTBED_RUNTIME=0 to skip the bare machines' runtime build (build-runtime.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log() { echo "[setup-testbed $(date +%H:%M:%S)] $*"; }
@@ -18,8 +19,9 @@ fi
 
 # Debian packages: sshd for the nodes, iproute2 for netns/bridges/veths,
 # util-linux for unshare/nsenter/mount, procps for ps, openssh-client for ssh,
-# curl for health checks inside nodes.
-pkgs=(openssh-server openssh-client iproute2 util-linux mount procps curl ca-certificates)
+# curl for health checks inside nodes. Bare machines (issue 19): gcc and libc6-dev link runc
+# and pause statically (tools/build-runtime.sh), gpg signs the local APT repository.
+pkgs=(openssh-server openssh-client iproute2 util-linux mount procps curl ca-certificates gcc libc6-dev gpg)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -44,11 +46,17 @@ python3 -c 'import yaml' 2>/dev/null ||
 
 # Binaries: built once per version into the cache, reused afterwards.
 # etcdutl (snapshot status/restore: etcdctl >= 3.6 only saves snapshots) builds in seconds.
-extra="etcdutl"
-[ "${KUBEBOARD_TESTBED_KUBEMARK:-1}" = 1 ] && extra="kubemark etcdutl"
+# kube-proxy only becomes an image of the bare machines' artifact set (tools/testbed/artifacts.py).
+extra="etcdutl kube-proxy"
+[ "${KUBEBOARD_TESTBED_KUBEMARK:-1}" = 1 ] && extra="kubemark etcdutl kube-proxy"
 KUBEBOARD_K8S_EXTRA=$extra "$here/build-k8s.sh" >/dev/null
+# What bare machines are prepared with: containerd, runc, crictl, CoreDNS, pause
+# (KUBEBOARD_TESTBED_RUNTIME=0 skips it; the bare-machine tests then skip).
+if [ "${KUBEBOARD_TESTBED_RUNTIME:-1}" = 1 ]; then
+  "$here/build-runtime.sh" >/dev/null
+fi
 if [ "${KUBEBOARD_TESTBED_OLDER:-0}" = 1 ]; then
-  KUBEBOARD_K8S_EXTRA=$extra "$here/build-k8s.sh" older >/dev/null
+  KUBEBOARD_K8S_EXTRA=${extra/ kube-proxy/} "$here/build-k8s.sh" older >/dev/null
 fi
 
 # A crashed earlier run may have left sandboxes: report and remove them (never one whose

@@ -156,3 +156,140 @@ echo 'KUBELET_EXTRA_ARGS=' > /etc/default/kubelet
     assert (node.rootfs / "upper/usr/local/bin/kubeboard-probe").exists()
     assert_host_unchanged(before)
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
+
+
+def require_runtime_set() -> Path:
+    """The cached artifact set (built once from the cached binaries), or skip/fail."""
+    from tools.testbed.artifacts import cached_set, find_runtime
+    from tools.testbed.binaries import BinariesMissing
+    from tools.testbed.testing import require_binaries, unavailable
+
+    require_binaries()
+    try:
+        find_runtime()
+        return cached_set()
+    except BinariesMissing as exc:
+        unavailable(str(exc))
+    raise AssertionError("unreachable")
+
+
+def test_artifact_set_layout_and_checksums() -> None:
+    from tools.testbed.binaries import selected_version
+
+    aset = require_runtime_set()
+    assert (aset / "kubernetes-version").read_text() == selected_version() + "\n"
+    assert (aset / "architecture").read_text().strip() in ("amd64", "arm64")
+    listed = {line.split("  ", 1)[1] for line in (aset / "SHA256SUMS").read_text().splitlines()}
+    present = {p.relative_to(aset).as_posix() for p in aset.rglob("*") if p.is_file()} - {"SHA256SUMS"}
+    assert listed == present
+    for b in ("kubeadm", "kubelet", "kubectl", "crictl", "containerd", "containerd-shim-runc-v2", "ctr", "runc"):
+        assert f"bin/{b}" in listed
+    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=aset, check=True)
+    # The images are exactly the ones kubeadm of this version asks for.
+    wanted = subprocess.run(
+        [str(aset / "bin/kubeadm"), "config", "images", "list", "--kubernetes-version", selected_version()],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    names = {ref.rsplit("/", 1)[-1].split(":", 1)[0] + ".tar" for ref in wanted}
+    assert {p.name for p in (aset / "images").iterdir()} == names
+
+
+PREPARE_FROM_SET = """set -e
+cd {set}
+sha256sum --quiet -c SHA256SUMS
+install -m 755 bin/containerd bin/containerd-shim-runc-v2 bin/ctr /usr/local/bin/
+install -m 755 bin/runc /usr/local/sbin/
+install -m 755 bin/kubeadm bin/kubelet bin/kubectl bin/crictl /usr/bin/
+install -D -m 644 systemd/containerd.service /etc/systemd/system/containerd.service
+install -D -m 644 systemd/kubelet.service /etc/systemd/system/kubelet.service
+install -D -m 644 systemd/10-kubeadm.conf /etc/systemd/system/kubelet.service.d/10-kubeadm.conf
+mkdir -p /etc/containerd
+containerd config default > /etc/containerd/config.toml
+printf 'net.ipv4.ip_forward = 1\\n' > /etc/sysctl.d/99-kubernetes.conf
+sysctl -q -p /etc/sysctl.d/99-kubernetes.conf
+systemctl daemon-reload
+systemctl enable --now containerd
+for image in images/*.tar; do ctr -n k8s.io images import --local "$image" >/dev/null; done
+systemctl enable kubelet
+"""
+
+
+def test_containerd_from_the_artifact_set_serves_cri_and_preflight_passes(bare: Sandbox) -> None:
+    from tools.testbed.binaries import selected_version
+    from tools.testbed.cluster import kubeadm_config, new_bootstrap_token
+
+    aset = require_runtime_set()
+    node = bare.node(1)
+    before = host_snapshot()
+    node.ssh(PREPARE_FROM_SET.format(set=aset), timeout=300)
+
+    # containerd runs under the node's init, started through the systemctl double...
+    assert node.ssh("systemctl is-active containerd").stdout.strip() == "active"
+    assert node.ssh("systemctl is-enabled containerd").stdout.strip() == "enabled"
+    status = node.ssh("systemctl status containerd").stdout
+    assert "Active: active (running)" in status and "Main PID:" in status
+    # ...and serves CRI: crictl talks to it, the imported images are there by kubeadm's names.
+    endpoint = "--runtime-endpoint unix:///run/containerd/containerd.sock"
+    version = node.ssh(f"crictl {endpoint} version").stdout
+    assert "RuntimeName:  containerd" in version and "RuntimeVersion:  v2.4.2" in version
+    images = node.ssh(f"crictl {endpoint} images -o json").stdout
+    listed = node.ssh(f"kubeadm config images list --kubernetes-version {selected_version()}").stdout.split()
+    for ref in listed:
+        assert f'"{ref}"' in images, f"{ref} not imported: {images[:500]}"
+
+    # kubeadm's preflight on this prepared machine: CRI, ContainerRuntimeVersion, ImagePull and
+    # the ip_forward check pass for real; SystemVerification stays (cgroups v1 on this host).
+    node.ssh(f"cat > /root/kubeadm.yaml <<'EOF'\n{kubeadm_config(node, selected_version(), new_bootstrap_token())}EOF")
+    out = node.ssh(
+        "kubeadm init phase preflight --config /root/kubeadm.yaml --ignore-preflight-errors=SystemVerification 2>&1",
+        timeout=300,
+    ).stdout
+    for check in ("CRI", "ContainerRuntimeVersion", "ImagePull", "FileContent--proc-sys-net-ipv4-ip_forward"):
+        assert f"[WARNING {check}]" not in out and f"[ERROR {check}]" not in out, out
+    assert "[WARNING SystemVerification]" in out, out
+
+    # Stop and start again through the double; the runner stops the process.
+    node.ssh("systemctl stop containerd")
+    assert node.ssh("systemctl is-active containerd", check=False).stdout.strip() == "inactive"
+    assert node.ssh(f"crictl {endpoint} --timeout 2s version", check=False).returncode != 0
+    node.ssh("systemctl start containerd")
+    assert node.ssh(f"crictl {endpoint} images -q").stdout.strip()  # the content store survived
+    assert_host_unchanged(before)
+
+
+def test_apt_installs_from_the_local_repository_into_the_private_root(bare: Sandbox) -> None:
+    from tools.testbed.aptrepo import KEYRING, RepoServer, cached_repo
+    from tools.testbed.binaries import selected_version
+
+    require_runtime_set()
+    repo = cached_repo()
+    node = bare.node(1)
+    version = selected_version().lstrip("v") + "-1.1"
+    before = host_snapshot()
+    with RepoServer(repo, bare.gateway) as server:
+        # As the product's package-repository source would: a pinned key, one source, exact
+        # versions, held. Only this source is read (the host's Debian sources are unreachable
+        # from a node, which has no route off the sandbox subnet).
+        node.ssh(
+            f"""set -e
+install -D -m 644 {repo / KEYRING} /etc/apt/keyrings/kubeboard-testbed.gpg
+echo 'deb [signed-by=/etc/apt/keyrings/kubeboard-testbed.gpg] {server.url} /' > /etc/apt/sources.list.d/kubeboard-testbed.list
+apt-get -q update -o Dir::Etc::SourceList=/etc/apt/sources.list.d/kubeboard-testbed.list -o Dir::Etc::SourceParts=/dev/null -o Acquire::http::Proxy=false
+DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends kubeadm={version} kubelet={version} kubectl={version} cri-tools containerd
+apt-mark hold kubeadm kubelet kubectl
+""",
+            timeout=300,
+        )
+    assert node.ssh("kubeadm version -o short").stdout.strip() == selected_version()
+    assert node.ssh("dpkg-query -W -f '${Version}' kubeadm").stdout == version
+    assert "kubeadm" in node.ssh("apt-mark showhold").stdout.split()
+    assert node.ssh("crictl --version").stdout.strip() == "crictl version v1.37.0"
+    assert "v2.4.2" in node.ssh("containerd --version").stdout
+    # kubeadm's drop-in came with the kubeadm package, the unit with kubelet's: the double reads both.
+    shown = node.ssh("systemctl show -p FragmentPath -p UnitFileState kubelet").stdout
+    assert "FragmentPath=/usr/lib/systemd/system/kubelet.service" in shown or "FragmentPath=/etc/" in shown
+    # A signature apt did not trust would have failed the update: the repository is signed.
+    assert (repo / "InRelease").read_text().startswith("-----BEGIN PGP SIGNED MESSAGE-----")
+    assert_host_unchanged(before)

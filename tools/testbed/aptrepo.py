@@ -1,0 +1,252 @@
+"""A local, signed APT repository made from the test bed's cached binaries (issue 19).
+
+It proves the product's package-repository source against a real package manager: apt-get in a
+bare node's private root installs these packages from it, over HTTP on the sandbox bridge.
+
+Shape: a flat repository like pkgs.k8s.io's per-minor ones (``deb [signed-by=KEYRING] URL /``):
+``Packages``, ``Packages.gz``, ``Release`` signed as ``InRelease`` and ``Release.gpg`` by a
+throwaway ed25519 key made per build (its public key in ``kubeboard-testbed-archive-keyring.gpg``),
+and the .deb files, built with dpkg-deb:
+
+* ``kubeadm`` <k8s>-1.1: /usr/bin/kubeadm and kubeadm's drop-in
+  /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf (as pkgs.k8s.io's kubeadm ships it);
+* ``kubelet`` <k8s>-1.1: /usr/bin/kubelet (the hollow kubelet, kubemark) and kubelet.service;
+* ``kubectl`` <k8s>-1.1, ``cri-tools`` 1.37.0-1.1 (/usr/bin/crictl);
+* ``containerd`` 2.4.2-1: containerd, containerd-shim-runc-v2, ctr in /usr/bin, runc in
+  /usr/sbin and containerd.service with ExecStart=/usr/bin/containerd (as Debian's package).
+
+Package relations are kept to the ones between these packages (kubeadm depends on cri-tools,
+kubelet and kubectl at its version); pkgs.k8s.io's also require kubernetes-cni, iptables,
+conntrack and others that this repository does not carry.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.testbed.artifacts import UNITS, find_runtime, go_arch
+from tools.testbed.binaries import cache_root, find_binaries, selected_version
+
+KEYRING = "kubeboard-testbed-archive-keyring.gpg"
+CRI_TOOLS_VERSION = "1.37.0"
+CONTAINERD_VERSION = "2.4.2"
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    files: tuple[tuple[str, Path | bytes, int], ...]  # (path in the package, source, mode)
+    depends: str = ""
+    description: str = ""
+
+
+def packages(version: str) -> list[Package]:
+    k8s = find_binaries(version)
+    rt = find_runtime()
+    kv = version.lstrip("v") + "-1.1"
+    containerd_unit = (
+        (UNITS / "containerd.service")
+        .read_bytes()
+        .replace(b"ExecStart=/usr/local/bin/containerd", b"ExecStart=/usr/bin/containerd")
+    )
+    return [
+        Package(
+            "kubeadm",
+            kv,
+            (
+                ("usr/bin/kubeadm", k8s / "kubeadm", 0o755),
+                ("usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", UNITS / "10-kubeadm.conf", 0o644),
+            ),
+            depends=f"kubelet (= {kv}), kubectl (= {kv}), cri-tools (>= {CRI_TOOLS_VERSION})",
+            description="Command-line utility for administering a Kubernetes cluster",
+        ),
+        Package(
+            "kubelet",
+            kv,
+            (
+                ("usr/bin/kubelet", k8s / "kubemark", 0o755),
+                ("usr/lib/systemd/system/kubelet.service", UNITS / "kubelet.service", 0o644),
+            ),
+            description="Node agent for Kubernetes clusters (test bed: kubemark's hollow kubelet)",
+        ),
+        Package("kubectl", kv, (("usr/bin/kubectl", k8s / "kubectl", 0o755),), description="Kubernetes CLI"),
+        Package(
+            "cri-tools",
+            CRI_TOOLS_VERSION + "-1.1",
+            (("usr/bin/crictl", rt / "crictl", 0o755),),
+            description="Command-line utility for interacting with a container runtime",
+        ),
+        Package(
+            "containerd",
+            CONTAINERD_VERSION + "-1",
+            (
+                ("usr/bin/containerd", rt / "containerd", 0o755),
+                ("usr/bin/containerd-shim-runc-v2", rt / "containerd-shim-runc-v2", 0o755),
+                ("usr/bin/ctr", rt / "ctr", 0o755),
+                ("usr/sbin/runc", rt / "runc", 0o755),
+                ("usr/lib/systemd/system/containerd.service", containerd_unit, 0o644),
+            ),
+            description="An industry-standard container runtime (with runc)",
+        ),
+    ]
+
+
+def _build_deb(pkg: Package, arch: str, out_dir: Path, tmp: Path) -> Path:
+    root = tmp / pkg.name
+    (root / "DEBIAN").mkdir(parents=True)
+    size_kb = 0
+    for path, src, mode in pkg.files:
+        dst = root / path
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(src, bytes):
+            dst.write_bytes(src)
+        else:
+            shutil.copyfile(src, dst)
+        os.chmod(dst, mode)
+        size_kb += (dst.stat().st_size + 1023) // 1024
+    control = (
+        f"Package: {pkg.name}\nVersion: {pkg.version}\nArchitecture: {arch}\n"
+        "Maintainer: Kubeboard test bed <testbed@kubeboard.invalid>\n"
+        f"Installed-Size: {size_kb}\nSection: admin\nPriority: optional\n"
+        + (f"Depends: {pkg.depends}\n" if pkg.depends else "")
+        + f"Description: {pkg.description}\n Built by Kubeboard's test bed from its cached binaries.\n"
+    )
+    (root / "DEBIAN" / "control").write_text(control)
+    deb = out_dir / f"{pkg.name}_{pkg.version}_{arch}.deb"
+    # gzip -1: the binaries are large and this runs on 2 shared cores; apt reads any of them.
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "-b", str(root), str(deb)],
+        check=True,
+        capture_output=True,
+    )
+    return deb
+
+
+def _digests(path: Path) -> dict[str, str]:
+    hs = {n: hashlib.new(n) for n in ("md5", "sha1", "sha256")}
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            for h in hs.values():
+                h.update(chunk)
+    return {n: h.hexdigest() for n, h in hs.items()}
+
+
+def _gpg(home: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--no-tty", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def build(dest: Path, version: str | None = None) -> Path:
+    """Write the repository for ``version`` to ``dest`` (must not exist); returns it."""
+    version = version or selected_version()
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists; remove it or choose another directory")
+    arch = go_arch()
+    work = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    stanzas = []
+    with tempfile.TemporaryDirectory(dir=work.parent) as tmp:
+        for pkg in packages(version):
+            deb = _build_deb(pkg, arch, work, Path(tmp))
+            fields = subprocess.run(["dpkg-deb", "-f", str(deb)], check=True, capture_output=True, text=True).stdout
+            d = _digests(deb)
+            stanzas.append(
+                fields.rstrip("\n")
+                + f"\nFilename: ./{deb.name}\nSize: {deb.stat().st_size}\n"
+                + f"MD5sum: {d['md5']}\nSHA1: {d['sha1']}\nSHA256: {d['sha256']}\n"
+            )
+        (work / "Packages").write_text("\n".join(stanzas))
+        (work / "Packages.gz").write_bytes(gzip.compress((work / "Packages").read_bytes(), mtime=0))
+        release = [
+            "Origin: Kubeboard test bed",
+            "Label: kubeboard-testbed",
+            f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}",
+            f"Architectures: {arch}",
+            "Description: packages built from the test bed's cached binaries",
+        ]
+        for algo, label in (("md5", "MD5Sum"), ("sha1", "SHA1"), ("sha256", "SHA256")):
+            release.append(f"{label}:")
+            for name in ("Packages", "Packages.gz"):
+                release.append(f" {_digests(work / name)[algo]} {(work / name).stat().st_size} {name}")
+        (work / "Release").write_text("\n".join(release) + "\n")
+        # A throwaway signing key, made for this repository and then forgotten (only its public
+        # half stays, as the keyring nodes pin with signed-by).
+        home = Path(tmp) / "gnupg"
+        home.mkdir(mode=0o700)
+        try:
+            _gpg(
+                home,
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "Kubeboard test bed <testbed@kubeboard.invalid>",
+                "ed25519",
+                "sign",
+                "1d",
+            )
+            _gpg(home, "--clearsign", "-o", str(work / "InRelease"), str(work / "Release"))
+            _gpg(home, "--armor", "--detach-sign", "-o", str(work / "Release.gpg"), str(work / "Release"))
+            _gpg(home, "--export", "-o", str(work / KEYRING))
+        finally:
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
+    work.rename(dest)
+    return dest
+
+
+def cached_repo(version: str | None = None) -> Path:
+    """The repository for ``version`` in the binary cache (built once). The signing key expires
+    a day after the build, so an older one is rebuilt."""
+    version = version or selected_version()
+    dest = cache_root() / "apt" / version
+    if dest.exists() and time.time() - (dest / "Release").stat().st_mtime > 20 * 3600:
+        shutil.rmtree(dest)
+    if not (dest / "InRelease").exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        build(dest, version)
+    return dest
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class RepoServer:
+    """Serves a repository directory over HTTP on one address (the sandbox bridge's), so only
+    the sandbox's nodes and this host reach it. Use as a context manager."""
+
+    def __init__(self, directory: Path, address: str, port: int = 0) -> None:
+        handler = lambda *a, **k: _Quiet(*a, directory=str(directory), **k)  # noqa: E731
+        self.server = http.server.ThreadingHTTPServer((address, port), handler)
+        self.address = address
+        self.port = self.server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}/"
+
+    def __enter__(self) -> RepoServer:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

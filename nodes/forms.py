@@ -4,6 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from clusters.validators import validate_ignore_preflight_errors
+from core.form_fields import BoundedModelMultipleChoiceField
 from core.permissions import VIEW, can
 from core.secret_forms import SecretFieldsMixin, WriteOnlyTextarea
 from kubeadm.preflight import parse_check_list
@@ -289,7 +290,7 @@ class BulkNodeForm(forms.Form):
 class BulkCheckForm(forms.Form):
     """The machines of one cluster to check together."""
 
-    nodes = forms.ModelMultipleChoiceField(
+    nodes = BoundedModelMultipleChoiceField(
         queryset=Node.objects.none(),
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Choose the machines to check."},

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from nodes.forms import BulkCheckForm
 from nodes.models import Node
 from tests.conftest import team_of
 from tests.factories import make_cluster
@@ -26,6 +27,16 @@ def test_the_join_form_refuses_a_machine_key_beyond_64_bits(operator):
         assert not form.is_valid()
         assert form.errors["nodes"] == [f"“{keys[-1]}” is not a valid value."]
     assert JoinForm({"nodes": [str(node.pk)]}, cluster=cluster).is_valid()
+
+
+def test_the_check_together_form_refuses_a_machine_key_beyond_64_bits(operator):
+    cluster = make_cluster("c1", team=team_of(operator))
+    node = Node.objects.create(cluster=cluster, name="w1", address="10.0.0.21")
+    for keys in ([HUGE], [str(node.pk), HUGE]):
+        form = BulkCheckForm({"nodes": keys}, cluster=cluster)
+        assert not form.is_valid()
+        assert form.errors["nodes"] == [f"“{keys[-1]}” is not a valid value."]
+    assert BulkCheckForm({"nodes": [str(node.pk)]}, cluster=cluster).is_valid()
 
 
 def test_the_admin_refuses_a_related_key_beyond_64_bits(client, make_user):

@@ -9,10 +9,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from clusters.models import Cluster
+from kubeadm import pki
 from nodes.models import Node
 from operations.models import Operation
 from tests.factories import make_cluster
 from tests.integration.test_concurrency import in_threads
+from tests.support.kubeclusters import store_authorities
 from workflows import backup, certificates
 from workflows.models import BackupSchedule, RenewalPolicy
 
@@ -20,7 +23,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_due_schedule_and_policy_start_once_whatever_the_number_of_workers():
-    cluster = make_cluster()
+    # Initialized and in Kubeboard's custody: schedules start nothing on a cluster that cannot answer.
+    cluster = make_cluster(status=Cluster.Status.RUNNING)
+    store_authorities(cluster, {"ca": pki.generate_ca("kubernetes", "ECDSA-P256")})
     Node.objects.create(
         cluster=cluster,
         name="cp1",

@@ -342,6 +342,13 @@ PREPARE_MAX_PARALLEL = int(os.environ.get("KUBEBOARD_PREPARE_MAX_PARALLEL", "6")
 PREPARE_LOCK_WAIT_SECONDS = int(os.environ.get("KUBEBOARD_PREPARE_LOCK_WAIT_SECONDS", "120"))
 # How long a started containerd has to answer on its socket.
 PREPARE_RUNTIME_START_SECONDS = float(os.environ.get("KUBEBOARD_PREPARE_RUNTIME_START_SECONDS", "30"))
+# Every upload passes this bound first (the largest upload is an artifact set), then Django's
+# handlers: small files in memory, the rest in a temporary file in pieces.
+FILE_UPLOAD_HANDLERS = [
+    "artifacts.uploads.BoundedUpload",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # The directory that stands for / on every machine Prepare touches: "/" on real machines. A test
 # bed whose machines share this host's root sets it to each machine's own directory tree.
 PREPARE_ROOT = os.environ.get("KUBEBOARD_PREPARE_ROOT", "/")

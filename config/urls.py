@@ -32,6 +32,7 @@ urlpatterns = [
     path("clusters/<str:name>/tokens/", include("tokens.urls")),
     path("clusters/<str:name>/day2/", include("workflows.urls")),
     path("operations/", include("operations.urls")),
+    path("artifacts/", include("artifacts.urls")),
     path("audit/", include("audit.urls")),
     path("teams/", include("teams.urls")),
     # Before the admin's own /admin/r/ (which sends any staff member to any team's object).

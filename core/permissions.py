@@ -123,6 +123,17 @@ def can_manage_accounts(user) -> bool:
     return _is_superuser(user)
 
 
+def can_manage_artifacts(user) -> bool:
+    """Importing an air-gapped artifact set is a superuser's: a set belongs to no team (every
+    cluster of its version uses it) and its binaries run as root on the machines."""
+    return _is_superuser(user)
+
+
+def can_see_artifacts(user) -> bool:
+    """Which sets exist (names, sizes, checksums) is no secret: anyone signed in."""
+    return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_active", False))
+
+
 def can_in_team(user, action: str, team: Group | None) -> bool:
     """For objects that do not exist yet (a new cluster in ``team``)."""
     return team is not None and teams_for(user, action).filter(pk=team.pk).exists()

@@ -356,6 +356,31 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
             data=lambda w: {"upgrade_batch_size": "2", "etcdctl": "etcdctl", "etcdutl": "etcdutl"},
         )
     },
+    "daytwo:prepare-settings": {
+        "POST": Audited(
+            "prepare_settings.changed",
+            role="operator",
+            data=lambda w: {
+                "source": "packages",
+                "repository_key_fingerprint": "DE15B14486CD377B9E876E1A234654DA9A296436",
+            },
+        )
+    },
+    # The world's machine has no accepted host key: refused before anything runs, recorded as such.
+    "clusters:prepare": {
+        "POST": Elsewhere(
+            "tests/integration/test_prepare_machines.py",
+            "prepares machines over a real sshd",
+            role="operator",
+            data=lambda w: {"nodes": [w.node.pk]},
+            fails="operation.queued",
+        )
+    },
+    "artifacts:upload": {
+        "POST": Elsewhere(
+            "tests/unit/test_artifact_sets.py", "imports an uploaded set (here no file is sent)", role="superuser"
+        )
+    },
     "daytwo:reset": {"POST": Elsewhere("tests/e2e/test_day2_reset.py", "resets a machine of a running cluster")},
     # Here the machine never tried to join: refused, recorded like a refused reset.
     "daytwo:undo-join": {
@@ -447,6 +472,7 @@ PAGES = (
     "teams:detail",
     "teams:list",
     "tokens:list",
+    "artifacts:list",
 )
 for _page in PAGES:
     ROUTES.setdefault(_page, {})["POST"] = ReadOnly("a page: a POST shows it and changes nothing")
@@ -543,6 +569,13 @@ COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
     "cluster config-import": Audited(
         ("cluster.created", "cluster.configuration_imported", "operation.queued"),
         argv=lambda w: ["cluster", "config-import", "imported", _config_file(), "--team", w.team.name, "--no-wait"],
+    ),
+    # The world's machine never had its host key accepted: refused before anything runs.
+    "node prepare": Elsewhere(
+        "tests/integration/test_prepare_machines.py",
+        "prepares a machine over a real sshd",
+        argv=lambda w: ["node", "prepare", w.cluster.name, w.node.name, "--no-wait"],
+        fails="operation.queued",
     ),
     "node reset": Elsewhere(
         "tests/e2e/test_day2_reset.py",

@@ -211,6 +211,11 @@ MATRIX: dict[str, Route] = {
     "clusters:engine-settings": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:admin-kubeconfig": Route(kwargs=_cluster, GET=POST_ONLY, POST=ADMIN_ACTION),
     "clusters:read-back": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "clusters:prepare": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "daytwo:prepare-settings": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    # Artifact sets belong to no team: anyone signed in sees them, only a superuser imports one.
+    "artifacts:list": Route(GET=LOGGED_IN_PAGE),
+    "artifacts:upload": Route(GET=POST_ONLY, POST=S(LOGIN, 403, 403, 403, 403, REDIRECT)),
     # Deleting a cluster destroys the CA keys Kubeboard holds: superusers only (an empty POST re-shows the form).
     # Public material: anyone who sees the cluster (private keys stay behind the audited reveal).
     "clusters:ca-certificate": Route(kwargs=lambda w: {"name": w.cluster.name, "ca": "etcd-ca"}, GET=TEAM_PAGE),

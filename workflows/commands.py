@@ -1,5 +1,5 @@
 """Day two from a shell: ``manage.py cluster upgrade-plan|upgrade|certs|renew-certs|backup|backups|
-restore|config-export|config-import …`` and ``manage.py node reset …``.
+restore|config-export|config-import …`` and ``manage.py node reset|prepare …``.
 
 They go through the same services as the pages (refusals, audit records), print what the pages
 show, and follow operations live like ``manage.py cluster init``: exit 0 when it succeeded, 1
@@ -18,7 +18,7 @@ from clusters.commandline import REFUSED, Subcommands, acting_user, follow_to_ex
 from clusters.models import Cluster
 from core.feedback import refusal_text
 from kubeadm.errors import KubeadmError
-from workflows import backup, certificates, config_io, init_command, join_command, reset, upgrade
+from workflows import backup, certificates, config_io, init_command, join_command, prepare, reset, upgrade
 from workflows.models import CertificateReport, EtcdSnapshot
 
 CLUSTER_ACTIONS = (
@@ -243,6 +243,34 @@ def run_node_reset(command, *, cluster: str, node: str, **options) -> None:
     follow_to_exit(command, operation, wait=not options.get("no_wait"))
 
 
+def add_prepare_parser(actions) -> None:
+    parser = actions.add_parser(
+        "prepare", help="prepare blank machines for kubeadm: swap, modules, sysctls, containerd, kubeadm/kubelet"
+    )
+    parser.add_argument("cluster", help="cluster name")
+    parser.add_argument("node", nargs="+", help="the machines to prepare (in parallel)")
+    parser.add_argument("--dry-run", action="store_true", help="list what would change; change nothing")
+    parser.add_argument("--user", help="act as this user (their role must allow it)")
+    parser.add_argument("--no-wait", action="store_true", help="queue it and print its id, do not follow")
+
+
+def run_node_prepare(command, *, cluster: str, node: list[str], **options) -> None:
+    cluster_obj = _cluster(cluster)
+    machines = list(cluster_obj.nodes.filter(name__in=node))
+    missing = sorted(set(node) - {m.name for m in machines})
+    if missing:
+        known = ", ".join(cluster_obj.nodes.values_list("name", flat=True)) or "none yet"
+        raise CommandError(
+            f"cluster {cluster} has no machine named {', '.join(missing)} (machines: {known})", returncode=REFUSED
+        )
+    user = acting_user(options.get("user"), cluster_obj) if options.get("user") else None
+    try:
+        operation = prepare.start_prepare(cluster_obj, machines, user=user, dry_run=options.get("dry_run", False))
+    except prepare.PrepareRefused as exc:
+        raise _refused(exc) from None
+    follow_to_exit(command, operation, wait=not options.get("no_wait"))
+
+
 # --- what workflows' AppConfig registers with clusters.commandline -------------------------
 
 
@@ -253,11 +281,14 @@ def _run_init(command, action: str, **options) -> None:
 def _add_node_parsers(actions) -> None:
     join_command.add_parser(actions)
     add_node_parser(actions)
+    add_prepare_parser(actions)
 
 
 def _run_node(command, action: str, **options) -> None:
     if action == "join":
         join_command.run(command, **options)
+    elif action == "prepare":
+        run_node_prepare(command, **options)
     else:
         run_node_reset(command, **options)
 
@@ -269,5 +300,5 @@ SUBCOMMANDS: dict[str, tuple[Subcommands, ...]] = {
         Subcommands(("init",), init_command.add_parser, _run_init),
         Subcommands(CLUSTER_ACTIONS, add_cluster_parsers, run_cluster),
     ),
-    "node": (Subcommands(("join", "reset"), _add_node_parsers, _run_node),),
+    "node": (Subcommands(("join", "reset", "prepare"), _add_node_parsers, _run_node),),
 }

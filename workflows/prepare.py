@@ -176,3 +176,29 @@ def start_prepare(cluster, machines: list[Node], *, user=None, dry_run: bool = F
 
 def preparable(cluster):
     return cluster.nodes.filter(status__in=PREPARABLE).order_by("name")
+
+
+SETTINGS_FIELDS = ("source", "repository_url", "repository_key_fingerprint", "registry_mirrors", "replace_runtime")
+
+
+def save_settings(form, *, user=None) -> PrepareSettings:
+    """Save the cluster's preparation settings (a validated PrepareSettingsForm), audited with
+    what changed. A running Prepare's next attempt uses them (the kind's attempt settings)."""
+    from audit.services import record
+
+    instance = form.instance
+    before = (
+        {name: getattr(PrepareSettings.objects.get(pk=instance.pk), name) for name in SETTINGS_FIELDS}
+        if instance.pk
+        else {}
+    )
+    with transaction.atomic():
+        saved = form.save()
+        record(
+            "prepare_settings.changed",
+            actor=user,
+            obj=saved.cluster,
+            before=before,
+            after={name: getattr(saved, name) for name in SETTINGS_FIELDS},
+        )
+    return saved

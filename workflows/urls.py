@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflows import cluster_actions, scheduling_views, views
+from workflows import cluster_actions, prepare_views, scheduling_views, views
 
 app_name = "daytwo"
 
@@ -24,6 +24,7 @@ urlpatterns = [
     path("configuration/", views.configuration_page, name="configuration"),
     path("configuration/export/", views.configuration_export, name="configuration-export"),
     path("nodes/<str:node>/scheduling/", scheduling_views.node_scheduling, name="node-scheduling"),
+    path("prepare-settings/", prepare_views.prepare_settings, name="prepare-settings"),
 ]
 
 # The cluster page's initialize, join and read-back, under /clusters/ in the clusters namespace (config/urls.py
@@ -32,4 +33,5 @@ cluster_urlpatterns = [
     path("<str:name>/initialize/", cluster_actions.initialize, name="initialize"),
     path("<str:name>/join/", cluster_actions.join, name="join"),
     path("<str:name>/read-back/", cluster_actions.read_back, name="read-back"),
+    path("<str:name>/prepare/", prepare_views.prepare_machines, name="prepare"),
 ]

@@ -6,10 +6,12 @@ roles, Check machine and accept each host key after comparing it with the README
 line, the cluster's preflight ignore list as the README gives it, Initialize node1, Join workers
 node2, and Join control plane node3 *without* ImagePull in its own list: that join fails its
 preflight on ImagePull; ImagePull is then added to node3's list and the operation resumed, which
-succeeds. Then the key pages again at 390x844.
+succeeds; that detour and its fix are walked at 390x844. Then the key pages again at 390x844.
 
-On every page: nothing wider than the viewport, and no console error; after every form post,
-reloading the page it led to creates nothing a second time.
+On every page: nothing wider than the viewport at either width, and no console error; after every
+form post, reloading the page it led to creates nothing a second time. At each stage the cluster
+page offers only what can work then (no token or day two before init, each shown disabled with
+its reason; Initialize and each join list only machines of their role).
 
 Written against element ids where the pages have them; the README's own words (labels, the
 ignore list, the show-key line) are read from the README, so a change there is walked here.
@@ -83,7 +85,15 @@ class Walk:
         return f"{self.page.url} is {widths[0]} px wide in {widths[1]}: {self.page.evaluate(OVERFLOW)}"
 
     def fits(self) -> None:
-        wide = self.too_wide()
+        """The page as it is now, at both widths: whichever the walk is at, then the other."""
+        here = self.page.viewport_size
+        wide = [self.too_wide()]
+        for size in (PHONE, DESKTOP):
+            if size != here:
+                self.page.set_viewport_size(size)
+                wide.append(self.too_wide())
+        self.page.set_viewport_size(here)
+        wide = [w for w in wide if w]
         assert not wide, wide
 
     def goto(self, path: str) -> None:
@@ -112,6 +122,38 @@ class Walk:
                 f"expected {status}: {operation} {operation.status}: {operation.error}\n{last}\n{stack.logs()[-3000:]}"
             ) from None
         self.fits()
+
+
+def offered(walk: Walk) -> dict[str, object]:
+    """What the cluster page offers now: the actions shown usable, those shown disabled with a
+    reason (data-unavailable), and the machines each of Initialize and the two joins lists."""
+    page = walk.page
+    walk.goto(f"/clusters/{CLUSTER}/")
+    usable = {
+        name
+        for name, selector in {
+            "create_token": "#create-token-link",
+            "day_two": "#upgrade-plan-link",
+            "initialize": "#initialize",
+            "join_workers": "#join-workers",
+            "join_control_plane": "#join-control-plane",
+        }.items()
+        if page.locator(selector).count()
+    }
+    disabled = set(page.eval_on_selector_all("[data-unavailable]", "els => els.map(e => e.dataset.unavailable)"))
+    listed = {
+        "initialize": page.eval_on_selector_all(
+            "#id_node option", "os => os.filter(o => o.value).map(o => o.text.split(' ')[0])"
+        ),
+        "join_workers": page.eval_on_selector_all(
+            "#join-workers-form label.check:not(.skip-choice)", "ls => ls.map(l => l.innerText.trim().split(' ')[0])"
+        ),
+        "join_control_plane": page.eval_on_selector_all(
+            "#join-control-plane-form label.check:not(.skip-choice)",
+            "ls => ls.map(l => l.innerText.trim().split(' ')[0])",
+        ),
+    }
+    return {"usable": usable, "disabled": disabled, "listed": {k: [m for m in v if m] for k, v in listed.items()}}
 
 
 def operations_count() -> int:
@@ -191,6 +233,12 @@ def test_the_walkthrough_in_the_browser(stack_factory, make_user, browser_page, 
         walk.reload_creates_nothing(ClusterSSHKey.objects.count)
         public_key = page.inner_text("#cluster-public-key").strip()
 
+        # Nothing offered before it can work: a cluster never initialized offers no token, no day
+        # two (each shown disabled with its reason) and no Initialize before a machine is ready.
+        stage = offered(walk)
+        assert stage["usable"] == set(), stage
+        assert {"create_token", "day_two"} <= stage["disabled"], stage
+
         # The README's show-key line, as written, in "a second terminal" reading the same database.
         authorized = Path("/var/lib/kubeboard-testbed") / NAME / "authorized_keys"
         from tests.conftest import test_database_env
@@ -222,12 +270,26 @@ def test_the_walkthrough_in_the_browser(stack_factory, make_user, browser_page, 
         assert "Settings saved" in page.inner_text("main")
         walk.fits()
 
+        # Initialize lists the control planes only; nothing joins, and no token, before init.
+        stage = offered(walk)
+        assert stage["usable"] == {"initialize"}, stage
+        assert stage["listed"]["initialize"] == ["node1", "node3"], stage
+        assert {"create_token", "day_two"} <= stage["disabled"], stage
+        walk.goto(f"/clusters/{CLUSTER}/")
+
         # Initialize on node1.
         page.select_option("#id_node", label=f"node1 ({node1})")
         page.click("#initialize")
         page.wait_for_url("**/operations/*/")
         walk.wait_operation("succeeded", 300_000, stack)
         walk.reload_creates_nothing(operations_count)
+
+        # Initialized: tokens and day two now usable; each join lists the machines of its role.
+        stage = offered(walk)
+        assert stage["usable"] == {"create_token", "day_two", "join_workers", "join_control_plane"}, stage
+        assert stage["listed"]["join_workers"] == ["node2"], stage
+        assert stage["listed"]["join_control_plane"] == ["node3"], stage
+        assert not {"create_token", "day_two"} & stage["disabled"], stage
 
         # Join workers: node2.
         walk.goto(f"/clusters/{CLUSTER}/")
@@ -238,7 +300,9 @@ def test_the_walkthrough_in_the_browser(stack_factory, make_user, browser_page, 
         walk.wait_operation("succeeded", 240_000, stack)
         walk.reload_creates_nothing(operations_count)
 
-        # Join control plane: node3, whose preflight fails on ImagePull.
+        # Join control plane: node3, whose preflight fails on ImagePull. This detour and its fix
+        # are walked at phone width (every page is also checked at the other width).
+        page.set_viewport_size(PHONE)
         walk.goto(f"/clusters/{CLUSTER}/")
         third = Node.objects.get(cluster__name=CLUSTER, name="node3")
         page.check(f"#join-control-plane-form input[name=nodes][value='{third.pk}']")

@@ -90,9 +90,17 @@ def test_create_cluster_and_watch_phases_live(stack_factory, operator, browser_p
     page.screenshot(path=str(tmp_path / "operation.png"), full_page=True)
 
     page.click("text=web-e2e")
+    # The identity and the audit are collapsed details on the cluster page: a person opens each
+    # with its tab, and then sees what they hold.
+    assert not page.is_visible("#ca-pin-hash"), "the identity is collapsed until asked for"
+    page.click("#cluster-tabs a[href='#identity']")
+    assert page.is_visible("#ca-pin-hash")
     pin = page.inner_text("#ca-pin-hash")
     assert pin.startswith("sha256:") and len(pin) == 71
+    assert page.is_visible("#kubeadm-config")
     assert "kind: ClusterConfiguration" in page.inner_text("#kubeadm-config")
-    assert page.locator("#authorities tbody tr").count() == 4
+    assert page.locator("#authorities tbody tr:visible").count() == 4
     assert "PRIVATE KEY" not in page.content()
+    page.click("#cluster-tabs a[href='#audit']")
+    assert page.is_visible("#audit-table")
     assert "cluster.created" in page.inner_text("#audit-table")

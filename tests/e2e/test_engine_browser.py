@@ -68,10 +68,14 @@ def test_add_machines_initialize_and_join_a_worker_in_the_browser(stack_factory,
         stack = stack_factory()
         log_in(page, stack.http, operator.username, "pw-" + operator.username)
 
-        # The cluster's key pair, put on the machines by their owner.
+        # The cluster's key pair, put on the machines by their owner. The page leads with it as its
+        # next step; that step's button generates it and the machines section then shows the key.
         page.goto(f"{stack.http}/clusters/zeta/")
-        page.click("text=Generate the cluster's SSH key")
-        authorize(sb, page.inner_text("#cluster-public-key"))
+        assert page.inner_text("#next-step-title") == "Generate the cluster's SSH key"
+        page.click("#next-step-action")
+        public_key = page.locator("#cluster-public-key")
+        public_key.wait_for()  # visible
+        authorize(sb, public_key.inner_text())
         # The first control plane also pulls images, which cannot work on the test bed.
         add_machine_in_the_ui(
             page, stack.http, sb, 1, ignore=", ".join(TESTBED_CONTROL_PLANE_EXTRA), role="control-plane"
@@ -123,6 +127,8 @@ def test_add_machines_initialize_and_join_a_worker_in_the_browser(stack_factory,
         row = watcher.locator("#node-list tr", has_text="node2")
         row.locator(".status-joined").wait_for(timeout=240_000)
         wait_succeeded(page, stack, 60_000)
+        # The API server's Nodes are in the collapsed After init section: its tab opens it.
+        watcher.click("#cluster-tabs a[href='#after-init']")
         watcher.locator("#api-nodes tr", has_text="node2").locator(".status-ready").wait_for(timeout=30_000)
         assert watcher.evaluate("window.notReloaded") is True, "the cluster page updated without a reload"
         assert "Running" in watcher.inner_text("#cluster-status")

@@ -1,9 +1,10 @@
 """Bare test-bed machines (issue 19): blank, each with a private root, and preparing one never
 changes the host the tests run on.
 
-One 1-node bare sandbox (``kbtbb`` on 10.213.40.0/24) serves the module. The host's files,
-package database and sysctls are snapshotted before and compared after each test that changes
-the node.
+One 2-node bare sandbox (``kbtbb`` on 10.213.40.0/24) serves the module: node1 is prepared
+from the air-gapped artifact set, node2 from the local APT repository, then kubeadm init and a
+worker join run on them with only ``SystemVerification`` ignored. The host's files, package
+database and sysctls are snapshotted before and compared after each test that changes a node.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.testbed.sandbox import BARE_ABSENT, Sandbox
+from tools.testbed.sandbox import BARE_ABSENT, Node, Sandbox
 from tools.testbed.testing import require_host, sandbox
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
@@ -94,7 +95,7 @@ def assert_host_unchanged(before: dict[str, object]) -> None:
 @pytest.fixture(scope="module")
 def bare() -> Iterator[Sandbox]:
     require_host()
-    with sandbox(NAME, SUBNET, size=1, bare=True) as sb:
+    with sandbox(NAME, SUBNET, size=2, bare=True) as sb:
         yield sb
 
 
@@ -216,14 +217,19 @@ systemctl enable kubelet
 """
 
 
+def prepare_from_set(node: Node) -> None:
+    """What Prepare does from the air-gapped source, done once per node of the module."""
+    if node.ssh("test -e /root/.prepared-from-set", check=False).returncode != 0:
+        node.ssh(PREPARE_FROM_SET.format(set=require_runtime_set()) + "touch /root/.prepared-from-set\n", timeout=300)
+
+
 def test_containerd_from_the_artifact_set_serves_cri_and_preflight_passes(bare: Sandbox) -> None:
     from tools.testbed.binaries import selected_version
     from tools.testbed.cluster import kubeadm_config, new_bootstrap_token
 
-    aset = require_runtime_set()
     node = bare.node(1)
     before = host_snapshot()
-    node.ssh(PREPARE_FROM_SET.format(set=aset), timeout=300)
+    prepare_from_set(node)
 
     # containerd runs under the node's init, started through the systemctl double...
     assert node.ssh("systemctl is-active containerd").stdout.strip() == "active"
@@ -260,14 +266,40 @@ def test_containerd_from_the_artifact_set_serves_cri_and_preflight_passes(bare: 
 
 
 def test_apt_installs_from_the_local_repository_into_the_private_root(bare: Sandbox) -> None:
+    from tools.testbed.aptrepo import cached_repo
+    from tools.testbed.binaries import selected_version
+
+    node = bare.node(2)
+    version = selected_version().lstrip("v") + "-1.1"
+    before = host_snapshot()
+    prepare_from_apt(bare, node)
+    assert node.ssh("kubeadm version -o short").stdout.strip() == selected_version()
+    assert node.ssh("dpkg-query -W -f '${Version}' kubeadm").stdout == version
+    assert "kubeadm" in node.ssh("apt-mark showhold").stdout.split()
+    assert node.ssh("crictl --version").stdout.strip() == "crictl version v1.37.0"
+    assert "v2.4.2" in node.ssh("containerd --version").stdout
+    # The units came with the packages (kubeadm's drop-in with kubeadm): the double reads them.
+    shown = node.ssh("systemctl show -p FragmentPath -p UnitFileState -p ActiveState kubelet containerd").stdout
+    # (/lib is /usr/lib on a merged-/usr Debian: the double names the first directory it looked in)
+    assert "FragmentPath=/lib/systemd/system/kubelet.service" in shown
+    assert "FragmentPath=/lib/systemd/system/containerd.service" in shown
+    assert node.ssh("test -f /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", check=False).returncode == 0
+    assert node.ssh("systemctl is-active containerd").stdout.strip() == "active"
+    # A signature apt did not trust would have failed the update: the repository is signed.
+    assert (cached_repo() / "InRelease").read_text().startswith("-----BEGIN PGP SIGNED MESSAGE-----")
+    assert_host_unchanged(before)
+
+
+def prepare_from_apt(bare: Sandbox, node: Node) -> None:
+    """What Prepare does from a package repository (the local one), done once per node."""
     from tools.testbed.aptrepo import KEYRING, RepoServer, cached_repo
     from tools.testbed.binaries import selected_version
 
+    if node.ssh("test -e /root/.prepared-from-apt", check=False).returncode == 0:
+        return
     require_runtime_set()
     repo = cached_repo()
-    node = bare.node(1)
     version = selected_version().lstrip("v") + "-1.1"
-    before = host_snapshot()
     with RepoServer(repo, bare.gateway) as server:
         # As the product's package-repository source would: a pinned key, one source, exact
         # versions, held. Only this source is read (the host's Debian sources are unreachable
@@ -279,17 +311,42 @@ echo 'deb [signed-by=/etc/apt/keyrings/kubeboard-testbed.gpg] {server.url} /' > 
 apt-get -q update -o Dir::Etc::SourceList=/etc/apt/sources.list.d/kubeboard-testbed.list -o Dir::Etc::SourceParts=/dev/null -o Acquire::http::Proxy=false
 DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends kubeadm={version} kubelet={version} kubectl={version} cri-tools containerd
 apt-mark hold kubeadm kubelet kubectl
+mkdir -p /etc/containerd
+containerd config default > /etc/containerd/config.toml
+printf 'net.ipv4.ip_forward = 1\\n' > /etc/sysctl.d/99-kubernetes.conf
+sysctl -q -p /etc/sysctl.d/99-kubernetes.conf
+systemctl daemon-reload
+systemctl enable --now containerd
+systemctl enable kubelet
+touch /root/.prepared-from-apt
 """,
             timeout=300,
         )
-    assert node.ssh("kubeadm version -o short").stdout.strip() == selected_version()
-    assert node.ssh("dpkg-query -W -f '${Version}' kubeadm").stdout == version
-    assert "kubeadm" in node.ssh("apt-mark showhold").stdout.split()
-    assert node.ssh("crictl --version").stdout.strip() == "crictl version v1.37.0"
-    assert "v2.4.2" in node.ssh("containerd --version").stdout
-    # kubeadm's drop-in came with the kubeadm package, the unit with kubelet's: the double reads both.
-    shown = node.ssh("systemctl show -p FragmentPath -p UnitFileState kubelet").stdout
-    assert "FragmentPath=/usr/lib/systemd/system/kubelet.service" in shown or "FragmentPath=/etc/" in shown
-    # A signature apt did not trust would have failed the update: the repository is signed.
-    assert (repo / "InRelease").read_text().startswith("-----BEGIN PGP SIGNED MESSAGE-----")
+
+
+def test_prepared_machines_init_and_join_with_only_system_verification_ignored(bare: Sandbox) -> None:
+    """kubeadm init on the machine prepared from the artifact set and a worker join of the one
+    prepared from the APT repository, each ignoring only SystemVerification (cgroups v1 here):
+    kubeadm starts the kubelet itself through the systemctl double."""
+    from tools.testbed.binaries import selected_version
+    from tools.testbed.cluster import kubeadm_config, new_bootstrap_token
+    from tools.testbed.preflight import TESTBED_PREPARED
+
+    cp, worker = bare.node(1), bare.node(2)
+    prepare_from_set(cp)
+    prepare_from_apt(bare, worker)
+    before = host_snapshot()
+    ignore = ",".join(TESTBED_PREPARED)
+    cp.ssh(f"cat > /root/kubeadm.yaml <<'EOF'\n{kubeadm_config(cp, selected_version(), new_bootstrap_token())}EOF")
+    init = cp.ssh(f"kubeadm init --config /root/kubeadm.yaml --ignore-preflight-errors={ignore} 2>&1", timeout=600)
+    assert "Your Kubernetes control-plane has initialized successfully!" in init.stdout
+    join = cp.ssh("kubeadm token create --print-join-command").stdout.strip()
+    joined = worker.ssh(f"{join} --ignore-preflight-errors={ignore} 2>&1", timeout=600)
+    assert "This node has joined the cluster" in joined.stdout, joined.stdout
+    for out in (init.stdout, joined.stdout):
+        for check in ("CRI", "ContainerRuntimeVersion", "ImagePull", "FileContent--proc-sys-net-ipv4-ip_forward"):
+            assert f"[WARNING {check}]" not in out, out
+    assert worker.ssh("systemctl is-active kubelet").stdout.strip() == "active"
+    kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
+    cp.ssh(f"{kubectl} wait --for=condition=Ready node/node1 node/node2 --timeout=120s", timeout=180)
     assert_host_unchanged(before)

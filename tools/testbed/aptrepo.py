@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.testbed.artifacts import UNITS, find_runtime, go_arch
+from tools.testbed.artifacts import UNITS, find_runtime, go_arch, newer_sources
 from tools.testbed.binaries import cache_root, find_binaries, selected_version
 
 KEYRING = "kubeboard-testbed-archive-keyring.gpg"
@@ -212,10 +212,11 @@ def build(dest: Path, version: str | None = None) -> Path:
 
 def cached_repo(version: str | None = None) -> Path:
     """The repository for ``version`` in the binary cache (built once). The signing key expires
-    a day after the build, so an older one is rebuilt."""
+    a day after the build, so an older one is rebuilt, as is one older than a cached binary."""
     version = version or selected_version()
     dest = cache_root() / "apt" / version
-    if dest.exists() and time.time() - (dest / "Release").stat().st_mtime > 20 * 3600:
+    release = dest / "Release"
+    if release.exists() and (time.time() - release.stat().st_mtime > 20 * 3600 or newer_sources(release, version)):
         shutil.rmtree(dest)
     if not (dest / "InRelease").exists():
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -273,10 +273,19 @@ def build(dest: Path, version: str | None = None, log=print) -> Path:  # type: i
     return dest
 
 
+def newer_sources(made: Path, version: str) -> bool:
+    """Whether a cached binary changed after ``made`` was written (the cache is then stale)."""
+    since = made.stat().st_mtime
+    sources = [cache_root() / version / "bin", runtime_bin_dir()]
+    return any(f.stat().st_mtime > since for d in sources if d.is_dir() for f in d.iterdir() if f.is_file())
+
+
 def cached_set(version: str | None = None) -> Path:
     """The set for ``version`` in the binary cache (built once, reused): what tests push."""
     version = version or selected_version()
     dest = cache_root() / "artifacts" / version
+    if (dest / "SHA256SUMS").exists() and newer_sources(dest / "SHA256SUMS", version):
+        shutil.rmtree(dest)  # a binary was rebuilt since: the set would push the old one
     if not (dest / "SHA256SUMS").exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         build(dest, version)

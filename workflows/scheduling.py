@@ -41,20 +41,23 @@ def _no_node(ctx: PhaseContext) -> PhaseError:
     )
 
 
-def _cordon(ctx: PhaseContext) -> None:
+def _mark(ctx: PhaseContext, unschedulable: bool) -> None:
     with kube.phase_errors():
-        found = kube.set_unschedulable(ctx.cluster, ctx.node.name, True)
+        found = kube.set_unschedulable(ctx.cluster, ctx.node.name, unschedulable)
     if not found:
         raise _no_node(ctx)
-    ctx.log(f"Cordoned {ctx.node.name}: no new Pods are scheduled there; those running stay.")
+    if unschedulable:
+        ctx.log(f"Cordoned {ctx.node.name}: no new Pods are scheduled there; those running stay.")
+    else:
+        ctx.log(f"Uncordoned {ctx.node.name}: Pods may be scheduled there again.")
+
+
+def _cordon(ctx: PhaseContext) -> None:
+    _mark(ctx, True)
 
 
 def _uncordon(ctx: PhaseContext) -> None:
-    with kube.phase_errors():
-        found = kube.set_unschedulable(ctx.cluster, ctx.node.name, False)
-    if not found:
-        raise _no_node(ctx)
-    ctx.log(f"Uncordoned {ctx.node.name}: Pods may be scheduled there again.")
+    _mark(ctx, False)
 
 
 def _read_nodes(ctx: PhaseContext) -> None:

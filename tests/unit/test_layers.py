@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Bottom to top; the packages of one layer sit side by side and do not import one another.
 LAYERS: list[tuple[str, ...]] = [
     ("kubeadm",),
+    # Pod network add-ons: pure knowledge like kubeadm/ (manifests, substitutions), no Django.
+    ("addons",),
     ("core",),
     ("audit",),
     ("operations",),
@@ -58,7 +60,12 @@ OUTSIDE = ("tools", "tests", "bench")
 # Top-level modules that are not in a package, and the layer they count as.
 LOOSE_MODULES = {"manage": "config"}
 # Packages that import less than every layer below them.
-ONLY: dict[str, tuple[str, ...]] = {"kubeadm": (), "remote": ("kubeadm", "core"), "kube": ("kubeadm", "core")}
+ONLY: dict[str, tuple[str, ...]] = {
+    "kubeadm": (),
+    "addons": ("kubeadm",),
+    "remote": ("kubeadm", "core"),
+    "kube": ("kubeadm", "core"),
+}
 
 _NOUN_RULE = (
     "the noun apps import the layers below them and, among themselves, only the noun they belong to "
@@ -67,6 +74,7 @@ _NOUN_RULE = (
 # The rule a reader is shown when a package imports what it may not.
 RULES: dict[str, str] = {
     "kubeadm": "kubeadm/ is pure kubeadm knowledge: it imports no Django and no other project package",
+    "addons": "addons/ is pure add-on knowledge: it imports kubeadm/ only, no Django",
     "core": "core/ is at the bottom, shared by every app: it imports no app",
     "audit": "audit/ sits above core/ and below every domain app: it imports no domain app "
     "(a per-object history belongs to the object's app, see audit.queries.register_history)",
@@ -98,6 +106,7 @@ ALLOWED = _allowed()
 # Third-party packages a layer may not import either.
 FORBIDDEN_EXTERNAL: dict[str, tuple[str, ...]] = {
     "kubeadm": ("django", "channels", "daphne", "django_q", "django_htmx", "axes", "whitenoise"),
+    "addons": ("django", "channels", "daphne", "django_q", "django_htmx", "axes", "whitenoise"),
 }
 IMPORTING_CALLS = {"import_module", "__import__", "import_string"}
 

@@ -350,7 +350,8 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 # The directory that stands for / on every machine Prepare touches: "/" on real machines. A test
-# bed whose machines share this host's root sets it to each machine's own directory tree.
+# bed whose machines share this host's root sets it to each machine's own directory tree ("{node}"
+# stands for the machine's name, e.g. /srv/bed/{node}).
 PREPARE_ROOT = os.environ.get("KUBEBOARD_PREPARE_ROOT", "/")
 # How many times an operation interrupted inside idempotent phases is resumed automatically.
 OPERATION_AUTO_RESUME_LIMIT = int(os.environ.get("KUBEBOARD_OPERATION_AUTO_RESUME_LIMIT", "2"))

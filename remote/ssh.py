@@ -709,6 +709,12 @@ class Connection:
         except (OSError, asyncssh.Error) as exc:
             raise Unreachable(f"the connection to {self.target.label} broke: {exc}") from exc
 
+    def output(self, command: str, *, root: bool = True) -> tuple[int | None, str]:
+        """A short read-only command's exit status and standard output alone (what a login shell's
+        startup files print goes to standard error and is left out)."""
+        result = self._quiet(command, root=root)
+        return result.exit_status, (result.stdout or b"").decode(errors="replace")
+
     def job_pgid(self, job: str) -> int | None:
         """The process group of ``job`` if it is alive on the machine."""
         result = self._quiet(_sh(_JOB_PGID, job_pid_file(job)))
@@ -811,7 +817,8 @@ class Connection:
         async def put() -> None:
             sftp = await self._sftp_client()
             try:
-                await sftp.put(local_path, temp, block_size=256 * 1024, max_requests=32)
+                # OpenSSH's sftp-server closes the session on a message over 256 KiB (header included).
+                await sftp.put(local_path, temp, block_size=128 * 1024, max_requests=64)
                 await sftp.chmod(temp, mode)
                 await sftp.posix_rename(temp, path)
             except BaseException:

@@ -7,6 +7,7 @@ rendered through ``kubeadm.prepare.Layout`` (``settings.PREPARE_ROOT``, "/" on a
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from dataclasses import dataclass
@@ -84,15 +85,23 @@ class Machine:
     def script(self, script: str, *args: str) -> str:
         return self.command(["sh", "-c", script, "kubeboard", *args])
 
-    def read(self, argv: list[str] | str, *, timeout: float = 60) -> commands.Output:
+    def read(self, argv: list[str] | str) -> commands.Output:
+        """A read that changes nothing: its standard output only, not logged."""
         try:
-            return commands.quiet(self.conn, self.command(argv), timeout=timeout)
+            status, text = self.conn.output(self.command(argv))
         except ssh.SSHError as exc:
             raise commands.phase_error(exc, self.ctx.node) from None
+        return commands.Output(status, text.splitlines())
 
     def read_file(self, absolute: str) -> str | None:
-        status, lines = self.read(["cat", "--", self.path(absolute)])
-        return "\n".join(lines) + "\n" if status == 0 else None
+        status, text = self._output(["cat", "--", self.path(absolute)])
+        return text if status == 0 else None
+
+    def _output(self, argv: list[str]) -> tuple[int | None, str]:
+        try:
+            return self.conn.output(self.command(argv))
+        except ssh.SSHError as exc:
+            raise commands.phase_error(exc, self.ctx.node) from None
 
     def exists(self, absolute: str) -> bool:
         return self.read(["test", "-e", self.path(absolute)]).exit_status == 0
@@ -114,7 +123,7 @@ class Machine:
         if not absolute_paths:
             return {}
         script = 'for f; do [ -f "$f" ] && sha256sum -- "$f"; done; true'
-        _, lines = self.read(self.script(script, *[self.path(p) for p in absolute_paths]), timeout=300)
+        _, lines = self.read(self.script(script, *[self.path(p) for p in absolute_paths]))
         found = {}
         by_target = {self.path(p): p for p in absolute_paths}
         for line in lines:
@@ -124,8 +133,15 @@ class Machine:
         return found
 
 
+def machine_root(template: str, node_name: str) -> str:
+    """``PREPARE_ROOT`` for one machine: "{node}" stands for its name (test-bed machines that share
+    one host each get their own tree)."""
+    return (template or "/").replace("{node}", node_name)
+
+
 def _machine(ctx: PhaseContext, conn: ssh.Connection) -> Machine:
-    return Machine(ctx, conn, knowledge.Layout(ctx.settings.get("root") or settings.PREPARE_ROOT or "/"))
+    template = ctx.settings.get("root") or settings.PREPARE_ROOT or "/"
+    return Machine(ctx, conn, knowledge.Layout(machine_root(template, ctx.node.name)))
 
 
 def report(machine: Machine, step: knowledge.StepReport) -> None:
@@ -432,7 +448,7 @@ def _systemctl_state(machine: Machine, verb: str, unit: str) -> str:
 
 def _runtime_answers(machine: Machine) -> bool:
     socket = machine.path(knowledge.CONTAINERD_SOCKET)
-    return machine.read(["ctr", "--address", socket, "version"], timeout=20).exit_status == 0
+    return machine.read(["ctr", "--address", socket, "version"]).exit_status == 0
 
 
 # Where a distribution's package (or someone by hand) puts a runtime; Kubeboard's own containerd
@@ -754,6 +770,17 @@ def images(ctx: PhaseContext) -> None:
 # --- verify -------------------------------------------------------------------------------------------
 
 
+_VERSION = re.compile(r"\bv\d+\.\d+\.\d+\S*")
+
+
+def _version_in(lines: list[str]) -> str:
+    for line in reversed(lines):
+        found = _VERSION.search(line)
+        if found:
+            return found.group(0)
+    return ""
+
+
 def verify(ctx: PhaseContext) -> None:
     _facts_of(ctx)  # the facts step ran (it may have been skipped on a resume)
     version = with_v(ctx.cluster.kubernetes_version)
@@ -775,16 +802,12 @@ def verify(ctx: PhaseContext) -> None:
                 problems.append(f"{key} is not {value}")
         if not _runtime_answers(machine) and not _existing_runtime(machine):
             problems.append("containerd does not answer on its socket")
-        status, lines = machine.read(["kubeadm", "version", "-o", "short"])
-        if status != 0 or (lines or [""])[0].strip() != version:
-            problems.append(
-                f"kubeadm version is {(lines or ['none'])[0].strip() if status == 0 else 'not found'}, not {version}"
-            )
-        status, lines = machine.read(["kubelet", "--version"])
-        if status != 0 or not (lines or [""])[0].strip().endswith(version):
-            problems.append(
-                f"kubelet --version says {(lines or ['nothing'])[0].strip() if status == 0 else 'not found'}"
-            )
+        # The version from the line that carries one: a login shell may print its own noise first.
+        for program, argv in (("kubeadm", ["kubeadm", "version", "-o", "short"]), ("kubelet", ["kubelet", "--version"])):
+            status, lines = machine.read(argv)
+            said = _version_in(lines) if status == 0 else ""
+            if said != version:
+                problems.append(f"{program} is {said or 'not found'}, not {version}")
         for program in ("kubectl", "crictl"):
             if not any(machine.exists(f"{d}/{program}") for d in (knowledge.BIN_DIR, "/usr/bin")):
                 problems.append(f"{program} is not installed")

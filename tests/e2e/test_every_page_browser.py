@@ -54,6 +54,7 @@ PAGES = {
     "teams:list": lambda d: {},
     "teams:detail": lambda d: {"pk": d.team.pk},
     "teams:user_create": lambda d: {},
+    "artifacts:list": lambda d: {},
     "admin:index": lambda d: {},
 }
 # More states of a page than its bare URL shows: (label, route, URL arguments).

@@ -347,6 +347,43 @@ def test_prepared_machines_init_and_join_with_only_system_verification_ignored(b
         for check in ("CRI", "ContainerRuntimeVersion", "ImagePull", "FileContent--proc-sys-net-ipv4-ip_forward"):
             assert f"[WARNING {check}]" not in out, out
     assert worker.ssh("systemctl is-active kubelet").stdout.strip() == "active"
+    # The double expanded kubeadm's drop-in and flags file into the unit's real command line.
+    started = (cp.dir / "logs" / "runner.log").read_text()
+    assert "kubelet.service: unit command /usr/bin/kubelet --bootstrap-kubeconfig=" in started
+    assert "--config=/var/lib/kubelet/config.yaml" in started
     kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
     cp.ssh(f"{kubectl} wait --for=condition=Ready node/node1 node/node2 --timeout=120s", timeout=180)
     assert_host_unchanged(before)
+
+
+def test_systemctl_double_reads_units_like_systemd(tmp_path: Path) -> None:
+    """kubeadm's kubelet unit, its drop-in and a kubeadm-flags.env, expanded as systemd does
+    (no sandbox: the double's unit reader alone)."""
+    from tools.testbed import systemctl as sd
+    from tools.testbed.artifacts import UNITS
+
+    flags = tmp_path / "kubeadm-flags.env"
+    flags.write_text(
+        'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock --node-ip=10.0.0.1"\n'
+    )
+    dropin = (UNITS / "10-kubeadm.conf").read_text().replace("/var/lib/kubelet/kubeadm-flags.env", str(flags))
+    unit = sd.Unit(name="kubelet.service", path=UNITS / "kubelet.service")
+    sd._parse((UNITS / "kubelet.service").read_text(), unit.sections)
+    sd._parse(dropin, unit.sections)
+    # The drop-in's empty ExecStart= reset the unit's; $VAR words split, missing files ignored (-).
+    assert unit.command() == [
+        [
+            "/usr/bin/kubelet",
+            "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
+            "--kubeconfig=/etc/kubernetes/kubelet.conf",
+            "--config=/var/lib/kubelet/config.yaml",
+            "--container-runtime-endpoint=unix:///run/containerd/containerd.sock",
+            "--node-ip=10.0.0.1",
+        ]
+    ]
+    assert unit.get("Install", "WantedBy") == ["multi-user.target"]
+    assert unit.last("Service", "Restart") == "always"
+    containerd = sd.Unit(name="containerd.service", path=UNITS / "containerd.service")
+    sd._parse((UNITS / "containerd.service").read_text(), containerd.sections)
+    assert containerd.command("ExecStartPre") == [["-", "/sbin/modprobe", "overlay"]]
+    assert containerd.last("Service", "Type") == "notify"

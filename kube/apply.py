@@ -10,6 +10,7 @@ Resource paths come from the API server's discovery, asked once per group/versio
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -189,6 +190,10 @@ def differences(wanted: Any, found: Any, path: str = "") -> list[tuple[str, Any,
         for index, (w, f) in enumerate(zip(wanted, found, strict=True)):
             out += differences(w, f, f"{path}[{index}]")
         return out
+    # Go's omitempty: the API server stores no false, 0, "" or empty value (e.g. a CRD's
+    # preserveUnknownFields: false), and null reads back as empty.
+    if found is None and wanted in (False, 0, "", None) and not isinstance(wanted, float):
+        return []
     if wanted != found and not (wanted is None and found in ({}, [], "")):
         # The API server keeps numbers and booleans typed; YAML may have quoted them.
         if found is not None and str(wanted) == str(found) and not isinstance(wanted, bool):
@@ -198,19 +203,32 @@ def differences(wanted: Any, found: Any, path: str = "") -> list[tuple[str, Any,
 
 
 def _owns(fields: dict[str, Any], path: str) -> bool:
-    """Whether a managedFields fieldsV1 tree names the dotted ``path`` (items by name)."""
+    """Whether a managedFields fieldsV1 tree names the dotted ``path`` (items by name).
+
+    A key may itself hold dots (``data.net-conf.json``), so at each level the longest run of
+    path words that is a field of that level is taken.
+    """
+    tokens = re.findall(r"\[([^\]]*)\]|([^.\[]+)", path)
     node: Any = fields
-    for part in path.replace("]", "").replace("[", ".[").split("."):
-        if not part or not isinstance(node, dict):
-            continue
-        if part.startswith("["):
-            name = part[1:]
-            match = next((v for k, v in node.items() if k.startswith("k:") and f'"name":"{name}"' in k), None)
-            if match is None and name.isdigit():
-                return False
-            node = match
+    index = 0
+    while index < len(tokens):
+        if not isinstance(node, dict):
+            return False
+        item, word = tokens[index]
+        if item:
+            node = next((v for k, v in node.items() if k.startswith("k:") and f'"name":"{item}"' in k), None)
+            index += 1
         else:
-            node = node.get(f"f:{part}")
+            end = index + 1
+            while end < len(tokens) and not tokens[end][0]:
+                end += 1
+            for stop in range(end, index, -1):
+                candidate = node.get("f:" + ".".join(t[1] for t in tokens[index:stop]))
+                if candidate is not None:
+                    node, index = candidate, stop
+                    break
+            else:
+                return False
         if node is None:
             return False
     return True

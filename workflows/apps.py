@@ -20,6 +20,7 @@ class WorkflowsConfig(AppConfig):
         from workflows.commands import SUBCOMMANDS
         from workflows.init import INIT
         from workflows.join import JOIN_CONTROL_PLANE, JOIN_WORKERS
+        from workflows.network import POD_NETWORK
         from workflows.prepare import PREPARE
         from workflows.readback import READ_BACK
         from workflows.reset import RESET
@@ -43,6 +44,7 @@ class WorkflowsConfig(AppConfig):
             RENEW_CERTIFICATES,
             READ_BACK,
             PREPARE,
+            POD_NETWORK,
             *SCHEDULING,
         ):
             register(kind)

@@ -122,15 +122,15 @@ def test_oversized_and_unsafe_manifests_are_refused():
 
 
 def test_drift_names_the_field_and_its_manager():
-    wanted = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v", "n": "1"}}
+    wanted = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k.json": "v", "n": "1"}}
     live = {
         "metadata": {
             "name": "c",
             "managedFields": [
                 {"manager": "kubeboard", "fieldsV1": {"f:data": {"f:n": {}}}},
-                {"manager": "kubectl-edit", "fieldsV1": {"f:data": {"f:k": {}}}},
+                {"manager": "kubectl-edit", "fieldsV1": {"f:data": {"f:k.json": {}}}},
             ],
         },
-        "data": {"k": "edited", "n": 1},
+        "data": {"k.json": "edited", "n": 1},
     }
-    assert kube_apply.drift(wanted, live) == [kube_apply.Drift("data.k", "v", "edited", ("kubectl-edit",))]
+    assert kube_apply.drift(wanted, live) == [kube_apply.Drift("data.k.json", "v", "edited", ("kubectl-edit",))]

@@ -1,5 +1,5 @@
 """Each cluster's health at a glance, for the cluster list: nodes Ready of all (as the API server
-last reported them), the soonest certificate expiry, and a running or stopped operation.
+last reported them, to a read-back or to the live refresh of an open cluster page), the soonest certificate expiry, and a running or stopped operation.
 
 Read for the whole list in a fixed number of queries (the clusters with their annotations, then
 the read-back certificates of all of them), never one more per cluster.
@@ -15,6 +15,7 @@ from django.db.models import Count, Min, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from clusters import nodestatus
 from clusters.models import CertificateAuthority, MachineInventory
 from operations.models import Operation
 
@@ -125,7 +126,9 @@ def health(clusters: Iterable) -> list[Health]:
     for cluster in clusters:
         # No read-back yet: the reverse one-to-one raises an AttributeError subclass.
         inventory = getattr(cluster, "inventory", None)
-        api_nodes = inventory.api_nodes if inventory is not None and inventory.collected_at else None
+        # The same Nodes the cluster page's summary shows: the live refresh's when it is newer.
+        rows, read_at, _ = nodestatus.shown_nodes(inventory)
+        api_nodes = rows if read_at is not None else None
         candidates = list(leaves.get(cluster.pk, []))
         if cluster.health_ca_expiry is not None:
             candidates.append(Expiry(f"CA {cluster.health_ca_name}", cluster.health_ca_expiry))

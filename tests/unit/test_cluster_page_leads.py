@@ -282,6 +282,15 @@ def test_the_list_shows_each_clusters_health_without_a_query_per_cluster(client,
     assert "in 13 months" in quiet_row and "CA ca" in quiet_row
     assert f'href="/operations/{upgrade.pk}/"' in quiet_row and "status-running" in quiet_row
 
+    # A live refresh newer than the read-back (an open cluster page asked the API server since):
+    # the list counts the Nodes the page's summary shows, not the older read-back.
+    ClusterInventory.objects.filter(cluster__name="three").update(
+        refreshed_at=timezone.now() + timedelta(seconds=1),
+        refreshed_nodes=[{"name": "three-cp", "ready": True}, {"name": "three-w", "ready": True}],
+    )
+    html, _ = list_page(client, people["viewer"])
+    assert "2/2 Ready" in row("three"), row("three")
+
 
 def test_a_saved_setting_comes_back_to_its_open_section(client, people):
     """The settings' forms moved into collapsed sections: their answers point at them (the page's

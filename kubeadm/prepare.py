@@ -165,10 +165,22 @@ def sysctl_proc_path(key: str) -> str:
     return "/proc/sys/" + key.replace(".", "/")
 
 
-def module_loaded_path(name: str) -> str:
-    """/sys/module/<name> exists once a module is loaded or built in (/proc/modules lists only
-    loadable ones: a built-in overlay would look missing there)."""
-    return f"/sys/module/{name}"
+# What else the kernel shows when a module's function is there. A built-in module appears in
+# /sys/module only if it has parameters or a version: a kernel with br_netfilter built in (and no
+# loadable modules, so no modprobe at all) shows it only as its sysctls under /proc/sys/net/bridge.
+MODULE_SIGNS: dict[str, tuple[str, ...]] = {"br_netfilter": ("/proc/sys/net/bridge",)}
+
+
+def module_loaded_paths(name: str) -> tuple[str, ...]:
+    """Paths any one of which shows the module is loaded or built in: /sys/module/<name> (/proc/modules
+    lists only loadable ones, so a built-in overlay would look missing there), then MODULE_SIGNS."""
+    return (f"/sys/module/{name}", *MODULE_SIGNS.get(name, ()))
+
+
+def module_loaded(name: str, existing: set[str] | frozenset[str]) -> bool:
+    """Whether the kernel shows ``name``, given which of module_loaded_paths(name) exist: only a
+    module it does not show needs modprobe."""
+    return any(path in existing for path in module_loaded_paths(name))
 
 
 @dataclass(frozen=True)

@@ -266,7 +266,7 @@ def modules(ctx: PhaseContext) -> None:
         machine = _machine(ctx, conn)
         listed = (machine.read_file(knowledge.MODULES_FILE) or "").split()
         missing_file = [name for name in knowledge.MODULES if name not in listed]
-        unloaded = [name for name in knowledge.MODULES if not machine.exists(knowledge.module_loaded_path(name))]
+        unloaded = [name for name in knowledge.MODULES if not _module_loaded(machine, name)]
         if missing_file:
             step.change(f"{knowledge.MODULES_FILE} lists {', '.join(knowledge.MODULES)} (loaded at every boot)")
         for name in unloaded:
@@ -278,6 +278,11 @@ def modules(ctx: PhaseContext) -> None:
             machine.write(knowledge.MODULES_FILE, knowledge.modules_file())
         for name in unloaded:
             machine.run(["modprobe", name], label=f"modprobe {name}")
+
+
+def _module_loaded(machine: Machine, name: str) -> bool:
+    existing = {path for path in knowledge.module_loaded_paths(name) if machine.exists(path)}
+    return knowledge.module_loaded(name, existing)
 
 
 def _sysctl_file_values(text: str) -> dict[str, str]:
@@ -795,7 +800,7 @@ def verify(ctx: PhaseContext) -> None:
             if active:
                 problems.append(f"swap is on ({', '.join(active)})")
         for name in knowledge.MODULES:
-            if not machine.exists(knowledge.module_loaded_path(name)):
+            if not _module_loaded(machine, name):
                 problems.append(f"module {name} is not loaded")
         for key, value in knowledge.SYSCTLS.items():
             if (machine.read_file(knowledge.sysctl_proc_path(key)) or "").strip() != value:

@@ -66,6 +66,19 @@ def test_modules_and_sysctls_are_the_ones_kubeadm_checks():
     )
 
 
+def test_a_module_the_kernel_shows_is_loaded_even_without_its_sys_module_entry():
+    # This host's kernel: no loadable modules, overlay built in with a /sys/module entry,
+    # br_netfilter built in with none, seen only as /proc/sys/net/bridge.
+    assert prepare.module_loaded_paths("overlay") == ("/sys/module/overlay",)
+    assert prepare.module_loaded_paths("br_netfilter") == ("/sys/module/br_netfilter", "/proc/sys/net/bridge")
+    assert prepare.module_loaded("br_netfilter", {"/proc/sys/net/bridge"})
+    assert prepare.module_loaded("br_netfilter", {"/sys/module/br_netfilter"})
+    assert prepare.module_loaded("overlay", {"/sys/module/overlay"})
+    # Not fooled by another module's sign, nor by nothing at all: then modprobe runs.
+    assert not prepare.module_loaded("overlay", {"/proc/sys/net/bridge"})
+    assert not prepare.module_loaded("br_netfilter", set())
+
+
 def test_swap_entries_are_commented_out_once():
     fstab = (
         "UUID=1 / ext4 defaults 0 1\n/swap.img none swap sw 0 0\n# /old none swap sw 0 0\nUUID=2  none  swap  sw  0 0\n"

@@ -548,3 +548,78 @@ class StepReport:
     @property
     def done_already(self) -> bool:
         return not self.changes
+
+
+# --- upgrading what Prepare installed (issue 19 item 2: the day-two upgrade's package steps) ----
+# The upgrade (workflows/upgrade_packages.py) moves a prepared machine to a target version from
+# the same source Prepare used, so no one types a shell line per cluster. pkgs.k8s.io has one
+# repository per minor: the source file's URL moves to the target's minor first.
+
+KUBEADM_PACKAGES = ("kubeadm",)
+KUBELET_PACKAGES = ("kubelet", "kubectl")
+KUBEADM_BINARIES = ("bin/kubeadm",)
+# The kubelet's unit and kubeadm's drop-in come with the binaries: a newer set may change them.
+KUBELET_FILES = ("bin/kubelet", "bin/kubectl", "bin/crictl", "systemd/kubelet.service", "systemd/10-kubeadm.conf")
+
+
+def upgrade_repository(family: str, target: str, *, base: str = PKGS_K8S_IO, fingerprint: str = "") -> Repository:
+    """The repository the upgrade switches to: the target's minor, same base and key as Prepare's."""
+    return Repository(
+        family=family,
+        minor=minor_of(target),
+        base=base or PKGS_K8S_IO,
+        fingerprint=normalize_fingerprint(fingerprint) or PKGS_K8S_IO_FINGERPRINT,
+    )
+
+
+def exact_specs(family: str, target: str, names: tuple[str, ...]) -> list[str]:
+    """``names`` at the target's exact version (apt: ``kubeadm=1.38.0-*``, dnf: ``kubeadm-1.38.0``)."""
+    number = with_v(target)[1:]
+    return [f"{name}={number}-*" if family == DEBIAN else f"{name}-{number}" for name in names]
+
+
+def unhold_packages(family: str, names: tuple[str, ...]) -> list[str]:
+    if family == DEBIAN:
+        return ["apt-mark", "unhold", *names]
+    return ["dnf", "versionlock", "delete", *names]
+
+
+def hold_packages(family: str, names: tuple[str, ...]) -> list[str]:
+    if family == DEBIAN:
+        return ["apt-mark", "hold", *names]
+    return ["dnf", "versionlock", "add", *names]
+
+
+def upgrade_package_commands(
+    family: str, target: str, names: tuple[str, ...], *, lock_wait: int, restart_kubelet: bool = False
+) -> list[list[str]]:
+    """After the repository file names the target's minor: refresh, unhold, install the exact
+    versions, hold again (and restart the kubelet when it was among them). A failed install
+    leaves the packages unheld; the resume runs the same lines again."""
+    lines = [
+        refresh_command(family, lock_wait=lock_wait),
+        unhold_packages(family, names),
+        install_command(family, exact_specs(family, target, names), lock_wait=lock_wait),
+        hold_packages(family, names),
+    ]
+    if restart_kubelet:
+        lines += [list(argv) for argv in RESTART_KUBELET]
+    return lines
+
+
+def install_set_file_command(staged: str, destination: str, mode: int) -> list[str]:
+    """Put one pushed file in place. ``install`` unlinks the destination first, so a running
+    kubelet's binary is replaced without "Text file busy"."""
+    return ["install", "-D", "-m", f"{mode:04o}", staged, destination]
+
+
+# After a new kubelet binary, unit or drop-in: systemd reads the unit again, the kubelet restarts.
+RESTART_KUBELET: tuple[tuple[str, ...], ...] = (("systemctl", "daemon-reload"), ("systemctl", "restart", "kubelet"))
+
+
+def set_name(version: str, architecture: str) -> str:
+    """An artifact set's name as Kubeboard stores it (artifacts.models.ArtifactSet.name)."""
+    return f"{with_v(version)}-{architecture}"
+
+
+# --- end of the upgrade block ------------------------------------------------------------------------

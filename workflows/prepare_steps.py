@@ -7,6 +7,7 @@ rendered through ``kubeadm.prepare.Layout`` (``settings.PREPARE_ROOT``, "/" on a
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 import time
@@ -344,9 +345,10 @@ def _free_bytes(machine: Machine, absolute: str) -> int | None:
         return None
 
 
-def push(ctx: PhaseContext) -> None:
-    found = _facts_of(ctx)
-    artifact_set = _artifact_set(ctx, found)
+def push(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
+    """Send the set (the cluster's version's by default; the upgrade passes its target's) and check it."""
+    if artifact_set is None:
+        artifact_set = _artifact_set(ctx, _facts_of(ctx))
     files = list(artifact_set.files.all())
     where = staging_dir(artifact_set)
     with phase_connection(ctx) as conn:
@@ -429,15 +431,25 @@ def _install_from_set(
     rows = {row.path: row for row in ArtifactFile.objects.filter(artifact_set=artifact_set, path__in=paths)}
     targets = {path: layout_of_sets.destination(path) for path in rows}
     installed = machine.sha256([dest for dest, _ in targets.values() if dest])
+    # Units are installed rewritten (their ExecStart names the set's binaries where they go), so
+    # they are compared, and written, as installed; Kubeboard's copy is the checked one.
+    rewritten = {
+        path: layout_of_sets.installed_content(path, rows[path].local_path.read_bytes())
+        for path in rows
+        if path.startswith("systemd/")
+    }
     changed = []
     for path, (dest, mode) in sorted(targets.items()):
-        if installed.get(dest) == rows[path].sha256:
+        wanted = hashlib.sha256(rewritten[path]).hexdigest() if path in rewritten else rows[path].sha256
+        if installed.get(dest) == wanted:
             continue
         step.change(f"installed {dest} from {artifact_set.name}/{path}")
         changed.append(dest)
-        if not machine.dry_run:
+        if not machine.dry_run and path in rewritten:
+            machine.write(dest, rewritten[path].decode(), mode=mode)
+        elif not machine.dry_run:
             machine.run(
-                ["install", "-D", "-m", f"{mode:04o}", machine.path(f"{where}/{path}"), machine.path(dest)],
+                knowledge.install_set_file_command(machine.path(f"{where}/{path}"), machine.path(dest), mode),
                 label="install",
             )
     return changed
@@ -741,9 +753,10 @@ def _images_present(machine: Machine) -> set[str]:
     return {line.strip() for line in lines} if status == 0 else set()
 
 
-def images(ctx: PhaseContext) -> None:
-    found = _facts_of(ctx)
-    artifact_set = _artifact_set(ctx, found)
+def images(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
+    """Import the set's images (the cluster's version's set by default; the upgrade passes its target's)."""
+    if artifact_set is None:
+        artifact_set = _artifact_set(ctx, _facts_of(ctx))
     step = knowledge.StepReport("images")
     where = staging_dir(artifact_set)
     with phase_connection(ctx) as conn:

@@ -44,6 +44,7 @@ from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
 from remote import commands
+from workflows import upgrade_packages
 from workflows.backup import settings_for, take_snapshot
 from workflows.models import DayTwoSettings, EtcdSnapshot
 
@@ -104,6 +105,8 @@ class UpgradePlan:
     precondition: preconditions.Precondition = preconditions.MET
     # What the machines' kubeadm means for the target when no kubeadm package command is set.
     kubeadm_note: str = ""
+    # Where each package step comes from ("typed command", "from pkgs.k8s.io v1.38 repository", …).
+    package_source: upgrade_packages.PackageSource | None = None
 
     @property
     def allowed(self) -> bool:
@@ -293,8 +296,12 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
                 "target": "kubeadm's CoreDNS for the target",
             }
         )
-    kubelet_package = bool(tools.kubelet_package_command.strip())
-    kubeadm_package = bool(tools.kubeadm_package_command.strip())
+    source = upgrade_packages.source_for(cluster, tools, target if target_allowed else "", planes + workers)
+    plan.package_source = source
+    for reason, hint in source.refusals:
+        plan.refusals.append(Refusal(reason, hint))
+    kubelet_package = source.installs("kubelet")
+    kubeadm_package = source.installs("kubeadm")
     if not kubeadm_package:
         plan.kubeadm_note = _kubeadm_note(kubeadms, target if target_allowed else "")
     first = planes[0].name if planes else ""
@@ -302,8 +309,12 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
         seen = nodes_seen.get(node.name)
         kubelet = seen.kubelet_version if seen else ""
         steps: list[str] = []
+        if source.pushes:
+            steps.append(f"push the artifact set and check it ({source.sets.get(node.name) or 'the target'})")
         if kubeadm_package:
-            steps.append("kubeadm package command")
+            steps.append(_step_text("kubeadm", source))
+        if source.pushes:
+            steps.append("import the set's images")
         if node.role == Node.Role.CONTROL_PLANE:
             steps.append("kubeadm upgrade apply" if node.name == first else "kubeadm upgrade node (control plane)")
         else:
@@ -312,7 +323,7 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
         if node.role == Node.Role.CONTROL_PLANE:
             steps.append("drain")
         if kubelet_package:
-            steps.append("kubelet package command (installs and restarts the kubelet)")
+            steps.append(_step_text("kubelet", source) + " (installs and restarts the kubelet)")
         steps.append("uncordon")
         plan.nodes.append(
             NodePlan(
@@ -339,7 +350,10 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
                 skew = None
             if skew:
                 plan.refusals.append(
-                    Refusal(f"{node.name}: {skew}", "upgrade that kubelet first (set a kubelet package command)")
+                    Refusal(
+                        f"{node.name}: {skew}",
+                        "upgrade that kubelet first (set a kubelet package command, or a prepare source)",
+                    )
                 )
         if target_allowed and not kubeadm_package:
             found = _kubeadm_of(node)
@@ -348,7 +362,8 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
                 plan.refusals.append(
                     Refusal(
                         f"{node.name}: {problem}",
-                        f"install kubeadm {target} on the machines, or set the cluster's kubeadm package command",
+                        f"install kubeadm {target} on the machines, choose the cluster's prepare source (package "
+                        "repositories or an artifact set, under Prepare machines), or set its kubeadm package command",
                     )
                 )
     if planes:
@@ -364,6 +379,14 @@ def build_plan(cluster, target: str = "", *, state: kube.ClusterState | None = N
             + ", ".join(unknown)
         )
     return plan
+
+
+def _step_text(which: str, source: upgrade_packages.PackageSource) -> str:
+    kind = source.kinds[which]
+    if kind == upgrade_packages.TYPED:
+        return f"{which} package command"
+    names = "kubeadm" if which == "kubeadm" else "kubelet and kubectl"
+    return f"{names} {source.texts[which]}"
 
 
 def kubeadm_problem(kubeadm_version: str, target: str) -> str | None:
@@ -412,6 +435,7 @@ def start_upgrade(cluster, target: str, *, user=None, batch_size: int | None = N
         # Recorded with the run, as they were when it started.
         "kubeadm_package_command": tools.kubeadm_package_command,
         "kubelet_package_command": tools.kubelet_package_command,
+        "package_source": plan.package_source.params() if plan.package_source else {},
         "ignore_preflight_errors": {n.name: upgrade_ignore_list(cluster, n, tools) for n in everyone},
     }
     with transaction.atomic():
@@ -478,10 +502,31 @@ def _package_values(target: str) -> dict[str, str]:
     }
 
 
+def _source_kind(params: dict, which: str) -> str:
+    """typed, packages, artifacts or "" (a run started before sources existed: typed or nothing)."""
+    kinds = (params.get("package_source") or {}).get("kinds")
+    if kinds is not None:
+        return kinds.get(which, "")
+    return upgrade_packages.TYPED if params.get(f"{which}_package_command") else ""
+
+
+def _pushes(params: dict) -> bool:
+    return upgrade_packages.ARTIFACTS in {_source_kind(params, w) for w in upgrade_packages.WHICH}
+
+
+def _push(ctx: PhaseContext) -> None:
+    if not _is_control_plane(ctx):
+        _stop_if_rollout_failed(ctx)
+    upgrade_packages.push(ctx)
+
+
 def _package(which: str):
     def run(ctx: PhaseContext) -> None:
         if not _is_control_plane(ctx) and which == "kubeadm":
             _stop_if_rollout_failed(ctx)
+        if _source_kind(ctx.params, which) in (upgrade_packages.PACKAGES, upgrade_packages.ARTIFACTS):
+            upgrade_packages.install(ctx, which, _target(ctx))
+            return
         template = ctx.params.get(f"{which}_package_command") or ""
         command = template.format(**_package_values(_target(ctx)))
         with phase_connection(ctx) as conn:
@@ -493,7 +538,7 @@ def _package(which: str):
 
 
 def _kubeadm_version(ctx: PhaseContext) -> None:
-    if not _is_control_plane(ctx) and not ctx.params.get("kubeadm_package_command"):
+    if not _is_control_plane(ctx) and not _source_kind(ctx.params, "kubeadm") and not _pushes(ctx.params):
         _stop_if_rollout_failed(ctx)
     with phase_connection(ctx) as conn:
         _, lines = commands.run(ctx, conn, [commands.KUBEADM, "version", "-o", "short"], label="kubeadm version")
@@ -502,7 +547,8 @@ def _kubeadm_version(ctx: PhaseContext) -> None:
     if problem:
         raise PhaseError(
             f"{ctx.node.name}: {problem}; nothing was upgraded on this machine",
-            hint=f"install kubeadm {_target(ctx)} there (check the cluster's kubeadm package command), then resume",
+            hint=f"install kubeadm {_target(ctx)} there (check the cluster's kubeadm package command or prepare "
+            "source), then resume",
         )
     ctx.log(f"{ctx.node.name} has kubeadm {found}: it can upgrade to {_target(ctx)}.")
 
@@ -527,7 +573,7 @@ def _verify_node(ctx: PhaseContext) -> None:
     and, on a control plane, every static Pod at the target."""
     target = _target(ctx)
     name = ctx.node.name
-    want_kubelet = bool(ctx.params.get("kubelet_package_command"))
+    want_kubelet = bool(_source_kind(ctx.params, "kubelet"))
     last = ""
 
     def upgraded() -> kube.NodeState | None:
@@ -618,7 +664,18 @@ def _spec(name: str, description: str, run, idempotent: bool = True) -> PhaseSpe
 PHASES = (
     _spec("check", "Check the plan again with live versions (policy, kubeadm, kubelets)", _check),
     _spec("etcd-snapshot", "Snapshot etcd before anything changes", _etcd_snapshot),
-    _spec("kubeadm-package", "Run the cluster's kubeadm package command on the machine", _package("kubeadm"), False),
+    _spec(
+        "push",
+        "Push the target's artifact set over SFTP and check it with sha256sum -c (Prepare's push step)",
+        _push,
+    ),
+    _spec(
+        "kubeadm-package",
+        "Install kubeadm at the target: the typed command, or from the cluster's prepare source",
+        _package("kubeadm"),
+        False,
+    ),
+    _spec("images", "Import the target set's images into containerd (k8s.io namespace)", upgrade_packages.images),
     _spec("kubeadm-version", "Check that the machine's kubeadm can upgrade to the target", _kubeadm_version),
     _spec("preflight", "kubeadm upgrade … phase preflight", _kubeadm_phase("preflight")),
     _spec(
@@ -642,7 +699,7 @@ PHASES = (
     _spec("drain", "Cordon the node and evict its Pods", kube.phase_drain),
     _spec(
         "kubelet-package",
-        "Run the cluster's kubelet package command (install and restart the kubelet)",
+        "Install kubelet and kubectl at the target and restart the kubelet (typed command, or the prepare source)",
         _package("kubelet"),
         False,
     ),
@@ -662,15 +719,19 @@ def _node_phases(operation: Operation, name: str) -> list[str]:
     first = name == params["first"]
     plane = name in params["control_planes"]
     names: list[str] = []
-    if params.get("kubeadm_package_command"):
+    if _pushes(params):
+        names.append("push")
+    if _source_kind(params, "kubeadm"):
         names.append("kubeadm-package")
+    if _pushes(params):
+        names.append("images")
     names.append("kubeadm-version")
     if not plane:
         names.append("drain")
     names += list(APPLY_PHASES if first else NODE_PHASES if plane else WORKER_PHASES)
     if plane:
         names.append("drain")
-    if params.get("kubelet_package_command"):
+    if _source_kind(params, "kubelet"):
         names.append("kubelet-package")
     names += ["verify-node", "uncordon"]
     return names

@@ -126,6 +126,26 @@ def destination(path: str) -> tuple[str, int] | None:
     return None
 
 
+# kubeadm's documented kubelet unit and drop-in start /usr/bin/kubelet (where the packages put
+# it), but a set's binaries go where destination() says (/usr/local/bin, owned by no package
+# manager): installed as they are, the unit would start a kubelet that is not there.
+_PACKAGE_BIN = re.compile(r"^(ExecStart(?:Pre|Post)?=[-@:+!]*)/usr/bin/(" + "|".join(BINARIES) + r")(?=\s|$)", re.M)
+
+
+def installed_content(path: str, data: bytes) -> bytes:
+    """A set's file as it is installed: a unit's ExecStart names the set's binary where the set
+    installs it; every other file as it is."""
+    if not path.startswith("systemd/"):
+        return data
+    text = data.decode()
+
+    def ours(found: re.Match[str]) -> str:
+        placed = destination(f"bin/{found.group(2)}")
+        return found.group(1) + (placed[0] if placed else f"/usr/bin/{found.group(2)}")
+
+    return _PACKAGE_BIN.sub(ours, text).encode()
+
+
 # What names an image in an OCI archive's index.json (containerd's export and `ctr import`).
 _NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
 

@@ -249,3 +249,31 @@ def test_image_names_from_an_archive():
     docker = json.dumps([{"RepoTags": ["registry.k8s.io/etcd:3.6.8-0"]}]).encode()
     assert artifacts.image_names(b"", docker) == ["registry.k8s.io/etcd:3.6.8-0"]
     assert artifacts.image_names(b"not json") == []
+
+
+def test_units_from_a_set_start_the_binaries_where_the_set_installs_them():
+    # kubeadm's documented drop-in (the test bed's copy, kubernetes/release's template) starts
+    # /usr/bin/kubelet, where packages put it; a set installs its kubelet in /usr/local/bin.
+    from tools.testbed.artifacts import UNITS
+
+    dropin = (UNITS / "10-kubeadm.conf").read_bytes()
+    unit = (UNITS / "kubelet.service").read_bytes()
+    assert b"ExecStart=/usr/bin/kubelet" in dropin and b"ExecStart=/usr/bin/kubelet" in unit
+    for path, data in (("systemd/10-kubeadm.conf", dropin), ("systemd/kubelet.service", unit)):
+        installed = artifacts.installed_content(path, data).decode()
+        assert "/usr/bin/kubelet" not in installed
+        assert "\nExecStart=/usr/local/bin/kubelet" in installed
+        # Only the program changes: everything else of the file is kubeadm's.
+        assert installed.replace("/usr/local/bin/kubelet", "/usr/bin/kubelet").encode() == data
+    assert artifacts.installed_content("systemd/10-kubeadm.conf", dropin).decode().count("ExecStart=") == 2
+    # A prefix stays (systemd's "-" ignores a failure); a program the set does not carry, or one
+    # already where the set puts it, is left alone; so is anything that is not a unit.
+    assert artifacts.installed_content("systemd/x.service", b"ExecStartPre=-/usr/bin/runc x\n") == (
+        b"ExecStartPre=-/usr/local/sbin/runc x\n"
+    )
+    containerd = (UNITS / "containerd.service").read_bytes()
+    assert artifacts.installed_content("systemd/containerd.service", containerd) == containerd
+    assert artifacts.installed_content("systemd/x.service", b"ExecStart=/usr/bin/kubeletx\n") == (
+        b"ExecStart=/usr/bin/kubeletx\n"
+    )
+    assert artifacts.installed_content("bin/kubelet", b"/usr/bin/kubelet") == b"/usr/bin/kubelet"

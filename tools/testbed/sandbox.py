@@ -454,6 +454,9 @@ class Sandbox:
             for node in self.nodes:
                 # The node's init (systemd's part): runs what the systemctl double starts.
                 node.start_runner(self.bin_dir, systemd=True)
+                # And what systemd creates at boot: /run/systemd/system is how programs tell that
+                # systemd is the init (sd_booted(3)); PID 1 here is the host's, never systemd.
+                node.exec(["mkdir", "-p", "/run/systemd/system"])
         say(f"testbed: sandbox {self.name} up: " + ", ".join(f"{n.name}={n.address}" for n in self.nodes))
 
     @property

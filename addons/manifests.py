@@ -189,6 +189,28 @@ def substituted_text(pinned: catalog.Pinned, pod_subnet: str) -> str:
     return text
 
 
+_REGISTRY = re.compile(
+    r"^(localhost|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:[0-9]{1,5})?"
+    r"(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+)
+
+
+def registry_problem(registry: str) -> str:
+    """Why ``registry`` cannot stand in front of an image path ("" when it can): a host, an
+    optional port and optional path, as in ``registry.local:5000/mirror`` (no scheme, no tag)."""
+    value = registry.strip().rstrip("/")
+    if not value:
+        return ""
+    if "://" in value:
+        return f"{value} has a scheme; write the registry as an image reference starts, e.g. registry.local:5000"
+    if len(value) > 255 or not _REGISTRY.match(value):
+        return (
+            f"{value} is not a registry: a host name in lower case, an optional :port and an optional path, "
+            "e.g. registry.local:5000/mirror"
+        )
+    return ""
+
+
 def with_registry(image: str, registry: str) -> str:
     """``image`` pulled from ``registry`` instead: its registry host replaced, the path kept.
 

@@ -1,5 +1,5 @@
-"""Forms behind the cluster page's own actions: engine settings, admin kubeconfig (initialize's and
-join's, which span nouns, are workflows/cluster_forms.py)."""
+"""Forms behind the cluster page's own actions: engine settings, pod network, admin kubeconfig
+(initialize's and join's, which span nouns, are workflows/cluster_forms.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django import forms
 
+from clusters import pod_network
 from clusters.models import Cluster
 from clusters.validators import validate_ignore_preflight_errors
 from kubeadm.preflight import parse_check_list
@@ -36,6 +37,44 @@ class EngineSettingsForm(forms.ModelForm):
     def save(self, commit: bool = True) -> Cluster:
         self.instance.ignore_preflight_errors = self.cleaned_data["ignore_preflight_errors"]
         return super().save(commit=commit)
+
+
+class PodNetworkForm(forms.ModelForm):
+    """The pod network chosen for a cluster after it was created (or adopted): saved here, applied
+    by the pod-network operation (the next step offers it while the choice is not rolled out)."""
+
+    pod_network = pod_network.PodNetworkField()
+
+    class Meta:
+        model = Cluster
+        fields = ["pod_network", "pod_network_registry"]
+        help_texts = {
+            "pod_network_registry": "Pull the pod network's images from this registry instead of upstream's "
+            "(air-gapped sites), e.g. registry.local:5000; empty: upstream's.",
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cluster = self.instance
+        if cluster.pod_network in pod_network.OFFERED_NETWORKS:
+            self.initial["pod_network"] = f"{cluster.pod_network} {cluster.pod_network_version}"
+        elif cluster.pod_network == "":
+            self.initial["pod_network"] = pod_network.default_for(cluster.pod_subnet)
+
+    def clean_pod_network(self) -> str:
+        value = self.cleaned_data["pod_network"]
+        cluster = self.instance
+        addresses = pod_network.machine_addresses(
+            cluster.control_plane_endpoint, cluster.nodes.values_list("address", flat=True)
+        )
+        found = pod_network.problems(
+            value, pod_subnet=cluster.pod_subnet, service_subnet=cluster.service_subnet, addresses=addresses
+        )
+        if found:
+            raise forms.ValidationError(found)
+        network, version = pod_network.split(value)
+        self.instance.pod_network_version = version
+        return network
 
 
 class KubeconfigForm(forms.Form):

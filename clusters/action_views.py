@@ -1,4 +1,4 @@
-"""The cluster page's own actions: engine settings, admin kubeconfig, read-back (initialize and join,
+"""The cluster page's own actions: engine settings, pod network choice, admin kubeconfig, read-back (initialize and join,
 which span nouns, are workflows/cluster_actions.py).
 
 Thin: a form validates, a service refuses or starts an operation, the person lands on the
@@ -15,9 +15,9 @@ from django.views.decorators.http import require_POST
 import kube
 from audit.services import refusals
 from clusters import apiaccess
-from clusters.action_forms import EngineSettingsForm, KubeconfigForm
+from clusters.action_forms import EngineSettingsForm, KubeconfigForm, PodNetworkForm
 from clusters.pages import back_to_cluster, cluster_for
-from clusters.services import save_engine_settings
+from clusters.services import save_engine_settings, save_pod_network
 from core import feedback
 from core.permissions import ADMIN, OPERATE
 
@@ -33,6 +33,20 @@ def engine_settings(request: HttpRequest, name: str) -> HttpResponse:
     save_engine_settings(form, user=request.user)
     messages.success(request, "Settings saved; they apply to the next initialize or join.")
     return back_to_cluster(cluster, "engine-settings")
+
+
+@login_required
+@require_POST
+def pod_network_settings(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = cluster_for(request, name, OPERATE)
+    form = PodNetworkForm(request.POST, instance=cluster)
+    if not form.is_valid():
+        feedback.form_errors(request, form)
+        return back_to_cluster(cluster, "pod-network")
+    cluster = save_pod_network(form, user=request.user)
+    then = "; the next step applies it." if cluster.pod_network_wanted else "."
+    messages.success(request, f"Pod network set to {cluster.pod_network_label}{then}")
+    return back_to_cluster(cluster, "pod-network")
 
 
 @login_required

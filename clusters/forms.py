@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 
+from clusters import pod_network
 from clusters.kubeadm_config import FIELD_FOR_CONFIG_PATH, configuration_errors, field_message
 from clusters.models import Cluster
 from core.permissions import OPERATE, teams_for
@@ -44,6 +45,8 @@ _STAND_INS = {
 
 
 class ClusterForm(forms.ModelForm):
+    # Not required: a POST without it (a script's) gets the default, as the unbound form shows it.
+    pod_network = pod_network.PodNetworkField(required=False)
     kubernetes_version = KubernetesVersionField(
         label="Kubernetes version",
         help_text="The newest patch of each Kubernetes minor this Kubeboard deploys.",
@@ -57,6 +60,8 @@ class ClusterForm(forms.ModelForm):
             "control_plane_endpoint",
             "pod_subnet",
             "service_subnet",
+            "pod_network",
+            "pod_network_registry",
             "dns_domain",
             "image_repository",
             "encryption_algorithm",
@@ -68,11 +73,14 @@ class ClusterForm(forms.ModelForm):
             "without a scheme, e.g. 10.0.0.10:6443.",
             "pod_subnet": "CIDR for pod IPs, e.g. 10.244.0.0/16 (dual-stack: two CIDRs separated by a comma).",
             "service_subnet": f"CIDR for service IPs; kubeadm's default is {DEFAULT_SERVICE_SUBNET}.",
+            "pod_network_registry": "Pull the pod network's images from this registry instead of upstream's "
+            "(air-gapped sites), e.g. registry.local:5000; empty: upstream's.",
         }
 
     def __init__(self, *args, user=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["pod_subnet"].initial = "10.244.0.0/16"
+        self.fields["pod_network"].initial = pod_network.default_for(self.fields["pod_subnet"].initial)
         # Only teams in which the user may run operations; every cluster belongs to a team.
         self.fields["team"].queryset = teams_for(user, OPERATE) if user is not None else Group.objects.none()
         self.fields["team"].required = True
@@ -103,7 +111,26 @@ class ClusterForm(forms.ModelForm):
                 self.add_error(field, field_message(error))
             else:
                 self.add_error(None, str(error))
+        self._clean_pod_network(cleaned)
         return cleaned
+
+    def _clean_pod_network(self, cleaned: dict) -> None:
+        """The choice (or the default for the pod subnet given) checked against the subnets and
+        the control-plane endpoint, each reason under the Pod network field."""
+        if "pod_subnet" in self.errors or "service_subnet" in self.errors:
+            return  # the subnet's own mistake is the one to fix first
+        subnet = cleaned.get("pod_subnet") or ""
+        value = cleaned.get("pod_network") or pod_network.default_for(subnet)
+        for problem in pod_network.problems(
+            value,
+            pod_subnet=subnet,
+            service_subnet=cleaned.get("service_subnet") or "",
+            addresses=pod_network.machine_addresses(cleaned.get("control_plane_endpoint") or ""),
+        ):
+            self.add_error("pod_network", problem)
+        network, version = pod_network.split(value)
+        cleaned["pod_network"] = network
+        self.instance.pod_network_version = version
 
 
 class DeleteClusterForm(forms.Form):

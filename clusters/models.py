@@ -8,7 +8,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
-from clusters.validators import validate_cluster_name, validate_ignore_preflight_errors
+from addons import catalog as addons_catalog
+from clusters.validators import validate_cluster_name, validate_ignore_preflight_errors, validate_image_registry
 from core.encryption import EncryptedTextField
 from kubeadm import config as kubeadm_config
 
@@ -94,6 +95,21 @@ class Cluster(models.Model):
         default=ControlPlaneJoinMethod.PRE_SEED,
     )
 
+    # The pod network add-on (issue 20): what init's pod-network phase and the pod-network
+    # operation apply. "" = never chosen (clusters from before the choice existed).
+    pod_network = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[(name, addons_catalog.NETWORK_LABELS[name]) for name in addons_catalog.NETWORKS],
+    )
+    pod_network_version = models.CharField("pod network version", max_length=32, blank=True)
+    pod_network_registry = models.CharField(
+        "pod network image registry", max_length=255, blank=True, validators=[validate_image_registry]
+    )
+    # What the last successful apply rolled out ("flannel v0.28.9"), so the next step can tell a
+    # choice not applied yet (or changed since) from one that is.
+    pod_network_applied = models.CharField(max_length=64, blank=True)
+
     # core.permissions: the path from a cluster to the team that owns it.
     TEAM_PATH = "team"
 
@@ -109,6 +125,21 @@ class Cluster(models.Model):
     @property
     def is_adopted(self) -> bool:
         return self.origin == self.Origin.ADOPTED
+
+    @property
+    def pod_network_wanted(self) -> str:
+        """The chosen pinned add-on as ``pod_network_applied`` records it; "" when nothing is to apply."""
+        if self.pod_network not in (addons_catalog.FLANNEL, addons_catalog.CALICO):
+            return ""
+        return f"{self.pod_network} {self.pod_network_version}"
+
+    @property
+    def pod_network_label(self) -> str:
+        """The choice in words: "Flannel v0.28.9", "None", "Not chosen"."""
+        if not self.pod_network:
+            return "Not chosen"
+        label = addons_catalog.NETWORK_LABELS[self.pod_network]
+        return f"{label} {self.pod_network_version}" if self.pod_network_version else label
 
     def api_credentials(self, *, user=None) -> Credentials:
         """Fresh credentials for this cluster's API server; what makes a Cluster a ``kube.APITarget``."""

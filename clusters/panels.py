@@ -122,13 +122,35 @@ def cluster_panels(cluster, user) -> dict:
 def engine_panel(cluster, user) -> dict:
     """The engine settings, and what the last read-back found (the initialize and join actions are
     workflows.panels.cluster_actions_panel)."""
-    from clusters.action_forms import EngineSettingsForm, KubeconfigForm
+    from clusters.action_forms import EngineSettingsForm, KubeconfigForm, PodNetworkForm
 
     return {
         "settings_form": EngineSettingsForm(instance=cluster),
+        "pod_network_form": PodNetworkForm(instance=cluster),
+        **pod_network_state(cluster),
         "kubeconfig_form": KubeconfigForm() if not cluster.is_adopted else None,
         **inventory(cluster, user),
     }
+
+
+def pod_network_state(cluster) -> dict:
+    """What the pod network part says besides the choice: what was rolled out, and the flag of a
+    cluster that has none (its nodes stay NotReady on real machines)."""
+    from addons import catalog
+
+    applied = cluster.pod_network_applied
+    if applied:
+        network, _, version = applied.partition(" ")
+        applied_label = f"{catalog.NETWORK_LABELS.get(network, network)} {version}"
+    else:
+        applied_label = "nothing yet"
+    flag = ""
+    if cluster.pod_network == catalog.NONE:
+        flag = (
+            "No pod network: Kubeboard installs none on this cluster. Until you apply one yourself, "
+            "nodes on real machines stay NotReady and no Pod gets an address."
+        )
+    return {"pod_network_applied_label": applied_label, "pod_network_flag": flag}
 
 
 def _init_operations(cluster):

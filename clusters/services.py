@@ -46,6 +46,24 @@ def save_engine_settings(form, *, user) -> Cluster:
 
 
 ENGINE_SETTINGS = ("ignore_preflight_errors", "join_parallelism", "control_plane_join_method")
+POD_NETWORK_SETTINGS = ("pod_network", "pod_network_version", "pod_network_registry")
+
+
+def save_pod_network(form, *, user) -> Cluster:
+    """Save the cluster's pod network choice (a validated PodNetworkForm); applying it is the
+    pod-network operation's, which the next step offers."""
+    cluster = form.instance
+    before = Cluster.objects.filter(pk=cluster.pk).values(*POD_NETWORK_SETTINGS).first() or {}
+    with transaction.atomic():
+        cluster = form.save()
+        after = {field: getattr(cluster, field) for field in POD_NETWORK_SETTINGS}
+        changed = {
+            field: {"from": before.get(field), "to": after[field]}
+            for field in after
+            if before.get(field) != after[field]
+        }
+        record("cluster.pod_network_changed", actor=user, obj=cluster, cluster=cluster, details=changed)
+    return cluster
 
 
 class ClusterDeleteRefused(Exception):

@@ -10,6 +10,7 @@ urlpatterns = [
     path("<str:name>/", views.cluster_detail, name="detail"),
     path("<str:name>/live/", views.cluster_live, name="live"),
     path("<str:name>/engine-settings/", action_views.engine_settings, name="engine-settings"),
+    path("<str:name>/pod-network-settings/", action_views.pod_network_settings, name="pod-network-settings"),
     path("<str:name>/admin-kubeconfig/", action_views.admin_kubeconfig, name="admin-kubeconfig"),
     path("<str:name>/delete/", views.cluster_delete, name="delete"),
     path("<str:name>/ca/<str:ca>.crt", material_views.ca_certificate, name="ca-certificate"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
+from addons import manifests
 from clusters.kubeadm_config import field_message
 from kubeadm import preflight, validation
 
@@ -18,3 +19,10 @@ def validate_ignore_preflight_errors(value: object) -> None:
     problem = preflight.ignore_list_problem(value)
     if problem:
         raise ValidationError(problem, code="ignore_preflight")
+
+
+def validate_image_registry(value: str) -> None:
+    """A registry the pod network's images are pulled from instead of upstream's (air-gapped sites)."""
+    problem = manifests.registry_problem(value)
+    if problem:
+        raise ValidationError(problem, code="registry")

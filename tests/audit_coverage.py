@@ -195,6 +195,17 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
         )
     },
     "clusters:engine-settings": {"POST": Elsewhere("tests/unit/test_cluster_actions.py", "form owned by the engine")},
+    "clusters:pod-network-settings": {
+        "POST": Audited("cluster.pod_network_changed", role="operator", data=lambda w: {"pod_network": "none"})
+    },
+    "clusters:pod-network": {
+        "POST": Elsewhere(
+            "tests/unit/test_pod_network_choice.py",  # the one operation.queued of a started apply
+            "needs an initialized cluster whose CA key Kubeboard holds, with Flannel or Calico chosen",
+            role="operator",
+            fails="operation.queued",
+        )
+    },
     "clusters:admin-kubeconfig": {
         "POST": Elsewhere(
             CLUSTER_E2E,

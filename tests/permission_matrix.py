@@ -209,6 +209,8 @@ MATRIX: dict[str, Route] = {
     "clusters:initialize": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:join": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:engine-settings": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "clusters:pod-network-settings": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
+    "clusters:pod-network": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:admin-kubeconfig": Route(kwargs=_cluster, GET=POST_ONLY, POST=ADMIN_ACTION),
     "clusters:read-back": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:prepare": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),

@@ -1,8 +1,9 @@
-"""The cluster page's workflow actions: initialize, join and read back.
+"""The cluster page's workflow actions: initialize, join, read back and the pod network.
 
 Thin: a form validates, a service refuses or starts an operation, the person lands on the
 operation page (live) or back on the cluster page with the reason and what to do. Their routes
-keep the names they had in clusters/ (``clusters:initialize``, ``clusters:join``, ``clusters:read-back``): config/urls.py
+keep the names they had in clusters/ (``clusters:initialize``, ``clusters:join``, ``clusters:read-back``;
+``clusters:pod-network`` joined them): config/urls.py
 puts ``cluster_urlpatterns`` (workflows/urls.py) into the clusters namespace.
 """
 
@@ -20,6 +21,7 @@ from operations.services import OperationStateError
 from workflows.cluster_forms import InitForm, JoinForm
 from workflows.init import InitRefused, start_init
 from workflows.join import JoinRefused, start_join
+from workflows.network import PodNetworkRefused, start_pod_network
 from workflows.readback import ReadBackRefused, start_read_back
 
 
@@ -72,4 +74,23 @@ def read_back(request: HttpRequest, name: str) -> HttpResponse:
     except ReadBackRefused as exc:
         feedback.refused(request, exc)
         return back_to_cluster(cluster, "inventory")
+    return redirect(operation)
+
+
+@login_required
+@require_POST
+def pod_network(request: HttpRequest, name: str) -> HttpResponse:
+    """Apply the cluster's saved pod network choice (the next step's button)."""
+    cluster = cluster_for(request, name, OPERATE)
+    try:
+        operation = start_pod_network(
+            cluster,
+            cluster.pod_network,
+            version=cluster.pod_network_version,
+            image_registry=cluster.pod_network_registry,
+            user=request.user,
+        )
+    except (PodNetworkRefused, OperationStateError) as exc:
+        feedback.refused(request, exc)
+        return back_to_cluster(cluster, "pod-network")
     return redirect(operation)

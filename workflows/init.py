@@ -44,7 +44,7 @@ from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
 from remote import commands
-from workflows import attempts
+from workflows import attempts, network
 
 KIND = INIT_KIND
 CLUSTER_INFO_TIMEOUT = 120
@@ -395,6 +395,12 @@ PHASES = (
     ),
     _kubeadm("kubelet-finalize"),
     _kubeadm("addon"),
+    PhaseSpec(
+        "pod-network",
+        "Apply the chosen pod network add-on (server-side apply) and wait for it on every node",
+        network.init_phase,
+        idempotent=True,
+    ),
     PhaseSpec(
         "read-back",
         "Wait for the node to be Ready, then read back nodes, certificates and manifests",

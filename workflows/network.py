@@ -8,8 +8,9 @@ every DaemonSet has a ready Pod on every schedulable node it tolerates and every
 replicas ready; on a timeout the phase names the Pods and nodes that are not ready and why (their
 conditions, container states and warning events).
 
-In workflows/ because it reads a cluster (its pod subnet) and acts on its API server. Not offered
-on the cluster page yet (issue 20 stays open): started by ``start_pod_network`` (tests, shell).
+In workflows/ because it reads a cluster (its pod subnet) and acts on its API server. Started
+from the cluster page's next step (``start_pod_network`` with the cluster's saved choice); init
+runs the same apply and rollout as its ``pod-network`` phase (``init_phase``).
 """
 
 from __future__ import annotations
@@ -52,8 +53,18 @@ def desired_objects(cluster: Cluster, choice: manifests.Choice) -> list[dict[str
         raise PhaseError(str(exc), hint="choose a pinned version and a pod subnet that fits it") from None
 
 
+def cluster_choice(cluster: Cluster) -> manifests.Choice | None:
+    """The cluster's saved choice as something to apply; None for none, custom or not chosen."""
+    if cluster.pod_network not in (catalog.FLANNEL, catalog.CALICO):
+        return None
+    return manifests.Choice(cluster.pod_network, cluster.pod_network_version, cluster.pod_network_registry)
+
+
 def _apply(ctx: PhaseContext) -> None:
-    choice = choice_of(ctx.operation.params)
+    apply_choice(ctx, choice_of(ctx.operation.params))
+
+
+def apply_choice(ctx: PhaseContext, choice: manifests.Choice) -> None:
     objects = desired_objects(ctx.cluster, choice)
     label = catalog.pinned(choice.network, choice.version).label
     ctx.log(f"Applying {label}: {len(objects)} objects, server-side apply as field manager {kube_apply.FIELD_MANAGER}.")
@@ -79,11 +90,20 @@ def rollouts(cluster: Cluster, objects: list[dict[str, Any]]) -> list[kube_apply
 
 
 def _rollout(ctx: PhaseContext) -> None:
+    choice = choice_of(ctx.operation.params)
+    wait_rollout(ctx, choice, float(ctx.operation.params.get("rollout_timeout") or ROLLOUT_TIMEOUT))
+
+
+def mark_applied(cluster: Cluster, choice: manifests.Choice) -> None:
+    """Record what is rolled out, so the next step stops offering it (and offers a changed choice)."""
+    version = catalog.pinned(choice.network, choice.version).version
+    Cluster.objects.filter(pk=cluster.pk).update(pod_network_applied=f"{choice.network} {version}")
+
+
+def wait_rollout(ctx: PhaseContext, choice: manifests.Choice, timeout: float) -> None:
     import time
 
-    choice = choice_of(ctx.operation.params)
     objects = desired_objects(ctx.cluster, choice)
-    timeout = float(ctx.operation.params.get("rollout_timeout") or ROLLOUT_TIMEOUT)
     deadline = time.monotonic() + timeout
     reported: set[str] = set()
     while True:
@@ -95,6 +115,7 @@ def _rollout(ctx: PhaseContext) -> None:
                 ctx.log(f"{state.description} rolled out: {state.ready}/{state.desired} ready.")
         waiting = [s for s in states if not s.ok]
         if not waiting:
+            mark_applied(ctx.cluster, choice)
             return
         if time.monotonic() >= deadline:
             lines = [
@@ -121,6 +142,22 @@ POD_NETWORK = OperationKind(
         ),
     ),
 )
+
+
+def init_phase(ctx: PhaseContext) -> None:
+    """Init's pod-network phase (after kubeadm's addon): the cluster's choice, read now (a resume
+    after changing it applies the new one), applied and waited for like the operation's phases."""
+    cluster = Cluster.objects.get(pk=ctx.cluster.pk)
+    choice = cluster_choice(cluster)
+    if choice is None:
+        ctx.log(
+            f"Pod network: {cluster.pod_network_label}. Kubeboard applies none on this cluster: skipped. "
+            "On real machines the nodes stay NotReady until a network add-on runs.",
+            level="warning",
+        )
+        return
+    apply_choice(ctx, choice)
+    wait_rollout(ctx, choice, float(ctx.params.get("rollout_timeout") or ROLLOUT_TIMEOUT))
 
 
 @dataclass(frozen=True)
@@ -158,7 +195,11 @@ def start_pod_network(
     if not ready:
         raise PodNetworkRefused(ready.reason, hint=ready.hint)
     if network not in (catalog.FLANNEL, catalog.CALICO):
-        raise PodNetworkRefused(f"{network!r} is not a pinned add-on", hint="choose Flannel or Calico")
+        label = catalog.NETWORK_LABELS.get(network, "not chosen") if network else "not chosen"
+        raise PodNetworkRefused(
+            f"the pod network is {label}: Kubeboard applies only a pinned Flannel or Calico",
+            hint="choose Flannel or Calico under Settings, Pod network",
+        )
     try:
         pinned = catalog.pinned(network, version)
     except catalog.CatalogError as exc:

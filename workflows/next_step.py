@@ -2,7 +2,8 @@
 
 The path is the first hour's: the cluster's identity, the cluster's SSH key, machines, each
 machine checked and its host key accepted, the control plane initialized, the other machines
-joined, then (not in Kubeboard yet) a pod network. ``next_step`` finds the first stage that is
+joined, then the pod network (applied by init's pod-network phase, or by the pod-network
+operation this step offers). ``next_step`` finds the first stage that is
 not done and says what to do about it; the cluster page shows it at the top
 (``clusters/_next_step.html``, a live part) and an operation's page links to it once the
 operation has ended. It lives in workflows/ because it reads the cluster, its machines, its key
@@ -16,18 +17,20 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
 
+from addons import catalog
 from clusters.identity import PREPARE_IDENTITY
 from clusters.models import INIT_KIND, Cluster
 from nodes.models import ClusterSSHKey, Node
 from operations.models import Operation
 from workflows.join import CONTROL_PLANE as JOIN_CONTROL_PLANE_KIND
 from workflows.join import WORKERS as JOIN_WORKERS_KIND
+from workflows.network import KIND as POD_NETWORK_KIND
 
 # The stages in the order a cluster passes them; the page's sections follow this order.
 STAGES = ("identity", "ssh-key", "machines", "check", "initialize", "join", "network")
 
 # Ids of the cluster page's parts that hold a stage's form (clusters/cluster_detail.html).
-SECTION = {"initialize": "cluster-actions", "join": "join-actions"}
+SECTION = {"initialize": "cluster-actions", "join": "join-actions", "network": "pod-network"}
 
 
 @dataclass(frozen=True)
@@ -207,11 +210,56 @@ def next_step(cluster: Cluster) -> NextStep:
         )
     if waiting:
         return _check(cluster, waiting)
+    return _network(cluster)
+
+
+def _network(cluster: Cluster) -> NextStep:
+    """Every machine has joined: the pod network chosen for the cluster, rolled out or not."""
+    operation = _latest(cluster, POD_NETWORK_KIND)
+    if operation is not None and operation.is_active:
+        return _follow(
+            "network",
+            operation,
+            "Wait: the pod network is being applied",
+            "Each object is applied with server-side apply, then every DaemonSet is waited for on every node.",
+        )
+    wanted = cluster.pod_network_wanted
+    if wanted and cluster.pod_network_applied != wanted:
+        same = operation is not None and f"{operation.params.get('network')} {operation.params.get('version')}"
+        if operation is not None and operation.is_resumable and same == wanted:
+            return _resume("network", operation, "Applying the pod network stopped")
+        before = f" (replacing {cluster.pod_network_applied})" if cluster.pod_network_applied else ""
+        return NextStep(
+            "network",
+            "Install a pod network",
+            f"{cluster.pod_network_label} is chosen and not rolled out yet{before}: until a network add-on runs, "
+            "nodes on real machines stay NotReady and no Pod gets an address.",
+            f"Install {cluster.pod_network_label}",
+            reverse("clusters:pod-network", args=[cluster.name]),
+            method="post",
+        )
+    if cluster.pod_network == catalog.NONE:
+        return NextStep(
+            "network",
+            "This cluster has no pod network",
+            "None was chosen, so Kubeboard applies no network add-on: apply one yourself with the admin "
+            "kubeconfig, or choose Flannel or Calico here. Nodes on real machines stay NotReady until one runs.",
+            "Change the pod network",
+            _section(cluster, "network"),
+        )
+    if not wanted:
+        return NextStep(
+            "network",
+            "Choose a pod network",
+            "Every machine has joined. Choose the network add-on Kubeboard applies (Flannel or Calico), or none "
+            "if you install one yourself.",
+            "Choose a pod network",
+            _section(cluster, "network"),
+        )
     return NextStep(
         "network",
-        "Next: a pod network",
-        "Every machine has joined. Kubeboard does not install a network add-on yet: apply one (Calico, "
-        "Cilium, …) with the admin kubeconfig. Add machines to grow the cluster.",
+        f"Running with {cluster.pod_network_label}",
+        "Every machine has joined and the pod network is rolled out. Add machines to grow the cluster.",
         "Add machine",
         reverse("nodes:add", args=[cluster.name]),
     )
@@ -231,7 +279,14 @@ def fields() -> dict:
 def version(cluster: Cluster) -> tuple:
     """The rest of what the step depends on (status, init, machines, operations) is in the
     versions of the parts it is listed after (clusters.panels.LIVE_PARTS)."""
-    return (cluster.live_ssh_key, cluster.ca_pin_hash, cluster.is_adopted)
+    return (
+        cluster.live_ssh_key,
+        cluster.ca_pin_hash,
+        cluster.is_adopted,
+        cluster.pod_network,
+        cluster.pod_network_version,
+        cluster.pod_network_applied,
+    )
 
 
 def after_operation(operation: Operation) -> NextStep | None:

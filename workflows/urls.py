@@ -33,5 +33,6 @@ cluster_urlpatterns = [
     path("<str:name>/initialize/", cluster_actions.initialize, name="initialize"),
     path("<str:name>/join/", cluster_actions.join, name="join"),
     path("<str:name>/read-back/", cluster_actions.read_back, name="read-back"),
+    path("<str:name>/pod-network/", cluster_actions.pod_network, name="pod-network"),
     path("<str:name>/prepare/", prepare_views.prepare_machines, name="prepare"),
 ]

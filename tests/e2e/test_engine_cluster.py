@@ -30,6 +30,7 @@ import pytest
 from django.utils import timezone
 
 import kube
+from addons import catalog, manifests
 from audit.models import AuditEvent
 from clusters.models import Cluster, MachineInventory
 from core.network import check_destination
@@ -46,7 +47,7 @@ from tests.support.web import collect, logged_in_session
 from tokens.models import BootstrapToken, CertificateKey
 from tools.testbed import preflight
 from tools.testbed.guard import assert_routed_via_bridge
-from workflows import readback
+from workflows import network, readback
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -390,6 +391,27 @@ def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, ope
         assert_no_secret_leaked(cluster, stack.logs(), done.stdout, done.stderr)
 
 
+def assert_flannel_rolled_out(cluster: Cluster, nodes: list[str]) -> None:
+    """Init's pod-network phase applied the pinned Flannel (one event per object) and its
+    DaemonSet has a ready Pod on each of ``nodes`` (hollow kubelets: the API side only)."""
+    import kubernetes.client
+
+    pinned = catalog.newest(catalog.FLANNEL)
+    init = Operation.objects.filter(cluster=cluster, kind="init").latest("pk")
+    applied = Event.objects.filter(operation=init, phase="pod-network", data__has_key="object")
+    wanted = network.desired_objects(cluster, manifests.Choice(catalog.FLANNEL, pinned.version))
+    assert sorted(applied.values_list("data__object", flat=True)) == sorted(manifests.describe(o) for o in wanted)
+    said = " ".join(Event.objects.filter(operation=init, phase="pod-network").values_list("message", flat=True))
+    assert "DaemonSet kube-flannel/kube-flannel-ds rolled out: 1/1 ready." in said, said
+    states = {state.description: state for state in network.rollouts(cluster, wanted)}
+    daemonset = states["DaemonSet kube-flannel/kube-flannel-ds"]
+    assert daemonset.ok and daemonset.ready == daemonset.desired == len(nodes), daemonset
+    with kube.connect(cluster, "read the Flannel Pods") as client:
+        pods = kubernetes.client.CoreV1Api(client).list_namespaced_pod("kube-flannel").items
+    assert sorted(pod.spec.node_name for pod in pods) == sorted(nodes)
+    assert Cluster.objects.get(pk=cluster.pk).pod_network_applied == f"flannel {pinned.version}"
+
+
 def test_commands_and_pre_seeded_control_plane(stack_factory, operator, make_user, tmp_path):
     with blank_machines("kbtbj3", "10.213.73.0/24", 3) as sb:
         cluster = ready_cluster(
@@ -398,6 +420,9 @@ def test_commands_and_pre_seeded_control_plane(stack_factory, operator, make_use
             team=team_of(operator),
             user=operator,
             ignore_preflight_errors=TESTBED_IGNORE_PREFLIGHT,
+            # Issue 20: init applies the chosen pod network after kubeadm's addon phase.
+            pod_network=catalog.FLANNEL,
+            pod_network_version=catalog.newest(catalog.FLANNEL).version,
         )
         assert cluster.control_plane_join_method == Cluster.ControlPlaneJoinMethod.PRE_SEED
         add_machine(cluster, sb, 1, user=operator, control_plane=True)
@@ -414,8 +439,9 @@ def test_commands_and_pre_seeded_control_plane(stack_factory, operator, make_use
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
         for phase in ("preflight", "certs", "kubeconfig", "etcd", "control-plane", "kubelet-start",
                       "wait-control-plane", "upload-config", "upload-certs", "mark-control-plane",
-                      "bootstrap-token", "kubelet-finalize", "addon"):  # fmt: skip
+                      "bootstrap-token", "kubelet-finalize", "addon", "pod-network"):  # fmt: skip
             assert f"==> {phase}: succeeded" in done.stdout, phase
+        assert_flannel_rolled_out(cluster, ["node1"])
         assert "[certs] Using existing ca certificate authority" in done.stdout
 
         join_node2 = ("node", "join", "beta", "node2", "--control-plane", "--certificate-method", "pre-seed")

@@ -290,6 +290,7 @@ def create_cluster_with_key(server: Server, endpoint: str) -> str:
 
     form = Forms(created.text).form(id="cluster-form")
     assert form["fields"]["kubernetes_version"] == "v1.37.2", "the README says v1.37.2 is preselected"
+    assert form["fields"]["pod_network"] == "flannel v0.28.9", "the README says Flannel is preselected"
     operation = submit(session, base, "/clusters/new/", form, name=CLUSTER, control_plane_endpoint=endpoint)
     assert re.search(r"/operations/\d+/$", operation.url), operation.url
     deadline = time.monotonic() + 120

@@ -140,7 +140,7 @@ def machine_root(template: str, node_name: str) -> str:
     return (template or "/").replace("{node}", node_name)
 
 
-def _machine(ctx: PhaseContext, conn: ssh.Connection) -> Machine:
+def machine_for(ctx: PhaseContext, conn: ssh.Connection) -> Machine:
     template = ctx.settings.get("root") or settings.PREPARE_ROOT or "/"
     return Machine(ctx, conn, knowledge.Layout(machine_root(template, ctx.node.name)))
 
@@ -157,7 +157,7 @@ def report(machine: Machine, step: knowledge.StepReport) -> None:
         machine.ctx.log(f"{step.step}: {verb}: {change}", change=change, dry_run=machine.dry_run)
 
 
-def _facts_of(ctx: PhaseContext) -> knowledge.Facts:
+def facts_of(ctx: PhaseContext) -> knowledge.Facts:
     preparation = MachinePreparation.objects.filter(node=ctx.node).first()
     stored = (preparation.facts or {}) if preparation else {}
     if not stored:
@@ -170,7 +170,7 @@ def _facts_of(ctx: PhaseContext) -> knowledge.Facts:
 
 def facts(ctx: PhaseContext) -> None:
     with phase_connection(ctx) as conn:
-        machine = _machine(ctx, conn)
+        machine = machine_for(ctx, conn)
         if not conn.is_root:
             try:
                 result = conn.run("sudo -n true", root=False, timeout=30)
@@ -231,7 +231,7 @@ def _artifact_set(ctx: PhaseContext, found: knowledge.Facts) -> ArtifactSet:
 def swap(ctx: PhaseContext) -> None:
     step = knowledge.StepReport("swap")
     with phase_connection(ctx) as conn:
-        machine = _machine(ctx, conn)
+        machine = machine_for(ctx, conn)
         if kubelet_settings(ctx.cluster).swap_allowed:
             ctx.log("The cluster's KubeletConfiguration allows swap (failSwapOn: false): swap is left as it is.")
             return
@@ -264,7 +264,7 @@ def swap(ctx: PhaseContext) -> None:
 def modules(ctx: PhaseContext) -> None:
     step = knowledge.StepReport("kernel modules")
     with phase_connection(ctx) as conn:
-        machine = _machine(ctx, conn)
+        machine = machine_for(ctx, conn)
         listed = (machine.read_file(knowledge.MODULES_FILE) or "").split()
         missing_file = [name for name in knowledge.MODULES if name not in listed]
         unloaded = [name for name in knowledge.MODULES if not _module_loaded(machine, name)]
@@ -298,7 +298,7 @@ def _sysctl_file_values(text: str) -> dict[str, str]:
 def sysctl(ctx: PhaseContext) -> None:
     step = knowledge.StepReport("sysctl")
     with phase_connection(ctx) as conn:
-        machine = _machine(ctx, conn)
+        machine = machine_for(ctx, conn)
         persisted = _sysctl_file_values(machine.read_file(knowledge.SYSCTL_FILE) or "")
         wrong_file = [k for k, v in knowledge.SYSCTLS.items() if persisted.get(k) != v]
         live_wrong = []
@@ -348,11 +348,11 @@ def _free_bytes(machine: Machine, absolute: str) -> int | None:
 def push(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
     """Send the set (the cluster's version's by default; the upgrade passes its target's) and check it."""
     if artifact_set is None:
-        artifact_set = _artifact_set(ctx, _facts_of(ctx))
+        artifact_set = _artifact_set(ctx, facts_of(ctx))
     files = list(artifact_set.files.all())
     where = staging_dir(artifact_set)
     with phase_connection(ctx) as conn:
-        machine = _machine(ctx, conn)
+        machine = machine_for(ctx, conn)
         remote = machine.sha256([f"{where}/{item.path}" for item in files])
         to_push = [item for item in files if remote.get(f"{where}/{item.path}") != item.sha256]
         size = sum(item.size for item in to_push)
@@ -423,7 +423,7 @@ def _check_sums(machine: Machine, where: str) -> None:
     )
 
 
-def _install_from_set(
+def install_from_set(
     machine: Machine, artifact_set: ArtifactSet, paths: tuple[str, ...], step: knowledge.StepReport
 ) -> list[str]:
     """Install those set files whose installed copy differs; returns the machine paths changed."""
@@ -488,7 +488,7 @@ def _existing_runtime(machine: Machine, *, ours_too: bool = False) -> str:
     return ""
 
 
-def _package_manager(machine: Machine, family: str, argv: list[str], *, label: str) -> None:
+def run_package_manager(machine: Machine, family: str, argv: list[str], *, label: str) -> None:
     """Run apt-get/dnf; a lock held by another process becomes a clear failure (checked first
     with lslocks, and in the output: apt waits PREPARE_LOCK_WAIT_SECONDS for it)."""
     holders = _lock_holders(machine, family)
@@ -523,11 +523,11 @@ def _locked(machine: Machine, holder: str) -> None:
 
 
 def runtime(ctx: PhaseContext) -> None:
-    found = _facts_of(ctx)
+    found = facts_of(ctx)
     step = knowledge.StepReport("container runtime")
     chosen = settings_for(ctx.cluster)
     with phase_connection(ctx) as conn:
-        machine = _machine(ctx, conn)
+        machine = machine_for(ctx, conn)
         other = _existing_runtime(machine)
         if other and not ctx.settings.get("replace-runtime", chosen.replace_runtime):
             ctx.log(
@@ -541,7 +541,7 @@ def runtime(ctx: PhaseContext) -> None:
         if _is_artifacts(ctx):
             artifact_set = _artifact_set(ctx, found)
             binaries = tuple(f"bin/{name}" for name in layout_of_sets.RUNTIME_BINARIES)
-            changed = _install_from_set(machine, artifact_set, (*binaries, "systemd/containerd.service"), step)
+            changed = install_from_set(machine, artifact_set, (*binaries, "systemd/containerd.service"), step)
             units_changed = [path for path in changed if path.endswith(".service")]
         elif not _existing_runtime(machine, ours_too=True):
             package = knowledge.CONTAINERD_PACKAGE[found.family]
@@ -637,7 +637,7 @@ def _key_fingerprints(machine: Machine, path: str) -> list[str]:
     return [line.split(":")[9] for line in lines if line.startswith("fpr:") and len(line.split(":")) > 9]
 
 
-def _ensure_repository(machine: Machine, repo: knowledge.Repository, step: knowledge.StepReport) -> bool:
+def ensure_repository(machine: Machine, repo: knowledge.Repository, step: knowledge.StepReport) -> bool:
     """The repository's key (only with the pinned fingerprint) and source file; True if changed."""
     key_path = machine.path(repo.key_path)
     changed = False
@@ -683,18 +683,20 @@ def _ensure_repository(machine: Machine, repo: knowledge.Repository, step: knowl
 def _install_packages(machine: Machine, found: knowledge.Facts, specs: list[str], *, refresh: bool, label: str) -> None:
     wait = int(settings.PREPARE_LOCK_WAIT_SECONDS)
     if refresh:
-        _package_manager(
+        run_package_manager(
             machine, found.family, knowledge.refresh_command(found.family, lock_wait=wait), label="refresh"
         )
-    _package_manager(machine, found.family, knowledge.install_command(found.family, specs, lock_wait=wait), label=label)
+    run_package_manager(
+        machine, found.family, knowledge.install_command(found.family, specs, lock_wait=wait), label=label
+    )
 
 
 def kubernetes(ctx: PhaseContext) -> None:
-    found = _facts_of(ctx)
+    found = facts_of(ctx)
     version = with_v(ctx.cluster.kubernetes_version)
     step = knowledge.StepReport(f"Kubernetes {version}")
     with phase_connection(ctx) as conn:
-        machine = _machine(ctx, conn)
+        machine = machine_for(ctx, conn)
         if _is_artifacts(ctx):
             artifact_set = _artifact_set(ctx, found)
             paths = (
@@ -702,7 +704,7 @@ def kubernetes(ctx: PhaseContext) -> None:
                 "systemd/kubelet.service",
                 "systemd/10-kubeadm.conf",
             )
-            changed = _install_from_set(machine, artifact_set, paths, step)
+            changed = install_from_set(machine, artifact_set, paths, step)
             enabled = _systemctl_state(machine, "is-enabled", "kubelet") == "enabled"
             if not enabled:
                 step.change("enabled the kubelet (kubeadm starts it)")
@@ -719,7 +721,7 @@ def kubernetes(ctx: PhaseContext) -> None:
                 machine.run(["systemctl", "enable", "kubelet"], label="systemctl enable kubelet")
             return
         repo = _repository(ctx, found)
-        repo_changed = _ensure_repository(machine, repo, step)
+        repo_changed = ensure_repository(machine, repo, step)
         installed = knowledge.parse_installed(machine.read(knowledge.installed_query(found.family)).lines)
         wrong = knowledge.installed_matches(installed, version)
         if wrong:
@@ -756,11 +758,11 @@ def _images_present(machine: Machine) -> set[str]:
 def images(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
     """Import the set's images (the cluster's version's set by default; the upgrade passes its target's)."""
     if artifact_set is None:
-        artifact_set = _artifact_set(ctx, _facts_of(ctx))
+        artifact_set = _artifact_set(ctx, facts_of(ctx))
     step = knowledge.StepReport("images")
     where = staging_dir(artifact_set)
     with phase_connection(ctx) as conn:
-        machine = _machine(ctx, conn)
+        machine = machine_for(ctx, conn)
         present = _images_present(machine)
         archives = [row for row in artifact_set.files.filter(path__startswith="images/") if row.images]
         missing = [row for row in archives if not set(row.images) <= present]
@@ -800,14 +802,14 @@ def _version_in(lines: list[str]) -> str:
 
 
 def verify(ctx: PhaseContext) -> None:
-    _facts_of(ctx)  # the facts step ran (it may have been skipped on a resume)
+    facts_of(ctx)  # the facts step ran (it may have been skipped on a resume)
     version = with_v(ctx.cluster.kubernetes_version)
     if ctx.params.get("dry_run"):
         ctx.log(f"Dry run: nothing was changed on {ctx.node.name}; the steps above list what a run would change.")
         return
     problems: list[str] = []
     with phase_connection(ctx) as conn:
-        machine = _machine(ctx, conn)
+        machine = machine_for(ctx, conn)
         if not kubelet_settings(ctx.cluster).swap_allowed:
             active = knowledge.swaps_in_use(machine.read_file(knowledge.PROC_SWAPS) or "")
             if active:
@@ -821,7 +823,10 @@ def verify(ctx: PhaseContext) -> None:
         if not _runtime_answers(machine) and not _existing_runtime(machine):
             problems.append("containerd does not answer on its socket")
         # The version from the line that carries one: a login shell may print its own noise first.
-        for program, argv in (("kubeadm", ["kubeadm", "version", "-o", "short"]), ("kubelet", ["kubelet", "--version"])):
+        for program, argv in (
+            ("kubeadm", ["kubeadm", "version", "-o", "short"]),
+            ("kubelet", ["kubelet", "--version"]),
+        ):
             status, lines = machine.read(argv)
             said = _version_in(lines) if status == 0 else ""
             if said != version:

@@ -164,14 +164,14 @@ def images(ctx: PhaseContext) -> None:
 def install(ctx: PhaseContext, which: str, target: str) -> None:
     """The kubeadm or kubelet step from the recorded prepare source."""
     kubelet = which == "kubelet"
-    found = prepare_steps._facts_of(ctx)
+    found = prepare_steps.facts_of(ctx)
     with phase_connection(ctx) as conn:
-        machine = prepare_steps._machine(ctx, conn)
+        machine = prepare_steps.machine_for(ctx, conn)
         if _kind(ctx, which) == ARTIFACTS:
             artifact_set = _artifact_set(ctx)
             step = knowledge.StepReport(f"{which} {target} from artifact set {artifact_set.name}")
             paths = knowledge.KUBELET_FILES if kubelet else knowledge.KUBEADM_BINARIES
-            prepare_steps._install_from_set(machine, artifact_set, paths, step)
+            prepare_steps.install_from_set(machine, artifact_set, paths, step)
             prepare_steps.report(machine, step)
             if kubelet:
                 for argv in knowledge.RESTART_KUBELET:
@@ -180,7 +180,7 @@ def install(ctx: PhaseContext, which: str, target: str) -> None:
         source = ctx.params["package_source"]
         repo = knowledge.upgrade_repository(found.family, target, base=source["repository"], fingerprint=source["key"])
         step = knowledge.StepReport(f"{which} {target} repository")
-        prepare_steps._ensure_repository(machine, repo, step)
+        prepare_steps.ensure_repository(machine, repo, step)
         prepare_steps.report(machine, step)
         names = knowledge.KUBELET_PACKAGES if kubelet else knowledge.KUBEADM_PACKAGES
         wait = int(settings.PREPARE_LOCK_WAIT_SECONDS)
@@ -188,7 +188,7 @@ def install(ctx: PhaseContext, which: str, target: str) -> None:
             found.family, target, names, lock_wait=wait, restart_kubelet=kubelet
         ):
             if argv[0] in ("apt-get", "dnf") and argv[1] != "versionlock":
-                prepare_steps._package_manager(machine, found.family, argv, label=" ".join(argv[:2]))
+                prepare_steps.run_package_manager(machine, found.family, argv, label=" ".join(argv[:2]))
             else:
                 machine.run(argv, label=" ".join(argv[:2]))
         ctx.log(f"{ctx.node.name}: {', '.join(names)} {target} installed {_repository_text(repo.base, target)}, held.")

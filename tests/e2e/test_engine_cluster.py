@@ -291,6 +291,7 @@ def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, ope
             user=operator,
             ignore_preflight_errors=TESTBED_IGNORE_PREFLIGHT,
             control_plane_join_method=Cluster.ControlPlaneJoinMethod.UPLOAD_CERTS,
+            pod_network=catalog.NONE,  # init's pod-network phase says it skips (beta applies Flannel)
         )
         cp1, worker1, worker2, cp2 = (
             add_machine(cluster, sb, i, user=operator, control_plane=i in (1, 4)) for i in (1, 2, 3, 4)
@@ -312,6 +313,14 @@ def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, ope
         assert any("[WARNING ImagePull]" in line for line in checks), "preflight ran with its ignore list"
         assert set(init.params["ignore_preflight_errors"]) == set(preflight.TESTBED_INIT)
         assert "[certs] Using existing ca certificate authority" in kubeadm_output(events, "certs")
+        skipped = [(e["level"], e["message"]) for e in events if e["phase"] == "pod-network" and e["kind"] == "log"]
+        assert skipped == [
+            (
+                "warning",
+                "Pod network: None. Kubeboard applies none on this cluster: skipped. On real machines the nodes "
+                "stay NotReady until a network add-on runs.",
+            )
+        ], skipped
         assert any(
             "[mark-control-plane] Marking the node node1" in line
             for line in kubeadm_output(events, "mark-control-plane")

@@ -53,5 +53,7 @@ def settings_changes(before: dict, after: dict) -> list[str]:
             if parts:
                 changes.append(f"{name} {' '.join(parts)}")
             continue
-        changes.append(f"{name} {old if old not in (None, '') else 'none'} → {new if new not in (None, '') else 'none'}")
+        changes.append(
+            f"{name} {old if old not in (None, '') else 'none'} → {new if new not in (None, '') else 'none'}"
+        )
     return changes

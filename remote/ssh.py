@@ -783,21 +783,16 @@ class Connection:
         async def write() -> None:
             sftp = await self._sftp_client()
             await sftp.makedirs(directory, exist_ok=True)
-            try:
+
+            async def send() -> None:
                 async with sftp.open(temp, "wb", asyncssh.SFTPAttrs(permissions=0o600)) as handle:
                     await handle.write(data)
                     try:
                         await handle.fsync()
                     except asyncssh.SFTPOpUnsupported:
                         pass
-                await sftp.chmod(temp, mode)
-                await sftp.posix_rename(temp, path)
-            except BaseException:
-                try:
-                    await sftp.remove(temp)
-                except asyncssh.SFTPError:
-                    pass
-                raise
+
+            await _place(sftp, send, temp, path, mode)
 
         try:
             _call(write())
@@ -816,17 +811,12 @@ class Connection:
 
         async def put() -> None:
             sftp = await self._sftp_client()
-            try:
+
+            async def send() -> None:
                 # OpenSSH's sftp-server closes the session on a message over 256 KiB (header included).
                 await sftp.put(local_path, temp, block_size=128 * 1024, max_requests=64)
-                await sftp.chmod(temp, mode)
-                await sftp.posix_rename(temp, path)
-            except BaseException:
-                try:
-                    await sftp.remove(temp)
-                except asyncssh.SFTPError:
-                    pass
-                raise
+
+            await _place(sftp, send, temp, path, mode)
 
         try:
             _call(put())
@@ -844,6 +834,21 @@ class Connection:
             return await (await self._sftp_client()).exists(path)
 
         return _call(exists())
+
+
+async def _place(sftp: asyncssh.SFTPClient, send, temp: str, path: str, mode: int) -> None:
+    """``send()`` fills ``temp`` beside ``path``; then its mode is set and it is renamed over
+    ``path``, so a reader never sees half a file. On any failure ``temp`` is removed."""
+    try:
+        await send()
+        await sftp.chmod(temp, mode)
+        await sftp.posix_rename(temp, path)
+    except BaseException:
+        try:
+            await sftp.remove(temp)
+        except asyncssh.SFTPError:
+            pass
+        raise
 
 
 def _text(*parts: bytes | None) -> str:

@@ -407,6 +407,25 @@ def test_write_file_is_atomic_with_mode_and_parent_dirs(node, tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["ca.key"]
 
 
+def test_put_file_streams_a_large_file_and_replaces_by_rename(node, tmp_path):
+    """Artifact sets are pushed with put_file: more than one SFTP message (sftp-server drops a
+    session on one over 256 KiB), the mode set, the old file replaced by rename, no temp left."""
+    local = tmp_path / "kubeadm"
+    local.write_bytes(os.urandom(700 * 1024))
+    target = tmp_path / "remote" / "kubeadm"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    old_inode = target.stat().st_ino
+    with connect(node) as conn:
+        assert conn.put_file(str(local), str(target), mode=0o755) == 700 * 1024
+    assert target.read_bytes() == local.read_bytes()
+    assert oct(target.stat().st_mode & 0o777) == oct(0o755)
+    assert target.stat().st_ino != old_inode
+    assert sorted(p.name for p in target.parent.iterdir()) == ["kubeadm"]
+    with connect(node) as conn, pytest.raises(ssh.RemoteFileError, match="cannot write"):
+        conn.put_file(str(local), "/proc/kubeboard-cannot-be-here", mode=0o644)
+
+
 def test_read_missing_file_is_a_clear_error(node, tmp_path):
     with connect(node) as conn:
         with pytest.raises(ssh.RemoteFileError, match="cannot read .*missing"):

@@ -22,7 +22,16 @@ from tokens.models import BootstrapToken, CertificateKey, TokenPolicy, TokenSync
 
 pytestmark = pytest.mark.django_db
 
-LIVE_IDS = ("cluster-status", "init-state", "node-list", "token-panel", "operations", "inventory", "next-step", "summary")
+LIVE_IDS = (
+    "cluster-status",
+    "init-state",
+    "node-list",
+    "token-panel",
+    "operations",
+    "inventory",
+    "next-step",
+    "summary",
+)
 # The top of the page restates other parts (workflows.next_step, workflows.summary): it changes
 # with them, and only with them (clusters.panels.LivePart.includes).
 RESTATED = {"next-step": {"cluster-status", "init-state", "node-list", "operations"}}

@@ -44,18 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.testbed.binaries import BinariesMissing, cache_root, find_binaries, selected_version
+from tools.testbed.sandbox import BARE_ABSENT
 
 UNITS = Path(__file__).resolve().parent / "units"
-SET_BINARIES = (
-    "kubeadm",
-    "kubelet",
-    "kubectl",
-    "crictl",
-    "containerd",
-    "containerd-shim-runc-v2",
-    "ctr",
-    "runc",
-)
+# What a set installs is exactly what a bare machine lacks.
+SET_BINARIES = BARE_ABSENT
 RUNTIME_BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr", "runc", "crictl", "coredns", "pause")
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 MT_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -117,10 +117,15 @@ class ClusterForm(forms.ModelForm):
     def _clean_pod_network(self, cleaned: dict) -> None:
         """The choice (or the default for the pod subnet given) checked against the subnets and
         the control-plane endpoint, each reason under the Pod network field."""
-        if "pod_subnet" in self.errors or "service_subnet" in self.errors:
-            return  # the subnet's own mistake is the one to fix first
         subnet = cleaned.get("pod_subnet") or ""
         value = cleaned.get("pod_network") or pod_network.default_for(subnet)
+        # The model keeps the network and its version apart: split before any return, or the
+        # model's own check refuses "flannel v0.28.9" as a second, confusing mistake.
+        network, version = pod_network.split(value)
+        cleaned["pod_network"] = network
+        self.instance.pod_network_version = version
+        if "pod_subnet" in self.errors or "service_subnet" in self.errors:
+            return  # the subnet's own mistake is the one to fix first
         for problem in pod_network.problems(
             value,
             pod_subnet=subnet,
@@ -128,9 +133,6 @@ class ClusterForm(forms.ModelForm):
             addresses=pod_network.machine_addresses(cleaned.get("control_plane_endpoint") or ""),
         ):
             self.add_error("pod_network", problem)
-        network, version = pod_network.split(value)
-        cleaned["pod_network"] = network
-        self.instance.pod_network_version = version
 
 
 class DeleteClusterForm(forms.Form):

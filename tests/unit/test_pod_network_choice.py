@@ -256,3 +256,28 @@ def test_init_applies_the_pod_network_right_after_kubeadms_addon_phase():
     names = [spec.name for spec in init_workflow.PHASES]
     assert names[names.index("addon") + 1] == "pod-network"
     assert names[-1] == "read-back", "the node is read back Ready once its network runs"
+
+
+def test_a_bad_pod_subnet_is_one_mistake_not_two(operator):
+    """The subnet's own mistake is the one shown: the pod network choice is not refused on top
+    of it (the model's choices check once saw "flannel v0.28.9" unsplit)."""
+    from clusters.forms import ClusterForm
+    from tests.conftest import team_of
+
+    form = ClusterForm(
+        {
+            "name": "one",
+            "kubernetes_version": "v1.37.2",
+            "control_plane_endpoint": "10.0.0.10:6443",
+            "pod_subnet": "10.96.0.0/16",
+            "service_subnet": "10.96.0.0/12",
+            "dns_domain": "cluster.local",
+            "image_repository": "registry.k8s.io",
+            "encryption_algorithm": "ECDSA-P256",
+            "team": team_of(operator).pk,
+            "pod_network": "flannel v0.28.9",
+        },
+        user=operator,
+    )
+    assert not form.is_valid()
+    assert "pod_subnet" in form.errors and "pod_network" not in form.errors, form.errors

@@ -104,9 +104,9 @@ def test_add_machines_initialize_and_join_a_worker_in_the_browser(stack_factory,
         statuses = page.eval_on_selector_all(
             ".phase", "rows => rows.map(r => r.dataset.phase + ':' + r.dataset.status)"
         )
-        # kubeadm's phases plus Kubeboard's own, ending with the pod network (Flannel, the form's default).
+        # kubeadm's phases plus Kubeboard's own, the pod network among them (Flannel, the form's default).
         assert len(statuses) == 19 and all(s.endswith(":succeeded") for s in statuses), statuses
-        assert statuses[-1] == "pod-network:succeeded", statuses
+        assert statuses[-2:] == ["pod-network:succeeded", "read-back:succeeded"], statuses
         seen = page.evaluate("Array.from(window.seen)")
         assert {"preflight:running", "wait-control-plane:running", "addon:succeeded"} <= set(seen), seen
         log = page.inner_text("#log")

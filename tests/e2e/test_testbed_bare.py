@@ -387,3 +387,24 @@ def test_systemctl_double_reads_units_like_systemd(tmp_path: Path) -> None:
     sd._parse((UNITS / "containerd.service").read_text(), containerd.sections)
     assert containerd.command("ExecStartPre") == [["-", "/sbin/modprobe", "overlay"]]
     assert containerd.last("Service", "Type") == "notify"
+
+
+def test_systemctl_double_try_restart_restarts_only_running_units(tmp_path: Path, monkeypatch) -> None:
+    """``try-restart a b`` restarts each unit that runs and leaves a stopped one stopped, whatever
+    the order (no sandbox: the double's job requests, against a state dir of its own)."""
+    from tools.testbed import systemctl as sd
+    from tools.testbed.artifacts import UNITS
+
+    units = tmp_path / "units"
+    units.mkdir()
+    for unit in ("containerd.service", "kubelet.service"):
+        (units / unit).write_text((UNITS / unit).read_text())
+    monkeypatch.setattr(sd, "STATE", tmp_path / "state")
+    monkeypatch.setattr(sd, "UNIT_DIRS", (tmp_path / "etc", units))
+    monkeypatch.setattr(sd, "ETC", tmp_path / "etc")
+    sd.write_json(sd.STATE / "containerd.service.status", {"state": "active", "seq": 1})
+    requested: list[tuple[str, str]] = []
+    monkeypatch.setattr(sd, "_request", lambda name, action, wait=True: requested.append((name, action)) or 0)
+
+    assert sd.main(["try-restart", "containerd", "kubelet"]) == 0
+    assert requested == [("containerd.service", "restart")]

@@ -256,10 +256,9 @@ def _link(link: Path, target: str) -> None:
 def cmd_start(names: list[str], action: str, no_block: bool) -> int:
     rc = 0
     for name in names:
-        if action == "try-restart":
-            if active_state(name) not in ("active", "activating"):
-                continue
-            action = "restart"
+        # try-restart: restart only the units that run (decided per unit, not by the first).
+        if action == "try-restart" and active_state(name) not in ("active", "activating"):
+            continue
         if masked(name):
             print(f"Failed to {action} {name}: Unit {name} is masked.", file=sys.stderr)
             rc = 1

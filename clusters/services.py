@@ -29,41 +29,35 @@ def create_cluster(cluster: Cluster, *, user) -> Operation:
         return start_operation(cluster, PREPARE_IDENTITY.name, user=user)
 
 
-def save_engine_settings(form, *, user) -> Cluster:
-    """Save how Kubeboard drives kubeadm on this cluster (a validated EngineSettingsForm)."""
+ENGINE_SETTINGS = ("ignore_preflight_errors", "join_parallelism", "control_plane_join_method")
+POD_NETWORK_SETTINGS = ("pod_network", "pod_network_version", "pod_network_registry")
+
+
+def _save_settings(form, fields: tuple[str, ...], action: str, *, user) -> Cluster:
+    """Save a validated form of the cluster's settings and record ``action`` with each of
+    ``fields`` that changed, from what the database held to what was saved."""
     cluster = form.instance
-    before = Cluster.objects.filter(pk=cluster.pk).values(*ENGINE_SETTINGS).first() or {}
+    before = Cluster.objects.filter(pk=cluster.pk).values(*fields).first() or {}
     with transaction.atomic():
         cluster = form.save()
-        after = {field: getattr(cluster, field) for field in ENGINE_SETTINGS}
         changed = {
-            field: {"from": before.get(field), "to": after[field]}
-            for field in after
-            if before.get(field) != after[field]
+            field: {"from": before.get(field), "to": getattr(cluster, field)}
+            for field in fields
+            if before.get(field) != getattr(cluster, field)
         }
-        record("cluster.engine_settings_changed", actor=user, obj=cluster, cluster=cluster, details=changed)
+        record(action, actor=user, obj=cluster, cluster=cluster, details=changed)
     return cluster
 
 
-ENGINE_SETTINGS = ("ignore_preflight_errors", "join_parallelism", "control_plane_join_method")
-POD_NETWORK_SETTINGS = ("pod_network", "pod_network_version", "pod_network_registry")
+def save_engine_settings(form, *, user) -> Cluster:
+    """Save how Kubeboard drives kubeadm on this cluster (a validated EngineSettingsForm)."""
+    return _save_settings(form, ENGINE_SETTINGS, "cluster.engine_settings_changed", user=user)
 
 
 def save_pod_network(form, *, user) -> Cluster:
     """Save the cluster's pod network choice (a validated PodNetworkForm); applying it is the
     pod-network operation's, which the next step offers."""
-    cluster = form.instance
-    before = Cluster.objects.filter(pk=cluster.pk).values(*POD_NETWORK_SETTINGS).first() or {}
-    with transaction.atomic():
-        cluster = form.save()
-        after = {field: getattr(cluster, field) for field in POD_NETWORK_SETTINGS}
-        changed = {
-            field: {"from": before.get(field), "to": after[field]}
-            for field in after
-            if before.get(field) != after[field]
-        }
-        record("cluster.pod_network_changed", actor=user, obj=cluster, cluster=cluster, details=changed)
-    return cluster
+    return _save_settings(form, POD_NETWORK_SETTINGS, "cluster.pod_network_changed", user=user)
 
 
 class ClusterDeleteRefused(Exception):

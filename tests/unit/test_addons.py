@@ -57,11 +57,21 @@ def test_flannel_substitutes_only_its_network():
 
 def test_calico_uncomments_its_pool_and_images_follow_a_private_registry():
     found = _only_difference(catalog.CALICO, "10.100.0.0/16", "registry.local:5000")
-    assert (
-        "DaemonSet kube-system/calico-node",
-        "spec.template.spec.containers[calico-node].env[CALICO_IPV4POOL_CIDR]",
-    ) in found
-    assert all(p.endswith((".image", ".env[CALICO_IPV4POOL_CIDR]")) for _, p in found), found
+    # Every container's image moves (a no-op registry would leave only the pool), nothing else.
+    assert found == [
+        ("DaemonSet kube-system/calico-node", "spec.template.spec.containers[calico-node].env[CALICO_IPV4POOL_CIDR]"),
+        ("DaemonSet kube-system/calico-node", "spec.template.spec.containers[calico-node].image"),
+        ("DaemonSet kube-system/calico-node", "spec.template.spec.initContainers[ebpf-bootstrap].image"),
+        ("DaemonSet kube-system/calico-node", "spec.template.spec.initContainers[install-cni].image"),
+        ("DaemonSet kube-system/calico-node", "spec.template.spec.initContainers[upgrade-ipam].image"),
+        (
+            "Deployment kube-system/calico-kube-controllers",
+            "spec.template.spec.containers[calico-kube-controllers].image",
+        ),
+    ]
+    rendered = manifests.render(manifests.Choice(catalog.CALICO, image_registry="registry.local:5000"), "")
+    node = next(o for o in rendered if o["kind"] == "DaemonSet")["spec"]["template"]["spec"]["containers"][0]
+    assert node["image"] == f"registry.local:5000/calico/node:{catalog.newest(catalog.CALICO).version}"
     assert _only_difference(catalog.CALICO, "") == []  # no pod subnet: Calico's default pool, untouched
 
 

@@ -61,6 +61,10 @@ COMMANDS = (
 )
 
 
+# systemctl's SubState for the ActiveState the runner reports.
+SUB_STATE = {"active": "running", "activating": "auto-restart", "failed": "failed"}
+
+
 def unit_name(name: str) -> str:
     return name if "." in name else f"{name}.service"
 
@@ -358,7 +362,7 @@ def cmd_status(names: list[str]) -> int:
         print(f"     Loaded: {loaded}")
         since = st.get("since")
         when = f" since {time.ctime(float(since))}" if since else ""  # type: ignore[arg-type]
-        sub = {"active": "running", "activating": "auto-restart", "failed": "failed"}.get(state, "dead")
+        sub = SUB_STATE.get(state, "dead")
         print(f"     Active: {state} ({sub}){when}")
         if st.get("pid"):
             print(f"   Main PID: {st['pid']}")
@@ -378,7 +382,7 @@ def cmd_show(names: list[str], props: list[str]) -> int:
             "Id": name,
             "LoadState": "masked" if masked(name) else ("loaded" if unit.path else "not-found"),
             "ActiveState": state,
-            "SubState": {"active": "running", "activating": "auto-restart", "failed": "failed"}.get(state, "dead"),
+            "SubState": SUB_STATE.get(state, "dead"),
             "UnitFileState": enabled_state(name),
             "MainPID": str(st.get("pid") or 0),
             "FragmentPath": str(unit.path or ""),
@@ -422,8 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         a = args[i]
         if a in ("-p", "--property", "-t", "--type"):
             value = args[i + 1] if i + 1 < len(args) else ""
-            (props if a in ("-p", "--property") else [unit_type]).append(value)
-            if a in ("-t", "--type"):
+            if a in ("-p", "--property"):
+                props.append(value)
+            else:
                 unit_type = value
             i += 2
             continue

@@ -24,6 +24,7 @@ from audit.services import refusals_of
 from clusters import preconditions
 from clusters.models import Cluster
 from core.phases import OperationCancelled, PhaseError
+from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from kube import apply as kube_apply
 from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec
@@ -101,35 +102,36 @@ def mark_applied(cluster: Cluster, choice: manifests.Choice) -> None:
 
 
 def wait_rollout(ctx: PhaseContext, choice: manifests.Choice, timeout: float) -> None:
-    import time
-
     objects = desired_objects(ctx.cluster, choice)
-    deadline = time.monotonic() + timeout
     reported: set[str] = set()
-    while True:
+    waiting: list[kube_apply.Rollout] = []
+
+    def rolled_out() -> bool | None:
         with kube.phase_errors(context="could not read the rollout"):
             states = rollouts(ctx.cluster, objects)
         for state in states:
             if state.ok and state.description not in reported:
                 reported.add(state.description)
                 ctx.log(f"{state.description} rolled out: {state.ready}/{state.desired} ready.")
-        waiting = [s for s in states if not s.ok]
-        if not waiting:
-            mark_applied(ctx.cluster, choice)
-            return
-        if time.monotonic() >= deadline:
-            lines = [
-                f"{s.description}: {s.ready}/{s.desired} ready, {s.updated} updated; " + " | ".join(s.problems)
-                for s in waiting
-            ]
-            for line in lines:
-                ctx.log(line, level="error")
-            raise PhaseError(
-                f"not rolled out after {timeout:.0f} s: " + "; ".join(lines),
-                hint="look at the named Pods' nodes (image pulls from the registry, the kubelet), then resume",
-            )
-        if ctx.cancel_event.wait(ROLLOUT_POLL):
-            raise OperationCancelled("cancelled while waiting for the rollout")
+        waiting[:] = [s for s in states if not s.ok]
+        return None if waiting else True
+
+    try:
+        wait_until(rolled_out, timeout=timeout, interval=ROLLOUT_POLL, cancel=ctx.cancel_event)
+    except WaitCancelled:
+        raise OperationCancelled("cancelled while waiting for the rollout") from None
+    except WaitTimedOut:
+        lines = [
+            f"{s.description}: {s.ready}/{s.desired} ready, {s.updated} updated; " + " | ".join(s.problems)
+            for s in waiting
+        ]
+        for line in lines:
+            ctx.log(line, level="error")
+        raise PhaseError(
+            f"not rolled out after {timeout:.0f} s: " + "; ".join(lines),
+            hint="look at the named Pods' nodes (image pulls from the registry, the kubelet), then resume",
+        ) from None
+    mark_applied(ctx.cluster, choice)
 
 
 POD_NETWORK = OperationKind(

@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from tools.testbed.binaries import bin_dir as default_bin_dir
@@ -607,7 +608,7 @@ class Sandbox:
         systemctl.chmod(0o755)
         swaps = rootfs / "swaps"
         swaps.write_text(EMPTY_SWAPS)
-        purge, remove = self._bare_absent()
+        purge, remove = self._bare_absent
 
         m = str(merged)
         steps = [
@@ -657,9 +658,11 @@ class Sandbox:
         if remove:
             node.exec(["rm", "-f", *remove])
 
+    @cached_property
     def _bare_absent(self) -> tuple[list[str], list[str]]:
         """(packages to purge, unpackaged files to delete) so that no BARE_ABSENT name is on a
-        bare node's PATH. Read from the host without changing it (dpkg -S only reads)."""
+        bare node's PATH. Read from the host without changing it (dpkg -S only reads), once per
+        sandbox: every node's lower layer is the same host."""
         packages: set[str] = set()
         files = []
         for directory in BARE_PATH.split(":"):

@@ -70,8 +70,6 @@ BARE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # an overlayfs (the kernel refuses overlayfs as an upper filesystem), and a real machine's
 # /var/lib/containerd is on a disk filesystem too.
 BARE_PRIVATE_DIRS = ("/var/lib/containerd",)
-# The systemctl test double's unit state (tools/testbed/systemctl.py, runner --systemd).
-SYSTEMD_STATE = "/run/testbed/systemd"
 EMPTY_SWAPS = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # interface names are <= 15 chars
 

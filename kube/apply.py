@@ -40,7 +40,11 @@ def _call(client: kubernetes.client.ApiClient, method: str, path: str, body: Any
     response = client.call_api(method, url, headers, body, post, _request_timeout=(5.0, 60.0))
     data = response.read()
     if response.status >= 400:
-        raise kubernetes.client.exceptions.ApiException(status=response.status, reason=response.reason)
+        # With the body: kube.client.translate shows the API server's message (a 422's invalid
+        # field, a 409's conflict), not only "Unprocessable Entity".
+        raise kubernetes.client.exceptions.ApiException(
+            status=response.status, reason=response.reason, body=data.decode("utf-8", errors="replace")
+        )
     return json.loads(data) if data else None
 
 

@@ -181,10 +181,10 @@ def build(dest: Path, version: str | None = None) -> Path:
             f"Architectures: {arch}",
             "Description: packages built from the test bed's cached binaries",
         ]
+        indexes = {name: (_digests(work / name), (work / name).stat().st_size) for name in ("Packages", "Packages.gz")}
         for algo, label in (("md5", "MD5Sum"), ("sha1", "SHA1"), ("sha256", "SHA256")):
             release.append(f"{label}:")
-            for name in ("Packages", "Packages.gz"):
-                release.append(f" {_digests(work / name)[algo]} {(work / name).stat().st_size} {name}")
+            release += [f" {digests[algo]} {size} {name}" for name, (digests, size) in indexes.items()]
         (work / "Release").write_text("\n".join(release) + "\n")
         # A throwaway signing key, made for this repository and then forgotten (only its public
         # half stays, as the keyring nodes pin with signed-by).

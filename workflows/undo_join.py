@@ -165,10 +165,6 @@ class Rejoin:
     def control_plane(self) -> bool:
         return self.join.kind == join.CONTROL_PLANE
 
-    @property
-    def method(self) -> str:
-        return self.join.params.get("method") or ""
-
 
 def rejoin_for(operation: Operation) -> Rejoin | None:
     """What a reset's page offers once it undid a failed join and left the machine blank."""

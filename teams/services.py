@@ -54,13 +54,7 @@ def _create_team(name: str, *, user) -> Group:
             record("team.created", actor=user, obj=team, details={"team": team.name}, after=snapshot(team))
             # Its creator is its first admin, recorded like every other membership change, so the
             # team has someone to manage it and shows up among the creator's own teams.
-            TeamMembership.objects.create(team=team, user=user, role=TeamRole.ADMIN)
-            record(
-                "team.member_added",
-                actor=user,
-                obj=team,
-                details={"team": team.name, "user": user.get_username(), "role": TeamRole.ADMIN},
-            )
+            _add_member(team, user, TeamRole.ADMIN, user=user)
     except IntegrityError:
         # Created meanwhile by someone else: the database's case-insensitive index refused it.
         existing = clashing_team(name)
@@ -196,13 +190,7 @@ def _create_user(username: str, *, user, team: Group | None, role: str) -> tuple
                 details={"username": username, "superuser": False, "via": "teams page"},
             )
             if team is not None:
-                TeamMembership.objects.create(team=team, user=account, role=role)
-                record(
-                    "team.member_added",
-                    actor=user,
-                    obj=team,
-                    details={"team": team.name, "user": username, "role": role},
-                )
+                _add_member(team, account, role, user=user)
     except IntegrityError:
         raise TeamError(f"a user named “{username}” already exists; add them to a team instead") from None
     return account, password

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils import timezone
 
 from artifacts.models import ArtifactFile, ArtifactSet
-from core.phases import PhaseError
+from core.phases import OperationCancelled, PhaseError
+from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from kubeadm import artifacts as layout_of_sets
 from kubeadm import prepare as knowledge
 from kubeadm.config import parse_config
@@ -597,24 +597,26 @@ def runtime(ctx: PhaseContext) -> None:
 
 
 def _wait_for_runtime(machine: Machine) -> None:
-    deadline = time.monotonic() + float(settings.PREPARE_RUNTIME_START_SECONDS)
-    while True:
-        if _runtime_answers(machine):
-            machine.ctx.log("containerd answers on its socket.")
-            return
-        machine.ctx.check_cancelled()
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    _, log = machine.read(["journalctl", "-u", "containerd", "-n", "20", "--no-pager"])
-    for line in log[-20:]:
-        machine.ctx.log(f"journal: {line}", level="warning")
-    raise PhaseError(
-        f"containerd did not start on {machine.ctx.node.name}: it does not answer on {knowledge.CONTAINERD_SOCKET} "
-        f"after {settings.PREPARE_RUNTIME_START_SECONDS:.0f} s; the machine is not ready",
-        hint="read its journal (last lines above; journalctl -u containerd), fix the cause (its configuration, a "
-        "missing runc, the cgroup driver), then resume",
-    )
+    try:
+        wait_until(
+            lambda: True if _runtime_answers(machine) else None,
+            timeout=float(settings.PREPARE_RUNTIME_START_SECONDS),
+            interval=0.5,
+            cancel=machine.ctx.cancel_event,
+        )
+    except WaitCancelled:
+        raise OperationCancelled("cancelled while waiting for containerd to start") from None
+    except WaitTimedOut:
+        _, log = machine.read(["journalctl", "-u", "containerd", "-n", "20", "--no-pager"])
+        for line in log[-20:]:
+            machine.ctx.log(f"journal: {line}", level="warning")
+        raise PhaseError(
+            f"containerd did not start on {machine.ctx.node.name}: it does not answer on {knowledge.CONTAINERD_SOCKET} "
+            f"after {settings.PREPARE_RUNTIME_START_SECONDS:.0f} s; the machine is not ready",
+            hint="read its journal (last lines above; journalctl -u containerd), fix the cause (its configuration, a "
+            "missing runc, the cgroup driver), then resume",
+        ) from None
+    machine.ctx.log("containerd answers on its socket.")
 
 
 # --- kubeadm, kubelet, kubectl, crictl ---------------------------------------------------------------

@@ -90,6 +90,21 @@ def test_a_resumed_join_reads_the_ignore_lists_again_and_records_each_attempt(cl
     assert "changed: certificate-method pre-seed → upload-certs; ignore-preflight-errors + Swap, ImagePull" in log
 
 
+def test_an_init_attempt_records_the_settings_it_read_when_it_started(client, cluster, operator):
+    node = machine(cluster, "cp1", "10.0.0.11", role=Node.Role.CONTROL_PLANE, ignore_preflight_errors=["Mem"])
+    client.force_login(operator)
+    client.post(f"/clusters/{cluster.name}/initialize/", {"node": node.pk, "skip": ["addon"]})
+    init = Operation.objects.get(kind="init")
+    Node.objects.filter(pk=node.pk).update(ignore_preflight_errors=["Mem", "ImagePull"])  # changed once queued
+    assert run_operation(init.pk) == Operation.Status.FAILED  # the guard refuses the address
+    attempt = PhaseAttempt.objects.get(phase__operation=init, phase__name="check-machine")
+    assert attempt.settings == {
+        "ignore-preflight-errors": ["CRI", "Mem", "ImagePull"],
+        "certificate-method": cluster.control_plane_join_method,
+        "skip-phases": ["addon"],
+    }
+
+
 def test_the_resume_panel_offers_kubeadm_phases_by_their_names_only(client, cluster, operator):
     Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.RUNNING)
     node = machine(cluster, "node3", "10.0.0.13")

@@ -11,13 +11,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from clusters.models import Cluster
+from nodes import readiness
+from nodes.models import Node
 from operations.formatting import settings_changes
-from operations.models import PhaseAttempt
+from operations.models import Operation, PhaseAttempt, PhaseRun
 from operations.runner import PhaseContext
 
 IGNORE = "ignore-preflight-errors"
 METHOD = "certificate-method"
 SKIP = "skip-phases"
+
+
+def machine_settings(operation: Operation, phase: PhaseRun, kubeadm_names: Iterable[str]) -> tuple[Cluster, dict]:
+    """The cluster as it is now, and what an init or join attempt on a machine runs with, read
+    now: the cluster's and the machine's ignore lists merged, and the kubeadm phases skipped in its
+    group. A phase on no machine (join's read-back) gets neither."""
+    cluster = Cluster.objects.get(pk=operation.cluster_id)
+    settings: dict = {}
+    node = Node.objects.filter(pk=phase.node_id).first() if phase.node_id else None
+    if node is not None:
+        settings[IGNORE] = readiness.preflight_ignore_list(cluster, node)
+        settings[SKIP] = skipped_kubeadm_phases(operation, phase.group, kubeadm_names)
+    return cluster, settings
 
 
 def files_written_with(ctx: PhaseContext, upload_phase: str) -> dict | None:
@@ -63,10 +79,8 @@ def refresh_files(
     return True
 
 
-def skipped_kubeadm_phases(ctx_operation, group: str, kubeadm_names: Iterable[str]) -> list[str]:
+def skipped_kubeadm_phases(operation: Operation, group: str, kubeadm_names: Iterable[str]) -> list[str]:
     """The kubeadm phases of ``group`` a person chose to skip (kubeadm's names)."""
-    from operations.models import PhaseRun
-
     names = set(kubeadm_names)
-    skipped = ctx_operation.phases.filter(group=group, status=PhaseRun.Status.SKIPPED)
+    skipped = operation.phases.filter(group=group, status=PhaseRun.Status.SKIPPED)
     return [name for name in skipped.values_list("name", flat=True) if name in names]

@@ -291,15 +291,8 @@ def attempt_settings(operation: Operation, phase: PhaseRun) -> dict:
     """What an attempt runs with, read now (a resume after changing them uses the new ones): the
     cluster's and the machine's ignore lists merged, the certificate method, the kubeadm phases
     skipped."""
-    from nodes.models import Node
-
-    cluster = Cluster.objects.get(pk=operation.cluster_id)
-    settings: dict = {}
-    node = Node.objects.filter(pk=phase.node_id).first() if phase.node_id else None
-    if node is not None:
-        settings[attempts.IGNORE] = readiness.preflight_ignore_list(cluster, node)
+    cluster, settings = attempts.machine_settings(operation, phase, KUBEADM_PHASES)
     settings[attempts.METHOD] = cluster.control_plane_join_method
-    settings[attempts.SKIP] = attempts.skipped_kubeadm_phases(operation, phase.group, KUBEADM_PHASES)
     return settings
 
 

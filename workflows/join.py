@@ -174,23 +174,17 @@ def join_configuration_text(ctx: PhaseContext, full_token: str, key: str = "") -
     )
 
 
-IGNORE, METHOD, SKIP = attempts.IGNORE, attempts.METHOD, attempts.SKIP
+IGNORE, METHOD = attempts.IGNORE, attempts.METHOD
 
 
 def attempt_settings(operation: Operation, phase: PhaseRun) -> dict:
     """The settings an attempt runs with, read now: the cluster's and the machine's ignore lists
     merged, the certificate method (control planes) and the kubeadm phases skipped on the machine."""
-    cluster = Cluster.objects.get(pk=operation.cluster_id)
-    settings: dict = {}
-    node = Node.objects.filter(pk=phase.node_id).first() if phase.node_id else None
-    if node is not None:
-        settings[IGNORE] = readiness.preflight_ignore_list(cluster, node)
+    cluster, settings = attempts.machine_settings(operation, phase, CONTROL_PLANE_KUBEADM_PHASES)
     if operation.kind == CONTROL_PLANE:
         # The join's own choice until someone resumes it; from then on the cluster's setting.
         started = operation.params.get("method") or cluster.control_plane_join_method
         settings[METHOD] = cluster.control_plane_join_method if operation.resume_trigger else started
-    if phase.group:
-        settings[SKIP] = attempts.skipped_kubeadm_phases(operation, phase.group, CONTROL_PLANE_KUBEADM_PHASES)
     return settings
 
 

@@ -21,10 +21,9 @@ OFFERED_NETWORKS = (catalog.FLANNEL, catalog.CALICO)
 def choices() -> list[tuple[str, str]]:
     rows = []
     for name in OFFERED_NETWORKS:
-        pinned = catalog.versions(name)
-        for version in reversed(pinned):
-            label = f"{catalog.NETWORK_LABELS[name]} {version}"
-            rows.append((f"{name} {version}", f"{label} (newest)" if version == pinned[-1] else label))
+        newest = catalog.newest(name)
+        for pinned in reversed([p for p in catalog.PINNED if p.name == name]):
+            rows.append((f"{name} {pinned.version}", f"{pinned.label} (newest)" if pinned is newest else pinned.label))
     rows.append((catalog.NONE, "None: I install a network add-on myself"))
     return rows
 

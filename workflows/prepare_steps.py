@@ -16,6 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from artifacts.models import ArtifactFile, ArtifactSet
+from artifacts.services import find_set
 from core.phases import OperationCancelled, PhaseError
 from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from kubeadm import artifacts as layout_of_sets
@@ -214,7 +215,7 @@ def _is_artifacts(ctx: PhaseContext) -> bool:
 
 def _artifact_set(ctx: PhaseContext, found: knowledge.Facts) -> ArtifactSet:
     version = with_v(ctx.cluster.kubernetes_version)
-    artifact_set = ArtifactSet.objects.filter(kubernetes_version=version, architecture=found.architecture).first()
+    artifact_set = find_set(version, found.architecture)
     if artifact_set is None:
         held = ", ".join(ArtifactSet.objects.values_list("kubernetes_version", flat=True).distinct()) or "none"
         raise PhaseError(

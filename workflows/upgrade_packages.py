@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from artifacts.models import ArtifactSet
+from artifacts.services import find_set
 from kubeadm import prepare as knowledge
 from kubeadm import versions
 from nodes.connect import phase_connection
@@ -116,9 +117,7 @@ def source_for(cluster, tools: DayTwoSettings, target: str, nodes: list[Node]) -
             continue
         if source == ARTIFACTS:
             name = knowledge.set_name(target, known["architecture"])
-            held = ArtifactSet.objects.filter(
-                kubernetes_version=versions.with_v(target), architecture=known["architecture"]
-            ).first()
+            held = find_set(versions.with_v(target), known["architecture"])
             if held is None:
                 found.refusals.append(
                     (
@@ -142,7 +141,7 @@ def _kind(ctx: PhaseContext, which: str) -> str:
 def _artifact_set(ctx: PhaseContext) -> ArtifactSet:
     name = ((ctx.params.get("package_source") or {}).get("sets") or {}).get(ctx.phase.group, "")
     version, _, arch = name.rpartition("-")
-    found = ArtifactSet.objects.filter(kubernetes_version=version, architecture=arch).first()
+    found = find_set(version, arch)
     if found is None:
         raise PhaseError(
             f"artifact set {name or 'for ' + ctx.node.name} is no longer held by Kubeboard",

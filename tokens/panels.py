@@ -44,7 +44,6 @@ def token_context(cluster, user, *, now=None) -> dict:
         "token_rows": rows,
         # "usable": valid, expiring or external, the states a join can still use.
         "live_count": sum(1 for row in rows if row["live"]),
-        "certificate_keys": keys,
         "certificate_key_rows": key_rows,
         "current_certificate_key": current_key,
         "policy": policy,
@@ -64,12 +63,10 @@ def cluster_panel(cluster, user) -> dict:
     context = token_context(cluster, user)
     keys = (
         "token_rows",
-        "certificate_key_rows",
         "live_count",
         "policy",
         "token_sync",
         "timeline",
-        "certificate_keys",
         "current_certificate_key",
     )
     return {key: context[key] for key in keys} | {"tokens": [row["token"] for row in context["token_rows"]]}

@@ -262,3 +262,30 @@ def test_an_allowed_plan_says_every_machine_can_and_shows_what_changes(running):
     page = _page(running, plan)
     assert "none: every machine's kubeadm can upgrade to v1.37.2" in page
     assert 'id="plan-allowed"' in page and "What will change" in page and 'id="start-upgrade"' in page
+
+
+# --- the precondition itself, each way it is unmet --------------------------------------------------
+
+
+def test_running_is_met_only_for_a_running_cluster_whose_api_server_kubeboard_can_reach(operator, ca):
+    from clusters import preconditions
+
+    def said(cluster) -> str:
+        return str(preconditions.running(cluster))
+
+    held = make_cluster("held", team=team_of(operator), status=Cluster.Status.RUNNING)
+    store_authorities(held, {"ca": ca})
+    assert preconditions.running(held).met and preconditions.for_cluster(held)["create_token"].met
+
+    starting = make_cluster("starting", team=team_of(operator), status=Cluster.Status.INITIALIZING)
+    store_authorities(starting, {"ca": ca})
+    assert said(starting) == "cluster starting is being initialized — wait until its initialization ends"
+
+    keyless = make_cluster("keyless", team=team_of(operator), status=Cluster.Status.RUNNING)
+    assert said(keyless) == "Kubeboard holds no CA key for cluster keyless — adopt it with an admin kubeconfig"
+
+    adopted = make_cluster("adopted", team=team_of(operator), origin=Cluster.Origin.ADOPTED)
+    assert said(adopted) == "adopted cluster adopted has no stored kubeconfig — adopt it again with an admin kubeconfig"
+    adopted.admin_kubeconfig = "apiVersion: v1\nkind: Config\n"
+    assert preconditions.running(adopted).met, "an adopted cluster's status is Kubeboard's, not kubeadm's"
+    assert not preconditions.for_cluster(keyless)["upgrade"] and preconditions.for_cluster(adopted)["upgrade"]

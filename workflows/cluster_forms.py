@@ -9,8 +9,8 @@ from django import forms
 
 from clusters.models import Cluster
 from core.form_fields import BoundedModelMultipleChoiceField
-from kubeadm import workflow
 from nodes.models import Node
+from workflows import join
 from workflows.init import KUBEADM_PHASES as INIT_KUBEADM_PHASES
 
 
@@ -22,9 +22,8 @@ def candidate_machines(cluster: Cluster, role: str | None = None):
     return machines.order_by("name")
 
 
-def skip_field(workflow_name: str) -> forms.MultipleChoiceField:
-    """The kubeadm phases a person may skip, by kubeadm's own names (kubeadm.workflow)."""
-    names = workflow.skippable_phases(workflow_name)
+def skip_field(names: tuple[str, ...]) -> forms.MultipleChoiceField:
+    """The kubeadm phases a person may skip (``names``: the operation kind's), by kubeadm's own names."""
     return forms.MultipleChoiceField(
         choices=[(name, name) for name in names],
         required=False,
@@ -47,8 +46,7 @@ class InitForm(forms.Form):
         self.fields["node"].queryset = candidate_machines(cluster, Node.Role.CONTROL_PLANE)
         self.fields["node"].label_from_instance = lambda node: f"{node.name} ({node.address})"
         # Kubeboard runs kubeadm init's phases but show-join-command (it makes its own tokens).
-        self.fields["skip"] = skip_field("init")
-        self.fields["skip"].choices = [(n, n) for n in INIT_KUBEADM_PHASES]
+        self.fields["skip"] = skip_field(INIT_KUBEADM_PHASES)
 
 
 class JoinForm(forms.Form):
@@ -78,4 +76,6 @@ class JoinForm(forms.Form):
         role = Node.Role.CONTROL_PLANE if self.control_plane else Node.Role.WORKER
         self.fields["nodes"].queryset = candidate_machines(cluster, role)
         self.fields["method"].initial = cluster.control_plane_join_method
-        self.fields["skip"] = skip_field("join-control-plane" if self.control_plane else "join-worker")
+        self.fields["skip"] = skip_field(
+            join.CONTROL_PLANE_KUBEADM_PHASES if self.control_plane else join.WORKER_KUBEADM_PHASES
+        )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from dataclasses import dataclass
 
 from kubeadm.errors import KubeadmError
 from kubeadm.prepare import BIN_DIR, KUBELET_DROPIN, SBIN_DIR, SYSTEMD_DIR
@@ -175,10 +174,3 @@ def image_names(index_json: bytes, manifest_json: bytes | None = None) -> list[s
                 if isinstance(tag, str) and tag not in names:
                     names.append(tag)
     return names
-
-
-@dataclass(frozen=True)
-class SetFile:
-    path: str
-    sha256: str
-    size: int

@@ -48,7 +48,6 @@ class PrepareRefused(Exception):
 
 
 settings_for = steps.settings_for
-mark_prepared = steps.mark_prepared
 
 
 def _attempt_settings(operation: Operation, phase) -> dict:

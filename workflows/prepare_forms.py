@@ -7,7 +7,6 @@ from django import forms
 from core.form_fields import BoundedModelMultipleChoiceField
 from nodes.models import Node
 from workflows.models import PrepareSettings
-from workflows.prepare import preparable
 
 
 class PrepareForm(forms.Form):
@@ -21,9 +20,8 @@ class PrepareForm(forms.Form):
     def __init__(self, *args, cluster, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Any machine of the cluster may be named (a joined one is refused by the service, with
-        # the reason); the page offers the preparable ones.
+        # the reason); the page offers the preparable ones (workflows.prepare.preparable).
         self.fields["nodes"].queryset = cluster.nodes.order_by("name")
-        self.offered = preparable(cluster)
 
 
 class PrepareSettingsForm(forms.ModelForm):

@@ -640,13 +640,11 @@ def _key_fingerprints(machine: Machine, path: str) -> list[str]:
     return [line.split(":")[9] for line in lines if line.startswith("fpr:") and len(line.split(":")) > 9]
 
 
-def ensure_repository(machine: Machine, repo: knowledge.Repository, step: knowledge.StepReport) -> bool:
-    """The repository's key (only with the pinned fingerprint) and source file; True if changed."""
+def ensure_repository(machine: Machine, repo: knowledge.Repository, step: knowledge.StepReport) -> None:
+    """The repository's key (only with the pinned fingerprint) and source file, each change in ``step``."""
     key_path = machine.path(repo.key_path)
-    changed = False
     if repo.fingerprint not in _key_fingerprints(machine, key_path):
         step.change(f"{repo.key_path}: the key from {repo.key_url} (fingerprint {repo.fingerprint})")
-        changed = True
         if not machine.dry_run:
             download = f"{key_path}.download"
             status, lines = machine.run(
@@ -677,10 +675,8 @@ def ensure_repository(machine: Machine, repo: knowledge.Repository, step: knowle
                 machine.run(["rpm", "--import", key_path], label="rpm --import")
     if machine.read_file(repo.source_path) != repo.source():
         step.change(f"{repo.source_path}: {repo.url}")
-        changed = True
         if not machine.dry_run:
             machine.write(repo.source_path, repo.source())
-    return changed
 
 
 def _install_packages(machine: Machine, found: knowledge.Facts, specs: list[str], *, refresh: bool, label: str) -> None:
@@ -724,7 +720,7 @@ def kubernetes(ctx: PhaseContext) -> None:
                 machine.run(["systemctl", "enable", "kubelet"], label="systemctl enable kubelet")
             return
         repo = _repository(ctx, found)
-        repo_changed = ensure_repository(machine, repo, step)
+        ensure_repository(machine, repo, step)
         installed = knowledge.parse_installed(machine.read(knowledge.installed_query(found.family)).lines)
         wrong = knowledge.installed_matches(installed, version)
         if wrong:
@@ -743,7 +739,7 @@ def kubernetes(ctx: PhaseContext) -> None:
             return
         if wrong:
             _install_packages(
-                machine, found, knowledge.package_specs(found.family, version), refresh=repo_changed or True,
+                machine, found, knowledge.package_specs(found.family, version), refresh=True,
                 label="install kubeadm, kubelet, kubectl, cri-tools",
             )  # fmt: skip
         machine.run(knowledge.hold_command(found.family), label="hold")

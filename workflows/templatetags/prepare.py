@@ -13,7 +13,7 @@ from artifacts.models import ArtifactSet
 from nodes.models import Node
 from workflows import prepare
 from workflows.models import MachinePreparation
-from workflows.prepare_forms import PrepareForm, PrepareSettingsForm
+from workflows.prepare_forms import PrepareSettingsForm
 
 register = template.Library()
 
@@ -43,6 +43,3 @@ def prepare_machines(context: template.Context, cluster) -> dict:
         "can_operate": context.get("can_operate"),
         "csrf_token": context.get("csrf_token"),
     }
-
-
-__all__ = ["PrepareForm"]

@@ -431,11 +431,9 @@ class Repository:
 
 def package_specs(family: str, kubernetes_version: str) -> list[str]:
     """The packages at the cluster's exact version (cri-tools: the repository's minor)."""
-    number = with_v(kubernetes_version)[1:]
     minor = minor_of(kubernetes_version)
-    if family == DEBIAN:
-        return [f"kubeadm={number}-*", f"kubelet={number}-*", f"kubectl={number}-*", f"cri-tools={minor}.*"]
-    return [f"kubeadm-{number}", f"kubelet-{number}", f"kubectl-{number}", f"cri-tools-{minor}*"]
+    cri_tools = f"cri-tools={minor}.*" if family == DEBIAN else f"cri-tools-{minor}*"
+    return [*exact_specs(family, kubernetes_version, ("kubeadm", "kubelet", "kubectl")), cri_tools]
 
 
 def install_command(family: str, specs: list[str], *, lock_wait: int) -> list[str]:
@@ -454,9 +452,7 @@ def refresh_command(family: str, *, lock_wait: int) -> list[str]:
 
 
 def hold_command(family: str) -> list[str]:
-    if family == DEBIAN:
-        return ["apt-mark", "hold", *PACKAGES]
-    return ["dnf", "versionlock", "add", *PACKAGES]
+    return hold_packages(family, PACKAGES)
 
 
 def installed_query(family: str) -> list[str]:

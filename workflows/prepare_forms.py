@@ -7,6 +7,7 @@ from django import forms
 from core.form_fields import BoundedModelMultipleChoiceField
 from nodes.models import Node
 from workflows.models import PrepareSettings
+from workflows.prepare import SETTINGS_FIELDS
 
 
 class PrepareForm(forms.Form):
@@ -27,5 +28,5 @@ class PrepareForm(forms.Form):
 class PrepareSettingsForm(forms.ModelForm):
     class Meta:
         model = PrepareSettings
-        fields = ["source", "repository_url", "repository_key_fingerprint", "registry_mirrors", "replace_runtime"]
+        fields = list(SETTINGS_FIELDS)
         widgets = {"source": forms.RadioSelect, "registry_mirrors": forms.Textarea(attrs={"rows": 3})}

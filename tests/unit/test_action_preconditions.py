@@ -289,3 +289,21 @@ def test_running_is_met_only_for_a_running_cluster_whose_api_server_kubeboard_ca
     adopted.admin_kubeconfig = "apiVersion: v1\nkind: Config\n"
     assert preconditions.running(adopted).met, "an adopted cluster's status is Kubeboard's, not kubeadm's"
     assert not preconditions.for_cluster(keyless)["upgrade"] and preconditions.for_cluster(adopted)["upgrade"]
+
+
+def test_the_cluster_page_checks_the_preconditions_once_for_all_its_parts(operator, ca):
+    """The tokens and day-two parts each ask ``{% preconditions_of %}``; the checks (a CA-key
+    query, the reset query) run once per page, not once per part."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from workflows.templatetags.preconditions import preconditions_of
+
+    cluster = make_cluster("once", team=team_of(operator), status=Cluster.Status.RUNNING)
+    store_authorities(cluster, {"ca": ca})
+    with CaptureQueriesContext(connection) as first:
+        answers = preconditions_of(cluster)
+    with CaptureQueriesContext(connection) as again:
+        assert preconditions_of(cluster) is answers
+    assert len(first) > 0 and len(again) == 0
+    assert answers["create_token"] and answers["day_two"]

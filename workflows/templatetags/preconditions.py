@@ -13,6 +13,15 @@ from workflows import reset
 register = template.Library()
 
 
+# Kept on the cluster object the view put in the context, which lives for one request: the
+# cluster page's partials (tokens, day two) each ask, and the checks (queries) run once.
+_CACHED = "_page_preconditions"
+
+
 @register.simple_tag
 def preconditions_of(cluster: Cluster) -> dict[str, preconditions.Precondition]:
-    return preconditions.for_cluster(cluster) | {"reset": reset.reset_precondition(cluster)}
+    found = getattr(cluster, _CACHED, None)
+    if found is None:
+        found = preconditions.for_cluster(cluster) | {"reset": reset.reset_precondition(cluster)}
+        setattr(cluster, _CACHED, found)
+    return found

@@ -217,7 +217,14 @@ def _artifact_set(ctx: PhaseContext, found: knowledge.Facts) -> ArtifactSet:
     version = with_v(ctx.cluster.kubernetes_version)
     artifact_set = find_set(version, found.architecture)
     if artifact_set is None:
-        held = ", ".join(ArtifactSet.objects.values_list("kubernetes_version", flat=True).distinct()) or "none"
+        held = (
+            ", ".join(
+                ArtifactSet.objects.order_by("-kubernetes_version")
+                .values_list("kubernetes_version", flat=True)
+                .distinct()
+            )
+            or "none"
+        )
         raise PhaseError(
             f"Kubeboard holds no artifact set for Kubernetes {version} on {found.architecture} (held: {held})",
             hint=f"import one built for {found.architecture} (manage.py artifacts import DIR, or the Artifact sets "

@@ -142,3 +142,25 @@ def test_the_command_imports_and_lists(a_set, capsys):
     with pytest.raises(CommandError) as info:
         call_command("artifacts", "import", str(a_set))
     assert info.value.returncode == 2 and "bin/kubelet: SHA-256" in str(info.value)
+
+
+def test_a_missing_set_names_each_held_version_once():
+    """One version held for two architectures is one version in the refusal, not two."""
+    from types import SimpleNamespace
+
+    from core.phases import PhaseError
+    from kubeadm import prepare as knowledge
+    from workflows.prepare_steps import _artifact_set
+
+    for version, arch in (("v1.37.2", "amd64"), ("v1.37.2", "arm64"), ("v1.36.3", "amd64")):
+        ArtifactSet.objects.create(kubernetes_version=version, architecture=arch)
+    ctx = SimpleNamespace(cluster=SimpleNamespace(kubernetes_version="v1.38.0"))
+    found = knowledge.Facts(
+        distribution=knowledge.Distribution("debian", "Debian", knowledge.DEBIAN, (12,)),
+        version="12",
+        pretty_name="Debian 12",
+        architecture="amd64",
+        init_system="systemd",
+    )
+    with pytest.raises(PhaseError, match=r"\(held: v1\.37\.2, v1\.36\.3\)"):
+        _artifact_set(ctx, found)

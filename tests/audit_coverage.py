@@ -61,6 +61,7 @@ class ReadOnly:
     data: Callable[[Any], dict] = lambda w: {}
     argv: Callable[[Any], list[str]] | None = None
     call: Callable[[Any], None] | None = None
+    exits: int | None = None  # a command that refuses in the world: the status it exits with
 
 
 @dataclass(frozen=True)
@@ -540,7 +541,10 @@ COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
         argv=lambda w: ["cluster", "init", w.cluster.name, "--node", w.node.name, "--no-wait"],
         fails="operation.queued",
     ),
-    "cluster upgrade-plan": ReadOnly("prints the plan", argv=lambda w: ["cluster", "upgrade-plan", w.cluster.name]),
+    # The world's cluster was never initialized: it says so and exits 2, writing nothing.
+    "cluster upgrade-plan": ReadOnly(
+        "prints the plan", argv=lambda w: ["cluster", "upgrade-plan", w.cluster.name], exits=2
+    ),
     "cluster upgrade": Elsewhere(
         DAY2_UPGRADE_E2E,
         "upgrades a running cluster",

@@ -298,11 +298,13 @@ def _run_command(name: str, entry) -> None:
         message = str(exc)
     except SystemExit as exc:
         # A read-only command that refuses (e.g. the upgrade plan of a cluster never initialized)
-        # exits non-zero after printing why; what it wrote is checked all the same.
-        if not isinstance(entry, ac.ReadOnly):
+        # exits non-zero after printing why, with the status its entry declares (any other exit is
+        # a failure); what it wrote is checked all the same.
+        if not isinstance(entry, ac.ReadOnly) or exc.code != entry.exits:
             raise
         message = f"exit {exc.code}"
     else:
+        assert getattr(entry, "exits", None) is None, f"manage.py {name} exited 0; its entry says {entry.exits}"
         message = "exit 0"
     _check(entry, before, f"manage.py {name} ({message})")
 

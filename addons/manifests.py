@@ -11,6 +11,9 @@ upstream manifest plus exactly these):
 * every choice: the registry of each Pod template's images becomes the private registry given
   (``ghcr.io/flannel-io/flannel:v0.28.9`` -> ``registry.local:5000/flannel-io/flannel:v0.28.9``).
 
+A custom manifest gets that image substitution and nothing else: Kubeboard does not know where
+its author put the pod subnet, so it is applied as written.
+
 Both subnet substitutions are made on the text, anchored on the upstream line and required to
 match exactly once, so a manifest whose shape changed is refused instead of half-substituted.
 """
@@ -22,6 +25,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import yaml
 
 from addons import catalog
 from kubeadm import yamlio
@@ -44,8 +49,9 @@ class Choice:
     """What to apply: a network, its version (pinned ones), and where images come from."""
 
     network: str
-    version: str = ""
+    version: str = ""  # a pinned version; a custom manifest's is custom_version(its SHA-256)
     image_registry: str = ""  # "" = upstream's registries
+    sha256: str = ""  # a custom manifest's, in full: what the apply checks the stored text against
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -90,18 +96,33 @@ def parse(text: str | bytes, *, source: str = "manifest") -> list[dict[str, Any]
             raise ManifestError(f"{source}: document {number} (from line {first}), line {line}: {exc}") from None
         raise ManifestError(str(exc)) from None
     objects: list[dict[str, Any]] = []
-    for number, document in enumerate(documents, 1):
+    for index, document in enumerate(documents):
         items = document.get("items") if isinstance(document, dict) and document.get("kind") == "List" else [document]
         for item in items or []:
             problem = _object_problem(item)
             if problem:
-                raise ManifestError(f"{source}: document {number}: {problem}")
+                raise ManifestError(f"{source}: {_where_document(text, index)}: {problem}")
             objects.append(item)
     if len(objects) > MAX_OBJECTS:
         raise ManifestError(f"{source} has {len(objects)} objects; at most {MAX_OBJECTS}")
     if not objects:
         raise ManifestError(f"{source} holds no Kubernetes object")
     return objects
+
+
+def _where_document(text: str, index: int) -> str:
+    """ "document 2 (from line 5), line 6" for the ``index``-th non-empty document of ``text``
+    (an error path only: the text already passed the bounded reading, so composing it again is safe)."""
+    nodes = [
+        node
+        for node in yaml.compose_all(text, Loader=yaml.SafeLoader)
+        if node is not None and not (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null")
+    ]
+    if index >= len(nodes):
+        return f"document {index + 1}"
+    line = nodes[index].start_mark.line + 1
+    number, first = _document_at(text, line)
+    return f"document {number} (from line {first}), line {line}"
 
 
 def _object_problem(item: Any) -> str:
@@ -130,6 +151,12 @@ def describe(obj: dict[str, Any]) -> str:
 # --- custom manifests ----------------------------------------------------------------------------
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def custom_version(sha256: str) -> str:
+    """What a cluster keeps as a custom manifest's version ("sha256:1a2b…", 23 characters): the
+    next step compares it with what was rolled out, the page shows it."""
+    return "sha256:" + normalise_sha256(sha256)[:16]
 
 
 def normalise_sha256(value: str) -> str:
@@ -283,12 +310,15 @@ def pod_subnet_problems(
     """Why ``pod_subnet`` cannot carry ``network``'s Pods (empty: it fits).
 
     Flannel needs one (net-conf.json); Calico without one uses 192.168.0.0/16, checked the same
-    way. The pod range must not overlap the service subnet nor hold a machine's address: routes to
+    way; a custom manifest needs none, but the cluster's, when it has one, is checked the same way
+    (kube-controller-manager hands each node a slice of it). The pod range must not overlap the service subnet nor hold a machine's address: routes to
     Pods would then shadow Services or the machines themselves.
     """
-    if network in ("", catalog.NONE, catalog.CUSTOM):
+    if network in ("", catalog.NONE):
         return []
     subnet = _ipv4_subnet(pod_subnet)
+    if network == catalog.CUSTOM and not subnet:
+        return []  # what a custom manifest needs is its author's to say; nothing is substituted
     if network == catalog.FLANNEL and not subnet:
         return [
             "Flannel needs an IPv4 pod subnet: it writes it into net-conf.json and kube-controller-manager "

@@ -109,6 +109,10 @@ class Cluster(models.Model):
     # What the last successful apply rolled out ("flannel v0.28.9"), so the next step can tell a
     # choice not applied yet (or changed since) from one that is.
     pod_network_applied = models.CharField(max_length=64, blank=True)
+    # The objects Kubeboard applied for the pod network ({apiVersion, kind, namespace, name} each),
+    # written before an apply (old and new together) and after it (the new ones): an object the
+    # next apply's manifest no longer has is pruned only if it is listed here.
+    pod_network_inventory = models.JSONField(default=list, blank=True)
 
     # core.permissions: the path from a cluster to the team that owns it.
     TEAM_PATH = "team"
@@ -129,7 +133,7 @@ class Cluster(models.Model):
     @property
     def pod_network_wanted(self) -> str:
         """The chosen pinned add-on as ``pod_network_applied`` records it; "" when nothing is to apply."""
-        if self.pod_network not in (addons_catalog.FLANNEL, addons_catalog.CALICO):
+        if self.pod_network not in (addons_catalog.FLANNEL, addons_catalog.CALICO, addons_catalog.CUSTOM):
             return ""
         return f"{self.pod_network} {self.pod_network_version}"
 
@@ -147,6 +151,27 @@ class Cluster(models.Model):
         from clusters.apiaccess import credentials
 
         return credentials(self, user=user)
+
+
+class PodNetworkManifest(models.Model):
+    """A cluster's custom pod network manifest (issue 20): the text as uploaded or downloaded,
+    already checked (its SHA-256, bounded safe YAML, Kubernetes objects), kept so that every apply,
+    resume and re-apply uses exactly these bytes, whether or not its URL still answers."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="pod_network_manifest")
+    text = models.TextField()
+    sha256 = models.CharField("SHA-256", max_length=64)
+    source = models.CharField(
+        max_length=2048, help_text="The https URL it was downloaded from, or the uploaded file's name."
+    )
+    object_count = models.PositiveIntegerField("objects", default=0)
+    saved_at = models.DateTimeField(auto_now=True)
+    saved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name}: {self.source} (sha256 {self.sha256[:16]})"
 
 
 class CertificateAuthority(models.Model):

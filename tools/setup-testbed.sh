@@ -46,7 +46,8 @@ python3 -c 'import yaml' 2>/dev/null ||
 
 # Binaries: built once per version into the cache, reused afterwards.
 # etcdutl (snapshot status/restore: etcdctl >= 3.6 only saves snapshots) builds in seconds.
-# kube-proxy only becomes an image of the bare machines' artifact set (tools/testbed/artifacts.py).
+# kube-proxy only becomes an image of the bare machines' artifact sets (tools/testbed/artifacts.py):
+# the older release's too, since the day-two upgrade test prepares its machines from that set.
 extra="etcdutl kube-proxy"
 [ "${KUBEBOARD_TESTBED_KUBEMARK:-1}" = 1 ] && extra="kubemark etcdutl kube-proxy"
 KUBEBOARD_K8S_EXTRA=$extra "$here/build-k8s.sh" >/dev/null
@@ -56,7 +57,7 @@ if [ "${KUBEBOARD_TESTBED_RUNTIME:-1}" = 1 ]; then
   "$here/build-runtime.sh" >/dev/null
 fi
 if [ "${KUBEBOARD_TESTBED_OLDER:-0}" = 1 ]; then
-  KUBEBOARD_K8S_EXTRA=${extra/ kube-proxy/} "$here/build-k8s.sh" older >/dev/null
+  KUBEBOARD_K8S_EXTRA=$extra "$here/build-k8s.sh" older >/dev/null
 fi
 
 # A crashed earlier run may have left sandboxes: report and remove them (never one whose

@@ -42,6 +42,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("kubeadm",),
     # Pod network add-ons: pure knowledge like kubeadm/ (manifests, substitutions), no Django.
     ("addons",),
+    # The control-plane endpoint (issue 21): keepalived/haproxy files and checks, no Django.
+    ("endpoints",),
     ("core",),
     ("audit",),
     ("operations",),
@@ -63,6 +65,7 @@ LOOSE_MODULES = {"manage": "config"}
 ONLY: dict[str, tuple[str, ...]] = {
     "kubeadm": (),
     "addons": ("kubeadm",),
+    "endpoints": ("kubeadm",),
     "remote": ("kubeadm", "core"),
     "kube": ("kubeadm", "core"),
 }
@@ -75,6 +78,7 @@ _NOUN_RULE = (
 RULES: dict[str, str] = {
     "kubeadm": "kubeadm/ is pure kubeadm knowledge: it imports no Django and no other project package",
     "addons": "addons/ is pure add-on knowledge: it imports kubeadm/ only, no Django",
+    "endpoints": "endpoints/ is pure control-plane endpoint knowledge: it imports kubeadm/ only, no Django",
     "core": "core/ is at the bottom, shared by every app: it imports no app",
     "audit": "audit/ sits above core/ and below every domain app: it imports no domain app "
     "(a per-object history belongs to the object's app, see audit.queries.register_history)",
@@ -107,6 +111,7 @@ ALLOWED = _allowed()
 FORBIDDEN_EXTERNAL: dict[str, tuple[str, ...]] = {
     "kubeadm": ("django", "channels", "daphne", "django_q", "django_htmx", "axes", "whitenoise"),
     "addons": ("django", "channels", "daphne", "django_q", "django_htmx", "axes", "whitenoise"),
+    "endpoints": ("django", "channels", "daphne", "django_q", "django_htmx", "axes", "whitenoise"),
 }
 IMPORTING_CALLS = {"import_module", "__import__", "import_string"}
 

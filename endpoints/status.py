@@ -1,0 +1,78 @@
+"""Reading what machines answer about the endpoint: addresses (``ip -o addr show``), listening
+ports (``ss -Htlnp``) and haproxy's statistics CSV."""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import re
+from dataclasses import dataclass
+
+# "2: eth0    inet 10.0.0.5/24 brd 10.0.0.255 scope global eth0\       valid_lft forever ..."
+_ADDR_RE = re.compile(r"^\d+:\s+(?P<name>[^\s@]+)(?:@\S+)?\s+inet6?\s+(?P<cidr>\S+)")
+# ss -Htlnp: "LISTEN 0 4096 *:8443 *:* users:(("haproxy",pid=12,fd=7))"
+_SS_RE = re.compile(r"^\S+\s+\d+\s+\d+\s+(?P<local>\S+)\s+\S+(?:\s+users:\(\(\"(?P<proc>[^\"]+)\")?")
+
+
+def interfaces(lines: list[str]) -> dict[str, list[str]]:
+    """Interface name -> its addresses with prefix, from ``ip -o addr show``."""
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        match = _ADDR_RE.match(line.strip())
+        if match:
+            found.setdefault(match["name"], []).append(match["cidr"])
+    return found
+
+
+def holds(lines: list[str], vip: str) -> bool:
+    """Whether ``ip -o addr show`` lists ``vip`` among the machine's addresses."""
+    try:
+        wanted = ipaddress.ip_address(vip)
+    except ValueError:
+        return False
+    for cidrs in interfaces(lines).values():
+        for cidr in cidrs:
+            try:
+                if ipaddress.ip_interface(cidr).ip == wanted:
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def listening(lines: list[str]) -> dict[int, str]:
+    """TCP port -> the process listening on it ("" when ss may not say), from ``ss -Htlnp``."""
+    found: dict[int, str] = {}
+    for line in lines:
+        match = _SS_RE.match(line.strip())
+        if not match:
+            continue
+        port = match["local"].rsplit(":", 1)[-1]
+        if port.isdigit():
+            found.setdefault(int(port), match["proc"] or "")
+    return found
+
+
+@dataclass(frozen=True)
+class BackendHealth:
+    name: str
+    status: str  # haproxy's: UP, DOWN, "UP 1/2", MAINT, no check
+    check: str  # the last check's status and its detail, e.g. "L7OK 200"
+
+    @property
+    def up(self) -> bool:
+        return self.status.startswith("UP")
+
+
+def backend_health(lines: list[str], backend: str = "kube-apiserver") -> list[BackendHealth]:
+    """Each server of ``backend`` from haproxy's statistics CSV (``/stats;csv``)."""
+    if not lines:
+        return []
+    header = lines[0].lstrip("# ").split(",")
+    rows = []
+    for row in csv.DictReader(lines[1:], fieldnames=header):
+        if row.get("pxname") != backend or row.get("svname") in ("FRONTEND", "BACKEND", None):
+            continue
+        check = " ".join(part for part in (row.get("check_status") or "", row.get("check_code") or "") if part)
+        rows.append(BackendHealth(row["svname"], row.get("status") or "", check))
+    return rows

@@ -15,9 +15,17 @@ class CertificateAuthorityInline(ReadOnlyInline):
 
 @admin.register(Cluster)
 class ClusterAdmin(ReadOnlyAdmin):
-    list_display = ("name", "kubernetes_version", "control_plane_endpoint", "team", "status", "created_at")
-    list_filter = ("status", "kubernetes_version")
-    search_fields = ("name", "control_plane_endpoint")
+    list_display = (
+        "name",
+        "kubernetes_version",
+        "control_plane_endpoint",
+        "endpoint_mode",
+        "team",
+        "status",
+        "created_at",
+    )
+    list_filter = ("status", "kubernetes_version", "endpoint_mode")
+    search_fields = ("name", "control_plane_endpoint", "endpoint_vip")
     inlines = [CertificateAuthorityInline]
 
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from addons import catalog as addons_catalog
 from clusters.validators import validate_cluster_name, validate_ignore_preflight_errors, validate_image_registry
 from core.encryption import EncryptedTextField
+from endpoints import layout as endpoint_layout
 from kubeadm import config as kubeadm_config
 
 if TYPE_CHECKING:
@@ -114,6 +115,24 @@ class Cluster(models.Model):
     # next apply's manifest no longer has is pruned only if it is listed here.
     pod_network_inventory = models.JSONField(default=list, blank=True)
 
+    # The control-plane endpoint (issue 21): how kubelets, kube-proxy and users reach the API
+    # servers when a control plane is down. "external" is the address typed above, as before.
+    endpoint_mode = models.CharField(
+        "control-plane endpoint kind",
+        max_length=16,
+        choices=[(mode, endpoint_layout.MODE_LABELS[mode]) for mode in endpoint_layout.MODES],
+        default=endpoint_layout.EXTERNAL,
+    )
+    endpoint_vip = models.CharField("virtual IP", max_length=45, blank=True)
+    endpoint_interface = models.CharField("virtual IP interface", max_length=15, blank=True)
+    endpoint_port = models.PositiveIntegerField(
+        "proxy port",
+        default=endpoint_layout.DEFAULT_PORT,
+        validators=[MinValueValidator(1), MaxValueValidator(65535)],
+    )
+    endpoint_router_id = models.PositiveSmallIntegerField("VRRP virtual router id", default=0)
+    endpoint_unicast = models.BooleanField("VRRP over unicast", default=False)
+
     # core.permissions: the path from a cluster to the team that owns it.
     TEAM_PATH = "team"
 
@@ -144,6 +163,17 @@ class Cluster(models.Model):
             return "Not chosen"
         label = addons_catalog.NETWORK_LABELS[self.pod_network]
         return f"{label} {self.pod_network_version}" if self.pod_network_version else label
+
+    @property
+    def endpoint_spec(self) -> endpoint_layout.Spec:
+        return endpoint_layout.Spec(
+            mode=self.endpoint_mode,
+            vip=self.endpoint_vip,
+            interface=self.endpoint_interface,
+            port=self.endpoint_port,
+            router_id=self.endpoint_router_id,
+            unicast=self.endpoint_unicast,
+        )
 
     def api_credentials(self, *, user=None) -> Credentials:
         """Fresh credentials for this cluster's API server; what makes a Cluster a ``kube.APITarget``."""

@@ -31,6 +31,15 @@ def reset_machine(node: Node) -> str:
     return reverse("clusters:detail", args=[node.cluster.name]) + "#reset-node"
 
 
+def prepare_machine(node: Node) -> str:
+    """The machine's page, whose Prepare installs containerd and kubeadm (workflows.prepare)."""
+    return machine_page(node) + "#prepare"
+
+
+def prepare_text(node: Node) -> str:
+    return f'"Prepare {node.name}" on its page ({prepare_machine(node)})'
+
+
 def undo_join(node: Node) -> str:
     """The machine's page, where a failed join of it is undone in one click (workflows.undo_join)."""
     return machine_page(node) + "#undo-join"

@@ -121,7 +121,8 @@ def refusals(report: dict, *, node: Node, kubernetes_version: str) -> list[Refus
         found.append(
             Refusal(
                 f"{node.name}: kubeadm not found (PATH searched: {report.get('path') or 'empty'})",
-                f"install kubeadm {kubernetes_version} on {node.name} in a directory on that PATH, then resume",
+                f"{places.prepare_text(node)} installs containerd and kubeadm {kubernetes_version} (or install "
+                "kubeadm yourself in a directory on that PATH), then resume",
             )
         )
     elif kubeadm.get("path") and not kubeadm.get("version"):
@@ -139,6 +140,15 @@ def refusals(report: dict, *, node: Node, kubernetes_version: str) -> list[Refus
             )
         )
     return found
+
+
+def needs_kubeadm(report: dict) -> bool:
+    """Whether a machine-check report found no kubeadm, or one that cannot deploy the cluster's
+    version: what Prepare installs. An empty report (never checked, or the check could not log in)
+    says nothing either way."""
+    binaries = report.get("binaries") or {}
+    kubeadm = binaries.get("kubeadm") or {}
+    return bool(binaries) and not (kubeadm.get("path") and kubeadm.get("version") and not kubeadm.get("skew"))
 
 
 def facts_refusals(node: Node, *, kubernetes_version: str) -> list[Refusal]:

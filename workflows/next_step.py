@@ -1,8 +1,9 @@
 """The one next step of a cluster: what a person does now to get from a new cluster to a running one.
 
 The path is the first hour's: the cluster's identity, the cluster's SSH key, machines, each
-machine checked and its host key accepted, the control plane initialized, the other machines
-joined, then the pod network (applied by init's pod-network phase, or by the pod-network
+machine checked and its host key accepted, blank machines prepared (when their last check found
+no kubeadm fit for the cluster), the control plane initialized, the other machines joined, then
+the pod network (applied by init's pod-network phase, or by the pod-network
 operation this step offers). ``next_step`` finds the first stage that is
 not done and says what to do about it; the cluster page shows it at the top
 (``clusters/_next_step.html``, a live part) and an operation's page links to it once the
@@ -21,16 +22,18 @@ from addons import catalog
 from clusters.identity import PREPARE_IDENTITY
 from clusters.models import INIT_KIND, Cluster
 from nodes.models import ClusterSSHKey, Node
+from nodes.readiness import needs_kubeadm
 from operations.models import Operation
 from workflows.join import CONTROL_PLANE as JOIN_CONTROL_PLANE_KIND
 from workflows.join import WORKERS as JOIN_WORKERS_KIND
 from workflows.network import KIND as POD_NETWORK_KIND
+from workflows.prepare import KIND as PREPARE_KIND
 
 # The stages in the order a cluster passes them; the page's sections follow this order.
-STAGES = ("identity", "ssh-key", "machines", "check", "initialize", "join", "network")
+STAGES = ("identity", "ssh-key", "machines", "check", "prepare", "initialize", "join", "network")
 
 # Ids of the cluster page's parts that hold a stage's form (clusters/cluster_detail.html).
-SECTION = {"initialize": "cluster-actions", "join": "join-actions", "network": "pod-network"}
+SECTION = {"prepare": "prepare", "initialize": "cluster-actions", "join": "join-actions", "network": "pod-network"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,39 @@ def _check(cluster: Cluster, nodes: list[Node]) -> NextStep:
     return NextStep("check", title, why, label, node.get_absolute_url())
 
 
+def _prepare(cluster: Cluster, machines: list[Node]) -> NextStep | None:
+    """The step for ``machines`` (host keys accepted, not joined) whose last check found no kubeadm
+    that can deploy the cluster's version: Prepare machines, or the Prepare running or stopped.
+    None when none needs it (a machine never checked since its key was accepted says nothing:
+    init's own check finds a missing kubeadm and its hint names Prepare)."""
+    blank = [node for node in machines if needs_kubeadm(node.facts or {})]
+    operation = _latest(cluster, PREPARE_KIND)
+    if operation is not None and operation.is_active:
+        return _follow(
+            "prepare",
+            operation,
+            "Wait: machines are being prepared",
+            "Swap, kernel modules, sysctls, containerd, then kubeadm, kubelet, kubectl and crictl at the cluster's "
+            "version; each machine is checked again at the end.",
+        )
+    if not blank:
+        return None
+    named = {node.name for node in blank}
+    stopped = {machine.get("name") for machine in (operation.params.get("machines") or [])} if operation else set()
+    if operation is not None and operation.is_resumable and not operation.params.get("dry_run") and named & stopped:
+        return _resume("prepare", operation, "Preparing machines stopped")
+    names = ", ".join(node.name for node in blank[:3]) + (" …" if len(blank) > 3 else "")
+    return NextStep(
+        "prepare",
+        f"Prepare {blank[0].name}" if len(blank) == 1 else f"Prepare {len(blank)} machines",
+        f"The last check found no kubeadm for Kubernetes {cluster.kubernetes_version} on {names}. Prepare installs "
+        "containerd, kubeadm, kubelet, kubectl and crictl from the source chosen there (package repositories or "
+        "an artifact set), with swap, kernel modules and sysctls as kubeadm checks them.",
+        "Prepare machines",
+        _section(cluster, "prepare"),
+    )
+
+
 def next_step(cluster: Cluster) -> NextStep:
     """The first stage of ``cluster`` that is not done, as what to do now."""
     if not cluster.is_adopted and not cluster.ca_pin_hash:
@@ -179,6 +215,11 @@ def next_step(cluster: Cluster) -> NextStep:
         pinned = [node for node in control_planes if node.host_key_state == Node.HostKeyState.PINNED]
         if not pinned:
             return _check(cluster, control_planes)
+        # Every machine added so far is prepared together (workers too: one Prepare, then init, then joins).
+        accepted = [node for node in nodes if node.host_key_state == Node.HostKeyState.PINNED and not node.is_joined]
+        step = _prepare(cluster, accepted)
+        if step is not None:
+            return step
         return NextStep(
             "initialize",
             "Initialize the control plane",
@@ -197,6 +238,9 @@ def next_step(cluster: Cluster) -> NextStep:
     if join is not None and join.is_resumable and waiting:
         return _resume("join", join, "Joining machines stopped")
     ready = [node for node in waiting if node.host_key_state == Node.HostKeyState.PINNED]
+    step = _prepare(cluster, ready)
+    if step is not None:
+        return step
     if ready:
         workers = [node for node in ready if node.role == Node.Role.WORKER]
         names = ", ".join(node.name for node in ready[:3]) + (" …" if len(ready) > 3 else "")

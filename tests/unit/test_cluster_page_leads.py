@@ -143,6 +143,57 @@ def test_each_stage_has_one_next_step_at_the_top(client, people):
     assert step["stage"] == "network" and "pod network" in step["title"]
 
 
+BLANK = {"binaries": {"kubeadm": {"path": "", "version": None}}, "etc_kubernetes": {"files": [], "count": 0}}
+FITS = {"binaries": {"kubeadm": {"path": "/usr/local/bin/kubeadm", "version": "v1.37.2", "skew": None}}}
+
+
+def test_blank_machines_are_prepared_before_init_and_before_a_join(client, people):
+    """Issue 19: a machine whose last check found no kubeadm leads to Prepare machines (the cluster
+    page's section), the Prepare is followed while it runs and resumed when it stopped, and a
+    prepared (checked again) machine leads on to Initialize; the same for a machine to join."""
+    operator = people["operator"]
+    cluster = ready_cluster(people)
+    cp = machine(cluster, "node-a", pinned=True, role=Node.Role.CONTROL_PLANE, facts=BLANK)
+    machine(cluster, "node-b", pinned=True, facts=BLANK)
+    html = page(client, operator, cluster)
+    step = next_step(html)
+    assert (step["stage"], step["title"], step["href"]) == ("prepare", "Prepare 2 machines", "/clusters/lead/#prepare")
+    assert "no kubeadm for Kubernetes v1.37.2 on node-a, node-b" in step["html"]
+    assert 'id="prepare-machines-form"' in html and html.index('id="prepare"') < html.index('id="cluster-actions"')
+
+    machines = [{"id": n.pk, "name": n.name} for n in cluster.nodes.order_by("name")]
+    prepare = Operation.objects.create(
+        cluster=cluster, kind="prepare-machines", status="running", params={"machines": machines}
+    )
+    step = next_step(page(client, operator, cluster))
+    assert (step["stage"], step["href"]) == ("prepare", f"/operations/{prepare.pk}/")
+    assert step["title"] == "Wait: machines are being prepared"
+
+    Operation.objects.filter(pk=prepare.pk).update(status=Operation.Status.FAILED, error="containerd did not start")
+    step = next_step(page(client, operator, cluster))
+    assert (step["title"], step["href"]) == ("Preparing machines stopped", f"/operations/{prepare.pk}/")
+    assert "containerd did not start" in step["html"]
+
+    # Prepared: its last step checks each machine again, which finds kubeadm fit for the cluster.
+    Operation.objects.filter(pk=prepare.pk).update(status=Operation.Status.SUCCEEDED, error="")
+    Node.objects.filter(cluster=cluster).update(facts=FITS)
+    step = next_step(page(client, operator, cluster))
+    assert (step["stage"], step["href"]) == ("initialize", "/clusters/lead/#cluster-actions")
+
+    # A machine never checked since its key was accepted says nothing: Initialize stays the step.
+    Node.objects.filter(cluster=cluster).update(facts={})
+    assert next_step(page(client, operator, cluster))["stage"] == "initialize"
+
+    # After init, a blank machine to join is prepared first.
+    Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.RUNNING)
+    Node.objects.filter(pk=cp.pk).update(status=Node.Status.JOINED, facts=FITS)
+    Node.objects.filter(name="node-b").update(facts=BLANK)
+    step = next_step(page(client, operator, cluster))
+    assert (step["stage"], step["title"], step["href"]) == ("prepare", "Prepare node-b", "/clusters/lead/#prepare")
+    Node.objects.filter(name="node-b").update(facts=FITS)
+    assert next_step(page(client, operator, cluster))["stage"] == "join"
+
+
 def test_a_viewer_sees_the_step_without_an_action(client, people):
     cluster = ready_cluster(people)
     step = next_step(page(client, people["viewer"], cluster))

@@ -285,13 +285,34 @@ def cached_set(version: str | None = None) -> Path:
     return dest
 
 
+def copy_set(dest: Path, version: str | None = None, log=print) -> Path:  # type: ignore[no-untyped-def]
+    """Write the set for ``version`` to ``dest`` (must not exist) as a copy of the cached one.
+
+    The set is reproducible, so the copy is byte for byte what ``build`` would write; building
+    once into the cache and copying afterwards saves the images' writing and hashing on every run
+    (the README's walkthrough runs this each time). A copy, not links: the directory is the
+    user's, and changing a file there must never change what the tests push.
+    """
+    version = version or selected_version()
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists; remove it or choose another directory")
+    source = cached_set(version)
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    partial.rename(dest)
+    files = sum(1 for p in dest.rglob("*") if p.is_file())
+    log(f"artifacts: set for {version} ({go_arch()}) in {dest}: {files} files")
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.testbed artifacts", description=__doc__.split("\n\n")[0])
     parser.add_argument("dir", type=Path, help="where to write the set (must not exist)")
     parser.add_argument("--version", default=selected_version())
     args = parser.parse_args(argv)
     try:
-        build(args.dir, args.version)
+        copy_set(args.dir, args.version)
     except (BinariesMissing, FileExistsError, ValueError) as exc:
         print(f"artifacts: error: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django import forms
 
 from clusters import pod_network
-from clusters.models import Cluster
+from clusters.models import Cluster, PodNetworkManifest
 from clusters.validators import validate_ignore_preflight_errors
 from kubeadm.preflight import parse_check_list
 
@@ -39,11 +39,9 @@ class EngineSettingsForm(forms.ModelForm):
         return super().save(commit=commit)
 
 
-class PodNetworkForm(forms.ModelForm):
+class PodNetworkForm(pod_network.PodNetworkChoiceForm, forms.ModelForm):
     """The pod network chosen for a cluster after it was created (or adopted): saved here, applied
     by the pod-network operation (the next step offers it while the choice is not rolled out)."""
-
-    pod_network = pod_network.PodNetworkField()
 
     class Meta:
         model = Cluster
@@ -61,20 +59,19 @@ class PodNetworkForm(forms.ModelForm):
         elif cluster.pod_network == "":
             self.initial["pod_network"] = pod_network.default_for(cluster.pod_subnet)
 
-    def clean_pod_network(self) -> str:
-        value = self.cleaned_data["pod_network"]
-        cluster = self.instance
-        addresses = pod_network.machine_addresses(
-            cluster.control_plane_endpoint, cluster.nodes.values_list("address", flat=True)
-        )
-        found = pod_network.problems(
-            value, pod_subnet=cluster.pod_subnet, service_subnet=cluster.service_subnet, addresses=addresses
-        )
-        if found:
-            raise forms.ValidationError(found)
-        network, version = pod_network.split(value)
-        self.instance.pod_network_version = version
-        return network
+    def fit(self, network: str) -> list[str]:
+        return pod_network.cluster_fit_problems(self.instance, network)
+
+    def stored_manifest(self) -> PodNetworkManifest | None:
+        return PodNetworkManifest.objects.filter(cluster=self.instance).only("sha256").first()
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("pod_network"):
+            network = self.clean_pod_network_choice(cleaned["pod_network"])
+            if "pod_network" not in self.errors:
+                cleaned["pod_network"] = network
+        return cleaned
 
 
 class KubeconfigForm(forms.Form):

@@ -39,7 +39,7 @@ def engine_settings(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def pod_network_settings(request: HttpRequest, name: str) -> HttpResponse:
     cluster = cluster_for(request, name, OPERATE)
-    form = PodNetworkForm(request.POST, instance=cluster)
+    form = PodNetworkForm(request.POST, request.FILES, instance=cluster)
     if not form.is_valid():
         feedback.form_errors(request, form)
         return back_to_cluster(cluster, "pod-network")

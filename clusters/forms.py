@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 
 from clusters import pod_network
+from clusters.endpoint import EndpointChoiceForm
 from clusters.kubeadm_config import FIELD_FOR_CONFIG_PATH, configuration_errors, field_message
 from clusters.models import Cluster
 from core.permissions import OPERATE, teams_for
@@ -44,7 +45,7 @@ _STAND_INS = {
 }
 
 
-class ClusterForm(forms.ModelForm):
+class ClusterForm(EndpointChoiceForm, pod_network.PodNetworkChoiceForm, forms.ModelForm):
     # Not required: a POST without it (a script's) gets the default, as the unbound form shows it.
     pod_network = pod_network.PodNetworkField(required=False)
     kubernetes_version = KubernetesVersionField(
@@ -117,22 +118,21 @@ class ClusterForm(forms.ModelForm):
     def _clean_pod_network(self, cleaned: dict) -> None:
         """The choice (or the default for the pod subnet given) checked against the subnets and
         the control-plane endpoint, each reason under the Pod network field."""
-        subnet = cleaned.get("pod_subnet") or ""
-        value = cleaned.get("pod_network") or pod_network.default_for(subnet)
-        # The model keeps the network and its version apart: split before any return, or the
-        # model's own check refuses "flannel v0.28.9" as a second, confusing mistake.
-        network, version = pod_network.split(value)
-        cleaned["pod_network"] = network
-        self.instance.pod_network_version = version
+        value = cleaned.get("pod_network") or pod_network.default_for(cleaned.get("pod_subnet") or "")
+        network = self.clean_pod_network_choice(value)
+        if "pod_network" not in self.errors:
+            cleaned["pod_network"] = network
+
+    def fit(self, network: str) -> list[str]:
         if "pod_subnet" in self.errors or "service_subnet" in self.errors:
-            return  # the subnet's own mistake is the one to fix first
-        for problem in pod_network.problems(
-            value,
-            pod_subnet=subnet,
+            return []  # the subnet's own mistake is the one to fix first
+        cleaned = self.cleaned_data
+        return pod_network.fit_problems(
+            network,
+            pod_subnet=cleaned.get("pod_subnet") or "",
             service_subnet=cleaned.get("service_subnet") or "",
-            addresses=pod_network.machine_addresses(cleaned.get("control_plane_endpoint") or ""),
-        ):
-            self.add_error("pod_network", problem)
+            control_plane_endpoint=cleaned.get("control_plane_endpoint") or "",
+        )
 
 
 class DeleteClusterForm(forms.Form):

@@ -150,7 +150,12 @@ def pod_network_state(cluster) -> dict:
             "No pod network: Kubeboard installs none on this cluster. Until you apply one yourself, "
             "nodes on real machines stay NotReady and no Pod gets an address."
         )
-    return {"pod_network_applied_label": applied_label, "pod_network_flag": flag}
+    manifest = None
+    if cluster.pod_network == catalog.CUSTOM:
+        from clusters.models import PodNetworkManifest
+
+        manifest = PodNetworkManifest.objects.filter(cluster=cluster).defer("text").first()
+    return {"pod_network_applied_label": applied_label, "pod_network_flag": flag, "pod_network_manifest": manifest}
 
 
 def _init_operations(cluster):

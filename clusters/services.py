@@ -8,23 +8,25 @@ from django.db.models.deletion import Collector
 from audit.services import record, refusals
 from clusters.identity import PREPARE_IDENTITY
 from clusters.kubeadm_config import cluster_values
-from clusters.models import Cluster
+from clusters.models import Cluster, PodNetworkManifest
 from operations.models import Operation
 from operations.services import start_operation
 
 
-def create_cluster(cluster: Cluster, *, user) -> Operation:
-    """Save a validated cluster and queue the operation that prepares its identity."""
+def create_cluster(cluster: Cluster, *, user, pod_network_manifest=None) -> Operation:
+    """Save a validated cluster (and its checked custom pod network manifest, if one was given:
+    a ``clusters.pod_network.CheckedManifest``) and queue the operation that prepares its identity."""
     with transaction.atomic():
         cluster.created_by = user if getattr(user, "pk", None) else None
         cluster.status = Cluster.Status.PREPARING
         cluster.save()
+        details = cluster_values(cluster) | {"team": cluster.team.name if cluster.team else None}
         record(
             "cluster.created",
             actor=user,
             obj=cluster,
             cluster=cluster,
-            details=cluster_values(cluster) | {"team": cluster.team.name if cluster.team else None},
+            details=details | _store_manifest(cluster, pod_network_manifest, user=user),
         )
         return start_operation(cluster, PREPARE_IDENTITY.name, user=user)
 
@@ -33,9 +35,10 @@ ENGINE_SETTINGS = ("ignore_preflight_errors", "join_parallelism", "control_plane
 POD_NETWORK_SETTINGS = ("pod_network", "pod_network_version", "pod_network_registry")
 
 
-def _save_settings(form, fields: tuple[str, ...], action: str, *, user) -> Cluster:
+def _save_settings(form, fields: tuple[str, ...], action: str, *, user, also=None) -> Cluster:
     """Save a validated form of the cluster's settings and record ``action`` with each of
-    ``fields`` that changed, from what the database held to what was saved."""
+    ``fields`` that changed, from what the database held to what was saved (and what ``also``,
+    run in the same transaction, returns to record)."""
     cluster = form.instance
     before = Cluster.objects.filter(pk=cluster.pk).values(*fields).first() or {}
     with transaction.atomic():
@@ -45,8 +48,30 @@ def _save_settings(form, fields: tuple[str, ...], action: str, *, user) -> Clust
             for field in fields
             if before.get(field) != getattr(cluster, field)
         }
+        if also is not None:
+            changed |= also(cluster)
         record(action, actor=user, obj=cluster, cluster=cluster, details=changed)
     return cluster
+
+
+def _store_manifest(cluster: Cluster, checked, *, user) -> dict:
+    """Keep a checked custom manifest as the cluster's (replacing the one before); what the
+    audit record says of it (never its text)."""
+    if checked is None:
+        return {}
+    PodNetworkManifest.objects.update_or_create(
+        cluster=cluster,
+        defaults={
+            "text": checked.text,
+            "sha256": checked.sha256,
+            "source": checked.source,
+            "object_count": checked.object_count,
+            "saved_by": user if getattr(user, "pk", None) else None,
+        },
+    )
+    return {
+        "pod_network_manifest": {"source": checked.source, "sha256": checked.sha256, "objects": checked.object_count}
+    }
 
 
 def save_engine_settings(form, *, user) -> Cluster:
@@ -56,8 +81,16 @@ def save_engine_settings(form, *, user) -> Cluster:
 
 def save_pod_network(form, *, user) -> Cluster:
     """Save the cluster's pod network choice (a validated PodNetworkForm); applying it is the
-    pod-network operation's, which the next step offers."""
-    return _save_settings(form, POD_NETWORK_SETTINGS, "cluster.pod_network_changed", user=user)
+    pod-network operation's, which the next step offers. A custom manifest the form checked is
+    kept with it, in the same transaction."""
+    manifest = getattr(form, "custom_manifest", None)
+    return _save_settings(
+        form,
+        POD_NETWORK_SETTINGS,
+        "cluster.pod_network_changed",
+        user=user,
+        also=lambda cluster: _store_manifest(cluster, manifest, user=user),
+    )
 
 
 class ClusterDeleteRefused(Exception):

@@ -45,9 +45,11 @@ def cluster_create(request: HttpRequest) -> HttpResponse:
     guide = _team_guide(request.user)
     if not guide["can_create"] and not guide["can_create_team"]:
         raise PermissionDenied("creating a cluster needs the operator or admin role in a team")
-    form = ClusterForm(request.POST or None, user=request.user)
+    form = ClusterForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
-        operation = create_cluster(form.save(commit=False), user=request.user)
+        operation = create_cluster(
+            form.save(commit=False), user=request.user, pod_network_manifest=form.custom_manifest
+        )
         return redirect(operation)
     context = {"form": form, **guide}
     return render(request, "clusters/cluster_form.html", context, status=400 if form.errors else 200)

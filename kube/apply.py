@@ -138,6 +138,70 @@ def apply(
     return done
 
 
+def identity(discovery: Discovery, obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(API group, kind, namespace, name): the one object whatever version a manifest names it in
+    (``policy/v1beta1`` and ``policy/v1`` are the same object), a namespaced object without a
+    namespace in ``default`` as the API server puts it."""
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    group = api_version.rpartition("/")[0]
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace") or ""
+    resource = discovery.resource(api_version, kind)
+    if resource is not None:
+        namespace = (namespace or "default") if resource.namespaced else ""
+    return group, kind, namespace, metadata["name"]
+
+
+def _applied_by_kubeboard(live: dict[str, Any]) -> bool:
+    return any(
+        entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"
+        for entry in (live.get("metadata") or {}).get("managedFields") or []
+    )
+
+
+def prune(
+    client: kubernetes.client.ApiClient,
+    objects: Iterable[dict[str, Any]],
+    *,
+    describe: Callable[[dict[str, Any]], str],
+    on_pruned: Callable[[Applied], None] = lambda pruned: None,
+    discovery: Discovery | None = None,
+) -> list[Applied]:
+    """Delete each of ``objects`` (identities: apiVersion, kind, metadata) that Kubeboard applied.
+
+    The caller says which objects are stale (applied before, not wanted now); here each is
+    deleted only if the live object still has Kubeboard's server-side apply among its managers,
+    and only that very object (a precondition on its uid), its dependents in the background.
+    Actions: ``deleted``; ``gone`` (not there, or its kind no longer served); ``kept`` (no longer
+    Kubeboard's: only other managers own it).
+    """
+    discovery = discovery or Discovery(client)
+    done = []
+    for obj in objects:
+        action, version, path = "gone", "", ""
+        if discovery.resource(obj["apiVersion"], obj["kind"]) is not None:
+            path = discovery.path(obj)
+            live = get_object(client, path)
+            if live is not None and not _applied_by_kubeboard(live):
+                action = "kept"
+            elif live is not None:
+                body = {"propagationPolicy": "Background", "preconditions": {"uid": live["metadata"]["uid"]}}
+                try:
+                    _call(client, "DELETE", path, body=body, content_type="application/json")
+                    action, version = "deleted", live["metadata"].get("resourceVersion", "")
+                except kubernetes.client.exceptions.ApiException as exc:
+                    if exc.status == 404:  # deleted meanwhile
+                        action = "gone"
+                    elif exc.status == 409:  # the uid changed: another object of that name now, not ours
+                        action = "kept"
+                    else:
+                        raise
+        pruned = Applied(describe(obj), action, version, path)
+        done.append(pruned)
+        on_pruned(pruned)
+    return done
+
+
 def _wait_established(client: kubernetes.client.ApiClient, path: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

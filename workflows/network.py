@@ -2,8 +2,12 @@
 after drift — one kind, since all three are "make the cluster hold these objects".
 
 The objects are a pinned upstream manifest with only its documented substitutions
-(``addons.manifests.render``), applied with server-side apply as field manager ``kubeboard``
-(``kube.apply``): one event per object (created, configured or unchanged), then a wait until
+(``addons.manifests.render``), or the cluster's stored custom manifest (checked again against the
+SHA-256 the operation was started with) with only its images moved, applied with server-side apply
+as field manager ``kubeboard`` (``kube.apply``): one event per object (created, configured or
+unchanged). Then every object Kubeboard applied before (the cluster's ``pod_network_inventory``)
+that the manifest applied now no longer has is deleted, if Kubeboard's apply still manages it —
+one event per object — so an upgrade changes only what the new manifest changes. Then a wait until
 every DaemonSet has a ready Pod on every schedulable node it tolerates and every Deployment its
 replicas ready; on a timeout the phase names the Pods and nodes that are not ready and why (their
 conditions, container states and warning events).
@@ -21,8 +25,8 @@ from typing import Any
 import kube
 from addons import catalog, manifests
 from audit.services import refusals_of
-from clusters import preconditions
-from clusters.models import Cluster
+from clusters import pod_network, preconditions
+from clusters.models import Cluster, PodNetworkManifest
 from core.phases import OperationCancelled, PhaseError
 from core.waiting import WaitCancelled, WaitTimedOut, wait_until
 from kube import apply as kube_apply
@@ -42,34 +46,105 @@ class PodNetworkRefused(Exception):
         self.hint = hint
 
 
+APPLIED_NETWORKS = (catalog.FLANNEL, catalog.CALICO, catalog.CUSTOM)
+
+
 def choice_of(params: dict[str, Any]) -> manifests.Choice:
-    return manifests.Choice(params["network"], params.get("version", ""), params.get("image_registry", ""))
+    return manifests.Choice(
+        params["network"], params.get("version", ""), params.get("image_registry", ""), params.get("sha256", "")
+    )
+
+
+def label_of(choice: manifests.Choice) -> str:
+    if choice.network == catalog.CUSTOM:
+        return f"{catalog.NETWORK_LABELS[catalog.CUSTOM]} {choice.version}"
+    return catalog.pinned(choice.network, choice.version).label
+
+
+def _custom_text(cluster: Cluster, choice: manifests.Choice) -> tuple[bytes, str]:
+    """The stored custom manifest's bytes and source, refused unless they are the ones chosen
+    (checked again here, so a row changed behind Kubeboard's back is never applied)."""
+    stored = PodNetworkManifest.objects.filter(cluster=cluster).first()
+    if stored is None:
+        raise manifests.ManifestError("no custom manifest is stored for this cluster; upload one or give its URL")
+    data = stored.text.encode("utf-8")
+    if stored.sha256 != choice.sha256:
+        raise manifests.ManifestError(
+            f"the stored custom manifest is sha256 {stored.sha256[:16]}…, not the {choice.sha256[:16]}… this "
+            "operation was started with: it was replaced meanwhile; start the pod network again"
+        )
+    manifests.check_sha256(data, choice.sha256, source=stored.source)
+    return data, stored.source
+
+
+def render(cluster: Cluster, choice: manifests.Choice) -> list[dict[str, Any]]:
+    """What Kubeboard applies for ``choice`` on ``cluster``: a pinned manifest with its pod subnet
+    substituted, or the stored custom manifest; either with its images moved to the registry."""
+    if choice.network == catalog.CUSTOM:
+        data, source = _custom_text(cluster, choice)
+        return manifests.render_custom(data, choice.image_registry, source=source)
+    return manifests.render(choice, cluster.pod_subnet)
 
 
 def desired_objects(cluster: Cluster, choice: manifests.Choice) -> list[dict[str, Any]]:
-    """What Kubeboard applies for ``choice`` on ``cluster`` (its pod subnet substituted)."""
+    """``render``, its refusals as the phase's error."""
     try:
-        return manifests.render(choice, cluster.pod_subnet)
+        return render(cluster, choice)
     except (manifests.ManifestError, catalog.CatalogError) as exc:
-        raise PhaseError(str(exc), hint="choose a pinned version and a pod subnet that fits it") from None
+        raise PhaseError(
+            str(exc), hint="choose a pinned version and a pod subnet that fits it, or a manifest"
+        ) from None
 
 
 def cluster_choice(cluster: Cluster) -> manifests.Choice | None:
-    """The cluster's saved choice as something to apply; None for none, custom or not chosen."""
-    if cluster.pod_network not in (catalog.FLANNEL, catalog.CALICO):
+    """The cluster's saved choice as something to apply; None for none or not chosen."""
+    if cluster.pod_network not in APPLIED_NETWORKS:
         return None
-    return manifests.Choice(cluster.pod_network, cluster.pod_network_version, cluster.pod_network_registry)
+    sha256 = ""
+    if cluster.pod_network == catalog.CUSTOM:
+        sha256 = PodNetworkManifest.objects.filter(cluster=cluster).values_list("sha256", flat=True).first() or ""
+    return manifests.Choice(cluster.pod_network, cluster.pod_network_version, cluster.pod_network_registry, sha256)
 
 
 def _apply(ctx: PhaseContext) -> None:
     apply_choice(ctx, choice_of(ctx.operation.params))
 
 
+def _entry(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object's identity as the inventory keeps it (and as kube_apply.prune takes it)."""
+    metadata = {"name": obj["metadata"]["name"]}
+    if obj["metadata"].get("namespace"):
+        metadata["namespace"] = obj["metadata"]["namespace"]
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": metadata}
+
+
+def applied_inventory(cluster: Cluster) -> list[dict[str, Any]]:
+    """What Kubeboard applied on ``cluster`` for its pod network, oldest first. A cluster whose
+    pinned add-on was rolled out before the inventory was kept gets that pinned manifest's objects."""
+    if cluster.pod_network_inventory:
+        return list(cluster.pod_network_inventory)
+    network, _, version = cluster.pod_network_applied.partition(" ")
+    if network in (catalog.FLANNEL, catalog.CALICO):
+        try:
+            return [_entry(o) for o in manifests.render(manifests.Choice(network, version), cluster.pod_subnet)]
+        except (manifests.ManifestError, catalog.CatalogError):
+            return []
+    return []
+
+
+def _keep_inventory(cluster: Cluster, entries: list[dict[str, Any]]) -> None:
+    Cluster.objects.filter(pk=cluster.pk).update(pod_network_inventory=entries)
+
+
 def apply_choice(ctx: PhaseContext, choice: manifests.Choice) -> None:
+    """Apply ``choice``'s objects, then delete what Kubeboard applied before that they no longer
+    hold (an upgrade changes only what the new manifest changes, a dropped object included)."""
     objects = desired_objects(ctx.cluster, choice)
-    label = catalog.pinned(choice.network, choice.version).label
+    label = label_of(choice)
     ctx.log(f"Applying {label}: {len(objects)} objects, server-side apply as field manager {kube_apply.FIELD_MANAGER}.")
     counts: dict[str, int] = {}
+    before = applied_inventory(Cluster.objects.get(pk=ctx.cluster.pk))
+    now = [_entry(o) for o in objects]
 
     def report(applied: kube_apply.Applied) -> None:
         counts[applied.action] = counts.get(applied.action, 0) + 1
@@ -80,8 +155,32 @@ def apply_choice(ctx: PhaseContext, choice: manifests.Choice) -> None:
             resource_version=applied.resource_version,
         )
 
+    def pruned(done: kube_apply.Applied) -> None:
+        counts[done.action] = counts.get(done.action, 0) + 1
+        said = {
+            "deleted": "deleted: the manifest applied now no longer has it",
+            "gone": "no longer there (the manifest applied now no longer has it)",
+            "kept": "not deleted although the manifest applied now no longer has it: Kubeboard no longer "
+            "manages it (another field manager took it over, or it was made again by someone else)",
+        }[done.action]
+        ctx.log(
+            f"{done.description} {said}",
+            level="warning" if done.action == "kept" else "info",
+            object=done.description,
+            action=done.action,
+            resource_version=done.resource_version,
+        )
+
     with kube.phase_errors(context=f"could not apply {label}"), kube.connect(ctx.cluster, f"apply {label}") as client:
-        kube_apply.apply(client, objects, describe=manifests.describe, on_applied=report)
+        discovery = kube_apply.Discovery(client)
+        wanted = {kube_apply.identity(discovery, o) for o in objects}
+        # Written ahead: if this apply stops half-way, the objects it made are still Kubeboard's
+        # to prune when another manifest is applied later.
+        _keep_inventory(ctx.cluster, before + [e for e in now if e not in before])
+        kube_apply.apply(client, objects, describe=manifests.describe, on_applied=report, discovery=discovery)
+        stale = [e for e in reversed(before) if kube_apply.identity(discovery, e) not in wanted]
+        kube_apply.prune(client, stale, describe=manifests.describe, on_pruned=pruned, discovery=discovery)
+    _keep_inventory(ctx.cluster, now)
     ctx.log(", ".join(f"{n} {action}" for action, n in sorted(counts.items())) + ".")
 
 
@@ -97,7 +196,10 @@ def _rollout(ctx: PhaseContext) -> None:
 
 def mark_applied(cluster: Cluster, choice: manifests.Choice) -> None:
     """Record what is rolled out, so the next step stops offering it (and offers a changed choice)."""
-    version = catalog.pinned(choice.network, choice.version).version
+    if choice.network == catalog.CUSTOM:
+        version = manifests.custom_version(choice.sha256)
+    else:
+        version = catalog.pinned(choice.network, choice.version).version
     Cluster.objects.filter(pk=cluster.pk).update(pod_network_applied=f"{choice.network} {version}")
 
 
@@ -171,7 +273,7 @@ class ObjectDrift:
 
 def read_drift(cluster: Cluster, choice: manifests.Choice) -> list[ObjectDrift]:
     """Each applied object whose live state differs from what Kubeboard applies, and how."""
-    objects = manifests.render(choice, cluster.pod_subnet)
+    objects = render(cluster, choice)
     found = []
     with kube.connect(cluster, "read the add-on's objects") as client:
         discovery = kube_apply.Discovery(client)
@@ -190,25 +292,42 @@ def read_drift(cluster: Cluster, choice: manifests.Choice) -> list[ObjectDrift]:
 def start_pod_network(
     cluster: Cluster, network: str, *, version: str = "", image_registry: str = "", user=None, **extra: Any
 ) -> Operation:
-    """Refuse what cannot work (nothing contacted), then queue the apply of a pinned add-on."""
+    """Refuse what cannot work (nothing contacted), then queue the apply of a pinned add-on or of
+    the cluster's stored custom manifest (``version`` is then its custom_version, if given)."""
     from operations.services import start_operation
 
     ready = preconditions.running(cluster)
     if not ready:
         raise PodNetworkRefused(ready.reason, hint=ready.hint)
-    if network not in (catalog.FLANNEL, catalog.CALICO):
+    if network not in APPLIED_NETWORKS:
         label = catalog.NETWORK_LABELS.get(network, "not chosen") if network else "not chosen"
         raise PodNetworkRefused(
-            f"the pod network is {label}: Kubeboard applies only a pinned Flannel or Calico",
-            hint="choose Flannel or Calico under Settings, Pod network",
+            f"the pod network is {label}: Kubeboard applies only a pinned Flannel or Calico, or a custom manifest",
+            hint="choose Flannel, Calico or a custom manifest under Settings, Pod network",
         )
-    try:
-        pinned = catalog.pinned(network, version)
-    except catalog.CatalogError as exc:
-        raise PodNetworkRefused(str(exc)) from None
-    machines = list(cluster.nodes.values_list("address", flat=True))
-    problems = manifests.pod_subnet_problems(network, cluster.pod_subnet, cluster.service_subnet, machines)
+    sha256 = ""
+    if network == catalog.CUSTOM:
+        stored = PodNetworkManifest.objects.filter(cluster=cluster).values_list("sha256", flat=True).first()
+        if stored is None:
+            raise PodNetworkRefused(
+                "no custom manifest is stored for this cluster",
+                hint="upload one, or give its URL and SHA-256, under Settings, Pod network",
+            )
+        if version and version != manifests.custom_version(stored):
+            raise PodNetworkRefused(
+                f"the stored custom manifest is {manifests.custom_version(stored)}, not {version}",
+                hint="the manifest was replaced meanwhile; reload the cluster page",
+            )
+        sha256, version = stored, manifests.custom_version(stored)
+    else:
+        try:
+            version = catalog.pinned(network, version).version
+        except catalog.CatalogError as exc:
+            raise PodNetworkRefused(str(exc)) from None
+    problems = pod_network.cluster_fit_problems(cluster, network)
     if problems:
         raise PodNetworkRefused("; ".join(problems), hint="choose a pod subnet that fits")
-    params = {"network": network, "version": pinned.version, "image_registry": image_registry.strip(), **extra}
+    params = {"network": network, "version": version, "image_registry": image_registry.strip(), **extra}
+    if sha256:
+        params["sha256"] = sha256
     return start_operation(cluster, KIND, user=user, params=params)

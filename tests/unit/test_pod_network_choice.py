@@ -45,10 +45,14 @@ def test_the_form_offers_each_pinned_version_and_none_with_flannel_newest_chosen
         ("flannel v0.28.9", "Flannel v0.28.9 (newest)"),
         ("flannel v0.28.8", "Flannel v0.28.8"),
         ("calico v3.32.1", "Calico v3.32.1 (newest)"),
+        ("custom", "Custom manifest: upload it, or give its https URL and SHA-256"),
         ("none", "None: I install a network add-on myself"),
     ]
     assert [value for value, selected, _ in options if selected] == [f"flannel {NEWEST_FLANNEL}"]
-    assert "custom" not in select, "a custom manifest is not offered before its upload works"
+    # The custom manifest's fields follow the choice, and the form can carry a file.
+    assert re.search(r'<form method="post" enctype="multipart/form-data" novalidate id="cluster-form">', html)
+    names = re.findall(r'name="(pod_network|manifest_file|manifest_url|manifest_sha256|pod_network_registry)"', html)
+    assert names == ["pod_network", "manifest_file", "manifest_url", "manifest_sha256", "pod_network_registry"]
 
 
 @pytest.mark.parametrize(
@@ -100,8 +104,23 @@ def test_a_choice_and_a_registry_are_saved(client, operator):
         ),
         (
             {"pod_network": "custom"},
-            "pod_network",
-            "Select a valid choice. custom is not one of the available choices.",
+            "manifest_file",
+            "upload the manifest, or give its https URL and SHA-256",
+        ),
+        (
+            {"pod_network": "custom", "manifest_url": "http://example.test/cni.yaml", "manifest_sha256": "0" * 64},
+            "manifest_url",
+            "http://example.test/cni.yaml is not an https:// URL; Kubeboard downloads only over TLS",
+        ),
+        (
+            {"pod_network": "custom", "manifest_url": "https://example.test/cni.yaml"},
+            "manifest_sha256",
+            "give the manifest's SHA-256 with its URL (sha256sum prints it)",
+        ),
+        (
+            {"pod_network": "custom", "manifest_url": "https://example.test/cni.yaml", "manifest_sha256": "abc"},
+            "manifest_sha256",
+            "a SHA-256 is 64 hexadecimal characters (as sha256sum prints it)",
         ),
         (
             {"pod_network_registry": "https://registry.local"},

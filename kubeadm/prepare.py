@@ -362,6 +362,14 @@ def containerd_major(version_output: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def configured_by_kubeboard(config: str | None) -> bool:
+    """Whether containerd's config.toml is one Prepare wrote (it starts with HEADER). Such a
+    containerd is Prepare's own (the distribution's package it installed, or one the user let it
+    replace), so a later Prepare checks it like the rest rather than leaving it alone as a runtime
+    that was there before."""
+    return bool(config) and config.startswith(HEADER)
+
+
 def crictl_config(socket: str = CONTAINERD_SOCKET) -> str:
     return HEADER + f"runtime-endpoint: unix://{socket}\nimage-endpoint: unix://{socket}\ntimeout: 10\n"
 
@@ -449,6 +457,16 @@ def refresh_command(family: str, *, lock_wait: int) -> list[str]:
     if family == DEBIAN:
         return ["apt-get", "update", "-q", f"-oDPkg::Lock::Timeout={lock_wait}"]
     return ["dnf", "makecache", "-y", "--repo", "kubernetes"]
+
+
+def runtime_install_commands(family: str, *, lock_wait: int) -> list[list[str]]:
+    """Install the distribution's containerd package from the machine's own sources. apt-get
+    install reads only the lists the last ``apt-get update`` fetched: on a fresh machine (empty
+    lists, or a mirror configured after the last update) it says "Unable to locate package
+    containerd", so apt refreshes first. dnf refreshes expired metadata itself (and the
+    ``kubernetes`` repository that refresh_command names does not exist yet at this step)."""
+    install = install_command(family, [CONTAINERD_PACKAGE[family]], lock_wait=lock_wait)
+    return [refresh_command(family, lock_wait=lock_wait), install] if family == DEBIAN else [install]
 
 
 def hold_command(family: str) -> list[str]:

@@ -537,6 +537,10 @@ def runtime(ctx: PhaseContext) -> None:
     with phase_connection(ctx) as conn:
         machine = machine_for(ctx, conn)
         other = _existing_runtime(machine)
+        if other.startswith("containerd") and knowledge.configured_by_kubeboard(
+            machine.read_file(knowledge.CONTAINERD_CONFIG)
+        ):
+            other = ""  # an earlier Prepare installed (or replaced) and configured it: checked like the rest
         if other and not ctx.settings.get("replace-runtime", chosen.replace_runtime):
             ctx.log(
                 f"{ctx.node.name} already has {other}: left as it is (the cluster's 'replace an existing container "
@@ -555,7 +559,10 @@ def runtime(ctx: PhaseContext) -> None:
             package = knowledge.CONTAINERD_PACKAGE[found.family]
             step.change(f"installed the {package} package")
             if not machine.dry_run:
-                _install_packages(machine, found, [package], refresh=False, label=f"install {package}")
+                wait = int(settings.PREPARE_LOCK_WAIT_SECONDS)
+                for argv in knowledge.runtime_install_commands(found.family, lock_wait=wait):
+                    label = f"install {package}" if package in argv else "refresh"
+                    run_package_manager(machine, found.family, argv, label=label)
         major = knowledge.containerd_major(" ".join(machine.read(["containerd", "--version"]).lines)) or 2
         kubelet = kubelet_settings(ctx.cluster)
         image = knowledge.pause_image(ctx.cluster.kubernetes_version, ctx.cluster.image_repository)

@@ -152,6 +152,30 @@ def test_pkgs_k8s_io_layout_and_pinned_key():
     assert prepare.hold_command(prepare.RHEL)[:3] == ["dnf", "versionlock", "add"]
 
 
+def test_the_distributions_containerd_is_installed_from_refreshed_package_lists():
+    # apt-get install reads only the lists of the last update: on a bare test-bed machine whose
+    # distribution mirror was configured after it, install alone said "Unable to locate package
+    # containerd" (issue 19, the package source against a real apt).
+    assert prepare.runtime_install_commands(prepare.DEBIAN, lock_wait=120) == [
+        ["apt-get", "update", "-q", "-oDPkg::Lock::Timeout=120"],
+        ["apt-get", "install", "-y", "-q", "-oDPkg::Lock::Timeout=120", "--allow-downgrades",
+         "--allow-change-held-packages", "containerd"],
+    ]  # fmt: skip
+    # dnf refreshes expired metadata itself, and the kubernetes repository is not there yet.
+    assert prepare.runtime_install_commands(prepare.RHEL, lock_wait=120) == [
+        ["dnf", "install", "-y", "--disableexcludes=kubernetes", "containerd.io"]
+    ]
+
+
+def test_a_containerd_whose_configuration_prepare_wrote_is_its_own():
+    written = prepare.containerd_config(major=2, sandbox_image="registry.k8s.io/pause:3.10.2", systemd_cgroup=True)
+    assert prepare.configured_by_kubeboard(written)
+    assert not prepare.configured_by_kubeboard(None)  # no config.toml: the package's defaults
+    assert not prepare.configured_by_kubeboard("")
+    assert not prepare.configured_by_kubeboard("version = 3\n")  # someone else's
+    assert not prepare.configured_by_kubeboard("# tuned by hand\n" + written)
+
+
 def test_installed_packages_against_the_clusters_version():
     lines = ["kubeadm 1.37.2-1.1 ii ", "kubelet 1.37.1-1.1 ii ", "kubectl 1.37.2-1.1 rc ", "cri-tools 1.37.0-1.1 ii "]
     installed = prepare.parse_installed(lines)

@@ -474,18 +474,20 @@ def hold_command(family: str) -> list[str]:
 
 
 def installed_query(family: str) -> list[str]:
-    """Lines "<name> <version> <state>" for the installed packages (state "ok"/"missing")."""
+    """Lines "<name> <version> <state>" for the installed packages (state: dpkg's abbreviated
+    status, "ii" installed, "hi" installed and held, "rc" removed; rpm's are all "ii")."""
     if family == DEBIAN:
         return ["dpkg-query", "-W", "-f=${Package} ${Version} ${db:Status-Abbrev}\\n", *PACKAGES]
     return ["rpm", "-q", "--qf", "%{NAME} %{VERSION}-%{RELEASE} ii\\n", *PACKAGES]
 
 
 def parse_installed(lines: list[str]) -> dict[str, str]:
-    """name -> version of the packages installed (dpkg's "ii"), from ``installed_query``."""
+    """name -> version of the packages installed, from ``installed_query``: dpkg's status letter
+    (the second) is "i", whatever was selected ("ii", or "hi" once held)."""
     found: dict[str, str] = {}
     for line in lines:
         parts = line.split()
-        if len(parts) >= 3 and parts[0] in PACKAGES and parts[2].startswith("ii"):
+        if len(parts) >= 3 and parts[0] in PACKAGES and parts[2][1:2] == "i":
             found[parts[0]] = parts[1]
     return found
 

@@ -181,6 +181,11 @@ def test_installed_packages_against_the_clusters_version():
     installed = prepare.parse_installed(lines)
     assert installed == {"kubeadm": "1.37.2-1.1", "kubelet": "1.37.1-1.1", "cri-tools": "1.37.0-1.1"}
     assert prepare.installed_matches(installed, "v1.37.2") == ["kubelet 1.37.1-1.1", "kubectl not installed"]
+    # Held (apt-mark hold, as Prepare leaves them) is still installed: found by the real dpkg on
+    # the test bed, where a second Prepare took its own held packages for missing and reinstalled them.
+    held = ["kubeadm 1.37.2-1.1 hi ", "kubelet 1.37.2-1.1 hi ", "kubectl 1.37.2-1.1 hi ", "cri-tools 1.37.0-1.1 hi "]
+    assert prepare.installed_matches(prepare.parse_installed(held), "v1.37.2") == []
+    assert prepare.parse_installed(["kubeadm 1.37.2-1.1 hc ", "kubelet 1.37.2-1.1 iU "]) == {}
 
 
 def test_a_locked_package_manager_is_recognized():

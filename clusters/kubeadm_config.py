@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 
+from endpoints import layout as endpoint_layout
 from kubeadm import config as kubeadm_config
 from kubeadm.errors import ConfigError
 from kubeadm.validation import validate_cluster_configuration
@@ -59,7 +60,14 @@ def stored_base(cluster) -> kubeadm_config.ClusterConfiguration | None:
 def configuration_for(cluster) -> kubeadm_config.ClusterConfiguration:
     """The ClusterConfiguration Kubeboard gives kubeadm for ``cluster``: its stored base with the
     cluster's own fields laid over it."""
-    return cluster_configuration(cluster_values(cluster), stored_base(cluster))
+    config = cluster_configuration(cluster_values(cluster), stored_base(cluster))
+    # A local proxy passes TLS through from 127.0.0.1: the API server's certificate must name it
+    # (kubeadm adds controlPlaneEndpoint's host itself, so a virtual IP needs nothing here).
+    wanted = endpoint_layout.cert_sans(cluster.endpoint_spec)
+    missing = [san for san in wanted if san not in (config.api_server.cert_sans or [])]
+    if missing:
+        config.api_server.cert_sans = [*(config.api_server.cert_sans or []), *missing]
+    return config
 
 
 def configuration_errors(values: Mapping[str, Any]) -> list[ConfigError]:

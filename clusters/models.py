@@ -175,6 +175,20 @@ class Cluster(models.Model):
             unicast=self.endpoint_unicast,
         )
 
+    @property
+    def endpoint_label(self) -> str:
+        """The endpoint choice in words: "Virtual IP 10.0.0.100 on eth0 (haproxy :8443, VRRP router id 51)"."""
+        spec = self.endpoint_spec
+        if spec.mode == endpoint_layout.VIP:
+            unicast = ", unicast" if spec.unicast else ""
+            return (
+                f"Virtual IP {spec.vip} on {spec.interface} (haproxy :{spec.port}, "
+                f"VRRP router id {spec.router_id}{unicast})"
+            )
+        if spec.mode == endpoint_layout.LOCAL_PROXY:
+            return f"Local proxy on every node ({endpoint_layout.local_proxy_url(spec)})"
+        return "External load balancer or address"
+
     def api_credentials(self, *, user=None) -> Credentials:
         """Fresh credentials for this cluster's API server; what makes a Cluster a ``kube.APITarget``."""
         # Imported here: apiaccess pulls in the Kubernetes client, which loading the models need not.

@@ -15,6 +15,7 @@ from core.formatting import duration_words
 from core.waiting import WaitTimedOut, wait_until
 from kube.client import APITarget, ClusterAPIError, connect
 from kubeadm.components import CONTROL_PLANE_COMPONENTS
+from kubeadm.node_conditions import MAX_CONDITIONS, condition_row
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
@@ -44,6 +45,12 @@ def node_row(node) -> dict:
         # Cordoned (kubectl cordon): no new Pods are scheduled there.
         "unschedulable": bool(node.spec.unschedulable) if node.spec else False,
         "created": node.metadata.creation_timestamp.isoformat() if node.metadata.creation_timestamp else "",
+        # Why it is (not) Ready, bounded (kubeadm.node_conditions explains them): stored with the
+        # rest, so a page explains a NotReady Node without asking the API server again.
+        "conditions": [
+            condition_row(c.type, c.status, c.reason, c.message, c.last_transition_time, c.last_heartbeat_time)
+            for c in ((node.status.conditions or []) if node.status else [])[:MAX_CONDITIONS]
+        ],
     }
 
 

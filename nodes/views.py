@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from clusters.pages import cluster_for
 from core.permissions import OPERATE, VIEW, can, get_object_for
-from nodes import services
+from nodes import kubernetes_status, services
 from nodes.forms import BulkCheckForm, BulkHostKeyForm, BulkNodeForm, HostKeyForm, NodeForm
 from nodes.models import Node
 from nodes.panels import check_outcome, machine_keys
@@ -87,7 +87,9 @@ def node_edit(request: HttpRequest, cluster: str, node: str) -> HttpResponse:
 @login_required
 def node_detail(request: HttpRequest, cluster: str, node: str) -> HttpResponse:
     node_obj = _node(request, cluster, node, VIEW)
-    return render(request, "nodes/node_detail.html", _node_context(request, node_obj))
+    # Only the page itself explains the Node: the check's updates (_check_update.html) do not.
+    context = {**_node_context(request, node_obj), "kubernetes": kubernetes_status.node_status(node_obj)}
+    return render(request, "nodes/node_detail.html", context)
 
 
 @login_required

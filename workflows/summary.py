@@ -1,6 +1,7 @@
 """The top of the cluster page: the cluster at a glance (clusters/_summary.html, a live part).
 
-Its machines with what the API server says of each (Ready, cordoned, kubelet version, roles:
+Its machines with what the API server says of each (Ready and, when not, why in a few words from
+its conditions — nodes.kubernetes_status —, cordoned, kubelet version, roles:
 read again while the page is open, clusters.nodestatus, or else the last read-back; cordon,
 uncordon and drain for operators), the operations in progress or the last one if it stopped, and the soonest
 expiry of a certificate and of a bootstrap token. In workflows/ because it reads the machines,
@@ -18,6 +19,7 @@ from clusters import nodestatus
 from clusters.health import Expiry, leaf_expiries
 from clusters.models import Cluster, ClusterInventory, MachineInventory
 from core.formatting import relative_text
+from nodes.kubernetes_status import headline
 from nodes.models import Node
 from operations.models import Operation
 from tokens.models import BootstrapToken
@@ -32,8 +34,13 @@ def _node_rows(cluster: Cluster, api_nodes: list[dict]) -> list[dict]:
     rows = []
     for node in cluster.nodes.order_by("name"):
         api = by_name.pop(node.name, None)
-        rows.append({"machine": node, "name": node.name, "api": api, "actions": _actions(node, api)})
-    rows += [{"machine": None, "name": name, "api": row, "actions": ()} for name, row in sorted(by_name.items())]
+        rows.append(
+            {"machine": node, "name": node.name, "api": api, "why": headline(api), "actions": _actions(node, api)}
+        )
+    rows += [
+        {"machine": None, "name": name, "api": row, "why": headline(row), "actions": ()}
+        for name, row in sorted(by_name.items())
+    ]
     return rows
 
 

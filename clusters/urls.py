@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters import action_views, material_views, views
+from clusters import action_views, addon_views, material_views, views
 
 app_name = "clusters"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("new/", views.cluster_create, name="create"),
     path("<str:name>/", views.cluster_detail, name="detail"),
     path("<str:name>/live/", views.cluster_live, name="live"),
+    path("<str:name>/addons/", addon_views.cluster_addons, name="addons"),
     path("<str:name>/engine-settings/", action_views.engine_settings, name="engine-settings"),
     path("<str:name>/pod-network-settings/", action_views.pod_network_settings, name="pod-network-settings"),
     path("<str:name>/admin-kubeconfig/", action_views.admin_kubeconfig, name="admin-kubeconfig"),

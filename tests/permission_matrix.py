@@ -206,6 +206,8 @@ MATRIX: dict[str, Route] = {
     "clusters:detail": Route(kwargs=_cluster, GET=TEAM_PAGE),
     # The cluster page's poll: the same answer as the page (what changed since the versions it sends).
     "clusters:live": Route(kwargs=_cluster, GET=TEAM_PAGE),
+    # The cluster page's Add-ons section, asked for after the page is shown: the same answer as the page.
+    "clusters:addons": Route(kwargs=_cluster, GET=TEAM_PAGE),
     "clusters:initialize": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:join": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:engine-settings": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),

@@ -517,9 +517,20 @@ def run_package_manager(machine: Machine, family: str, argv: list[str], *, label
     )
 
 
+# lslocks reads the kernel's lock table, which holds the locks of every mount namespace, each path
+# as its holder sees it: the dpkg of a container (or of another test-bed machine on the same host)
+# holds its own root's lock, not this machine's. So only holders in this shell's mount namespace
+# are listed; one whose namespace cannot be read still is (apt's own lock wait catches a miss).
+LOCKS_HERE = (
+    "own=$(readlink /proc/$$/ns/mnt); lslocks --noheadings --raw -o PID,COMMAND,PATH | while read -r pid rest; do "
+    'ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null); if [ -z "$ns" ] || [ "$ns" = "$own" ]; then echo "$pid $rest"; fi; '
+    "done"
+)
+
+
 def _lock_holders(machine: Machine, family: str) -> list[str]:
     paths = [machine.path(p) for p in knowledge.lock_paths(family)]
-    status, lines = machine.read(["lslocks", "--noheadings", "--raw", "-o", "PID,COMMAND,PATH"])
+    status, lines = machine.read(machine.script(LOCKS_HERE))
     return knowledge.lock_holders(lines, paths) if status == 0 else []
 
 

@@ -1,0 +1,51 @@
+"""Which process holds the package manager's lock, as Prepare asks before running apt-get/dnf
+(workflows.prepare_steps.LOCKS_HERE, run here by a real sh with the real lslocks): the kernel's
+lock table lists the locks of every mount namespace, so a container's dpkg (or another test-bed
+machine's) shows the same path as this machine's lock without holding it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kubeadm import prepare as knowledge
+from workflows.prepare_steps import LOCKS_HERE
+
+pytestmark = pytest.mark.integration
+
+HOLD = "import fcntl,sys,time; f=open(sys.argv[1],'w'); fcntl.lockf(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"
+
+
+def test_only_a_holder_in_the_machines_mount_namespace_holds_its_lock(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("lslocks")):
+        pytest.skip("needs root, unshare and lslocks (util-linux)")
+    lock = tmp_path / "dpkg" / "lock-frontend"
+    lock.parent.mkdir()
+    here = subprocess.Popen(["python3", "-c", HOLD, str(lock)], stdout=subprocess.PIPE)
+    # Same path, another file: a mount namespace of its own with a tmpfs over the directory.
+    elsewhere = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs kubeboard-test "$1" && exec python3 -c "$2" "$1/lock-frontend"', "sh",
+         str(lock.parent), HOLD],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert here.stdout.readline().strip() == b"held"
+        assert elsewhere.stdout.readline().strip() == b"held"
+        every = subprocess.run(
+            ["lslocks", "--noheadings", "--raw", "-o", "PID,COMMAND,PATH"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        # What the kernel shows: both, by the same path.
+        assert len(knowledge.lock_holders(every, [str(lock)])) == 2, every
+        listed = subprocess.run(["sh", "-c", LOCKS_HERE], capture_output=True, text=True, check=True).stdout
+        assert knowledge.lock_holders(listed.splitlines(), [str(lock)]) == [
+            f"process {here.pid} (python3) holds {lock}"
+        ]
+    finally:
+        for process in (here, elsewhere):
+            process.kill()
+            process.wait()

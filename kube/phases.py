@@ -69,7 +69,8 @@ def phase_wait_node_ready(ctx: Phase, *, timeout: float | None = None) -> dict:
     except WaitCancelled:
         raise OperationCancelled("cancelled while waiting for the node") from None
     except TimeoutError as exc:
-        raise PhaseError(str(exc), hint=f"check the kubelet on {node.name}") from None
+        # The Node's conditions name the fix when they say why (kubeadm.node_conditions).
+        raise PhaseError(str(exc), hint=getattr(exc, "fix", "") or f"check the kubelet on {node.name}") from None
 
 
 def phase_drain(ctx: Phase) -> None:

@@ -11,6 +11,7 @@ from core.waiting import WaitTimedOut, wait_until
 from kube.api import readyz
 from kube.client import APITarget, ClusterUnreachable, KubeAPIError
 from kube.nodes import list_nodes
+from kubeadm import node_conditions
 
 API_READY_TIMEOUT = 180
 NODE_READY_TIMEOUT = 180
@@ -44,6 +45,15 @@ def wait_api_ready(
         raise last[0] from None
 
 
+class NodeNotReady(TimeoutError):
+    """A Node that did not become Ready in time; ``fix`` is what its conditions say to do
+    (kubeadm.node_conditions), "" when they say nothing more."""
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
 def wait_node_ready(
     target: APITarget,
     name: str,
@@ -53,12 +63,14 @@ def wait_node_ready(
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Poll the API server until Node ``name`` is Ready; returns its row (``kube.nodes.node_row``).
-    Raises TimeoutError (with the last state seen), ``WaitCancelled``, or the API errors other
-    than an unreachable API server (waited out: a control plane may be restarting)."""
+    Raises NodeNotReady (a TimeoutError, with the last state seen and why in a few words, e.g.
+    "registered, not Ready yet: no pod network", and the fix), ``WaitCancelled``, or the API
+    errors other than an unreachable API server (waited out: a control plane may be restarting)."""
     last = "not registered"
+    fix = ""
 
     def ask() -> dict | None:
-        nonlocal last
+        nonlocal last, fix
         try:
             rows = {row["name"]: row for row in list_nodes(target)}
         except ClusterUnreachable as exc:
@@ -67,7 +79,9 @@ def wait_node_ready(
         if row is not None and row["ready"]:
             return row
         if row is not None:
-            last = "registered, not Ready yet"
+            found = [item for item in node_conditions.explain(row) if item.severity != "note"]
+            last = f"registered, not Ready yet: {found[0].summary}" if found else "registered, not Ready yet"
+            fix = found[0].fix if found else ""
         return None
 
     def waiting() -> None:
@@ -77,4 +91,4 @@ def wait_node_ready(
     try:
         return wait_until(ask, timeout=timeout, cancel=cancel, waiting=waiting)
     except WaitTimedOut:
-        raise TimeoutError(f"node {name} not Ready after {duration_words(timeout)} ({last})") from None
+        raise NodeNotReady(f"node {name} not Ready after {duration_words(timeout)} ({last})", fix) from None

@@ -206,3 +206,28 @@ def test_a_machine_not_in_the_api_server(cluster, viewer):
     store(cluster, api_node("other", ("True", "KubeletReady", "kubelet is posting ready status")))
     part = section(page(viewer, "/clusters/up/nodes/w1/"), "node-kubernetes")
     assert "The API server listed no Node named w1" in part
+
+
+def test_a_phase_waiting_for_a_node_without_a_network_says_so_and_gives_the_fix(monkeypatch):
+    """Init's and a join's wait for the Node (kube.phase_wait_node_ready): on real machines without
+    a pod network it times out; the error says why and the hint is the fix, not "check the kubelet"."""
+    import threading
+    from types import SimpleNamespace
+
+    from core.phases import PhaseError
+    from kube import phases, waits
+
+    row = kube.node_row(api_node("w1", ("False", "KubeletNotReady", NETWORK)))
+    monkeypatch.setattr(waits, "list_nodes", lambda target: [row])
+    lines = []
+    ctx = SimpleNamespace(
+        cluster=SimpleNamespace(name="c"),
+        node=SimpleNamespace(name="w1"),
+        cancel_event=threading.Event(),
+        log=lambda message, **kwargs: lines.append(message),
+    )
+    with pytest.raises(PhaseError) as info:
+        phases.phase_wait_node_ready(ctx, timeout=0)
+    assert info.value.message == "node w1 not Ready after 0 seconds (registered, not Ready yet: no pod network)"
+    assert info.value.hint.startswith(f"Install one from {node_conditions.POD_NETWORK_PLACE} (kubeadm installs none)")
+    assert lines == ["Waiting for node w1 to be Ready in the API server (registered, not Ready yet: no pod network)…"]

@@ -14,7 +14,11 @@ The task runs only with the claim it was queued with (a task that waited in the 
 lease, while a later claim queued another, does nothing), only for a cluster whose
 ``preconditions.running`` holds, and stores the Nodes beside the read-back (``refreshed_nodes``)
 or, when the API server cannot be asked, why (``refresh_error``: the typed error's words, which
-name the endpoint; never a traceback), keeping the last Nodes read. The summary's version reads
+name the endpoint; never a traceback), keeping the last Nodes read. Each Node keeps its conditions
+(``kube.nodes.node_row``): the summary's row and the node page explain a NotReady Node from them
+(kubeadm.node_conditions), so they need no API call of their own. A stored row holds no time that
+moves while nothing changes (no heartbeat of a healthy condition), so ``rows != refreshed_nodes``
+is a real change. The summary's version reads
 these columns, so a change reaches every open page through the live parts like any other.
 """
 

@@ -2,9 +2,12 @@
 changes the host the tests run on.
 
 One 2-node bare sandbox (``kbtbb`` on 10.213.40.0/24) serves the module: node1 is prepared
-from the air-gapped artifact set, node2 from the local APT repository, then kubeadm init and a
-worker join run on them with only ``SystemVerification`` ignored. The host's files, package
-database and sysctls are snapshotted before and compared after each test that changes a node.
+from the air-gapped artifact set (by hand, as the test bed's own check of it), node2 by
+Kubeboard's own Prepare machine from the package source, a local signed APT mirror laid out like
+pkgs.k8s.io (tools/testbed/aptrepo.py), with real apt-get in the node's private root; then kubeadm
+init and a worker join run on them with only ``SystemVerification`` ignored. The host's files,
+package database and sysctls are snapshotted before and compared after each test that changes a
+node.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tools.testbed.sandbox import BARE_ABSENT, Node, Sandbox
 from tools.testbed.testing import require_host, sandbox
+
+if TYPE_CHECKING:
+    from tools.testbed.aptrepo import RepoServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
@@ -265,66 +272,168 @@ def test_containerd_from_the_artifact_set_serves_cri_and_preflight_passes(bare: 
     assert_host_unchanged(before)
 
 
-def test_apt_installs_from_the_local_repository_into_the_private_root(bare: Sandbox) -> None:
-    from tools.testbed.aptrepo import cached_repo
+# Prepare's step name in its messages, per phase (workflows.prepare_steps), on the package source
+# (no push or images phase: kubeadm pulls the images from a registry, see the join test).
+PACKAGE_STEPS = {
+    "swap": "swap",
+    "kernel-modules": "kernel modules",
+    "sysctl": "sysctl",
+    "container-runtime": "container runtime",
+    "kubernetes": "Kubernetes v1.37.2",
+}
+SITE_KEYRING = "/etc/apt/keyrings/site-mirror.gpg"
+SITE_SOURCE = "/etc/apt/sources.list.d/site-mirror.list"
+
+
+def configure_site_mirror(node: Node, repo: Path, server: RepoServer) -> None:
+    """The machine's own configuration, as an air-gapped site sets its machines up (test setup,
+    not Prepare): its distribution's sources point at the site's mirror (here the local
+    repository's ``debian/`` stand-in, which carries containerd) and at nothing it cannot reach.
+    A bare node otherwise has the host's Debian sources (deb.debian.org), which it has no route
+    to: ``apt-get update`` only warns about them (exit 0, after about 8 s of retries) and keeps
+    their old lists, from which apt would then try to fetch."""
+    from tools.testbed.aptrepo import KEYRING
+
+    node.ssh(
+        f"""set -e
+rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources
+install -D -m 644 {repo / KEYRING} {SITE_KEYRING}
+echo 'deb [signed-by={SITE_KEYRING}] {server.distro_url} /' > {SITE_SOURCE}
+"""
+    )
+
+
+def prepare_from_packages(bare: Sandbox, index: int, operator) -> list:
+    """Kubeboard's own Prepare machine, from the package source with the cluster's repository
+    mirror and pinned key fingerprint pointing at the local repository, run twice on node
+    ``index`` (once per module: later calls return [])."""
+    from operations.models import Operation
+    from operations.runner import run_operation
+    from tests.conftest import team_of
+    from tests.support.testbed_cluster import add_machine, ready_cluster
+    from tools.testbed.aptrepo import RepoServer, cached_repo, fingerprint
+    from tools.testbed.preflight import TESTBED_PREPARED
+    from workflows.models import PrepareSettings
+    from workflows.prepare import start_prepare
+
+    machine = bare.node(index)
+    if machine.ssh("test -e /root/.prepared-from-packages", check=False).returncode == 0:
+        return []
+    require_runtime_set()
+    repo = cached_repo()
+    cluster = ready_cluster(
+        "pkgs", f"{bare.node(1).address}:6443", team=team_of(operator), ignore_preflight_errors=list(TESTBED_PREPARED)
+    )
+    operations = []
+    with RepoServer(repo, bare.gateway) as server:
+        configure_site_mirror(machine, repo, server)
+        PrepareSettings.objects.update_or_create(
+            cluster=cluster,
+            defaults={
+                "source": PrepareSettings.Source.PACKAGES,
+                "repository_url": server.mirror,
+                "repository_key_fingerprint": fingerprint(repo),
+            },
+        )
+        node = add_machine(cluster, bare, index)
+        for _ in range(2):
+            operation = start_prepare(cluster, [node], user=operator)
+            status = run_operation(operation.pk)
+            operation.refresh_from_db()
+            if status != Operation.Status.SUCCEEDED:
+                failed = operation.phases.filter(status="failed").first()
+                where = f"{failed.name}: {failed.error} ({failed.hint})" if failed else operation.error
+                pytest.fail(f"Prepare {status}: {where}\n" + "\n".join(messages(operation)[-40:]))
+            operations.append(operation)
+            node.refresh_from_db()
+    machine.ssh("touch /root/.prepared-from-packages")
+    return operations
+
+
+def messages(operation, phase: str = "") -> list[str]:
+    events = operation.events.all()
+    if phase:
+        events = events.filter(phase=phase)
+    return list(events.order_by("seq").values_list("message", flat=True))
+
+
+def test_prepare_machine_from_the_package_repository_runs_apt_in_the_private_root(
+    bare: Sandbox, operator, transactional_db
+) -> None:
+    """Kubeboard's Prepare machine on node2 from the package source: the runtime step installs
+    containerd from the machine's own (distribution) sources, the kubernetes step downloads the
+    mirror's Release.key with curl, checks the pinned fingerprint, writes the source and installs
+    the exact versions with apt-get, held. Prepared again, every step is already done."""
+    from tools.testbed.aptrepo import cached_repo, fingerprint, kubernetes_repository
     from tools.testbed.binaries import selected_version
 
     node = bare.node(2)
     version = selected_version().lstrip("v") + "-1.1"
     before = host_snapshot()
-    prepare_from_apt(bare, node)
+    first, again = prepare_from_packages(bare, 2, operator)
+
+    key = fingerprint(cached_repo())
+    # The package source has no push or images phase: the images come from a registry when
+    # kubeadm pulls them (ImagePull, at init; the worker join below does not run it).
+    assert list(first.phases.order_by("order").values_list("name", flat=True)) == [
+        "facts", "swap", "kernel-modules", "sysctl", "container-runtime", "kubernetes", "verify"
+    ]  # fmt: skip
+    said = "\n".join(messages(first))
+    for phase, step in PACKAGE_STEPS.items():
+        if phase == "swap":  # a bare node has no swap at all (the host has none)
+            continue
+        assert any(m.startswith(f"{step}: changed: ") for m in messages(first, phase)), messages(first, phase)
+    runtime = messages(first, "container-runtime")
+    assert "container runtime: changed: installed the containerd package" in runtime, runtime
+    kubernetes = messages(first, "kubernetes")
+    assert any(
+        m.startswith("Kubernetes v1.37.2: changed: /etc/apt/keyrings/kubernetes-apt-keyring.gpg: the key from http://")
+        and m.endswith(f"/kubernetes/v1.37/deb/Release.key (fingerprint {key})")
+        for m in kubernetes
+    ), kubernetes
+    assert any("/etc/apt/sources.list.d/kubernetes.list: http://" in m for m in kubernetes), kubernetes
+    assert any(
+        m.startswith(
+            "Kubernetes v1.37.2: changed: installed kubeadm=1.37.2-* kubelet=1.37.2-* kubectl=1.37.2-* cri-tools=1.37.*"
+        )
+        for m in kubernetes
+    ), kubernetes
+    assert f"{node.name} is ready for kubeadm v1.37.2" in said, said[-3000:]
+    # Prepared again: every step reads the machine and finds nothing to do.
+    for phase, step in PACKAGE_STEPS.items():
+        assert f"{step}: already done, nothing changed." in messages(again, phase), "\n".join(messages(again, phase))
+    assert not [m for m in messages(again) if ": changed: " in m or "apt-get" in m], messages(again)
+
+    # What apt put in the node's private root: the exact versions, held, from the mirror's source.
     assert node.ssh("kubeadm version -o short").stdout.strip() == selected_version()
-    assert node.ssh("dpkg-query -W -f '${Version}' kubeadm").stdout == version
-    assert "kubeadm" in node.ssh("apt-mark showhold").stdout.split()
+    for package in ("kubeadm", "kubelet", "kubectl"):
+        assert node.ssh(f"dpkg-query -W -f '${{Version}}' {package}").stdout == version
+    assert set(node.ssh("apt-mark showhold").stdout.split()) == {"kubeadm", "kubelet", "kubectl", "cri-tools"}
     assert node.ssh("crictl --version").stdout.strip() == "crictl version v1.37.0"
+    assert node.ssh("dpkg-query -W -f '${Version}' containerd").stdout == "2.4.2-1"
     assert "v2.4.2" in node.ssh("containerd --version").stdout
+    source = node.ssh("cat /etc/apt/sources.list.d/kubernetes.list").stdout
+    assert "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] http://" in source
+    assert "/kubernetes/v1.37/deb/ /" in source
     # The units came with the packages (kubeadm's drop-in with kubeadm): the double reads them.
     shown = node.ssh("systemctl show -p FragmentPath -p UnitFileState -p ActiveState kubelet containerd").stdout
     # (/lib is /usr/lib on a merged-/usr Debian: the double names the first directory it looked in)
     assert "FragmentPath=/lib/systemd/system/kubelet.service" in shown
     assert "FragmentPath=/lib/systemd/system/containerd.service" in shown
     assert node.ssh("test -f /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", check=False).returncode == 0
+    # containerd runs with the configuration Prepare wrote (kubeadm's cgroup driver, pause image).
     assert node.ssh("systemctl is-active containerd").stdout.strip() == "active"
-    # A signature apt did not trust would have failed the update: the repository is signed.
-    assert (cached_repo() / "InRelease").read_text().startswith("-----BEGIN PGP SIGNED MESSAGE-----")
+    config = node.ssh("cat /etc/containerd/config.toml").stdout
+    assert "SystemdCgroup = true" in config and "registry.k8s.io/pause:3.10.2" in config
+    # A signature apt did not trust would have failed the update: both repositories are signed.
+    for release in (kubernetes_repository(cached_repo()), cached_repo() / "debian"):
+        assert (release / "InRelease").read_text().startswith("-----BEGIN PGP SIGNED MESSAGE-----")
     assert_host_unchanged(before)
 
 
-def prepare_from_apt(bare: Sandbox, node: Node) -> None:
-    """What Prepare does from a package repository (the local one), done once per node."""
-    from tools.testbed.aptrepo import KEYRING, RepoServer, cached_repo
-    from tools.testbed.binaries import selected_version
-
-    if node.ssh("test -e /root/.prepared-from-apt", check=False).returncode == 0:
-        return
-    require_runtime_set()
-    repo = cached_repo()
-    version = selected_version().lstrip("v") + "-1.1"
-    with RepoServer(repo, bare.gateway) as server:
-        # As the product's package-repository source would: a pinned key, one source, exact
-        # versions, held. Only this source is read (the host's Debian sources are unreachable
-        # from a node, which has no route off the sandbox subnet).
-        node.ssh(
-            f"""set -e
-install -D -m 644 {repo / KEYRING} /etc/apt/keyrings/kubeboard-testbed.gpg
-echo 'deb [signed-by=/etc/apt/keyrings/kubeboard-testbed.gpg] {server.url} /' > /etc/apt/sources.list.d/kubeboard-testbed.list
-apt-get -q update -o Dir::Etc::SourceList=/etc/apt/sources.list.d/kubeboard-testbed.list -o Dir::Etc::SourceParts=/dev/null -o Acquire::http::Proxy=false
-DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends kubeadm={version} kubelet={version} kubectl={version} cri-tools containerd
-apt-mark hold kubeadm kubelet kubectl
-mkdir -p /etc/containerd
-containerd config default > /etc/containerd/config.toml
-printf 'net.ipv4.ip_forward = 1\\n' > /etc/sysctl.d/99-kubernetes.conf
-sysctl -q -p /etc/sysctl.d/99-kubernetes.conf
-systemctl daemon-reload
-systemctl enable --now containerd
-systemctl enable kubelet
-touch /root/.prepared-from-apt
-""",
-            timeout=300,
-        )
-
-
-def test_prepared_machines_init_and_join_with_only_system_verification_ignored(bare: Sandbox) -> None:
+def test_prepared_machines_init_and_join_with_only_system_verification_ignored(
+    bare: Sandbox, operator, transactional_db
+) -> None:
     """kubeadm init on the machine prepared from the artifact set and a worker join of the one
     prepared from the APT repository, each ignoring only SystemVerification (cgroups v1 here):
     kubeadm starts the kubelet itself through the systemctl double."""
@@ -334,7 +443,7 @@ def test_prepared_machines_init_and_join_with_only_system_verification_ignored(b
 
     cp, worker = bare.node(1), bare.node(2)
     prepare_from_set(cp)
-    prepare_from_apt(bare, worker)
+    prepare_from_packages(bare, 2, operator)
     before = host_snapshot()
     ignore = ",".join(TESTBED_PREPARED)
     cp.ssh(f"cat > /root/kubeadm.yaml <<'EOF'\n{kubeadm_config(cp, selected_version(), new_bootstrap_token())}EOF")

@@ -1,23 +1,34 @@
-"""A local, signed APT repository made from the test bed's cached binaries (issue 19).
+"""A local, signed APT mirror made from the test bed's cached binaries (issue 19).
 
-It proves the product's package-repository source against a real package manager: apt-get in a
-bare node's private root installs these packages from it, over HTTP on the sandbox bridge.
+It proves the product's package-repository source against a real package manager: Kubeboard's
+Prepare machine, with the cluster's repository mirror and key fingerprint pointing here, runs
+apt-get in a bare node's private root and installs these packages over HTTP on the sandbox bridge.
 
-Shape: a flat repository like pkgs.k8s.io's per-minor ones (``deb [signed-by=KEYRING] URL /``):
-``Packages``, ``Packages.gz``, ``Release`` signed as ``InRelease`` and ``Release.gpg`` by a
-throwaway ed25519 key made per build (its public key in ``kubeboard-testbed-archive-keyring.gpg``),
-and the .deb files, built with dpkg-deb:
+Two repositories, as a machine at an air-gapped site sees them:
 
-* ``kubeadm`` <k8s>-1.1: /usr/bin/kubeadm and kubeadm's drop-in
+* ``kubernetes/v<minor>/deb/``: a mirror laid out like pkgs.k8s.io (``<base>/v1.37/deb/``, flat:
+  ``deb [signed-by=…] <base>/v1.37/deb/ /``) with its armored ``Release.key``, so the product's
+  mirror setting (``PrepareSettings.repository_url`` = ``<server>/kubernetes``) is used unchanged:
+  ``kubeadm``, ``kubelet``, ``kubectl`` <k8s>-1.1 and ``cri-tools`` 1.37.0-1.1;
+* ``debian/``: a flat stand-in for the site's own distribution mirror, which is where a Debian
+  machine gets ``containerd`` (pkgs.k8s.io does not carry it): ``containerd`` 2.4.2-1.
+
+Each has ``Packages``, ``Packages.gz`` and a ``Release`` signed as ``InRelease`` and
+``Release.gpg`` by one throwaway ed25519 key made per build (its public key as the binary keyring
+``kubeboard-testbed-archive-keyring.gpg`` at the top, for the distribution source a node is set
+up with, and armored as the Kubernetes mirror's ``Release.key``, which the product downloads and
+checks against the pinned fingerprint, ``fingerprint()``). The packages, built with dpkg-deb:
+
+* ``kubeadm``: /usr/bin/kubeadm and kubeadm's drop-in
   /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf (as pkgs.k8s.io's kubeadm ships it);
-* ``kubelet`` <k8s>-1.1: /usr/bin/kubelet (the hollow kubelet, kubemark) and kubelet.service;
-* ``kubectl`` <k8s>-1.1, ``cri-tools`` 1.37.0-1.1 (/usr/bin/crictl);
-* ``containerd`` 2.4.2-1: containerd, containerd-shim-runc-v2, ctr in /usr/bin, runc in
-  /usr/sbin and containerd.service with ExecStart=/usr/bin/containerd (as Debian's package).
+* ``kubelet``: /usr/bin/kubelet (the hollow kubelet, kubemark) and kubelet.service;
+* ``kubectl``, ``cri-tools`` (/usr/bin/crictl);
+* ``containerd``: containerd, containerd-shim-runc-v2, ctr in /usr/bin, runc in /usr/sbin and
+  containerd.service with ExecStart=/usr/bin/containerd (as Debian's package).
 
 Package relations are kept to the ones between these packages (kubeadm depends on cri-tools,
 kubelet and kubectl at its version); pkgs.k8s.io's also require kubernetes-cni, iptables,
-conntrack and others that this repository does not carry.
+conntrack and others that this repository does not carry. No package has maintainer scripts.
 """
 
 from __future__ import annotations
@@ -152,8 +163,50 @@ def _gpg(home: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[st
     )
 
 
+KUBERNETES_DIR = "kubernetes"  # the mirror's base, as pkgs.k8s.io's "core:/stable:"
+DISTRO_DIR = "debian"  # the stand-in for the site's distribution mirror
+DISTRO_PACKAGES = ("containerd",)
+
+
+def kubernetes_repository(repo: Path, version: str | None = None) -> Path:
+    """The pkgs.k8s.io-shaped directory of ``version``'s minor: ``<repo>/kubernetes/v1.37/deb``."""
+    minor = ".".join((version or selected_version()).lstrip("v").split(".")[:2])
+    return repo / KUBERNETES_DIR / f"v{minor}" / "deb"
+
+
+def _index(directory: Path, arch: str, home: Path, description: str) -> None:
+    """Packages, Packages.gz and Release for the .deb files in ``directory``, signed."""
+    stanzas = []
+    for deb in sorted(directory.glob("*.deb")):
+        fields = subprocess.run(["dpkg-deb", "-f", str(deb)], check=True, capture_output=True, text=True).stdout
+        d = _digests(deb)
+        stanzas.append(
+            fields.rstrip("\n")
+            + f"\nFilename: ./{deb.name}\nSize: {deb.stat().st_size}\n"
+            + f"MD5sum: {d['md5']}\nSHA1: {d['sha1']}\nSHA256: {d['sha256']}\n"
+        )
+    (directory / "Packages").write_text("\n".join(stanzas))
+    (directory / "Packages.gz").write_bytes(gzip.compress((directory / "Packages").read_bytes(), mtime=0))
+    release = [
+        "Origin: Kubeboard test bed",
+        "Label: kubeboard-testbed",
+        f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}",
+        f"Architectures: {arch}",
+        f"Description: {description}",
+    ]
+    indexes = {
+        name: (_digests(directory / name), (directory / name).stat().st_size) for name in ("Packages", "Packages.gz")
+    }
+    for algo, label in (("md5", "MD5Sum"), ("sha1", "SHA1"), ("sha256", "SHA256")):
+        release.append(f"{label}:")
+        release += [f" {digests[algo]} {size} {name}" for name, (digests, size) in indexes.items()]
+    (directory / "Release").write_text("\n".join(release) + "\n")
+    _gpg(home, "--clearsign", "-o", str(directory / "InRelease"), str(directory / "Release"))
+    _gpg(home, "--armor", "--detach-sign", "-o", str(directory / "Release.gpg"), str(directory / "Release"))
+
+
 def build(dest: Path, version: str | None = None) -> Path:
-    """Write the repository for ``version`` to ``dest`` (must not exist); returns it."""
+    """Write both repositories for ``version`` under ``dest`` (must not exist); returns it."""
     version = version or selected_version()
     if dest.exists():
         raise FileExistsError(f"{dest} exists; remove it or choose another directory")
@@ -161,33 +214,15 @@ def build(dest: Path, version: str | None = None) -> Path:
     work = dest.with_name(dest.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    stanzas = []
+    kubernetes, distro = kubernetes_repository(work, version), work / DISTRO_DIR
+    for directory in (kubernetes, distro):
+        directory.mkdir(parents=True)
     with tempfile.TemporaryDirectory(dir=work.parent) as tmp:
         for pkg in packages(version):
-            deb = _build_deb(pkg, arch, work, Path(tmp))
-            fields = subprocess.run(["dpkg-deb", "-f", str(deb)], check=True, capture_output=True, text=True).stdout
-            d = _digests(deb)
-            stanzas.append(
-                fields.rstrip("\n")
-                + f"\nFilename: ./{deb.name}\nSize: {deb.stat().st_size}\n"
-                + f"MD5sum: {d['md5']}\nSHA1: {d['sha1']}\nSHA256: {d['sha256']}\n"
-            )
-        (work / "Packages").write_text("\n".join(stanzas))
-        (work / "Packages.gz").write_bytes(gzip.compress((work / "Packages").read_bytes(), mtime=0))
-        release = [
-            "Origin: Kubeboard test bed",
-            "Label: kubeboard-testbed",
-            f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}",
-            f"Architectures: {arch}",
-            "Description: packages built from the test bed's cached binaries",
-        ]
-        indexes = {name: (_digests(work / name), (work / name).stat().st_size) for name in ("Packages", "Packages.gz")}
-        for algo, label in (("md5", "MD5Sum"), ("sha1", "SHA1"), ("sha256", "SHA256")):
-            release.append(f"{label}:")
-            release += [f" {digests[algo]} {size} {name}" for name, (digests, size) in indexes.items()]
-        (work / "Release").write_text("\n".join(release) + "\n")
-        # A throwaway signing key, made for this repository and then forgotten (only its public
-        # half stays, as the keyring nodes pin with signed-by).
+            _build_deb(pkg, arch, distro if pkg.name in DISTRO_PACKAGES else kubernetes, Path(tmp))
+        # A throwaway signing key, made for these repositories and then forgotten (only its
+        # public half stays: the keyring a node's distribution source names with signed-by, and
+        # the mirror's Release.key that Prepare downloads and checks against the pinned fingerprint).
         home = Path(tmp) / "gnupg"
         home.mkdir(mode=0o700)
         try:
@@ -201,24 +236,32 @@ def build(dest: Path, version: str | None = None) -> Path:
                 "sign",
                 "1d",
             )
-            _gpg(home, "--clearsign", "-o", str(work / "InRelease"), str(work / "Release"))
-            _gpg(home, "--armor", "--detach-sign", "-o", str(work / "Release.gpg"), str(work / "Release"))
+            _index(kubernetes, arch, home, "kubeadm, kubelet, kubectl, cri-tools from the test bed's cached binaries")
+            _index(distro, arch, home, "stand-in for a distribution mirror: containerd from the test bed's binaries")
             _gpg(home, "--export", "-o", str(work / KEYRING))
+            _gpg(home, "--armor", "--export", "-o", str(kubernetes / "Release.key"))
         finally:
             subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
     work.rename(dest)
     return dest
 
 
+def fingerprint(repo: Path) -> str:
+    """The signing key's fingerprint: what a cluster's preparation settings pin for this mirror."""
+    with tempfile.TemporaryDirectory() as home:
+        shown = _gpg(Path(home), "--show-keys", "--with-colons", str(repo / KEYRING)).stdout
+    return next(line.split(":")[9] for line in shown.splitlines() if line.startswith("fpr:"))
+
+
 def cached_repo(version: str | None = None) -> Path:
-    """The repository for ``version`` in the binary cache (built once). The signing key expires
-    a day after the build, so an older one is rebuilt, as is one older than a cached binary."""
+    """The repositories for ``version`` in the binary cache (built once). The signing key expires
+    a day after the build, so an older build is rebuilt, as is one older than a cached binary."""
     version = version or selected_version()
-    dest = cache_root() / "apt" / version
-    release = dest / "Release"
+    dest = cache_root() / "apt-mirror" / version
+    release = kubernetes_repository(dest, version) / "Release"
     if release.exists() and (time.time() - release.stat().st_mtime > 20 * 3600 or newer_sources(release, version)):
         shutil.rmtree(dest)
-    if not (dest / "InRelease").exists():
+    if not (dest / DISTRO_DIR / "InRelease").exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(dest, ignore_errors=True)
         build(dest, version)
@@ -243,6 +286,15 @@ class RepoServer:
     @property
     def url(self) -> str:
         return f"http://{self.address}:{self.port}/"
+
+    @property
+    def mirror(self) -> str:
+        """The Kubernetes mirror's base, as a cluster's preparation settings name it."""
+        return self.url + KUBERNETES_DIR
+
+    @property
+    def distro_url(self) -> str:
+        return f"{self.url}{DISTRO_DIR}/"
 
     def __enter__(self) -> RepoServer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -72,6 +72,7 @@ class Addon:
     state: str
     workloads: tuple[Workload, ...] = ()
     drift: tuple[ObjectDrift, ...] = ()
+    drift_unchecked: int = 0  # applied objects not compared within the read's budget
     fix: str = ""
     reapply: bool = False  # the fix is the Pod network action (a re-apply of the cluster's choice)
 
@@ -148,18 +149,18 @@ def state_of(workloads: list[Workload], drift: list[ObjectDrift] | tuple = ()) -
 
 def _pod_network(cluster: Cluster, state: kube_addons.AddonsState | None, objects, choice) -> Addon:
     if choice is None:
-        return Addon(
-            "pod-network",
-            "Pod network",
-            cluster.pod_network_label,
-            NOT_MANAGED,
-            fix="Kubeboard applies no pod network on this cluster, so it has nothing to watch: choose Flannel "
-            "or Calico under Settings, Pod network, then apply it.",
+        fix = (
+            "Kubeboard applies no pod network on this cluster, so it has nothing to watch: choose Flannel "
+            "or Calico under Settings, Pod network, then apply it."
         )
+        if cluster.pod_network == catalog.CUSTOM:
+            fix = "A custom manifest's workloads and drift are not read here yet; its rollout is in its operation."
+        return Addon("pod-network", "Pod network", cluster.pod_network_label, NOT_MANAGED, fix=fix)
     label = catalog.pinned(choice.network, choice.version).label
     refs = _workloads_of(objects)
     workloads = tuple(state.workloads[ref] for ref in refs) if state else ()
-    drift = tuple(state.drift) if state else ()
+    drift = tuple(state.drift.found) if state else ()
+    unchecked = state.drift.total - state.drift.checked if state else 0
     applied = bool(cluster.pod_network_applied)
     source = f"{label}, applied by Kubeboard (field manager {kube_apply.FIELD_MANAGER})"
     if not applied:
@@ -179,6 +180,7 @@ def _pod_network(cluster: Cluster, state: kube_addons.AddonsState | None, object
         current,
         workloads,
         drift,
+        unchecked,
         fix,
         reapply=current in (NOT_INSTALLED, DRIFTED, DEGRADED),
     )
@@ -224,8 +226,11 @@ def read_health(cluster: Cluster) -> AddonsHealth:
 
 
 def _cache_key(cluster: Cluster) -> str:
-    # What is read depends on these: a changed choice or a new apply reads again at once.
+    # What is read depends on these: a changed choice, or an operation that started or ended (an
+    # apply, a join, an upgrade), reads again at once instead of showing what was before it.
+    newest = cluster.operations.order_by("-pk").values_list("pk", "status").first()
     parts = (
+        newest,
         cluster.status,
         cluster.pod_network,
         cluster.pod_network_version,

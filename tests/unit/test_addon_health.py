@@ -194,19 +194,20 @@ def running_cluster(viewer, ca, endpoint: str, **fields) -> Cluster:
 
 @pytest.mark.django_db
 def test_the_page_shows_the_section_and_reads_nothing_itself(viewer, ca):
-    # A listening port that never answers: the page must not wait for it.
+    # A listening port that never answers: the page must not even connect to it (the section is
+    # read by its own request, after the page is shown).
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
+        silent.setblocking(False)
         cluster = running_cluster(viewer, ca, f"127.0.0.1:{silent.getsockname()[1]}")
-        started = time.monotonic()
         response = client_of(viewer).get(f"/clusters/{cluster.name}/")
-        took = time.monotonic() - started
+        with pytest.raises(BlockingIOError):
+            silent.accept()  # no connection is waiting: the page asked the API server nothing
     assert response.status_code == 200
     page = response.content.decode()
     assert 'id="addons"' in page and f'hx-get="/clusters/{cluster.name}/addons/"' in page
     assert '<a href="#addons">Add-ons</a>' in page
-    assert took < 2.5, f"the cluster page waited {took:.1f} s for the API server"
 
 
 @pytest.mark.django_db
@@ -250,7 +251,7 @@ def test_a_silent_api_server_costs_the_section_its_budget_only(viewer, ca, monke
     assert 'id="addons-unreachable"' in response.content.decode()
     # The budget, plus the one request under way when it ran out (its timeouts are cut to what
     # was left) and the urllib3 pool's single reconnect.
-    assert took < 2.0 * 2 + 1.5, f"the section took {took:.1f} s"
+    assert took < 10, f"the section took {took:.1f} s (without the budget: the client's 30 s read timeout)"
 
 
 @pytest.mark.django_db

@@ -42,7 +42,10 @@ def _save_settings(form, fields: tuple[str, ...], action: str, *, user, also=Non
     cluster = form.instance
     before = Cluster.objects.filter(pk=cluster.pk).values(*fields).first() or {}
     with transaction.atomic():
-        cluster = form.save()
+        # Only the form's fields: what the worker wrote meanwhile on the same row (what was rolled
+        # out, the pod network's inventory, the status) is not overwritten with what was read before.
+        cluster = form.save(commit=False)
+        cluster.save(update_fields=[*fields, "updated_at"])
         changed = {
             field: {"from": before.get(field), "to": getattr(cluster, field)}
             for field in fields

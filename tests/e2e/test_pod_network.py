@@ -11,11 +11,16 @@ What is proven: the stored objects equal the pinned manifest plus only the docum
 substitutions; re-applying changes no resourceVersion; an upgrade to the second pinned Flannel
 changes exactly the objects whose manifest changed; drift made by hand with the kubernetes
 client is seen with its manager and fixed by a re-apply; the DaemonSet rolls out on a worker
-joined after the add-on; Calico's 38 objects (CRDs included) apply and roll out.
+joined after the add-on; Calico's 38 objects (CRDs included) apply and roll out. A custom
+manifest downloaded from an https URL (a real HTTPS server on 127.0.0.1) is refused on the form
+with a wrong checksum or a YAML mistake before anything reaches the API server, is applied as
+written otherwise, and a second manifest that drops an object deletes exactly that object (an
+event for it), leaving an object made by hand alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -24,10 +29,14 @@ import pytest
 
 import kube
 from addons import catalog, manifests
+from clusters.action_forms import PodNetworkForm
+from clusters.models import Cluster, PodNetworkManifest
+from clusters.services import save_pod_network
 from kube import apply as kube_apply
 from operations.models import Event, Operation
 from operations.runner import run_operation
 from tests.conftest import team_of
+from tests.support.https_server import Route, https_server
 from tools.testbed.binaries import selected_version
 from tools.testbed.cluster import ControlPlane, kubeadm_join, new_bootstrap_token
 from tools.testbed.testing import require_binaries, sandbox, unavailable
@@ -59,6 +68,7 @@ def cluster(bed, transactional_db, make_user):
     _, cp, _ = bed
     admin = make_user("ada", role="admin")
     adopted = adopt_cluster(name="net", team=team_of(admin), kubeconfig=cp.admin_conf.read_text(), user=admin)
+    adopted.admin = admin
     adopted.pod_subnet = POD_SUBNET
     adopted.save(update_fields=["pod_subnet"])
     return adopted
@@ -188,3 +198,84 @@ def test_calico_applies_crds_and_rolls_out(bed, cluster):
     assert {"name": "CALICO_IPV4POOL_CIDR", "value": POD_SUBNET} in node["env"]
     assert node["image"] == "registry.example:5000/calico/node:v3.32.1"
     assert all(r.ok for r in rollouts(cluster, wanted))
+
+
+def custom_manifest(config_maps: dict[str, str]) -> bytes:
+    """A small custom manifest: a Namespace, a ServiceAccount and ConfigMaps (name -> value)."""
+    documents = [
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kb-custom\n  labels:\n    app: kb-cni\n",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: kb-cni\n  namespace: kb-custom\n",
+    ] + [
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: kb-custom\ndata:\n  v: {value!r}\n"
+        for name, value in config_maps.items()
+    ]
+    return "---\n".join(documents).encode()
+
+
+def choose_custom(cluster, url: str, sha256: str) -> PodNetworkForm:
+    """The cluster page's Pod network form, as its view runs it (the download happens here)."""
+    form = PodNetworkForm({"pod_network": "custom", "manifest_url": url, "manifest_sha256": sha256}, instance=cluster)
+    if form.is_valid():
+        save_pod_network(form, user=cluster.admin)
+    return form
+
+
+def test_a_custom_manifest_from_a_url_is_checked_applied_and_what_it_drops_is_pruned(
+    bed, cluster, tmp_path, monkeypatch
+):
+    first = custom_manifest({"kept": "1", "dropped": "2"})
+    second = custom_manifest({"kept": "changed"})
+    broken = b"apiVersion: v1\nkind: Namespace\nmetadata: {name: kb-custom}\n---\napiVersion: v1\nkind: x\n  b: [\n"
+    digest = {name: hashlib.sha256(data).hexdigest() for name, data in (("first", first), ("second", second))}
+    routes = {"/first.yaml": Route(first), "/second.yaml": Route(second), "/broken.yaml": Route(broken)}
+    started = time.monotonic()
+    with https_server(tmp_path, routes) as served:
+        monkeypatch.setenv("SSL_CERT_FILE", str(served.ca_file))
+
+        # Refused on the form, before anything is stored or reaches the API server.
+        form = choose_custom(cluster, served.url("/first.yaml"), digest["second"])
+        assert f"has SHA-256 {digest['first']}, not the {digest['second']} given" in form.errors["manifest_url"][0]
+        form = choose_custom(cluster, served.url("/broken.yaml"), hashlib.sha256(broken).hexdigest())
+        assert "broken.yaml: document 2 (from line 5), line 7" in form.errors["manifest_url"][0], form.errors
+        assert not PodNetworkManifest.objects.exists()
+        with kube.connect(cluster, "read") as client:
+            core = kubernetes.client.CoreV1Api(client)
+            assert "kb-custom" not in {n.metadata.name for n in core.list_namespace().items}
+
+        # Applied as written: one event per object, the API server holds exactly the manifest.
+        assert choose_custom(cluster, served.url("/first.yaml"), digest["first"]).is_valid()
+        operation = run(cluster, catalog.CUSTOM)
+        objects = manifests.parse(first)
+        assert applied_events(operation) == {manifests.describe(o): "created" for o in objects}
+        live = live_objects(cluster, objects)
+        assert all(kube_apply.drift(o, live[manifests.describe(o)]) == [] for o in objects)
+        assert Cluster.objects.get(pk=cluster.pk).pod_network_applied == f"custom sha256:{digest['first'][:16]}"
+
+        # Someone makes an object by hand in the same namespace: never Kubeboard's to delete.
+        with kube.connect(cluster, "by hand") as client:
+            kubernetes.client.CoreV1Api(client).create_namespaced_config_map(
+                "kb-custom", {"metadata": {"name": "by-hand"}, "data": {"v": "x"}}, field_manager="kubectl-create"
+            )
+
+        # The second manifest drops ConfigMap dropped: deleted, with its event; the rest as it says.
+        assert choose_custom(cluster, served.url("/second.yaml"), digest["second"]).is_valid()
+        operation = run(cluster, catalog.CUSTOM)
+    assert applied_events(operation) == {
+        "Namespace kb-custom": "unchanged",
+        "ServiceAccount kb-custom/kb-cni": "unchanged",
+        "ConfigMap kb-custom/kept": "configured",
+        "ConfigMap kb-custom/dropped": "deleted",
+    }
+    with kube.connect(cluster, "read") as client:
+        names = {
+            c.metadata.name for c in kubernetes.client.CoreV1Api(client).list_namespaced_config_map("kb-custom").items
+        }
+    assert names == {"kept", "by-hand", "kube-root-ca.crt"}
+    assert [e["metadata"]["name"] for e in Cluster.objects.get(pk=cluster.pk).pod_network_inventory] == [
+        "kb-custom",
+        "kb-cni",
+        "kept",
+    ]
+    # Applying it again deletes nothing more and changes nothing.
+    assert set(applied_events(run(cluster, catalog.CUSTOM)).values()) == {"unchanged"}
+    print(f"custom manifest: refusals, install, prune and re-apply: {time.monotonic() - started:.1f} s")

@@ -111,8 +111,44 @@ def test_invalid_yaml_names_the_document_and_the_line():
     text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: x\n  b: [\n"
     with pytest.raises(manifests.ManifestError, match=r"up.yaml: document 2 \(from line 5\), line 7"):
         manifests.parse(text, source="up.yaml")
-    with pytest.raises(manifests.ManifestError, match="document 2: ConfigMap without metadata.name"):
+    with pytest.raises(
+        manifests.ManifestError, match=r"document 2 \(from line 5\), line 5: ConfigMap without metadata.name"
+    ):
         manifests.parse("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\n")
+    # An empty document between two does not shift the count: documents are counted as written.
+    with pytest.raises(manifests.ManifestError, match=r"document 3 \(from line 6\), line 7: no kind"):
+        manifests.parse("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n---\n# note\napiVersion: v1\n")
+    # In a List, the item's own line.
+    with pytest.raises(manifests.ManifestError, match=r"document 1 \(from line 1\), line 1: ConfigMap without"):
+        manifests.parse("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap}\n")
+
+
+@pytest.mark.parametrize(
+    ("pods", "machines", "problem"),
+    [
+        ("", [], None),  # a custom manifest needs no pod subnet: nothing is substituted into it
+        ("10.96.0.0/16", [], "the pod subnet 10.96.0.0/16 overlaps the service subnet 10.96.0.0/12"),
+        ("10.213.0.0/16", ["10.213.50.11"], "the pod subnet 10.213.0.0/16 holds the machine address 10.213.50.11"),
+    ],
+)
+def test_a_custom_manifest_needs_no_pod_subnet_but_one_given_must_fit(pods, machines, problem):
+    problems = manifests.pod_subnet_problems(catalog.CUSTOM, pods, "10.96.0.0/12", machines)
+    assert problems == ([problem] if problem else [])
+
+
+def test_a_custom_manifest_gets_only_the_image_registry():
+    text = (
+        b"apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d, namespace: n}\nspec:\n  template:\n    spec:\n"
+        b"      initContainers: [{name: i, image: busybox}]\n      containers: [{name: c, image: quay.io/me/cni:v1}]\n"
+    )
+    assert manifests.render_custom(text, "") == manifests.parse(text)
+    (moved,) = manifests.render_custom(text, "registry.local:5000")
+    assert manifests.images(moved) == ["registry.local:5000/busybox", "registry.local:5000/me/cni:v1"]
+    assert kube_apply.differences(moved, manifests.parse(text)[0]) == [
+        ("spec.template.spec.initContainers[i].image", "registry.local:5000/busybox", "busybox"),
+        ("spec.template.spec.containers[c].image", "registry.local:5000/me/cni:v1", "quay.io/me/cni:v1"),
+    ]
+    assert manifests.custom_version("AB" * 32) == "sha256:" + "ab" * 8
 
 
 def test_a_bad_checksum_is_refused_before_parsing():

@@ -129,7 +129,7 @@ def test_no_pod_network_is_explained_on_both_pages(cluster, viewer):
     assert '<a href="/clusters/up/nodes/w1/#node-kubernetes" title="Why, and the fix">no pod network</a>' in row
 
     part = section(page(viewer, "/clusters/up/nodes/w1/"), "node-kubernetes")
-    assert 'id="node-explanation-pod-network"' in part
+    assert 'id="node-explanation-pod-network"' in part and "severity-problem" in part
     assert "no CNI plugin is configured on this machine" in part
     assert f"Install one from {node_conditions.POD_NETWORK_PLACE}" in part
     assert '<a href="/clusters/up/#pod-network">Pod network part of the cluster page →</a>' in part
@@ -177,7 +177,7 @@ def test_a_ready_cordoned_node_says_it_is_not_notready(cluster, viewer):
     assert "node-why" not in row and "SchedulingDisabled" in row
     part = section(page(viewer, "/clusters/up/nodes/w1/"), "node-kubernetes")
     assert 'id="node-explanation-cordoned"' in part and "This is not NotReady" in part
-    assert "error-box" not in part
+    assert "severity-note" in part and "severity-problem" not in part  # shown as a note, not in red
 
 
 def test_hostile_and_huge_messages_are_bounded_and_escaped(cluster, viewer):

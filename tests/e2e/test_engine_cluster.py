@@ -6,7 +6,9 @@ a websocket) or a script (``manage.py cluster init`` / ``node join``). Every con
 machine or API server passes the test bed's route guard (tests/support/environment.py).
 
 * ``test_init_parallel_workers_and_upload_certs_control_plane``: Initialize from the page,
-  two workers joined in parallel, a second control plane with kubeadm's upload-certs;
+  two workers joined in parallel, a second control plane with kubeadm's upload-certs; a worker
+  whose kubelet stops is explained on the open page's row and on its node page (the real node
+  lifecycle controller's "Kubelet stopped posting node status.");
 * ``test_commands_and_pre_seeded_control_plane``: the same through the management commands,
   the second control plane pre-seeded with the CAs from Kubeboard's custody — after a join that
   fails its preflight on ImagePull, undone with its page's one button (the reset empties the
@@ -282,6 +284,42 @@ def cordon_drain_uncordon_and_live_status(stack, session, page: str, key: str, c
     assert after == actions, "no Kubeboard action"
 
 
+def stopped_kubelet_is_explained(stack, session, page: str, cluster: Cluster, stopped_at: float) -> None:
+    """node3's kubelet was stopped: once the node lifecycle controller marks the Node Unknown
+    ("Kubelet stopped posting node status."), the open page's live summary says why in its row,
+    and the node page explains it with the fix (kubeadm.node_conditions), from the stored Nodes."""
+    from tests.support.live import page_versions
+
+    began = time.monotonic()
+    html = session.get(page, timeout=30).text
+    versions = page_versions(html)
+    row = summary_row(html, "node3")
+    # The controller's grace period (50 s by default), its 5 s monitor period, one refresh.
+    while "kubelet not posting status" not in row and time.monotonic() - stopped_at < 50 + 5 + 60:
+        answer = session.get(f"{page}live/", params=versions, timeout=30)
+        if answer.status_code == 200:
+            versions |= page_versions(answer.text)
+            if 'id="summary"' in answer.text:
+                row = summary_row(answer.text, "node3")
+        time.sleep(1)
+    assert "NotReady" in row and "kubelet not posting status" in row, (row, stack.logs()[-3000:])
+    assert 'href="/clusters/alpha/nodes/node3/#node-kubernetes"' in row
+    now = time.monotonic()
+    print(
+        f"node3 shown as not posting status {now - stopped_at:.0f} s after its kubelet stopped ({now - began:.0f} s here)"
+    )
+    part = re.search(
+        r'<section class="card" id="node-kubernetes">.*?</section>',
+        session.get(f"{page}nodes/node3/", timeout=30).text,
+        re.S,
+    )[0]
+    assert 'id="node-explanation-kubelet-stopped"' in part, part
+    assert '<code class="condition-message">Kubelet stopped posting node status.</code>' in part, part
+    assert "Ready=Unknown, NodeStatusUnknown" in part and "The kubelet last posted the Node" in part, part
+    assert "systemctl status kubelet" in part, part
+    assert f"curl -sk https://{cluster.control_plane_endpoint}/healthz" in part, part
+
+
 def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, operator):
     with blank_machines("kbtbj2", "10.213.72.0/24", 4) as sb:
         cluster = ready_cluster(
@@ -390,7 +428,14 @@ def test_init_parallel_workers_and_upload_certs_control_plane(stack_factory, ope
         assert etcd_members(sb) == 2
         assert_inventory(cp2)
 
+        # node3's kubelet stops now; the control plane marks its Node Unknown after its grace
+        # period (50 s), which the scheduling actions below mostly wait out; checked after them.
+        # The node's runner is its kubelet service (tools/README.md): without the kubelet's
+        # config.yaml it stops the hollow kubelet, and does not restart it.
+        sb.node(3).ssh("mv /var/lib/kubelet/config.yaml /var/lib/kubelet/config.yaml.stopped")
+        stopped_at = time.monotonic()
         cordon_drain_uncordon_and_live_status(stack, session, page, key, cluster)
+        stopped_kubelet_is_explained(stack, session, page, cluster, stopped_at)
 
         # Every token in the cluster is one Kubeboard made (kubeadm invented none).
         from tokens.sync import sync_cluster

@@ -175,3 +175,18 @@ def config_map(target: APITarget, namespace: str, name: str) -> dict[str, str] |
 def patch_config_map(target: APITarget, namespace: str, name: str, data: dict[str, str]) -> None:
     with connect(target, f"update ConfigMap {namespace}/{name}") as client:
         kubernetes.client.CoreV1Api(client).patch_namespaced_config_map(name, namespace, {"data": data})
+
+
+def restart_daemonset(target: APITarget, namespace: str, name: str) -> bool:
+    """What ``kubectl rollout restart`` does: a new restartedAt annotation on the Pod template, so
+    each Pod is replaced and reads its ConfigMaps again. False when there is no such DaemonSet."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
+    with connect(target, f"restart DaemonSet {namespace}/{name}") as client:
+        try:
+            kubernetes.client.AppsV1Api(client).patch_namespaced_daemon_set(name, namespace, body)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+    return True

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 from django.utils import timezone
 
+from endpoints import layout as endpoint_layout
+from endpoints import status as endpoint_status
 from kubeadm import versions
 from kubeadm.components import (
     KUBERNETES_DIR,
@@ -52,6 +54,27 @@ fi
 echo "@@tcp Checking the ports kubeadm needs"; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
 echo "@@end"
 """.replace("MAX_FILES", str(MAX_LISTED_FILES)).replace("KUBERNETES_DIR", KUBERNETES_DIR)
+
+# Added for a cluster whose endpoint Kubeboard installs (issue 21): the interfaces, whether the
+# VIP already answers (before the cluster runs: then it is someone else's), and who listens where.
+_ENDPOINT_SCRIPT = r"""
+echo "@@endpoint-addr Looking at the interfaces for the control-plane endpoint"; ip -o addr show 2>/dev/null
+echo "@@endpoint-ss"; ss -Htlnp 2>/dev/null
+"""
+_VIP_PING = r"""
+echo "@@endpoint-ping Asking whether VIP already answers"; ping -c 1 -W 1 VIP >/dev/null 2>&1 && echo answers
+"""
+
+
+def script_for(spec: endpoint_layout.Spec | None, *, ping_vip: bool) -> str:
+    """The read-only script, with the endpoint's reads when the cluster's endpoint needs them."""
+    if spec is None or not spec.installs_anything:
+        return _SCRIPT
+    extra = _ENDPOINT_SCRIPT
+    if ping_vip and spec.mode == endpoint_layout.VIP and endpoint_layout.vip_problems(spec.vip) == []:
+        extra += _VIP_PING.replace("VIP", spec.vip)
+    return _SCRIPT.replace('echo "@@end"', extra.strip() + '\necho "@@end"')
+
 
 _VERSION = re.compile(r"v?\d+\.\d+\.\d+[0-9A-Za-z.+-]*")
 
@@ -110,7 +133,17 @@ def _skew(rule: Callable[[str, str], str | None], found: str, target: str) -> st
         return str(exc)
 
 
-def analyse(lines: list[str], *, role: str, kubernetes_version: str, joined: bool = False, ignored=()) -> dict:
+def analyse(
+    lines: list[str],
+    *,
+    role: str,
+    kubernetes_version: str,
+    joined: bool = False,
+    ignored=(),
+    endpoint: endpoint_layout.Spec | None = None,
+    address: str = "",
+    others: tuple[str, ...] = (),
+) -> dict:
     """Turn the script's output into the report (pure: unit-testable without a machine)."""
     sections = _sections(lines)
     ignored = {name.lower() for name in ignored}
@@ -176,6 +209,10 @@ def analyse(lines: list[str], *, role: str, kubernetes_version: str, joined: boo
             f"ports in the NodePort range {NODEPORT_RANGE[0]}-{NODEPORT_RANGE[1]} are in use: "
             + ", ".join(map(str, nodeport[:10]))
         )
+    if endpoint is not None and endpoint.installs_anything:
+        found = _endpoint_report(report, sections, endpoint, role=role, address=address, others=others)
+        # A machine that runs the cluster already is told, not refused (its own haproxy listens).
+        (warnings if joined else problems).extend(f"control-plane endpoint: {message}" for message in found)
     report["complete"] = "end" in sections
     if not report["complete"]:
         problems.append("the check script stopped early; the report is incomplete")
@@ -184,12 +221,42 @@ def analyse(lines: list[str], *, role: str, kubernetes_version: str, joined: boo
     return report
 
 
+def _endpoint_report(report: dict, sections: dict, spec, *, role: str, address: str, others) -> list[str]:
+    """The endpoint's part: the interface, the VIP (its subnet, not in use) and haproxy's ports;
+    returns what is wrong."""
+    addr_lines = sections.get("endpoint-addr", [])
+    listening = endpoint_status.listening(sections.get("endpoint-ss", []))
+    for port in listening_ports(sections.get("tcp", [])):
+        listening.setdefault(port, "")
+    facts = endpoint_layout.MachineFacts(
+        interfaces=endpoint_status.interfaces(addr_lines),
+        listening=listening,
+        vip_answers=bool(sections.get("endpoint-ping")),
+        vip_held_here=bool(spec.vip) and endpoint_status.holds(addr_lines, spec.vip),
+    )
+    found = endpoint_layout.machine_problems(
+        spec, facts, address=address, others=list(others), control_plane=role == "control-plane"
+    )
+    report["endpoint"] = {
+        "mode": spec.mode,
+        "interfaces": sorted(facts.interfaces),
+        "vip_answers": facts.vip_answers,
+        "vip_held_here": facts.vip_held_here,
+        "problems": [problem.message for problem in found],
+    }
+    return report["endpoint"]["problems"]
+
+
 def check_machine(node, *, progress: Callable[[str], None] = lambda step: None) -> dict:
     """Connect, run the read-only script, and return the report (never raises for SSH trouble)."""
     started = time.monotonic()
     report: dict = {"reachable": False, "login": False, "problems": [], "warnings": [], "error": "", "hint": ""}
     progress(f"Connecting to {node.destination}")
     lines: list[str] = []
+    cluster = node.cluster
+    spec = cluster.endpoint_spec
+    # Before the cluster runs, a VIP that answers is someone else's; afterwards it is the cluster's own.
+    ping_vip = cluster.status not in (cluster.Status.RUNNING, cluster.Status.INITIALIZING, cluster.Status.INIT_STOPPED)
 
     def on_line(line: str) -> None:
         lines.append(line)
@@ -199,7 +266,7 @@ def check_machine(node, *, progress: Callable[[str], None] = lambda step: None) 
     try:
         with connect(node) as conn:
             report["reachable"] = report["login"] = True
-            result = conn.run(_SCRIPT, on_line=on_line, timeout=SCRIPT_TIMEOUT)
+            result = conn.run(script_for(spec, ping_vip=ping_vip), on_line=on_line, timeout=SCRIPT_TIMEOUT)
             report["exit_status"] = result.exit_status
     except (ssh.Unreachable, ssh.GuardRefused) as exc:
         report.update(error=str(exc), hint=exc.hint)
@@ -220,6 +287,9 @@ def check_machine(node, *, progress: Callable[[str], None] = lambda step: None) 
                 kubernetes_version=node.cluster.kubernetes_version,
                 joined=node.is_joined,
                 ignored=node.ignore_preflight_errors or (),
+                endpoint=spec,
+                address=node.address,
+                others=tuple(cluster.nodes.exclude(pk=node.pk).values_list("address", flat=True)),
             )
         )
     if report["error"]:

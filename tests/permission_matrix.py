@@ -208,6 +208,8 @@ MATRIX: dict[str, Route] = {
     "clusters:live": Route(kwargs=_cluster, GET=TEAM_PAGE),
     # The cluster page's Add-ons section, asked for after the page is shown: the same answer as the page.
     "clusters:addons": Route(kwargs=_cluster, GET=TEAM_PAGE),
+    # The cluster page's control-plane endpoint status (VIP holder, backends), asked for after the page is shown.
+    "clusters:endpoint-status": Route(kwargs=_cluster, GET=TEAM_PAGE),
     "clusters:initialize": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:join": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),
     "clusters:engine-settings": Route(kwargs=_cluster, GET=POST_ONLY, POST=OPERATE_ACTION),

@@ -44,7 +44,7 @@ from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
 from remote import commands
-from workflows import attempts, network
+from workflows import attempts, endpoint, network
 
 KIND = INIT_KIND
 CLUSTER_INFO_TIMEOUT = 120
@@ -354,6 +354,13 @@ PHASES = (
         idempotent=True,
     ),
     _kubeadm("preflight"),
+    PhaseSpec(
+        endpoint.INIT_PHASE,
+        "Install the control-plane endpoint: haproxy (and keepalived for a virtual IP) as system services "
+        "(virtual IP and local-proxy clusters)",
+        endpoint.init_endpoint,
+        idempotent=True,
+    ),
     _kubeadm("certs"),
     _kubeadm("kubeconfig"),
     _kubeadm("etcd"),
@@ -395,6 +402,12 @@ PHASES = (
         idempotent=True,
     ),
     PhaseSpec(
+        endpoint.INIT_KUBE_PROXY_PHASE,
+        "Point kube-proxy's kubeconfig at the local proxy on every node (local-proxy clusters)",
+        endpoint.init_kube_proxy,
+        idempotent=True,
+    ),
+    PhaseSpec(
         "read-back",
         "Wait for the node to be Ready, then read back nodes, certificates and manifests",
         read_back,
@@ -405,7 +418,8 @@ PHASES = (
 
 def plan(operation: Operation) -> list[PlannedPhase]:
     node_id = operation.params["node_id"]
-    return [PlannedPhase(spec.name, node_id=node_id) for spec in PHASES]
+    unplanned = endpoint.init_phases_unplanned(operation.cluster)
+    return [PlannedPhase(spec.name, node_id=node_id) for spec in PHASES if spec.name not in unplanned]
 
 
 def on_finished(operation: Operation) -> None:

@@ -43,7 +43,7 @@ from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import PhaseContext, PhaseError
 from remote import commands
-from workflows import attempts
+from workflows import attempts, endpoint
 
 WORKERS = "join-workers"
 CONTROL_PLANE = "join-control-plane"
@@ -308,13 +308,27 @@ VERIFY = PhaseSpec(
     verify_node,
     idempotent=True,
 )
+ENDPOINT = PhaseSpec(
+    endpoint.JOIN_PHASE,
+    "Install the control-plane endpoint on the machine; a control plane joins every proxy's backends (reload)",
+    endpoint.join_endpoint,
+    idempotent=True,
+)
+LOCAL_PROXY_KUBELET = PhaseSpec(
+    endpoint.JOIN_KUBELET_PHASE,
+    "Point the kubelet's kubeconfig at the machine's local proxy and restart it (local-proxy clusters)",
+    endpoint.join_kubelet,
+    idempotent=True,
+)
 READ_BACK = PhaseSpec("read-back", "Read the node list back from the API server", read_back, idempotent=True)
 
 WORKER_PHASES = (
     CHECK,
     TOKEN,
     UPLOAD,
+    ENDPOINT,
     *(_kubeadm(phase) for phase in workflow.JOIN_WORKER_PHASES),
+    LOCAL_PROXY_KUBELET,
     VERIFY,
     READ_BACK,
 )
@@ -323,6 +337,7 @@ CONTROL_PLANE_PHASES = (
     TOKEN,
     CERTIFICATE_KEY,
     UPLOAD,
+    ENDPOINT,
     *(_kubeadm(phase) for phase in workflow.JOIN_CONTROL_PLANE_PHASES),
     VERIFY,
     READ_BACK,
@@ -333,11 +348,14 @@ def _plan(kubeadm_phases: tuple[str, ...]):
     def plan(operation: Operation) -> list[PlannedPhase]:
         planned: list[PlannedPhase] = []
         method = operation.params.get("method")
+        control_plane = operation.kind == CONTROL_PLANE
+        unplanned = endpoint.join_phases_unplanned(operation.cluster, control_plane=control_plane)
         for node_id, name in zip(operation.params["node_ids"], operation.params["nodes"], strict=True):
             names = ["check-machine", "join-token"]
-            if operation.kind == CONTROL_PLANE and method == UPLOAD_CERTS:
+            if control_plane and method == UPLOAD_CERTS:
                 names.append("certificate-key")
-            names += ["upload-files", *kubeadm_phases, "verify-node"]
+            names += ["upload-files", ENDPOINT.name, *kubeadm_phases, LOCAL_PROXY_KUBELET.name, "verify-node"]
+            names = [phase for phase in names if phase not in unplanned]
             planned += [PlannedPhase(phase, group=name, node_id=node_id) for phase in names]
         planned.append(PlannedPhase("read-back"))
         return planned

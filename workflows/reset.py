@@ -42,7 +42,7 @@ from operations.models import Operation
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import PhaseContext, PhaseError
 from remote import commands
-from workflows import etcd
+from workflows import endpoint, etcd
 from workflows.backup import settings_for, wait_ports
 from workflows.models import CertificateReport
 
@@ -284,6 +284,12 @@ PHASES = (
     ),
     PhaseSpec("drain", "Cordon the node and evict its Pods (when the API server answers)", _drain, idempotent=True),
     PhaseSpec("revoke-tokens", "Revoke the bootstrap tokens made for this machine", _revoke_tokens, idempotent=True),
+    PhaseSpec(
+        endpoint.RESET_PHASE,
+        "Stop the machine's keepalived/haproxy (the VIP moves at once) and drop its API server from every proxy",
+        endpoint.reset_endpoint,
+        idempotent=True,
+    ),
     PhaseSpec("preflight", "kubeadm reset phase preflight --force", kubeadm_reset_phase("preflight"), True),
     PhaseSpec(
         "remove-etcd-member",
@@ -304,8 +310,11 @@ PHASES = (
 
 def _plan(operation: Operation) -> list[PlannedPhase]:
     names = [spec.name for spec in PHASES]
-    if operation.params.get("role") != Node.Role.CONTROL_PLANE:
+    control_plane = operation.params.get("role") == Node.Role.CONTROL_PLANE
+    if not control_plane:
         names.remove("remove-etcd-member")
+    unplanned = endpoint.reset_phases_unplanned(operation.cluster, control_plane=control_plane)
+    names = [name for name in names if name not in unplanned]
     node_id, group = operation.params["node_id"], operation.params["node"]
     return [PlannedPhase(name, group=group, node_id=node_id) for name in names]
 

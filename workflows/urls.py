@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflows import cluster_actions, prepare_views, scheduling_views, views
+from workflows import cluster_actions, endpoint_views, prepare_views, scheduling_views, views
 
 app_name = "daytwo"
 
@@ -35,4 +35,5 @@ cluster_urlpatterns = [
     path("<str:name>/read-back/", cluster_actions.read_back, name="read-back"),
     path("<str:name>/pod-network/", cluster_actions.pod_network, name="pod-network"),
     path("<str:name>/prepare/", prepare_views.prepare_machines, name="prepare"),
+    path("<str:name>/endpoint/", endpoint_views.endpoint_status, name="endpoint-status"),
 ]

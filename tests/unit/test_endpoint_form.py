@@ -124,3 +124,25 @@ def test_the_cluster_page_says_which_endpoint(operator, client):
     page = client.get(cluster.get_absolute_url())
     assert page.status_code == 200
     assert "Virtual IP 10.213.49.100 on eth0 (haproxy :8443, VRRP router id" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_endpoint_status_part_asks_the_machines_and_never_fails(operator, client, monkeypatch):
+    """The page loads the part after it is shown; a machine that cannot be reached is shown with
+    its error (here the network guard refuses the documentation address), not a 500."""
+    from nodes.models import Node
+
+    form = form_for(operator, **VIP)
+    assert form.is_valid(), form.errors
+    cluster = form.save()
+    Node.objects.create(
+        cluster=cluster, name="cp1", address="192.0.2.11", role=Node.Role.CONTROL_PLANE, status=Node.Status.JOINED
+    )
+    client.force_login(operator)
+    page = client.get(cluster.get_absolute_url()).content.decode()
+    assert 'hx-get="/clusters/ha-prod/endpoint/"' in page
+    part = client.get("/clusters/ha-prod/endpoint/")
+    assert part.status_code == 200
+    text = part.content.decode()
+    assert "no machine said it holds it" in text
+    assert 'data-machine="cp1"' in text and "refused by the network guard" in text

@@ -33,10 +33,14 @@ class _GuardedHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
 
 
 def shown(url: str) -> str:
-    """The URL as messages show it: no user:password@, at most 200 characters."""
+    """The URL as messages, pages and the audit trail show it: no user:password@ and no query
+    (a pre-signed URL's signature is a credential), at most 200 characters."""
     parts = urlsplit(url)
     if "@" in parts.netloc:
-        url = parts._replace(netloc="…@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+        parts = parts._replace(netloc="…@" + parts.netloc.rsplit("@", 1)[1])
+    if parts.query:
+        parts = parts._replace(query="…")
+    url = parts._replace(fragment="").geturl()
     return url if len(url) <= 200 else url[:200] + "…"
 
 

@@ -212,17 +212,22 @@ def test_a_url_with_a_wrong_checksum_or_broken_yaml_is_refused_before_anything(c
 def test_a_url_manifest_is_kept_shown_and_started_with_its_sha256(client, running, operator, served):
     client.force_login(operator)
     url = f"/clusters/{running.name}/pod-network-settings/"
-    data = {"pod_network": "custom", "manifest_url": served.url("/cni.yaml"), "manifest_sha256": CNI_SHA.upper()}
+    # A pre-signed URL: its query is a credential, kept nowhere.
+    served.routes["/cni.yaml?signature=s3cr3t"] = Route(CNI)
+    signed = served.url("/cni.yaml?signature=s3cr3t")
+    data = {"pod_network": "custom", "manifest_url": signed, "manifest_sha256": CNI_SHA.upper()}
     assert client.post(url, data).status_code == 302
     running.refresh_from_db()
     stored = PodNetworkManifest.objects.get(cluster=running)
-    assert (stored.sha256, stored.source) == (CNI_SHA, served.url("/cni.yaml"))
+    assert (stored.sha256, stored.source) == (CNI_SHA, served.url("/cni.yaml?…"))
     record = AuditEvent.objects.get(action="cluster.pod_network_changed")
     assert record.details["pod_network_manifest"]["sha256"] == CNI_SHA
     assert "text" not in str(record.details) and "my-cni" not in str(record.details)
+    assert "s3cr3t" not in str(record.details)
 
     html = client.get(f"/clusters/{running.name}/").content.decode()
-    assert f"<code>{served.url('/cni.yaml')}</code>, 2 objects, SHA-256 <code>{CNI_SHA}</code>" in html
+    assert f"<code>{served.url('/cni.yaml?…')}</code>, 2 objects, SHA-256 <code>{CNI_SHA}</code>" in html
+    assert "s3cr3t" not in html
     assert '<option value="custom" selected>' in html
     assert f"Install Custom manifest sha256:{CNI_SHA[:16]}" in html
 

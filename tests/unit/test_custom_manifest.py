@@ -22,6 +22,7 @@ from tests.conftest import team_of
 from tests.factories import CLUSTER_FORM
 from tests.support.https_server import Route, https_server
 from tests.support.testbed_cluster import ready_cluster
+from workflows import network
 from workflows.network import PodNetworkRefused, start_pod_network
 
 CNI = (
@@ -132,6 +133,24 @@ def test_an_uploaded_manifest_is_kept_with_its_sha256_and_audited(client, operat
     objects = manifests.render_custom(stored.text.encode(), cluster.pod_network_registry)
     assert manifests.images(objects[1]) == ["registry.local:5000/me/cni:v1"]
     assert objects[0] == manifests.parse(CNI)[0]
+
+
+@pytestmark_db
+def test_init_applies_the_kept_manifest_only_while_its_bytes_are_the_ones_checked(client, operator):
+    """What init's pod-network phase and the operation render: the kept bytes, images moved, and
+    a stored text that no longer has the SHA-256 the choice was made with is refused."""
+    upload = SimpleUploadedFile("my-cni.yaml", CNI)
+    assert create(client, operator, {"manifest_file": upload}, pod_network_registry="r.local").status_code == 302
+    cluster = Cluster.objects.get(name="net1")
+    choice = network.cluster_choice(cluster)
+    assert choice == manifests.Choice("custom", f"sha256:{CNI_SHA[:16]}", "r.local", CNI_SHA)
+    assert network.label_of(choice) == f"Custom manifest sha256:{CNI_SHA[:16]}"
+    objects = network.render(cluster, choice)
+    assert [manifests.describe(o) for o in objects] == ["Namespace my-cni", "DaemonSet my-cni/my-cni"]
+    assert manifests.images(objects[1]) == ["r.local/me/cni:v1"]
+    PodNetworkManifest.objects.filter(cluster=cluster).update(text=CNI.decode() + "# edited\n")
+    with pytest.raises(manifests.ManifestError, match=f"my-cni.yaml has SHA-256 .*, not the {CNI_SHA} given"):
+        network.render(cluster, choice)
 
 
 @pytestmark_db

@@ -8,10 +8,13 @@ of its own (``KUBEBOARD_TESTBED_NAME``/``KUBEBOARD_TESTBED_SUBNET``, so concurre
 a person's own ``kbtb`` are left alone), a data directory of its own (``KUBEBOARD_DATA_DIR``, never
 the repository's ``var/``) and a free port (``KUBEBOARD_PORT``).
 
-Between the blocks the test does in Kubeboard what the README asks of the person in the browser
-(log in as the printed admin, create a team and a cluster, generate the cluster's SSH key), over
-HTTP against the ``bin/run`` the README started; the browser walk of the rest is
-``test_walkthrough_browser.py``.
+The machines are bare (``up --bare``: nothing of Kubernetes on them), the artifact set the test
+bed writes is imported by the README's ``manage.py artifacts import`` line, and Kubeboard's own
+check of node1 finds no kubeadm there. Between the blocks the test does in Kubeboard what the
+README asks of the person in the browser before the second terminal (log in as the printed admin,
+create a team and a cluster, generate the cluster's SSH key), over HTTP against the ``bin/run`` the
+README started; the clicks after it (Prepare, Initialize, Join, to Ready nodes) are walked in
+Chromium by ``test_walkthrough_browser.py``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.e2e.test_testbed_bare import require_runtime_set
 from tools.testbed.sandbox import load
 from tools.testbed.testing import assert_no_traces, require_binaries
 
@@ -326,13 +330,16 @@ def leftovers_removed() -> Iterator[None]:
 @pytest.mark.timeout(600)
 def test_the_walkthrough_runs_as_written(tmp_path, leftovers_removed):
     binaries = require_binaries()
+    require_runtime_set()  # what the artifacts line copies (built once into the binary cache)
     if os.environ.get("KUBEBOARD_TESTBED_STATE", str(STATE)) != str(STATE):
         pytest.skip("KUBEBOARD_TESTBED_STATE moves the sandboxes away from the README's paths")
     lines = commands()
     kinds = [
         next((kind for kind, mark in STEPS if mark in line), "unknown") for line in lines
     ]  # each line is recognised, so a new README command fails here until the test knows it
-    assert kinds == ["setup", "up", "run", "show-key", "down"], list(zip(kinds, lines, strict=True))
+    assert kinds == ["setup", "up", "artifacts", "run", "import", "show-key", "down"], list(
+        zip(kinds, lines, strict=True)
+    )
     data_dir = tmp_path / "var"
     env = walkthrough_env(data_dir, free_port())
     network = ipaddress.ip_network(SUBNET)
@@ -358,8 +365,13 @@ def test_the_walkthrough_runs_as_written(tmp_path, leftovers_removed):
                     f"sandbox {NAME} up: " + ", ".join(f"node{i}={address}" for i, address in enumerate(addresses, 1))
                     in result.stdout
                 ), result.stdout
-                assert result.stdout.count("(with hollow kubelet)") == 3, result.stdout
-                check_blank_machines(addresses)
+                check_bare_machines(addresses)
+            elif kind == "artifacts":
+                result = sh(line, env)
+                assert result.returncode == 0, result
+                written = STATE / NAME / "artifact-set"
+                assert f"in {written}: " in result.stdout, result.stdout
+                assert (written / "SHA256SUMS").is_file() and (written / "bin" / "kubeadm").is_file()
             elif kind == "run":
                 server = Server(line, env, tmp_path / "bin-run.log")
                 timings["bin/run until ready"] = server.wait_ready()
@@ -367,6 +379,8 @@ def test_the_walkthrough_runs_as_written(tmp_path, leftovers_removed):
                 started = time.monotonic()
                 public_key = create_cluster_with_key(server, f"{addresses[0]}:6443")
                 kind = "cluster and key over HTTP"
+            elif kind == "import":
+                import_the_set(line, env)
             elif kind == "show-key":
                 show_key(line, env, tmp_path, public_key)
                 machine_accepts_the_key(env, addresses[0])
@@ -379,6 +393,9 @@ def test_the_walkthrough_runs_as_written(tmp_path, leftovers_removed):
                 assert f"testbed: sandbox {NAME} removed" in result.stdout, result
                 assert_no_traces(load(NAME))
                 assert (data_dir / "kubeboard.sqlite3").exists(), "the cluster stays in Kubeboard's data dir"
+                assert not (STATE / NAME / "artifact-set").exists(), "down removes the set written there"
+                kept = data_dir / "artifacts" / "v1.37.2-amd64" / "SHA256SUMS"
+                assert kept.is_file(), "Kubeboard keeps its imported copy of the set"
             timings[kind] = time.monotonic() - started
     finally:
         if server is not None:
@@ -392,24 +409,38 @@ def test_the_walkthrough_runs_as_written(tmp_path, leftovers_removed):
 STEPS = [
     ("setup", "tools/setup-testbed.sh"),
     ("up", "-m tools.testbed up "),
+    ("artifacts", "-m tools.testbed artifacts "),
     ("run", "bin/run"),
+    ("import", "manage.py artifacts import "),
     ("show-key", "manage.py node show-key"),
     ("down", "-m tools.testbed down"),
 ]
 
 
-def check_blank_machines(addresses: list[str]) -> None:
-    """Three machines at the documented addresses, each with the files the README names, and
-    nothing of kubeadm on them yet."""
+def check_bare_machines(addresses: list[str]) -> None:
+    """Three bare machines at the documented addresses, each with the files the README names:
+    nothing of Kubernetes on their PATH and forwarding off, as a blank machine has."""
     sandbox = load(NAME)
+    assert sandbox.bare, "the README's machines are bare (up --bare)"
     assert [node.address for node in sandbox.nodes] == addresses
     assert (STATE / NAME / "authorized_keys").is_file()
     for node in sandbox.nodes:
         public = STATE / NAME / node.name / "ssh_host_ed25519_key.pub"
         printed = subprocess.run(["ssh-keygen", "-lf", str(public)], capture_output=True, text=True, check=True)
         assert printed.stdout.split()[1].startswith("SHA256:")
-        kubernetes = node.host_path("/etc/kubernetes")
-        assert not list(kubernetes.glob("*.conf")) and not list(kubernetes.glob("manifests/*")), "kubeadm ran"
+        found = node.ssh("command -v kubeadm kubelet kubectl crictl containerd", check=False).stdout.strip()
+        assert found == "", f"{node.name} is not bare: {found}"
+        assert node.ssh("cat /proc/sys/net/ipv4/ip_forward").stdout.strip() == "0"
+
+
+def import_the_set(line: str, env: dict[str, str]) -> None:
+    """The README's import line as written: the set is Kubeboard's afterwards (the CLI lists it,
+    with every file)."""
+    result = sh(line, env)
+    assert result.returncode == 0, result
+    assert "Imported v1.37.2-amd64: 21 files" in result.stdout, result.stdout
+    listed = sh(".venv/bin/python manage.py artifacts list", env)
+    assert listed.returncode == 0 and listed.stdout.startswith("v1.37.2-amd64\t21 files"), listed
 
 
 def show_key(line: str, env: dict[str, str], tmp_path: Path, public_key: str) -> None:
@@ -454,3 +485,7 @@ def machine_accepts_the_key(env: dict[str, str], address: str) -> None:
     checked = run("check", CLUSTER, "node1", "--json")
     report = json.loads(checked.stdout)
     assert report["login"] is True, report
+    # Kubeboard's own check sees the bare machine the README's next steps prepare.
+    assert not report["binaries"]["kubeadm"]["path"], report["binaries"]
+    assert any("kubeadm not found" in problem for problem in report["problems"]), report["problems"]
+    assert checked.returncode == 1, checked  # problems found

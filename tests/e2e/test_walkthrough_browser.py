@@ -1,12 +1,17 @@
-"""The README's test-bed walkthrough in Chromium, as a person does it ("Done when" of issue 18).
+"""The README's test-bed walkthrough in Chromium, as a person does it ("Done when" of issues 18 and 19).
 
-At 1280x800: log in as the first administrator, Create team, New cluster, Generate the cluster's
-SSH key, the README's show-key line (run as written through bash), Add machine three times with
-roles, Check machine and accept each host key after comparing it with the README's ssh-keygen
-line, the cluster's preflight ignore list as the README gives it, Initialize node1, Join workers
-node2, and Join control plane node3 *without* ImagePull in its own list: that join fails its
-preflight on ImagePull; ImagePull is then added to node3's list and the operation resumed, which
-succeeds; that detour and its fix are walked at 390x844. Then the key pages again at 390x844.
+From bare machines (``up --bare``: nothing of Kubernetes on them), with the README's own lines for
+the shell part run as written through bash (the artifact set written by the test bed, imported with
+``manage.py artifacts import``, the cluster's key given to the machines), then only clicks, at
+1280x800: log in as the first administrator, Create team, New cluster, Generate the cluster's SSH
+key, Add machine three times with roles, Check machine and accept each host key after comparing it
+with the README's ssh-keygen line, Check machine again (a bare machine: kubeadm not found), the
+next step leading to Prepare machines, the artifact set chosen as the source, Prepare of all three
+from the cluster page, the Prepare operation's page leading on to Initialize, the cluster's
+preflight ignore list as the README gives it (SystemVerification only: CRI,
+ContainerRuntimeVersion, ImagePull and the ip_forward check run and pass on prepared machines),
+Initialize node1, Join workers node2, and at 390x844 Join control plane node3; three Ready nodes
+in the API server at the end. Then the key pages again at 390x844.
 
 On every page: nothing wider than the viewport at either width, and no console error; after every
 form post, reloading the page it led to creates nothing a second time. At each stage the cluster
@@ -14,7 +19,7 @@ page offers only what can work then (no token or day two before init, each shown
 its reason; Initialize and each join list only machines of their role).
 
 Written against element ids where the pages have them; the README's own words (labels, the
-ignore list, the show-key line) are read from the README, so a change there is walked here.
+ignore list, the shell lines) are read from the README, so a change there is walked here.
 
 Run it in its own pytest process: ``pytest -m browser -p no:cacheprovider tests/e2e/test_walkthrough_browser.py``.
 """
@@ -24,15 +29,19 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_browser import browser_page  # noqa: F401 (the Chromium fixture)
 from tests.e2e.test_readme_walkthrough import ROOT, section
-from tests.support.testbed_cluster import blank_machines, machine_fingerprint
+from tests.e2e.test_testbed_bare import require_runtime_set
+from tests.support.testbed_cluster import machine_fingerprint
+from tools.testbed.preflight import TESTBED_PREPARED
+from tools.testbed.testing import require_binaries, sandbox
 
-pytestmark = [pytest.mark.cluster, pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.cluster, pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 # A sandbox of its own: not kbtb (a person's), not kbtb plus letters (setup-testbed.sh's leftovers),
 # not kbwalk (test_readme_walkthrough.py, which may run at the same time in the cluster pass).
@@ -54,15 +63,21 @@ OVERFLOW = """() => [...document.querySelectorAll('body *')].filter(e => {
 
 
 def readme_ignore_list() -> str:
-    found = re.search(r"set the preflight\s+checks to ignore to\s+`([^`]+)`", section())
+    found = re.search(r"set the\s+preflight\s+checks to ignore to\s+`([^`]+)`", section())
     assert found, "the README's walkthrough no longer gives the cluster's ignore list"
     return found.group(1)
 
 
-def readme_show_key_line() -> str:
-    lines = [line for line in section().splitlines() if "manage.py node show-key CLUSTER" in line]
+def readme_line(marker: str) -> str:
+    """The README's one shell line containing ``marker``."""
+    lines = [line for line in section().splitlines() if marker in line]
     assert len(lines) == 1, lines
     return lines[0]
+
+
+def shell(line: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A README line as written, through bash, from the repository root."""
+    return subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 class Walk:
@@ -162,7 +177,7 @@ def operations_count() -> int:
     return Operation.objects.count()
 
 
-def add_machine(walk: Walk, sb, index: int, role: str, ignore: str) -> None:
+def add_machine(walk: Walk, sb, index: int, role: str) -> None:
     from nodes.models import Node
 
     machine = sb.node(index)
@@ -173,7 +188,6 @@ def add_machine(walk: Walk, sb, index: int, role: str, ignore: str) -> None:
     walk.page.fill("#id_address", machine.address)
     assert walk.page.input_value("#id_ssh_user") == "root", "the README says user root (the form's default)"
     walk.page.select_option("#id_role", role)
-    walk.page.fill("#id_ignore_preflight_errors", ignore)
     walk.page.click("main button[type=submit]")
     walk.page.wait_for_url(f"**/clusters/{CLUSTER}/nodes/{machine.name}/")
     walk.reload_creates_nothing(lambda: Node.objects.filter(cluster__name=CLUSTER).count())
@@ -189,20 +203,44 @@ def add_machine(walk: Walk, sb, index: int, role: str, ignore: str) -> None:
     walk.page.wait_for_selector("#host-key-state.status-hostkey-pinned")
     walk.fits()
 
+    # Check machine again: it logs in now and finds the bare machine the README describes.
+    walk.page.click("#check-machine")
+    walk.page.wait_for_selector("#check-status.status-check-failed", timeout=60_000)
+    assert walk.page.inner_text("#binary-kubeadm") == "not found", walk.page.inner_text("#check")
+    assert "kubeadm not found" in walk.page.inner_text("#check-problems")
+    walk.fits()
+
 
 def test_the_walkthrough_in_the_browser(stack_factory, make_user, browser_page, tmp_path):  # noqa: F811
     from django.contrib.auth.models import Group
 
+    import kube
     from clusters.models import Cluster
     from nodes.models import ClusterSSHKey, Node
+    from operations.models import Event
+    from workflows.models import MachinePreparation, PrepareSettings
 
+    require_binaries()
+    require_runtime_set()  # what the README's artifacts line copies
     page = browser_page
     page.set_viewport_size(DESKTOP)
     make_user("admin", team=None, superuser=True)  # what bin/run's ensure_admin makes
-    with blank_machines(NAME, SUBNET, 3) as sb:
-        stack = stack_factory()
+    timings: dict[str, float] = {}
+    with sandbox(NAME, SUBNET, size=3, bare=True) as sb:
+        # "A second terminal" reads the same database and artifact store as the web and worker.
+        from tests.conftest import test_database_env
+
+        store = tmp_path / "artifacts"
+        env = {**os.environ, "KUBEBOARD_TESTBED_NAME": NAME, "KUBEBOARD_ARTIFACTS_DIR": str(store)}
+        env["KUBEBOARD_SQLITE_PATH"] = test_database_env()["sqlite_path"]
+        stack = stack_factory(KUBEBOARD_ARTIFACTS_DIR=str(store))
         walk = Walk(page, stack.http)
         node1 = sb.node(1).address
+
+        # The README's artifacts line, after `up --bare`: the test bed writes the set.
+        written = shell(readme_line("-m tools.testbed artifacts "), env)
+        assert written.returncode == 0, written
+        assert (Path("/var/lib/kubeboard-testbed") / NAME / "artifact-set" / "SHA256SUMS").is_file()
 
         # Log in; a fresh install has no team: Create team, which leads to the New cluster form.
         walk.goto("/login/")
@@ -239,31 +277,54 @@ def test_the_walkthrough_in_the_browser(stack_factory, make_user, browser_page, 
         assert stage["usable"] == set(), stage
         assert {"create_token", "day_two"} <= stage["disabled"], stage
 
-        # The README's show-key line, as written, in "a second terminal" reading the same database.
+        # The README's second terminal, as written: import the set, give the machines the key.
+        imported = shell(readme_line("manage.py artifacts import "), env)
+        assert imported.returncode == 0, imported
+        assert "Imported v1.37.2-amd64" in imported.stdout, imported.stdout
         authorized = Path("/var/lib/kubeboard-testbed") / NAME / "authorized_keys"
-        from tests.conftest import test_database_env
-
-        env = {**os.environ, "KUBEBOARD_TESTBED_NAME": NAME}
-        env["KUBEBOARD_SQLITE_PATH"] = test_database_env()["sqlite_path"]
-        shown = subprocess.run(
-            ["bash", "-c", readme_show_key_line().replace("CLUSTER", CLUSTER)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        shown = shell(readme_line("manage.py node show-key CLUSTER").replace("CLUSTER", CLUSTER), env)
         assert shown.returncode == 0, shown
         assert authorized.read_text().splitlines()[-1] == public_key
 
-        # Add machine three times. node3 is a control plane WITHOUT ImagePull in its list: its
-        # join must fail its preflight on exactly that (the README: "fails its preflight without it").
-        add_machine(walk, sb, 1, "control-plane", "ImagePull")
-        add_machine(walk, sb, 2, "worker", "")
-        add_machine(walk, sb, 3, "control-plane", "")
+        # The rest is clicks. Add machine three times: control planes node1 and node3, worker node2,
+        # with no ignore list of their own (prepared machines pass ImagePull).
+        add_machine(walk, sb, 1, "control-plane")
+        add_machine(walk, sb, 2, "worker")
+        add_machine(walk, sb, 3, "control-plane")
+
+        # The next step leads to Prepare machines: the artifact set as the source, all three ticked.
+        walk.goto(f"/clusters/{CLUSTER}/")
+        assert page.inner_text("#next-step-title") == "Prepare 3 machines"
+        page.click("#next-step-action")
+        page.wait_for_url(f"**/clusters/{CLUSTER}/#prepare")
+        page.click("#prepare-settings summary")
+        page.check(f"#prepare-settings input[name=source][value={PrepareSettings.Source.ARTIFACTS}]")
+        page.click("#prepare-settings button[type=submit]")
+        page.wait_for_url(f"**/clusters/{CLUSTER}/#prepare")
+        walk.reload_creates_nothing(PrepareSettings.objects.count)
+        assert page.inner_text("#prepare-source") == PrepareSettings.Source.ARTIFACTS.label
+        assert "v1.37.2-amd64" in page.inner_text("#prepare"), "the part names the imported set"
+        ticks = page.locator("#prepare-machines-form input[name=nodes]")
+        assert ticks.count() == 3
+        for index in range(3):
+            ticks.nth(index).check()
+        started = time.monotonic()
+        page.click("#prepare-machines")
+        page.wait_for_url("**/operations/*/")
+        walk.wait_operation("succeeded", 600_000, stack)
+        timings["prepare x3"] = time.monotonic() - started
+        walk.reload_creates_nothing(operations_count)
+        prepared = MachinePreparation.objects.filter(node__cluster__name=CLUSTER, prepared_at__isnull=False)
+        assert sorted(prepared.values_list("node__name", flat=True)) == ["node1", "node2", "node3"]
+
+        # The Prepare's page leads on to Initialize.
+        assert page.inner_text("#next-step-link-action") == "Initialize the control plane"
+        page.click("#next-step-link-action")
+        page.wait_for_url(f"**/clusters/{CLUSTER}/#cluster-actions")
 
         # How Kubeboard drives kubeadm here: the cluster's ignore list, copied from the README.
         walk.goto(f"/clusters/{CLUSTER}/")
+        assert readme_ignore_list() == ", ".join(TESTBED_PREPARED)
         page.click("#engine-settings summary")
         page.fill("#engine-settings #id_ignore_preflight_errors", readme_ignore_list())
         page.click("#engine-settings button[type=submit]")
@@ -278,6 +339,7 @@ def test_the_walkthrough_in_the_browser(stack_factory, make_user, browser_page, 
         walk.goto(f"/clusters/{CLUSTER}/")
 
         # Initialize on node1.
+        started = time.monotonic()
         page.select_option("#id_node", label=f"node1 ({node1})")
         page.click("#initialize")
         page.wait_for_url("**/operations/*/")
@@ -300,8 +362,7 @@ def test_the_walkthrough_in_the_browser(stack_factory, make_user, browser_page, 
         walk.wait_operation("succeeded", 240_000, stack)
         walk.reload_creates_nothing(operations_count)
 
-        # Join control plane: node3, whose preflight fails on ImagePull. This detour and its fix
-        # are walked at phone width (every page is also checked at the other width).
+        # Join control plane: node3, walked at phone width (every page is also checked at the other).
         page.set_viewport_size(PHONE)
         walk.goto(f"/clusters/{CLUSTER}/")
         third = Node.objects.get(cluster__name=CLUSTER, name="node3")
@@ -309,24 +370,27 @@ def test_the_walkthrough_in_the_browser(stack_factory, make_user, browser_page, 
         page.click("#join-control-plane")
         page.wait_for_url("**/operations/*/")
         join_url = page.url
-        walk.wait_operation("failed", 240_000, stack)
-        failed = page.eval_on_selector_all(".phase[data-status=failed]", "rows => rows.map(r => r.dataset.phase)")
-        assert failed == ["preflight"], failed
-        assert "[ERROR ImagePull]" in page.inner_text("#log"), page.inner_text("#log")[-3000:]
-        walk.reload_creates_nothing(operations_count)
-
-        # ImagePull into node3's own list, then Resume: the same operation now succeeds.
-        walk.goto(f"/clusters/{CLUSTER}/nodes/node3/edit/")
-        page.fill("#id_ignore_preflight_errors", "ImagePull")
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"**/clusters/{CLUSTER}/nodes/node3/")
-        walk.reload_creates_nothing(lambda: Node.objects.count())
-        page.goto(join_url)
-        before = operations_count()
-        page.click("#resume-form button[type=submit]")
         walk.wait_operation("succeeded", 300_000, stack)
-        assert page.url == join_url and operations_count() == before, "resumed, not a new operation"
         walk.reload_creates_nothing(operations_count)
+        timings["init + joins"] = time.monotonic() - started
+
+        # The short ignore list held: the checks a machine without a runtime fails ran and passed.
+        said = "\n".join(
+            Event.objects.filter(
+                operation__cluster__name=CLUSTER, operation__kind__in=["init", "join-workers", "join-control-plane"]
+            ).values_list("message", flat=True)
+        )
+        for check in ("CRI", "ContainerRuntimeVersion", "ImagePull", "FileContent--proc-sys-net-ipv4-ip_forward"):
+            assert f"[WARNING {check}]" not in said and f"[ERROR {check}]" not in said, check
+        assert "[WARNING SystemVerification]" in said, "preflight ran, ignoring only SystemVerification"
+
+        # A Ready cluster: three Ready nodes in the API server.
+        cluster = Cluster.objects.get(name=CLUSTER)
+        assert {row["name"]: row["ready"] for row in kube.list_nodes(cluster)} == {
+            "node1": True,
+            "node2": True,
+            "node3": True,
+        }
 
         # The key pages at phone width.
         page.set_viewport_size(PHONE)
@@ -338,9 +402,11 @@ def test_the_walkthrough_in_the_browser(stack_factory, make_user, browser_page, 
             f"/clusters/{CLUSTER}/nodes/_add/",
             f"/clusters/{CLUSTER}/nodes/node1/",
             f"/clusters/{CLUSTER}/nodes/node3/edit/",
+            "/artifacts/",
             *operation_paths,
         ]:
             page.goto(stack.http + path)
             too_wide.append(walk.too_wide())
         assert [wide for wide in too_wide if wide] == [], "pages wider than a phone"
         assert walk.errors == [], "console errors:\n" + "\n".join(walk.errors)
+    print("walkthrough in the browser: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

@@ -27,7 +27,10 @@ from tools.testbed.testing import require_host, sandbox
 if TYPE_CHECKING:
     from tools.testbed.aptrepo import RepoServer
 
-pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
+# Every test with the database: pytest-django runs tests that use it before those that do not,
+# and this module's tests share one sandbox in file order (the join initializes node1, which the
+# artifact-set tests need blank), so they must all be in the same group.
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 NAME = "kbtbb"
 SUBNET = "10.213.40.0/24"
@@ -357,9 +360,7 @@ def messages(operation, phase: str = "") -> list[str]:
     return list(events.order_by("seq").values_list("message", flat=True))
 
 
-def test_prepare_machine_from_the_package_repository_runs_apt_in_the_private_root(
-    bare: Sandbox, operator, transactional_db
-) -> None:
+def test_prepare_machine_from_the_package_repository_runs_apt_in_the_private_root(bare: Sandbox, operator) -> None:
     """Kubeboard's Prepare machine on node2 from the package source: the runtime step installs
     containerd from the machine's own (distribution) sources, the kubernetes step downloads the
     mirror's Release.key with curl, checks the pinned fingerprint, writes the source and installs
@@ -431,9 +432,7 @@ def test_prepare_machine_from_the_package_repository_runs_apt_in_the_private_roo
     assert_host_unchanged(before)
 
 
-def test_prepared_machines_init_and_join_with_only_system_verification_ignored(
-    bare: Sandbox, operator, transactional_db
-) -> None:
+def test_prepared_machines_init_and_join_with_only_system_verification_ignored(bare: Sandbox, operator) -> None:
     """kubeadm init on the machine prepared from the artifact set and a worker join of the one
     prepared from the APT repository, each ignoring only SystemVerification (cgroups v1 here):
     kubeadm starts the kubelet itself through the systemctl double."""

@@ -236,6 +236,9 @@ def _certificate(item: dict, name: str, endpoint: str, *, expired: str = "") -> 
 
 def _kubelet_stopped(item: dict, name: str, endpoint: str) -> Explanation:
     never = item["reason"] == "NodeStatusNeverUpdated"
+    if never:
+        # The controller writes the Node's creation as the heartbeat of a kubelet that never posted.
+        item = {**item, "heartbeat": ""}
     reach = f"the control-plane endpoint {endpoint}" if endpoint else "the control-plane endpoint"
     return Explanation(
         "kubelet-never-posted" if never else "kubelet-stopped",

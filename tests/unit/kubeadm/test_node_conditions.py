@@ -116,8 +116,10 @@ def test_kubelet_stopped_posting_names_the_kubelet_the_endpoint_and_when_it_last
 
 
 def test_kubelet_never_posted():
+    # The controller sets the heartbeat to the Node's creation: not a time the kubelet posted.
     ready = condition_row("Ready", "Unknown", "NodeStatusNeverUpdated", "Kubelet never posted node status.", T1, T0)
-    assert codes(node(ready, pressures=[])) == ["kubelet-never-posted"]
+    [why] = explain(node(ready, pressures=[]))
+    assert why.code == "kubelet-never-posted" and why.heartbeat == ""
 
 
 def test_an_expired_kubelet_certificate_is_named_when_known():

@@ -220,12 +220,14 @@ def _certificate(item: dict, name: str, endpoint: str, *, expired: str = "") -> 
         "problem",
         "kubelet certificate refused",
         f"{why}, so the kubelet cannot post the Node's status.",
-        "Renew the kubelet's client certificate: kubeadm's kubelet rotates it by itself while it is valid; "
-        "once it has expired, make a new kubelet.conf on a control-plane machine "
-        f"(kubeadm kubeconfig user --org system:nodes --client-name system:node:{name}), copy it to "
-        f"/etc/kubernetes/kubelet.conf on {name}, remove /var/lib/kubelet/pki/kubelet-client-current.pem "
-        "and restart the kubelet, which then requests a rotated certificate. "
-        + (f"Check that the machine trusts the cluster's CA and reaches {endpoint}." if endpoint else ""),
+        "The kubelet rotates its client certificate by itself only while it is valid; renew it as kubeadm's "
+        f"troubleshooting guide does: on {name} move /etc/kubernetes/kubelet.conf and "
+        "/var/lib/kubelet/pki/kubelet-client* aside; on a control-plane machine that holds "
+        f"/etc/kubernetes/pki/ca.key run kubeadm kubeconfig user --org system:nodes --client-name system:node:{name} "
+        f"> kubelet.conf and copy that file to /etc/kubernetes/kubelet.conf on {name}; restart the kubelet and "
+        "wait for /var/lib/kubelet/pki/kubelet-client-current.pem; then point kubelet.conf's client-certificate "
+        "and client-key at that file and restart the kubelet again, so that it keeps rotating. "
+        + (f"Check too that the machine trusts the cluster's CA and reaches {endpoint}." if endpoint else ""),
         (
             "openssl x509 -noout -enddate -in /var/lib/kubelet/pki/kubelet-client-current.pem",
             "journalctl -u kubelet --no-pager | grep -E 'x509|Unauthorized' | tail -5",

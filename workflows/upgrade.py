@@ -44,7 +44,7 @@ from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
 from remote import commands
-from workflows import upgrade_packages
+from workflows import endpoint, upgrade_packages
 from workflows.backup import settings_for, take_snapshot
 from workflows.models import DayTwoSettings, EtcdSnapshot
 
@@ -696,6 +696,12 @@ PHASES = (
     ),
     _spec("addon", "kubeadm upgrade … phase addon (CoreDNS, kube-proxy)", _kubeadm_phase("addon")),
     _spec("post-upgrade", "kubeadm upgrade … phase post-upgrade", _kubeadm_phase("post-upgrade")),
+    _spec(
+        endpoint.INIT_KUBE_PROXY_PHASE,
+        "Point kube-proxy's kubeconfig at the local proxy again: kubeadm's addon phase wrote controlPlaneEndpoint "
+        "(local-proxy clusters)",
+        endpoint.init_kube_proxy,
+    ),
     _spec("drain", "Cordon the node and evict its Pods", kube.phase_drain),
     _spec(
         "kubelet-package",
@@ -729,6 +735,8 @@ def _node_phases(operation: Operation, name: str) -> list[str]:
     if not plane:
         names.append("drain")
     names += list(APPLY_PHASES if first else NODE_PHASES if plane else WORKER_PHASES)
+    if first and endpoint.INIT_KUBE_PROXY_PHASE not in endpoint.init_phases_unplanned(operation.cluster):
+        names.append(endpoint.INIT_KUBE_PROXY_PHASE)
     if plane:
         names.append("drain")
     if _source_kind(params, "kubelet"):

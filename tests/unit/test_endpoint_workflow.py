@@ -350,3 +350,23 @@ def test_init_refuses_an_interface_the_machine_lacks():
     with pytest.raises(PhaseError) as refused:
         endpoint.apply_to(PhaseDouble(cluster, cp1), MachineDouble(), cp1, [cp1], own=True)
     assert "the machine has no interface ens7 (it has: eth0)" in refused.value.message
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("fields", "planned"), [({}, False), (VIP, False), (LOCAL, True)])
+def test_an_upgrade_points_kube_proxy_back_at_the_local_proxy_after_kubeadms_addon(fields, planned):
+    """kubeadm upgrade apply's addon phase rewrites kube-proxy's kubeconfig with controlPlaneEndpoint."""
+    from workflows import upgrade
+
+    cluster = make_cluster("up", **fields)
+    params = {
+        "first": "cp1",
+        "control_planes": ["cp1", "cp2"],
+        "workers": ["w1"],
+        "node_ids": {"cp1": 1, "cp2": 2, "w1": 3},
+    }
+    names = [(p.group, p.name) for p in upgrade.plan(_operation(cluster, "upgrade", **params))]
+    kube_proxy = [group for group, name in names if name == endpoint.INIT_KUBE_PROXY_PHASE]
+    assert kube_proxy == (["cp1"] if planned else [])
+    if planned:
+        assert names.index(("cp1", "addon")) < names.index(("cp1", endpoint.INIT_KUBE_PROXY_PHASE))

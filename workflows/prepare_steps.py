@@ -353,8 +353,32 @@ def _free_bytes(machine: Machine, absolute: str) -> int | None:
         return None
 
 
+def _copies_on_machine(machine: Machine, artifact_set: ArtifactSet, items: list[ArtifactFile]) -> dict[str, str]:
+    """SHA-256 -> a file on the machine with that content, in another set Kubeboard pushed there.
+
+    An upgrade pushes the target's set next to the set Prepare pushed; the runtime binaries, the
+    units and most images are the same bytes in both, and copying them on the machine costs no
+    transfer. Each candidate is hashed on the machine first: only an intact copy is used.
+    """
+    others = (
+        ArtifactFile.objects.filter(sha256__in={item.sha256 for item in items})
+        .exclude(artifact_set=artifact_set)
+        .select_related("artifact_set")
+        .order_by("artifact_set__kubernetes_version", "path")
+    )
+    candidates = {f"{staging_dir(row.artifact_set)}/{row.path}": row.sha256 for row in others}
+    found: dict[str, str] = {}
+    for path, digest in machine.sha256(list(candidates)).items():
+        if digest == candidates[path]:
+            found.setdefault(digest, path)
+    return found
+
+
 def push(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
-    """Send the set (the cluster's version's by default; the upgrade passes its target's) and check it."""
+    """Send the set (the cluster's version's by default; the upgrade passes its target's) and check it.
+
+    A file already in the set's directory on the machine with the same SHA-256 is not sent; one
+    that another set on the machine holds with the same SHA-256 is copied there, not sent."""
     if artifact_set is None:
         artifact_set = _artifact_set(ctx, facts_of(ctx))
     files = list(artifact_set.files.all())
@@ -362,24 +386,31 @@ def push(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
     with phase_connection(ctx) as conn:
         machine = machine_for(ctx, conn)
         remote = machine.sha256([f"{where}/{item.path}" for item in files])
-        to_push = [item for item in files if remote.get(f"{where}/{item.path}") != item.sha256]
+        missing = [item for item in files if remote.get(f"{where}/{item.path}") != item.sha256]
+        copies = _copies_on_machine(machine, artifact_set, missing) if missing else {}
+        to_copy = [item for item in missing if item.sha256 in copies]
+        to_push = [item for item in missing if item.sha256 not in copies]
         size = sum(item.size for item in to_push)
-        kept = len(files) - len(to_push)
+        kept = len(files) - len(missing)
+        copied = f", {len(to_copy)} copied from another set already on it" if to_copy else ""
         ctx.log(
             f"Artifact set {artifact_set.name}: {len(files)} files; {kept} already on {ctx.node.name} with the same "
-            f"SHA-256 (not sent again), {len(to_push)} to send ({size / MIB:.1f} MiB).",
+            f"SHA-256 (not sent again){copied}, {len(to_push)} to send ({size / MIB:.1f} MiB).",
             bytes_to_push=size,
         )
         if machine.dry_run:
+            for item in to_copy:
+                ctx.log(f"push: would copy {item.path} from {copies[item.sha256]} (same SHA-256) to {where}/")
             for item in to_push:
                 ctx.log(f"push: would send {item.path} ({item.size / MIB:.1f} MiB) to {where}/")
             return
         free = _free_bytes(machine, where)
-        if free is not None and size and free < size + FREE_MARGIN:
+        needed = size + sum(item.size for item in to_copy)
+        if free is not None and needed and free < needed + FREE_MARGIN:
             raise PhaseError(
                 f"not enough free space on {ctx.node.name} for {where}: {free / MIB:.0f} MiB free, "
-                f"{(size + FREE_MARGIN) / MIB:.0f} MiB needed ({size / MIB:.0f} MiB to send + {FREE_MARGIN // MIB} MiB "
-                "kept free); nothing was sent",
+                f"{(needed + FREE_MARGIN) / MIB:.0f} MiB needed ({needed / MIB:.0f} MiB to send or copy + "
+                f"{FREE_MARGIN // MIB} MiB kept free); nothing was sent",
                 hint="free space on that file system (or grow it), then resume",
             )
         owner = [] if conn.is_root else ["-o", conn.target.user]
@@ -387,6 +418,11 @@ def push(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
         machine.run(
             ["install", "-d", "-m", "0755", *owner, *[machine.path(d) for d in directories]], label="install -d"
         )
+        for item in to_copy:
+            ctx.check_cancelled()
+            source, target = machine.path(copies[item.sha256]), machine.path(f"{where}/{item.path}")
+            machine.run(["install", "-m", "0644", *owner, source, target], label=f"copy {item.path}", show=False)
+            ctx.log(f"Copied {item.path} from {copies[item.sha256]} on {ctx.node.name} (same SHA-256, not sent).")
         sent = 0
         for item in to_push:
             ctx.check_cancelled()

@@ -145,6 +145,40 @@ def test_prepare_from_the_artifact_set_then_again_changes_nothing(sshd, bed, the
     assert first_run < 60
 
 
+def test_a_set_pushed_next_to_another_copies_the_files_they_share_instead_of_sending_them(sshd, bed, the_set, tmp_path):  # noqa: F811
+    # What an upgrade does: the machine holds the set Prepare pushed (v1.36.3), and the target's
+    # set (v1.37.2) goes next to it. Only kubeadm, kubelet and kubectl differ.
+    older = import_directory(prepare_bed.artifact_set(tmp_path / "older", version="v1.36.3"))
+    node = _machine(sshd)
+    node.cluster.kubernetes_version = "v1.36.3"
+    node.cluster.save(update_fields=["kubernetes_version"])
+    first = start_prepare(node.cluster, [node])
+    assert run_operation(first.pk) == Operation.Status.SUCCEEDED, _explain(first)
+    assert MachinePreparation.objects.get(node=node).bytes_pushed == sum(f.size for f in older.files.all())
+
+    node.cluster.kubernetes_version = "v1.37.2"
+    node.cluster.save(update_fields=["kubernetes_version"])
+    again = start_prepare(node.cluster, [Node.objects.get(pk=node.pk)])
+    assert run_operation(again.pk) == Operation.Status.SUCCEEDED, _explain(again)
+    differ = {"bin/kubeadm", "bin/kubelet", "bin/kubectl"}
+    sent = {f.path: f.size for f in the_set.files.all() if f.path in differ}
+    assert set(sent) == differ
+    assert MachinePreparation.objects.get(node=node).bytes_pushed == sum(sent.values())
+    said = _messages(again, "push")
+    shared = len(list(the_set.files.all())) - len(differ)
+    assert any(f"{shared} copied from another set already on it, 3 to send" in m for m in said), said
+    assert (
+        "Copied bin/containerd from /var/lib/kubeboard/artifacts/v1.36.3-amd64/bin/containerd on m1 (same SHA-256, not sent)."
+        in said
+    )
+    assert not any(m.startswith("Sent bin/containerd ") for m in said), said
+    # The copies are checked like sent files, and the new set is complete on the machine.
+    assert "sha256sum -c: every file of /var/lib/kubeboard/artifacts/v1.37.2-amd64 matches SHA256SUMS." in said
+    for item in the_set.files.all():
+        copy = bed / "var/lib/kubeboard/artifacts/v1.37.2-amd64" / item.path
+        assert hashlib.sha256(copy.read_bytes()).hexdigest() == item.sha256, item.path
+
+
 def test_a_dry_run_lists_what_would_change_and_changes_nothing(sshd, bed, the_set):  # noqa: F811
     node = _machine(sshd)
     before = _tree(bed)

@@ -10,7 +10,6 @@ import fcntl
 import hashlib
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -88,10 +87,8 @@ def _tree(root: Path) -> dict[str, str]:
 
 def test_prepare_from_the_artifact_set_then_again_changes_nothing(sshd, bed, the_set):  # noqa: F811
     node = _machine(sshd)
-    started = time.monotonic()
     operation = start_prepare(node.cluster, [node])
     assert run_operation(operation.pk) == Operation.Status.SUCCEEDED, _explain(operation)
-    first_run = time.monotonic() - started
 
     assert "/swap.img none swap" in (bed / "etc/fstab").read_text()
     assert (bed / "etc/fstab").read_text().splitlines()[1].startswith("# /swap.img none swap sw 0 0")
@@ -142,7 +139,6 @@ def test_prepare_from_the_artifact_set_then_again_changes_nothing(sshd, bed, the
         for c in prepare_bed.calls(bed)[calls_before:]
         if not c.startswith(("systemctl is-enabled", "systemctl list-units"))
     ] == []
-    assert first_run < 60
 
 
 def test_a_set_pushed_next_to_another_copies_the_files_they_share_instead_of_sending_them(sshd, bed, the_set, tmp_path):  # noqa: F811

@@ -237,7 +237,8 @@ def _cache_key(cluster: Cluster) -> str:
         cluster.pod_network_applied,
         cluster.pod_network_registry,
     )
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
+    # str(): a status reads the same from the database (a str) and from a model default (an enum).
+    digest = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode(), digest_size=8).hexdigest()
     return f"kubeboard:addons:{cluster.pk}:{digest}"
 
 

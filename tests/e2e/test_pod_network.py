@@ -11,7 +11,8 @@ What is proven: the stored objects equal the pinned manifest plus only the docum
 substitutions; re-applying changes no resourceVersion; an upgrade to the second pinned Flannel
 changes exactly the objects whose manifest changed; drift made by hand with the kubernetes
 client is seen with its manager and fixed by a re-apply; the DaemonSet rolls out on a worker
-joined after the add-on; Calico's 38 objects (CRDs included) apply and roll out. A custom
+joined after the add-on; Calico's 38 objects (CRDs included) apply and roll out, and switching
+to Calico deletes what Kubeboard applied for Flannel (one event each). A custom
 manifest downloaded from an https URL (a real HTTPS server on 127.0.0.1) is refused on the form
 with a wrong checksum or a YAML mistake before anything reaches the API server, is applied as
 written otherwise, and a second manifest that drops an object deletes exactly that object (an
@@ -84,9 +85,20 @@ def run(cluster, network: str, version: str = "", **params) -> Operation:
     return operation
 
 
-def applied_events(operation: Operation) -> dict[str, str]:
+PRUNE_ACTIONS = ("deleted", "gone", "kept")
+
+
+def object_events(operation: Operation) -> dict[str, str]:
     events = Event.objects.filter(operation=operation, phase="apply").order_by("seq")
     return {e.data["object"]: e.data["action"] for e in events if e.data and "object" in e.data}
+
+
+def applied_events(operation: Operation) -> dict[str, str]:
+    return {k: v for k, v in object_events(operation).items() if v not in PRUNE_ACTIONS}
+
+
+def pruned_events(operation: Operation) -> dict[str, str]:
+    return {k: v for k, v in object_events(operation).items() if v in PRUNE_ACTIONS}
 
 
 def live_objects(cluster, objects) -> dict[str, dict]:
@@ -147,7 +159,9 @@ def test_flannel_install_diff_idempotence_upgrade_drift_and_a_late_worker(bed, c
     assert changed == {"DaemonSet kube-flannel/kube-flannel-ds"}
     operation = run(cluster, catalog.FLANNEL, new.version)
     events = applied_events(operation)
-    assert {k for k, v in events.items() if v != "unchanged"} == changed
+    assert {k for k, v in events.items() if v != "unchanged"} == changed  # nothing dropped, nothing deleted
+    inventory = Cluster.objects.get(pk=cluster.pk).pod_network_inventory
+    assert [manifests.describe(e) for e in inventory] == [manifests.describe(o) for o in new_wanted]
     upgraded = live_objects(cluster, new_wanted)
     moved = {k for k, v in upgraded.items() if v["metadata"]["resourceVersion"] != before[k]}
     assert moved == changed
@@ -185,10 +199,20 @@ def test_flannel_install_diff_idempotence_upgrade_drift_and_a_late_worker(bed, c
     print(f"flannel install with rollout: {install_seconds:.1f} s")
 
 
-def test_calico_applies_crds_and_rolls_out(bed, cluster):
+def test_calico_applies_crds_and_rolls_out_and_flannel_is_pruned(bed, cluster):
+    # A cluster that rolled out Flannel before Kubeboard kept an inventory: the pinned version it
+    # records stands for what was applied, and switching to Calico deletes Flannel's objects.
+    flannel = catalog.newest(catalog.FLANNEL)
+    Cluster.objects.filter(pk=cluster.pk).update(pod_network_applied=f"flannel {flannel.version}")
     operation = run(cluster, catalog.CALICO, image_registry="registry.example:5000")
     pinned = catalog.pinned(catalog.CALICO)
     assert len(applied_events(operation)) == len(upstream(pinned)) == 38
+    flannel_objects = manifests.render(manifests.Choice(catalog.FLANNEL, flannel.version), POD_SUBNET)
+    # "deleted" after the Flannel test; "gone" when this test runs alone.
+    assert set(pruned_events(operation)) == {manifests.describe(o) for o in flannel_objects}
+    assert set(pruned_events(operation).values()) <= {"deleted", "gone"}
+    for description, obj in live_objects(cluster, flannel_objects).items():
+        assert obj is None or obj["metadata"].get("deletionTimestamp"), description
     wanted = manifests.render(manifests.Choice(catalog.CALICO, image_registry="registry.example:5000"), POD_SUBNET)
     live = live_objects(cluster, wanted)
     for obj in wanted:
@@ -264,8 +288,8 @@ def test_a_custom_manifest_from_a_url_is_checked_applied_and_what_it_drops_is_pr
         "Namespace kb-custom": "unchanged",
         "ServiceAccount kb-custom/kb-cni": "unchanged",
         "ConfigMap kb-custom/kept": "configured",
-        "ConfigMap kb-custom/dropped": "deleted",
     }
+    assert pruned_events(operation) == {"ConfigMap kb-custom/dropped": "deleted"}
     with kube.connect(cluster, "read") as client:
         names = {
             c.metadata.name for c in kubernetes.client.CoreV1Api(client).list_namespaced_config_map("kb-custom").items
@@ -277,5 +301,6 @@ def test_a_custom_manifest_from_a_url_is_checked_applied_and_what_it_drops_is_pr
         "kept",
     ]
     # Applying it again deletes nothing more and changes nothing.
-    assert set(applied_events(run(cluster, catalog.CUSTOM)).values()) == {"unchanged"}
+    operation = run(cluster, catalog.CUSTOM)
+    assert set(applied_events(operation).values()) == {"unchanged"} and pruned_events(operation) == {}
     print(f"custom manifest: refusals, install, prune and re-apply: {time.monotonic() - started:.1f} s")

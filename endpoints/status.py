@@ -53,6 +53,27 @@ def listening(lines: list[str]) -> dict[int, str]:
     return found
 
 
+def vip_probe(vip: str) -> str:
+    """A shell line that makes the machine ask the segment for ``vip`` (ARP, or neighbour discovery)
+    and prints the neighbour entry: an address someone holds gets a link-layer address, one nobody
+    holds stays INCOMPLETE/FAILED. Needs only ip and curl (ping is missing on minimal systems, and
+    an ICMP filter would hide a holder); ``vip`` must be a checked IP address (it is not quoted)."""
+    host = f"[{vip}]" if ":" in vip else vip
+    return (
+        f"ping -c 1 -W 1 {vip} >/dev/null 2>&1; curl -s --max-time 1 -o /dev/null http://{host}:1/ >/dev/null 2>&1; "
+        f"ip neigh show {vip}"
+    )
+
+
+def neighbour_answers(lines: list[str]) -> bool:
+    """Whether ``ip neigh show VIP`` (after ``vip_probe``) names a link-layer address that answered."""
+    for line in lines:
+        words = line.split()
+        if "lladdr" in words and not {"FAILED", "INCOMPLETE"} & set(words):
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class BackendHealth:
     name: str

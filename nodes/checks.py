@@ -61,18 +61,18 @@ _ENDPOINT_SCRIPT = r"""
 echo "@@endpoint-addr Looking at the interfaces for the control-plane endpoint"; ip -o addr show 2>/dev/null
 echo "@@endpoint-ss"; ss -Htlnp 2>/dev/null
 """
-_VIP_PING = r"""
-echo "@@endpoint-ping Asking whether VIP already answers"; ping -c 1 -W 1 VIP >/dev/null 2>&1 && echo answers
+_VIP_PROBE = r"""
+echo "@@endpoint-neigh Asking the network whether the virtual IP already answers"; PROBE
 """
 
 
-def script_for(spec: endpoint_layout.Spec | None, *, ping_vip: bool) -> str:
+def script_for(spec: endpoint_layout.Spec | None, *, probe_vip: bool) -> str:
     """The read-only script, with the endpoint's reads when the cluster's endpoint needs them."""
     if spec is None or not spec.installs_anything:
         return _SCRIPT
     extra = _ENDPOINT_SCRIPT
-    if ping_vip and spec.mode == endpoint_layout.VIP and endpoint_layout.vip_problems(spec.vip) == []:
-        extra += _VIP_PING.replace("VIP", spec.vip)
+    if probe_vip and spec.mode == endpoint_layout.VIP and endpoint_layout.vip_problems(spec.vip) == []:
+        extra += _VIP_PROBE.replace("PROBE", endpoint_status.vip_probe(spec.vip))
     return _SCRIPT.replace('echo "@@end"', extra.strip() + '\necho "@@end"')
 
 
@@ -231,7 +231,7 @@ def _endpoint_report(report: dict, sections: dict, spec, *, role: str, address: 
     facts = endpoint_layout.MachineFacts(
         interfaces=endpoint_status.interfaces(addr_lines),
         listening=listening,
-        vip_answers=bool(sections.get("endpoint-ping")),
+        vip_answers=endpoint_status.neighbour_answers(sections.get("endpoint-neigh", [])),
         vip_held_here=bool(spec.vip) and endpoint_status.holds(addr_lines, spec.vip),
     )
     found = endpoint_layout.machine_problems(
@@ -256,7 +256,7 @@ def check_machine(node, *, progress: Callable[[str], None] = lambda step: None) 
     cluster = node.cluster
     spec = cluster.endpoint_spec
     # Before the cluster runs, a VIP that answers is someone else's; afterwards it is the cluster's own.
-    ping_vip = cluster.status not in (cluster.Status.RUNNING, cluster.Status.INITIALIZING, cluster.Status.INIT_STOPPED)
+    probe_vip = cluster.status not in (cluster.Status.RUNNING, cluster.Status.INITIALIZING, cluster.Status.INIT_STOPPED)
 
     def on_line(line: str) -> None:
         lines.append(line)
@@ -266,7 +266,7 @@ def check_machine(node, *, progress: Callable[[str], None] = lambda step: None) 
     try:
         with connect(node) as conn:
             report["reachable"] = report["login"] = True
-            result = conn.run(script_for(spec, ping_vip=ping_vip), on_line=on_line, timeout=SCRIPT_TIMEOUT)
+            result = conn.run(script_for(spec, probe_vip=probe_vip), on_line=on_line, timeout=SCRIPT_TIMEOUT)
             report["exit_status"] = result.exit_status
     except (ssh.Unreachable, ssh.GuardRefused) as exc:
         report.update(error=str(exc), hint=exc.hint)

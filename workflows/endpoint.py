@@ -204,7 +204,7 @@ def _ensure_packages(machine: _Machine, spec: layout.Spec, services: tuple[str, 
         machine.run(["dnf", "install", "-y", *missing], label="dnf install")
 
 
-def refuse_unfit(machine: _Machine, planes: list[Node], *, ping_vip: bool) -> None:
+def refuse_unfit(machine: _Machine, planes: list[Node], *, probe_vip: bool) -> None:
     """Check machine's endpoint checks on the phase's own machine before anything is installed:
     the interface, the VIP's subnet, the VIP not answering yet (init only: after it, it is the
     cluster's own) and haproxy's ports free."""
@@ -213,8 +213,9 @@ def refuse_unfit(machine: _Machine, planes: list[Node], *, ping_vip: bool) -> No
     addr_lines = machine.read(["ip", "-o", "addr", "show"]).lines
     listening = endpoint_status.listening(machine.read(["ss", "-Htlnp"]).lines)
     answers = False
-    if ping_vip and spec.mode == layout.VIP:
-        answers = machine.read(["ping", "-c", "1", "-W", "1", spec.vip]).exit_status == 0
+    if probe_vip and spec.mode == layout.VIP:
+        probe = machine.read(["sh", "-c", endpoint_status.vip_probe(spec.vip)])
+        answers = endpoint_status.neighbour_answers(probe.lines)
     facts = layout.MachineFacts(
         interfaces=endpoint_status.interfaces(addr_lines),
         listening=listening,
@@ -239,7 +240,7 @@ def apply_to(ctx: PhaseContext, conn: ssh.Connection, node: Node, planes: list[N
     machine = _Machine(ctx, conn, node, own=own)
     wanted = files_for(cluster, node, planes)
     if own:
-        refuse_unfit(machine, planes, ping_vip=len(planes) == 1 and cluster.status != Cluster.Status.RUNNING)
+        refuse_unfit(machine, planes, probe_vip=len(planes) == 1 and cluster.status != Cluster.Status.RUNNING)
     _ensure_packages(machine, spec, wanted.services)
     changed = [path for path, text, mode in wanted.files if machine.write(path, text, mode)]
     if layout.HAPROXY_CFG in changed:

@@ -276,3 +276,15 @@ def test_haproxy_stats_csv_gives_each_backend_health():
         ("cp2", "DOWN", "L4CON", False),
     ]
     assert status.backend_health([]) == []
+
+
+def test_the_vip_probe_reads_the_neighbour_table():
+    """Lines as ip neigh printed them in two network namespaces after the probe."""
+    assert status.neighbour_answers(["10.213.49.100 dev ha9va lladdr 36:82:44:1e:d9:bf REACHABLE "])
+    assert status.neighbour_answers(["10.213.49.100 dev ha9va lladdr 36:82:44:1e:d9:bf STALE"])
+    assert not status.neighbour_answers(["10.213.49.77 dev ha9va INCOMPLETE "])
+    assert not status.neighbour_answers(["10.213.49.77 dev ha9va FAILED"])
+    assert not status.neighbour_answers([])
+    probe = status.vip_probe("10.213.49.100")
+    assert probe.endswith("ip neigh show 10.213.49.100") and "http://10.213.49.100:1/" in probe
+    assert "http://[fd00::64]:1/" in status.vip_probe("fd00::64")

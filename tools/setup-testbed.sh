@@ -39,6 +39,52 @@ else
   log "Debian packages present: ${pkgs[*]}"
 fi
 
+# A highly available control-plane endpoint (issue 21): keepalived and haproxy, Debian's packages,
+# run as services inside nodes with a private root (their lower layer is this host's /, so the
+# nodes find them installed). They must never run on the host itself: while apt installs them a
+# policy-rc.d refuses every service start (invoke-rc.d, deb-systemd-invoke), and on a host booted
+# with systemd they are disabled and stopped right after, so no boot starts them either.
+ha_pkgs=(keepalived haproxy)
+ha_missing=()
+for p in "${ha_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || ha_missing+=("$p")
+done
+if [ ${#ha_missing[@]} -gt 0 ]; then
+  log "installing Debian packages (never started on this host): ${ha_missing[*]}"
+  policy=/usr/sbin/policy-rc.d
+  own_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# setup-testbed.sh: no service starts while it installs packages\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT  # also when apt-get fails
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends "${ha_missing[@]}"; then
+    log "apt-get install failed; refreshing package lists once and retrying"
+    apt-get update
+    apt-get install -y --no-install-recommends "${ha_missing[@]}"
+  fi
+  if [ -n "$own_policy" ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now keepalived.service haproxy.service >/dev/null 2>&1 || true
+  fi
+  # Whatever started them anyway (an init script no policy covered): stop the ones this install
+  # started on the host, never a sandbox node's (those live in other network namespaces).
+  host_net=$(stat -L -c %i /proc/self/ns/net)
+  for pid in $(pgrep -x 'keepalived|haproxy' || true); do
+    if [ "$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null)" = "$host_net" ]; then
+      log "stopping $(cat "/proc/$pid/comm" 2>/dev/null) (pid $pid) that its package started on the host"
+      kill "$pid" 2>/dev/null || true
+    fi
+  done
+else
+  log "Debian packages present (not run on this host): ${ha_pkgs[*]}"
+fi
+
 # The runner imports yaml in whatever interpreter runs the tests (the project's
 # requirements pin PyYAML); only warn, since that may be a venv not active here.
 python3 -c 'import yaml' 2>/dev/null ||

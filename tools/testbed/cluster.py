@@ -30,12 +30,15 @@ def new_bootstrap_token() -> str:
     return "".join(pick(_ALNUM) for _ in range(6)) + "." + "".join(pick(_ALNUM) for _ in range(16))
 
 
-def kubeadm_config(node: Node, version: str, token: str) -> str:
-    """A kubeadm v1beta4 config for a single control-plane node at node.address.
+def kubeadm_config(node: Node, version: str, token: str, endpoint: str = "", cert_sans: tuple[str, ...] = ()) -> str:
+    """A kubeadm v1beta4 config for a control-plane node at node.address.
 
     kubernetesVersion is explicit: without it kubeadm would ask the internet
-    for the latest stable release.
+    for the latest stable release. ``endpoint``: controlPlaneEndpoint (default the node's own
+    address:6443; e.g. a virtual IP's ``VIP:8443``); ``cert_sans``: extra API server names.
     """
+    sans = "".join(f"  - {name}\n" for name in cert_sans)
+    api_server = f"apiServer:\n  certSANs:\n{sans}" if sans else ""
     return f"""\
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
@@ -60,8 +63,8 @@ apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
 kubernetesVersion: {version}
 clusterName: kubeboard-testbed
-controlPlaneEndpoint: {node.address}:6443
-networking:
+controlPlaneEndpoint: {endpoint or f"{node.address}:6443"}
+{api_server}networking:
   serviceSubnet: 10.96.0.0/12
   podSubnet: 10.244.0.0/16
   dnsDomain: cluster.local
@@ -74,6 +77,8 @@ class ControlPlane:
     bin_dir: Path
     version: str
     token: str
+    endpoint: str = ""  # controlPlaneEndpoint; default the node's address:6443
+    cert_sans: tuple[str, ...] = ()
 
     @property
     def kubeadm(self) -> str:
@@ -128,7 +133,7 @@ class ControlPlane:
     def write_files(self) -> None:
         cfg = self.node.host_path(KUBEADM_CONFIG)
         cfg.parent.mkdir(parents=True, exist_ok=True)
-        cfg.write_text(kubeadm_config(self.node, self.version, self.token))
+        cfg.write_text(kubeadm_config(self.node, self.version, self.token, self.endpoint, self.cert_sans))
 
     def init_static_pods(self, log: Callable[..., None] = print) -> None:
         """certs, kubeconfig, etcd and control-plane phases (files only)."""

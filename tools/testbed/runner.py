@@ -311,6 +311,25 @@ class HollowKubelet:
             self.container.stop()
 
 
+class ConditionUnmet(Exception):
+    """A unit's Condition*= does not hold: systemd skips the start (the unit stays inactive and
+    ``systemctl start`` still succeeds), e.g. keepalived's ConditionFileNotEmpty on its config."""
+
+
+# The Condition*= settings the runner checks, as systemd evaluates them (a leading ``!`` negates).
+CONDITIONS = {
+    "ConditionPathExists": lambda p: os.path.exists(p),
+    "ConditionFileNotEmpty": lambda p: os.path.isfile(p) and os.path.getsize(p) > 0,
+}
+
+
+# Type=notify daemons that notify only a systemd that is PID 1 (keepalived's
+# check_parent_systemd() reads /proc/1/stat for "1 (systemd) "; a node's PID 1 is the host's):
+# they are ready once they wrote their PID file with the main PID, which keepalived does when
+# its startup is done.
+READY_PIDFILE = {"keepalived.service": "/run/keepalived.pid"}
+
+
 class Service:
     """One unit the systemctl test double started (runner ``--systemd``, bare nodes).
 
@@ -318,6 +337,8 @@ class Service:
     supervision: restarted per ``Restart=`` (always / on-failure) after ``RestartSec=``. A
     ``Type=notify`` unit gets a NOTIFY_SOCKET and is *active* only once it sent READY=1, as
     under systemd, so ``systemctl start containerd`` returns when containerd serves.
+    ``ConditionPathExists=``/``ConditionFileNotEmpty=`` are checked first; ``reload()`` runs
+    ExecReload with ``$MAINPID``.
     """
 
     def __init__(self, name: str, log_dir: Path) -> None:
@@ -325,6 +346,11 @@ class Service:
 
         self.name = name
         self.unit = sd.load_unit(name)
+        for key, holds in CONDITIONS.items():
+            for spec in self.unit.get("Unit", key):
+                negate = spec.startswith("!")
+                if holds(spec.lstrip("!")) == negate:
+                    raise ConditionUnmet(f"start condition failed: {key}={spec} was not met")
         self.log_dir = log_dir
         self.notify = self.unit.last("Service", "Type", "simple") == "notify"
         self.restart = self.unit.last("Service", "Restart", "no")
@@ -335,6 +361,7 @@ class Service:
         if not commands:
             raise ValueError(f"{name} ({self.unit.path}) has no ExecStart")
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **self.unit.environment()}
+        self.env = env
         if self.notify:
             path = Path(sd.STATE) / f"notify-{name}.sock"
             path.unlink(missing_ok=True)
@@ -342,11 +369,16 @@ class Service:
             self.sock.bind(str(path))
             self.sock.setblocking(False)
             env["NOTIFY_SOCKET"] = str(path)
+        # systemd runs every command of a unit in WorkingDirectory= ("/" by default). Set it
+        # explicitly: the runner, entered into the node by nsenter --wd, has a working directory
+        # outside the node's private root, where haproxy -c fails ("Impossible to retrieve
+        # startup directory name").
+        self.workdir = self.unit.last("Service", "WorkingDirectory", "/")
         for pre in self.unit.command("ExecStartPre"):
             ignore = pre[0] == "-"
             argv = pre[1:] if ignore else pre
             try:
-                code = subprocess.run(argv, env=env, capture_output=True, check=False).returncode
+                code = subprocess.run(argv, env=env, cwd=self.workdir, capture_output=True, check=False).returncode
             except OSError as exc:
                 code = 127
                 log(f"{name}: ExecStartPre {shlex.join(argv)}: {exc}")
@@ -360,7 +392,7 @@ class Service:
             name=name,
             argv=argv,
             env=env,
-            workdir=self.unit.last("Service", "WorkingDirectory", "/"),
+            workdir=self.workdir,
             log_path=log_dir / f"{name}.log",
             grace=min(grace, MAX_GRACE),
         )
@@ -377,6 +409,14 @@ class Service:
                         log(f"{self.name}: READY=1")
             except BlockingIOError:
                 pass
+        pidfile = READY_PIDFILE.get(self.name)
+        if pidfile and not self.ready and c.proc is not None:
+            try:
+                self.ready = Path(pidfile).read_text().strip() == str(c.proc.pid)
+            except OSError:
+                pass
+            if self.ready:
+                log(f"{self.name}: ready ({pidfile} names main PID {c.proc.pid}; it never notifies a non-systemd init)")
         if c.proc is not None and c.proc.poll() is not None:
             code = c.proc.returncode
             if self.restart == "no" or (self.restart == "on-failure" and code == 0):
@@ -387,6 +427,30 @@ class Service:
                 return
             self.ready = not self.notify
         c.check()
+
+    def reload(self) -> str:
+        """Run the unit's ExecReload lines in order with ``$MAINPID``, as ``systemctl reload``
+        does (haproxy's: check the configuration, then USR2 to the master, which starts new
+        workers and lets the old ones finish their connections). Returns what failed, or ''."""
+        pid = self.pid()
+        if pid is None:
+            return "not running"
+        for line in self.unit.command("ExecReload", {"MAINPID": str(pid)}):
+            ignore = line[0] == "-"
+            argv = line[1:] if ignore else line
+            try:
+                proc = subprocess.run(
+                    argv, env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=90, check=False
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                if ignore:
+                    continue
+                return f"ExecReload {shlex.join(argv)}: {exc}"
+            log(f"{self.name}: reload: {shlex.join(argv)} exited with {proc.returncode}")
+            if proc.returncode != 0 and not ignore:
+                out = (proc.stdout + proc.stderr).strip()[-500:]
+                return f"ExecReload {shlex.join(argv)} exited with {proc.returncode}: {out}"
+        return ""
 
     def state(self) -> str:
         if self.failed:
@@ -426,10 +490,21 @@ class Services:
         self.kubelet_on = False
         self.acted: dict[str, int] = {}
         self.notes: dict[str, str] = {}
+        self.skipped: set[str] = set()  # start condition unmet: inactive, not failed
+        self.reload_failed: dict[str, str] = {}
         sd.STATE.mkdir(parents=True, exist_ok=True)
 
     def act(self, name: str, action: str) -> None:
+        self.reload_failed.pop(name, None)
+        if action == "reload":
+            svc = self.services.get(name)
+            failed = svc.reload() if svc is not None else "not running"
+            if failed:
+                log(f"{name}: reload failed: {failed}")
+                self.reload_failed[name] = failed
+            return
         self.notes.pop(name, None)
+        self.skipped.discard(name)
         if name == "kubelet.service":
             if action in ("stop", "restart") and self.kubelet is not None:
                 self.kubelet.stop()
@@ -454,6 +529,10 @@ class Services:
         if action in ("start", "restart"):
             try:
                 self.services[name] = Service(name, self.log_dir)
+            except ConditionUnmet as exc:
+                log(f"{name}: {exc}; not started")
+                self.notes[name] = str(exc)
+                self.skipped.add(name)
             except (ValueError, OSError) as exc:
                 log(f"{name}: cannot start: {exc}")
                 self.notes[name] = str(exc)
@@ -466,6 +545,8 @@ class Services:
             if c is not None and c.proc is not None and c.proc.poll() is None:
                 return "active", c.proc.pid
             return "activating", None  # waiting for kubeadm's configuration, as kubelet crash-loops
+        if name in self.skipped:
+            return "inactive", None
         if name in self.notes:
             return "failed", None
         svc = self.services.get(name)
@@ -498,6 +579,7 @@ class Services:
                 "seq": answered,
                 "since": old.get("since") if old.get("state") == state else time.time(),
                 "note": self.notes.get(name, ""),
+                "reload_failed": self.reload_failed.get(name, ""),
             }
             if new != old:
                 self.sd.write_json(status_path, new)
@@ -679,8 +761,18 @@ class Runner:
                 c.check()
         if self.kubelet is not None:
             self.kubelet.check()
-        if self.services is not None:
-            self.services.check()
+
+    def serve_services(self) -> None:
+        """The node's init, in a thread of its own: systemd and the kubelet are independent on a
+        real machine, so a static Pod that takes its grace period to stop (the loop above waits
+        for it) must not hold up ``systemctl stop keepalived`` issued at the same moment."""
+        assert self.services is not None
+        while not self.stopping:
+            try:
+                self.services.check()
+            except Exception as exc:  # noqa: BLE001 (the init never dies of one unit's error)
+                log(f"systemd: {exc!r}")
+            time.sleep(0.1)
 
     def stop_orphans(self) -> None:
         if not CHILDREN.exists():
@@ -707,10 +799,15 @@ class Runner:
         signal.signal(signal.SIGINT, _term)
         self.stop_orphans()
         log(f"watching {self.manifests} (bin dir {self.bin_dir}, logs {self.log_dir}, pid {os.getpid()})")
+        init = None
+        if self.services is not None:
+            init = threading.Thread(target=self.serve_services, name="systemd", daemon=True)
+            init.start()
         while not self.stopping:
             self.scan()
-            # As the node's init it answers systemctl jobs quicker than it rescans manifests.
             time.sleep(0.25 if self.services is not None else 1.0)
+        if init is not None:
+            init.join()
         log("stopping all static pods")
         if self.kubelet is not None:
             self.kubelet.stop()
@@ -735,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--systemd",
         action="store_true",
-        help="also be the node's init for the systemctl test double (bare nodes: containerd, kubelet units)",
+        help="also be the node's init for the systemctl test double (private-root nodes: containerd, kubelet, keepalived, haproxy)",
     )
     args = parser.parse_args(argv)
     kubelet = HollowKubelet(args.bin_dir / "kubemark", args.log_dir) if args.kubelet else None

@@ -174,6 +174,11 @@ class Node:
         return self.sandbox.bare
 
     @property
+    def private_root(self) -> bool:
+        """Whether the node has a root of its own (bare, or provisioned with ``private_root``)."""
+        return self.sandbox.has_private_root
+
+    @property
     def rootfs(self) -> Path:
         """A bare node's private root: ``upper`` and ``work`` of its overlay over /."""
         return self.dir / "rootfs"
@@ -188,7 +193,7 @@ class Node:
 
     def host_path(self, node_path: str) -> Path:
         """Where a node-private path (under PRIVATE_DIRS) lives on the host."""
-        for private in PRIVATE_DIRS + (BARE_PRIVATE_DIRS if self.bare else ()):
+        for private in PRIVATE_DIRS + (BARE_PRIVATE_DIRS if self.private_root else ()):
             if node_path == private or node_path.startswith(private + "/"):
                 rest = node_path[len(private) :].lstrip("/")
                 return self.dir / "root" / private.strip("/").replace("/", "-") / rest
@@ -272,9 +277,9 @@ class Node:
         """Start the static-pod runner for this node; returns its PID.
 
         With ``kubelet=True`` it also plays the kubelet service, running
-        kubemark's hollow kubelet once kubeadm has configured it. With ``systemd=True`` (bare
-        nodes, started by ``up``) it is the node's init instead: it runs the services the
-        systemctl test double starts (containerd.service, kubelet.service).
+        kubemark's hollow kubelet once kubeadm has configured it. With ``systemd=True`` (nodes
+        with a private root, started by ``up``) it is also the node's init: it runs the services
+        the systemctl test double starts (containerd, kubelet, keepalived, haproxy).
         """
         pidfile = self.dir / "runner.pid"
         if pidfile.exists() and _alive(int(pidfile.read_text())):
@@ -315,6 +320,16 @@ class Sandbox:
     # Blank machines (issue 19): a private root per node (an overlay over /), none of
     # BARE_ABSENT on the PATH, the systemctl test double, the runner as the node's init.
     bare: bool = False
+    # Provisioned machines (the release's binaries on PATH, the hollow kubelet as the kubelet,
+    # as without it) that also get a private root, the systemctl test double and the runner as
+    # their init: what installing and running system services (keepalived, haproxy) needs,
+    # without the Prepare a bare machine needs before kubeadm. ``up`` starts the runner with
+    # both roles (kubelet and systemd); do not call ``start_runner`` again.
+    private_root: bool = False
+
+    @property
+    def has_private_root(self) -> bool:
+        return self.bare or self.private_root
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -422,6 +437,7 @@ class Sandbox:
                     "pid": os.getpid(),
                     "created": time.time(),
                     "bare": self.bare,
+                    "private_root": self.private_root,
                 }
             )
         )
@@ -449,10 +465,11 @@ class Sandbox:
         self.known_hosts.write_text("".join(known))
         for node in self.nodes:
             self._wait_ssh(node)
-        if self.bare:
+        if self.has_private_root:
             for node in self.nodes:
-                # The node's init (systemd's part): runs what the systemctl double starts.
-                node.start_runner(self.bin_dir, systemd=True)
+                # The node's init (systemd's part): runs what the systemctl double starts; on a
+                # provisioned machine also its kubelet (the hollow one), as start_runner(kubelet).
+                node.start_runner(self.bin_dir, kubelet=not self.bare, systemd=True)
                 # And what systemd creates at boot: /run/systemd/system is how programs tell that
                 # systemd is the init (sd_booted(3)); PID 1 here is the host's, never systemd.
                 node.exec(["mkdir", "-p", "/run/systemd/system"])
@@ -517,7 +534,7 @@ class Sandbox:
             "127.0.0.1 localhost\n::1 localhost ip6-localhost\n"
             + "".join(f"{n.address} {n.name}\n" for n in self.nodes)
         )
-        if self.bare:
+        if self.has_private_root:
             self._make_private_root(node, hosts)
         else:
             binds = " && ".join(
@@ -606,7 +623,7 @@ class Sandbox:
         systemctl.chmod(0o755)
         swaps = rootfs / "swaps"
         swaps.write_text(EMPTY_SWAPS)
-        purge, remove = self._bare_absent
+        purge, remove = self._bare_absent if self.bare else ([], [])
 
         m = str(merged)
         steps = [
@@ -649,11 +666,11 @@ class Sandbox:
                 " && ".join(steps),
             ]
         )
-        if purge:
+        if purge and self.bare:
             # The host's packages of these binaries, purged from the node's own dpkg database
             # (their files go with them, from the upper layer's view only).
             node.exec(["dpkg", "--purge", "--force-depends", "--force-remove-essential", *purge])
-        if remove:
+        if remove and self.bare:
             node.exec(["rm", "-f", *remove])
 
     @cached_property
@@ -861,5 +878,11 @@ def load(name: str) -> Sandbox:
     meta = STATE_ROOT / name / "meta.json"
     if meta.exists():
         data = json.loads(meta.read_text())
-        return Sandbox(name=name, subnet=data["subnet"], size=data["size"], bare=bool(data.get("bare")))
+        return Sandbox(
+            name=name,
+            subnet=data["subnet"],
+            size=data["size"],
+            bare=bool(data.get("bare")),
+            private_root=bool(data.get("private_root")),
+        )
     return Sandbox(name=name)

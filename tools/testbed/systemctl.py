@@ -13,9 +13,12 @@ supervision and reports back through files in ``/run/testbed/systemd``.
 Supported, and nothing more (anything else exits 1 saying so): ``daemon-reload``,
 ``enable``/``disable`` [``--now``], ``start``/``stop``/``restart``/``try-restart``,
 ``is-active``, ``is-enabled``, ``is-failed``, ``mask``/``unmask`` [``--now``], ``status``,
-``show -p``, ``list-units``/``list-unit-files`` [``--type``], ``reset-failed``. Starting is
-supported for ``containerd.service`` and ``kubelet.service`` (the kubelet unit runs the hollow
-kubelet, see tools/README.md); other units can be enabled, masked and queried.
+``show -p`` [``--value``], ``list-units``/``list-unit-files`` [``--type``], ``reset-failed``, ``reload``,
+``reload-or-restart``. Starting is supported for ``containerd.service``, ``kubelet.service`` (the
+kubelet unit runs the hollow kubelet, see tools/README.md), ``keepalived.service`` and
+``haproxy.service`` (the real Debian daemons, in the node's network namespace); other units can
+be enabled, masked and queried. ``reload`` runs the unit's ExecReload lines with ``$MAINPID``
+(haproxy's: a configuration check, then USR2 to its master process).
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ UNIT_DIRS = (
     Path("/usr/lib/systemd/system"),
 )
 ETC = UNIT_DIRS[0]
-STARTABLE = ("containerd.service", "kubelet.service")
+STARTABLE = ("containerd.service", "kubelet.service", "keepalived.service", "haproxy.service")
+# Units whose ExecReload the runner runs (the hollow kubelet and containerd are never reloaded).
+RELOADABLE = ("keepalived.service", "haproxy.service")
 START_TIMEOUT = 90.0  # systemd's DefaultTimeoutStartSec
 COMMANDS = (
     "daemon-reload",
@@ -58,6 +63,8 @@ COMMANDS = (
     "list-units",
     "list-unit-files",
     "reset-failed",
+    "reload",
+    "reload-or-restart",
 )
 
 
@@ -113,11 +120,11 @@ class Unit:
                     env[key.strip()] = " ".join(words)
         return env
 
-    def command(self, key: str = "ExecStart") -> list[list[str]]:
+    def command(self, key: str = "ExecStart", extra: dict[str, str] | None = None) -> list[list[str]]:
         """The unit's command lines for ``key``, variables expanded like systemd: ``$VAR`` alone
         splits into words, ``${VAR}`` stays one word. A leading ``-`` (failure ignored) is kept
-        as the first element ``"-"``."""
-        env = self.environment()
+        as the first element ``"-"``. ``extra``: variables systemd itself sets (``MAINPID``)."""
+        env = {**self.environment(), **(extra or {})}
         lines = []
         for line in self.get("Service", key):
             line = line.strip()
@@ -232,6 +239,13 @@ def _request(name: str, action: str, wait: bool = True) -> int:
     while time.monotonic() < deadline:
         st = status_of(name)
         if int(st.get("seq", 0)) >= seq:  # type: ignore[call-overload]
+            if action == "reload" and st.get("reload_failed"):
+                print(
+                    f"Job for {name} failed because the control process exited with error code.\n"
+                    f"({st['reload_failed']}; the running process keeps its old configuration)",
+                    file=sys.stderr,
+                )
+                return 1
             if st.get("state") == "failed":
                 print(
                     f"Job for {name} failed because the control process exited with error code.\n"
@@ -280,6 +294,34 @@ def cmd_start(names: list[str], action: str, no_block: bool) -> int:
             rc = 1
             continue
         rc = _request(name, "start" if action == "start" else "restart", wait=not no_block) or rc
+    return rc
+
+
+def cmd_reload(names: list[str], action: str, no_block: bool) -> int:
+    """``reload``: the runner runs ExecReload with $MAINPID (systemd refuses a unit that is not
+    active or has no ExecReload); ``reload-or-restart`` starts an inactive unit, restarts one
+    without ExecReload."""
+    rc = 0
+    for name in names:
+        unit = load_unit(name)
+        if unit.path is None:
+            print(f"Failed to {action} {name}: Unit {name} not found.", file=sys.stderr)
+            rc = 5
+            continue
+        running = active_state(name) == "active"
+        can_reload = bool(unit.get("Service", "ExecReload")) and name in RELOADABLE
+        if action == "reload-or-restart" and not (running and can_reload):
+            rc = cmd_start([name], "restart", no_block) or rc
+            continue
+        if not running:
+            print(f"Failed to reload {name}: Unit {name} is not active.", file=sys.stderr)
+            rc = 1
+            continue
+        if not can_reload:
+            print(f"Failed to reload {name}: Job type reload is not applicable for unit {name}.", file=sys.stderr)
+            rc = 1
+            continue
+        rc = _request(name, "reload", wait=not no_block) or rc
     return rc
 
 
@@ -373,7 +415,7 @@ def cmd_status(names: list[str]) -> int:
     return rc
 
 
-def cmd_show(names: list[str], props: list[str]) -> int:
+def cmd_show(names: list[str], props: list[str], value_only: bool = False) -> int:
     for name in names:
         unit = load_unit(name)
         st = status_of(name)
@@ -389,7 +431,7 @@ def cmd_show(names: list[str], props: list[str]) -> int:
             "Description": unit.description,
         }
         for key in props or list(values):
-            print(f"{key}={values.get(key, '')}")
+            print(values.get(key, "") if value_only else f"{key}={values.get(key, '')}")
     return 0
 
 
@@ -466,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_start(names, command, no_block)
     if command == "stop":
         return cmd_stop(names, no_block)
+    if command in ("reload", "reload-or-restart"):
+        return cmd_reload(names, command, no_block)
     if command == "enable":
         return cmd_enable(names, now, no_block)
     if command == "disable":
@@ -494,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if any(s in ("enabled", "static") for s in states) else 1
     if command == "status":
         return cmd_status(names)
-    return cmd_show(names, [p for prop in props for p in prop.split(",") if p])
+    return cmd_show(names, [p for prop in props for p in prop.split(",") if p], "--value" in flags)
 
 
 if __name__ == "__main__":

@@ -216,6 +216,13 @@ class FieldDrift:
     def found_text(self) -> str:
         return "(removed)" if self.found is None else _shown(self.found)
 
+    @property
+    def unowned(self) -> str:
+        """Why no other manager is named: what a person reads instead of a name."""
+        if self.found is None:
+            return "nobody: the field was removed"
+        return "no manager but Kubeboard owns it (an apply of an earlier choice, or managed fields cleared)"
+
 
 def _shown(value: Any) -> str:
     """A field's value as a person reads it in a manifest: strings as they are, the rest as JSON."""

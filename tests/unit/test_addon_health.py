@@ -96,6 +96,7 @@ def test_a_removed_field_is_owned_by_nobody():
     live = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "managedFields": []}, "data": {}}
     (change,) = kube_addons.object_drift(wanted, live, "ConfigMap default/c").fields
     assert (change.path, change.found_text, change.managers) == ("data.a", "(removed)", ())
+    assert change.unowned == "nobody: the field was removed"
 
 
 def test_versions_are_the_image_tags():

@@ -4,15 +4,14 @@ desired/ready, version, a state, and for the pod network the drift from what Kub
 Read live from the API server (``kube.addons``) within ``kube.addons.BUDGET`` seconds, and kept
 per cluster for ``CACHE_SECONDS`` in Django's cache, so any number of open pages cost one read
 per cluster per interval per process. The page loads without it: the section asks for it after
-the page is shown (htmx, ``clusters:addons``) and asks again while something is rolling out, so
-a slow or silent API server never holds up the page, and an unreachable one is said in the
-section (the typed error's words), never a 500.
+the page is shown (htmx, ``clusters:addons``) and asks again while something rolls out, is
+degraded or could not be read, so a slow or silent API server never holds up the page, and an
+unreachable one is said in the section (the typed error's words), never a 500.
 
-States, first match wins:
+States: **not managed** when the cluster's pod network is None, custom or not chosen (Kubeboard
+applies none and has nothing to compare with); otherwise the first that matches:
 
 * **not installed**: a workload is absent (for the pod network: the fix is the Pod network action);
-* **not managed**: the cluster's pod network is None, custom or not chosen, so Kubeboard applies
-  none and has nothing to compare with;
 * **degraded**: fewer Pods ready than desired, and one not ready started over
   ``kube.addons.STARTING`` seconds ago;
 * **drifted**: a field Kubeboard applied holds something else now (the pod network only: CoreDNS

@@ -126,7 +126,7 @@ def _counts(kind: str, obj: dict[str, Any]) -> tuple[int, int, int, bool]:
         desired = status.get("desiredNumberScheduled") or 0
         ready, updated = status.get("numberReady") or 0, status.get("updatedNumberScheduled") or 0
         return desired, ready, updated, observed and updated == desired
-    desired = spec.get("replicas", 1) if spec.get("replicas") is not None else 1
+    desired = spec["replicas"] if spec.get("replicas") is not None else 1  # the API server's default
     ready, updated = status.get("readyReplicas") or 0, status.get("updatedReplicas") or 0
     # Old replicas still running mean the rollout is not over, even with enough updated ones.
     return desired, ready, updated, observed and updated == desired and (status.get("replicas") or 0) == desired

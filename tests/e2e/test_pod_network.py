@@ -16,7 +16,8 @@ to Calico deletes what Kubeboard applied for Flannel (one event each). A custom
 manifest downloaded from an https URL (a real HTTPS server on 127.0.0.1) is refused on the form
 with a wrong checksum or a YAML mistake before anything reaches the API server, is applied as
 written otherwise, and a second manifest that drops an object deletes exactly that object (an
-event for it), leaving an object made by hand alone.
+event for it), leaving alone an object made by hand and one whose managers no longer include
+Kubeboard's apply.
 """
 
 from __future__ import annotations
@@ -247,7 +248,7 @@ def choose_custom(cluster, url: str, sha256: str) -> PodNetworkForm:
 def test_a_custom_manifest_from_a_url_is_checked_applied_and_what_it_drops_is_pruned(
     bed, cluster, tmp_path, monkeypatch
 ):
-    first = custom_manifest({"kept": "1", "dropped": "2"})
+    first = custom_manifest({"kept": "1", "dropped": "2", "taken-over": "3"})
     second = custom_manifest({"kept": "changed"})
     broken = b"apiVersion: v1\nkind: Namespace\nmetadata: {name: kb-custom}\n---\napiVersion: v1\nkind: x\n  b: [\n"
     digest = {name: hashlib.sha256(data).hexdigest() for name, data in (("first", first), ("second", second))}
@@ -275,10 +276,15 @@ def test_a_custom_manifest_from_a_url_is_checked_applied_and_what_it_drops_is_pr
         assert all(kube_apply.drift(o, live[manifests.describe(o)]) == [] for o in objects)
         assert Cluster.objects.get(pk=cluster.pk).pod_network_applied == f"custom sha256:{digest['first'][:16]}"
 
-        # Someone makes an object by hand in the same namespace: never Kubeboard's to delete.
+        # Someone makes an object by hand in the same namespace, and takes one of Kubeboard's
+        # over (its managedFields cleared, as the API documents): neither is Kubeboard's to delete.
         with kube.connect(cluster, "by hand") as client:
-            kubernetes.client.CoreV1Api(client).create_namespaced_config_map(
+            core = kubernetes.client.CoreV1Api(client)
+            core.create_namespaced_config_map(
                 "kb-custom", {"metadata": {"name": "by-hand"}, "data": {"v": "x"}}, field_manager="kubectl-create"
+            )
+            core.patch_namespaced_config_map(
+                "taken-over", "kb-custom", [{"op": "replace", "path": "/metadata/managedFields", "value": [{}]}]
             )
 
         # The second manifest drops ConfigMap dropped: deleted, with its event; the rest as it says.
@@ -289,12 +295,15 @@ def test_a_custom_manifest_from_a_url_is_checked_applied_and_what_it_drops_is_pr
         "ServiceAccount kb-custom/kb-cni": "unchanged",
         "ConfigMap kb-custom/kept": "configured",
     }
-    assert pruned_events(operation) == {"ConfigMap kb-custom/dropped": "deleted"}
+    assert pruned_events(operation) == {
+        "ConfigMap kb-custom/taken-over": "kept",
+        "ConfigMap kb-custom/dropped": "deleted",
+    }
     with kube.connect(cluster, "read") as client:
         names = {
             c.metadata.name for c in kubernetes.client.CoreV1Api(client).list_namespaced_config_map("kb-custom").items
         }
-    assert names == {"kept", "by-hand", "kube-root-ca.crt"}
+    assert names == {"kept", "by-hand", "taken-over", "kube-root-ca.crt"}
     assert [e["metadata"]["name"] for e in Cluster.objects.get(pk=cluster.pk).pod_network_inventory] == [
         "kb-custom",
         "kb-cni",

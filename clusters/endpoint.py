@@ -78,6 +78,12 @@ class EndpointChoiceForm(forms.Form):
             unicast=bool(cleaned.get("endpoint_unicast")),
         )
         problems = layout.spec_problems(spec)
+        if spec.mode == layout.VIP and not problems:
+            subnets = {
+                "pod subnet": cleaned.get("pod_subnet") or "",
+                "service subnet": cleaned.get("service_subnet") or "",
+            }
+            problems = layout.vip_overlap_problems(spec.vip, subnets)
         for problem in problems:
             self.add_error(_FIELD_OF.get(problem.field, "endpoint_mode"), problem.message)
         typed = (cleaned.get("control_plane_endpoint") or "").strip()

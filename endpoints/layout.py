@@ -204,6 +204,19 @@ def vip_problems(vip: str) -> list[Problem]:
     return []
 
 
+def vip_overlap_problems(vip: str, subnets: dict[str, str]) -> list[Problem]:
+    """A VIP inside the pod or service subnet would be routed into the cluster, not to a machine:
+    ``subnets`` maps a name ("pod subnet") to its CIDRs (comma-separated, as kubeadm takes them)."""
+    address = netutil.parse_ip(vip)
+    if address is None:
+        return []
+    for name, text in subnets.items():
+        for network in netutil.parse_cidrs(text) or []:
+            if address.version == network.version and address in network:
+                return [Problem("vip", f"the virtual IP {vip} is inside the {name} {network}: pick a machine address")]
+    return []
+
+
 def machine_problems(
     spec: Spec, facts: MachineFacts, *, address: str, others: list[str], control_plane: bool
 ) -> list[Problem]:

@@ -474,6 +474,8 @@ def _machine_status(node: Node, vip: str) -> MachineStatus:
             _, lines = commands.quiet(conn, _STATUS_SCRIPT, timeout=STATUS_TIMEOUT)
     except ssh.SSHError as exc:
         return MachineStatus(node.name, node.address, error=str(exc))
+    except Exception as exc:  # the page shows what went wrong with this machine, never a 500
+        return MachineStatus(node.name, node.address, error=f"could not be asked: {exc}")
     at = lines.index("@@stats") if "@@stats" in lines else len(lines)
     addresses, stats = lines[:at], lines[at + 1 :]
     backends = tuple(endpoint_status.backend_health(stats))

@@ -146,3 +146,10 @@ def test_the_endpoint_status_part_asks_the_machines_and_never_fails(operator, cl
     text = part.content.decode()
     assert "no machine said it holds it" in text
     assert 'data-machine="cp1"' in text and "refused by the network guard" in text
+
+
+@pytest.mark.django_db
+def test_a_vip_inside_the_service_subnet_is_refused_on_the_vip_field(operator):
+    form = form_for(operator, **{**VIP, "endpoint_vip": "10.96.0.10"})
+    assert not form.is_valid()
+    assert "is inside the service subnet 10.96.0.0/12" in form.errors["endpoint_vip"][0]

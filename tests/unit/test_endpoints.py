@@ -288,3 +288,15 @@ def test_the_vip_probe_reads_the_neighbour_table():
     probe = status.vip_probe("10.213.49.100")
     assert probe.endswith("ip neigh show 10.213.49.100") and "http://10.213.49.100:1/" in probe
     assert "http://[fd00::64]:1/" in status.vip_probe("fd00::64")
+
+
+def test_a_vip_inside_the_pod_or_service_subnet_is_refused():
+    subnets = {"pod subnet": "10.244.0.0/16", "service subnet": "10.96.0.0/12"}
+    assert layout.vip_overlap_problems("10.213.49.100", subnets) == []
+    [inside] = layout.vip_overlap_problems("10.96.0.50", subnets)
+    assert (inside.field, str(inside)) == (
+        "vip",
+        "the virtual IP 10.96.0.50 is inside the service subnet 10.96.0.0/12: pick a machine address",
+    )
+    assert layout.vip_overlap_problems("10.244.3.3", {"pod subnet": "10.244.0.0/16,fd00::/108"})
+    assert layout.vip_overlap_problems("10.244.3.3", {"pod subnet": ""}) == []

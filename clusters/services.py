@@ -20,7 +20,11 @@ def create_cluster(cluster: Cluster, *, user, pod_network_manifest=None) -> Oper
         cluster.created_by = user if getattr(user, "pk", None) else None
         cluster.status = Cluster.Status.PREPARING
         cluster.save()
-        details = cluster_values(cluster) | {"team": cluster.team.name if cluster.team else None}
+        details = cluster_values(cluster) | {
+            "team": cluster.team.name if cluster.team else None,
+            # The control-plane endpoint choice (issue 21): what Kubeboard will install, in words.
+            "endpoint": cluster.endpoint_label,
+        }
         record(
             "cluster.created",
             actor=user,

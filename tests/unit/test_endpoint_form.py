@@ -153,3 +153,16 @@ def test_a_vip_inside_the_service_subnet_is_refused_on_the_vip_field(operator):
     form = form_for(operator, **{**VIP, "endpoint_vip": "10.96.0.10"})
     assert not form.is_valid()
     assert "is inside the service subnet 10.96.0.0/12" in form.errors["endpoint_vip"][0]
+
+
+@pytest.mark.django_db
+def test_creating_a_vip_cluster_records_the_choice_in_the_audit_trail(operator, client):
+    from audit.models import AuditEvent
+
+    client.force_login(operator)
+    data = dict(CLUSTER_FORM, name="ha-audited", team=team_of(operator).pk, **VIP)
+    response = client.post("/clusters/new/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    record = AuditEvent.objects.get(action="cluster.created", cluster_name="ha-audited")
+    assert record.details["endpoint"].startswith("Virtual IP 10.213.49.100 on eth0 (haproxy :8443")
+    assert record.details["control_plane_endpoint"] == "10.213.49.100:8443"

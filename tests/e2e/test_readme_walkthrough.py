@@ -183,7 +183,7 @@ class Server:
                 if requests.get(f"{self.base}/readyz", timeout=2).status_code == 200:
                     self.children = descendants(self.process.pid)
                     return time.monotonic() - self.started
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer under load
                 pass
             time.sleep(0.25)
         raise AssertionError(f"bin/run did not answer /readyz in {timeout}s:\n{self.output()}")

@@ -1,21 +1,28 @@
 """Upgrade (from a browser) and restore on the test bed, end to end.
 
-A cluster Kubeboard initializes at v1.36.3 (one control plane, one worker, real kubeadm, etcd
-and control plane of that release, hollow kubelets of that release) is upgraded to v1.37.2. A
-person in Chromium opens the upgrade plan from the cluster page, sees every node's versions,
-asks for a version that is refused (with the reason), then for v1.37.2, starts the upgrade and
-watches it node by node on the operation page while a Kubeboard worker process runs it: etcd
-snapshot first, ``kubeadm upgrade apply`` on the control plane, then the worker (drain,
-``kubeadm upgrade node``, kubelet, uncordon). The package step is the test bed's: the machine's
-kubeadm/kubelet switched to the target release. The same cluster then serves the restore drill
-(single control plane): a ConfigMap written, a snapshot, the ConfigMap deleted, the snapshot
-restored, the ConfigMap back.
+A cluster whose two bare machines Kubeboard's Prepare operation prepared from the air-gapped
+artifact set of v1.36.3 (containerd, kubeadm, the hollow kubelet as ``bin/kubelet``, the images),
+then initialized and joined by Kubeboard (one control plane, one worker, real kubeadm, etcd and
+control plane of that release), is upgraded to v1.37.2 with **no package command typed**: the
+package steps come from the cluster's prepare source (issue 19 item 2). Asked for v1.37.2 before
+Kubeboard holds that set, the upgrade is refused naming the set to import; once imported, a
+person in Chromium opens the upgrade plan from the cluster page, sees every node's versions and
+where the package steps come from, asks for a version that is refused (with the reason), then
+for v1.37.2, starts the upgrade and watches it node by node on the operation page while a
+Kubeboard worker process runs it: etcd snapshot first, then per node the v1.37.2 set pushed
+(files the v1.36.3 set already holds copied on the machine, not sent) and checked with
+``sha256sum -c``, its kubeadm installed and images imported, ``kubeadm upgrade apply`` on the
+control plane, then the worker (drain, ``kubeadm upgrade node``, the set's kubelet and kubectl,
+the kubelet restarted by the systemctl double, uncordon). The same cluster then serves the
+restore drill (single control plane): a ConfigMap written, a snapshot, the ConfigMap deleted,
+the snapshot restored, the ConfigMap back.
 
 One test for both (CI time): an upgrade costs minutes on the test bed. It is also the only boot of
 the v1.36.3 -> v1.37.2 upgrade in the suite: what the test bed's own one-shot upgrade test and
 kubeadm/'s phase-by-phase recipe test proved is asserted here, on the phases Kubeboard runs with
-those recipes (each marked "from the recipe test" or "from the test-bed test"). Every connection
-passes the test bed's route guard.
+those recipes (each marked "from the recipe test" or "from the test-bed test"). The typed package
+commands are not run on a machine here (tests/unit/test_upgrade_sources.py covers their choice).
+Every connection passes the test bed's route guard.
 """
 
 from __future__ import annotations
@@ -24,30 +31,40 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 
 import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
 import kube
+from artifacts.services import import_directory
 from clusters.models import Cluster
 from kubeadm import versions, workflow
+from nodes.models import Node
 from nodes.services import run_check
 from operations.models import Operation
 from tests.conftest import team_of
 from tests.e2e.kubeadm_steps import ok
 from tests.e2e.test_browser import browser_page  # noqa: F401 - the Chromium fixture
-from tests.support.day2 import UPGRADE_IGNORE, machines, messages, package_commands_on_testbed, run, wait_done
-from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, ready_cluster
+from tests.support.day2 import messages, run, wait_done
+from tests.support.testbed_cluster import add_machine, ready_cluster
 from tests.support.web import log_in
+from tools.testbed.artifacts import cached_set, find_runtime, go_arch
 from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, BinariesMissing, find_binaries
-from tools.testbed.testing import require_binaries, unavailable
+from tools.testbed.preflight import TESTBED_PREPARED, TESTBED_PREPARED_UPGRADE
+from tools.testbed.testing import require_binaries, sandbox, unavailable
 from workflows import backup, upgrade
 from workflows.init import start_init
 from workflows.join import start_join
-from workflows.models import DayTwoSettings, EtcdSnapshot, SnapshotChunk
+from workflows.models import DayTwoSettings, EtcdSnapshot, PrepareSettings, SnapshotChunk
+from workflows.prepare import start_prepare
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+NAME = "kbtbx2"
+SUBNET = "10.213.92.0/24"
+ARCH = go_arch()
 
 
 def older_release():
@@ -62,6 +79,15 @@ def older_release():
             if not os.access(bins / tool, os.X_OK):
                 unavailable(f"{bins}/{tool} missing (tools/setup-testbed.sh builds it)")
     return old
+
+
+def require_set(version: str):
+    """The artifact set of ``version`` made from the cached binaries (built once), or skip/fail."""
+    try:
+        find_runtime()
+        return cached_set(version)
+    except BinariesMissing as exc:
+        unavailable(str(exc))
 
 
 def config_map(cluster, name: str) -> dict | None:
@@ -79,24 +105,33 @@ def config_map_data(cluster, namespace: str, name: str) -> dict:
         return kubernetes.client.CoreV1Api(client).read_namespaced_config_map(name, namespace).data
 
 
-def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, browser_page, tmp_path):  # noqa: F811
-    old = older_release()
+def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, browser_page, settings, tmp_path):  # noqa: F811
+    older_release()
     new = require_binaries(DEFAULT_VERSION)
+    # Both artifact sets (built once into the binary cache from the cached binaries).
+    old_dir, new_dir = (require_set(v) for v in (OLDER_VERSION, DEFAULT_VERSION))
+    # One store for this process and the stack's worker process (which runs the upgrade).
+    settings.ARTIFACTS_DIR = tmp_path / "store"
     # From the recipe test: one minor step, so kubeadm's own skew policy allows it directly.
     assert versions.upgrade_path(OLDER_VERSION, DEFAULT_VERSION) is None
-    with machines("kbtbx2", "10.213.92.0/24", 2, release=old) as sb:
+    with sandbox(NAME, SUBNET, size=2, bare=True) as sb:
+        import_directory(old_dir, user=operator)
         cluster = ready_cluster(
             "uplift",
             f"{sb.node(1).address}:6443",
             team=team_of(operator),
             user=operator,
             kubernetes_version=OLDER_VERSION,
-            ignore_preflight_errors=TESTBED_IGNORE_PREFLIGHT,
+            ignore_preflight_errors=list(TESTBED_PREPARED),
         )
-        cp = add_machine(cluster, sb, 1, user=operator, control_plane=True)
+        PrepareSettings.objects.update_or_create(cluster=cluster, defaults={"source": PrepareSettings.Source.ARTIFACTS})
+        cp = add_machine(cluster, sb, 1, user=operator, control_plane=True, ignore_preflight_errors=[])
         worker = add_machine(cluster, sb, 2, user=operator)
-        run(start_init(cluster, cp, user=operator))
-        run(start_join(Cluster.objects.get(pk=cluster.pk), [worker], user=operator))
+        prepared = time.monotonic()
+        run(start_prepare(cluster, [cp, worker], user=operator))
+        prepared = time.monotonic() - prepared
+        run(start_init(cluster, Node.objects.get(pk=cp.pk), user=operator))
+        run(start_join(Cluster.objects.get(pk=cluster.pk), [Node.objects.get(pk=worker.pk)], user=operator))
         for node in (cp, worker):
             assert run_check(node.pk)["binaries"]["kubeadm"]["version"] == OLDER_VERSION
         cluster.refresh_from_db()
@@ -111,29 +146,35 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         for target, reason in refused.items():
             with pytest.raises(upgrade.UpgradeRefused, match=reason):
                 upgrade.start_upgrade(cluster, target, user=operator)
-        # No package command: the machines' kubeadm v1.36.3 cannot deploy v1.37.2.
+        # The cluster upgrades from its prepare source, and Kubeboard holds no set of the target yet.
         with pytest.raises(upgrade.UpgradeRefused) as info:
             upgrade.start_upgrade(cluster, DEFAULT_VERSION, user=operator)
-        assert f"kubeadm {OLDER_VERSION} is older than Kubernetes {DEFAULT_VERSION}" in str(info.value)
-        assert "package command" in info.value.hint
+        assert f"holds none for Kubernetes {DEFAULT_VERSION} on {ARCH}" in str(info.value)
+        assert f"import artifact set {DEFAULT_VERSION}-{ARCH}" in info.value.hint
         assert not cluster.operations.filter(kind=upgrade.KIND).exists()
 
-        # --- the upgrade ---------------------------------------------------------------------------
-        kubeadm_cmd, kubelet_cmd = package_commands_on_testbed()
+        # --- the upgrade: its package steps from the v1.37.2 set, no command typed -----------------
+        import_directory(new_dir, user=operator)
         DayTwoSettings.objects.update_or_create(
             cluster=cluster,
             defaults={
-                "kubeadm_package_command": kubeadm_cmd,
-                "kubelet_package_command": kubelet_cmd,
-                "upgrade_ignore_preflight_errors": UPGRADE_IGNORE,
+                # A prepared machine has no etcd client: the pre-upgrade snapshot's etcdctl and
+                # etcdutl are the cached release's, as an operator would install etcd's client tools.
+                "etcdctl": str(new / "etcdctl"),
+                "etcdutl": str(new / "etcdutl"),
+                "upgrade_ignore_preflight_errors": list(TESTBED_PREPARED_UPGRADE),
             },
         )
+        tools = DayTwoSettings.objects.get(cluster=cluster)
+        assert tools.kubeadm_package_command == "" and tools.kubelet_package_command == ""
         plan = upgrade.build_plan(cluster, DEFAULT_VERSION)
         assert plan.allowed, plan.refusals
         assert plan.current == OLDER_VERSION and plan.order == [[cp.name], [worker.name]]
+        source = f"from artifact set {DEFAULT_VERSION} {ARCH}"
+        assert plan.package_source.texts == {"kubeadm": source, "kubelet": source}
 
         # --- the upgrade, from the browser ---------------------------------------------------------
-        stack = stack_factory()
+        stack = stack_factory(KUBEBOARD_ARTIFACTS_DIR=str(settings.ARTIFACTS_DIR))
         page = browser_page
         log_in(page, stack.http, operator.username, "pw-" + operator.username)
         page.goto(f"{stack.http}/clusters/{cluster.name}/")
@@ -152,6 +193,8 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         page.click("#show-plan")
         assert page.inner_text("#plan-allowed") == f"{OLDER_VERSION} → {DEFAULT_VERSION} is allowed."
         assert page.inner_text("#plan-order").count("\n") == 2  # snapshot, node1, node2
+        for which in ("kubeadm", "kubelet"):
+            assert page.inner_text(f"#{which}-package") == f"{source} (the cluster's prepare source)"
         page.screenshot(path=str(tmp_path / "upgrade-plan.png"), full_page=True)
         page.click("#start-upgrade")
         page.wait_for_url("**/operations/*/")
@@ -193,6 +236,20 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         for index in (1, 2):
             out = sb.node(index).ssh("kubeadm version -o short && kubelet --version").stdout.split()
             assert out == [DEFAULT_VERSION, "Kubernetes", DEFAULT_VERSION]
+        # From the v1.37.2 set, pushed and checked on each machine: the files Prepare installed
+        # replaced, the kubelet the systemctl double restarted is the new one.
+        old_staging = f"/var/lib/kubeboard/artifacts/{OLDER_VERSION}-{ARCH}"
+        new_staging = f"/var/lib/kubeboard/artifacts/{DEFAULT_VERSION}-{ARCH}"
+        for node in (cp, worker):
+            pushed = messages(operation, "push", node.name)
+            copied = f"Copied bin/containerd from {old_staging}/bin/containerd on {node.name} (same SHA-256, not sent)."
+            assert copied in pushed, pushed
+            assert any(m.startswith("Sent bin/kubeadm ") for m in pushed), pushed
+            assert f"sha256sum -c: every file of {new_staging} matches SHA256SUMS." in pushed, pushed
+            installed = "\n".join(messages(operation, "kubelet-package", node.name))
+            assert f"installed /usr/local/bin/kubelet from {DEFAULT_VERSION}-{ARCH}/bin/kubelet" in installed
+            upgraded = "\n".join(messages(operation, "kubeadm-package", node.name))
+            assert f"changed: installed /usr/local/bin/kubeadm from {DEFAULT_VERSION}-{ARCH}/bin/kubeadm" in upgraded
         ps = sb.node(1).exec(["ps", "-eo", "args"]).stdout
         for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
             assert f"{new}/{component} " in ps, f"{component} does not run the new release:\n{ps}"
@@ -266,3 +323,4 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         assert config_map(cluster, "drill") == {"written": "before the snapshot"}
         assert EtcdSnapshot.objects.filter(operation=restored, reason=EtcdSnapshot.Reason.PRE_RESTORE).exists()
         assert kube.readyz(cluster) == "ok"
+    print(f"\nday-two upgrade e2e: Prepare of both machines from the {OLDER_VERSION} set {prepared:.1f}s")

@@ -47,6 +47,10 @@ TESTBED_JOIN_WORKER = (
 TESTBED_PREPARED = ("SystemVerification",)
 TESTBED_UPGRADE = ("ContainerRuntimeVersion", "ImagePull", "SystemVerification", "CreateJob")
 TESTBED_UPGRADE_PLAN = ("CreateJob",)
+# `kubeadm upgrade apply|node` on bare machines Kubeboard prepared (tests/e2e/test_day2_upgrade.py):
+# containerd answers and the target's images are imported, so ContainerRuntimeVersion and
+# ImagePull run and pass; left are this host's cgroups v1 refusal and the health check's Job.
+TESTBED_PREPARED_UPGRADE = ("SystemVerification", "CreateJob")
 # `kubeadm upgrade node` preflight on a worker (no health-check Job, no image pre-pull there).
 TESTBED_UPGRADE_NODE_WORKER = ("ContainerRuntimeVersion", "SystemVerification")
 

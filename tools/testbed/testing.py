@@ -7,6 +7,7 @@ reason, unless KUBEBOARD_REQUIRE_TESTBED=1 (CI), where they make it *fail*.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,16 +62,19 @@ def assert_no_traces(sb: Sandbox) -> None:
     left = sb.leftovers()
     assert not left, f"sandbox {sb.name} left traces: {left}"
     state = str(sb.state_dir)
-    mounts = [m for m in _mountpoints() if m.startswith(state)]
+    # Its own directory only: kbtbn's check must not see kbtbnw's mounts (a sandbox of another
+    # pass running at the same time, whose name starts with this one's).
+    mounts = [m for m in _mountpoints() if m == state or m.startswith(state + "/")]
     assert not mounts, f"mounts left: {mounts}"
     stray = []
+    own = re.compile(re.escape(state.encode()) + rb"(?=[/\s\0]|$)")
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
             except OSError:
                 continue
-            if state.encode() in cmdline:
+            if own.search(cmdline):
                 stray.append(f"{entry}: {cmdline[:200]!r}")
     assert not stray, f"processes still referencing {state}: {stray}"
     assert not (STATE_ROOT / sb.name).exists()

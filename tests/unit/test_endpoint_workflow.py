@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -369,3 +370,56 @@ def test_an_upgrade_points_kube_proxy_back_at_the_local_proxy_after_kubeadms_add
     assert kube_proxy == (["cp1"] if planned else [])
     if planned:
         assert names.index(("cp1", "addon")) < names.index(("cp1", endpoint.INIT_KUBE_PROXY_PHASE))
+
+
+# --- the cluster page's status --------------------------------------------------------------------------
+
+DATA = Path(__file__).parent / "data" / "endpoint"
+
+
+class StatusDouble(MachineDouble):
+    """TEST DOUBLE of a machine answering the status script with what a real one printed: ip -o addr
+    show and haproxy's statistics CSV, captured from keepalived and haproxy in network namespaces
+    (tests/integration/test_endpoint_failover.py's layout; one backend DOWN, the other UP)."""
+
+    def __init__(self, *, holds: bool) -> None:
+        super().__init__()
+        self.holds = holds
+
+    def run(self, command, *, on_line=None, cancel=None, timeout=None, job=None, root=True) -> ssh.CommandResult:
+        addr = (DATA / "ip-addr-vip-holder.txt").read_text().splitlines()
+        if not self.holds:
+            addr = [line for line in addr if "10.213.49.100" not in line]
+        for line in [*addr, "@@stats", *(DATA / "haproxy-stats.csv").read_text().splitlines()]:
+            on_line(line)
+        return ssh.CommandResult(exit_status=0, signal=None, duration=0.01)
+
+
+@pytest.mark.django_db
+def test_the_page_part_names_the_vip_holder_and_each_backends_health(monkeypatch, operator, client):
+    from tests.conftest import team_of
+
+    cluster = make_cluster("vip", team=team_of(operator), **VIP)
+    cp1, cp2 = _planes(cluster, 2)
+    cp3 = Node.objects.create(cluster=cluster, name="cp3", address="10.213.49.13", role=Node.Role.CONTROL_PLANE)
+    doubles = {cp1.pk: StatusDouble(holds=False), cp2.pk: StatusDouble(holds=True)}
+
+    def connect(node, timeout=None):
+        if node.pk not in doubles:
+            raise ssh.Unreachable(f"{node.name} does not answer")
+        return doubles[node.pk]
+
+    monkeypatch.setattr(endpoint, "connect", connect)
+    status = endpoint.read_status(cluster)
+    assert status.holder == "cp2"
+    assert [m.name for m in status.machines] == ["cp1", "cp2"]  # cp3 never joined: no proxy there
+    assert [(b.name, b.status, b.check) for b in status.machines[1].backends] == [
+        ("a", "DOWN", "L4CON"),
+        ("b", "UP", "L7OK 200"),
+    ]
+    Node.objects.filter(pk=cp3.pk).update(status=Node.Status.JOINED)
+    client.force_login(operator)
+    page = client.get(f"/clusters/{cluster.name}/endpoint/").content.decode()
+    assert "held by <strong>cp2</strong>" in page
+    assert 'data-backend="a">a DOWN (L4CON)' in page and 'data-backend="b">b UP (L7OK 200)' in page
+    assert 'data-machine="cp3"' in page and "cp3 does not answer" in page

@@ -175,6 +175,7 @@ def install(ctx: PhaseContext, which: str, target: str) -> None:
             if kubelet:
                 for argv in knowledge.RESTART_KUBELET:
                     machine.run(list(argv), label=" ".join(argv))
+                _record_prepared_for(ctx, target)
             return
         source = ctx.params["package_source"]
         repo = knowledge.upgrade_repository(found.family, target, base=source["repository"], fingerprint=source["key"])
@@ -191,3 +192,13 @@ def install(ctx: PhaseContext, which: str, target: str) -> None:
             else:
                 machine.run(argv, label=" ".join(argv[:2]))
         ctx.log(f"{ctx.node.name}: {', '.join(names)} {target} installed {_repository_text(repo.base, target)}, held.")
+        if kubelet:
+            _record_prepared_for(ctx, target)
+
+
+def _record_prepared_for(ctx: PhaseContext, target: str) -> None:
+    """Once the last package step installed the target, the machine is prepared for it: its page
+    and a later Prepare then name the version it runs, not the one Prepare first installed."""
+    version = versions.with_v(target)
+    if MachinePreparation.objects.filter(node=ctx.node, prepared_at__isnull=False).update(kubernetes_version=version):
+        ctx.log(f"{ctx.node.name}: Kubeboard records it as prepared for Kubernetes {version}.")

@@ -146,3 +146,18 @@ def test_an_artifact_set_upgrade_pushes_checks_and_installs_from_it(cluster, ope
     assert operation.params["kubeadm_package_command"] == ""
     specs = {spec.name: spec for spec in upgrade.PHASES}
     assert "sha256sum -c" in specs["push"].description
+
+
+def test_a_machine_upgraded_from_its_prepare_source_is_recorded_as_prepared_for_the_target(cluster):
+    # The end of the kubelet package step (tests/e2e/test_day2_upgrade.py runs it on machines);
+    # here its record alone, with the phase context's node and log.
+    from types import SimpleNamespace
+
+    from workflows import upgrade_packages
+
+    said: list[str] = []
+    cp1 = Node.objects.get(name="cp1")
+    upgrade_packages._record_prepared_for(SimpleNamespace(node=cp1, log=said.append), "1.37.2")
+    assert MachinePreparation.objects.get(node=cp1).kubernetes_version == "v1.37.2"
+    assert MachinePreparation.objects.get(node__name="w1").kubernetes_version == "v1.36.3"
+    assert said == ["cp1: Kubeboard records it as prepared for Kubernetes v1.37.2."]

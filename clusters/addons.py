@@ -8,8 +8,9 @@ the page is shown (htmx, ``clusters:addons``) and asks again while something rol
 degraded or could not be read, so a slow or silent API server never holds up the page, and an
 unreachable one is said in the section (the typed error's words), never a 500.
 
-States: **not managed** when the cluster's pod network is None, custom or not chosen (Kubeboard
-applies none and has nothing to compare with); otherwise the first that matches:
+States: **not managed** when the cluster's pod network is None or not chosen (Kubeboard applies
+none and has nothing to compare with), or when what it applied cannot be had any more (a custom
+manifest replaced since, a pinned version dropped); otherwise the first that matches:
 
 * **not installed**: a workload is absent (for the pod network: the fix is the Pod network action);
 * **degraded**: fewer Pods ready than desired, and one not ready started over
@@ -35,7 +36,7 @@ from django.utils import timezone
 import kube
 from addons import catalog, manifests
 from clusters import preconditions
-from clusters.models import Cluster
+from clusters.models import Cluster, PodNetworkManifest
 from kube import addons as kube_addons
 from kube import apply as kube_apply
 from kube.addons import ObjectDrift, Workload, WorkloadRef
@@ -111,18 +112,47 @@ def _rendered(network: str, version: str, registry: str, pod_subnet: str) -> tup
     return tuple(manifests.render(manifests.Choice(network, version, registry), pod_subnet))
 
 
+@functools.lru_cache(maxsize=4)
+def _rendered_custom(sha256: str, registry: str, text: str) -> tuple[dict[str, Any], ...]:
+    return tuple(manifests.render_custom(text.encode("utf-8"), registry, source="the stored custom manifest"))
+
+
+# The pod networks Kubeboard applies, so has objects to compare with.
+APPLIED_NETWORKS = (catalog.FLANNEL, catalog.CALICO, catalog.CUSTOM)
+
+
 def applied_choice(cluster: Cluster) -> manifests.Choice | None:
     """What Kubeboard applied (``pod_network_applied``), else what it is to apply; None when it
-    applies nothing (None, custom, not chosen)."""
+    applies nothing (None, not chosen)."""
     if cluster.pod_network_applied:
         network, _, version = cluster.pod_network_applied.partition(" ")
-    elif cluster.pod_network in (catalog.FLANNEL, catalog.CALICO):
+    elif cluster.pod_network in APPLIED_NETWORKS:
         network, version = cluster.pod_network, cluster.pod_network_version
     else:
         return None
-    if network not in (catalog.FLANNEL, catalog.CALICO):
-        return None  # a custom manifest's objects are not kept to compare with
+    if network not in APPLIED_NETWORKS:
+        return None
     return manifests.Choice(network, version, cluster.pod_network_registry)
+
+
+def label_of(choice: manifests.Choice) -> str:
+    """ "Flannel v0.28.9", "Custom manifest sha256:1a2b…", as the rest of the page names them."""
+    return f"{catalog.NETWORK_LABELS.get(choice.network, choice.network)} {choice.version}".strip()
+
+
+def applied_objects(cluster: Cluster, choice: manifests.Choice) -> tuple[dict[str, Any], ...]:
+    """The objects Kubeboard applies for ``choice``: the pinned manifest with the cluster's
+    substitutions, or the stored custom manifest if it is the one rolled out (by its version).
+    Raises ManifestError or CatalogError when they cannot be had."""
+    if choice.network != catalog.CUSTOM:
+        return _rendered(choice.network, choice.version, choice.image_registry, cluster.pod_subnet)
+    stored = PodNetworkManifest.objects.filter(cluster=cluster).first()
+    if stored is None or manifests.custom_version(stored.sha256) != choice.version:
+        raise manifests.ManifestError(
+            f"the custom manifest rolled out ({choice.version}) is no longer the one stored, so its objects "
+            "cannot be compared; apply the stored one with the Pod network action"
+        )
+    return _rendered_custom(stored.sha256, choice.image_registry, stored.text)
 
 
 def _workloads_of(objects: tuple[dict[str, Any], ...]) -> list[WorkloadRef]:
@@ -146,16 +176,18 @@ def state_of(workloads: list[Workload], drift: list[ObjectDrift] | tuple = ()) -
     return HEALTHY
 
 
-def _pod_network(cluster: Cluster, state: kube_addons.AddonsState | None, objects, choice) -> Addon:
+def _pod_network(
+    cluster: Cluster, state: kube_addons.AddonsState | None, objects, choice, unreadable: str = ""
+) -> Addon:
     if choice is None:
         fix = (
-            "Kubeboard applies no pod network on this cluster, so it has nothing to watch: choose Flannel "
-            "or Calico under Settings, Pod network, then apply it."
+            "Kubeboard applies no pod network on this cluster, so it has nothing to watch: choose Flannel, "
+            "Calico or a custom manifest under Settings, Pod network, then apply it."
         )
-        if cluster.pod_network == catalog.CUSTOM:
-            fix = "A custom manifest's workloads and drift are not read here yet; its rollout is in its operation."
         return Addon("pod-network", "Pod network", cluster.pod_network_label, NOT_MANAGED, fix=fix)
-    label = catalog.pinned(choice.network, choice.version).label
+    label = label_of(choice)
+    if unreadable:
+        return Addon("pod-network", "Pod network", label, NOT_MANAGED, fix=unreadable)
     refs = _workloads_of(objects)
     workloads = tuple(state.workloads[ref] for ref in refs) if state else ()
     drift = tuple(state.drift.found) if state else ()
@@ -200,11 +232,12 @@ def read_health(cluster: Cluster) -> AddonsHealth:
         return AddonsHealth(unavailable=str(ready))
     choice = applied_choice(cluster)
     objects: tuple[dict[str, Any], ...] = ()
+    unreadable = ""  # why the pod network's objects cannot be had: CoreDNS and kube-proxy are read all the same
     if choice is not None:
         try:
-            objects = _rendered(choice.network, choice.version, choice.image_registry, cluster.pod_subnet)
+            objects = applied_objects(cluster, choice)
         except (manifests.ManifestError, catalog.CatalogError) as exc:
-            return AddonsHealth(error=f"the pod network's manifest cannot be rendered: {exc}")
+            unreadable = f"What Kubeboard applied cannot be compared: {exc}"
     refs = [*_workloads_of(objects), COREDNS, KUBE_PROXY]
     try:
         state = kube_addons.read(cluster, refs, list(objects), describe=manifests.describe)
@@ -217,7 +250,7 @@ def read_health(cluster: Cluster) -> AddonsHealth:
             read_at=timezone.now(),
         )
     addons = (
-        _pod_network(cluster, state, objects, choice),
+        _pod_network(cluster, state, objects, choice, unreadable),
         _kubeadm_addon("CoreDNS", state.workloads[COREDNS]),
         _kubeadm_addon("kube-proxy", state.workloads[KUBE_PROXY]),
     )

@@ -9,6 +9,7 @@ tests/e2e/test_pod_network_browser.py.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import time
 from datetime import UTC, datetime
@@ -17,9 +18,9 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from addons import catalog
+from addons import catalog, manifests
 from clusters import addons
-from clusters.models import Cluster
+from clusters.models import Cluster, PodNetworkManifest
 from kube import addons as kube_addons
 from kube.addons import Workload, WorkloadRef
 from kubeadm import pki
@@ -158,6 +159,60 @@ def test_the_pod_network_compared_is_what_was_applied_else_what_is_chosen():
     assert (addons.applied_choice(cluster).network, addons.applied_choice(cluster).version) == ("flannel", "v0.28.8")
     assert addons.applied_choice(Cluster(pod_network=catalog.NONE)) is None
     assert addons.applied_choice(Cluster(pod_network="")) is None
+
+
+CUSTOM = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: kb-cni
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: kb-cni-node
+  namespace: kb-cni
+spec:
+  selector:
+    matchLabels: {app: kb-cni}
+  template:
+    metadata:
+      labels: {app: kb-cni}
+    spec:
+      containers:
+      - name: cni
+        image: quay.io/example/cni:v1.2.3
+"""
+
+
+@pytest.mark.django_db
+def test_a_custom_manifest_is_compared_while_it_is_the_one_rolled_out():
+    digest = hashlib.sha256(CUSTOM.encode()).hexdigest()
+    version = manifests.custom_version(digest)
+    cluster = make_cluster(
+        "own",
+        pod_network=catalog.CUSTOM,
+        pod_network_version=version,
+        pod_network_applied=f"custom {version}",
+        pod_network_registry="registry.local:5000",
+    )
+    stored = PodNetworkManifest.objects.create(cluster=cluster, text=CUSTOM, sha256=digest, source="cni.yaml")
+    choice = addons.applied_choice(cluster)
+    assert (choice.network, choice.version) == (catalog.CUSTOM, version)
+    objects = addons.applied_objects(cluster, choice)
+    assert [manifests.describe(o) for o in objects] == ["Namespace kb-cni", "DaemonSet kb-cni/kb-cni-node"]
+    assert objects[1]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local:5000/example/cni:v1.2.3"
+    assert addons._workloads_of(objects) == [WorkloadRef("DaemonSet", "kb-cni", "kb-cni-node")]
+    assert addons.label_of(choice) == f"Custom manifest {version}"
+
+    # Another manifest stored since, not applied yet: what was rolled out cannot be compared, and
+    # the pod network says so (CoreDNS and kube-proxy are read all the same).
+    changed = CUSTOM.replace("v1.2.3", "v1.2.4")
+    stored.text, stored.sha256 = changed, hashlib.sha256(changed.encode()).hexdigest()
+    stored.save()
+    with pytest.raises(manifests.ManifestError, match="no longer the one stored"):
+        addons.applied_objects(cluster, choice)
+    shown = addons._pod_network(cluster, None, (), choice, "What Kubeboard applied cannot be compared: x")
+    assert (shown.state, shown.fix) == (addons.NOT_MANAGED, "What Kubeboard applied cannot be compared: x")
 
 
 # --- the page ------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import kube
 from clusters.models import Cluster
 from endpoints import layout, render
 from endpoints import status as endpoint_status
+from kubeadm import netutil
 from kubeadm import prepare as prepare_knowledge
 from nodes.connect import connect, phase_connection
 from nodes.models import Node
@@ -337,6 +338,15 @@ def init_endpoint(ctx: PhaseContext) -> None:
             else ""
         ),
         changes=notes,
+    )
+    # Where kubeadm's kubeconfig phase points each file (kubeadm's GetControlPlaneEndpoint and
+    # ControlPlaneKubeletLocalMode): the users of the endpoint come after wait-control-plane.
+    host, port = netutil.parse_host_port(cluster.control_plane_endpoint)
+    url = f"https://{netutil.join_host_port(host, port or layout.API_SERVER_PORT)}"
+    ctx.log(
+        f"kubeadm writes admin.conf and super-admin.conf with {url}; kubelet.conf, "
+        "controller-manager.conf and scheduler.conf use this machine's own API server, so nothing needs the endpoint "
+        "before the control plane runs."
     )
 
 

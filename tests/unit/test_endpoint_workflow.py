@@ -423,3 +423,21 @@ def test_the_page_part_names_the_vip_holder_and_each_backends_health(monkeypatch
     assert "held by <strong>cp2</strong>" in page
     assert 'data-backend="a">a DOWN (L4CON)' in page and 'data-backend="b">b UP (L7OK 200)' in page
     assert 'data-machine="cp3"' in page and "cp3 does not answer" in page
+
+
+@pytest.mark.django_db
+def test_init_says_what_it_installed_and_where_the_kubeconfigs_point(monkeypatch):
+    cluster = make_cluster("vip", **VIP)
+    [cp1] = _planes(cluster, 1)
+    machine = MachineDouble()
+    monkeypatch.setattr(endpoint, "phase_connection", lambda ctx: machine)
+    ctx = PhaseDouble(cluster, cp1)
+    endpoint.init_endpoint(ctx)
+    said = " ".join(message for _, message in ctx.logged)
+    assert "Control-plane endpoint on cp1: virtual IP 10.213.49.100 on eth0 (VRRP router id 51)" in said
+    assert "started haproxy.service; started keepalived.service" in said
+    assert "admin.conf and super-admin.conf with https://10.213.49.100:8443" in said
+    external = make_cluster("ext")
+    ctx = PhaseDouble(external, cp1)
+    endpoint.init_endpoint(ctx)
+    assert ctx.logged == [("info", "External endpoint 10.0.0.10:6443: nothing to install on the machine.")]

@@ -152,7 +152,7 @@ def files_for(cluster: Cluster, node: Node, planes: list[Node]) -> MachineFiles:
 
 class _Machine:
     """Commands on one machine: the phase's own (logged as its output, failures fail the phase)
-    or another one (quiet; a failure is raised as MachineUnreachable for a warning)."""
+    or another one (quiet; a failure is a PhaseError that ``_apply_elsewhere`` turns into a warning)."""
 
     def __init__(self, ctx: PhaseContext, conn: ssh.Connection, node: Node, *, own: bool) -> None:
         self.ctx, self.conn, self.node, self.own = ctx, conn, node, own

@@ -75,7 +75,7 @@ if [ ${#ha_missing[@]} -gt 0 ]; then
   # Whatever started them anyway (an init script no policy covered): stop the ones this install
   # started on the host, never a sandbox node's (those live in other network namespaces).
   host_net=$(stat -L -c %i /proc/self/ns/net)
-  for pid in $(pgrep -x 'keepalived|haproxy' || true); do
+  for pid in $(pgrep -x keepalived || true) $(pgrep -x haproxy || true); do
     if [ "$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null)" = "$host_net" ]; then
       log "stopping $(cat "/proc/$pid/comm" 2>/dev/null) (pid $pid) that its package started on the host"
       kill "$pid" 2>/dev/null || true

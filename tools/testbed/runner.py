@@ -494,6 +494,15 @@ class Services:
         self.reload_failed: dict[str, str] = {}
         sd.STATE.mkdir(parents=True, exist_ok=True)
 
+    def adopt_kubelet(self, kubelet: HollowKubelet) -> None:
+        """A provisioned machine with a private root (runner ``--kubelet --systemd``): its running
+        hollow kubelet is ``kubelet.service`` (the unit ``up`` wrote, enabled as kubeadm's
+        packages leave it), so ``systemctl restart kubelet`` restarts it and reads kubelet.conf
+        afresh, as the local-proxy endpoint needs."""
+        self.kubelet = kubelet
+        self.kubelet_on = True
+        self.acted["kubelet.service"] = 0
+
     def act(self, name: str, action: str) -> None:
         self.reload_failed.pop(name, None)
         if action == "reload":
@@ -603,6 +612,10 @@ class Runner:
     ) -> None:
         self.kubelet = kubelet
         self.services = services
+        if kubelet is not None and services is not None:
+            # One owner: the init thread supervises the kubelet as its unit (no second check).
+            services.adopt_kubelet(kubelet)
+            self.kubelet = None
         self.manifests = manifests
         self.bin_dir = bin_dir
         self.cache_root = cache_root

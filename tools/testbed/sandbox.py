@@ -621,6 +621,19 @@ class Sandbox:
             f'PYTHONPATH={REPO_ROOT} exec {sys.executable} -m tools.testbed.systemctl "$@"\n'
         )
         systemctl.chmod(0o755)
+        if not self.bare:
+            # A provisioned machine has kubeadm's kubelet unit, enabled; here it is the runner's
+            # hollow kubelet (runner.Services.adopt_kubelet), so `systemctl restart kubelet`
+            # (kubeadm's, or the local-proxy endpoint's after it rewrites kubelet.conf) restarts it.
+            units = upper / "etc" / "systemd" / "system"
+            (units / "multi-user.target.wants").mkdir(parents=True, exist_ok=True)
+            (units / "kubelet.service").write_text(
+                "# Kubeboard test bed: a provisioned machine's kubelet is the runner's hollow kubelet\n"
+                "[Unit]\nDescription=kubelet: The Kubernetes Node Agent (test bed: kubemark's hollow kubelet)\n\n"
+                f"[Service]\nExecStart={self.node_bin}/kubelet\nRestart=always\n\n"
+                "[Install]\nWantedBy=multi-user.target\n"
+            )
+            (units / "multi-user.target.wants" / "kubelet.service").symlink_to("/etc/systemd/system/kubelet.service")
         swaps = rootfs / "swaps"
         swaps.write_text(EMPTY_SWAPS)
         purge, remove = self._bare_absent if self.bare else ([], [])

@@ -795,6 +795,11 @@ def kubernetes(ctx: PhaseContext) -> None:
             hold_needed = status != 0 or not all(any(p in line for line in lines) for p in knowledge.PACKAGES)
         if hold_needed or wrong:
             step.change(f"held {', '.join(knowledge.PACKAGES)} ({' '.join(knowledge.hold_command(found.family)[:2])})")
+        # As from an artifact set: a package need not enable its unit (the RHEL family's presets
+        # leave it disabled), and a kubelet that is not enabled does not come back after a reboot.
+        enabled = _systemctl_state(machine, "is-enabled", "kubelet") == "enabled"
+        if not enabled:
+            step.change("enabled the kubelet (kubeadm starts it)")
         report(machine, step)
         if machine.dry_run or step.done_already:
             return
@@ -804,6 +809,8 @@ def kubernetes(ctx: PhaseContext) -> None:
                 label="install kubeadm, kubelet, kubectl, cri-tools",
             )  # fmt: skip
         machine.run(knowledge.hold_command(found.family), label="hold")
+        if not enabled:
+            machine.run(["systemctl", "enable", "kubelet"], label="systemctl enable kubelet")
 
 
 # --- images -------------------------------------------------------------------------------------------

@@ -424,6 +424,9 @@ def test_prepare_machine_from_the_package_repository_runs_apt_in_the_private_roo
     assert node.ssh("test -f /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", check=False).returncode == 0
     # containerd runs with the configuration Prepare wrote (kubeadm's cgroup driver, pause image).
     assert node.ssh("systemctl is-active containerd").stdout.strip() == "active"
+    # The kubelet is enabled by Prepare (the test bed's package, like RHEL's, does not enable it).
+    assert node.ssh("systemctl is-enabled kubelet").stdout.strip() == "enabled"
+    assert any(m.endswith("changed: enabled the kubelet (kubeadm starts it)") for m in kubernetes), kubernetes
     config = node.ssh("cat /etc/containerd/config.toml").stdout
     assert "SystemdCgroup = true" in config and "registry.k8s.io/pause:3.10.2" in config
     # A signature apt did not trust would have failed the update: both repositories are signed.
@@ -434,8 +437,10 @@ def test_prepare_machine_from_the_package_repository_runs_apt_in_the_private_roo
 
 def test_prepared_machines_init_and_join_with_only_system_verification_ignored(bare: Sandbox, operator) -> None:
     """kubeadm init on the machine prepared from the artifact set and a worker join of the one
-    prepared from the APT repository, each ignoring only SystemVerification (cgroups v1 here):
-    kubeadm starts the kubelet itself through the systemctl double."""
+    Kubeboard's Prepare made ready from the package source, each ignoring only
+    SystemVerification (cgroups v1 here; a join runs no ImagePull, so the package source's images,
+    pulled from a registry, are not needed): kubeadm starts the kubelet itself through the
+    systemctl double."""
     from tools.testbed.binaries import selected_version
     from tools.testbed.cluster import kubeadm_config, new_bootstrap_token
     from tools.testbed.preflight import TESTBED_PREPARED
@@ -454,6 +459,8 @@ def test_prepared_machines_init_and_join_with_only_system_verification_ignored(b
     for out in (init.stdout, joined.stdout):
         for check in ("CRI", "ContainerRuntimeVersion", "ImagePull", "FileContent--proc-sys-net-ipv4-ip_forward"):
             assert f"[WARNING {check}]" not in out, out
+        assert "[WARNING Service-Kubelet]" not in out, out  # enabled by Prepare (and by the set's script)
+    assert "[preflight] Pulling images" not in joined.stdout, joined.stdout
     assert worker.ssh("systemctl is-active kubelet").stdout.strip() == "active"
     # The double expanded kubeadm's drop-in and flags file into the unit's real command line.
     started = (cp.dir / "logs" / "runner.log").read_text()

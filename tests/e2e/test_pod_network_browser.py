@@ -42,7 +42,8 @@ def wait_state(page, base: str, cluster: str, addon: str, state: str, timeout: f
     reads again by itself while something rolls out; a settled one is read again on a reload)."""
     deadline = time.monotonic() + timeout
     while True:
-        page.goto(f"{base}/clusters/{cluster}/#addons")
+        # No #fragment: going to the URL the tab is on plus a fragment would only scroll, not reload.
+        page.goto(f"{base}/clusters/{cluster}/")
         page.wait_for_selector("#addons-read:not([data-read=pending])", timeout=30_000)
         try:
             page.wait_for_selector(f"{ROW.format(addon)}[data-state='{state}']", timeout=15_000)

@@ -57,7 +57,7 @@ from tools.testbed.testing import require_binaries, sandbox, unavailable
 from workflows import backup, upgrade
 from workflows.init import start_init
 from workflows.join import start_join
-from workflows.models import DayTwoSettings, EtcdSnapshot, PrepareSettings, SnapshotChunk
+from workflows.models import DayTwoSettings, EtcdSnapshot, MachinePreparation, PrepareSettings, SnapshotChunk
 from workflows.prepare import start_prepare
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -250,6 +250,8 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
             assert f"installed /usr/local/bin/kubelet from {DEFAULT_VERSION}-{ARCH}/bin/kubelet" in installed
             upgraded = "\n".join(messages(operation, "kubeadm-package", node.name))
             assert f"changed: installed /usr/local/bin/kubeadm from {DEFAULT_VERSION}-{ARCH}/bin/kubeadm" in upgraded
+            # The machine page then says what the machine runs, not what Prepare first installed.
+            assert MachinePreparation.objects.get(node=node).kubernetes_version == DEFAULT_VERSION
         ps = sb.node(1).exec(["ps", "-eo", "args"]).stdout
         for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
             assert f"{new}/{component} " in ps, f"{component} does not run the new release:\n{ps}"

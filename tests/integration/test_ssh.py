@@ -173,6 +173,14 @@ def test_cluster_key_authenticates_and_runs_as_root(node):
     assert lines == ["0", "hello"]
 
 
+def test_a_connection_prefers_aes_gcm_for_fast_artifact_pushes(node):
+    # The real sshd offers chacha20-poly1305 too (asyncssh's own first choice, slower here).
+    with connect(node) as conn:
+        conn.run("true")
+        assert conn._conn.get_extra_info("send_cipher") == "aes128-gcm@openssh.com"
+        assert conn._conn.get_extra_info("recv_cipher") == "aes128-gcm@openssh.com"
+
+
 def test_pasted_private_key_with_passphrase(sshd, cluster, tmp_path):
     key_file = tmp_path / "id_ecdsa"
     subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "pass phrase", "-f", str(key_file)], check=True)

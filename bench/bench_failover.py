@@ -9,8 +9,8 @@ with 1 s health checks, ``redispatch``).
 
 * **Virtual IP**: ``controlPlaneEndpoint`` is ``VIP:8443``. Each trial stops the VIP holder's API
   server (its static Pod manifest moved away, as a stopped kubelet would leave it) and its
-  keepalived (``systemctl stop``, or ``--kill``: SIGKILL to keepalived's process group, the loss
-  of the machine as the network sees it), then times ``kubectl get --raw /readyz`` from the host
+  keepalived (``systemctl stop``; or ``--kill``: the machine lost, SIGKILL to keepalived's process
+  group and its eth0 down, restored as after a reboot), then times ``kubectl get --raw /readyz`` from the host
   through the VIP until it answers and keeps answering for 3 s. Then the node is restored.
 * **Local proxy**: the worker's haproxy on 127.0.0.1:8443 spreads over the three API servers; its
   kubelet's kubeconfig points there. Each trial stops one API server (in turn) and times kubectl
@@ -233,7 +233,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--modes", default="vip,local-proxy")
-    parser.add_argument("--kill", action="store_true", help="SIGKILL keepalived instead of stopping it")
+    parser.add_argument(
+        "--kill", action="store_true", help="lose the holder: SIGKILL keepalived and take its eth0 down (not a stop)"
+    )
     args = parser.parse_args()
     modes = args.modes.split(",")
     missing = [b for b in ("/usr/sbin/keepalived", "/usr/sbin/haproxy") if not os.access(b, os.X_OK)]
@@ -272,18 +274,24 @@ def main() -> None:
             times, failures = [], []
             for trial in range(args.trials):
                 node = wait("a VIP holder", lambda: holder(sb, planes), 30)
+                pid = node.exec(["systemctl", "show", "-p", "MainPID", "--value", "keepalived"]).stdout.strip()
                 began = time.monotonic()
                 stop_api_server(node)
                 if args.kill:
-                    pid = node.ssh("systemctl show -p MainPID --value keepalived").stdout.strip()
+                    # The machine is lost: keepalived dies with its VRRP child (no priority-0
+                    # goodbye) and the machine drops off the segment (eth0 down).
                     node.exec(["kill", "-KILL", "--", f"-{pid}"])
+                    node.exec(["ip", "link", "set", "dev", "eth0", "down"])
                 else:
                     node.exec(["systemctl", "stop", "keepalived"])
                 took, failed = outage(call, began)
-                new = holder(sb, planes)
+                new = holder(sb, [p for p in planes if p is not node])  # a lost node keeps its stale VIP
                 log(f"vip trial {trial + 1}: {node.name} down, {new.name if new else '?'} answers after {took:.2f}s")
                 times.append(took)
                 failures.append(failed)
+                if args.kill:  # back as after a reboot: no VIP left on its eth0
+                    node.exec(["ip", "addr", "del", f"{VIP}/32", "dev", "eth0"])
+                    node.exec(["ip", "link", "set", "dev", "eth0", "up"])
                 start_api_server(node)
                 wait(f"{node.name}'s API server back", api_ready(cp, node))
                 node.exec(["systemctl", "start", "keepalived"])

@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import ipaddress
 import re
+import shlex
 from dataclasses import dataclass
+
+from kubeadm.components import API_SERVER_PORT
 
 # "2: eth0    inet 10.0.0.5/24 brd 10.0.0.255 scope global eth0\       valid_lft forever ..."
 _ADDR_RE = re.compile(r"^\d+:\s+(?P<name>[^\s@]+)(?:@\S+)?\s+inet6?\s+(?P<cidr>\S+)")
@@ -63,6 +66,87 @@ def vip_probe(vip: str) -> str:
         f"ping -c 1 -W 1 {vip} >/dev/null 2>&1; curl -s --max-time 1 -o /dev/null http://{host}:1/ >/dev/null 2>&1; "
         f"ip neigh show {vip}"
     )
+
+
+REACH_SECONDS = 5
+# curl's exit statuses that say what stands at the other end.
+_CURL_UNRESOLVED = 6
+_CURL_NO_CONNECTION = 7
+_CURL_TIMEOUT = 28
+_CURL_TCP_ONLY = (35, 52, 56)  # TLS handshake failed, empty reply, connection reset: TCP was accepted
+
+
+def reach_probe(host: str, port: int) -> str:
+    """A read-only shell line asking from the machine whether an external load balancer at
+    ``host:port`` answers: curl to the API server's /livez (TLS unverified: only reachability is
+    asked), printing the HTTP status and curl's exit status."""
+    bracketed = f"[{host}]" if ":" in host else host
+    url = f"https://{bracketed}:{port}/livez"
+    return (
+        f"curl -sSk --max-time {REACH_SECONDS} -o /dev/null -w 'http=%{{http_code}}\\n' {shlex.quote(url)} 2>&1; "
+        'echo "exit=$?"'
+    )
+
+
+@dataclass(frozen=True)
+class Reach:
+    state: str  # answers, tcp-only, refused, timeout, unresolved, unknown
+    detail: str  # curl's own words, when it said any
+
+
+def reach(lines: list[str]) -> Reach:
+    """What ``reach_probe`` found."""
+    status: int | None = None
+    said = ""
+    for line in lines:
+        line = line.strip()
+        if line.startswith("exit=") and line[5:].isdigit():
+            status = int(line[5:])
+        elif line.startswith("curl: "):
+            said = line[:300]
+    if status == 0:
+        return Reach("answers", said)
+    if status in _CURL_TCP_ONLY:
+        return Reach("tcp-only", said)
+    if status == _CURL_NO_CONNECTION:
+        return Reach("refused", said)
+    if status == _CURL_TIMEOUT:
+        return Reach("timeout", said)
+    if status == _CURL_UNRESOLVED:
+        return Reach("unresolved", said)
+    return Reach("unknown", said or (f"curl exit status {status}" if status is not None else "no answer"))
+
+
+def reach_findings(found: Reach, endpoint: str, *, cluster_runs: bool) -> tuple[list[str], list[str], str]:
+    """(problems, warnings, note) about an external endpoint as the machine reached it. Before init
+    nothing may listen behind it yet: kubeadm's HA guide says a refused connection is expected then,
+    and that a timeout means the load balancer cannot reach (or be reached from) the machine."""
+    where = f"{endpoint} from this machine"
+    detail = f" ({found.detail})" if found.detail else ""
+    if found.state == "answers":
+        return [], [], "an API server answers through it"
+    if found.state == "timeout":
+        return (
+            [
+                f"{where}: no answer within {REACH_SECONDS} s{detail}; a load balancer that drops the packets, a "
+                "firewall or a wrong address: kubeadm and the kubelets will not reach the API server through it"
+            ],
+            [],
+            "",
+        )
+    if found.state == "unresolved":
+        return [f"{where}: the name does not resolve on this machine{detail}; fix DNS or /etc/hosts there"], [], ""
+    if cluster_runs:
+        return [], [f"{where}: no API server answers ({found.state}{detail}) although the cluster runs"], ""
+    if found.state in ("refused", "tcp-only"):
+        how = "connection accepted, no TLS" if found.state == "tcp-only" else "connection refused"
+        return (
+            [],
+            [],
+            f"nothing answers behind it yet ({how}): expected before init, when no API server runs; after init "
+            f"the load balancer must forward to port {API_SERVER_PORT} of every control plane",
+        )
+    return [], [f"{where}: could not tell whether it answers{detail}"], ""
 
 
 def neighbour_answers(lines: list[str]) -> bool:

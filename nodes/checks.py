@@ -25,6 +25,7 @@ from kubeadm.components import (
     PREFLIGHT_PORTS_WORKER,
 )
 from kubeadm.errors import UnsupportedVersionError
+from kubeadm.netutil import parse_host_port
 from nodes.connect import connect
 from remote import ssh
 
@@ -66,8 +67,33 @@ echo "@@endpoint-neigh Asking the network whether the virtual IP already answers
 """
 
 
-def script_for(spec: endpoint_layout.Spec | None, *, probe_vip: bool) -> str:
+_REACH_PROBE = r"""
+echo "@@endpoint-reach Asking whether the control-plane endpoint answers from here"; PROBE
+"""
+
+
+def external_endpoint(
+    spec: endpoint_layout.Spec | None, control_plane_endpoint: str, *, role: str = "control-plane"
+) -> tuple[str, int] | None:
+    """(host, port) of an external load balancer to ask, or None (another mode, no valid value, or
+    a worker: init needs the endpoint from the control planes before wait-control-plane, and a
+    worker's join fails naming it anyway)."""
+    if role != "control-plane" or spec is None or spec.mode != endpoint_layout.EXTERNAL:
+        return None
+    if not control_plane_endpoint:
+        return None
+    try:
+        host, port = parse_host_port(control_plane_endpoint)
+    except ValueError:
+        return None
+    return host, int(port or endpoint_layout.API_SERVER_PORT)
+
+
+def script_for(spec: endpoint_layout.Spec | None, *, probe_vip: bool, external: tuple[str, int] | None = None) -> str:
     """The read-only script, with the endpoint's reads when the cluster's endpoint needs them."""
+    if external is not None:
+        probe = _REACH_PROBE.replace("PROBE", endpoint_status.reach_probe(*external))
+        return _SCRIPT.replace('echo "@@end"', probe.strip() + '\necho "@@end"')
     if spec is None or not spec.installs_anything:
         return _SCRIPT
     extra = _ENDPOINT_SCRIPT
@@ -143,6 +169,8 @@ def analyse(
     endpoint: endpoint_layout.Spec | None = None,
     address: str = "",
     others: tuple[str, ...] = (),
+    external: tuple[str, int] | None = None,
+    cluster_runs: bool = False,
 ) -> dict:
     """Turn the script's output into the report (pure: unit-testable without a machine)."""
     sections = _sections(lines)
@@ -213,6 +241,21 @@ def analyse(
         found = _endpoint_report(report, sections, endpoint, role=role, address=address, others=others)
         # A machine that runs the cluster already is told, not refused (its own haproxy listens).
         (warnings if joined else problems).extend(f"control-plane endpoint: {message}" for message in found)
+    if external is not None:
+        found = endpoint_status.reach(sections.get("endpoint-reach", []))
+        endpoint_text = f"{external[0]}:{external[1]}"
+        problems_found, warnings_found, note = endpoint_status.reach_findings(
+            found, endpoint_text, cluster_runs=cluster_runs
+        )
+        report["endpoint"] = {
+            "mode": endpoint_layout.EXTERNAL,
+            "address": endpoint_text,
+            "reach": found.state,
+            "note": note,
+        }
+        # A machine already in the cluster is told, not refused, as above.
+        (warnings if joined else problems).extend(f"control-plane endpoint: {m}" for m in problems_found)
+        warnings.extend(f"control-plane endpoint: {m}" for m in warnings_found)
     report["complete"] = "end" in sections
     if not report["complete"]:
         problems.append("the check script stopped early; the report is incomplete")
@@ -257,6 +300,7 @@ def check_machine(node, *, progress: Callable[[str], None] = lambda step: None) 
     spec = cluster.endpoint_spec
     # Before the cluster runs, a VIP that answers is someone else's; afterwards it is the cluster's own.
     probe_vip = cluster.status not in (cluster.Status.RUNNING, cluster.Status.INITIALIZING, cluster.Status.INIT_STOPPED)
+    external = external_endpoint(spec, cluster.control_plane_endpoint, role=node.role)
 
     def on_line(line: str) -> None:
         lines.append(line)
@@ -266,7 +310,9 @@ def check_machine(node, *, progress: Callable[[str], None] = lambda step: None) 
     try:
         with connect(node) as conn:
             report["reachable"] = report["login"] = True
-            result = conn.run(script_for(spec, probe_vip=probe_vip), on_line=on_line, timeout=SCRIPT_TIMEOUT)
+            result = conn.run(
+                script_for(spec, probe_vip=probe_vip, external=external), on_line=on_line, timeout=SCRIPT_TIMEOUT
+            )
             report["exit_status"] = result.exit_status
     except (ssh.Unreachable, ssh.GuardRefused) as exc:
         report.update(error=str(exc), hint=exc.hint)
@@ -290,6 +336,8 @@ def check_machine(node, *, progress: Callable[[str], None] = lambda step: None) 
                 endpoint=spec,
                 address=node.address,
                 others=tuple(cluster.nodes.exclude(pk=node.pk).values_list("address", flat=True)),
+                external=external,
+                cluster_runs=cluster.status == cluster.Status.RUNNING,
             )
         )
     if report["error"]:

@@ -78,3 +78,109 @@ def test_the_script_reads_the_endpoint_only_when_needed_and_probes_only_a_valid_
     assert "neigh" not in script_for(VIP, probe_vip=False)
     hostile = layout.Spec(**{**VIP.__dict__, "vip": "1.2.3.4; rm -rf /"})
     assert "rm -rf" not in script_for(hostile, probe_vip=True)
+
+
+# --- an external load balancer: does it answer from the machine (real curl, real sockets) ---------
+
+
+def _probe_output(host: str, port: int) -> list[str]:
+    """Run the script's reach probe with the real bash and curl, as a machine would."""
+    import subprocess
+
+    from endpoints import status
+
+    line = status.reach_probe(host, port)
+    proc = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=30)
+    return ["@@endpoint-reach Asking", *(proc.stdout + proc.stderr).splitlines()]
+
+
+def _external_report(reach_lines: list[str], *, endpoint: str, cluster_runs: bool = False, joined: bool = False):
+    from nodes.checks import external_endpoint
+
+    lines = script_output(kubelet="v1.37.2", tcp=[])
+    end = lines.index("@@end")
+    return analyse(
+        lines[:end] + reach_lines + lines[end:],
+        role="control-plane",
+        kubernetes_version="v1.37.2",
+        joined=joined,
+        endpoint=layout.Spec(),
+        external=external_endpoint(layout.Spec(), endpoint),
+        cluster_runs=cluster_runs,
+    )
+
+
+def test_an_external_endpoint_that_refuses_before_init_is_expected_and_after_init_a_warning():
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]  # closed again below: nothing listens there
+    reach = _probe_output("127.0.0.1", port)
+    report = _external_report(reach, endpoint=f"127.0.0.1:{port}")
+    assert report["endpoint"]["reach"] == "refused"
+    assert not [m for m in report["problems"] + report["warnings"] if "endpoint" in m]
+    assert "expected before init" in report["endpoint"]["note"]
+    running = _external_report(reach, endpoint=f"127.0.0.1:{port}", cluster_runs=True, joined=True)
+    assert any("no API server answers" in w for w in running["warnings"])
+
+
+def test_an_external_endpoint_that_accepts_and_hangs_is_a_problem_naming_the_timeout():
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts the connection; nothing ever answers the TLS hello
+        port = silent.getsockname()[1]
+        report = _external_report(_probe_output("127.0.0.1", port), endpoint=f"127.0.0.1:{port}")
+    assert report["endpoint"]["reach"] == "timeout"
+    assert any(
+        p.startswith(f"control-plane endpoint: 127.0.0.1:{port} from this machine: no answer within 5 s")
+        for p in report["problems"]
+    )
+
+
+def test_an_external_endpoint_whose_name_does_not_resolve_is_a_problem():
+    report = _external_report(_probe_output("lb.kubeboard.invalid", 6443), endpoint="lb.kubeboard.invalid")
+    assert report["endpoint"] == {
+        "mode": layout.EXTERNAL,
+        "address": "lb.kubeboard.invalid:6443",
+        "reach": "unresolved",
+        "note": "",
+    }
+    assert any("does not resolve" in p for p in report["problems"])
+
+
+def test_an_external_endpoint_that_accepts_tcp_without_tls_is_expected_before_init():
+    import socket
+    import threading
+
+    with socket.socket() as closing:
+        closing.bind(("127.0.0.1", 0))
+        closing.listen(8)
+        port = closing.getsockname()[1]
+
+        def close_each() -> None:  # an L4 load balancer with no backend up: accept, then close
+            for _ in range(3):
+                try:
+                    conn, _ = closing.accept()
+                except OSError:
+                    return
+                conn.close()
+
+        threading.Thread(target=close_each, daemon=True).start()
+        report = _external_report(_probe_output("127.0.0.1", port), endpoint=f"127.0.0.1:{port}")
+    assert report["endpoint"]["reach"] == "tcp-only"
+    assert report["endpoint"]["note"].startswith("nothing answers behind it yet (connection accepted, no TLS)")
+    assert not [m for m in report["problems"] + report["warnings"] if "endpoint" in m]
+
+
+def test_the_script_asks_an_external_endpoint_quoted():
+    from nodes.checks import external_endpoint
+
+    assert external_endpoint(VIP, "10.213.49.100:8443") is None
+    assert external_endpoint(layout.Spec(), "lb.example.com") == ("lb.example.com", 6443)
+    assert external_endpoint(layout.Spec(), "bad host;rm -rf /") is None
+    assert external_endpoint(layout.Spec(), "lb.example.com:6443", role="worker") is None
+    script = script_for(layout.Spec(), probe_vip=True, external=("lb.example.com", 8443))
+    assert " https://lb.example.com:8443/livez " in script and script.rstrip().endswith('echo "@@end"')

@@ -9,6 +9,7 @@ Examples (as root, from the repository root)::
     python -m tools.testbed runner 1               # start the static-pod runner on node1
     python -m tools.testbed down                   # remove everything
     python -m tools.testbed up --nodes 2 --bare    # blank machines with private roots (issue 19)
+    python -m tools.testbed up --nodes 3 --private-root  # provisioned, private roots, keepalived/haproxy (issue 21)
     python -m tools.testbed artifacts /srv/set     # air-gapped artifact set from the cached binaries
 
 The sandbox's name and subnet default to ``$KUBEBOARD_TESTBED_NAME`` and
@@ -65,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         help="blank machines (issue 19): a private root per node, no kubeadm/kubelet/kubectl/crictl/containerd, "
         "the systemctl test double; to be prepared (not with --runner/--init)",
     )
+    up.add_argument(
+        "--private-root",
+        action="store_true",
+        help="provisioned machines with a private root per node, the systemctl test double and the runner "
+        "(hollow kubelet and init) started by up: for keepalived/haproxy as services (issue 21; not with "
+        "--runner/--init)",
+    )
     sub.add_parser("down", parents=[common], help="remove the sandbox completely")
     st = sub.add_parser("status", parents=[common], help="show sandboxes and leftovers")
     st.add_argument("--json", action="store_true")
@@ -89,8 +97,15 @@ def main(argv: list[str] | None = None) -> int:
                     "--bare machines start blank: their runner is their init (started by up); prepare them, "
                     "then kubeadm init/join (no --runner/--init)"
                 )
+            if args.private_root and (args.runner or args.init or args.bare):
+                raise SandboxError(
+                    "--private-root machines get their runner (hollow kubelet and init) from up: drive "
+                    "kubeadm init/join yourself or from the dashboard (no --runner/--init/--bare)"
+                )
             bins = find_binaries() if (args.runner or args.init) else None
-            sb = Sandbox(name=args.name, subnet=args.subnet, size=args.nodes, bare=args.bare).up()
+            sb = Sandbox(
+                name=args.name, subnet=args.subnet, size=args.nodes, bare=args.bare, private_root=args.private_root
+            ).up()
             if bins is not None:
                 kubelet = os.access(bins / "kubemark", os.X_OK)
                 for node in sb.nodes:

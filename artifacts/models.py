@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 
 
 class ArtifactSet(models.Model):
@@ -37,6 +38,9 @@ class ArtifactSet(models.Model):
     @property
     def directory(self) -> Path:
         return Path(settings.ARTIFACTS_DIR) / self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("artifacts:detail", args=[self.name])
 
 
 class ArtifactFile(models.Model):

@@ -1,22 +1,33 @@
-"""Importing an artifact set: from a directory on Kubeboard's host or from an uploaded archive.
+"""Importing an artifact set: from a directory on Kubeboard's host or from an uploaded archive;
+deleting one.
 
 Either way the files are copied in 1 MiB pieces (never read whole), hashed while they are
 copied, and compared with the set's SHA256SUMS (kubeadm.artifacts holds the layout and its
 rules). A set whose files do not match, that has a file SHA256SUMS does not list, or that lacks
 a required file is refused naming the file, and nothing of it is kept: the copy goes to a
 staging directory that is renamed into place only once the whole set checked out.
+
+Deleting a set is refused while something still needs it. What needs a set is known above this
+app (clusters, machines, operations): the workflows app registers the function that finds it
+(``register_use_finder``). The rows go first, in one transaction, then the directory: a crash in
+between leaves a directory without rows (never rows without files), which the next import of
+that set replaces and ``leftover_directories`` reports. Import and delete hold the store's lock
+(a file lock, so across web and worker processes) while they swap a set's rows and directory.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
+import logging
 import os
 import shutil
 import tarfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -26,6 +37,9 @@ from django.db import transaction
 from artifacts.models import ArtifactFile, ArtifactSet
 from audit.services import record, refusals
 from kubeadm import artifacts as layout
+from kubeadm.versions import with_v
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 # An OCI archive's index.json / docker manifest.json are a few KiB; read at most this much of one.
@@ -42,6 +56,30 @@ def _store() -> Path:
     root = Path(settings.ARTIFACTS_DIR)
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     return root
+
+
+# The prefix of a deleted set's directory while it is being removed.
+DELETED_PREFIX = ".deleted-"
+
+
+@contextmanager
+def _store_lock() -> Iterator[None]:
+    """Held while a set's rows and its directory change together (import's swap, a delete), so a
+    delete never removes the directory an import of the same set has just put in place. A file
+    lock on the store directory itself: it holds across web and worker processes and is let go
+    when a process dies."""
+    descriptor = os.open(_store(), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _sweep_deleted() -> None:
+    """Remove what a delete that stopped half-way left (its rows are gone already)."""
+    for entry in _store().glob(f"{DELETED_PREFIX}*"):
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 @contextmanager
@@ -129,6 +167,26 @@ def _check_and_save(staging: Path, sizes: dict[str, tuple[str, int]], *, source:
                     "annotation, no RepoTags)",
                     hint="export it with `ctr images export` or `docker save` so it carries its name",
                 )
+    with _store_lock():
+        _sweep_deleted()
+        artifact_set, old = _save(staging, sums, sizes, images, version, architecture, source=source, user=user)
+    if old is not None:  # the replaced copy, removed outside the lock (it can be ~1 GiB)
+        shutil.rmtree(old, ignore_errors=True)
+    return artifact_set
+
+
+def _save(
+    staging: Path,
+    sums: dict[str, str],
+    sizes: dict[str, tuple[str, int]],
+    images: dict[str, list[str]],
+    version: str,
+    architecture: str,
+    *,
+    source: str,
+    user,
+) -> tuple[ArtifactSet, Path | None]:
+    """The rows and the directory swapped in one transaction; the replaced directory, if any."""
     name = f"{version}-{architecture}"
     final = _store() / name
     with transaction.atomic():
@@ -171,9 +229,7 @@ def _check_and_save(staging: Path, sizes: dict[str, tuple[str, int]], *, source:
                 "replaced": replaced,
             },
         )
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return artifact_set
+    return artifact_set, old
 
 
 def _limit() -> int:
@@ -253,13 +309,120 @@ def import_archive(archive: IO[bytes], *, name: str, user=None) -> ArtifactSet:
             return _check_and_save(staging, sizes, source=f"upload {name}", user=user)
 
 
-def delete_set(artifact_set: ArtifactSet, *, user=None) -> None:
+class DeleteRefused(Exception):
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class SetUse:
+    """Something that needs a set (``blocking``: it cannot be deleted now, ``todo`` says what
+    frees it), or a note on what its deletion leaves behind (shown on the confirmation page)."""
+
+    what: str
+    todo: str = ""
+    blocking: bool = True
+
+
+# finder(artifact_set, lock=...) -> its uses. With ``lock`` it runs inside the deletion's
+# transaction and first locks what a concurrent start of an operation using the set writes to.
+UseFinder = Callable[..., list[SetUse]]
+_USE_FINDERS: list[UseFinder] = []
+
+
+def register_use_finder(finder: UseFinder) -> None:
+    """Called by the apps that know what uses a set (workflows.apps), once at start-up."""
+    if finder not in _USE_FINDERS:
+        _USE_FINDERS.append(finder)
+
+
+def uses_of(artifact_set: ArtifactSet, *, lock: bool = False) -> list[SetUse]:
+    return [use for finder in _USE_FINDERS for use in finder(artifact_set, lock=lock)]
+
+
+@dataclass(frozen=True)
+class DeletedSet:
+    name: str
+    files: int
+    bytes: int
+    left: str  # why its directory was not removed ("": removed)
+    notes: list[SetUse] = field(default_factory=list)
+
+
+def get_set(key: str) -> ArtifactSet | None:
+    """A set by its name (``v1.37.2-amd64``, the ``v`` optional) or its id; None when none."""
+    key = key.strip()
+    if key.isdigit():
+        return ArtifactSet.objects.filter(pk=int(key)).first()
+    version, _, architecture = key.rpartition("-")
+    if not version or not architecture:
+        return None
+    return find_set(with_v(version), architecture)
+
+
+def refusal_of(name: str, uses: list[SetUse]) -> DeleteRefused:
+    blocking = [use for use in uses if use.blocking]
+    todo = list(dict.fromkeys(use.todo for use in blocking if use.todo))
+    return DeleteRefused(
+        f"artifact set {name} is in use: " + "; ".join(use.what for use in blocking), hint="; ".join(todo)
+    )
+
+
+def delete_set(artifact_set: ArtifactSet, *, user=None) -> DeletedSet:
+    """Delete a set's rows, then its files under ARTIFACTS_DIR; refused (DeleteRefused, one
+    "denied" record) while a cluster or an operation still needs it. Machines keep the copies
+    Prepare pushed to them (kubeadm.prepare.ARTIFACTS_DIR): nothing is contacted."""
     name = artifact_set.name
-    directory = artifact_set.directory
-    with transaction.atomic():
-        artifact_set.delete()
-        record("artifacts.deleted", actor=user, details={"set": name})
-    shutil.rmtree(directory, ignore_errors=True)
+    identity = {
+        "set": name,
+        "version": artifact_set.kubernetes_version,
+        "architecture": artifact_set.architecture,
+    }
+    with refusals("artifacts.deleted", DeleteRefused, actor=user, details=identity):
+        with _store_lock():
+            _sweep_deleted()
+            with transaction.atomic():
+                # The row lock orders this delete after an import of the same set that is under
+                # way; a start that would use the set is ordered by the finders' locks.
+                locked = ArtifactSet.objects.select_for_update().filter(pk=artifact_set.pk).first()
+                if locked is None:
+                    raise DeleteRefused(
+                        f"artifact set {name} is no longer held (deleted or imported again meanwhile)",
+                        hint="reload the Artifact sets page (manage.py artifacts list)",
+                    )
+                uses = uses_of(locked, lock=True)
+                if any(use.blocking for use in uses):
+                    raise refusal_of(name, uses)
+                files = locked.files.count()
+                size = locked.total_bytes
+                locked.delete()
+                record("artifacts.deleted", actor=user, details={**identity, "files": files, "bytes": size})
+            # Committed: the rows are gone, so nothing uses the directory any more. It goes aside
+            # under the lock (an import of the same set may put a new one in place right after).
+            aside = _store() / f"{DELETED_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+            try:
+                artifact_set.directory.rename(aside)
+            except FileNotFoundError:
+                left = "its directory was already gone"
+            except OSError as exc:  # the rows are gone; the directory is reported as a leftover
+                left = f"its directory {artifact_set.directory} could not be removed ({exc.strerror})"
+                logger.warning("artifact set %s deleted, %s", name, left)
+            else:
+                left = ""
+    if not left:
+        shutil.rmtree(aside, ignore_errors=True)
+    return DeletedSet(name=name, files=files, bytes=size, left=left, notes=uses)
+
+
+def leftover_directories() -> list[str]:
+    """Entries under ARTIFACTS_DIR that are no held set: a delete or an import stopped half-way
+    (an import's ``.import-*`` staging directory while it copies, too). Kubeboard uses none of them."""
+    root = Path(settings.ARTIFACTS_DIR)
+    if not root.is_dir():
+        return []
+    held = {s.name for s in ArtifactSet.objects.all()}
+    return sorted(entry.name for entry in root.iterdir() if entry.name not in held)
 
 
 def find_set(kubernetes_version: str, architecture: str) -> ArtifactSet | None:

@@ -124,8 +124,8 @@ def can_manage_accounts(user) -> bool:
 
 
 def can_manage_artifacts(user) -> bool:
-    """Importing an air-gapped artifact set is a superuser's: a set belongs to no team (every
-    cluster of its version uses it) and its binaries run as root on the machines."""
+    """Importing or deleting an air-gapped artifact set is a superuser's: a set belongs to no team
+    (every cluster of its version uses it) and its binaries run as root on the machines."""
     return _is_superuser(user)
 
 

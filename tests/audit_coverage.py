@@ -393,6 +393,9 @@ ROUTES: dict[str, dict[str, Audited | ReadOnly | Elsewhere]] = {
             "tests/unit/test_artifact_sets.py", "imports an uploaded set (here no file is sent)", role="superuser"
         )
     },
+    "artifacts:delete": {
+        "POST": Audited("artifacts.deleted", role="superuser", data=lambda w: {"confirm": w.artifact_set.name})
+    },
     "daytwo:reset": {"POST": Elsewhere("tests/e2e/test_day2_reset.py", "resets a machine of a running cluster")},
     # Here the machine never tried to join: refused, recorded like a refused reset.
     "daytwo:undo-join": {
@@ -515,6 +518,7 @@ COMMANDS: dict[str, Audited | ReadOnly | Elsewhere] = {
         fails="artifacts.imported",
     ),
     "artifacts list": ReadOnly("lists the sets", argv=lambda w: ["artifacts", "list"]),
+    "artifacts delete": Audited("artifacts.deleted", argv=lambda w: ["artifacts", "delete", w.artifact_set.name]),
     "node list": ReadOnly("lists", argv=lambda w: ["node", "list", w.cluster.name]),
     "node show-key": Audited("cluster.ssh_key_generated", argv=lambda w: ["node", "show-key", w.cluster.name]),
     "node accept-host-key": Audited(
@@ -700,6 +704,14 @@ def _certificate_key_superseded(w) -> None:
     type(w.certificate_key).objects.filter(pk=w.certificate_key.pk).update(expires_at=timezone.now())
 
 
+def _prepares_from_artifacts(w) -> None:
+    """The world's cluster prepares from artifact sets and its machine is not prepared yet: the
+    world's set (same version, a machine of unknown architecture) is in use."""
+    from workflows.models import PrepareSettings
+
+    PrepareSettings.objects.create(cluster=w.cluster, source=PrepareSettings.Source.ARTIFACTS)
+
+
 def _snapshot_damaged(w) -> None:
     type(w.snapshot).objects.filter(pk=w.snapshot.pk).update(sha256="0" * 64)
 
@@ -763,6 +775,13 @@ REFUSED_ROUTES: dict[str, Audited] = {
         "certificate_key.revealed", setup=_certificate_key_superseded, outcome="denied"
     ),
     "daytwo:snapshot-download": Audited("etcd_snapshot.downloaded", setup=_snapshot_damaged, outcome="failure"),
+    "artifacts:delete": Audited(
+        "artifacts.deleted",
+        role="superuser",
+        setup=_prepares_from_artifacts,
+        data=lambda w: {"confirm": w.artifact_set.name},
+        outcome="denied",
+    ),
 }
 
 REFUSED_COMMANDS: dict[str, Audited] = {
@@ -777,5 +796,11 @@ REFUSED_COMMANDS: dict[str, Audited] = {
         setup=_offer_host_key,
         argv=lambda w: ["node", "accept-host-key", w.cluster.name, w.node.name, "--fingerprint", "SHA256:other"],
         outcome="denied",  # not the fingerprint the machine offered
+    ),
+    "artifacts delete": Audited(
+        "artifacts.deleted",
+        setup=_prepares_from_artifacts,
+        argv=lambda w: ["artifacts", "delete", w.artifact_set.name],
+        outcome="denied",
     ),
 }

@@ -88,6 +88,9 @@ class World:
     token: Any
     certificate_key: Any
     snapshot: Any = None  # an etcd snapshot (workflows), stored and verifiable
+    # An artifact set's rows (no files: its directory is absent). Its architecture is one no real
+    # set has, so deleting it never touches a set imported into a developer's data directory.
+    artifact_set: Any = None
 
 
 def build_world() -> World:
@@ -144,7 +147,24 @@ def build_world() -> World:
 
     snapshot = EtcdSnapshot.objects.create(cluster=cluster, status=EtcdSnapshot.Status.AVAILABLE)
     _store_snapshot(snapshot, b"not really an etcd database")
-    return World(users, team, cluster, node, operation, memberships["viewer"], token, certificate_key, snapshot)
+    from artifacts.models import ArtifactFile, ArtifactSet
+
+    artifact_set = ArtifactSet.objects.create(
+        kubernetes_version=DEFAULT_KUBERNETES_VERSION, architecture="matrix", source="directory /nonexistent"
+    )
+    ArtifactFile.objects.create(artifact_set=artifact_set, path="bin/kubeadm", sha256="0" * 64, size=1)
+    return World(
+        users,
+        team,
+        cluster,
+        node,
+        operation,
+        memberships["viewer"],
+        token,
+        certificate_key,
+        snapshot,
+        artifact_set=artifact_set,
+    )
 
 
 def _store_snapshot(snapshot, data: bytes) -> None:
@@ -222,6 +242,13 @@ MATRIX: dict[str, Route] = {
     # Artifact sets belong to no team: anyone signed in sees them, only a superuser imports one.
     "artifacts:list": Route(GET=LOGGED_IN_PAGE),
     "artifacts:upload": Route(GET=POST_ONLY, POST=S(LOGIN, 403, 403, 403, 403, REDIRECT)),
+    "artifacts:detail": Route(kwargs=lambda w: {"name": w.artifact_set.name}, GET=LOGGED_IN_PAGE),
+    # Deleting one, like importing: a superuser (an empty POST shows the confirmation again).
+    "artifacts:delete": Route(
+        kwargs=lambda w: {"name": w.artifact_set.name},
+        GET=S(LOGIN, 403, 403, 403, 403, 200),
+        POST=S(LOGIN, 403, 403, 403, 403, 400),
+    ),
     # Deleting a cluster destroys the CA keys Kubeboard holds: superusers only (an empty POST re-shows the form).
     # Public material: anyone who sees the cluster (private keys stay behind the audited reveal).
     "clusters:ca-certificate": Route(kwargs=lambda w: {"name": w.cluster.name, "ca": "etcd-ca"}, GET=TEAM_PAGE),

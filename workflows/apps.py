@@ -13,8 +13,10 @@ class WorkflowsConfig(AppConfig):
     verbose_name = "Day two"
 
     def ready(self) -> None:
+        from artifacts.services import register_use_finder
         from clusters.commandline import register_subcommands
         from operations.registry import register
+        from workflows.artifact_uses import find_uses
         from workflows.backup import RESTORE, SNAPSHOT
         from workflows.certificates import CERTIFICATE_INVENTORY, RENEW_CERTIFICATES
         from workflows.commands import SUBCOMMANDS
@@ -26,6 +28,9 @@ class WorkflowsConfig(AppConfig):
         from workflows.reset import RESET
         from workflows.scheduling import KINDS as SCHEDULING
         from workflows.upgrade import UPGRADE
+
+        # What needs an artifact set (clusters, machines, operations) is known here, not in artifacts/.
+        register_use_finder(find_uses)
 
         # manage.py cluster and node live with their nouns, which may not import workflows.
         for command, groups in SUBCOMMANDS.items():

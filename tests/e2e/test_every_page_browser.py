@@ -55,6 +55,8 @@ PAGES = {
     "teams:detail": lambda d: {"pk": d.team.pk},
     "teams:user_create": lambda d: {},
     "artifacts:list": lambda d: {},
+    "artifacts:detail": lambda d: {"name": d.artifact_set.name},
+    "artifacts:delete": lambda d: {"name": d.artifact_set.name},
     "admin:index": lambda d: {},
 }
 # More states of a page than its bare URL shows: (label, route, URL arguments).
@@ -220,6 +222,22 @@ class Data:
         )
         snapshot = EtcdSnapshot.objects.create(cluster=cluster, status=EtcdSnapshot.Status.AVAILABLE)
         pm._store_snapshot(snapshot, b"not really an etcd database")
+        # An artifact set (rows only) with long values: its page's file table and its delete page.
+        from artifacts.models import ArtifactFile, ArtifactSet
+
+        self.artifact_set = ArtifactSet.objects.create(
+            kubernetes_version="v1.37.2",
+            architecture="crawl",
+            source="directory /srv/" + "s" * 120,
+            total_bytes=5 << 20,
+        )
+        ArtifactFile.objects.create(
+            artifact_set=self.artifact_set,
+            path="images/" + "k" * 60 + ".tar",
+            sha256="ab" * 32,
+            size=5 << 20,
+            images=["registry.k8s.io/" + "kube-apiserver" * 4 + ":v1.37.2"],
+        )
         # More than a page of history, with long details (as a checked machine's records have).
         for index in range(55):
             record(

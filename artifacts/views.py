@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from artifacts.forms import DeleteSetForm, UploadForm
@@ -92,7 +93,7 @@ def artifact_delete(request: HttpRequest, name: str) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"Deleted artifact set {deleted.name}: {deleted.files} files, {deleted.bytes // (1024 * 1024)} MiB "
+                f"Deleted artifact set {deleted.name}: {deleted.files} files, {filesizeformat(deleted.bytes)} "
                 f"freed. Machines keep the copies Prepare pushed to {MACHINE_ARTIFACTS_DIR}/{deleted.name}.",
             )
             if deleted.left:

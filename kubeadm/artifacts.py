@@ -174,3 +174,42 @@ def image_names(index_json: bytes, manifest_json: bytes | None = None) -> list[s
                 if isinstance(tag, str) and tag not in names:
                     names.append(tag)
     return names
+
+
+# --- what a machine's role needs ----------------------------------------------------------------
+
+# The images only a control plane runs: its static Pods. kubeadm's ImagePull preflight pulls them
+# at init and at join --control-plane, never at a worker's join; a worker runs kube-proxy and
+# pause, and CoreDNS may be scheduled on it, so those archives go to every machine.
+CONTROL_PLANE_IMAGES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+
+
+def image_component(reference: str) -> str:
+    """The image's own name in a reference: "registry.k8s.io/kube-apiserver:v1.37.2" ->
+    "kube-apiserver" (a registry's port, a tag or a digest is no part of it)."""
+    name = reference.split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.split(":", 1)[0]
+
+
+def control_plane_only(path: str, images: list[str]) -> bool:
+    """An image archive every image of which only a control plane runs. An archive whose images
+    are not known (none listed) is not: it is sent, as is any other file of the set."""
+    return (
+        path.startswith("images/")
+        and bool(images)
+        and all(image_component(name) in CONTROL_PLANE_IMAGES for name in images)
+    )
+
+
+def for_role(files: dict[str, list[str]], *, control_plane: bool) -> tuple[list[str], list[str]]:
+    """(needed, left out): the set's paths (path -> the images its archive holds, [] for other
+    files) a machine of that role needs, and those it does not (a worker: the control-plane
+    image archives). Both sorted."""
+    left_out = [] if control_plane else sorted(p for p, names in files.items() if control_plane_only(p, names))
+    return sorted(set(files) - set(left_out)), left_out
+
+
+def left_out_images(files: dict[str, list[str]], left_out: list[str]) -> list[str]:
+    """The image names (kube-apiserver, etcd…) of the archives left out, in kubeadm's order."""
+    names = {image_component(name) for path in left_out for name in files.get(path, [])}
+    return [name for name in CONTROL_PLANE_IMAGES if name in names] + sorted(names - set(CONTROL_PLANE_IMAGES))

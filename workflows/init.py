@@ -44,7 +44,7 @@ from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import OperationCancelled, PhaseContext, PhaseError
 from remote import commands
-from workflows import attempts, endpoint, network
+from workflows import attempts, endpoint, network, prepare_steps
 
 KIND = INIT_KIND
 CLUSTER_INFO_TIMEOUT = 120
@@ -504,5 +504,9 @@ def _refuse_init(cluster: Cluster, node) -> None:
             hint="resume it from the operation page, or reset the machine before starting over",
         )
     problems = readiness.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
+    if prepare_steps.prepared_as_worker(node):
+        problems.append(
+            readiness.Refusal(prepare_steps.prepared_as_worker(node), prepare_steps.prepared_as_worker_hint(node))
+        )
     if problems:
         raise InitRefused("; ".join(p.message for p in problems), hint=problems[0].hint)

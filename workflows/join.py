@@ -43,7 +43,7 @@ from operations.models import Operation, PhaseRun
 from operations.registry import OperationKind, PhaseSpec, PlannedPhase
 from operations.runner import PhaseContext, PhaseError
 from remote import commands
-from workflows import attempts, endpoint
+from workflows import attempts, endpoint, prepare_steps
 
 WORKERS = "join-workers"
 CONTROL_PLANE = "join-control-plane"
@@ -493,6 +493,10 @@ def _refuse_join(cluster: Cluster, nodes: list[Node], *, control_plane: bool, me
         elif node.name in busy or node.status == Node.Status.JOINING:
             problems.append(readiness.Refusal(f"{node.name} is being joined by another operation", "follow that one"))
         problems += readiness.facts_refusals(node, kubernetes_version=cluster.kubernetes_version)
+        if control_plane and prepare_steps.prepared_as_worker(node):
+            problems.append(
+                readiness.Refusal(prepare_steps.prepared_as_worker(node), prepare_steps.prepared_as_worker_hint(node))
+            )
     if problems:
         raise JoinRefused("; ".join(p.message for p in problems), hint=problems[0].hint)
     return method

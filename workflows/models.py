@@ -295,6 +295,10 @@ class MachinePreparation(models.Model):
     operation = models.ForeignKey("operations.Operation", null=True, blank=True, on_delete=models.SET_NULL)
     prepared_at = models.DateTimeField(null=True, blank=True)
     bytes_pushed = models.BigIntegerField(default=0)
+    # The role whose images an air-gapped Prepare sent ("worker": no control-plane image; "" for
+    # the package source, whose images come from the registry): a worker made a control plane
+    # later is refused until it is prepared again.
+    prepared_as = models.CharField(max_length=16, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

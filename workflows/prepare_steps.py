@@ -40,6 +40,7 @@ def settings_for(cluster) -> PrepareSettings:
 
 
 def mark_prepared(node, operation, *, source: str, version: str) -> None:
+    """Recorded only after a whole run; an air-gapped one records the role whose images it sent."""
     MachinePreparation.objects.update_or_create(
         node=node,
         defaults={
@@ -47,8 +48,47 @@ def mark_prepared(node, operation, *, source: str, version: str) -> None:
             "prepared_at": timezone.now(),
             "source": source,
             "kubernetes_version": version,
+            "prepared_as": node.role if source == PrepareSettings.Source.ARTIFACTS else "",
         },
     )
+
+
+def prepared_as_worker(node) -> str:
+    """Why ``node`` cannot become a control plane yet ("" if it can): an air-gapped Prepare that
+    ran while it was a worker sent it no control-plane image, and with no registry kubeadm's
+    ImagePull preflight (init, join --control-plane) fails naming them."""
+    preparation = MachinePreparation.objects.filter(node=node, prepared_at__isnull=False).first()
+    if preparation is None or preparation.prepared_as != node.Role.WORKER:
+        return ""
+    names = ", ".join(layout_of_sets.CONTROL_PLANE_IMAGES)
+    return (
+        f"{node.name} was prepared as a worker: the control-plane images ({names}) were not sent to it, and "
+        "kubeadm's ImagePull preflight on a control plane would fail without them"
+    )
+
+
+def prepared_as_worker_hint(node) -> str:
+    first = "" if node.role == node.Role.CONTROL_PLANE else " (set its role to Control plane on its page first)"
+    return f"Prepare {node.name} again{first}: it was prepared as a worker; Prepare then sends the missing images"
+
+
+def role_files(node, artifact_set: ArtifactSet) -> tuple[list[ArtifactFile], list[ArtifactFile], str]:
+    """The set's files ``node``'s role needs, those it does not, and the sentence saying what was
+    left out and why ("" when nothing was)."""
+    rows = list(artifact_set.files.all())
+    control_plane = node.role == node.Role.CONTROL_PLANE
+    needed, left_out = layout_of_sets.for_role({row.path: row.images for row in rows}, control_plane=control_plane)
+    by_path = {row.path: row for row in rows}
+    kept, dropped = [by_path[p] for p in needed], [by_path[p] for p in left_out]
+    if not dropped:
+        return kept, dropped, ""
+    names = layout_of_sets.left_out_images({row.path: row.images for row in dropped}, left_out)
+    size = sum(row.size for row in dropped)
+    why = (
+        f"{len(names)} control-plane image{'s' if len(names) != 1 else ''} not sent: {node.name} is a worker "
+        f"({', '.join(names)}; {size / MIB:.1f} MiB). Made a control plane later, it is prepared again first."
+    )
+    return kept, dropped, why
 
 
 def kubelet_settings(cluster) -> knowledge.KubeletSettings:
@@ -107,6 +147,16 @@ class Machine:
 
     def exists(self, absolute: str) -> bool:
         return self.read(["test", "-e", self.path(absolute)]).exit_status == 0
+
+    def existing(self, absolute_paths: list[str]) -> set[str]:
+        """Those of the paths that exist, asked in one command: each SSH command costs a round trip
+        and a shell on the machine, which is most of a step's time when machines are prepared at once."""
+        if not absolute_paths:
+            return set()
+        by_target = {self.path(p): p for p in absolute_paths}
+        script = 'for f; do [ -e "$f" ] && printf "%s\\n" "$f"; done; true'
+        _, lines = self.read(self.script(script, *by_target))
+        return {by_target[line] for line in lines if line in by_target}
 
     def run(self, argv: list[str] | str, *, label: str = "", check: bool = True, show: bool = True):
         return commands.run(self.ctx, self.conn, self.command(argv), label=label, check=check, show=show)
@@ -290,8 +340,7 @@ def modules(ctx: PhaseContext) -> None:
 
 
 def _module_loaded(machine: Machine, name: str) -> bool:
-    existing = {path for path in knowledge.module_loaded_paths(name) if machine.exists(path)}
-    return knowledge.module_loaded(name, existing)
+    return knowledge.module_loaded(name, machine.existing(list(knowledge.module_loaded_paths(name))))
 
 
 def _sysctl_file_values(text: str) -> dict[str, str]:
@@ -381,10 +430,12 @@ def push(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
     that another set on the machine holds with the same SHA-256 is copied there, not sent."""
     if artifact_set is None:
         artifact_set = _artifact_set(ctx, facts_of(ctx))
-    files = list(artifact_set.files.all())
+    files, left_out, why = role_files(ctx.node, artifact_set)
     where = staging_dir(artifact_set)
     with phase_connection(ctx) as conn:
         machine = machine_for(ctx, conn)
+        if why:
+            ctx.log(why, left_out=[item.path for item in left_out], role=ctx.node.role)
         remote = machine.sha256([f"{where}/{item.path}" for item in files])
         missing = [item for item in files if remote.get(f"{where}/{item.path}") != item.sha256]
         copies = _copies_on_machine(machine, artifact_set, missing) if missing else {}
@@ -394,7 +445,7 @@ def push(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
         kept = len(files) - len(missing)
         copied = f", {len(to_copy)} copied from another set already on it" if to_copy else ""
         ctx.log(
-            f"Artifact set {artifact_set.name}: {len(files)} files; {kept} already on {ctx.node.name} with the same "
+            f"Artifact set {artifact_set.name}: {len(files)} files for a {ctx.node.get_role_display().lower()}; {kept} already on {ctx.node.name} with the same "
             f"SHA-256 (not sent again){copied}, {len(to_push)} to send ({size / MIB:.1f} MiB).",
             bytes_to_push=size,
         )
@@ -440,19 +491,29 @@ def push(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
         machine.write(f"{where}/{layout_of_sets.SUMS_FILE}", sums)
         MachinePreparation.objects.filter(node=ctx.node).update(bytes_pushed=sent)
         ctx.log(f"Sent {sent} bytes to {ctx.node.name}.", bytes_pushed=sent)
-        _check_sums(machine, where)
+        # The files that were already there were hashed on the machine a moment ago; reading them
+        # again would double the disk and CPU cost of a push that sends little.
+        _check_sums(machine, where, {item.path: item.sha256 for item in missing})
 
 
-def _check_sums(machine: Machine, where: str) -> None:
-    """``sha256sum -c`` on the machine; a file that does not match is deleted (a resume sends it again)."""
+def _check_sums(machine: Machine, where: str, sums: dict[str, str]) -> None:
+    """``sha256sum -c`` on the machine of those files (sent or copied just now); a file that does
+    not match is deleted (a resume sends it again)."""
+    if not sums:
+        machine.ctx.log(f"Every file of {where} already matched SHA256SUMS (hashed on the machine above).")
+        return
     status, lines = machine.run(
-        machine.script('cd "$1" && sha256sum -c --strict --quiet SHA256SUMS', machine.path(where)),
+        machine.script(
+            'cd "$1" && printf %s "$2" | sha256sum -c --strict --quiet -',
+            machine.path(where),
+            layout_of_sets.render_sums(sums),
+        ),
         label="sha256sum -c",
         check=False,
         show=False,
     )
     if status == 0:
-        machine.ctx.log(f"sha256sum -c: every file of {where} matches SHA256SUMS.")
+        machine.ctx.log(f"sha256sum -c: the {len(sums)} files sent or copied to {where} match SHA256SUMS.")
         return
     bad = [line.split(":", 1)[0] for line in lines if line.rstrip().endswith(("FAILED", "FAILED open or read"))]
     for path in bad:
@@ -483,6 +544,7 @@ def install_from_set(
         if path.startswith("systemd/")
     }
     changed = []
+    installs: list[list[str]] = []
     for path, (dest, mode) in sorted(targets.items()):
         wanted = hashlib.sha256(rewritten[path]).hexdigest() if path in rewritten else rows[path].sha256
         if installed.get(dest) == wanted:
@@ -492,10 +554,12 @@ def install_from_set(
         if not machine.dry_run and path in rewritten:
             machine.write(dest, rewritten[path].decode(), mode=mode)
         elif not machine.dry_run:
-            machine.run(
-                knowledge.install_set_file_command(machine.path(f"{where}/{path}"), machine.path(dest), mode),
-                label="install",
+            installs.append(
+                knowledge.install_set_file_command(machine.path(f"{where}/{path}"), machine.path(dest), mode)
             )
+    if installs:
+        # One command for all the files (each a round trip otherwise); the first that fails stops it.
+        machine.run(machine.script(" && ".join(shlex.join(argv) for argv in installs)), label="install")
     return changed
 
 
@@ -520,15 +584,14 @@ OTHER_RUNTIME_DIRS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/sbin
 def _existing_runtime(machine: Machine, *, ours_too: bool = False) -> str:
     """A runtime that is not Kubeboard's to touch: CRI-O, or a containerd installed otherwise
     (looked for under the machine's root only, never on the PATH of whoever runs the test bed)."""
-    if machine.exists(knowledge.CRIO_SOCKET):
-        return "CRI-O"
     dirs = OTHER_RUNTIME_DIRS + ((knowledge.BIN_DIR,) if ours_too else ())
-    for directory in dirs:
-        if machine.exists(f"{directory}/crio"):
-            return f"CRI-O ({directory}/crio)"
-    for directory in dirs:
-        if machine.exists(f"{directory}/containerd"):
-            return f"containerd ({directory}/containerd)"
+    there = machine.existing([knowledge.CRIO_SOCKET, *(f"{d}/{p}" for p in ("crio", "containerd") for d in dirs)])
+    if knowledge.CRIO_SOCKET in there:
+        return "CRI-O"
+    for program, name in (("crio", "CRI-O"), ("containerd", "containerd")):
+        for directory in dirs:
+            if f"{directory}/{program}" in there:
+                return f"{name} ({directory}/{program})"
     return ""
 
 
@@ -828,10 +891,13 @@ def images(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
         artifact_set = _artifact_set(ctx, facts_of(ctx))
     step = knowledge.StepReport("images")
     where = staging_dir(artifact_set)
+    files, left_out, why = role_files(ctx.node, artifact_set)
+    if why:
+        step.notes.append(why.replace("not sent", "not imported", 1))
     with phase_connection(ctx) as conn:
         machine = machine_for(ctx, conn)
         present = _images_present(machine)
-        archives = [row for row in artifact_set.files.filter(path__startswith="images/") if row.images]
+        archives = [row for row in files if row.path.startswith("images/") and row.images]
         missing = [row for row in archives if not set(row.images) <= present]
         for row in missing:
             step.change(f"imported {', '.join(row.images)} from {row.path}")
@@ -898,8 +964,9 @@ def verify(ctx: PhaseContext) -> None:
             said = _version_in(lines) if status == 0 else ""
             if said != version:
                 problems.append(f"{program} is {said or 'not found'}, not {version}")
+        there = machine.existing([f"{d}/{p}" for p in ("kubectl", "crictl") for d in (knowledge.BIN_DIR, "/usr/bin")])
         for program in ("kubectl", "crictl"):
-            if not any(machine.exists(f"{d}/{program}") for d in (knowledge.BIN_DIR, "/usr/bin")):
+            if not any(f"{d}/{program}" in there for d in (knowledge.BIN_DIR, "/usr/bin")):
                 problems.append(f"{program} is not installed")
     if problems:
         raise PhaseError(

@@ -40,6 +40,9 @@ SUBNET = "10.213.41.0/24"
 # The checks a machine without a prepared runtime fails, which must now run and pass.
 NOW_PASSING = ("CRI", "ContainerRuntimeVersion", "ImagePull", "FileContent--proc-sys-net-ipv4-ip_forward")
 # Prepare's step name in its messages, per phase (workflows.prepare_steps).
+CONTROL_PLANE_ONLY = tuple(
+    f"images/{name}" for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+)
 STEPS = {
     "swap": "swap",
     "kernel-modules": "kernel modules",
@@ -111,7 +114,22 @@ def test_prepare_bare_machines_then_init_and_join_with_only_system_verification_
             if kernel.stdout.split() == ["1", "0"] and not modprobe:
                 assert not any("modprobe br_netfilter" in m for m in said), said
             assert MachinePreparation.objects.get(node=node).prepared_at is not None
-            assert MachinePreparation.objects.get(node=node).bytes_pushed == sum(f.size for f in the_set.files.all())
+            # The control plane gets the whole set; the worker no control-plane image (nor checks
+            # or imports one), and the push says so.
+            sent = sum(f.size for f in the_set.files.all() if node == cp or not f.path.startswith(CONTROL_PLANE_ONLY))
+            assert MachinePreparation.objects.get(node=node).bytes_pushed == sent
+            machine = sb.node(1 if node == cp else 2)
+            images = machine.ssh("ctr -n k8s.io images ls -q").stdout
+            assert ("registry.k8s.io/kube-apiserver:v1.37.2" in images) == (node == cp), images
+            assert "registry.k8s.io/kube-proxy:v1.37.2" in images, images
+        assert any(
+            m.startswith(
+                "4 control-plane images not sent: node2 is a worker (kube-apiserver, kube-controller-manager, "
+                "kube-scheduler, etcd;"
+            )
+            for m in messages(first, worker.name, "push")
+        ), messages(first, worker.name, "push")
+        for node in (cp, worker):
             machine = sb.node(1 if node == cp else 2)
             assert machine.ssh("systemctl is-active containerd").stdout.strip() == "active"
             assert machine.ssh("kubeadm version -o short").stdout.strip() == "v1.37.2"

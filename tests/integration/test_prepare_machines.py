@@ -16,6 +16,7 @@ import pytest
 from django.test import override_settings
 
 from artifacts.services import import_directory
+from clusters.models import Cluster
 from nodes import services
 from nodes.models import Node
 from operations.models import Event, Operation
@@ -25,8 +26,10 @@ from tests.factories import make_cluster
 from tests.integration.test_ssh import make_node, pin, sshd  # noqa: F401 - the real sshd fixture
 from tests.support import prepare_bed
 from tests.support.services import ServiceUnavailable, local_user
+from workflows.join import JoinRefused, start_join
 from workflows.models import MachinePreparation, PrepareSettings
 from workflows.prepare import start_prepare
+from workflows.prepare_steps import prepared_as_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -86,7 +89,7 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 def test_prepare_from_the_artifact_set_then_again_changes_nothing(sshd, bed, the_set):  # noqa: F811
-    node = _machine(sshd)
+    node = _machine(sshd, role=Node.Role.CONTROL_PLANE)  # a control plane: the whole set
     operation = start_prepare(node.cluster, [node])
     assert run_operation(operation.pk) == Operation.Status.SUCCEEDED, _explain(operation)
 
@@ -111,9 +114,12 @@ def test_prepare_from_the_artifact_set_then_again_changes_nothing(sshd, bed, the
     preparation = MachinePreparation.objects.get(node=node)
     assert preparation.prepared_at is not None and preparation.kubernetes_version == "v1.37.2"
     assert preparation.bytes_pushed == sum(f.size for f in the_set.files.all())
-    assert "sha256sum -c: every file of /var/lib/kubeboard/artifacts/v1.37.2-amd64 matches SHA256SUMS." in _messages(
-        operation, "push"
+    files = len(list(the_set.files.all()))
+    assert (
+        f"sha256sum -c: the {files} files sent or copied to /var/lib/kubeboard/artifacts/v1.37.2-amd64 match "
+        "SHA256SUMS." in _messages(operation, "push")
     )
+    assert MachinePreparation.objects.get(node=node).prepared_as == Node.Role.CONTROL_PLANE
     assert any(m.startswith("sysctl: changed: ") for m in _messages(operation, "sysctl"))
 
     # Again: every step finds its work done, and nothing is pushed (the same SHA-256 is there).
@@ -132,6 +138,11 @@ def test_prepare_from_the_artifact_set_then_again_changes_nothing(sshd, bed, the
     assert MachinePreparation.objects.get(node=node).bytes_pushed == 0
     pushed = [m for m in _messages(again, "push") if "not sent again" in m]
     assert pushed and f"{len(list(the_set.files.all()))} already on" in pushed[0]
+    # Hashed once on the machine: the files already there are not read again by sha256sum -c.
+    assert (
+        "Every file of /var/lib/kubeboard/artifacts/v1.37.2-amd64 already matched SHA256SUMS (hashed on the "
+        "machine above)." in _messages(again, "push")
+    )
     assert _tree(bed) == before
     # Only reads ran (the runtime is restarted only when something of it changed).
     assert [
@@ -145,7 +156,7 @@ def test_a_set_pushed_next_to_another_copies_the_files_they_share_instead_of_sen
     # What an upgrade does: the machine holds the set Prepare pushed (v1.36.3), and the target's
     # set (v1.37.2) goes next to it. Only kubeadm, kubelet and kubectl differ.
     older = import_directory(prepare_bed.artifact_set(tmp_path / "older", version="v1.36.3"))
-    node = _machine(sshd)
+    node = _machine(sshd, role=Node.Role.CONTROL_PLANE)
     node.cluster.kubernetes_version = "v1.36.3"
     node.cluster.save(update_fields=["kubernetes_version"])
     first = start_prepare(node.cluster, [node])
@@ -169,10 +180,66 @@ def test_a_set_pushed_next_to_another_copies_the_files_they_share_instead_of_sen
     )
     assert not any(m.startswith("Sent bin/containerd ") for m in said), said
     # The copies are checked like sent files, and the new set is complete on the machine.
-    assert "sha256sum -c: every file of /var/lib/kubeboard/artifacts/v1.37.2-amd64 matches SHA256SUMS." in said
+    assert (
+        f"sha256sum -c: the {shared + len(differ)} files sent or copied to /var/lib/kubeboard/artifacts/v1.37.2-amd64 "
+        "match SHA256SUMS." in said
+    )
     for item in the_set.files.all():
         copy = bed / "var/lib/kubeboard/artifacts/v1.37.2-amd64" / item.path
         assert hashlib.sha256(copy.read_bytes()).hexdigest() == item.sha256, item.path
+
+
+def test_a_worker_is_sent_no_control_plane_image_and_prepared_again_as_a_control_plane_gets_them(sshd, bed, the_set):  # noqa: F811
+    node = _machine(sshd)  # a worker, the role a machine is added with
+    assert node.role == Node.Role.WORKER
+    operation = start_prepare(node.cluster, [node])
+    assert run_operation(operation.pk) == Operation.Status.SUCCEEDED, _explain(operation)
+    staging = bed / "var/lib/kubeboard/artifacts/v1.37.2-amd64"
+    apiserver = the_set.files.get(path="images/kube-apiserver.tar")
+    # Not sent, not listed in the machine's SHA256SUMS, not imported; pause is (every node runs it).
+    assert not (staging / "images/kube-apiserver.tar").exists()
+    assert (staging / "images/pause.tar").exists()
+    assert "images/kube-apiserver.tar" not in (staging / "SHA256SUMS").read_text()
+    assert set((bed / "run/containerd/containerd.sock.images").read_text().split()) == {prepare_bed.PAUSE}
+    preparation = MachinePreparation.objects.get(node=node)
+    assert preparation.bytes_pushed == sum(f.size for f in the_set.files.all()) - apiserver.size
+    assert preparation.prepared_as == Node.Role.WORKER
+    why = f"1 control-plane image not sent: m1 is a worker (kube-apiserver; {apiserver.size / 2**20:.1f} MiB)."
+    assert any(m.startswith(why) for m in _messages(operation, "push")), _messages(operation, "push")
+    assert any(
+        m.startswith("1 control-plane image not imported: m1 is a worker") for m in _messages(operation, "images")
+    )
+
+    # Made a control plane without Prepare again: refused before anything runs, naming the way out
+    # (kubeadm's ImagePull preflight would otherwise fail on the machine naming the image).
+    Cluster.objects.filter(pk=node.cluster.pk).update(status=Cluster.Status.RUNNING, ca_pin_hash="sha256:" + "0" * 64)
+    # The closing machine check looks on this host's PATH, not in the machine's private root: its
+    # "kubeadm not found" is this bed's, so it is left out of the refusal looked at here.
+    Node.objects.filter(pk=node.pk).update(facts={})
+    cluster = Cluster.objects.get(pk=node.cluster.pk)
+    with pytest.raises(JoinRefused) as refused:
+        start_join(cluster, [Node.objects.get(pk=node.pk)], control_plane=True)
+    assert "m1 was prepared as a worker: the control-plane images (kube-apiserver" in str(refused.value)
+    assert refused.value.hint.startswith("Prepare m1 again (set its role to Control plane on its page first)")
+    assert Operation.objects.filter(cluster=cluster, kind="join-control-plane").count() == 0
+
+    # Its role set to control plane, Prepare again sends only the missing image and imports it.
+    Node.objects.filter(pk=node.pk).update(role=Node.Role.CONTROL_PLANE)
+    node = Node.objects.get(pk=node.pk)
+    with pytest.raises(JoinRefused) as refused:
+        start_join(cluster, [node], control_plane=True)
+    assert refused.value.hint.startswith("Prepare m1 again: it was prepared as a worker")
+    again = start_prepare(cluster, [node])
+    assert run_operation(again.pk) == Operation.Status.SUCCEEDED, _explain(again)
+    assert MachinePreparation.objects.get(node=node).bytes_pushed == apiserver.size
+    assert MachinePreparation.objects.get(node=node).prepared_as == Node.Role.CONTROL_PLANE
+    assert (
+        "sha256sum -c: the 1 files sent or copied to /var/lib/kubeboard/artifacts/v1.37.2-amd64 match SHA256SUMS."
+        in (_messages(again, "push"))
+    )
+    assert set((bed / "run/containerd/containerd.sock.images").read_text().split()) == set(prepare_bed.IMAGES.values())
+    assert "images/kube-apiserver.tar" in (staging / "SHA256SUMS").read_text()
+    assert prepared_as_worker(node) == ""
 
 
 def test_a_dry_run_lists_what_would_change_and_changes_nothing(sshd, bed, the_set):  # noqa: F811
@@ -189,6 +256,10 @@ def test_a_dry_run_lists_what_would_change_and_changes_nothing(sshd, bed, the_se
     assert "swap: would change: swapoff -a (in use: /swap.img)" in messages
     assert "kernel modules: would change: modprobe br_netfilter" in messages
     assert any(m.startswith("push: would send bin/kubelet") for m in messages)
+    # The worker's dry run lists the same as a run: the control-plane image left out, and why.
+    assert any(m.startswith("1 control-plane image not sent: m1 is a worker (kube-apiserver;") for m in messages)
+    assert not any(m.startswith("push: would send images/kube-apiserver.tar") for m in messages)
+    assert any(m.startswith("push: would send images/pause.tar") for m in messages)
     assert any(m.startswith("Kubernetes v1.37.2: would change: installed /usr/local/bin/kubeadm") for m in messages)
     assert MachinePreparation.objects.get(node=node).prepared_at is None
 

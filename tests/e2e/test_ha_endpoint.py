@@ -1,17 +1,22 @@
-"""Issue 21's proof on the test bed: a cluster Kubeboard builds with a virtual IP survives the loss
-of node1 (its API server and its keepalived), kubectl through the VIP answers again, the worker
-stays Ready, a new worker joins through the VIP during the outage, and resetting a control plane
-removes it from every proxy's backends.
+"""Issue 21's proof on the test bed: a cluster created from the UI with a virtual IP survives the
+loss of node1 (its API server and its keepalived), kubectl through the VIP answers again, the
+worker stays Ready, a new worker joins through the VIP during the outage, and resetting a control
+plane removes it from every proxy's backends.
 
 ONE boot (CI time): sandbox ``kbtbhv`` on 10.213.67.0/24, 5 provisioned machines with private
 roots (``private_root=True``: keepalived and haproxy are Debian's packages run as services through
-the systemctl test double, their files land in each machine's own root; no Prepare). Kubeboard's
-own operations do everything: init (which installs haproxy and keepalived on node1 right after
-kubeadm's preflight), two control-plane joins (each adds its API server to every proxy with
-``systemctl reload haproxy``), a worker join, the worker join during the outage, the reset. Real:
-kubeadm v1.37.2, etcd, three API servers, keepalived 2.2.7 (VRRPv3 on the sandbox bridge),
-haproxy 2.6. Stand-ins: the hollow kubelet, the systemctl double (tools/README.md). The failover
-figure is printed; bench/bench_failover.py times it over 10 trials.
+the systemctl test double, their files land in each machine's own root; no Prepare). In Chromium
+(the browser pass): the new-cluster form with the endpoint choice "Virtual IP" (VIP, interface
+eth0, port), Initialize (which installs haproxy and keepalived on node1 right after kubeadm's
+preflight), two control-plane joins (each adds its API server to every proxy with ``systemctl
+reload haproxy``), a worker join and, during the outage, the late worker's Join, each clicked and
+run by the stack's worker process. The machines are added and the outage made from Python; the
+reset is started from Python and run by the worker. Real: kubeadm v1.37.2, etcd, three API
+servers, keepalived 2.2.7 (VRRPv3 on the sandbox bridge), haproxy 2.6, Chromium. Stand-ins: the
+hollow kubelet, the systemctl double (tools/README.md). The failover figure is printed;
+bench/bench_failover.py times it over 10 trials.
+
+The local-proxy test (sandbox ``kbtbhl``) drives its operations from Python (the cluster pass).
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ import kube
 from clusters.models import Cluster
 from endpoints import layout, status
 from nodes.models import Node
+from operations.models import Operation
 from tests.conftest import team_of
+from tests.e2e.test_browser import browser_page  # noqa: F401 (the Chromium fixture)
+from tests.e2e.test_engine_browser import wait_succeeded
 from tests.e2e.test_testbed_ha import assert_host_unchanged_ha, host_state
-from tests.support.day2 import messages, run
+from tests.support.day2 import messages, run, wait_done
 from tests.support.testbed_cluster import TESTBED_IGNORE_PREFLIGHT, add_machine, ready_cluster
+from tests.support.web import log_in
 from tools.testbed import Sandbox
 from tools.testbed.guard import assert_routed_via_bridge
 from tools.testbed.testing import assert_no_traces, require_binaries, require_ha_packages
@@ -123,31 +132,59 @@ def lease_renew_time(sb: Sandbox, kubeconfig: str, node: str) -> str:
     return proc.stdout.strip()
 
 
-def test_vip_cluster_survives_the_loss_of_node1_and_a_worker_joins_during_the_outage(
-    transactional_db, operator, tmp_path
+@pytest.mark.browser
+def test_vip_cluster_from_the_ui_survives_the_loss_of_node1_and_a_worker_joins_during_the_outage(
+    stack_factory,
+    operator,
+    browser_page,  # noqa: F811
+    tmp_path,
 ) -> None:
+    """Created, initialized and joined by clicks in Chromium (the new-cluster form's Virtual IP
+    choice); the outage is made and watched from here, the late worker joined by a click."""
+    started = time.monotonic()
     before = host_state()
+    page = browser_page
     with ha_machines(5) as sb:
-        cluster = ready_cluster(
-            "havip",
-            f"{VIP}:{PORT}",
-            team=team_of(operator),
-            user=operator,
-            ignore_preflight_errors=TESTBED_IGNORE_PREFLIGHT,
-            endpoint_mode=layout.VIP,
-            endpoint_vip=VIP,
-            endpoint_interface="eth0",
-            endpoint_port=PORT,
-            endpoint_router_id=67,
-        )
+        stack = stack_factory()
+        log_in(page, stack.http, operator.username, "pw-" + operator.username)
+
+        # New cluster with a virtual IP: the endpoint field left empty, Kubeboard fills in VIP:port.
+        page.goto(f"{stack.http}/clusters/new/")
+        page.fill("#id_name", "havip")
+        page.select_option("#id_endpoint_mode", label=layout.MODE_LABELS[layout.VIP])
+        page.fill("#id_endpoint_vip", VIP)
+        page.fill("#id_endpoint_interface", "eth0")
+        page.fill("#id_endpoint_port", str(PORT))
+        page.click("#cluster-form button[type=submit]")
+        page.wait_for_url("**/operations/*/")
+        wait_succeeded(page, stack, 120_000)
+        cluster = Cluster.objects.get(name="havip")
+        assert (cluster.control_plane_endpoint, cluster.endpoint_mode) == (f"{VIP}:{PORT}", layout.VIP)
+        assert (cluster.endpoint_vip, cluster.endpoint_interface, cluster.endpoint_port) == (VIP, "eth0", PORT)
+        # What the test bed needs besides (the walkthrough test sets these through the page).
+        Cluster.objects.filter(pk=cluster.pk).update(ignore_preflight_errors=TESTBED_IGNORE_PREFLIGHT)
         planes = [add_machine(cluster, sb, i, user=operator, control_plane=True) for i in (1, 2, 3)]
         worker = add_machine(cluster, sb, 4, user=operator)
-        init = run(start_init(cluster, planes[0], user=operator))
+
+        def click(button: str, timeout: int) -> Operation:
+            page.click(button)
+            page.wait_for_url("**/operations/*/")
+            wait_succeeded(page, stack, timeout)
+            return Operation.objects.get(pk=int(page.url.rstrip("/").rsplit("/", 1)[1]))
+
+        def join(node: Node, form: str, button: str) -> Operation:
+            page.goto(f"{stack.http}/clusters/havip/")
+            page.check(f"#{form} input[name=nodes][value='{node.pk}']")
+            return click(f"#{button}", 420_000)
+
+        page.goto(f"{stack.http}/clusters/havip/")
+        page.select_option("#id_node", label=f"node1 ({sb.node(1).address})")
+        init = click("#initialize", 420_000)
         assert any("Control-plane endpoint on node1: virtual IP" in m for m in messages(init)), messages(init)
-        cluster = Cluster.objects.get(pk=cluster.pk)
         for plane in planes[1:]:
-            run(start_join(cluster, [Node.objects.get(pk=plane.pk)], control_plane=True, user=operator))
-        run(start_join(cluster, [worker], user=operator))
+            join(plane, "join-control-plane-form", "join-control-plane")
+        join(worker, "join-workers-form", "join-workers")
+        cluster = Cluster.objects.get(pk=cluster.pk)
 
         # Every control plane runs both services, and every haproxy has the three API servers UP.
         for i in (1, 2, 3):
@@ -188,7 +225,7 @@ def test_vip_cluster_survives_the_loss_of_node1_and_a_worker_joins_during_the_ou
 
         # A new worker joins through the VIP while node1 is down.
         late = add_machine(Cluster.objects.get(pk=cluster.pk), sb, 5, user=operator)
-        run(start_join(Cluster.objects.get(pk=cluster.pk), [late], user=operator))
+        join(late, "join-workers-form", "join-workers")
         kube.wait_node_ready(cluster, "node5", timeout=180)
         assert f"https://{VIP}:{PORT}" in sb.node(5).host_path("/etc/kubernetes/kubelet.conf").read_text()
 
@@ -196,7 +233,7 @@ def test_vip_cluster_survives_the_loss_of_node1_and_a_worker_joins_during_the_ou
         node1.exec(["mv", PARKED, MANIFEST])
         node1.exec(["systemctl", "start", "keepalived"])
         wait("node1 UP again on every proxy", lambda: all(backend_health(sb, i).get("node1") for i in (1, 2, 3)), 180)
-        done = run(reset.start_reset(Node.objects.get(pk=planes[2].pk), user=operator, confirm="node3"))
+        done = wait_done(reset.start_reset(Node.objects.get(pk=planes[2].pk), user=operator, confirm="node3"))
         assert messages(done)
         for i in (1, 2):
             cfg = sb.node(i).ssh(f"cat {layout.HAPROXY_CFG}").stdout
@@ -209,6 +246,7 @@ def test_vip_cluster_survives_the_loss_of_node1_and_a_worker_joins_during_the_ou
         assert holders(sb, [1, 2, 3]) and 3 not in holders(sb, [1, 2, 3])
         assert kubectl_answers(sb, str(admin))
     assert_host_unchanged_ha(before)
+    print(f"\nVIP cluster from the UI, node1's outage, a join during it, a reset: {time.monotonic() - started:.0f} s")
 
 
 def test_local_proxy_keeps_the_worker_reporting_when_node1s_api_server_stops(transactional_db, operator) -> None:

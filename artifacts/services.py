@@ -325,9 +325,8 @@ class SetUse:
     blocking: bool = True
 
 
-# finder(artifact_set, lock=...) -> its uses. With ``lock`` it runs inside the deletion's
-# transaction and first locks what a concurrent start of an operation using the set writes to.
-UseFinder = Callable[..., list[SetUse]]
+# finder(artifact_set) -> its uses (blocking first, then notes).
+UseFinder = Callable[[ArtifactSet], list[SetUse]]
 _USE_FINDERS: list[UseFinder] = []
 
 
@@ -337,8 +336,8 @@ def register_use_finder(finder: UseFinder) -> None:
         _USE_FINDERS.append(finder)
 
 
-def uses_of(artifact_set: ArtifactSet, *, lock: bool = False) -> list[SetUse]:
-    return [use for finder in _USE_FINDERS for use in finder(artifact_set, lock=lock)]
+def uses_of(artifact_set: ArtifactSet) -> list[SetUse]:
+    return [use for finder in _USE_FINDERS for use in finder(artifact_set)]
 
 
 @dataclass(frozen=True)
@@ -382,22 +381,27 @@ def delete_set(artifact_set: ArtifactSet, *, user=None) -> DeletedSet:
     with refusals("artifacts.deleted", DeleteRefused, actor=user, details=identity):
         with _store_lock():
             _sweep_deleted()
+            files = artifact_set.files.count()
+            size = artifact_set.total_bytes
             with transaction.atomic():
-                # The row lock orders this delete after an import of the same set that is under
-                # way; a start that would use the set is ordered by the finders' locks.
+                # The record comes first: appending it takes the audit chain's head lock until this
+                # transaction ends, and queueing any operation (a Prepare, an upgrade) appends its
+                # operation.queued record in the transaction that inserts it. So an operation queued
+                # at this moment is either committed before the uses are read below (and the
+                # deletion refused), or committed after the set is gone, and its first step that
+                # looks the set up refuses: no set is held. A refusal rolls this record back, and
+                # ``refusals`` writes the denied one.
+                record("artifacts.deleted", actor=user, details={**identity, "files": files, "bytes": size})
                 locked = ArtifactSet.objects.select_for_update().filter(pk=artifact_set.pk).first()
                 if locked is None:
                     raise DeleteRefused(
                         f"artifact set {name} is no longer held (deleted or imported again meanwhile)",
                         hint="reload the Artifact sets page (manage.py artifacts list)",
                     )
-                uses = uses_of(locked, lock=True)
+                uses = uses_of(locked)
                 if any(use.blocking for use in uses):
                     raise refusal_of(name, uses)
-                files = locked.files.count()
-                size = locked.total_bytes
                 locked.delete()
-                record("artifacts.deleted", actor=user, details={**identity, "files": files, "bytes": size})
             # Committed: the rows are gone, so nothing uses the directory any more. It goes aside
             # under the lock (an import of the same set may put a new one in place right after).
             aside = _store() / f"{DELETED_PREFIX}{name}-{uuid.uuid4().hex[:8]}"

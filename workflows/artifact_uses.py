@@ -45,17 +45,6 @@ def _names(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def _lock_clusters() -> None:
-    """Lock every cluster that prepares or upgrades from artifact sets. Queueing an operation
-    inserts a row that refers to its cluster, which (on PostgreSQL) waits for this lock: a Prepare
-    or an upgrade queued at this moment is either seen below (and the deletion refused) or
-    queued after the set is gone, and its first step refuses saying no set is held."""
-    chosen = PrepareSettings.objects.filter(source=ARTIFACTS).values_list("cluster_id", flat=True)
-    prepared = MachinePreparation.objects.filter(source=ARTIFACTS).values_list("node__cluster_id", flat=True)
-    ids = set(chosen) | set(prepared)
-    list(Cluster.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
-
-
 def _source(cluster: Cluster) -> str:
     chosen = PrepareSettings.objects.filter(cluster=cluster).values_list("source", flat=True).first()
     return chosen or PrepareSettings.Source.PACKAGES.value
@@ -236,9 +225,7 @@ def _copies(artifact_set: ArtifactSet) -> list[SetUse]:
     return notes
 
 
-def find_uses(artifact_set: ArtifactSet, *, lock: bool = False) -> list[SetUse]:
+def find_uses(artifact_set: ArtifactSet) -> list[SetUse]:
     """Every use of ``artifact_set`` (blocking first), then the notes."""
-    if lock:
-        _lock_clusters()
     prepares, counted = _prepares(artifact_set)
     return [*_upgrades(artifact_set), *prepares, *_not_prepared(artifact_set, counted), *_copies(artifact_set)]

@@ -127,16 +127,20 @@ def test_a_set_nothing_uses_is_deleted_rows_then_files_with_one_record(held, sto
 
 
 def test_a_failed_transaction_keeps_rows_and_files_together(held, store, monkeypatch):
-    """The rows go first: if their transaction does not commit, the files are all still there."""
+    """The rows go first: if their transaction does not commit (here it fails right after the
+    rows were deleted), the set is whole again, every file still matching its row."""
+    delete_rows = ArtifactSet.delete
 
-    def broken(*args, **kwargs):
+    def delete_then_fail(self, *args, **kwargs):
+        delete_rows(self, *args, **kwargs)
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(services, "record", broken)
+    monkeypatch.setattr(ArtifactSet, "delete", delete_then_fail)
     with pytest.raises(RuntimeError):
         delete_set(held)
     kept = ArtifactSet.objects.get(pk=held.pk)
-    assert services.verify_stored(kept) == [], "every file of the set still matches its row"
+    assert kept.files.count() == held.files.count() and services.verify_stored(kept) == []
+    assert not AuditEvent.objects.filter(action="artifacts.deleted").exists()
 
 
 def test_a_set_whose_directory_is_gone_is_still_deleted(held, store):

@@ -337,7 +337,9 @@ def test_a_set_in_use_is_refused_on_the_page_before_and_after_the_post(client, h
     assert 'id="delete-refused"' in page and "or choose package repositories as air&#x27;s source" in page
     response = client.post(f"/artifacts/{NAME}/delete/", {"confirm": NAME})
     assert response.status_code == 400
-    assert "Not deleted:</strong> artifact set v1.37.2-amd64 is in use: cluster air" in response.content.decode()
+    assert "Deleting it is refused:</strong> artifact set v1.37.2-amd64 is in use: cluster air" in (
+        response.content.decode()
+    )
     assert (store / NAME / "bin/kubeadm").is_file() and ArtifactSet.objects.exists()
     assert len(_records("denied")) == 1
 

@@ -13,7 +13,8 @@ A set (version V, architecture A) is in use, and its deletion refused, while:
   when it starts, so a resume after choosing package repositories no longer uses the set), or a
   running phase started with it;
 * a **cluster** at V whose source is the artifact set has a machine Prepare still has to run on
-  (new, reachable, unreachable or failed, not prepared for V) of architecture A or not known yet.
+  (new, reachable, unreachable or failed, not prepared for V, or prepared as a worker and now a
+  control plane: it lacks the control-plane images) of architecture A or not known yet.
 
 An older stopped run is not counted: if it is resumed after the set is gone, its step that needs
 the set fails saying the set is no longer held and to import it again. Machines that were
@@ -27,6 +28,7 @@ from artifacts.services import SetUse
 from clusters.models import Cluster
 from kubeadm import prepare as knowledge
 from kubeadm.versions import with_v
+from nodes.models import Node
 from operations.models import Operation, PhaseAttempt, PhaseRun
 from workflows.models import MachinePreparation, PrepareSettings
 from workflows.prepare import KIND as PREPARE_KIND
@@ -165,16 +167,21 @@ def _not_prepared(artifact_set: ArtifactSet, counted: set[int]) -> list[SetUse]:
             continue
         nodes = list(cluster.nodes.filter(status__in=PREPARABLE).exclude(pk__in=counted).order_by("name"))
         preparations = {p.node_id: p for p in MachinePreparation.objects.filter(node__in=nodes)}
-        waiting: list[tuple[str, str]] = []  # (name, architecture or "")
+        waiting: list[tuple[str, str]] = []  # (name, what is shown after it)
         for node in nodes:
             found = preparations.get(node.pk)
-            if found and found.prepared_at and _same_version(found.kubernetes_version or "v0", version):
+            done = found and found.prepared_at and _same_version(found.kubernetes_version or "v0", version)
+            # A worker made a control plane must be prepared again: the set's control-plane
+            # images were not sent to it (workflows.prepare_steps.prepared_as_worker).
+            promoted = done and found.prepared_as == Node.Role.WORKER and node.role == Node.Role.CONTROL_PLANE
+            if done and not promoted:
                 continue
             arch = ((found.facts or {}) if found else {}).get("architecture", "")
             if arch in ("", artifact_set.architecture):
-                waiting.append((node.name, arch))
+                why = " (prepared as a worker, now a control plane)" if promoted else ""
+                waiting.append((node.name, why or ("" if arch else " (architecture not known yet)")))
         if waiting:
-            shown = [name if arch else f"{name} (architecture not known yet)" for name, arch in waiting]
+            shown = [name + why for name, why in waiting]
             names = _names([name for name, _ in waiting])
             uses.append(
                 SetUse(

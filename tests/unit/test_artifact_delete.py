@@ -194,6 +194,15 @@ def test_a_cluster_with_machines_to_prepare_from_it_keeps_it(held, store):
     assert not (store / NAME).exists()
 
 
+def test_a_worker_made_a_control_plane_still_needs_it_for_its_images(held):
+    cluster = _artifacts_cluster()
+    node = _machine(cluster, "m1", architecture="amd64", prepared_for="v1.37.2", role=Node.Role.CONTROL_PLANE)
+    assert [use for use in uses_of(held) if use.blocking] == []
+    MachinePreparation.objects.filter(node=node).update(prepared_as=Node.Role.WORKER)
+    with pytest.raises(DeleteRefused, match=r"m1 \(prepared as a worker, now a control plane\) is not prepared yet"):
+        delete_set(held)
+
+
 def test_another_version_or_architecture_does_not_keep_it(held):
     _machine(_artifacts_cluster("older", version="v1.36.3"), "m1")
     _machine(_artifacts_cluster("arm"), "m2", architecture="arm64")

@@ -17,6 +17,7 @@ Prints figures, asserts nothing. Needs root (sshd).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -35,8 +36,6 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="kb-bench-prepare-"))
-    import os
-
     os.environ["KUBEBOARD_PREPARE_ROOT"] = str(work / "machines" / "{node}")
     os.environ["KUBEBOARD_ARTIFACTS_DIR"] = str(work / "store")
     os.environ["KUBEBOARD_PREPARE_MAX_PARALLEL"] = str(max(sizes))
@@ -51,6 +50,7 @@ def main() -> None:
     from workflows.models import MachinePreparation, PrepareSettings
     from workflows.prepare import start_prepare
 
+    _count_commands()
     padding = args.mib * 1024 * 1024 // 8  # eight binaries
     artifact_set = import_directory(prepare_bed.artifact_set(work / "set", padding=padding))
     total = sum(f.size for f in artifact_set.files.all())
@@ -81,22 +81,78 @@ def main() -> None:
                 )
                 machines.append(_pin(node))
             batches[size] = machines
-            times[size] = timed_operation(start_prepare(cluster, machines))
+            operation = start_prepare(cluster, machines)
+            cpu = (time.process_time(), _sshd_cpu(server), COMMANDS[0])
+            times[size] = timed_operation(operation)
+            cpu = (time.process_time() - cpu[0], _sshd_cpu(server) - cpu[1], COMMANDS[0] - cpu[2])
             pushed = [MachinePreparation.objects.get(node=n).bytes_pushed for n in machines]
             print(
                 f"{size} machine(s) at once: {times[size]:6.2f} s  ({times[size] / times[sizes[0]]:.2f}x of "
                 f"{sizes[0]}), pushed per machine: {sum(pushed) / len(pushed) / 2**20:.1f} MiB"
             )
+            print("    " + _breakdown(operation))
+            print(
+                f"    CPU: Kubeboard's process {cpu[0]:.1f} s, the machines' side (sshd, shells, sha256sum) "
+                f"{cpu[1]:.1f} s, of {times[size] * (os.cpu_count() or 1):.0f} CPU-seconds the host had; "
+                f"{cpu[2] / size:.0f} SSH commands per machine (each starts root's login shell on this host)"
+            )
         largest = batches[max(sizes)]
-        again = timed_operation(start_prepare(cluster, largest))
+        operation = start_prepare(cluster, largest)
+        again = timed_operation(operation)
         pushed = [MachinePreparation.objects.get(node=n).bytes_pushed for n in largest]
         print(
             f"again on the {len(largest)} prepared machines: {again:6.2f} s, pushed per machine: "
             f"{sum(pushed) / len(pushed):.0f} bytes (every file already there with the same SHA-256)"
         )
+        print("    " + _breakdown(operation))
         print(f"goal: {max(sizes)} machines within 2x of one: {times[max(sizes)] / times[sizes[0]]:.2f}x")
     finally:
         server.stop()
+
+
+def _breakdown(operation) -> str:
+    """Where a machine's time went: each phase's mean wall time over the machines (from its first
+    to its last event), the push split into sending (up to "Sent N bytes") and sha256sum -c."""
+    from collections import defaultdict
+
+    from operations.models import Event
+
+    spans: dict[tuple[str, str], list] = defaultdict(list)
+    sent_at: dict[str, object] = {}
+    for event in Event.objects.filter(operation=operation).exclude(group="").order_by("seq"):
+        spans[(event.group, event.phase)].append(event.created)
+        if event.phase == "push" and event.message.startswith("Sent ") and " bytes to " in event.message:
+            sent_at[event.group] = event.created
+    per_phase: dict[str, list[float]] = defaultdict(list)
+    for (group, phase), times in spans.items():
+        per_phase[phase].append((times[-1] - times[0]).total_seconds())
+        if phase == "push" and group in sent_at:
+            per_phase["  push: send"].append((sent_at[group] - times[0]).total_seconds())
+            per_phase["  push: sha256sum -c"].append((times[-1] - sent_at[group]).total_seconds())
+    return ", ".join(f"{phase.strip()} {sum(v) / len(v):.1f} s" for phase, v in per_phase.items())
+
+
+COMMANDS = [0]
+
+
+def _count_commands() -> None:
+    """Count the commands Kubeboard runs over SSH (each is a session and a shell on the machine)."""
+    from remote import ssh
+
+    for name in ("run", "_quiet"):
+        original = getattr(ssh.Connection, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            COMMANDS[0] += 1
+            return _original(self, *args, **kwargs)
+
+        setattr(ssh.Connection, name, counted)
+
+
+def _sshd_cpu(server) -> float:
+    """CPU seconds of the sshd and every session it has reaped (its shells, sha256sum, install)."""
+    fields = Path(f"/proc/{server.pid_file.read_text().strip()}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def _pin(node):

@@ -75,6 +75,8 @@ NOT_PAGES = {
     "readyz": "readiness probe (JSON)",
     "clusters:live": "htmx fragment the cluster page polls (crawled as part of that page)",
     "nodes:check-status": "htmx fragment the machine page polls (crawled as part of that page)",
+    "clusters:addons": "fragment the cluster page asks for once shown (crawled as part of that page)",
+    "clusters:endpoint-status": "fragment the cluster page asks for once shown (crawled as part of that page)",
     "clusters:ca-certificate": "download (PEM)",
     "clusters:ca-pin": "download (text)",
     "clusters:kubeadm-config": "download (YAML)",

@@ -352,6 +352,19 @@ def _sysctl_file_values(text: str) -> dict[str, str]:
     return values
 
 
+def _sysctls_now(machine: Machine) -> dict[str, str]:
+    """Each of kubeadm's sysctls as the machine has it now ("" if absent), read in one command."""
+    paths = {machine.path(knowledge.sysctl_proc_path(key)): key for key in knowledge.SYSCTLS}
+    script = 'for f; do v=$(cat "$f" 2>/dev/null); printf "%s\\t%s\\n" "$f" "$v"; done'
+    _, lines = machine.read(machine.script(script, *paths))
+    found = dict.fromkeys(knowledge.SYSCTLS, "")
+    for line in lines:
+        path, _, value = line.partition("\t")
+        if path in paths:
+            found[paths[path]] = value.strip()
+    return found
+
+
 def sysctl(ctx: PhaseContext) -> None:
     step = knowledge.StepReport("sysctl")
     with phase_connection(ctx) as conn:
@@ -359,8 +372,9 @@ def sysctl(ctx: PhaseContext) -> None:
         persisted = _sysctl_file_values(machine.read_file(knowledge.SYSCTL_FILE) or "")
         wrong_file = [k for k, v in knowledge.SYSCTLS.items() if persisted.get(k) != v]
         live_wrong = []
+        live = _sysctls_now(machine)
         for key, value in knowledge.SYSCTLS.items():
-            now = (machine.read_file(knowledge.sysctl_proc_path(key)) or "").strip()
+            now = live[key]
             if now != value:
                 live_wrong.append(f"{key} = {value} (now {now or 'absent: br_netfilter not loaded'})")
         if wrong_file:
@@ -373,11 +387,8 @@ def sysctl(ctx: PhaseContext) -> None:
         if wrong_file:
             machine.write(knowledge.SYSCTL_FILE, knowledge.sysctl_file())
         machine.run(["sysctl", "-p", machine.path(knowledge.SYSCTL_FILE)], label="sysctl -p")
-        still = [
-            key
-            for key, value in knowledge.SYSCTLS.items()
-            if (machine.read_file(knowledge.sysctl_proc_path(key)) or "").strip() != value
-        ]
+        live = _sysctls_now(machine)
+        still = [key for key, value in knowledge.SYSCTLS.items() if live[key] != value]
         if still:
             raise PhaseError(
                 f"{', '.join(still)} still not 1 on {ctx.node.name} after sysctl -p",
@@ -950,8 +961,9 @@ def verify(ctx: PhaseContext) -> None:
         for name in knowledge.MODULES:
             if not _module_loaded(machine, name):
                 problems.append(f"module {name} is not loaded")
+        live = _sysctls_now(machine)
         for key, value in knowledge.SYSCTLS.items():
-            if (machine.read_file(knowledge.sysctl_proc_path(key)) or "").strip() != value:
+            if live[key] != value:
                 problems.append(f"{key} is not {value}")
         if not _runtime_answers(machine) and not _existing_runtime(machine):
             problems.append("containerd does not answer on its socket")

@@ -21,7 +21,7 @@ from operations.models import Operation
 from tests.conftest import team_of
 from tests.factories import CLUSTER_FORM
 from tests.support.https_server import Route, https_server
-from tests.support.testbed_cluster import ready_cluster
+from tests.unit.test_pod_network_choice import running  # noqa: F401 (the same running cluster fixture)
 from workflows import network
 from workflows.network import PodNetworkRefused, start_pod_network
 
@@ -188,28 +188,12 @@ def test_a_file_or_url_without_the_custom_choice_is_refused(client, operator):
 # --- the cluster page: a URL with its SHA-256 ----------------------------------------------------
 
 
-@pytest.fixture
-def running(operator):
-    cluster = ready_cluster("live", "10.0.0.10:6443", team=team_of(operator), user=operator)
-    Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.RUNNING, pod_network="")
-    Node.objects.create(
-        cluster=cluster,
-        name="cp1",
-        address="10.0.0.11",
-        role=Node.Role.CONTROL_PLANE,
-        status=Node.Status.JOINED,
-        ssh_host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOr9w8x1xVdS0k4pQm0c6oW6i8vJjIY5nEoQv7sJ8l7Q",
-        ssh_host_key_fingerprint="SHA256:abc",
-    )
-    return Cluster.objects.get(pk=cluster.pk)
-
-
 def said(response) -> str:
     return " ".join(str(m) for m in response.wsgi_request._messages)
 
 
 @pytestmark_db
-def test_a_url_with_a_wrong_checksum_or_broken_yaml_is_refused_before_anything(client, running, operator, served):
+def test_a_url_with_a_wrong_checksum_or_broken_yaml_is_refused_before_anything(client, running, operator, served):  # noqa: F811
     client.force_login(operator)
     url = f"/clusters/{running.name}/pod-network-settings/"
     data = {"pod_network": "custom", "manifest_url": served.url("/cni.yaml"), "manifest_sha256": "1" * 64}
@@ -228,7 +212,7 @@ def test_a_url_with_a_wrong_checksum_or_broken_yaml_is_refused_before_anything(c
 
 
 @pytestmark_db
-def test_a_url_manifest_is_kept_shown_and_started_with_its_sha256(client, running, operator, served):
+def test_a_url_manifest_is_kept_shown_and_started_with_its_sha256(client, running, operator, served):  # noqa: F811
     client.force_login(operator)
     url = f"/clusters/{running.name}/pod-network-settings/"
     # A pre-signed URL: its query is a credential, kept nowhere.
@@ -266,14 +250,14 @@ def test_a_url_manifest_is_kept_shown_and_started_with_its_sha256(client, runnin
 
 
 @pytestmark_db
-def test_custom_without_a_stored_manifest_is_refused(running):
+def test_custom_without_a_stored_manifest_is_refused(running):  # noqa: F811
     Cluster.objects.filter(pk=running.pk).update(pod_network="custom")
     with pytest.raises(PodNetworkRefused, match="no custom manifest is stored for this cluster"):
         start_pod_network(Cluster.objects.get(pk=running.pk), "custom")
 
 
 @pytestmark_db
-def test_the_start_checks_the_same_addresses_as_the_forms(running):
+def test_the_start_checks_the_same_addresses_as_the_forms(running):  # noqa: F811
     """One check (clusters.pod_network.cluster_fit_problems): the control-plane endpoint counts
     at the start too, not only the machines' addresses."""
     Node.objects.filter(cluster=running).update(address="10.1.0.11")

@@ -786,15 +786,21 @@ class Connection:
         except asyncssh.SFTPError as exc:
             raise RemoteFileError(f"cannot read {path} on {self.target.label}: {exc.reason}") from exc
 
-    def write_file(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
-        """Write atomically: a temporary file beside it, its mode set, then renamed over it."""
+    def write_file(self, path: str, data: bytes, *, mode: int = 0o600, dir_mode: int | None = None) -> None:
+        """Write atomically: a temporary file beside it, its mode set, then renamed over it. Missing
+        directories are made with ``dir_mode`` when given (0755 for /etc's, which other programs
+        read), else as the session's umask has it."""
         directory, name = os.path.split(path)
         if not directory.startswith("/") or not name:
             raise ValueError(f"write_file needs an absolute file path, got {path!r}")
         temp = f"{directory}/.{name}.kubeboard-{uuid.uuid4().hex[:12]}"
         if not self.is_root:
-            script = 'umask 077; mkdir -p "$1" && cat > "$2" && chmod "$3" "$2" && mv -f "$2" "$4" || { rm -f "$2"; exit 1; }'
-            result = self._quiet(_sh(script, directory, temp, f"{mode:o}", path), input=data)
+            script = (
+                '(umask "$5"; mkdir -p "$1") && umask 077 && cat > "$2" && chmod "$3" "$2" && mv -f "$2" "$4" '
+                '|| { rm -f "$2"; exit 1; }'
+            )
+            umask = "077" if dir_mode is None else f"{0o777 & ~dir_mode:03o}"
+            result = self._quiet(_sh(script, directory, temp, f"{mode:o}", path, umask), input=data)
             if result.exit_status != 0:
                 raise RemoteFileError(
                     f"cannot write {path} on {self.target.label}: {_text(result.stdout, result.stderr)}"
@@ -803,7 +809,8 @@ class Connection:
 
         async def write() -> None:
             sftp = await self._sftp_client()
-            await sftp.makedirs(directory, exist_ok=True)
+            attrs = asyncssh.SFTPAttrs() if dir_mode is None else asyncssh.SFTPAttrs(permissions=dir_mode)
+            await sftp.makedirs(directory, attrs, exist_ok=True)
 
             async def send() -> None:
                 async with sftp.open(temp, "wb", asyncssh.SFTPAttrs(permissions=0o600)) as handle:

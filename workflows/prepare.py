@@ -9,8 +9,8 @@ One group of phases per machine, several machines at once (``settings.PREPARE_MA
 3. ``kernel-modules`` — overlay and br_netfilter loaded and listed in /etc/modules-load.d;
 4. ``sysctl`` — ip_forward and bridge-nf-call-ip(6)tables = 1 in /etc/sysctl.d, and applied;
 5. ``push`` (air-gapped source) — the cluster's artifact set copied over SFTP (files the machine
-   already has with the same SHA-256 are not sent again; free space checked first) and checked
-   on the machine with ``sha256sum -c`` before anything of it is installed;
+   already has with the same SHA-256 are not sent again; free space checked first) and its
+   SHA-256 checked on the machine before anything of it is installed;
 6. ``container-runtime`` — containerd as kubeadm expects (workflows.prepare_steps);
 7. ``kubernetes`` — kubeadm, kubelet, kubectl and crictl at the cluster's exact version with the
    kubelet's unit and kubeadm's drop-in, held against unattended upgrades;
@@ -80,7 +80,7 @@ PHASES = (
     PhaseSpec(
         "sysctl", "ip_forward and bridge-nf-call-ip(6)tables = 1, in /etc/sysctl.d and applied", steps.sysctl, True
     ),
-    PhaseSpec("push", "Push the artifact set over SFTP and check it with sha256sum -c", steps.push, True),
+    PhaseSpec("push", "Push the artifact set over SFTP and check its SHA-256 on the machine", steps.push, True),
     PhaseSpec(
         "container-runtime", "containerd configured as kubeadm expects, started and enabled", steps.runtime, True
     ),

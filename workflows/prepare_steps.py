@@ -162,27 +162,39 @@ class Machine:
         return commands.run(self.ctx, self.conn, self.command(argv), label=label, check=check, show=show)
 
     def write(self, absolute: str, text: str, *, mode: int = 0o644) -> None:
-        target = self.path(absolute)
-        parent = target.rsplit("/", 1)[0] or "/"
-        self.read(["mkdir", "-p", "-m", "0755", parent])
         try:
-            self.conn.write_file(target, text.encode(), mode=mode)
+            self.conn.write_file(self.path(absolute), text.encode(), mode=mode, dir_mode=0o755)
         except ssh.SSHError as exc:
             raise commands.phase_error(exc, self.ctx.node) from None
 
     def sha256(self, absolute_paths: list[str]) -> dict[str, str]:
-        """path -> SHA-256 of those that exist (one command for all)."""
+        """path -> SHA-256 of those that are regular files, hashed on the machine (one command for all)."""
         if not absolute_paths:
             return {}
-        script = 'for f; do [ -f "$f" ] && sha256sum -- "$f"; done; true'
-        _, lines = self.read(self.script(script, *[self.path(p) for p in absolute_paths]))
-        found = {}
+        _, lines = self.read(self.script(SHA256_EACH, *[self.path(p) for p in absolute_paths]))
         by_target = {self.path(p): p for p in absolute_paths}
-        for line in lines:
-            digest, _, name = line.partition("  ")
-            if name in by_target:
-                found[by_target[name]] = digest
-        return found
+        return {by_target[name]: digest for name, digest in digests(lines).items() if name in by_target}
+
+
+# SHA-256 of each argument that is a regular file. OpenSSL's digest where the machine has it: it
+# uses the CPU's SHA extensions, where coreutils' sha256sum does not (120 MiB: 0.12 s against
+# 0.47 s on the test host), and hashing what was sent is most of a push's work on the machine.
+SHA256_EACH = (
+    'if command -v openssl >/dev/null 2>&1; then h() { openssl dgst -sha256 -r -- "$1"; }; '
+    'else h() { sha256sum -- "$1"; }; fi; '
+    'for f; do [ -f "$f" ] && h "$f"; done; true'
+)
+
+
+def digests(lines: list[str]) -> dict[str, str]:
+    """path -> hex digest from SHA256_EACH's output: sha256sum prints "<hex>  <path>", openssl dgst
+    -r "<hex> *<path>" (one mark after the space, then the path)."""
+    found = {}
+    for line in lines:
+        digest, _, marked = line.partition(" ")
+        if len(digest) == 64 and marked[:1] in (" ", "*"):
+            found[marked[1:]] = digest.lower()
+    return found
 
 
 def machine_root(template: str, node_name: str) -> str:
@@ -508,32 +520,23 @@ def push(ctx: PhaseContext, artifact_set: ArtifactSet | None = None) -> None:
 
 
 def _check_sums(machine: Machine, where: str, sums: dict[str, str]) -> None:
-    """``sha256sum -c`` on the machine of those files (sent or copied just now); a file that does
-    not match is deleted (a resume sends it again)."""
+    """Hash those files (sent or copied just now) on the machine and compare them with the set's
+    SHA-256; a file that does not match, or is missing, is deleted (a resume sends it again)."""
     if not sums:
         machine.ctx.log(f"Every file of {where} already matched SHA256SUMS (hashed on the machine above).")
         return
-    status, lines = machine.run(
-        machine.script(
-            'cd "$1" && printf %s "$2" | sha256sum -c --strict --quiet -',
-            machine.path(where),
-            layout_of_sets.render_sums(sums),
-        ),
-        label="sha256sum -c",
-        check=False,
-        show=False,
-    )
-    if status == 0:
-        machine.ctx.log(f"sha256sum -c: the {len(sums)} files sent or copied to {where} match SHA256SUMS.")
+    found = machine.sha256([f"{where}/{path}" for path in sums])
+    bad = sorted(path for path, digest in sums.items() if found.get(f"{where}/{path}") != digest)
+    if not bad:
+        machine.ctx.log(
+            f"SHA-256 checked on {machine.ctx.node.name}: the {len(sums)} files sent or copied to {where} match "
+            "SHA256SUMS."
+        )
         return
-    bad = [line.split(":", 1)[0] for line in lines if line.rstrip().endswith(("FAILED", "FAILED open or read"))]
-    for path in bad:
-        layout_of_sets.check_path(path)  # a name from the machine: only plain relative paths are removed
-    if bad:
-        machine.read(["rm", "-f", "--", *[machine.path(f"{where}/{p}") for p in bad]])
+    machine.read(["rm", "-f", "--", *[machine.path(f"{where}/{p}") for p in bad]])
     raise PhaseError(
-        f"checksum mismatch on {machine.ctx.node.name}: {', '.join(bad) or ' '.join(lines)[-300:]} "
-        "did not match SHA256SUMS; nothing was installed",
+        f"checksum mismatch on {machine.ctx.node.name}: {', '.join(bad)} did not match SHA256SUMS; nothing was "
+        "installed",
         hint="the bad copies were deleted: resume to send them again (if they fail again, Kubeboard's own copy is "
         "damaged: import the set again)",
     )

@@ -666,7 +666,7 @@ PHASES = (
     _spec("etcd-snapshot", "Snapshot etcd before anything changes", _etcd_snapshot),
     _spec(
         "push",
-        "Push the target's artifact set over SFTP and check it with sha256sum -c (Prepare's push step)",
+        "Push the target's artifact set over SFTP and check its SHA-256 on the machine (Prepare's push step)",
         _push,
     ),
     _spec(

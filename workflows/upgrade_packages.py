@@ -7,7 +7,7 @@ Per step (kubeadm before ``kubeadm upgrade``; kubelet and kubectl after it, on a
   to the target's minor (pkgs.k8s.io is one repository per minor), the packages are unheld,
   installed at the target's exact version and held again (kubeadm/prepare.py's command lines);
 * ``artifacts`` — the prepare source is an artifact set: the target's set for the machine's
-  architecture is pushed and checked with ``sha256sum -c`` (Prepare's own push step), its
+  architecture is pushed and its SHA-256 checked on the machine (Prepare's own push step), its
   kubeadm installed, its images imported, later its kubelet and kubectl installed;
 * ``""`` — none of these: each machine's own kubeadm is used and kubelets are left as they are.
 
@@ -151,7 +151,7 @@ def _artifact_set(ctx: PhaseContext) -> ArtifactSet:
 
 
 def push(ctx: PhaseContext) -> None:
-    """Prepare's push step with the target's set: sent, then ``sha256sum -c`` on the machine."""
+    """Prepare's push step with the target's set: sent, then its SHA-256 checked on the machine."""
     prepare_steps.push(ctx, _artifact_set(ctx))
 
 

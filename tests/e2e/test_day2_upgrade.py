@@ -10,8 +10,8 @@ person in Chromium opens the upgrade plan from the cluster page, sees every node
 where the package steps come from, asks for a version that is refused (with the reason), then
 for v1.37.2, starts the upgrade and watches it node by node on the operation page while a
 Kubeboard worker process runs it: etcd snapshot first, then per node the v1.37.2 set pushed
-(files the v1.36.3 set already holds copied on the machine, not sent) and checked with
-``sha256sum -c``, its kubeadm installed and images imported, ``kubeadm upgrade apply`` on the
+(files the v1.36.3 set already holds copied on the machine, not sent) and its
+SHA-256 checked on the machine, its kubeadm installed and images imported, ``kubeadm upgrade apply`` on the
 control plane, then the worker (drain, ``kubeadm upgrade node``, the set's kubelet and kubectl,
 the kubelet restarted by the systemctl double, uncordon). The same cluster then serves the
 restore drill (single control plane): a ConfigMap written, a snapshot, the ConfigMap deleted,
@@ -245,7 +245,7 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
             copied = f"Copied bin/containerd from {old_staging}/bin/containerd on {node.name} (same SHA-256, not sent)."
             assert copied in pushed, pushed
             assert any(m.startswith("Sent bin/kubeadm ") for m in pushed), pushed
-            checked = [m for m in pushed if m.startswith("sha256sum -c: the ")]
+            checked = [m for m in pushed if m.startswith(f"SHA-256 checked on {node.name}: the ")]
             assert checked and checked[0].endswith(f" files sent or copied to {new_staging} match SHA256SUMS."), pushed
             # The worker's upgrade is sent no control-plane image either; the control plane's is.
             left_out = f"4 control-plane images not sent: {node.name} is a worker"

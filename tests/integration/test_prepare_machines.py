@@ -116,7 +116,7 @@ def test_prepare_from_the_artifact_set_then_again_changes_nothing(sshd, bed, the
     assert preparation.bytes_pushed == sum(f.size for f in the_set.files.all())
     files = len(list(the_set.files.all()))
     assert (
-        f"sha256sum -c: the {files} files sent or copied to /var/lib/kubeboard/artifacts/v1.37.2-amd64 match "
+        f"SHA-256 checked on m1: the {files} files sent or copied to /var/lib/kubeboard/artifacts/v1.37.2-amd64 match "
         "SHA256SUMS." in _messages(operation, "push")
     )
     assert MachinePreparation.objects.get(node=node).prepared_as == Node.Role.CONTROL_PLANE
@@ -138,7 +138,7 @@ def test_prepare_from_the_artifact_set_then_again_changes_nothing(sshd, bed, the
     assert MachinePreparation.objects.get(node=node).bytes_pushed == 0
     pushed = [m for m in _messages(again, "push") if "not sent again" in m]
     assert pushed and f"{len(list(the_set.files.all()))} already on" in pushed[0]
-    # Hashed once on the machine: the files already there are not read again by sha256sum -c.
+    # Hashed once on the machine: the files already there are not read again after the push.
     assert (
         "Every file of /var/lib/kubeboard/artifacts/v1.37.2-amd64 already matched SHA256SUMS (hashed on the "
         "machine above)." in _messages(again, "push")
@@ -181,7 +181,7 @@ def test_a_set_pushed_next_to_another_copies_the_files_they_share_instead_of_sen
     assert not any(m.startswith("Sent bin/containerd ") for m in said), said
     # The copies are checked like sent files, and the new set is complete on the machine.
     assert (
-        f"sha256sum -c: the {shared + len(differ)} files sent or copied to /var/lib/kubeboard/artifacts/v1.37.2-amd64 "
+        f"SHA-256 checked on m1: the {shared + len(differ)} files sent or copied to /var/lib/kubeboard/artifacts/v1.37.2-amd64 "
         "match SHA256SUMS." in said
     )
     for item in the_set.files.all():
@@ -234,7 +234,7 @@ def test_a_worker_is_sent_no_control_plane_image_and_prepared_again_as_a_control
     assert MachinePreparation.objects.get(node=node).bytes_pushed == apiserver.size
     assert MachinePreparation.objects.get(node=node).prepared_as == Node.Role.CONTROL_PLANE
     assert (
-        "sha256sum -c: the 1 files sent or copied to /var/lib/kubeboard/artifacts/v1.37.2-amd64 match SHA256SUMS."
+        "SHA-256 checked on m1: the 1 files sent or copied to /var/lib/kubeboard/artifacts/v1.37.2-amd64 match SHA256SUMS."
         in (_messages(again, "push"))
     )
     assert set((bed / "run/containerd/containerd.sock.images").read_text().split()) == set(prepare_bed.IMAGES.values())

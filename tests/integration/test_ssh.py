@@ -413,6 +413,12 @@ def test_write_file_is_atomic_with_mode_and_parent_dirs(node, tmp_path):
     # Replaced by rename (a new inode), never rewritten in place; no temporary file left.
     assert target.stat().st_ino != first_inode
     assert sorted(p.name for p in target.parent.iterdir()) == ["ca.key"]
+    # Directories other programs read (/etc/modules-load.d, /etc/containerd) are made 0755 when asked.
+    shared = tmp_path / "etc" / "containerd" / "certs.d" / "hosts.toml"
+    with connect(node) as conn:
+        conn.write_file(str(shared), b"x\n", mode=0o644, dir_mode=0o755)
+    for directory in (shared.parent, shared.parent.parent):
+        assert oct(directory.stat().st_mode & 0o777) == oct(0o755), directory
 
 
 def test_put_file_streams_a_large_file_and_replaces_by_rename(node, tmp_path):
@@ -475,6 +481,12 @@ def test_non_root_user_runs_as_root_through_sudo_jobs_and_files(sshd, cluster, t
             target = tmp_path / "pki" / "sa.key"
             conn.write_file(str(target), b"secret\n", mode=0o600)
             assert conn.read_file(str(target)) == b"secret\n" and conn.exists(str(target))
+            shared = tmp_path / "etc" / "modules-load.d" / "k8s.conf"
+            conn.write_file(str(shared), b"overlay\n", mode=0o644, dir_mode=0o755)
+        for directory in (shared.parent, shared.parent.parent):
+            assert oct(directory.stat().st_mode & 0o777) == oct(0o755), directory
+        assert oct(target.parent.stat().st_mode & 0o777) == oct(0o700)  # without dir_mode: the umask's 077
+        assert (shared.stat().st_uid, oct(shared.stat().st_mode & 0o777)) == (0, oct(0o644))
         stat = target.stat()
         assert (stat.st_uid, oct(stat.st_mode & 0o777)) == (0, oct(0o600))
         assert sorted(p.name for p in target.parent.iterdir()) == ["sa.key"]

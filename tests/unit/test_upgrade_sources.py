@@ -145,7 +145,7 @@ def test_an_artifact_set_upgrade_pushes_checks_and_installs_from_it(cluster, ope
     assert operation.params["package_source"]["sets"] == {"cp1": "v1.37.2-amd64", "w1": "v1.37.2-amd64"}
     assert operation.params["kubeadm_package_command"] == ""
     specs = {spec.name: spec for spec in upgrade.PHASES}
-    assert "sha256sum -c" in specs["push"].description
+    assert "SHA-256 on the machine" in specs["push"].description
 
 
 def test_a_machine_upgraded_from_its_prepare_source_is_recorded_as_prepared_for_the_target(cluster):

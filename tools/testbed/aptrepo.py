@@ -4,12 +4,14 @@ It proves the product's package-repository source against a real package manager
 Prepare machine, with the cluster's repository mirror and key fingerprint pointing here, runs
 apt-get in a bare node's private root and installs these packages over HTTP on the sandbox bridge.
 
-Two repositories, as a machine at an air-gapped site sees them:
+Two repositories, as a machine at an air-gapped site sees them (the Kubernetes one once per minor
+built: the package-source upgrade test builds two, signed by the same key):
 
 * ``kubernetes/v<minor>/deb/``: a mirror laid out like pkgs.k8s.io (``<base>/v1.37/deb/``, flat:
   ``deb [signed-by=…] <base>/v1.37/deb/ /``) with its armored ``Release.key``, so the product's
   mirror setting (``PrepareSettings.repository_url`` = ``<server>/kubernetes``) is used unchanged:
-  ``kubeadm``, ``kubelet``, ``kubectl`` <k8s>-1.1 and ``cri-tools`` 1.37.0-1.1;
+  ``kubeadm``, ``kubelet``, ``kubectl`` <k8s>-1.1 and ``cri-tools`` <minor>.0-1.1 (pkgs.k8s.io's
+  repository of a minor carries cri-tools of that minor; here the one crictl binary, labelled so);
 * ``debian/``: a flat stand-in for the site's own distribution mirror, which is where a Debian
   machine gets ``containerd`` (pkgs.k8s.io does not carry it): ``containerd`` 2.4.2-1.
 
@@ -26,9 +28,10 @@ checks against the pinned fingerprint, ``fingerprint()``). The packages, built w
 * ``containerd``: containerd, containerd-shim-runc-v2, ctr in /usr/bin, runc in /usr/sbin and
   containerd.service with ExecStart=/usr/bin/containerd (as Debian's package).
 
-Package relations are kept to the ones between these packages (kubeadm depends on cri-tools,
-kubelet and kubectl at its version); pkgs.k8s.io's also require kubernetes-cni, iptables,
-conntrack and others that this repository does not carry. No package has maintainer scripts.
+Package relations are kept to the ones between these packages (kubeadm depends on a minimum
+cri-tools, not on a kubelet of its own version: kubeadm is upgraded before the kubelet);
+pkgs.k8s.io's also require kubernetes-cni, iptables, conntrack and others that this repository
+does not carry. No package has maintainer scripts.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from tools.testbed.artifacts import UNITS, find_runtime, go_arch, newer_sources
 from tools.testbed.binaries import cache_root, find_binaries, selected_version
 
 KEYRING = "kubeboard-testbed-archive-keyring.gpg"
-CRI_TOOLS_VERSION = "1.37.0"
+CRI_TOOLS_MINIMUM = "1.30.0"
 CONTAINERD_VERSION = "2.4.2"
 
 
@@ -66,6 +69,7 @@ def packages(version: str) -> list[Package]:
     k8s = find_binaries(version)
     rt = find_runtime()
     kv = version.lstrip("v") + "-1.1"
+    cri_tools = ".".join(version.lstrip("v").split(".")[:2]) + ".0"
     containerd_unit = (
         (UNITS / "containerd.service")
         .read_bytes()
@@ -79,7 +83,9 @@ def packages(version: str) -> list[Package]:
                 ("usr/bin/kubeadm", k8s / "kubeadm", 0o755),
                 ("usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", UNITS / "10-kubeadm.conf", 0o644),
             ),
-            depends=f"kubelet (= {kv}), kubectl (= {kv}), cri-tools (>= {CRI_TOOLS_VERSION})",
+            # A minimum, as pkgs.k8s.io's kubeadm has: kubeadm's upgrade guide installs kubeadm
+            # first, with kubelet and kubectl held at the old version until the node is drained.
+            depends=f"cri-tools (>= {CRI_TOOLS_MINIMUM})",
             description="Command-line utility for administering a Kubernetes cluster",
         ),
         Package(
@@ -94,7 +100,7 @@ def packages(version: str) -> list[Package]:
         Package("kubectl", kv, (("usr/bin/kubectl", k8s / "kubectl", 0o755),), description="Kubernetes CLI"),
         Package(
             "cri-tools",
-            CRI_TOOLS_VERSION + "-1.1",
+            cri_tools + "-1.1",
             (("usr/bin/crictl", rt / "crictl", 0o755),),
             description="Command-line utility for interacting with a container runtime",
         ),
@@ -205,21 +211,28 @@ def _index(directory: Path, arch: str, home: Path, description: str) -> None:
     _gpg(home, "--armor", "--detach-sign", "-o", str(directory / "Release.gpg"), str(directory / "Release"))
 
 
-def build(dest: Path, version: str | None = None) -> Path:
-    """Write both repositories for ``version`` under ``dest`` (must not exist); returns it."""
-    version = version or selected_version()
+def build(dest: Path, version: str | None = None, *more: str) -> Path:
+    """Write the repositories for ``version`` (and each of ``more``: one Kubernetes repository per
+    minor, as pkgs.k8s.io has, all signed by the same key) under ``dest`` (must not exist)."""
+    chosen = (version or selected_version(), *more)
     if dest.exists():
         raise FileExistsError(f"{dest} exists; remove it or choose another directory")
     arch = go_arch()
     work = dest.with_name(dest.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    kubernetes, distro = kubernetes_repository(work, version), work / DISTRO_DIR
-    for directory in (kubernetes, distro):
+    kubernetes = {v: kubernetes_repository(work, v) for v in chosen}
+    distro = work / DISTRO_DIR
+    for directory in (*kubernetes.values(), distro):
         directory.mkdir(parents=True)
     with tempfile.TemporaryDirectory(dir=work.parent) as tmp:
-        for pkg in packages(version):
-            _build_deb(pkg, arch, distro if pkg.name in DISTRO_PACKAGES else kubernetes, Path(tmp))
+        for v, directory in kubernetes.items():
+            for pkg in packages(v):
+                if pkg.name not in DISTRO_PACKAGES:
+                    _build_deb(pkg, arch, directory, Path(tmp) / v)
+        for pkg in packages(chosen[0]):
+            if pkg.name in DISTRO_PACKAGES:
+                _build_deb(pkg, arch, distro, Path(tmp))
         # A throwaway signing key, made for these repositories and then forgotten (only its
         # public half stays: the keyring a node's distribution source names with signed-by, and
         # the mirror's Release.key that Prepare downloads and checks against the pinned fingerprint).
@@ -236,10 +249,13 @@ def build(dest: Path, version: str | None = None) -> Path:
                 "sign",
                 "1d",
             )
-            _index(kubernetes, arch, home, "kubeadm, kubelet, kubectl, cri-tools from the test bed's cached binaries")
+            for directory in kubernetes.values():
+                _index(
+                    directory, arch, home, "kubeadm, kubelet, kubectl, cri-tools from the test bed's cached binaries"
+                )
+                _gpg(home, "--armor", "--export", "-o", str(directory / "Release.key"))
             _index(distro, arch, home, "stand-in for a distribution mirror: containerd from the test bed's binaries")
             _gpg(home, "--export", "-o", str(work / KEYRING))
-            _gpg(home, "--armor", "--export", "-o", str(kubernetes / "Release.key"))
         finally:
             subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
     work.rename(dest)
@@ -253,18 +269,21 @@ def fingerprint(repo: Path) -> str:
     return next(line.split(":")[9] for line in shown.splitlines() if line.startswith("fpr:"))
 
 
-def cached_repo(version: str | None = None) -> Path:
-    """The repositories for ``version`` in the binary cache (built once). The signing key expires
-    a day after the build, so an older build is rebuilt, as is one older than a cached binary."""
-    version = version or selected_version()
-    dest = cache_root() / "apt-mirror" / version
-    release = kubernetes_repository(dest, version) / "Release"
-    if release.exists() and (time.time() - release.stat().st_mtime > 20 * 3600 or newer_sources(release, version)):
-        shutil.rmtree(dest)
+def cached_repo(version: str | None = None, *more: str) -> Path:
+    """The repositories for ``version`` (and ``more``, see build()) in the binary cache (built
+    once). The signing key expires a day after the build, so an older build is rebuilt, as is one
+    older than a cached binary."""
+    chosen = (version or selected_version(), *more)
+    dest = cache_root() / "apt-mirror" / "+".join(chosen)
+    for v in chosen:
+        release = kubernetes_repository(dest, v) / "Release"
+        if release.exists() and (time.time() - release.stat().st_mtime > 20 * 3600 or newer_sources(release, v)):
+            shutil.rmtree(dest)
+            break
     if not (dest / DISTRO_DIR / "InRelease").exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(dest, ignore_errors=True)
-        build(dest, version)
+        build(dest, *chosen)
     return dest
 
 

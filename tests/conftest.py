@@ -12,6 +12,20 @@ from tests.support import cost, processes
 from tests.support.services import ServiceUnavailable, start_redis
 
 
+def _quick_password_hashing() -> None:
+    """Hash the test process's passwords with tests.support.hashers' PBKDF2 (Django's settings
+    object is configured by now: pytest-django loads before this file)."""
+    from django.conf import settings
+    from django.contrib.auth import hashers
+
+    settings.PASSWORD_HASHERS = ["tests.support.hashers.QuickPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
+    hashers.get_hashers.cache_clear()
+    hashers.get_hashers_by_algorithm.cache_clear()
+
+
+_quick_password_hashing()
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Mark tests by cost from the fixtures they use (tests/support/cost.py): a new test that
     takes the Redis or the test-bed cluster fixture is selected by ``-m`` like the others.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -41,10 +42,17 @@ def test_only_a_holder_in_the_machines_mount_namespace_holds_its_lock(tmp_path: 
         ).stdout.splitlines()
         # What the kernel shows: both, by the same path.
         assert len(knowledge.lock_holders(every, [str(lock)])) == 2, every
-        listed = subprocess.run(["sh", "-c", LOCKS_HERE], capture_output=True, text=True, check=True).stdout
-        assert knowledge.lock_holders(listed.splitlines(), [str(lock)]) == [
-            f"process {here.pid} (python3) holds {lock}"
-        ]
+        # Only this namespace's holder, never the other one. Asked a few times: on a loaded CI host
+        # one listing once came back without the holder (Prepare then relies on apt's own lock wait).
+        seen = []
+        for _ in range(5):
+            listed = subprocess.run(["sh", "-c", LOCKS_HERE], capture_output=True, text=True, check=True).stdout
+            seen.append(knowledge.lock_holders(listed.splitlines(), [str(lock)]))
+            if seen[-1]:
+                break
+            time.sleep(0.5)
+        assert all(found in ([], [f"process {here.pid} (python3) holds {lock}"]) for found in seen), seen
+        assert seen[-1] == [f"process {here.pid} (python3) holds {lock}"], seen
     finally:
         for process in (here, elsewhere):
             process.kill()

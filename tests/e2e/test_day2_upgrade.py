@@ -31,7 +31,6 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 
 import kubernetes.client
 import pytest
@@ -39,26 +38,20 @@ from kubernetes.client.exceptions import ApiException
 
 import kube
 from artifacts.services import import_directory
-from clusters.models import Cluster
 from kubeadm import versions, workflow
-from nodes.models import Node
 from nodes.services import run_check
 from operations.models import Operation
-from tests.conftest import team_of
 from tests.e2e.kubeadm_steps import ok
 from tests.e2e.test_browser import browser_page  # noqa: F401 - the Chromium fixture
-from tests.support.day2 import messages, run, wait_done
-from tests.support.testbed_cluster import add_machine, ready_cluster
+from tests.support.day2 import messages, wait_done
+from tests.support.testbed_cluster import prepared_cluster
 from tests.support.web import log_in
 from tools.testbed.artifacts import cached_set, find_runtime, go_arch
 from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, BinariesMissing, find_binaries
-from tools.testbed.preflight import TESTBED_PREPARED, TESTBED_PREPARED_UPGRADE
+from tools.testbed.preflight import TESTBED_PREPARED_UPGRADE
 from tools.testbed.testing import require_binaries, sandbox, unavailable
-from workflows import backup, upgrade
-from workflows.init import start_init
-from workflows.join import start_join
+from workflows import backup, prepare, upgrade
 from workflows.models import DayTwoSettings, EtcdSnapshot, MachinePreparation, PrepareSettings, SnapshotChunk
-from workflows.prepare import start_prepare
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(1500)]
 
@@ -116,25 +109,14 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
     assert versions.upgrade_path(OLDER_VERSION, DEFAULT_VERSION) is None
     with sandbox(NAME, SUBNET, size=2, bare=True) as sb:
         import_directory(old_dir, user=operator)
-        cluster = ready_cluster(
-            "uplift",
-            f"{sb.node(1).address}:6443",
-            team=team_of(operator),
-            user=operator,
-            kubernetes_version=OLDER_VERSION,
-            ignore_preflight_errors=list(TESTBED_PREPARED),
+        artifacts = {"source": PrepareSettings.Source.ARTIFACTS}
+        cluster, cp, worker = prepared_cluster(
+            "uplift", sb, operator, version=OLDER_VERSION, source=artifacts, control_plane_ignores=[]
         )
-        PrepareSettings.objects.update_or_create(cluster=cluster, defaults={"source": PrepareSettings.Source.ARTIFACTS})
-        cp = add_machine(cluster, sb, 1, user=operator, control_plane=True, ignore_preflight_errors=[])
-        worker = add_machine(cluster, sb, 2, user=operator)
-        prepared = time.monotonic()
-        run(start_prepare(cluster, [cp, worker], user=operator))
-        prepared = time.monotonic() - prepared
-        run(start_init(cluster, Node.objects.get(pk=cp.pk), user=operator))
-        run(start_join(Cluster.objects.get(pk=cluster.pk), [Node.objects.get(pk=worker.pk)], user=operator))
+        preparation = cluster.operations.get(kind=prepare.KIND)
+        prepared = (preparation.finished_at - preparation.started_at).total_seconds()
         for node in (cp, worker):
             assert run_check(node.pk)["binaries"]["kubeadm"]["version"] == OLDER_VERSION
-        cluster.refresh_from_db()
         assert kube.server_version(cluster) == OLDER_VERSION
 
         # --- bad input, refused before anything changes -----------------------------------------

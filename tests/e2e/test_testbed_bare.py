@@ -313,8 +313,8 @@ def prepare_from_packages(bare: Sandbox, index: int, operator) -> list:
     from operations.models import Operation
     from operations.runner import run_operation
     from tests.conftest import team_of
-    from tests.support.testbed_cluster import add_machine, ready_cluster
-    from tools.testbed.aptrepo import RepoServer, cached_repo, fingerprint
+    from tests.support.testbed_cluster import add_machine, package_source, ready_cluster
+    from tools.testbed.aptrepo import RepoServer, cached_repo
     from tools.testbed.preflight import TESTBED_PREPARED
     from workflows.models import PrepareSettings
     from workflows.prepare import start_prepare
@@ -330,14 +330,7 @@ def prepare_from_packages(bare: Sandbox, index: int, operator) -> list:
     operations = []
     with RepoServer(repo, bare.gateway) as server:
         configure_site_mirror(machine, repo, server)
-        PrepareSettings.objects.update_or_create(
-            cluster=cluster,
-            defaults={
-                "source": PrepareSettings.Source.PACKAGES,
-                "repository_url": server.mirror,
-                "repository_key_fingerprint": fingerprint(repo),
-            },
-        )
+        PrepareSettings.objects.update_or_create(cluster=cluster, defaults=package_source(server, repo))
         node = add_machine(cluster, bare, index)
         for _ in range(2):
             operation = start_prepare(cluster, [node], user=operator)

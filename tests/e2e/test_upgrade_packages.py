@@ -21,22 +21,16 @@ from __future__ import annotations
 import pytest
 
 import kube
-from clusters.models import Cluster
-from nodes.models import Node
 from nodes.services import run_check
-from tests.conftest import team_of
 from tests.e2e.test_day2_upgrade import older_release
 from tests.e2e.test_testbed_bare import configure_site_mirror
 from tests.support.day2 import messages, run
-from tests.support.testbed_cluster import add_machine, ready_cluster
+from tests.support.testbed_cluster import package_source, prepared_cluster
 from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, BinariesMissing
-from tools.testbed.preflight import TESTBED_PREPARED, TESTBED_PREPARED_UPGRADE
+from tools.testbed.preflight import TESTBED_PREPARED_UPGRADE
 from tools.testbed.testing import require_binaries, sandbox, unavailable
 from workflows import upgrade
-from workflows.init import start_init
-from workflows.join import start_join
-from workflows.models import DayTwoSettings, MachinePreparation, PrepareSettings
-from workflows.prepare import start_prepare
+from workflows.models import DayTwoSettings, MachinePreparation
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(1200)]
 
@@ -51,7 +45,7 @@ def _deb_version(version: str) -> str:
 
 
 def test_a_cluster_prepared_from_packages_upgrades_from_its_repository_with_no_command_typed(operator):
-    from tools.testbed.aptrepo import RepoServer, cached_repo, fingerprint
+    from tools.testbed.aptrepo import RepoServer, cached_repo
 
     older_release()
     new = require_binaries(DEFAULT_VERSION)
@@ -61,34 +55,20 @@ def test_a_cluster_prepared_from_packages_upgrades_from_its_repository_with_no_c
     except BinariesMissing as exc:
         unavailable(str(exc))
     with sandbox(NAME, SUBNET, size=2, bare=True) as sb, RepoServer(repo, sb.gateway) as server:
-        cluster = ready_cluster(
-            "pkgup",
-            f"{sb.node(1).address}:6443",
-            team=team_of(operator),
-            user=operator,
-            kubernetes_version=OLDER_VERSION,
-            ignore_preflight_errors=list(TESTBED_PREPARED),
-        )
-        PrepareSettings.objects.update_or_create(
-            cluster=cluster,
-            defaults={
-                "source": PrepareSettings.Source.PACKAGES,
-                "repository_url": server.mirror,
-                "repository_key_fingerprint": fingerprint(repo),
-            },
-        )
-        cp = add_machine(cluster, sb, 1, user=operator, control_plane=True, ignore_preflight_errors=list(NO_REGISTRY))
-        worker = add_machine(cluster, sb, 2, user=operator)
         for index in (1, 2):
             configure_site_mirror(sb.node(index), repo, server)
-        run(start_prepare(cluster, [cp, worker], user=operator))
+        cluster, cp, worker = prepared_cluster(
+            "pkgup",
+            sb,
+            operator,
+            version=OLDER_VERSION,
+            source=package_source(server, repo),
+            control_plane_ignores=list(NO_REGISTRY),
+        )
         for index in (1, 2):
             for package in ("kubeadm", "kubelet", "kubectl"):
                 shown = sb.node(index).ssh(f"dpkg-query -W -f '${{Version}}' {package}").stdout
                 assert shown == _deb_version(OLDER_VERSION), (index, package, shown)
-        run(start_init(cluster, Node.objects.get(pk=cp.pk), user=operator))
-        run(start_join(Cluster.objects.get(pk=cluster.pk), [Node.objects.get(pk=worker.pk)], user=operator))
-        cluster.refresh_from_db()
         assert kube.server_version(cluster) == OLDER_VERSION
 
         DayTwoSettings.objects.update_or_create(

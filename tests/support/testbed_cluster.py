@@ -117,3 +117,47 @@ def add_machine(
 # cluster's setting covers every machine, control planes add the image pull.
 TESTBED_IGNORE_PREFLIGHT = list(preflight.TESTBED_JOIN_WORKER)
 TESTBED_CONTROL_PLANE_EXTRA = [name for name in preflight.TESTBED_INIT if name not in preflight.TESTBED_JOIN_WORKER]
+
+
+def package_source(server, repo: Path) -> dict:
+    """A cluster's preparation settings for the test bed's local APT mirror (tools/testbed/aptrepo.py):
+    the package source, the mirror's base and its signing key's fingerprint pinned."""
+    from tools.testbed.aptrepo import fingerprint
+    from workflows.models import PrepareSettings
+
+    return {
+        "source": PrepareSettings.Source.PACKAGES,
+        "repository_url": server.mirror,
+        "repository_key_fingerprint": fingerprint(repo),
+    }
+
+
+def prepared_cluster(
+    name: str, sandbox: Sandbox, user, *, version: str, source: dict, control_plane_ignores: list[str]
+) -> tuple[Cluster, Node, Node]:
+    """A cluster of the sandbox's node1 (control plane) and node2 (worker), both prepared by
+    Kubeboard's Prepare from ``source`` (a cluster's preparation settings), then initialized and
+    joined by Kubeboard at ``version``; each operation must succeed."""
+    from tests.conftest import team_of
+    from tests.support.day2 import run
+    from workflows.init import start_init
+    from workflows.join import start_join
+    from workflows.models import PrepareSettings
+    from workflows.prepare import start_prepare
+
+    cluster = ready_cluster(
+        name,
+        f"{sandbox.node(1).address}:6443",
+        team=team_of(user),
+        user=user,
+        kubernetes_version=version,
+        ignore_preflight_errors=list(preflight.TESTBED_PREPARED),
+    )
+    PrepareSettings.objects.update_or_create(cluster=cluster, defaults=source)
+    cp = add_machine(cluster, sandbox, 1, user=user, control_plane=True, ignore_preflight_errors=control_plane_ignores)
+    worker = add_machine(cluster, sandbox, 2, user=user)
+    run(start_prepare(cluster, [cp, worker], user=user))
+    run(start_init(cluster, Node.objects.get(pk=cp.pk), user=user))
+    run(start_join(Cluster.objects.get(pk=cluster.pk), [Node.objects.get(pk=worker.pk)], user=user))
+    cluster.refresh_from_db()
+    return cluster, Node.objects.get(pk=cp.pk), Node.objects.get(pk=worker.pk)

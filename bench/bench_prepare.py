@@ -53,6 +53,7 @@ def main() -> None:
     from tests.factories import make_cluster
     from tests.support import prepare_bed
     from tests.support.services import free_port, start_sshd
+    from tools.testbed.sandbox import blank_shell_files
     from workflows.models import MachinePreparation, PrepareSettings
     from workflows.prepare import start_prepare
 
@@ -67,7 +68,9 @@ def main() -> None:
         work / "sshd",
         port=port,
         extra_config="".join(f"ListenAddress 127.0.0.{i}:{port}\n" for i in range(2, count + 2))
-        + f"SetEnv HOME={_blank_home(work / 'home')}\n",
+        # A blank machine's root home: six real machines would each pay their own shell start-up,
+        # not share this host's pyenv .bashrc on its two cores.
+        + f"SetEnv HOME={blank_shell_files(work / 'home')}\n",
     )
     try:
         print(f"artifact set {artifact_set.name}: {len(artifact_set.files.all())} files, {total / 2**20:.1f} MiB")
@@ -169,16 +172,6 @@ def _count_commands() -> None:
             return _original(self, *args, **kwargs)
 
         setattr(ssh.Connection, name, counted)
-
-
-def _blank_home(home: Path) -> Path:
-    """A blank machine's root home: Debian's own shell start-up files. The machines here are
-    sessions of this host's sshd, whose root .bashrc (pyenv, cargo) costs ~0.14 CPU-s per
-    command; six real machines would each pay their own, not share this host's two cores."""
-    home.mkdir(parents=True, exist_ok=True)
-    for dot in ("bashrc", "profile"):
-        shutil.copyfile(f"/usr/share/base-files/dot.{dot}", home / f".{dot}")
-    return home
 
 
 def _sshd_cpu(server) -> float:

@@ -158,13 +158,19 @@ def _prepares(artifact_set: ArtifactSet) -> tuple[list[SetUse], set[int]]:
     return uses, counted
 
 
+def _clusters_on(artifact_set: ArtifactSet) -> list[Cluster]:
+    """The clusters at the set's version whose source is the artifact set."""
+    return [
+        cluster
+        for cluster in Cluster.objects.filter(prepare_settings__source=ARTIFACTS).order_by("name")
+        if _same_version(cluster.kubernetes_version, artifact_set.kubernetes_version)
+    ]
+
+
 def _not_prepared(artifact_set: ArtifactSet, counted: set[int]) -> list[SetUse]:
     uses = []
     version = with_v(artifact_set.kubernetes_version)
-    clusters = Cluster.objects.filter(prepare_settings__source=ARTIFACTS).order_by("name")
-    for cluster in clusters:
-        if not _same_version(cluster.kubernetes_version, version):
-            continue
+    for cluster in _clusters_on(artifact_set):
         nodes = list(cluster.nodes.filter(status__in=PREPARABLE).exclude(pk__in=counted).order_by("name"))
         preparations = {p.node_id: p for p in MachinePreparation.objects.filter(node__in=nodes)}
         waiting: list[tuple[str, str]] = []  # (name, what is shown after it)
@@ -216,11 +222,7 @@ def _copies(artifact_set: ArtifactSet) -> list[SetUse]:
                 blocking=False,
             )
         )
-    clusters = [
-        cluster.name
-        for cluster in Cluster.objects.filter(prepare_settings__source=ARTIFACTS).order_by("name")
-        if _same_version(cluster.kubernetes_version, artifact_set.kubernetes_version)
-    ]
+    clusters = [cluster.name for cluster in _clusters_on(artifact_set)]
     if clusters:
         notes.append(
             SetUse(

@@ -43,7 +43,7 @@ from nodes.services import run_check
 from operations.models import Operation
 from tests.e2e.kubeadm_steps import ok
 from tests.e2e.test_browser import browser_page  # noqa: F401 - the Chromium fixture
-from tests.support.day2 import messages, wait_done
+from tests.support.day2 import assert_upgraded, messages, wait_done
 from tests.support.testbed_cluster import prepared_cluster
 from tests.support.web import log_in
 from tools.testbed.artifacts import cached_set, find_runtime, go_arch
@@ -202,15 +202,8 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         assert set(statuses) == {"succeeded"}
 
         # The API server and every node report the new release.
-        cluster.refresh_from_db()
-        assert cluster.kubernetes_version == DEFAULT_VERSION
-        assert kube.server_version(cluster) == DEFAULT_VERSION
-
+        assert_upgraded(cluster, (cp, worker), DEFAULT_VERSION)
         state = kube.cluster_state(cluster)
-        assert {n.name: n.kubelet_version for n in state.nodes.values()} == {
-            cp.name: DEFAULT_VERSION,
-            worker.name: DEFAULT_VERSION,
-        }
         components = state.nodes[cp.name].components
         for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
             assert components[component].endswith(f":{DEFAULT_VERSION}"), components

@@ -24,7 +24,7 @@ import kube
 from nodes.services import run_check
 from tests.e2e.test_day2_upgrade import older_release
 from tests.e2e.test_testbed_bare import configure_site_mirror
-from tests.support.day2 import messages, run
+from tests.support.day2 import assert_upgraded, messages, run
 from tests.support.testbed_cluster import package_source, prepared_cluster
 from tools.testbed.binaries import DEFAULT_VERSION, OLDER_VERSION, BinariesMissing
 from tools.testbed.preflight import TESTBED_PREPARED_UPGRADE
@@ -90,14 +90,7 @@ def test_a_cluster_prepared_from_packages_upgrades_from_its_repository_with_no_c
 
         operation = run(upgrade.start_upgrade(cluster, DEFAULT_VERSION, user=operator))
 
-        cluster.refresh_from_db()
-        assert cluster.kubernetes_version == DEFAULT_VERSION
-        assert kube.server_version(cluster) == DEFAULT_VERSION
-        state = kube.cluster_state(cluster)
-        assert {n.name: n.kubelet_version for n in state.nodes.values()} == {
-            cp.name: DEFAULT_VERSION,
-            worker.name: DEFAULT_VERSION,
-        }
+        assert_upgraded(cluster, (cp, worker), DEFAULT_VERSION)
         minor = "v1.37"
         for index, node in ((1, cp), (2, worker)):
             machine = sb.node(index)

@@ -85,3 +85,14 @@ def wait_done(operation: Operation, *, timeout: float = 900, expect: str = Opera
         message=f"operation {operation.pk}",
     )
     return ended_as(operation, expect)
+
+
+def assert_upgraded(cluster, nodes, version: str) -> None:
+    """The cluster's record, its API server and every node's kubelet say ``version``."""
+    import kube
+
+    cluster.refresh_from_db()
+    assert cluster.kubernetes_version == version
+    assert kube.server_version(cluster) == version
+    state = kube.cluster_state(cluster)
+    assert {n.name: n.kubelet_version for n in state.nodes.values()} == {node.name: version for node in nodes}

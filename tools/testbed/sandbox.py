@@ -78,6 +78,15 @@ class SandboxError(Exception):
     """A sandbox could not be created or used; the message says what to do."""
 
 
+def blank_shell_files(home: Path) -> Path:
+    """root's shell start-up files as Debian installs them, in ``home``: the host's own (which put
+    Go, pyenv or cargo on PATH, and cost ~0.14 CPU-s a command) are not a blank machine's."""
+    home.mkdir(parents=True, exist_ok=True)
+    for dot in ("bashrc", "profile"):
+        shutil.copyfile(f"/usr/share/base-files/dot.{dot}", home / f".{dot}")
+    return home
+
+
 def run(cmd: list[str], check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
     """Run a command, raising SandboxError with its output on failure."""
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
@@ -607,11 +616,7 @@ class Sandbox:
             "# /etc/fstab of a bare test-bed machine (node-private): no swap, nothing to mount\n"
         )
         (upper / "etc" / "hostname").write_text(f"{node.name}\n")
-        # root's shell start-up files as Debian installs them: the host's own (which put Go,
-        # pyenv or cargo on PATH, and may run slow rehashes) are not a blank machine's.
-        (upper / "root").mkdir(exist_ok=True)
-        for dot in ("bashrc", "profile"):
-            shutil.copyfile(f"/usr/share/base-files/dot.{dot}", upper / "root" / f".{dot}")
+        blank_shell_files(upper / "root")
         systemctl = upper / "usr" / "bin" / "systemctl"
         systemctl.parent.mkdir(parents=True, exist_ok=True)
         # The systemctl TEST DOUBLE (systemd cannot run as these namespaces' init; see

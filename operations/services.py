@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -245,6 +245,8 @@ def _cancel(operation: Operation, *, user) -> Operation:
             )
             locked.status = Operation.Status.CANCELLED
             notify_finished(locked)
+            # It may have been the head of its cluster's queue: the next one need not wait for the reaper.
+            enqueue_next_waiting(locked)
         elif locked.status == Operation.Status.RUNNING:
             if locked.cancel_requested_at is None:
                 # No event here: only the runner numbers the events of a running operation.
@@ -408,11 +410,20 @@ def enqueue_next_waiting(finished: Operation) -> None:
 
 
 def _waiting_for_cluster(operation: Operation) -> bool:
+    """Whether the operation waits its turn: a mutating operation of its cluster runs, or an older
+    one is queued. Only the head of a cluster's queue can be lost; the one ahead wakes the next
+    when it ends (between one ending and the next being claimed, nothing runs, and the others
+    behind must not be re-queued: a duplicate task could even claim the cluster out of turn)."""
+    if not operation.mutating:
+        return False
+    # "Older" in enqueue_next_waiting's order: created_at, then id.
+    older = Q(created_at__lt=operation.created_at) | Q(created_at=operation.created_at, pk__lt=operation.pk)
+    ahead = Q(status=Operation.Status.RUNNING) | (Q(status=Operation.Status.QUEUED) & older)
     return (
-        operation.mutating
-        and Operation.objects.filter(
-            cluster_id=operation.cluster_id, status=Operation.Status.RUNNING, mutating=True
-        ).exists()
+        Operation.objects.filter(cluster_id=operation.cluster_id, mutating=True)
+        .filter(ahead)
+        .exclude(pk=operation.pk)
+        .exists()
     )
 
 

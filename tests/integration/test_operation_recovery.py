@@ -170,7 +170,17 @@ def test_a_waiting_operation_does_not_hold_a_worker_from_other_clusters(stack_fa
     # slower than the 3 s queue timeout to pick it up (a loaded CI host) may rightly re-queue it.
     for earlier, later in zip(runs, runs[1:], strict=False):
         requeued = Event.objects.filter(operation=later, message__contains="queued it again")
-        assert not requeued.filter(created__lt=earlier.finished_at).exists(), "re-queued while it waited"
+        assert not requeued.filter(created__lt=earlier.finished_at).exists(), (
+            f"#{later.pk} re-queued while it waited behind #{earlier.pk}\n{timeline(runs)}"
+        )
+
+
+def timeline(operations: list[Operation]) -> str:
+    """Every event of these operations in time order: what a failure needs to be understood."""
+    events = Event.objects.filter(operation__in=operations).order_by("created", "operation_id", "seq")
+    lines = [f"{op.pk}: {op.status} started {op.started_at} finished {op.finished_at}" for op in operations]
+    lines += [f"{event.created.time()} #{event.operation_id} {event.kind} {event.message[:160]}" for event in events]
+    return "\n".join(lines)
 
 
 # --- workers that die --------------------------------------------------------------------------

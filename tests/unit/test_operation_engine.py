@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
+from django_q.models import OrmQ
 
 import tests.support.kinds  # noqa: F401  (registers the test kinds)
 from audit.models import AuditEvent
@@ -19,6 +22,7 @@ from operations.services import (
     OperationStateError,
     cancel_operation,
     reap_operations,
+    requeue_lost_operations,
     resume_operation,
     start_operation,
 )
@@ -208,6 +212,46 @@ def test_unknown_kind_is_refused_with_the_known_ones(operator):
     with pytest.raises(UnknownKind, match="unknown operation kind 'nope'.*prepare-identity"):
         start_operation(make_cluster(), "nope")
     assert not Operation.objects.exists()
+
+
+# --- a cluster's queue ----------------------------------------------------------------------------
+
+
+def operation_tasks_queued() -> list[int]:
+    """The operation ids whose run_operation task waits in the ORM broker (nothing consumes it here)."""
+    return [q.task["args"][0] for q in OrmQ.objects.all() if q.task.get("func") == "operations.tasks.run_operation"]
+
+
+def test_only_the_head_of_a_clusters_queue_can_be_lost(operator):
+    """Between one operation ending and the next being claimed nothing of the cluster runs; the
+    operations behind the next one are still waiting their turn, not lost: re-queueing them would
+    give them a second task that could claim the cluster out of turn (seen under CI load)."""
+    cluster = make_cluster()
+    head, second, third = (start_operation(cluster, "test-steps", user=operator) for _ in range(3))
+    elsewhere = start_operation(make_cluster("elsewhere"), "test-steps", user=operator)
+    long_ago = timezone.now() - timedelta(hours=1)
+    Operation.objects.all().update(heartbeat_at=long_ago)
+    OrmQ.objects.all().delete()
+    assert requeue_lost_operations() == 2
+    assert sorted(operation_tasks_queued()) == sorted([head.pk, elsewhere.pk])
+    for operation in (second, third):
+        operation.refresh_from_db()
+        assert operation.requeues == 0 and not operation.events.filter(message__contains="queued it again").exists()
+    # Once the head has run, the next is the head: lost if nobody picks it up.
+    assert run_operation(head.pk) == "succeeded"
+    Operation.objects.filter(pk=second.pk).update(heartbeat_at=long_ago)
+    OrmQ.objects.all().delete()
+    assert requeue_lost_operations() == 1
+    assert operation_tasks_queued() == [second.pk]
+
+
+def test_cancelling_the_queued_head_wakes_the_next_at_once(operator):
+    cluster = make_cluster()
+    head, second = (start_operation(cluster, "test-steps", user=operator) for _ in range(2))
+    OrmQ.objects.all().delete()
+    cancel_operation(head, user=operator)
+    assert operation_tasks_queued() == [second.pk]
+    assert run_operation(second.pk) == "succeeded"
 
 
 # --- cancel ------------------------------------------------------------------------------------

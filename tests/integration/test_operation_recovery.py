@@ -142,8 +142,9 @@ def test_task_waiting_for_the_cluster_lock_is_not_requeued(stack_factory, operat
 
 
 def test_a_waiting_operation_does_not_hold_a_worker_from_other_clusters(stack_factory, operator):
-    """With one worker process, cluster A's second operation must not occupy it while A's first
-    runs: cluster B's operation starts meanwhile, and A's second still runs after A's first."""
+    """With two worker processes and three operations waiting behind cluster A's first, none of
+    them occupies a worker while it waits: cluster B's operation starts meanwhile, and A's run
+    one at a time, in order."""
     stack = stack_factory(KUBEBOARD_OPERATION_QUEUE_TIMEOUT_SECONDS=str(QUEUE_TIMEOUT), KUBEBOARD_WORKERS="2", **KINDS)
     busy, other = make_cluster("busy"), make_cluster("other")
     first = start_operation(

@@ -633,10 +633,13 @@ def run_package_manager(machine: Machine, family: str, argv: list[str], *, label
 # lslocks reads the kernel's lock table, which holds the locks of every mount namespace, each path
 # as its holder sees it: the dpkg of a container (or of another test-bed machine on the same host)
 # holds its own root's lock, not this machine's. So only holders in this shell's mount namespace
-# are listed; one whose namespace cannot be read still is (apt's own lock wait catches a miss).
+# are listed; one whose namespace cannot be read still is (apt's own lock wait catches a miss),
+# unless it has exited since lslocks read the table: another machine's short apt-get that ended
+# in between was taken for this machine's holder (a CI run's parallel Prepare failed so).
 LOCKS_HERE = (
     "own=$(readlink /proc/$$/ns/mnt); lslocks --noheadings --raw -o PID,COMMAND,PATH | while read -r pid rest; do "
-    'ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null); if [ -z "$ns" ] || [ "$ns" = "$own" ]; then echo "$pid $rest"; fi; '
+    'ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null); '
+    'if [ "$ns" = "$own" ] || { [ -z "$ns" ] && [ -e "/proc/$pid" ]; }; then echo "$pid $rest"; fi; '
     "done"
 )
 

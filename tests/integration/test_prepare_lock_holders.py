@@ -57,3 +57,26 @@ def test_only_a_holder_in_the_machines_mount_namespace_holds_its_lock(tmp_path: 
         for process in (here, elsewhere):
             process.kill()
             process.wait()
+
+
+def test_a_holder_that_has_exited_since_the_lock_table_was_read_is_not_listed(tmp_path: Path) -> None:
+    """The kernel's table is read first, then each holder's namespace: a holder that ended in
+    between (another machine's apt-get, done in a moment) held nothing here. The race cannot be
+    scheduled, so a stand-in lslocks (a test double of the table read) names a process that has
+    exited; the shell and /proc are real."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "lslocks").write_text(
+        f"#!/bin/sh\necho '{gone.pid} apt-get /var/lib/apt/lists/lock'\necho '{alive.pid} sleep /var/lib/dpkg/lock'\n"
+    )
+    (fake / "lslocks").chmod(0o755)
+    try:
+        env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+        listed = subprocess.run(["sh", "-c", LOCKS_HERE], capture_output=True, text=True, check=True, env=env).stdout
+        assert listed.splitlines() == [f"{alive.pid} sleep /var/lib/dpkg/lock"]
+    finally:
+        alive.kill()
+        alive.wait()

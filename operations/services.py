@@ -40,14 +40,16 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+# The django-q2 task that runs an operation (operations/tasks.py).
+RUN_TASK = "operations.tasks.run_operation"
+
+
 def enqueue(operation: Operation) -> None:
     """Queue the background task once the surrounding transaction has committed."""
     from django_q.tasks import async_task
 
     operation_id = operation.pk
-    transaction.on_commit(
-        lambda: async_task("operations.tasks.run_operation", operation_id, task_name=f"operation-{operation_id}")
-    )
+    transaction.on_commit(lambda: async_task(RUN_TASK, operation_id, task_name=f"operation-{operation_id}"))
 
 
 def skippable_phases(operation: Operation) -> list[PhaseRun]:

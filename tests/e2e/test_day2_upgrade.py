@@ -202,8 +202,7 @@ def test_upgrade_from_the_browser_then_restore_drill(stack_factory, operator, br
         assert set(statuses) == {"succeeded"}
 
         # The API server and every node report the new release.
-        assert_upgraded(cluster, (cp, worker), DEFAULT_VERSION)
-        state = kube.cluster_state(cluster)
+        state = assert_upgraded(cluster, (cp, worker), DEFAULT_VERSION)
         components = state.nodes[cp.name].components
         for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
             assert components[component].endswith(f":{DEFAULT_VERSION}"), components

@@ -87,8 +87,9 @@ def wait_done(operation: Operation, *, timeout: float = 900, expect: str = Opera
     return ended_as(operation, expect)
 
 
-def assert_upgraded(cluster, nodes, version: str) -> None:
-    """The cluster's record, its API server and every node's kubelet say ``version``."""
+def assert_upgraded(cluster, nodes, version: str):
+    """The cluster's record, its API server and every node's kubelet say ``version``; returns the
+    cluster's state as read for that (``kube.cluster_state``)."""
     import kube
 
     cluster.refresh_from_db()
@@ -96,3 +97,4 @@ def assert_upgraded(cluster, nodes, version: str) -> None:
     assert kube.server_version(cluster) == version
     state = kube.cluster_state(cluster)
     assert {n.name: n.kubelet_version for n in state.nodes.values()} == {node.name: version for node in nodes}
+    return state

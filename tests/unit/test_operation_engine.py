@@ -19,6 +19,7 @@ from operations.models import Operation, PhaseAttempt, PhaseRun
 from operations.registry import UnknownKind
 from operations.runner import run_operation
 from operations.services import (
+    RUN_TASK,
     OperationStateError,
     cancel_operation,
     reap_operations,
@@ -219,7 +220,7 @@ def test_unknown_kind_is_refused_with_the_known_ones(operator):
 
 def operation_tasks_queued() -> list[int]:
     """The operation ids whose run_operation task waits in the ORM broker (nothing consumes it here)."""
-    return [q.task["args"][0] for q in OrmQ.objects.all() if q.task.get("func") == "operations.tasks.run_operation"]
+    return [q.task["args"][0] for q in OrmQ.objects.all() if q.task.get("func") == RUN_TASK]
 
 
 def test_only_the_head_of_a_clusters_queue_can_be_lost(operator):
